@@ -1,0 +1,61 @@
+# consentinel: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY        ?= python3
+VENV      ?= .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.installed
+export KAFKA_PORT ?= 9092
+export CONSENTINEL_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
+
+.PHONY: help setup broker broker-stop broker-status topics lint format test test-unit test-integration run bench clean
+
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install consentinel with the pinned versions
+	@bash deploy/tools.sh
+
+broker: ## start the local single-node Kafka (KRaft) on 127.0.0.1:$KAFKA_PORT
+	@bash deploy/kafka.sh start
+
+broker-stop: ## stop the local Kafka
+	@bash deploy/kafka.sh stop
+
+broker-status: ## is the local Kafka running?
+	@bash deploy/kafka.sh status
+
+topics: setup broker ## create the topics (idempotent)
+	$(BIN)/consentinel topics create
+
+lint: setup ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check streams connectors tests
+	$(BIN)/ruff format --check streams connectors tests
+	$(BIN)/mypy streams connectors
+
+format: setup ## format the code with ruff
+	$(BIN)/ruff format streams connectors tests
+	$(BIN)/ruff check --fix streams connectors tests
+
+test: setup broker ## the whole suite: lint, unit and integration tests on the real broker
+	$(MAKE) --no-print-directory lint
+	CONSENTINEL_REQUIRE_BROKER=1 $(BIN)/python -m pytest
+
+test-unit: setup ## unit tests only (no broker)
+	$(BIN)/python -m pytest -m 'not integration'
+
+run: setup broker ## run the monitor: broker, topics, workers, ingest, console, demo feed
+	@bash deploy/run.sh
+
+bench: setup broker ## benchmarks (checker vs bare consumer; ingest) with printed figures
+	$(BIN)/python -m tests.bench
+
+clean: ## remove the virtualenv and caches (not the broker's data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The topic contract: records, codec, topic names, keys, identity. Depends on nothing of ours."""

@@ -1,0 +1,238 @@
+"""The one codec: JSON bytes <-> records, with validation. The only importer of orjson.
+
+Records are frozen dataclasses (``records.py``). ``encode`` writes them with orjson
+(dataclasses and enums natively); ``decode`` parses and validates against the record's
+type hints, compiled once per class into a plain function. A value of the wrong type is
+a ``ValidationError`` that names the field, the type found and the type expected, never
+the value itself (it may be personal data).
+
+Unknown fields are ignored (a newer producer may add optional fields within a schema
+version); a schema version newer than this code understands is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+
+from .errors import InvalidInput, ValidationError
+
+T = TypeVar("T")
+
+_OPTS = orjson.OPT_NON_STR_KEYS
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialize any JSON-able value, dataclass or enum to bytes."""
+    return orjson.dumps(obj, option=_OPTS)
+
+
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """Parse JSON; malformed JSON is ``InvalidInput('malformed_json')``."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput("malformed_json", f"payload is not valid JSON ({exc.msg})") from None
+
+
+def encode(record: Any) -> bytes:
+    """Encode a record (a dataclass from ``records``) to JSON bytes."""
+    return orjson.dumps(record, option=_OPTS)
+
+
+def decode(cls: type[T], data: bytes | bytearray | memoryview | str) -> T:
+    """Parse and validate JSON bytes into ``cls``."""
+    return from_obj(cls, loads(data))
+
+
+def from_obj(cls: type[T], obj: Any) -> T:
+    """Validate an already parsed JSON value into ``cls``."""
+    return typing.cast(T, _decoder(cls)(obj, cls.__name__))
+
+
+def to_obj(record: Any) -> Any:
+    """A record as plain JSON values (dicts, lists, str, int...)."""
+    return orjson.loads(encode(record))
+
+
+# -- compiled decoders -------------------------------------------------------------------
+
+_Decoder = Callable[[Any, str], Any]
+_SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+_cache: dict[Any, _Decoder] = {}
+
+
+def _typename(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _split(path: str) -> tuple[str, str]:
+    record, _, field = path.partition(".")
+    return record, field or "(value)"
+
+
+def _fail(path: str, value: Any, expected: str) -> typing.NoReturn:
+    record, field = _split(path)
+    raise ValidationError(record, field, _typename(value), expected)
+
+
+def _decoder(tp: Any) -> _Decoder:
+    found = _cache.get(tp)
+    if found is None:
+        found = _compile(tp)
+        _cache[tp] = found
+    return found
+
+
+def _compile(tp: Any) -> _Decoder:  # noqa: C901 - one switch over the supported types
+    origin = typing.get_origin(tp)
+    if tp is str:
+
+        def dec_str(v: Any, p: str) -> Any:
+            if type(v) is not str:
+                _fail(p, v, "string")
+            return v
+
+        return dec_str
+    if tp is bool:
+
+        def dec_bool(v: Any, p: str) -> Any:
+            if type(v) is not bool:
+                _fail(p, v, "boolean")
+            return v
+
+        return dec_bool
+    if tp is int:
+
+        def dec_int(v: Any, p: str) -> Any:
+            if type(v) is not int:
+                _fail(p, v, "integer")
+            return v
+
+        return dec_int
+    if tp is float:
+
+        def dec_float(v: Any, p: str) -> Any:
+            if type(v) is float:
+                return v
+            if type(v) is int:
+                return float(v)
+            _fail(p, v, "number")
+
+        return dec_float
+    if tp is Any or tp is object:
+        return lambda v, p: v
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        members = {m.value: m for m in tp}
+        expected = "one of " + ", ".join(repr(k) for k in members)
+
+        def dec_enum(v: Any, p: str) -> Any:
+            try:
+                return members[v]
+            except (KeyError, TypeError):
+                _fail(p, v, expected)
+
+        return dec_enum
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) > 1 and all(a in _SCALARS for a in args):
+            allowed = tuple(args)
+            expected = " or ".join(_SCALARS[a] for a in args)
+            nullable = type(None) in typing.get_args(tp)
+
+            def dec_scalar(v: Any, p: str) -> Any:
+                if type(v) in allowed or (v is None and nullable):
+                    return v
+                _fail(p, v, expected)
+
+            return dec_scalar
+        if len(args) != 1:
+            raise TypeError(f"unsupported union {tp!r}")
+        inner = _decoder(args[0])
+
+        def dec_opt(v: Any, p: str) -> Any:
+            return None if v is None else inner(v, p)
+
+        return dec_opt
+    if origin in (list, tuple):
+        (item_tp, *_) = typing.get_args(tp)
+        item = _decoder(item_tp)
+        as_tuple = origin is tuple
+
+        def dec_list(v: Any, p: str) -> Any:
+            if type(v) is not list:
+                _fail(p, v, "array")
+            out = [item(x, f"{p}[{i}]") for i, x in enumerate(v)]
+            return tuple(out) if as_tuple else out
+
+        return dec_list
+    if origin is dict:
+        _, val_tp = typing.get_args(tp)
+        val = _decoder(val_tp)
+
+        def dec_dict(v: Any, p: str) -> Any:
+            if type(v) is not dict:
+                _fail(p, v, "object")
+            return {k: val(x, f"{p}.{k}") for k, x in v.items()}
+
+        return dec_dict
+    if dataclasses.is_dataclass(tp):
+        return _compile_record(tp)
+    raise TypeError(f"codec cannot decode type {tp!r}")
+
+
+def _compile_record(cls: Any) -> _Decoder:
+    hints = typing.get_type_hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    plan: list[tuple[str, _Decoder, bool]] = []
+    for f in fields:
+        required = (
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+        plan.append((f.name, _decoder(hints[f.name]), required))
+    supported = getattr(cls, "SCHEMA_VERSION", None)
+    name = cls.__name__
+
+    def dec_record(v: Any, p: str) -> Any:
+        if type(v) is not dict:
+            _fail(p, v, f"object ({name})")
+        if supported is not None:
+            ver = v.get("v", supported)
+            if type(ver) is not int or ver > supported or ver < 1:
+                record, _ = _split(p)
+                raise ValidationError(
+                    record,
+                    "v",
+                    f"schema version {ver!r}" if type(ver) is int else _typename(ver),
+                    f"schema version 1..{supported} (upgrade consentinel to read newer records)",
+                )
+        kwargs: dict[str, Any] = {}
+        for fname, dec, required in plan:
+            if fname in v:
+                kwargs[fname] = dec(v[fname], f"{p}.{fname}")
+            elif required:
+                record, field = _split(f"{p}.{fname}")
+                raise ValidationError(record, field, "nothing (field missing)", "a value")
+        return cls(**kwargs)
+
+    return dec_record

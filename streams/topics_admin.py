@@ -1,0 +1,159 @@
+"""``consentinel topics create|check``: the Kafka topics of DESIGN.md, with kafka-python admin.
+
+``create`` is idempotent: existing topics are compared, not touched, and the run says
+what it changed (nothing, the second time). ``check`` verifies an existing cluster; a
+partition-count mismatch between usage and consent is fatal (table lookups would miss
+silently and raise false "no consent" alerts) and the message says how to fix it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+
+from consentinel.streams.events import topics
+from consentinel.streams.events.errors import FatalConfigError, RetriableError
+from consentinel.streams.events.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicState:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def admin_client(bootstrap: str) -> KafkaAdminClient:
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=bootstrap.split(","),
+            client_id="consentinel-admin",
+            request_timeout_ms=15_000,
+        )
+    except NoBrokersAvailable:
+        raise RetriableError(
+            f"no Kafka broker answers at {bootstrap}: start one (`make broker`) "
+            f"or set CONSENTINEL_BOOTSTRAP_SERVERS"
+        ) from None
+
+
+def describe(admin: KafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
+    existing = set(admin.list_topics())
+    wanted = [n for n in names if n in existing]
+    if not wanted:
+        return {}
+    out: dict[str, TopicState] = {}
+    for meta in admin.describe_topics(wanted):
+        out[meta["topic"]] = TopicState(meta["topic"], len(meta["partitions"]), {})
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in wanted]
+    for response in admin.describe_configs(resources):
+        for result in response.resources:
+            # (error_code, error_message, resource_type, resource_name, configs)
+            name, entries = result[3], result[4]
+            if name in out:
+                out[name] = TopicState(
+                    name, out[name].partitions, {e[0]: e[1] for e in entries if e[1] is not None}
+                )
+    return out
+
+
+def create(settings: Settings, partitions: int | None = None, out=sys.stdout) -> list[str]:
+    """Create every missing topic; returns the names created (empty when all existed)."""
+    n = partitions or settings.partitions
+    specs = topics.topic_specs(n, settings.topic_prefix)
+    admin = admin_client(settings.bootstrap_servers)
+    try:
+        current = describe(admin, [s.name for s in specs])
+        missing = [s for s in specs if s.name not in current]
+        created: list[str] = []
+        for spec in missing:
+            try:
+                admin.create_topics(
+                    {spec.name: {"num_partitions": spec.partitions, "replication_factor": 1,
+                                 "configs": spec.config}},
+                    validate_only=False,
+                )
+                created.append(spec.name)
+                print(f"created {spec.name} ({spec.partitions} partitions; {spec.purpose})", file=out)
+            except TopicAlreadyExistsError:
+                print(f"exists  {spec.name} (created concurrently)", file=out)
+        for spec in specs:
+            if spec.name in current:
+                st = current[spec.name]
+                print(f"exists  {spec.name} ({st.partitions} partitions), unchanged", file=out)
+        if not created:
+            print("nothing to change: every topic already exists", file=out)
+        problems = _check(specs, describe(admin, [s.name for s in specs]), settings)
+        if problems:
+            raise FatalConfigError(problems, "the Kafka topics")
+        return created
+    finally:
+        admin.close()
+
+
+def _check(specs: list[topics.TopicSpec], current: dict[str, TopicState], settings: Settings) -> list[str]:
+    problems: list[str] = []
+    for spec in specs:
+        if spec.name not in current:
+            problems.append(f"topic {spec.name} is missing: run `consentinel topics create`")
+    consent = current.get(settings.topic(topics.CONSENT))
+    usage = current.get(settings.topic(topics.USAGE))
+    if consent and usage and consent.partitions != usage.partitions:
+        problems.append(
+            f"{usage.name} has {usage.partitions} partitions but {consent.name} has "
+            f"{consent.partitions}: they must be equal, or consent lookups miss and raise false "
+            f"'no consent' alerts. Fix: add partitions to the smaller one with "
+            f"`kafka-topics.sh --alter --topic NAME --partitions {max(consent.partitions, usage.partitions)}` "
+            f"before starting workers (existing keys then move: replay consent from the start)"
+        )
+    registry = current.get(settings.topic(topics.REGISTRY))
+    if registry and registry.config and registry.config.get("cleanup.policy") != "compact":
+        problems.append(
+            f"{registry.name} must be compacted (cleanup.policy=compact), found "
+            f"{registry.config.get('cleanup.policy')!r}: the registry would lose declarations"
+        )
+    return problems
+
+
+def check(settings: Settings, out=sys.stdout) -> list[str]:
+    specs = topics.topic_specs(settings.partitions, settings.topic_prefix)
+    admin = admin_client(settings.bootstrap_servers)
+    try:
+        current = describe(admin, [s.name for s in specs])
+    finally:
+        admin.close()
+    for name, st in sorted(current.items()):
+        print(f"{name}: {st.partitions} partitions, cleanup.policy={st.config.get('cleanup.policy')}", file=out)
+    return _check(specs, current, settings)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="consentinel topics", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="action", required=True)
+    c = sub.add_parser("create", help="create missing topics (idempotent)")
+    c.add_argument("--partitions", type=int, help="partitions for co-partitioned topics")
+    sub.add_parser("check", help="verify the topics of an existing cluster")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        if args.action == "create":
+            create(settings, args.partitions)
+            return 0
+        problems = check(settings)
+    except RetriableError as exc:
+        print(f"consentinel topics: {exc}", file=sys.stderr)
+        return 69  # EX_UNAVAILABLE
+    except KafkaError as exc:
+        print(f"consentinel topics: Kafka refused the request: {exc}", file=sys.stderr)
+        return 69
+    if problems:
+        raise FatalConfigError(problems, "the Kafka topics")
+    print("topics ok")
+    return 0
