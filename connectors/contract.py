@@ -1,0 +1,208 @@
+"""The connector contract: what a connector declares, and what it does.
+
+A connector turns one platform's reports into canonical events. It is pure: it is given
+the raw request (or a file row) and returns events; it never talks to Kafka, never logs
+an address, never blocks on I/O. The runtime (``runtime/``) does the I/O: it reads the
+raw body once, calls the methods below in this order, produces with acks=all and answers
+the platform only after Kafka acknowledged.
+
+    handshake(request)  -> Response | None   platform verification requests (Meta
+                                             hub.challenge, Mailchimp GET, Mandrill HEAD,
+                                             LinkedIn challengeCode). Must not raise for
+                                             ordinary requests: return None.
+    verify(request)     -> None              authenticate with the platform's own scheme,
+                                             constant-time. Raises AuthenticationFailed
+                                             (401, counted, nothing produced).
+    map_request(request)-> Output            parse and map. Raises InvalidInput with a
+                                             reason code (4xx, payload to dead letters).
+    map_row(row)        -> Output            a file-import row (CSV/JSONL), same rules.
+
+Addresses are turned into subject keys and masked hints only through ``Edge.address``;
+a connector never puts a raw address into an event.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
+
+from consentinel.connectors.auth.errors import AuthConfigError, AuthenticationFailed
+from consentinel.streams.events.errors import ConsentinelError, InvalidInput
+from consentinel.streams.events.identity import Pseudonymizer, mask, normalize
+from consentinel.streams.events.records import ConsentEvent, UsageEvent
+from consentinel.streams.events.settings import Secret
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigField:
+    """One entry of a connector's configuration schema."""
+
+    name: str
+    doc: str
+    required: bool = False
+    secret: bool = False  # given by reference (env:NAME or file:PATH), never printed
+    default: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An inbound HTTP request as the platform sent it. ``body`` is the exact raw bytes.
+
+    ``url`` is the URL the platform called (scheme, host, path and query), rebuilt from
+    the instance's ``public_url`` when the server sits behind a proxy: several platforms
+    sign it. Header names are lowercase.
+    """
+
+    method: str
+    url: str
+    path: str
+    query: Mapping[str, list[str]]
+    headers: Mapping[str, str]
+    body: bytes
+    remote: str = ""
+    received_at_ms: int = 0
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    def form(self) -> dict[str, list[str]]:
+        """The body parsed as application/x-www-form-urlencoded (blank values kept)."""
+        try:
+            text = self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("bad_encoding", "form body is not UTF-8") from None
+        return parse_qs(text, keep_blank_values=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A direct answer to a handshake (no event produced)."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+@dataclass(slots=True)
+class Output:
+    """What one request or row becomes: canonical events, in order."""
+
+    usage: list[UsageEvent] = field(default_factory=list)
+    consent: list[ConsentEvent] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.usage) + len(self.consent)
+
+    def extend(self, other: Output) -> None:
+        self.usage.extend(other.usage)
+        self.consent.extend(other.consent)
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """An address as it may leave the connector: key and hint, never the raw form."""
+
+    key: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One configured connector instance (an entry of the connectors YAML file)."""
+
+    name: str  # instance name: the ``source`` of its events, a metric label
+    type: str  # connector type (registry name)
+    controller: str  # who uses the addresses (the tenant's legal entity)
+    tenant: str = ""
+    default_region: str = "FR"
+    purpose_map: Mapping[str, str] = field(default_factory=dict)  # vendor purpose -> canonical
+    secrets: Mapping[str, Secret] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    public_url: str = ""  # base URL the platform calls, for signed-URL schemes
+
+    def secret(self, name: str) -> bytes:
+        try:
+            return self.secrets[name].reveal()
+        except KeyError:
+            raise ConsentinelError(f"instance {self.name!r}: secret {name!r} is not configured") from None
+
+
+class Edge:
+    """What a connector may do with an address: normalize, pseudonymize, mask."""
+
+    __slots__ = ("_pseudo", "default_region")
+
+    def __init__(self, pseudonymizer: Pseudonymizer, default_region: str = "FR") -> None:
+        self._pseudo = pseudonymizer
+        self.default_region = default_region
+
+    def address(self, raw: str, channel: str, region: str | None = None) -> Address:
+        """Normalize (``InvalidInput`` ``bad_email``/``bad_phone`` when it cannot) and key."""
+        normalized = normalize(raw, "email" if channel == "email" else "phone",
+                               region or self.default_region)
+        return Address(self._pseudo.subject_key(normalized), mask(normalized, "email" if channel == "email" else "phone"))
+
+    @staticmethod
+    def now_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+
+class Connector(ABC):
+    """Base class of every connector; subclasses declare the class attributes."""
+
+    #: registry name, e.g. "mandrill"
+    name: ClassVar[str]
+    #: one line for ``consentinel connectors list``
+    title: ClassVar[str]
+    #: what it produces: "usage", "consent" or "usage+consent"
+    produces: ClassVar[str]
+    #: the authentication scheme, in words (e.g. "HMAC-SHA1 of URL + sorted params")
+    auth: ClassVar[str]
+    #: configuration schema (options and secrets)
+    config_schema: ClassVar[tuple[ConfigField, ...]] = ()
+
+    def __init__(self, instance: Instance, edge: Edge) -> None:
+        self.instance = instance
+        self.edge = edge
+
+    def handshake(self, request: Request) -> Response | None:  # noqa: B027 - optional hook
+        """Answer a platform's verification request, or None for ordinary requests."""
+        return None
+
+    @abstractmethod
+    def verify(self, request: Request) -> None:
+        """Authenticate; raise ``AuthenticationFailed``. Constant-time comparisons only."""
+
+    @abstractmethod
+    def map_request(self, request: Request) -> Output:
+        """Parse and map a verified request; raise ``InvalidInput`` with a reason code."""
+
+    def map_row(self, row: Mapping[str, Any]) -> Output:
+        """Map one file-import row (CSV columns or a JSONL object)."""
+        raise InvalidInput("not_importable", f"connector {self.name!r} does not import files")
+
+    def purpose(self, vendor_purpose: str) -> str | None:
+        """The canonical purpose for a vendor purpose id, or None (fails closed upstream)."""
+        return self.instance.purpose_map.get(vendor_purpose)
+
+
+__all__ = [
+    "Address",
+    "AuthConfigError",
+    "AuthenticationFailed",
+    "ConfigField",
+    "Connector",
+    "Edge",
+    "Instance",
+    "Output",
+    "Request",
+    "Response",
+]
