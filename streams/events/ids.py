@@ -36,5 +36,9 @@ def incident_key(controller: str, campaign: str | None, rule_id: str) -> str:
     return f"{controller}|{campaign or '-'}|{rule_id}"
 
 
-def declaration_id(ref_kind: str, ref: str, controller: str) -> str:
-    return f"{ref_kind}:{controller}:{ref}"
+def declaration_id(ref_kind: str, ref: str) -> str:
+    """Registry key of what a usage event names: ``campaign:spring-2027``, ``list:42``.
+
+    The declaration, not the platform account, says which controller uses the addresses.
+    """
+    return f"{ref_kind}:{ref}"

@@ -32,7 +32,7 @@ def samples() -> list[object]:
         ConsentEvent("c:1", 10, 11, "mc", "mailchimp", KEY, "a***@e***.org", "acme", ConsentAction.GRANT,
                      purposes=["editorial.newsletter"], channels=[Channel.EMAIL], recipients=["p1"],
                      proof=proof, expires_at_ms=99),
-        Declaration("campaign:acme:c1", "campaign", "c1", "acme", "marketing.direct", Channel.EMAIL,
+        Declaration("campaign:c1", "campaign", "c1", "acme", "marketing.direct", Channel.EMAIL,
                     data_sources=["list:x"]),
         Verdict("s:1", KEY, 10, 12, Decision.VIOLATION, ["R2"], "c:1", "acme", Channel.EMAIL, "x", "mc"),
         Alert("al-1", "R2", "S6 art. 5(1)(b)", Severity.CRITICAL, "acme|c1|R2", "s:1", KEY, "a***@e***.org",
