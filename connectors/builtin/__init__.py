@@ -1,0 +1,28 @@
+"""Built-in connectors, one module each, found by name through ``BUILTINS``.
+
+Other packages add connectors through the ``consentinel.connectors`` entry-point group
+(see ``registry``); the built-ins are listed here so that a missing module is an error
+at ``consentinel connectors list``, not a silent gap.
+"""
+
+BUILTINS: dict[str, str] = {
+    # e-mail / newsletter platforms
+    "mailchimp": "consentinel.connectors.builtin.mailchimp:MailchimpConnector",
+    "mandrill": "consentinel.connectors.builtin.mandrill:MandrillConnector",
+    "brevo": "consentinel.connectors.builtin.brevo:BrevoConnector",
+    "sendgrid": "consentinel.connectors.builtin.sendgrid:SendGridConnector",
+    "mailjet": "consentinel.connectors.builtin.mailjet:MailjetConnector",
+    "one_click_unsubscribe": "consentinel.connectors.builtin.one_click:OneClickUnsubscribeConnector",
+    # SMS gateways
+    "twilio": "consentinel.connectors.builtin.twilio:TwilioConnector",
+    "vonage": "consentinel.connectors.builtin.vonage:VonageConnector",
+    "cmcom": "consentinel.connectors.builtin.cmcom:CMComConnector",
+    # lead generators
+    "meta_lead_ads": "consentinel.connectors.builtin.meta_leads:MetaLeadAdsConnector",
+    "linkedin_lead_gen": "consentinel.connectors.builtin.linkedin_leads:LinkedInLeadGenConnector",
+    "google_ads_leads": "consentinel.connectors.builtin.google_ads_leads:GoogleAdsLeadsConnector",
+    "lead_post": "consentinel.connectors.builtin.lead_post:LeadPostConnector",
+    # consent-management platforms
+    "didomi": "consentinel.connectors.builtin.didomi:DidomiConnector",
+    "onetrust": "consentinel.connectors.builtin.onetrust:OneTrustConnector",
+}
