@@ -69,3 +69,8 @@ def kafka_settings(kafka_bootstrap: str, topic_prefix: str, make_settings) -> It
     with open(os.devnull, "w") as sink:
         topics_admin.create(settings, out=sink)
     yield settings
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook signature
+    """Tests marked ``last`` run after every other test (the whole-run privacy scan)."""
+    items.sort(key=lambda item: 1 if item.get_closest_marker("last") else 0)

@@ -1,0 +1,173 @@
+"""The event contract on the real broker: every topic round-trips, usage and consent are
+co-partitioned, and nothing the tests wrote holds a raw address."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import io
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient
+
+from consentinel.streams import topics_admin
+from consentinel.streams.events import codec, topics
+from consentinel.streams.events.identity import Pseudonymizer, mask, normalize
+from consentinel.streams.events.partitioning import partition_for, subject_message_key
+
+_spec = importlib.util.spec_from_file_location("privacy", Path(__file__).parents[1] / "privacy.py")
+assert _spec and _spec.loader
+privacy = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(privacy)
+
+pytestmark = pytest.mark.integration
+
+SAMPLES_MODULE = Path(__file__).parents[1] / "streams" / "events" / "test_codec.py"
+
+
+def _samples() -> list[object]:
+    spec = importlib.util.spec_from_file_location("codec_samples", SAMPLES_MODULE)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.samples()
+
+
+def _drain(bootstrap: str, topic: str, expected: int, timeout_s: float = 30) -> list:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             auto_offset_reset="earliest", consumer_timeout_ms=2000,
+                             enable_auto_commit=False)
+    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    out: list = []
+    deadline = asyncio.get_event_loop_policy().get_event_loop().time() + timeout_s
+    while len(out) < expected and asyncio.get_event_loop_policy().get_event_loop().time() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            out.extend(batch)
+    consumer.close()
+    return out
+
+
+def test_topics_create_is_idempotent(kafka_settings) -> None:
+    out = io.StringIO()
+    created = topics_admin.create(kafka_settings, out=out)
+    assert created == []
+    assert "nothing to change" in out.getvalue()
+    assert topics_admin.check(kafka_settings, out=io.StringIO()) == []
+
+
+def test_topics_cli_twice_says_nothing_changed(kafka_bootstrap, topic_prefix, tmp_path) -> None:
+    env = {"CONSENTINEL_BOOTSTRAP_SERVERS": kafka_bootstrap, "CONSENTINEL_TOPIC_PREFIX": topic_prefix,
+           "CONSENTINEL_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    exe = Path(sys.executable).parent / "consentinel"
+    first = subprocess.run([exe, "topics", "create"], env=env, capture_output=True, text=True, timeout=120)
+    second = subprocess.run([exe, "topics", "create"], env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout.count("created ") == 6
+    assert "created " not in second.stdout
+    assert "nothing to change" in second.stdout
+
+
+def test_partition_mismatch_is_fatal_and_says_how_to_fix(kafka_bootstrap, topic_prefix, make_settings) -> None:
+    settings = make_settings(topic_prefix=topic_prefix, partitions=3)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics({settings.topic(topics.CONSENT): {"num_partitions": 3, "replication_factor": 1},
+                         settings.topic(topics.USAGE): {"num_partitions": 2, "replication_factor": 1}})
+    admin.close()
+    with pytest.raises(topics_admin.FatalConfigError) as err:
+        topics_admin.create(settings, out=io.StringIO())
+    text = str(err.value)
+    assert "must be equal" in text and "--partitions 3" in text
+
+
+def test_every_record_round_trips_through_its_topic(kafka_settings) -> None:
+    samples = _samples()
+    by_type = {"UsageEvent": topics.USAGE, "ConsentEvent": topics.CONSENT, "Declaration": topics.REGISTRY,
+               "Verdict": topics.VERDICTS, "Alert": topics.ALERTS, "DeadLetter": topics.DEADLETTER}
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
+    for record in samples:
+        producer.send(kafka_settings.topic(by_type[type(record).__name__]), key=b"k",
+                      value=codec.encode(record)).get(timeout=30)
+    producer.close()
+    for record in samples:
+        got = _drain(kafka_settings.bootstrap_servers, kafka_settings.topic(by_type[type(record).__name__]), 1)
+        assert len(got) == 1
+        assert codec.decode(type(record), got[0].value) == record
+
+
+def test_consent_and_usage_of_one_address_share_a_partition(kafka_settings) -> None:
+    """Over addresses spread on every partition, with both Python clients we use."""
+    pseudo = Pseudonymizer(kafka_settings.pepper.reveal())
+    n = kafka_settings.partitions
+    keys: dict[int, list[bytes]] = {p: [] for p in range(n)}
+    i = 0
+    while min(len(v) for v in keys.values()) < 5:
+        address = normalize(f"reader{i}@example.org", "email")
+        key = subject_message_key(pseudo.subject_key(address))
+        keys[partition_for(key, n)].append(key)
+        i += 1
+    all_keys = [k for ks in keys.values() for k in ks]
+
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
+    consent_parts = {k: producer.send(kafka_settings.topic(topics.CONSENT), key=k, value=b"{}").get(30).partition
+                     for k in all_keys}
+    producer.close()
+
+    async def usage_partitions() -> dict[bytes, int]:
+        p = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all",
+                             enable_idempotence=True)
+        await p.start()
+        try:
+            return {k: (await p.send_and_wait(kafka_settings.topic(topics.USAGE), b"{}", key=k)).partition
+                    for k in all_keys}
+        finally:
+            await p.stop()
+
+    usage_parts = asyncio.run(usage_partitions())
+    assert set(consent_parts.values()) == set(range(n))
+    for key in all_keys:
+        assert consent_parts[key] == usage_parts[key] == partition_for(key, n)
+
+
+def test_hint_and_key_carry_no_address(kafka_settings) -> None:
+    pseudo = Pseudonymizer(kafka_settings.pepper.reveal())
+    for raw, channel in (("ana.lopez@example.org", "email"), ("+33 6 12 34 56 78", "sms")):
+        normalized = normalize(raw, "email" if channel == "email" else "phone")
+        blob = (pseudo.subject_key(normalized) + " " + mask(normalized, channel)).encode()
+        assert privacy.raw_addresses(blob) == []
+        assert privacy.raw_addresses(normalized.encode()) != []  # the scanner does see addresses
+
+
+@pytest.mark.last
+def test_no_raw_address_on_any_topic_the_tests_wrote(kafka_bootstrap) -> None:
+    """Runs last: scans every test-prefixed topic (t<hex>.*) and the default ones."""
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    names = [t for t in admin.list_topics() if t.startswith("t") or t.startswith("consentinel.")]
+    admin.close()
+    dead = {t for t in names if t.endswith(topics.DEADLETTER)}  # sealed payloads only
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None, enable_auto_commit=False,
+                             consumer_timeout_ms=3000, client_id=f"scan-{uuid.uuid4().hex[:6]}")
+    parts = [TopicPartition(t, p) for t in names for p in (consumer.partitions_for_topic(t) or [])]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    ends = consumer.end_offsets(parts)
+    found: list[tuple[str, bytes]] = []
+    scanned = 0
+    while any(consumer.position(tp) < ends[tp] for tp in parts):
+        for tp, batch in consumer.poll(timeout_ms=1000, max_records=5000).items():
+            for rec in batch:
+                scanned += 1
+                blob = (rec.key or b"") + b" " + (rec.value or b"")
+                hits = privacy.raw_addresses(blob)
+                if hits:
+                    found.append((tp.topic, hits[0]))
+    consumer.close()
+    assert scanned > 0
+    assert not found, f"raw addresses on topics: {found[:5]} (dead-letter topics: {sorted(dead)[:1]})"
