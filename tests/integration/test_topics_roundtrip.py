@@ -8,6 +8,7 @@ import importlib.util
 import io
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -47,8 +48,8 @@ def _drain(bootstrap: str, topic: str, expected: int, timeout_s: float = 30) -> 
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
     out: list = []
-    deadline = asyncio.get_event_loop_policy().get_event_loop().time() + timeout_s
-    while len(out) < expected and asyncio.get_event_loop_policy().get_event_loop().time() < deadline:
+    deadline = time.monotonic() + timeout_s
+    while len(out) < expected and time.monotonic() < deadline:
         for batch in consumer.poll(timeout_ms=500).values():
             out.extend(batch)
     consumer.close()
