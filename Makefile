@@ -51,7 +51,7 @@ test: setup broker ## the whole suite: lint, unit and integration tests on the r
 test-unit: setup ## unit tests only (no broker)
 	$(BIN)/python -m pytest -m 'not integration'
 
-run: setup broker ## run the monitor: broker, topics, workers, ingest, console, demo feed
+run: setup ## run the monitor: broker, topics, workers, ingest, console, demo feed
 	@bash deploy/run.sh
 
 bench: setup broker ## benchmarks (checker vs bare consumer; ingest) with printed figures
