@@ -54,7 +54,9 @@ class Request:
 
     ``url`` is the URL the platform called (scheme, host, path and query), rebuilt from
     the instance's ``public_url`` when the server sits behind a proxy: several platforms
-    sign it. Header names are lowercase.
+    sign it. ``path`` is the part of the path after ``/hooks/<instance>`` ("/" when
+    nothing follows; platforms that put a secret in the path find it there) and ``query``
+    the parsed query string (blank values kept). Header names are lowercase.
     """
 
     method: str
