@@ -1,0 +1,130 @@
+"""Helpers shared by the scheme modules: header lookup, secrets, comparisons, timestamps."""
+
+import hmac
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final, TypeAlias
+from urllib.parse import parse_qsl
+
+from .errors import AuthConfigError, AuthenticationFailed, Reason
+
+Secret: TypeAlias = str | bytes
+Secrets: TypeAlias = Secret | Sequence[Secret]
+"""One secret, or several accepted at once while a secret is being rotated."""
+
+FormParams: TypeAlias = Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]]
+"""Form or query parameters: a mapping (values may be lists for repeated keys; a multidict's
+``items()`` yields every pair), or ``(name, value)`` pairs as from ``parse_qsl``."""
+
+DEFAULT_TOLERANCE: Final[float] = 300.0
+"""Default freshness window for signed timestamps, in seconds (either direction)."""
+
+
+def to_bytes(value: str | bytes) -> bytes:
+    """UTF-8 bytes of ``value``; never fails, so attacker-chosen header text cannot crash us."""
+    if isinstance(value, bytes):
+        return value
+    return value.encode("utf-8", "surrogatepass")
+
+
+def secret_list(secrets: Secrets, *, scheme: str, what: str = "secret") -> tuple[bytes, ...]:
+    """Normalize ``secrets`` to a non-empty tuple of non-empty byte strings."""
+    items: Sequence[Secret] = [secrets] if isinstance(secrets, str | bytes) else secrets
+    out = tuple(to_bytes(s) for s in items)
+    if not out:
+        raise AuthConfigError(f"{scheme}: no {what} configured; set at least one")
+    if any(not s for s in out):
+        raise AuthConfigError(f"{scheme}: the configured {what} is empty; set the real value")
+    return out
+
+
+def matches_any(expected: Iterable[bytes], presented: str | bytes) -> bool:
+    """Constant-time comparison of ``presented`` against every candidate (no short-circuit)."""
+    got = to_bytes(presented)
+    found = False
+    for candidate in expected:
+        found |= hmac.compare_digest(candidate, got)
+    return found
+
+
+def get_header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup on any mapping (plain dicts included)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    wanted = name.lower()
+    for key, val in headers.items():
+        if key.lower() == wanted:
+            return val
+    return None
+
+
+def require_header(
+    headers: Mapping[str, str], name: str, *, scheme: str, reason: Reason = "missing_signature"
+) -> str:
+    """The stripped value of header ``name``; raises ``reason`` when absent or blank."""
+    value = get_header(headers, name)
+    if value is None or not value.strip():
+        raise AuthenticationFailed(reason, f"the {name} header is missing or empty", scheme=scheme)
+    return value.strip()
+
+
+def form_pairs(params: FormParams) -> list[tuple[str, str]]:
+    """Flatten :data:`FormParams` to a list of ``(name, value)`` pairs, keeping repeats."""
+    pairs: list[tuple[str, str]] = []
+    if isinstance(params, Mapping):
+        for key, value in params.items():
+            if isinstance(value, str):
+                pairs.append((key, value))
+            else:
+                pairs.extend((key, v) for v in value)
+    else:
+        pairs.extend(params)
+    return pairs
+
+
+def parse_form(body: bytes) -> list[tuple[str, str]]:
+    """Pairs of an ``application/x-www-form-urlencoded`` body (blank values kept)."""
+    if not body:
+        return []
+    return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+
+
+def parse_unix_seconds(value: str, *, scheme: str, what: str) -> float:
+    """Parse a decimal Unix-seconds value; raises ``malformed_timestamp``."""
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise AuthenticationFailed(
+            "malformed_timestamp", f"{what} is not a Unix time in seconds", scheme=scheme
+        )
+    return seconds
+
+
+def check_fresh(
+    signed_at: float,
+    *,
+    tolerance: float | None,
+    now: float | None,
+    scheme: str,
+    what: str,
+) -> None:
+    """Raise ``stale_timestamp`` when ``signed_at`` is more than ``tolerance`` s from ``now``.
+
+    ``tolerance=None`` disables the check (for replays of already verified requests).
+    """
+    if tolerance is None:
+        return
+    current = time.time() if now is None else now
+    skew = current - signed_at
+    if abs(skew) > tolerance:
+        direction = "old" if skew > 0 else "in the future"
+        raise AuthenticationFailed(
+            "stale_timestamp",
+            f"{what} is {abs(skew):.0f} s {direction}; the accepted window is ±{tolerance:.0f} s "
+            "(check the server clock, or whether this is a replay)",
+            scheme=scheme,
+        )

@@ -1,0 +1,69 @@
+"""Mailchimp Transactional (Mandrill) ``X-Mandrill-Signature`` (connectors.md §1.2).
+
+HMAC-SHA1, keyed with the webhook key (not the API key), over the webhook URL exactly as
+registered in Mandrill followed by each POST parameter name and its value, names sorted, no
+separators; Base64 with padding. In practice the only parameter is ``mandrill_events``.
+"""
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+from ._common import (
+    FormParams,
+    Secret,
+    Secrets,
+    form_pairs,
+    matches_any,
+    parse_form,
+    require_header,
+    secret_list,
+    to_bytes,
+)
+from .errors import AuthenticationFailed
+
+SCHEME = "mandrill"
+SIGNATURE_HEADER = "X-Mandrill-Signature"
+
+
+def mandrill_signature(webhook_key: Secret, url: str, params: FormParams) -> str:
+    """The ``X-Mandrill-Signature`` value for ``url`` and the POST ``params``.
+
+    A repeated parameter name counts once, with its last value (what PHP's ``$_POST``, which
+    Mandrill's reference code uses, would see).
+    """
+    last: dict[str, str] = {}
+    for name, value in form_pairs(params):
+        last[name] = value
+    signed = url + "".join(name + last[name] for name in sorted(last))
+    mac = hmac.new(to_bytes(webhook_key), signed.encode("utf-8"), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
+def verify_mandrill(
+    webhook_key: Secrets,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    params: FormParams | None = None,
+) -> None:
+    """Check a Mandrill webhook POST; return None or raise :class:`AuthenticationFailed`.
+
+    ``url`` must be the URL as registered in Mandrill, including any query string and any
+    ``user:pass@`` part (make it a per-tenant setting). Parameters are parsed from the raw form
+    ``body`` unless ``params`` is given. The unsigned HEAD request Mandrill sends when the hook
+    is created is not a webhook delivery: answer it 200 without calling this.
+    """
+    keys = secret_list(webhook_key, scheme=SCHEME, what="webhook key")
+    presented = require_header(headers, SIGNATURE_HEADER, scheme=SCHEME)
+    pairs = form_pairs(params) if params is not None else parse_form(body)
+    expected = [mandrill_signature(key, url, pairs).encode("ascii") for key in keys]
+    if not matches_any(expected, presented):
+        raise AuthenticationFailed(
+            "bad_signature",
+            f"{SIGNATURE_HEADER} does not match; check the webhook key (not the API key) and that "
+            "the URL is exactly the one registered in Mandrill",
+            scheme=SCHEME,
+        )

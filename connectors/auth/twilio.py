@@ -1,0 +1,115 @@
+"""Twilio ``X-Twilio-Signature`` (connectors.md §2.1).
+
+Form webhooks: HMAC-SHA1, keyed with the account Auth Token, over the full URL Twilio requested
+followed by every parameter name and value (names sorted; each name's distinct values sorted;
+no separators); Base64. JSON webhooks carry ``bodySHA256=<hex sha256 of the body>`` in the URL
+query: that hash must match and the signature covers the URL alone.
+
+As Twilio's own validator does, the URL is tried as given, without its port, and with the
+scheme's default port added, because Twilio is not consistent about ports.
+"""
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from urllib.parse import parse_qs, urlsplit
+
+from ._common import (
+    FormParams,
+    Secret,
+    Secrets,
+    form_pairs,
+    matches_any,
+    parse_form,
+    require_header,
+    secret_list,
+    to_bytes,
+)
+from .errors import AuthenticationFailed
+
+SCHEME = "twilio"
+SIGNATURE_HEADER = "X-Twilio-Signature"
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def twilio_signature(auth_token: Secret, url: str, params: FormParams = ()) -> str:
+    """The ``X-Twilio-Signature`` value for ``url`` and form ``params`` (empty for JSON/GET)."""
+    by_name: dict[str, set[str]] = {}
+    for name, value in form_pairs(params):
+        by_name.setdefault(name, set()).add(value)
+    parts = [url]
+    for name in sorted(by_name):
+        parts.extend(name + value for value in sorted(by_name[name]))
+    mac = hmac.new(to_bytes(auth_token), "".join(parts).encode("utf-8"), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
+def url_variants(url: str) -> tuple[str, ...]:
+    """``url`` as given, without its port, and with the default port (distinct, in that order)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return (url,)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if hostport.startswith("["):
+        host = hostport[: hostport.find("]") + 1]
+    else:
+        host = hostport.split(":", 1)[0]
+    variants = [url]
+    prefix = f"{parts.scheme}://{parts.netloc}"
+    if url.startswith(prefix):
+        rest = url[len(prefix) :]
+        if port is not None:
+            variants.append(f"{parts.scheme}://{userinfo}{at}{host}{rest}")
+        elif parts.scheme in _DEFAULT_PORTS:
+            default = _DEFAULT_PORTS[parts.scheme]
+            variants.append(f"{parts.scheme}://{userinfo}{at}{host}:{default}{rest}")
+    return tuple(dict.fromkeys(variants))
+
+
+def verify_twilio(
+    auth_token: Secrets,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes = b"",
+    *,
+    params: FormParams | None = None,
+) -> None:
+    """Check a Twilio webhook; return None or raise :class:`AuthenticationFailed`.
+
+    ``url`` is the full URL Twilio called, query included, exactly as configured in Twilio (not
+    rebuilt from proxy headers unless they reproduce it). ``body`` is the raw request body.
+    Form parameters are parsed from ``body`` unless ``params`` is given (e.g. already parsed by
+    the framework). When the URL carries ``bodySHA256`` (JSON webhooks) the body hash is
+    checked and no parameters are signed. Several auth tokens may be given during rotation.
+    """
+    tokens = secret_list(auth_token, scheme=SCHEME, what="auth token")
+    presented = require_header(headers, SIGNATURE_HEADER, scheme=SCHEME)
+
+    body_hashes = parse_qs(urlsplit(url).query, keep_blank_values=True).get("bodySHA256")
+    pairs: list[tuple[str, str]] = []
+    if body_hashes:
+        actual = hashlib.sha256(body).hexdigest().encode("ascii")
+        if not matches_any([actual], body_hashes[0].strip().lower()):
+            raise AuthenticationFailed(
+                "body_hash_mismatch",
+                "the body does not match the bodySHA256 in the URL (was the body altered?)",
+                scheme=SCHEME,
+            )
+    else:
+        pairs = form_pairs(params) if params is not None else parse_form(body)
+
+    expected = [
+        twilio_signature(token, variant, pairs).encode("ascii")
+        for token in tokens
+        for variant in url_variants(url)
+    ]
+    if not matches_any(expected, presented):
+        raise AuthenticationFailed(
+            "bad_signature",
+            f"{SIGNATURE_HEADER} does not match; check the auth token and that the URL is exactly "
+            "the one configured in Twilio (scheme, host, path and query)",
+            scheme=SCHEME,
+        )
