@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from consentinel.streams.events import topics
 from consentinel.streams.events.errors import FatalConfigError, RetriableError
@@ -34,7 +35,7 @@ def admin_client(bootstrap: str) -> KafkaAdminClient:
             client_id="consentinel-admin",
             request_timeout_ms=15_000,
         )
-    except NoBrokersAvailable:
+    except (KafkaTimeoutError, KafkaConnectionError):
         raise RetriableError(
             f"no Kafka broker answers at {bootstrap}: start one (`make broker`) "
             f"or set CONSENTINEL_BOOTSTRAP_SERVERS"
@@ -48,19 +49,27 @@ def describe(admin: KafkaAdminClient, names: list[str]) -> dict[str, TopicState]
         return {}
     out: dict[str, TopicState] = {}
     for meta in admin.describe_topics(wanted):
-        out[meta["topic"]] = TopicState(meta["topic"], len(meta["partitions"]), {})
+        name = meta.get("name") or meta.get("topic")
+        out[name] = TopicState(name, len(meta["partitions"]), {})
     from kafka.admin import ConfigResource, ConfigResourceType
 
     resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in wanted]
-    for response in admin.describe_configs(resources):
-        for result in response.resources:
-            # (error_code, error_message, resource_type, resource_name, configs)
-            name, entries = result[3], result[4]
-            if name in out:
-                out[name] = TopicState(
-                    name, out[name].partitions, {e[0]: e[1] for e in entries if e[1] is not None}
-                )
+    described = admin.describe_configs(resources)
+    for name, entries in (described.get("topic") or {}).items():
+        if name in out:
+            config = {k: v.get("value") for k, v in entries.items() if v.get("value") is not None}
+            out[name] = TopicState(name, out[name].partitions, config)
     return out
+
+
+def _settled(admin: KafkaAdminClient, names: list[str], wait_s: float = 15.0) -> dict[str, TopicState]:
+    """Describe ``names``, waiting (bounded) for freshly created topics to show in metadata."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        current = describe(admin, names)
+        if len(current) == len(names) or time.monotonic() > deadline:
+            return current
+        time.sleep(0.2)
 
 
 def create(settings: Settings, partitions: int | None = None, out=sys.stdout) -> list[str]:
@@ -89,7 +98,7 @@ def create(settings: Settings, partitions: int | None = None, out=sys.stdout) ->
                 print(f"exists  {spec.name} ({st.partitions} partitions), unchanged", file=out)
         if not created:
             print("nothing to change: every topic already exists", file=out)
-        problems = _check(specs, describe(admin, [s.name for s in specs]), settings)
+        problems = _check(specs, _settled(admin, [s.name for s in specs]), settings)
         if problems:
             raise FatalConfigError(problems, "the Kafka topics")
         return created
