@@ -31,7 +31,7 @@ Reason: TypeAlias = Literal[
 REASONS: Final[frozenset[str]] = frozenset(get_args(Reason))
 
 
-class AuthenticationFailed(Exception):
+class AuthenticationFailed(ConsentinelError):
     """A request failed its platform's authentication check.
 
     ``reason`` is one of :data:`Reason`; ``scheme`` names the check (``"twilio"``, ``"meta"``, ...);
@@ -51,5 +51,5 @@ class AuthenticationFailed(Exception):
         return f"AuthenticationFailed(reason={self.reason!r}, scheme={self.scheme!r})"
 
 
-class AuthConfigError(ValueError):
+class AuthConfigError(ConsentinelError, ValueError):
     """The authentication settings of a connector cannot work; fix the configuration."""
