@@ -13,6 +13,8 @@ Neither message ever contains a secret, a request body, or the signature that wa
 
 from typing import Final, Literal, TypeAlias, get_args
 
+from consentinel.streams.events.errors import ConsentinelError
+
 Reason: TypeAlias = Literal[
     "missing_signature",
     "malformed_signature",
