@@ -1,60 +1,142 @@
-"""Evaluate one usage event against the consent history and its declaration (skeleton)."""
+"""Evaluate one usage event against the consent history and its declaration.
+
+``evaluate`` is a pure function of (usage, history, declaration, settings, final). The
+processor calls it when a use arrives (``final=False``), again with ``final=True`` when
+the grace period G has passed or a consent event for the subject arrives, and compares
+the two with ``corrections``.
+
+How a use is judged
+-------------------
+1. Only usage kinds in ``USE_KINDS`` (send, call, lead delivered, list transfer) are
+   judged, and never a connector's test event (``is_test``). Deliveries, opens, clicks,
+   bounces are evidence of a use, not a new use: decision ``allowed``, no rule, the
+   consent summary attached as evidence.
+2. The controller is the declaration's (the platform account may be a broker's); the
+   purpose is the declaration's, else what the platform said (``declared_purpose``).
+3. The use *needs consent* when the declared basis is consent, or when it is a
+   promotional electronic message (e-mail, SMS, RCS, WhatsApp) and the basis is neither
+   B2B nor a soft opt-in that holds (see ``rules.basis.soft_opt_in_problem``). Other
+   bases (contract, legitimate interest, legal obligation) for non-promotional or
+   non-electronic uses need no consent; withdrawals still bind promotional uses (R5).
+4. The consent question is answered once, at the use's event time: the controller's own
+   grant for (purpose, channel, what the use names), else a partner's "opt-in
+   partenaires" grant (``marketing.partner_transfer``, from the declaration's
+   ``acquired_from`` or, when it is empty, any other controller) that names the
+   controller (or, failing that, one that does not: R13 decides), else the withdrawal,
+   refusal or expiry that blocks it. Withdrawals younger than the channel's allowance are
+   not yet in effect.
+5. Pending: with ``final=False``, an undeclared use, or a use that needs consent while
+   the controller has no consent record at all at that time (no grant, withdrawal or
+   refusal), is ``pending`` with no findings.
+6. Every rule runs; the decision is ``violation`` if a finding is critical, ``warning``
+   if one is a warning, else ``allowed``.
+
+A use that happened before the controller erased the address, judged after the erasure,
+cannot be judged any more (the evidence is gone on purpose): only configuration rules run.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
-from consentinel.streams.events.records import (
+from ..events import ids
+from ..events.records import (
+    USE_KINDS,
     Alert,
+    AlertStatus,
     ConsentSummary,
     Decision,
     Declaration,
+    LegalBasis,
     Severity,
     UsageEvent,
     Verdict,
 )
-from consentinel.streams.events.settings import Settings
+from .history import ConsentEntry, ConsentHistory, ConsentState, ConsentStatus
+from .purposes import ELECTRONIC_MESSAGES, NON_PROMOTIONAL, PARTNER_COVERED, PARTNER_TRANSFER
+from .rules import ALL_RULES, config
+from .rules.base import Finding, RuleContext
+from .rules.basis import soft_opt_in_problem
+from .settings import PolicySettings
 
-from .history import ConsentHistory
-
-
-@dataclass(frozen=True, slots=True)
-class PolicySettings:
-    grace_ms: int = 120_000
-    allowance_ms_by_channel: Mapping[str, int] = field(
-        default_factory=lambda: {"email": 172_800_000, "sms": 0, "phone": 0}
-    )
-    r3_strength: str = "violation"
-    r13_strength: str = "violation"
-    retention_days: int = 1095
-    max_versions: int = 64
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PolicySettings:
-        raise NotImplementedError
-
-    def allowance_ms(self, channel: str) -> int:
-        return int(self.allowance_ms_by_channel.get(channel, 0))
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    rule_id: str
-    source: str
-    severity: Severity
-    summary: str
+__all__ = [
+    "Evaluation",
+    "Finding",
+    "PolicySettings",
+    "corrections",
+    "evaluate",
+    "make_alerts",
+    "make_verdict",
+    "resolve_alert",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
+    """The decision on one use, with what it rests on."""
+
     decision: Decision
     findings: list[Finding]
-    consent_version: str | None
-    consent: ConsentSummary | None
+    consent_version: str | None  # event id of the consent version used
+    consent: ConsentSummary | None  # that consent as it stood at the time of use
     purpose: str | None
     controller: str
     decl_id: str | None = None
+    final: bool = True
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [f.rule_id for f in self.findings]
+
+
+def _refs(usage: UsageEvent, declaration: Declaration | None) -> frozenset[str]:
+    """What the use names, bare and as ``kind:ref``: consent scopes match against these."""
+    named = [
+        ("campaign", usage.campaign_id),
+        ("list", usage.list_id),
+        ("form", usage.form_id),
+        ("sender", usage.sender),
+        *(("tag", t) for t in usage.tags),
+    ]
+    out = {ref for _, ref in named if ref} | {
+        ids.declaration_id(kind, ref) for kind, ref in named if ref
+    }
+    if declaration is not None:
+        out.add(declaration.decl_id)
+    return frozenset(out)
+
+
+def _partner_grant(
+    others: dict[str, ConsentState],
+    candidates: list[str],
+    controller: str,
+    purpose: str,
+    channel: str,
+    refs: frozenset[str],
+) -> tuple[ConsentEntry, str] | None:
+    """A partner's "opt-in partenaires" grant usable for this use, named ones first."""
+    unnamed: tuple[ConsentEntry, str] | None = None
+    for name in candidates:
+        state = others.get(name)
+        if state is None:
+            continue
+        grant = state.grant_for(PARTNER_TRANSFER, channel, refs)
+        if grant is None or not (purpose in PARTNER_COVERED or purpose in grant.purposes):
+            continue
+        if controller in grant.recipients:
+            return grant, name
+        unnamed = unnamed or (grant, name)
+    return unnamed
+
+
+def _decide(findings: list[Finding]) -> Decision:
+    severities = {f.severity for f in findings}
+    if Severity.CRITICAL in severities:
+        return Decision.VIOLATION
+    if Severity.WARNING in severities:
+        return Decision.WARNING
+    return Decision.ALLOWED
 
 
 def evaluate(
@@ -65,18 +147,178 @@ def evaluate(
     *,
     final: bool,
 ) -> Evaluation:
-    raise NotImplementedError
+    """Judge ``usage`` against the consent valid at its event time (see the module doc)."""
+    controller = declaration.controller if declaration else usage.controller
+    purpose = declaration.purpose if declaration else usage.declared_purpose
+    decl_id = declaration.decl_id if declaration else None
+    channel = str(usage.channel)
+    t = usage.occurred_at_ms
+    if history is None:
+        history = ConsentHistory(usage.subject_key, policy.max_versions)
+        has_history = False
+    else:
+        has_history = True
+    own = history.state_at(controller, t)
+    summary = own.summary() if has_history else None
+
+    def result(
+        decision: Decision,
+        findings: list[Finding],
+        state: ConsentState = own,
+        summary: ConsentSummary | None = summary,
+    ) -> Evaluation:
+        return Evaluation(
+            decision, findings, state.version_id, summary, purpose, controller, decl_id, final
+        )
+
+    if usage.kind not in USE_KINDS or usage.is_test:
+        return result(Decision.ALLOWED, [])
+
+    allowance = policy.allowance_ms(channel)
+    effective = history.state_at(controller, t, allowance_ms=allowance) if allowance else own
+    others = {c: history.state_at(c, t) for c in history.controllers() if c != controller}
+    refs = _refs(usage, declaration)
+
+    basis = declaration.legal_basis if declaration else LegalBasis.CONSENT
+    soft_problem = (
+        soft_opt_in_problem(
+            basis, str(declaration.sourcing), declaration.acquired_from, controller, purpose
+        )
+        if declaration
+        else None
+    )
+    promotional = (
+        declaration.promotional
+        if declaration
+        else purpose is not None and purpose not in NON_PROMOTIONAL
+    )
+    exempt = basis is LegalBasis.B2B or (basis is LegalBasis.SOFT_OPT_IN and soft_problem is None)
+    needs_consent = basis is LegalBasis.CONSENT or (
+        channel in ELECTRONIC_MESSAGES and promotional and not exempt
+    )
+
+    grant = effective.grant_for(purpose, channel, refs)
+    block = None if grant else effective.block_for(purpose, channel, refs)
+    via = None
+    if (
+        grant is None
+        and block is None
+        and purpose is not None
+        and own.status is not ConsentStatus.ERASED
+    ):
+        acquired = declaration.acquired_from if declaration else []
+        candidates = [c for c in acquired if c != controller] or sorted(others)
+        found = _partner_grant(others, candidates, controller, purpose, channel, refs)
+        if found is not None:
+            grant, via = found
+
+    no_record = own.status is ConsentStatus.UNKNOWN and effective.status is ConsentStatus.UNKNOWN
+    if not final and (declaration is None or (needs_consent and grant is None and no_record)):
+        return result(Decision.PENDING, [])
+
+    ctx = RuleContext(
+        usage=usage,
+        declaration=declaration,
+        controller=controller,
+        purpose=purpose,
+        channel=channel,
+        refs=refs,
+        policy=policy,
+        final=final,
+        own=own,
+        effective=effective,
+        others=others,
+        grant=grant,
+        via=via,
+        block=block,
+        needs_consent=needs_consent,
+        soft_opt_in_problem=soft_problem,
+    )
+    rules = config.RULES if ctx.erased_before_use else ALL_RULES
+    findings = [f for f in (r(ctx) for r in rules) if f is not None]
+    if via is not None and via in others:
+        partner = others[via]
+        return result(_decide(findings), findings, partner, partner.summary())
+    return result(_decide(findings), findings)
+
+
+# -- outputs ----------------------------------------------------------------------------
 
 
 def make_alerts(usage: UsageEvent, evaluation: Evaluation, detected_at_ms: int) -> list[Alert]:
-    raise NotImplementedError
+    """One alert per finding; ids are deterministic (a replay gives the same alert ids)."""
+    return [
+        Alert(
+            alert_id=ids.alert_id(usage.event_id, f.rule_id),
+            rule_id=f.rule_id,
+            rule_source=f.source,
+            severity=f.severity,
+            incident_key=ids.incident_key(evaluation.controller, usage.campaign_id, f.rule_id),
+            usage_event_id=usage.event_id,
+            subject_key=usage.subject_key,
+            hint=usage.hint,
+            controller=evaluation.controller,
+            channel=usage.channel,
+            summary=f.summary,
+            occurred_at_ms=usage.occurred_at_ms,
+            detected_at_ms=detected_at_ms,
+            campaign_id=usage.campaign_id,
+            purpose_used=evaluation.purpose,
+            decl_id=evaluation.decl_id,
+            source=usage.source,
+            consent=evaluation.consent,
+        )
+        for f in evaluation.findings
+    ]
 
 
 def make_verdict(
     usage: UsageEvent, evaluation: Evaluation, decided_at_ms: int, correction: bool = False
 ) -> Verdict:
-    raise NotImplementedError
+    return Verdict(
+        usage_event_id=usage.event_id,
+        subject_key=usage.subject_key,
+        occurred_at_ms=usage.occurred_at_ms,
+        decided_at_ms=decided_at_ms,
+        decision=evaluation.decision,
+        rule_ids=evaluation.rule_ids,
+        consent_version=evaluation.consent_version,
+        controller=evaluation.controller,
+        channel=usage.channel,
+        purpose=evaluation.purpose,
+        source=usage.source,
+        decl_id=evaluation.decl_id,
+        correction=correction,
+    )
 
 
 def corrections(previous: Evaluation, current: Evaluation) -> list[str]:
-    raise NotImplementedError
+    """Rule ids alerted in ``previous`` that no longer hold in ``current``, in order.
+
+    The processor re-emits each such alert (same alert id) with status resolved,
+    revision + 1 and ``correction_reason(...)`` (see ``resolve_alert``).
+    """
+    still = set(current.rule_ids)
+    return [rid for rid in dict.fromkeys(previous.rule_ids) if rid not in still]
+
+
+def correction_reason(rule_id: str, current: Evaluation) -> str:
+    """A human sentence for a resolved alert."""
+    state = current.consent.state if current.consent else "unknown"
+    version = current.consent_version or "none"
+    return (
+        f"{rule_id} no longer holds: consent that arrived late changes the consent at the "
+        f"time of use (now {state}, consent version {version}; decision {current.decision})"
+    )
+
+
+def resolve_alert(alert: Alert, current: Evaluation, resolved_at_ms: int) -> Alert:
+    """The correction of ``alert``: same id, status resolved, revision + 1, with the reason."""
+    return dataclasses.replace(
+        alert,
+        status=AlertStatus.RESOLVED,
+        revision=alert.revision + 1,
+        detected_at_ms=resolved_at_ms,
+        correction_reason=correction_reason(alert.rule_id, current),
+        consent=current.consent,
+    )

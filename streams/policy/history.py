@@ -1,25 +1,72 @@
 """The consent history of one subject: per controller, a bounded, time-ordered list of versions.
 
-(Skeleton published early so processors can code against it; bodies land next.)
+A use is judged against the consent valid at its own occurred-at time (DESIGN.md,
+"Event time"), so the history keeps every consent event of a subject in *event-time*
+order, whatever order they arrived in, each version with the cumulative state it leads
+to. ``state_at`` answers by bisection over those precomputed states.
+
+Model
+-----
+Each consent event becomes one :class:`ConsentEntry`: an action (grant, withdraw, refuse,
+expire) over a set of purposes and a set of channels (empty in the event = all), maybe
+limited to a ``scope`` (a list, group or topic). The cumulative state is the ordered list
+of entries still in effect; an entry is dropped once a later one covers at least the same
+purposes, channels and scope (it can no longer decide anything). A question "may
+``purpose`` be used on ``channel``?" is answered by the **latest entry that matches**: a
+grant means yes, a withdrawal / refusal / expiry means no, no match means no consent. A
+grant whose ``expires_at_ms`` has passed at the time asked is skipped.
+
+- Versions that happened at the same millisecond are ordered grant first, then the rest,
+  then by event id: a withdrawal wins a tie, whatever the arrival order.
+- Unmapped vendor purposes fail closed: a grant whose purposes are all unmapped grants
+  nothing (an empty purpose list does *not* mean "all" then); a withdrawal naming only
+  unmapped purposes withdraws everything.
+- ``erase`` drops a controller's history and keeps only the fact and time of erasure.
+  Afterwards ``state_at`` answers ``erased`` for any time up to the first consent event
+  that happened after the erasure (the evidence for earlier times is gone on purpose).
+  Events that happened before the erasure and arrive later are not applied.
+- The history is bounded per controller by ``max_versions``: the oldest versions are
+  folded into a base state. Answers for times at or after the base are exact. For a time
+  *before* the base, ``state_at`` answers the base state (the earliest one still known)
+  with ``approximate=True``; the engine records it as evidence like any other state. A
+  consent event that happened before the base and arrives late cannot be placed any more:
+  it is not applied and counted in ``too_old_count``.
+
+Last contact (R20) is the later of the last grant by the person and the last contact
+noted by :meth:`ConsentHistory.note_contact` (the processor calls it for clicks and
+replies; an open is not a contact). Only the most recent ``MAX_CONTACTS`` contacts per
+controller are kept.
 """
 
 from __future__ import annotations
 
+import bisect
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from consentinel.streams.events.records import (
+from ..events.errors import InvalidInput
+from ..events.records import (
     ConsentAction,
     ConsentEvent,
     ConsentSummary,
     LegalBasis,
     Proof,
     UsageEvent,
+    UsageKind,
 )
+
+#: Schema of ``to_obj``; ``from_obj`` reads this version and refuses newer ones.
+FORMAT_VERSION = 1
+#: Contacts kept per controller for R20.
+MAX_CONTACTS = 8
+#: Usage kinds that are a contact *by the person* (R20: a click counts, an open does not).
+CONTACT_KINDS: frozenset[UsageKind] = frozenset({UsageKind.CLICK, UsageKind.REPLY})
 
 
 class ConsentStatus(enum.StrEnum):
+    """DPV's split: only ``given`` permits processing."""
+
     GIVEN = "given"
     WITHDRAWN = "withdrawn"
     REFUSED = "refused"
@@ -47,78 +94,602 @@ class ConsentEntry:
     expires_at_ms: int | None = None
     unmapped: frozenset[str] = frozenset()
 
+    @property
+    def is_grant(self) -> bool:
+        return self.action is ConsentAction.GRANT
+
+    def matches(self, purpose: str | None, channel: str, refs: frozenset[str]) -> bool:
+        """Whether this entry speaks about ``purpose`` on ``channel`` for a use naming ``refs``.
+
+        ``purpose=None`` (the use's purpose is unknown) matches only all-purpose entries.
+        """
+        if not (self.all_purposes or (purpose is not None and purpose in self.purposes)):
+            return False
+        if not (self.all_channels or channel in self.channels):
+            return False
+        return self.scope is None or self.scope in refs
+
+    def covers_entry(self, older: ConsentEntry) -> bool:
+        """True when every question ``older`` answers is answered by this (later) entry."""
+        if not (self.all_purposes or (not older.all_purposes and older.purposes <= self.purposes)):
+            return False
+        if not (self.all_channels or (not older.all_channels and older.channels <= self.channels)):
+            return False
+        return self.scope is None or self.scope == older.scope
+
+    def active_at(self, t_ms: int) -> bool:
+        return not (self.is_grant and self.expires_at_ms is not None and self.expires_at_ms <= t_ms)
+
+    @classmethod
+    def from_event(cls, event: ConsentEvent) -> ConsentEntry:
+        grant = event.action is ConsentAction.GRANT
+        return cls(
+            event_id=event.event_id,
+            at_ms=event.occurred_at_ms,
+            action=event.action,
+            purposes=frozenset(event.purposes),
+            # fail closed: a grant of unmapped purposes only is a grant of nothing
+            all_purposes=not event.purposes and not (grant and event.unmapped_purposes),
+            channels=frozenset(str(c) for c in event.channels),
+            all_channels=not event.channels,
+            recipients=frozenset(event.recipients),
+            collected_by=event.collected_by,
+            legal_basis=event.legal_basis,
+            scope=event.scope,
+            proof=event.proof,
+            expires_at_ms=event.expires_at_ms,
+            unmapped=frozenset(event.unmapped_purposes),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ConsentState:
+    """The consent of a subject towards one controller at one instant (``at_ms``).
+
+    ``purposes``/``channels`` are the ones granted on at least one channel / for at least
+    one purpose; ``all_purposes``/``all_channels`` mean a grant without a list. Precise
+    questions go through :meth:`grant_for` and :meth:`block_for`, which honour
+    per-channel withdrawals and scopes. ``collected_by``, ``legal_basis`` and ``proof`` are
+    those of the latest grant in effect.
+    """
+
     controller: str
     at_ms: int
     status: ConsentStatus
     purposes: frozenset[str] = frozenset()
     all_purposes: bool = False
+    excluded_purposes: frozenset[str] = frozenset()  # withdrawn from an all-purpose grant
     channels: frozenset[str] = frozenset()
     all_channels: bool = False
     recipients: frozenset[str] = frozenset()
     collected_by: str | None = None
     legal_basis: LegalBasis | None = None
     proof: Proof | None = None
-    version_event_ids: tuple[str, ...] = ()
-    version_id: str | None = None
-    valid_from_ms: int | None = None
-    withdrawn_at_ms: int | None = None
+    version_event_ids: tuple[str, ...] = ()  # the consent events still in effect
+    version_id: str | None = None  # the latest consent event at or before at_ms
+    valid_from_ms: int | None = None  # when that version took effect
+    withdrawn_at_ms: int | None = None  # latest withdrawal at or before at_ms
     last_contact_ms: int | None = None
     erased_at_ms: int | None = None
-    approximate: bool = False
+    approximate: bool = False  # at_ms is before the folded base: the earliest state known
     unmapped_purposes: frozenset[str] = frozenset()
     entries: tuple[ConsentEntry, ...] = ()
+
+    def _latest(
+        self, purpose: str | None, channel: str, refs: frozenset[str]
+    ) -> ConsentEntry | None:
+        for entry in reversed(self.entries):
+            if entry.matches(purpose, channel, refs):
+                return entry
+        return None
 
     def grant_for(
         self, purpose: str | None, channel: str, refs: frozenset[str] = frozenset()
     ) -> ConsentEntry | None:
-        raise NotImplementedError
+        """The grant that allows ``purpose`` on ``channel``, or None."""
+        entry = self._latest(purpose, channel, refs)
+        return entry if entry is not None and entry.is_grant else None
 
     def block_for(
         self, purpose: str | None, channel: str, refs: frozenset[str] = frozenset()
     ) -> ConsentEntry | None:
-        raise NotImplementedError
+        """The withdrawal, refusal or expiry that forbids ``purpose`` on ``channel``, or None."""
+        entry = self._latest(purpose, channel, refs)
+        return entry if entry is not None and not entry.is_grant else None
 
     def covers(self, purpose: str | None, channel: str, refs: frozenset[str] = frozenset()) -> bool:
         return self.grant_for(purpose, channel, refs) is not None
 
+    def grants_channel(self, channel: str) -> bool:
+        """Some purpose is granted on ``channel`` (an opt-in for the channel, R1)."""
+        for i, entry in enumerate(self.entries):
+            if not entry.is_grant or not (entry.all_channels or channel in entry.channels):
+                continue
+            if entry.all_purposes or entry.purposes:
+                later = self.entries[i + 1 :]
+                if not any(
+                    not e.is_grant
+                    and e.scope is None
+                    and e.all_purposes
+                    and (e.all_channels or channel in e.channels)
+                    for e in later
+                ):
+                    return True
+        return False
+
+    @property
+    def permits_processing(self) -> bool:
+        return self.status is ConsentStatus.GIVEN
+
     def summary(self) -> ConsentSummary:
-        raise NotImplementedError
+        """The state as evidence (``*`` = all, ``-p`` = withdrawn from an all-purpose grant)."""
+        purposes = sorted(self.purposes)
+        if self.all_purposes:
+            purposes = ["*", *purposes, *(f"-{p}" for p in sorted(self.excluded_purposes))]
+        channels = sorted(self.channels)
+        if self.all_channels:
+            channels = ["*"]
+        return ConsentSummary(
+            state=str(self.status),
+            consent_event_ids=list(self.version_event_ids),
+            purposes=purposes,
+            channels=channels,
+            recipients=sorted(self.recipients),
+            legal_basis=None if self.legal_basis is None else str(self.legal_basis),
+            proof=self.proof,
+            valid_from_ms=self.valid_from_ms,
+        )
+
+
+# -- cumulative states ------------------------------------------------------------------
+
+_RANK = {ConsentAction.GRANT: 0}  # every other action ranks 1: it wins a tie
+_Key = tuple[int, int, str]
+
+
+def _key(entry: ConsentEntry) -> _Key:
+    return (entry.at_ms, _RANK.get(entry.action, 1), entry.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cum:
+    """The cumulative state after a version (independent of the time asked)."""
+
+    entries: tuple[ConsentEntry, ...] = ()
+    last_action: ConsentAction | None = None
+    last_id: str | None = None
+    last_at_ms: int | None = None
+    withdrawn_at_ms: int | None = None
+    last_grant_ms: int | None = None
+
+    def step(self, entry: ConsentEntry) -> _Cum:
+        kept = tuple(e for e in self.entries if not entry.covers_entry(e))
+        grant = entry.is_grant
+        return _Cum(
+            entries=(*kept, entry),
+            last_action=entry.action,
+            last_id=entry.event_id,
+            last_at_ms=entry.at_ms,
+            withdrawn_at_ms=(
+                entry.at_ms if entry.action is ConsentAction.WITHDRAW else self.withdrawn_at_ms
+            ),
+            last_grant_ms=entry.at_ms if grant else self.last_grant_ms,
+        )
+
+
+_EMPTY = _Cum()
+
+
+@dataclass(slots=True)
+class _Version:
+    key: _Key
+    entry: ConsentEntry
+    cum: _Cum
+
+
+@dataclass(slots=True)
+class _Line:
+    """One controller's history."""
+
+    versions: list[_Version] = field(default_factory=list)
+    keys: list[_Key] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    base: _Cum = _EMPTY
+    base_key: _Key | None = None  # key of the latest folded version
+    erased_at_ms: int | None = None
+    erased_id: str | None = None
+    contacts: list[int] = field(default_factory=list)  # sorted, newest MAX_CONTACTS
+
+    def cum_before(self, index: int) -> _Cum:
+        return self.versions[index - 1].cum if index > 0 else self.base
+
+    def recompute_from(self, index: int) -> None:
+        cum = self.cum_before(index)
+        for version in self.versions[index:]:
+            cum = cum.step(version.entry)
+            version.cum = cum
+
+    def insert(self, entry: ConsentEntry) -> None:
+        key = _key(entry)
+        index = bisect.bisect_left(self.keys, key)
+        self.keys.insert(index, key)
+        self.versions.insert(index, _Version(key, entry, _EMPTY))
+        self.ids.add(entry.event_id)
+        self.recompute_from(index)
+
+    def fold(self, max_versions: int) -> None:
+        while len(self.versions) > max_versions:
+            oldest = self.versions.pop(0)
+            self.keys.pop(0)
+            self.ids.discard(oldest.entry.event_id)
+            self.base, self.base_key = oldest.cum, oldest.key
+
+
+def _probe(t_ms: int) -> _Key:
+    """Sorts after every version at or before ``t_ms`` (ranks are 0 and 1)."""
+    return (t_ms, 2, "")
+
+
+def _state(
+    controller: str,
+    t_ms: int,
+    cum: _Cum,
+    line: _Line,
+    *,
+    approximate: bool = False,
+) -> ConsentState:
+    entries = tuple(e for e in cum.entries if e.active_at(t_ms))
+    grants = [e for e in entries if e.is_grant]
+    if grants:
+        status = ConsentStatus.GIVEN
+    elif cum.last_action is None:
+        status = ConsentStatus.UNKNOWN
+    else:
+        status = {
+            ConsentAction.WITHDRAW: ConsentStatus.WITHDRAWN,
+            ConsentAction.REFUSE: ConsentStatus.REFUSED,
+        }.get(cum.last_action, ConsentStatus.EXPIRED)
+    purposes: set[str] = set()
+    excluded: set[str] = set()
+    channels: set[str] = set()
+    recipients: set[str] = set()
+    all_purposes = all_channels = False
+    for i, grant in enumerate(entries):
+        if not grant.is_grant:
+            continue
+        blocks = [
+            e for e in entries[i + 1 :] if not e.is_grant and e.all_channels and e.scope is None
+        ]
+        if grant.all_purposes and not any(b.all_purposes for b in blocks):
+            all_purposes = True
+            excluded.update(p for b in blocks for p in b.purposes)
+        purposes.update(
+            p for p in grant.purposes if not any(b.all_purposes or p in b.purposes for b in blocks)
+        )
+        all_channels = all_channels or grant.all_channels
+        channels.update(grant.channels)
+        recipients.update(grant.recipients)
+    if all_purposes:
+        excluded -= purposes
+    latest = grants[-1] if grants else None
+    contacts = [c for c in line.contacts if c <= t_ms]
+    known = [*contacts[-1:], *([] if cum.last_grant_ms is None else [cum.last_grant_ms])]
+    last_contact = max(known) if known else None
+    return ConsentState(
+        controller=controller,
+        at_ms=t_ms,
+        status=status,
+        purposes=frozenset(purposes),
+        all_purposes=all_purposes,
+        excluded_purposes=frozenset(excluded),
+        channels=frozenset(() if all_channels else channels),
+        all_channels=all_channels,
+        recipients=frozenset(recipients),
+        collected_by=latest.collected_by if latest else None,
+        legal_basis=latest.legal_basis if latest else None,
+        proof=latest.proof if latest else None,
+        version_event_ids=tuple(e.event_id for e in entries),
+        version_id=cum.last_id,
+        valid_from_ms=cum.last_at_ms,
+        withdrawn_at_ms=cum.withdrawn_at_ms,
+        last_contact_ms=last_contact,
+        erased_at_ms=line.erased_at_ms,
+        approximate=approximate,
+        unmapped_purposes=frozenset(p for e in entries for p in e.unmapped),
+        entries=entries,
+    )
 
 
 class ConsentHistory:
+    """Everything known about one subject's consent, per controller.
+
+    Not thread-safe; one instance per subject, read and written by the partition that owns
+    the subject. ``to_obj``/``from_obj`` store it in a table.
+    """
+
     def __init__(self, subject_key: str, max_versions: int = 64) -> None:
+        if max_versions < 2:
+            raise ValueError(f"max_versions={max_versions}: keep at least 2 versions")
         self.subject_key = subject_key
         self.max_versions = max_versions
+        self.too_old_count = 0  # events that happened before the folded base or an erasure
+        self._lines: dict[str, _Line] = {}
+
+    # -- writing ---------------------------------------------------------------------
 
     def apply(self, event: ConsentEvent) -> bool:
-        raise NotImplementedError
+        """Place ``event`` at its event time; False when it changed nothing.
+
+        False for a duplicate event id, for an event that happened before the folded base
+        or before an erasure of that controller (also counted in ``too_old_count``).
+        An ``erase`` action is :meth:`erase`.
+        """
+        if event.action is ConsentAction.ERASE:
+            return self.erase(event)
+        line = self._lines.setdefault(event.controller, _Line())
+        if event.event_id in line.ids or event.event_id == line.erased_id:
+            return False
+        entry = ConsentEntry.from_event(event)
+        if (line.base_key is not None and _key(entry) <= line.base_key) or (
+            line.erased_at_ms is not None and entry.at_ms <= line.erased_at_ms
+        ):
+            self.too_old_count += 1
+            return False
+        line.insert(entry)
+        line.fold(self.max_versions)
+        return True
 
     def erase(self, event: ConsentEvent) -> bool:
-        raise NotImplementedError
+        """Drop ``event.controller``'s history up to the erasure; keep its fact and time.
 
-    def note_contact(self, usage: UsageEvent) -> bool:
-        raise NotImplementedError
+        Consent events that happened after the erasure (a new subscription) stay.
+        """
+        line = self._lines.setdefault(event.controller, _Line())
+        at = event.occurred_at_ms
+        if event.event_id == line.erased_id or (
+            line.erased_at_ms is not None and at <= line.erased_at_ms
+        ):
+            return False
+        line.erased_at_ms, line.erased_id = at, event.event_id
+        keep = [v for v in line.versions if v.entry.at_ms > at]
+        line.versions, line.keys = keep, [v.key for v in keep]
+        line.ids = {v.entry.event_id for v in keep}
+        line.base, line.base_key = _EMPTY, None
+        line.contacts = [c for c in line.contacts if c > at]
+        line.recompute_from(0)
+        return True
+
+    def note_contact(self, usage: UsageEvent, controller: str | None = None) -> bool:
+        """Record a click or reply as the person's last contact with ``controller``.
+
+        ``controller`` defaults to ``usage.controller``; pass the declaration's controller
+        when it is known (the platform account may be a broker's). Other kinds (an open,
+        a send) are not a contact: False.
+        """
+        if usage.kind not in CONTACT_KINDS:
+            return False
+        line = self._lines.setdefault(controller or usage.controller, _Line())
+        t = usage.occurred_at_ms
+        if t in line.contacts or (line.erased_at_ms is not None and t <= line.erased_at_ms):
+            return False
+        if len(line.contacts) >= MAX_CONTACTS and t < line.contacts[0]:
+            return False
+        bisect.insort(line.contacts, t)
+        del line.contacts[:-MAX_CONTACTS]
+        return True
+
+    # -- reading ---------------------------------------------------------------------
 
     def state_at(self, controller: str, t_ms: int, *, allowance_ms: int = 0) -> ConsentState:
-        raise NotImplementedError
+        """The consent towards ``controller`` valid at event time ``t_ms``.
+
+        With ``allowance_ms`` > 0, withdrawals that happened less than ``allowance_ms``
+        before ``t_ms`` are not yet in effect (the processing allowance of R5); grants,
+        refusals and expiries count at once.
+        """
+        line = self._lines.get(controller)
+        if line is None:
+            return ConsentState(controller=controller, at_ms=t_ms, status=ConsentStatus.UNKNOWN)
+        if allowance_ms > 0:
+            cum, approximate = self._cum_at(line, t_ms - allowance_ms)
+            start = bisect.bisect_right(line.keys, _probe(t_ms - allowance_ms))
+            end = bisect.bisect_right(line.keys, _probe(t_ms))
+            for version in line.versions[start:end]:
+                if version.entry.action is not ConsentAction.WITHDRAW:
+                    cum = cum.step(version.entry)
+        else:
+            cum, approximate = self._cum_at(line, t_ms)
+        if cum.last_action is None and line.erased_at_ms is not None:
+            return ConsentState(
+                controller=controller,
+                at_ms=t_ms,
+                status=ConsentStatus.ERASED,
+                erased_at_ms=line.erased_at_ms,
+                version_id=line.erased_id,
+                valid_from_ms=line.erased_at_ms if t_ms >= line.erased_at_ms else None,
+            )
+        return _state(controller, t_ms, cum, line, approximate=approximate)
+
+    @staticmethod
+    def _cum_at(line: _Line, t_ms: int) -> tuple[_Cum, bool]:
+        index = bisect.bisect_right(line.keys, _probe(t_ms))
+        if index > 0:
+            return line.versions[index - 1].cum, False
+        approximate = line.base_key is not None and t_ms < line.base_key[0]
+        return line.base, approximate
 
     def controllers(self) -> list[str]:
-        raise NotImplementedError
+        """Controllers with a consent history, an erasure or a contact, sorted."""
+        return sorted(self._lines)
+
+    def states_at(self, t_ms: int) -> dict[str, ConsentState]:
+        """Every controller's state at ``t_ms`` (for evidence and second-hop rules)."""
+        return {c: self.state_at(c, t_ms) for c in self.controllers()}
+
+    def is_erased(self, controller: str) -> bool:
+        line = self._lines.get(controller)
+        return line is not None and line.erased_at_ms is not None
 
     @property
     def subject_count(self) -> int:
-        raise NotImplementedError
+        """1 when this history holds anything, else 0 (sum it over a table for metrics)."""
+        return 1 if self._lines else 0
 
     @property
     def version_count(self) -> int:
-        raise NotImplementedError
+        """Versions kept over all controllers (folded ones not counted)."""
+        return sum(len(line.versions) for line in self._lines.values())
+
+    # -- serialization -----------------------------------------------------------------
 
     def to_obj(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """A compact, JSON-safe form: only the events; cumulative states are recomputed.
+
+        ``{"v": 1, "s": subject, "c": {controller: {"e": [entry...], "b": base,
+        "x": [erased_at, erase_event_id], "k": [contact times]}}}``; empty parts omitted.
+        """
+        controllers: dict[str, Any] = {}
+        for name, line in self._lines.items():
+            obj: dict[str, Any] = {}
+            if line.versions:
+                obj["e"] = [_entry_obj(v.entry) for v in line.versions]
+            if line.base_key is not None:
+                obj["b"] = _base_obj(line.base, line.base_key)
+            if line.erased_at_ms is not None:
+                obj["x"] = [line.erased_at_ms, line.erased_id]
+            if line.contacts:
+                obj["k"] = list(line.contacts)
+            controllers[name] = obj
+        out: dict[str, Any] = {"v": FORMAT_VERSION, "s": self.subject_key, "c": controllers}
+        if self.too_old_count:
+            out["o"] = self.too_old_count
+        return out
 
     @classmethod
     def from_obj(cls, obj: dict[str, Any], max_versions: int | None = None) -> ConsentHistory:
-        raise NotImplementedError
+        """Rebuild from ``to_obj``; ``InvalidInput('ledger_state')`` when it is not one."""
+        try:
+            version = obj["v"]
+            if not isinstance(version, int) or version > FORMAT_VERSION:
+                raise InvalidInput(
+                    "ledger_state",
+                    f"stored consent history has format {version!r}; this code reads up to "
+                    f"{FORMAT_VERSION}: upgrade the worker before reading this state",
+                )
+            history = cls(str(obj["s"]), max_versions or 64)
+            history.too_old_count = int(obj.get("o", 0))
+            for name, line_obj in obj["c"].items():
+                line = _Line()
+                if "b" in line_obj:
+                    line.base, line.base_key = _base_from(line_obj["b"])
+                if "x" in line_obj:
+                    line.erased_at_ms, line.erased_id = int(line_obj["x"][0]), line_obj["x"][1]
+                line.contacts = sorted(int(c) for c in line_obj.get("k", ()))
+                entries = [_entry_from(e) for e in line_obj.get("e", ())]
+                line.versions = sorted(
+                    (_Version(_key(e), e, _EMPTY) for e in entries), key=lambda v: v.key
+                )
+                line.keys = [v.key for v in line.versions]
+                line.ids = {v.entry.event_id for v in line.versions}
+                line.recompute_from(0)
+                line.fold(history.max_versions)
+                history._lines[str(name)] = line
+            return history
+        except InvalidInput:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise InvalidInput(
+                "ledger_state",
+                f"stored consent history is not readable ({type(exc).__name__}: {exc}); "
+                f"rebuild the ledger from the consent topic",
+            ) from None
+
+
+# -- compact encoding --------------------------------------------------------------------
+
+_PROOF_KEYS = (
+    ("m", "method"),
+    ("ca", "collected_at_ms"),
+    ("cp", "collection_point"),
+    ("nv", "notice_version"),
+    ("th", "text_hash"),
+    ("ih", "ip_hash"),
+    ("ci", "certificate_id"),
+    ("vr", "vendor_receipt"),
+)
+
+
+def _entry_obj(entry: ConsentEntry) -> dict[str, Any]:
+    obj: dict[str, Any] = {"i": entry.event_id, "t": entry.at_ms, "a": str(entry.action)}
+    if not entry.all_purposes:  # absent = all purposes
+        obj["p"] = sorted(entry.purposes)
+    if not entry.all_channels:  # absent = all channels
+        obj["c"] = sorted(entry.channels)
+    if entry.recipients:
+        obj["r"] = sorted(entry.recipients)
+    if entry.collected_by is not None:
+        obj["cb"] = entry.collected_by
+    if entry.legal_basis is not LegalBasis.CONSENT:
+        obj["lb"] = str(entry.legal_basis)
+    if entry.scope is not None:
+        obj["sc"] = entry.scope
+    if entry.proof is not None:
+        obj["pf"] = {
+            short: getattr(entry.proof, name)
+            for short, name in _PROOF_KEYS
+            if getattr(entry.proof, name) is not None
+        }
+    if entry.expires_at_ms is not None:
+        obj["ex"] = entry.expires_at_ms
+    if entry.unmapped:
+        obj["u"] = sorted(entry.unmapped)
+    return obj
+
+
+def _entry_from(obj: dict[str, Any]) -> ConsentEntry:
+    proof = None
+    if "pf" in obj:
+        proof = Proof(
+            **{name: obj["pf"][short] for short, name in _PROOF_KEYS if short in obj["pf"]}
+        )
+    return ConsentEntry(
+        event_id=str(obj["i"]),
+        at_ms=int(obj["t"]),
+        action=ConsentAction(obj["a"]),
+        purposes=frozenset(obj.get("p", ())),
+        all_purposes="p" not in obj,
+        channels=frozenset(obj.get("c", ())),
+        all_channels="c" not in obj,
+        recipients=frozenset(obj.get("r", ())),
+        collected_by=obj.get("cb"),
+        legal_basis=LegalBasis(obj.get("lb", "consent")),
+        scope=obj.get("sc"),
+        proof=proof,
+        expires_at_ms=obj.get("ex"),
+        unmapped=frozenset(obj.get("u", ())),
+    )
+
+
+def _base_obj(base: _Cum, key: _Key) -> dict[str, Any]:
+    obj: dict[str, Any] = {"k": list(key), "e": [_entry_obj(e) for e in base.entries]}
+    if base.last_action is not None:
+        obj["la"] = str(base.last_action)
+    if base.withdrawn_at_ms is not None:
+        obj["w"] = base.withdrawn_at_ms
+    if base.last_grant_ms is not None:
+        obj["g"] = base.last_grant_ms
+    return obj
+
+
+def _base_from(obj: dict[str, Any]) -> tuple[_Cum, _Key]:
+    t, rank, event_id = obj["k"]
+    key: _Key = (int(t), int(rank), str(event_id))
+    base = _Cum(
+        entries=tuple(_entry_from(e) for e in obj.get("e", ())),
+        last_action=ConsentAction(obj["la"]) if "la" in obj else None,
+        last_id=key[2],
+        last_at_ms=key[0],
+        withdrawn_at_ms=obj.get("w"),
+        last_grant_ms=obj.get("g"),
+    )
+    return base, key

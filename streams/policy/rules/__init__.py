@@ -1,1 +1,19 @@
-"""The rules, one module per group; each rule a small pure function with RULE_ID and SOURCE."""
+"""The rules, one module per group; each rule a small pure function with RULE_ID, SOURCE and
+SEVERITY (``base.rule``). ``ALL_RULES`` is the order they run in; ``BY_ID`` finds one."""
+
+from __future__ import annotations
+
+from . import basis, config, partners, political, retention, withdrawal
+from .base import Finding, Rule, RuleContext
+
+ALL_RULES: tuple[Rule, ...] = (
+    *basis.RULES,
+    *withdrawal.RULES,
+    *partners.RULES,
+    *political.RULES,
+    *retention.RULES,
+    *config.RULES,
+)
+BY_ID: dict[str, Rule] = {r.RULE_ID: r for r in ALL_RULES}
+
+__all__ = ["ALL_RULES", "BY_ID", "Finding", "Rule", "RuleContext"]
