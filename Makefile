@@ -38,7 +38,10 @@ topics: setup broker ## create the topics (idempotent)
 lint: setup ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check streams connectors tests
 	$(BIN)/ruff format --check streams connectors tests
-	$(BIN)/mypy streams connectors
+	@mkdir -p build/typecheck/consentinel
+	@ln -sfn ../../../streams build/typecheck/consentinel/streams
+	@ln -sfn ../../../connectors build/typecheck/consentinel/connectors
+	MYPYPATH=build/typecheck $(BIN)/mypy -p consentinel.streams -p consentinel.connectors
 
 format: setup ## format the code with ruff
 	$(BIN)/ruff format streams connectors tests
