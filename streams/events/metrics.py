@@ -60,6 +60,13 @@ VERDICTS = _counter(
 ALERTS = _counter(
     "consentinel_alerts_total", "Alerts emitted, by rule and severity.", ("rule", "severity")
 )
+ALERTS_BY_CONTROLLER = _counter(
+    "consentinel_alerts_by_controller_total",
+    "Alerts emitted, by controller, rule and severity. Controllers are configured entities "
+    "(connector instances and registry declarations name them), so the label is bounded; "
+    "increment it wherever ``ALERTS`` is incremented.",
+    ("controller", "rule", "severity"),
+)
 CORRECTIONS = _counter(
     "consentinel_corrections_total", "Alerts resolved by a later consent (corrections).", ("rule",)
 )
