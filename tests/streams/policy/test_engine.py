@@ -186,3 +186,13 @@ def test_policy_settings_refuse_nonsense() -> None:
         PolicySettings(r3_strength="loud", max_versions=1)
     assert len(info.value.problems) == 2
     assert "r3_strength='loud'" in info.value.problems[0]
+
+
+def test_evaluation_survives_the_codec(make, policy) -> None:
+    """The processor keeps evaluations of alerted uses in a table through the codec."""
+    from consentinel.streams.policy.engine import Evaluation
+
+    h = make.history(make.grant(proof=None))
+    ev = evaluate(make.usage(), h, make.decl(purpose=MKT), policy, final=True)
+    assert ev.findings
+    assert codec.decode(Evaluation, codec.encode(ev)) == ev

@@ -448,3 +448,35 @@ def test_cfg_unmapped_fails_closed_and_raises_a_config_alert(make, policy) -> No
     mapped = make.history(make.grant(purposes=["editorial.newsletter"], unmapped_purposes=["x"]))
     ev2 = evaluate(make.usage(), mapped, make.decl(), policy, final=True)
     assert rules_of(ev2) == ["CFG-UNMAPPED"] and ev2.decision is Decision.WARNING
+
+
+def test_r13_a_partner_grant_naming_the_controller_is_preferred(make, policy) -> None:
+    h = make.history(
+        make.grant(controller="A Site", purposes=["marketing.partner_transfer"], recipients=["X"]),
+        make.grant(
+            controller="B Site", purposes=["marketing.partner_transfer"], recipients=["Shop"]
+        ),
+    )
+    d = make.decl(controller="Shop", purpose=MKT, sourcing=Sourcing.PARTNER)  # no acquired_from
+    ev = evaluate(make.usage(controller="Shop"), h, d, policy, final=True)
+    assert ev.findings == [] and ev.consent is not None and ev.consent.recipients == ["Shop"]
+
+
+def test_r5_scoped_unsubscribe_only_for_that_list(make, policy) -> None:
+    h = make.history(
+        make.grant(at=T0, controller="Shop", purposes=[MKT]),
+        make.withdraw(at=T0 + DAY, controller="Shop", purposes=[MKT], scope="list:42"),
+    )
+    d = make.decl(controller="Shop", purpose=MKT, ref="spring")
+    other_list = make.usage(at=T0 + 9 * DAY, controller="Shop", campaign_id="spring", list_id="7")
+    assert evaluate(other_list, h, d, policy, final=True).findings == []
+    that_list = make.usage(at=T0 + 9 * DAY, controller="Shop", campaign_id="spring", list_id="42")
+    assert rules_of(evaluate(that_list, h, d, policy, final=True)) == ["R5"]
+
+
+def test_partner_consent_does_not_override_the_persons_own_withdrawal(make, policy) -> None:
+    h = partner_history(make, ["Shop"])
+    h.apply(make.withdraw(at=T0 + DAY, controller="Shop", channels=[]))
+    d = make.decl(controller="Shop", purpose=MKT, sourcing=Sourcing.PARTNER, acquired_from=[LQ])
+    ev = evaluate(make.usage(controller="Shop", at=T0 + 9 * DAY), h, d, policy, final=True)
+    assert rules_of(ev) == ["R5"]
