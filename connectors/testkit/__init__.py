@@ -177,7 +177,10 @@ def all_events(output: Output) -> list[UsageEvent | ConsentEvent]:
 
 # -- checks (usable on their own) --------------------------------------------------------
 
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-']+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
+# bounded quantifiers: linear on huge values (no catastrophic backtracking)
+_EMAIL_RE = re.compile(
+    r"[A-Za-z0-9._%+\-']{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){1,8}"
+)
 _PHONE_RE = re.compile(r"(?:\+|\b00)\d[\d \-().]{5,18}\d")
 _CODE_RE = re.compile(r"[a-z0-9_.]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -418,7 +421,7 @@ def tamper(request: Request, part: str, *, remove: bool = False) -> Request:
             value = request.headers.get(name.lower())
             if value is None:
                 raise AssertionError(f"signed part {part!r}: the sample has no such header")
-            headers[name.lower()] = _flip(value)
+            headers[name.lower()] = _flip(value, len(value) // 2)
         return dataclasses.replace(request, headers=headers)
     if kind == "query":
         parts = urlsplit(request.url)
@@ -426,14 +429,14 @@ def tamper(request: Request, part: str, *, remove: bool = False) -> Request:
         if name not in {k for k, _ in pairs}:
             raise AssertionError(f"signed part {part!r}: the sample URL has no such parameter")
         pairs = [(k, v) for k, v in pairs if not (remove and k == name)]
-        pairs = [(k, _flip(v) if k == name else v) for k, v in pairs]
+        pairs = [(k, _flip(v, len(v) // 2) if k == name else v) for k, v in pairs]
         return with_url(request, urlunsplit(parts._replace(query=urlencode(pairs))))
     if kind == "form":
         pairs = _form_pairs(request) or []
         if name not in {k for k, _ in pairs}:
             raise AssertionError(f"signed part {part!r}: the sample form has no such field")
         pairs = [(k, v) for k, v in pairs if not (remove and k == name)]
-        pairs = [(k, _flip(v) if k == name else v) for k, v in pairs]
+        pairs = [(k, _flip(v, len(v) // 2) if k == name else v) for k, v in pairs]
         return with_body(request, urlencode(pairs).encode("utf-8"))
     if kind == "json":
         obj = codec.loads(request.body)
@@ -468,7 +471,7 @@ def _mutate_json(value: Any) -> Iterator[tuple[str, Any]]:
         ),
     )
     yield "odd_unicode", _map_leaves(value, lambda v: v + _ODD if isinstance(v, str) else v)
-    yield "huge_values", _map_leaves(value, lambda v: v * 2000 if isinstance(v, str) else v)
+    yield "huge_values", _map_leaves(value, lambda v: v * 500 if isinstance(v, str) else v)
     yield "empty_object", {}
     yield "empty_array", []
     yield "wrapped_in_array", [value, value] if not isinstance(value, list) else [value]
@@ -510,8 +513,9 @@ def malformed_bodies(
         parsed, is_json = None, False
     pairs = _form_pairs(sample)
     if is_json:
-        for cut in (1, len(body) // 2, len(body) - 1):
-            out.append((f"truncated_json_{cut}", body[:cut], True))
+        trimmed = body.rstrip()
+        for cut in (1, len(trimmed) // 2, len(trimmed) - 1):
+            out.append((f"truncated_json_{cut}", trimmed[:cut], True))
         for name, value in _mutate_json(parsed):
             out.append((name, codec.dumps(value), False))
         out.append(("json_null", b"null", True))
@@ -687,7 +691,7 @@ def conformance_suite(case: ConnectorCase) -> type:
     if case.rows:
 
         def test_rows_map_to_valid_events(self: Any) -> None:
-            ids: set[str] = set()
+            ids: set[tuple[str, str]] = set()
             for i, row in enumerate(case.rows):
                 edge = make_edge(region)
                 connector = build_connector(case, edge)
@@ -702,8 +706,9 @@ def conformance_suite(case: ConnectorCase) -> type:
                 found = raw_addresses("\n".join(values), edge.seen)
                 assert_no_raw_address(all_events(output), found, region, set(edge.seen))
                 for e in all_events(output):
-                    assert e.event_id not in ids, f"row {i}: event id repeats another row's"
-                    ids.add(e.event_id)
+                    key = (type(e).__name__, e.event_id)
+                    assert key not in ids, f"row {i}: event id repeats another row's"
+                    ids.add(key)
 
         def test_rows_malformed_never_crash(self: Any) -> None:
             template = case.rows[0]
