@@ -1,0 +1,1 @@
+"""Delivery sinks, one module each; ``base`` holds the contract they all keep."""
