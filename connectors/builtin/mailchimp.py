@@ -1,0 +1,481 @@
+"""Mailchimp Marketing audience (list) webhooks, and the audience CSV export
+(connectors.md §1.1, §7).
+
+Transport: POST ``application/x-www-form-urlencoded`` with PHP-style bracketed keys
+(``data[merges][FNAME]``), split here into nested objects. Mailchimp signs nothing: the
+webhook URL carries the instance secret ``token``, as the query parameter ``token`` or as
+the last path segment (both accepted; ``token_previous`` is accepted too while rotating).
+The plain GET Mailchimp sends when the webhook is saved is answered 200 without the secret
+(it carries nothing).
+
+Mapping (``fired_at`` is the event time):
+
+- ``subscribe`` → ConsentEvent grant for the list's purpose (``purpose_map[list_id]``,
+  unmapped → ``unmapped_purposes``), scope = list id. Proof: ``double_opt_in`` when
+  Mailchimp reports a confirmation IP (``ip_opt``), else ``opt_in``; the IP hash, the
+  member id as receipt, ``mailchimp:list:<id>`` as collection point.
+- ``unsubscribe`` → UsageEvent ``unsubscribe_link`` (``complaint`` when ``reason=abuse``)
+  + ConsentEvent withdraw for the list's purpose. ``action=delete`` (the member was
+  deleted, no link was used) gives the withdraw only.
+- ``cleaned`` → UsageEvent ``bounce``; with ``reason=abuse`` a ``complaint`` + withdraw.
+- ``upemail`` → the address changed: ConsentEvent grant for the new address (method
+  ``address_change``, attribute ``replaces_subject_key``) and ConsentEvent expire for the
+  old one (attribute ``replaced_by_subject_key``): the old key no longer holds consent,
+  but its owner did not withdraw.
+- ``campaign`` with ``status=sent`` → one list-level UsageEvent ``send``: Mailchimp names
+  no recipient, so the subject key is a fan-out key for the list (:func:`list_subject_key`,
+  hint ``* (list <id>)``, attribute ``fan_out=list``) that the stream processor expands
+  against the list's members. Other statuses give nothing.
+- ``profile`` (merge fields changed) → nothing: no consent changes.
+
+[U] ``fired_at`` carries no zone: read in the ``timezone`` option (default UTC); ISO 8601
+with an offset and Unix seconds are accepted as well. Interest groups (``INTERESTS``) are
+kept as an attribute, not mapped to purposes (the list is the purpose).
+
+Import (``map_row``): rows of the audience export (``Email Address``, ``OPTIN_TIME``,
+``OPTIN_IP``, ``CONFIRM_TIME``, ``CONFIRM_IP``, ``MEMBER_RATING``, ``LEID``, ``EUID``,
+``LAST_CHANGED``; unsubscribed exports add ``UNSUB_TIME``…). The list id comes from a
+``LIST_ID`` column or the ``list_id`` option. Each row → a grant (``double_opt_in`` with the
+confirmation time and IP when ``CONFIRM_TIME`` is set, ``single_opt_in`` with only
+``OPTIN_TIME``, ``import`` when neither: unprovable); an ``UNSUB_TIME`` adds the withdraw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from consentinel.connectors.builtin import _email as em
+from consentinel.connectors.contract import (
+    Address,
+    ConfigField,
+    Connector,
+    Edge,
+    Instance,
+    Output,
+    Request,
+    Response,
+)
+from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+
+_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+_EVENTS = ("subscribe", "unsubscribe", "profile", "cleaned", "upemail", "campaign")
+
+
+def nested_form(pairs: Mapping[str, list[str]]) -> dict[str, Any]:
+    """``data[merges][FNAME]=Ana`` → ``{"data": {"merges": {"FNAME": "Ana"}}}`` (last value
+    of a repeated key wins; a key that is both a value and an object is ``malformed_form``)."""
+    out: dict[str, Any] = {}
+    for key, values in pairs.items():
+        match = _KEY.match(key)
+        if not match:
+            raise InvalidInput("malformed_form", "a form field name has unbalanced brackets")
+        path = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
+        node = out
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise InvalidInput("malformed_form", f"form field {part!r} is both text and nested")
+            node = child
+        if isinstance(node.get(path[-1]), dict):
+            raise InvalidInput("malformed_form", f"form field {path[-1]!r} is both text and nested")
+        node[path[-1]] = values[-1] if values else ""
+    return out
+
+
+def list_subject_key(source: str, list_id: str) -> str:
+    """The fan-out key of a list-level event: 64 hex like a subject key, never an address's
+    (no pepper; a fixed prefix): ``sha256("consentinel:list-fanout" | source | list id)``."""
+    text = "\x1f".join(("consentinel:list-fanout", source, list_id))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class MailchimpConnector(Connector):
+    name: ClassVar[str] = "mailchimp"
+    title: ClassVar[str] = "Mailchimp Marketing audience webhooks and audience CSV exports"
+    produces: ClassVar[str] = "usage+consent"
+    auth: ClassVar[str] = (
+        "unsigned: shared secret in the webhook URL (?token= or last path segment)"
+    )
+    config_schema: ClassVar[tuple[ConfigField, ...]] = (
+        ConfigField(
+            "token",
+            "secret in the webhook URL (?token=... or last path segment)",
+            required=True,
+            secret=True,
+        ),
+        ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
+        ConfigField("timezone", "IANA zone of fired_at and export times [U]", default="UTC"),
+        ConfigField("list_id", "audience id for imported export rows without a LIST_ID column"),
+    )
+
+    def __init__(self, instance: Instance, edge: Edge) -> None:
+        super().__init__(instance, edge)
+        self.zone = em.zone_option(instance)
+
+    # -- webhook ---------------------------------------------------------------------
+
+    def handshake(self, request: Request) -> Response | None:
+        if request.method.upper() in ("GET", "HEAD"):
+            return Response(200, b"", "text/plain")
+        return None
+
+    def verify(self, request: Request) -> None:
+        em.verify_unsigned(request, self.instance)
+
+    def map_request(self, request: Request) -> Output:
+        form = nested_form(request.form())
+        kind = em.text(form, "type", "type", required=True)
+        if kind not in _EVENTS:
+            raise InvalidInput("unknown_event", "type is not a Mailchimp audience event")
+        assert kind is not None
+        fired_raw = em.text(form, "fired_at", "fired_at", required=True)
+        occurred = em.local_ms(fired_raw, "fired_at", self.zone)
+        data = em.sub(form, "data", "data", required=True)
+        emit = em.Emitter(self, em.received_ms(request))
+        base = (kind, fired_raw)
+        if kind == "campaign":
+            return self._campaign(emit, base, data, occurred)
+        list_id = em.text(data, "list_id", "data[list_id]", required=True)
+        assert list_id is not None
+        if kind == "upemail":
+            return self._upemail(emit, base, data, list_id, occurred)
+        merges = em.sub(data, "merges", "data[merges]")
+        raw_email = data.get("email") or data.get("new_email") or merges.get("EMAIL")
+        address = em.email(self.edge, raw_email, "data[email]")
+        dedupe = (*base, list_id, address.key)
+        if kind == "subscribe":
+            return Output(consent=[self._grant(emit, dedupe, data, merges, address, occurred)])
+        if kind == "profile":
+            return Output()
+        if kind == "unsubscribe":
+            return self._unsubscribe(emit, dedupe, data, list_id, address, occurred)
+        return self._cleaned(emit, dedupe, data, list_id, address, occurred)
+
+    def _list_purposes(self, list_id: str) -> tuple[list[str], list[str]]:
+        return em.purposes(self, [list_id])
+
+    def _grant(
+        self,
+        emit: em.Emitter,
+        dedupe: tuple[object, ...],
+        data: Mapping[str, Any],
+        merges: Mapping[str, Any],
+        address: Address,
+        occurred: int,
+    ) -> Any:
+        list_id = str(data["list_id"]).strip()
+        ip_opt = em.text(data, "ip_opt", "data[ip_opt]")
+        ip_signup = em.text(data, "ip_signup", "data[ip_signup]")
+        mapped, unmapped = self._list_purposes(list_id)
+        interests = merges.get("INTERESTS")
+        return emit.consent(
+            dedupe,
+            ConsentAction.GRANT,
+            address,
+            occurred,
+            purposes=mapped,
+            unmapped=unmapped,
+            scope=list_id,
+            proof=Proof(
+                method="double_opt_in" if em.ip_hash(ip_opt) else "opt_in",
+                collected_at_ms=occurred,
+                collection_point=f"mailchimp:list:{list_id}",
+                ip_hash=em.ip_hash(ip_opt) or em.ip_hash(ip_signup),
+                vendor_receipt=em.ident(data, "id", "data[id]"),
+            ),
+            attributes={
+                "ip_signup_hash": em.ip_hash(ip_signup),
+                "email_type": em.attr_text(em.text(data, "email_type", "data[email_type]")),
+                "interests": interests if isinstance(interests, str) and interests else None,
+            },
+        )
+
+    def _unsubscribe(
+        self,
+        emit: em.Emitter,
+        dedupe: tuple[object, ...],
+        data: Mapping[str, Any],
+        list_id: str,
+        address: Address,
+        occurred: int,
+    ) -> Output:
+        action = (em.text(data, "action", "data[action]") or "unsub").lower()
+        reason = (em.text(data, "reason", "data[reason]") or "").lower()
+        campaign = em.ident(data, "campaign_id", "data[campaign_id]")
+        abuse = reason == "abuse"
+        mapped, unmapped = self._list_purposes(list_id)
+        attrs = {"mailchimp_action": action[:32], "reason": reason[:32] or None}
+        out = Output()
+        if action != "delete":
+            out.usage.append(
+                emit.usage(
+                    dedupe,
+                    UsageKind.COMPLAINT if abuse else UsageKind.UNSUBSCRIBE_LINK,
+                    address,
+                    occurred,
+                    source_event_type="unsubscribe",
+                    campaign_id=campaign,
+                    list_id=list_id,
+                    attributes=attrs,
+                )
+            )
+        method = (
+            "spam_complaint"
+            if abuse
+            else ("list_delete" if action == "delete" else "unsubscribe_link")
+        )
+        out.consent.append(
+            emit.consent(
+                dedupe,
+                ConsentAction.WITHDRAW,
+                address,
+                occurred,
+                purposes=mapped,
+                unmapped=unmapped,
+                scope=list_id,
+                proof=Proof(
+                    method=method,
+                    collected_at_ms=occurred,
+                    collection_point=f"mailchimp:list:{list_id}",
+                    ip_hash=em.ip_hash(data.get("ip_opt")),
+                    vendor_receipt=campaign,
+                ),
+                attributes=attrs,
+            )
+        )
+        return out
+
+    def _cleaned(
+        self,
+        emit: em.Emitter,
+        dedupe: tuple[object, ...],
+        data: Mapping[str, Any],
+        list_id: str,
+        address: Address,
+        occurred: int,
+    ) -> Output:
+        reason = (em.text(data, "reason", "data[reason]") or "").lower()
+        campaign = em.ident(data, "campaign_id", "data[campaign_id]")
+        abuse = reason == "abuse"
+        out = Output(
+            usage=[
+                emit.usage(
+                    dedupe,
+                    UsageKind.COMPLAINT if abuse else UsageKind.BOUNCE,
+                    address,
+                    occurred,
+                    source_event_type="cleaned",
+                    campaign_id=campaign,
+                    list_id=list_id,
+                    attributes={"reason": reason[:32] or None},
+                )
+            ]
+        )
+        if abuse:
+            mapped, unmapped = self._list_purposes(list_id)
+            out.consent.append(
+                emit.consent(
+                    dedupe,
+                    ConsentAction.WITHDRAW,
+                    address,
+                    occurred,
+                    purposes=mapped,
+                    unmapped=unmapped,
+                    scope=list_id,
+                    proof=Proof(
+                        method="spam_complaint",
+                        collected_at_ms=occurred,
+                        collection_point=f"mailchimp:list:{list_id}",
+                        vendor_receipt=campaign,
+                    ),
+                    attributes={"reason": "abuse"},
+                )
+            )
+        return out
+
+    def _upemail(
+        self,
+        emit: em.Emitter,
+        base: tuple[object, ...],
+        data: Mapping[str, Any],
+        list_id: str,
+        occurred: int,
+    ) -> Output:
+        new = em.email(self.edge, data.get("new_email"), "data[new_email]")
+        old = em.email(self.edge, data.get("old_email"), "data[old_email]")
+        dedupe = (*base, list_id, old.key, new.key)
+        mapped, unmapped = self._list_purposes(list_id)
+        point = f"mailchimp:list:{list_id}"
+        return Output(
+            consent=[
+                emit.consent(
+                    dedupe,
+                    ConsentAction.GRANT,
+                    new,
+                    occurred,
+                    role="new",
+                    purposes=mapped,
+                    unmapped=unmapped,
+                    scope=list_id,
+                    proof=Proof(
+                        method="address_change",
+                        collected_at_ms=occurred,
+                        collection_point=point,
+                        vendor_receipt=em.ident(data, "new_id", "data[new_id]"),
+                    ),
+                    attributes={"replaces_subject_key": old.key},
+                ),
+                emit.consent(
+                    dedupe,
+                    ConsentAction.EXPIRE,
+                    old,
+                    occurred,
+                    role="old",
+                    purposes=mapped,
+                    unmapped=unmapped,
+                    scope=list_id,
+                    proof=Proof(
+                        method="address_change", collected_at_ms=occurred, collection_point=point
+                    ),
+                    attributes={"replaced_by_subject_key": new.key, "reason": "address_changed"},
+                ),
+            ]
+        )
+
+    def _campaign(
+        self, emit: em.Emitter, base: tuple[object, ...], data: Mapping[str, Any], occurred: int
+    ) -> Output:
+        campaign = em.ident(data, "id", "data[id]", required=True)
+        list_id = em.text(data, "list_id", "data[list_id]", required=True)
+        status = (em.text(data, "status", "data[status]") or "").lower()
+        assert campaign is not None and list_id is not None
+        if status != "sent":
+            return Output()
+        fan_out = Address(list_subject_key(self.instance.name, list_id), f"* (list {list_id[:64]})")
+        return Output(
+            usage=[
+                emit.usage(
+                    (*base, list_id, campaign),
+                    UsageKind.SEND,
+                    fan_out,
+                    occurred,
+                    source_event_type="campaign",
+                    campaign_id=campaign,
+                    list_id=list_id,
+                    attributes={"fan_out": "list", "status": status},
+                )
+            ]
+        )
+
+    # -- file import -----------------------------------------------------------------
+
+    def map_row(self, row: Mapping[str, Any]) -> Output:
+        raw_email = _column(row, "Email Address", "EMAIL", "email", "Email")
+        if raw_email is None:
+            raise InvalidInput("missing_field", "the Email Address column is missing or empty")
+        list_id = _column(row, "LIST_ID", "list_id") or self.instance.options.get("list_id")
+        if not isinstance(list_id, str) or not list_id.strip():
+            raise InvalidInput(
+                "missing_field",
+                "no list id: add a LIST_ID column or set the list_id option of the instance",
+            )
+        list_id = list_id.strip()
+        address = em.email(self.edge, raw_email, "Email Address")
+        times = {
+            name: em.local_ms(value, name, self.zone)
+            for name in ("OPTIN_TIME", "CONFIRM_TIME", "LAST_CHANGED", "UNSUB_TIME")
+            if (value := _column(row, name)) is not None
+        }
+        confirmed, opted = times.get("CONFIRM_TIME"), times.get("OPTIN_TIME")
+        granted_at = confirmed or opted or times.get("LAST_CHANGED")
+        if granted_at is None:
+            raise InvalidInput(
+                "missing_field",
+                "the row has no OPTIN_TIME, CONFIRM_TIME or LAST_CHANGED column value",
+            )
+        if confirmed:
+            method, ip = "double_opt_in", _column(row, "CONFIRM_IP")
+        elif opted:
+            method, ip = "single_opt_in", _column(row, "OPTIN_IP")
+        else:
+            method, ip = "import", None
+        emit = em.Emitter(self, Edge.now_ms())
+        mapped, unmapped = self._list_purposes(list_id)
+        receipt = _column(row, "LEID", "EUID")
+        point = f"mailchimp:list:{list_id}"
+        rating = _column(row, "MEMBER_RATING")
+        out = Output(
+            consent=[
+                emit.consent(
+                    ("row", list_id, address.key, granted_at),
+                    ConsentAction.GRANT,
+                    address,
+                    granted_at,
+                    role="grant",
+                    purposes=mapped,
+                    unmapped=unmapped,
+                    scope=list_id,
+                    proof=Proof(
+                        method=method,
+                        collected_at_ms=confirmed or opted,
+                        collection_point=point,
+                        ip_hash=em.ip_hash(ip),
+                        vendor_receipt=em.attr_text(receipt),
+                    ),
+                    attributes={
+                        "optin_at_ms": opted if confirmed else None,
+                        "optin_ip_hash": em.ip_hash(_column(row, "OPTIN_IP"))
+                        if confirmed
+                        else None,
+                        "member_rating": em.attr_text(rating),
+                        "imported": True,
+                    },
+                )
+            ]
+        )
+        unsub = times.get("UNSUB_TIME")
+        if unsub is not None:
+            out.consent.append(
+                emit.consent(
+                    ("row", list_id, address.key, unsub),
+                    ConsentAction.WITHDRAW,
+                    address,
+                    unsub,
+                    role="withdraw",
+                    purposes=mapped,
+                    unmapped=unmapped,
+                    scope=list_id,
+                    proof=Proof(
+                        method="unsubscribe",
+                        collected_at_ms=unsub,
+                        collection_point=point,
+                        vendor_receipt=em.attr_text(receipt),
+                    ),
+                    attributes={
+                        "reason": em.attr_text(_column(row, "UNSUB_REASON")),
+                        "imported": True,
+                    },
+                )
+            )
+        return out
+
+
+def _column(row: Mapping[str, Any], *names: str) -> str | None:
+    """The first non-blank text among columns ``names`` (numbers become text)."""
+    for name in names:
+        value = row.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def sign(request: Request, instance: Instance) -> Request:
+    """The request with the instance token in the URL query, as the registered webhook URL
+    carries it (``https://host/hooks/mailchimp?token=...``)."""
+    return em.sign_unsigned(request, instance, default_mode="url")
