@@ -1,0 +1,256 @@
+"""Meta (Facebook/Instagram) Lead Ads (connectors.md §3.1).
+
+What is ingested is the **retrieved lead** (the Graph lead object), not the notification:
+
+- ``GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`` is the subscription handshake,
+  answered with the challenge as plain text when the verify token matches (a wrong token raises
+  ``AuthenticationFailed``, answered 401).
+- A leadgen **notification** (``object: page``, ``entry[].changes[]``) only announces a lead id:
+  it carries no address, so nothing can be keyed, and it maps to **zero events**. The runtime
+  (or the advertiser's own retriever) fetches ``GET /<leadgen_id>`` and posts the lead object,
+  signed the same way; that is what becomes events.
+- A **lead object** (``id``, ``created_time``, ``field_data``, ``custom_disclaimer_responses``),
+  or a Graph page of them (``{"data": [lead, …]}``), per address found in ``field_data``
+  (``email`` and ``phone_number``; see ``EMAIL_FIELDS`` / ``PHONE_FIELDS``):
+    * one ``lead_delivered`` UsageEvent (controller = the instance's, the advertiser);
+    * per checkbox: ticked -> ``grant``, unticked -> ``refuse``; purpose = ``purpose_map``
+      [checkbox_key], unmapped keys go to ``unmapped_purposes``; ``scope`` = checkbox key;
+      channels per ``consent_channels`` (``_leads.ChannelPolicy``).
+  Proof: method ``checkbox``, collected at ``created_time``, collection point
+  ``meta-lead-form:<form_id>``, notice version from the option ``form_notices`` [form_id]
+  (the disclaimer text is not in the lead), vendor receipt = lead id; ``ad_id``, ``platform``,
+  ``is_organic`` as attributes. Names and free-text answers are dropped.
+
+Accepted in more than one form ([U]/[P] in connectors.md): ``is_checked`` as ``"1"``/``""``,
+booleans, ``1``/``0`` or ``"true"``/``"false"``; ``created_time`` as ISO 8601 with ``+0000`` or
+``Z``, or Unix seconds; a legacy ``X-Hub-Signature`` (SHA-1) only with option
+``accept_legacy_sha1``. Field names are matched case-insensitively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from consentinel.connectors.auth import meta_signature, meta_subscription_challenge, verify_meta
+from consentinel.connectors.contract import (
+    ConfigField,
+    Connector,
+    Edge,
+    Instance,
+    Output,
+    Request,
+    Response,
+)
+from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.ids import event_id
+from consentinel.streams.events.records import (
+    ConsentAction,
+    ConsentEvent,
+    Proof,
+    Scalar,
+    UsageEvent,
+    UsageKind,
+)
+
+from ._leads import (
+    ChannelPolicy,
+    LeadAddress,
+    epoch_ms,
+    json_object,
+    received_ms,
+    secrets,
+    text_id,
+    with_headers,
+)
+from ._leads import flag as _flag
+
+EMAIL_FIELDS = frozenset({"email", "email_address", "work_email"})
+PHONE_FIELDS = frozenset({"phone_number", "phone", "mobile_number", "work_phone_number"})
+
+
+class MetaLeadAdsConnector(Connector):
+    name = "meta_lead_ads"
+    title = "Meta (Facebook/Instagram) Lead Ads: retrieved leads with their consent checkboxes"
+    produces = "usage+consent"
+    auth = "X-Hub-Signature-256: sha256=HMAC-SHA256(app secret, raw body); hub.verify_token GET"
+    config_schema = (
+        ConfigField("app_secret", "Meta app secret (signs every POST)", required=True, secret=True),
+        ConfigField("app_secret_previous", "previous app secret, while rotating", secret=True),
+        ConfigField("verify_token", "token typed into the webhook subscription", secret=True),
+        ConfigField("accept_legacy_sha1", "accept X-Hub-Signature (SHA-1) alone", default=False),
+        ConfigField("form_notices", "form id -> notice (disclaimer) version", default={}),
+        ConfigField("consent_channels", "checkbox key -> channel(s)", default={}),
+        ConfigField("phone_channel", "channel of phone addresses", default="sms"),
+    )
+
+    def __init__(self, instance: Instance, edge: Edge) -> None:
+        super().__init__(instance, edge)
+        self.channels = ChannelPolicy(instance)
+
+    def handshake(self, request: Request) -> Response | None:
+        if request.method != "GET" or request.param("hub.mode") is None:
+            return None
+        query = {k: v[0] for k, v in request.query.items() if v}
+        challenge = meta_subscription_challenge(query, secrets(self.instance, "verify_token"))
+        return Response(200, challenge.encode("utf-8"), "text/plain")
+
+    def verify(self, request: Request) -> None:
+        verify_meta(
+            secrets(self.instance, "app_secret"),
+            request.body,
+            request.headers,
+            accept_legacy_sha1=bool(self.instance.options.get("accept_legacy_sha1", False)),
+        )
+
+    def map_request(self, request: Request) -> Output:
+        data = json_object(request.body, "Meta payload")
+        received = received_ms(request)
+        if "object" in data or "entry" in data:
+            _check_notification(data)
+            return Output()  # ids only: the retrieved lead object is what is ingested
+        if isinstance(data.get("data"), list):
+            out = Output()
+            for lead in data["data"]:
+                if not isinstance(lead, dict):
+                    raise InvalidInput("malformed_json", "data[] holds a non-object")
+                out.extend(self._lead(lead, received))
+            return out
+        if "field_data" in data:
+            return self._lead(data, received)
+        raise InvalidInput("unknown_event", "neither a leadgen notification nor a lead object")
+
+    def map_row(self, row: Mapping[str, Any]) -> Output:
+        """A lead object per JSONL line (the Graph shape, as retrieved)."""
+        return self._lead(dict(row), Edge.now_ms())
+
+    # -- the lead object -------------------------------------------------------------------
+
+    def _lead(self, lead: dict[str, Any], received: int) -> Output:
+        lead_id = text_id(lead.get("id"), "id", required=True)
+        if "created_time" not in lead:
+            raise InvalidInput("missing_field", "created_time is missing")
+        at = epoch_ms(lead["created_time"], "created_time")
+        form_id = text_id(lead.get("form_id"), "form_id")
+        addresses = self._addresses(lead.get("field_data"))
+        boxes = _checkboxes(lead.get("custom_disclaimer_responses"))
+        attributes: dict[str, Scalar] = {"lead_id": lead_id or ""}
+        for key in ("ad_id", "adset_id", "platform"):
+            value = text_id(lead.get(key), key)
+            if value:
+                attributes[key] = value
+        if isinstance(lead.get("is_organic"), bool):
+            attributes["is_organic"] = lead["is_organic"]
+        notices = self.instance.options.get("form_notices") or {}
+        proof = Proof(
+            method="checkbox",
+            collected_at_ms=at,
+            collection_point=f"meta-lead-form:{form_id}" if form_id else None,
+            notice_version=notices.get(form_id) if form_id else None,
+            vendor_receipt=lead_id,
+        )
+        controller = self.instance.controller
+        src, proc = self.instance.name, self.name
+        out = Output()
+        for lead_address in addresses:
+            addr, kind = lead_address.address, lead_address.kind
+            out.usage.append(
+                UsageEvent(
+                    event_id=event_id(src, "lead", lead_id, addr.key),
+                    occurred_at_ms=at,
+                    received_at_ms=received,
+                    source=src,
+                    processor=proc,
+                    channel=self.channels.usage_channel(kind),
+                    kind=UsageKind.LEAD_DELIVERED,
+                    subject_key=addr.key,
+                    hint=addr.hint,
+                    controller=controller,
+                    campaign_id=text_id(lead.get("campaign_id"), "campaign_id"),
+                    form_id=form_id,
+                    source_event_type="lead",
+                    attributes=dict(attributes),
+                )
+            )
+            for key, ticked in boxes:
+                channels = self.channels.consent_channels(kind, key)
+                if not channels:
+                    continue
+                purpose = self.purpose(key)
+                action = ConsentAction.GRANT if ticked else ConsentAction.REFUSE
+                out.consent.append(
+                    ConsentEvent(
+                        event_id=event_id(src, "consent", lead_id, addr.key, key),
+                        occurred_at_ms=at,
+                        received_at_ms=received,
+                        source=src,
+                        processor=proc,
+                        subject_key=addr.key,
+                        hint=addr.hint,
+                        controller=controller,
+                        action=action,
+                        purposes=[purpose] if purpose else [],
+                        channels=channels,
+                        scope=key,
+                        proof=proof,
+                        unmapped_purposes=[] if purpose else [key],
+                        attributes=dict(attributes),
+                    )
+                )
+        return out
+
+    def _addresses(self, field_data: Any) -> list[LeadAddress]:
+        if not isinstance(field_data, list):
+            raise InvalidInput("missing_field", "field_data is missing or not a list")
+        found: dict[str, LeadAddress] = {}
+        for item in field_data:
+            if not isinstance(item, dict):
+                raise InvalidInput("malformed_json", "field_data[] holds a non-object")
+            name = str(item.get("name", "")).strip().lower()
+            kind = "email" if name in EMAIL_FIELDS else "phone" if name in PHONE_FIELDS else None
+            if kind is None:
+                continue  # names and free-text answers are personal data: dropped unread
+            values = item.get("values")
+            if not isinstance(values, list):
+                raise InvalidInput("malformed_json", "field_data[].values is not a list")
+            for value in values:
+                if isinstance(value, str) and value.strip():
+                    address = self.edge.address(value, kind)
+                    found.setdefault(address.key, LeadAddress(address, kind))
+        if not found:
+            raise InvalidInput("missing_field", "field_data has no email or phone_number value")
+        return list(found.values())
+
+
+def _checkboxes(responses: Any) -> list[tuple[str, bool]]:
+    if responses is None:
+        return []
+    if not isinstance(responses, list):
+        raise InvalidInput("malformed_json", "custom_disclaimer_responses is not a list")
+    boxes: dict[str, bool] = {}
+    for item in responses:
+        if not isinstance(item, dict):
+            raise InvalidInput("malformed_json", "custom_disclaimer_responses[] is not an object")
+        key = text_id(item.get("checkbox_key"), "checkbox_key", required=True)
+        boxes[key or ""] = _flag(item.get("is_checked"), "custom_disclaimer_responses[].is_checked")
+    return list(boxes.items())
+
+
+def _check_notification(data: dict[str, Any]) -> None:
+    entries = data.get("entry")
+    if not isinstance(entries, list):
+        raise InvalidInput("missing_field", "entry is missing or not a list")
+    for entry in entries:
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        if not isinstance(changes, list):
+            raise InvalidInput("missing_field", "entry[].changes is missing or not a list")
+        for change in changes:
+            if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
+                raise InvalidInput("missing_field", "entry[].changes[].value is missing")
+
+
+def sign(request: Request, instance: Instance) -> Request:
+    """``request`` with the ``X-Hub-Signature-256`` Meta would send for ``instance``."""
+    return with_headers(
+        request, x_hub_signature_256=meta_signature(instance.secret("app_secret"), request.body)
+    )
