@@ -1,0 +1,324 @@
+"""LinkedIn Lead Gen Forms through Lead Sync (connectors.md §3.2).
+
+- ``GET ?challengeCode=<uuid>`` (endpoint validation, every 2 h) is answered 200
+  ``application/json`` ``{"challengeCode", "challengeResponse": hex HMAC-SHA256(client secret,
+  challengeCode)}``.
+- POSTs are signed ``X-LI-Signature`` (hex HMAC-SHA256 of ``"hmacsha256=" + body``; the bare
+  body is accepted too, [P], see ``auth.linkedin``).
+
+Payloads:
+
+- A bare **notification** (``type: LEAD_ACTION``, ``leadGenFormResponse`` = a URN) carries no
+  address: **zero events**, for ``CREATED`` and ``DELETED`` alike. What is ingested is the lead
+  form response (``GET /rest/leadFormResponses/<id>``), posted by the retriever either bare or
+  embedded in the notification (``leadGenFormResponse`` = the response object), signed the
+  same way.
+- A **lead form response** (``CREATED``, or bare): per address found in
+  ``formResponse.answers``: one ``lead_delivered`` UsageEvent, and per
+  ``formResponse.consentResponses[]``: ``accepted`` -> ``grant``, otherwise ``refuse``;
+  purpose = ``purpose_map[str(consentId)]``, unmapped ids go to ``unmapped_purposes``;
+  ``scope`` = consent id. occurred at ``submittedAt``. Proof: method ``checkbox``, collection
+  point and notice version = ``versionedLeadGenFormUrn`` (the form version carries the consent
+  wording), vendor receipt = the response id.
+- A response with ``leadAction: DELETED`` (on it, or on the notification that embeds it):
+  one ``erase`` ConsentEvent per address (all purposes, all channels), at ``occurredAt`` (of
+  the notification, or on the response; required: an erasure placed at submission time would
+  race the grant it erases).
+  DELETED is an erasure signal, not a withdrawal.
+
+Answers carry only a ``questionId``: which question is the e-mail or phone comes from the form
+definition [U]. Accepted both ways: a ``predefinedField`` on the answer (``EMAIL``,
+``WORK_EMAIL``, ``PHONE_NUMBER``, ``WORK_PHONE``, ``MOBILE_PHONE_NUMBER``), copied there by the
+retriever, or the option ``question_fields`` (questionId -> ``email`` | ``phone``). Other
+answers (names, free text) are dropped unread. ``submitter`` (a member URN) is personal data and
+is dropped. ``testLead: true`` leads give no events unless option ``ingest_test_leads`` is set
+(then usage is flagged ``is_test`` and consent carries ``attributes.is_test``). ``consentId`` and
+``questionId`` are accepted as integers or strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from consentinel.connectors.auth import (
+    linkedin_challenge_reply,
+    linkedin_signature,
+    verify_linkedin,
+)
+from consentinel.connectors.contract import (
+    ConfigField,
+    Connector,
+    Edge,
+    Instance,
+    Output,
+    Request,
+    Response,
+)
+from consentinel.streams.events.codec import dumps
+from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.ids import event_id
+from consentinel.streams.events.records import (
+    ConsentAction,
+    ConsentEvent,
+    Proof,
+    Scalar,
+    UsageEvent,
+    UsageKind,
+)
+
+from ._leads import (
+    ChannelPolicy,
+    LeadAddress,
+    epoch_ms,
+    flag,
+    json_object,
+    received_ms,
+    secrets,
+    text_id,
+    with_headers,
+)
+
+EMAIL_FIELDS = frozenset({"EMAIL", "WORK_EMAIL"})
+PHONE_FIELDS = frozenset({"PHONE_NUMBER", "WORK_PHONE", "WORK_PHONE_NUMBER", "MOBILE_PHONE_NUMBER"})
+ACTIONS = frozenset({"CREATED", "DELETED"})
+
+
+class LinkedInLeadGenConnector(Connector):
+    name = "linkedin_lead_gen"
+    title = "LinkedIn Lead Gen Forms (Lead Sync): lead responses, consents and deletions"
+    produces = "usage+consent"
+    auth = "X-LI-Signature: hex HMAC-SHA256(client secret, 'hmacsha256=' + body); challengeCode"
+    config_schema = (
+        ConfigField("client_secret", "LinkedIn app client secret", required=True, secret=True),
+        ConfigField(
+            "client_secret_previous", "previous client secret, while rotating", secret=True
+        ),
+        ConfigField("question_fields", "questionId -> email | phone", default={}),
+        ConfigField("consent_channels", "consentId -> channel(s)", default={}),
+        ConfigField("phone_channel", "channel of phone addresses", default="sms"),
+        ConfigField("ingest_test_leads", "map testLead responses (flagged)", default=False),
+    )
+
+    def __init__(self, instance: Instance, edge: Edge) -> None:
+        super().__init__(instance, edge)
+        self.channels = ChannelPolicy(instance)
+        fields = instance.options.get("question_fields") or {}
+        self.question_fields = {str(k): str(v).lower() for k, v in dict(fields).items()}
+
+    def handshake(self, request: Request) -> Response | None:
+        code = request.param("challengeCode")
+        if request.method != "GET" or not code:
+            return None
+        reply = linkedin_challenge_reply(self.instance.secret("client_secret"), code)
+        return Response(200, dumps(reply), "application/json")
+
+    def verify(self, request: Request) -> None:
+        verify_linkedin(secrets(self.instance, "client_secret"), request.body, request.headers)
+
+    def map_request(self, request: Request) -> Output:
+        return self._map(json_object(request.body, "LinkedIn payload"), received_ms(request))
+
+    def map_row(self, row: Mapping[str, Any]) -> Output:
+        """A lead form response (or a notification embedding one) per JSONL line."""
+        return self._map(dict(row), Edge.now_ms())
+
+    def _map(self, data: dict[str, Any], received: int) -> Output:
+        occurred: int | None = None
+        action = data.get("leadAction")
+        embedded = data.get("leadGenFormResponse")
+        if "type" in data or isinstance(embedded, str):
+            if data.get("type") != "LEAD_ACTION":
+                raise InvalidInput("unknown_event", "type is not LEAD_ACTION")
+            if action not in ACTIONS:
+                raise InvalidInput("unknown_event", "leadAction is not CREATED or DELETED")
+            if "occurredAt" in data:
+                occurred = epoch_ms(data["occurredAt"], "occurredAt")
+            if isinstance(embedded, str):
+                return Output()  # ids only: nothing to key; the response is what is ingested
+            if not isinstance(embedded, dict):
+                raise InvalidInput("missing_field", "leadGenFormResponse is missing")
+            response = embedded
+        elif "formResponse" in data:
+            response = data
+        else:
+            raise InvalidInput("unknown_event", "neither a lead notification nor a response")
+        action = response.get("leadAction", action) or "CREATED"
+        if action not in ACTIONS:
+            raise InvalidInput("unknown_event", "leadAction is not CREATED or DELETED")
+        return self._response(response, action, occurred, received)
+
+    def _response(
+        self, response: dict[str, Any], action: str, occurred: int | None, received: int
+    ) -> Output:
+        lead_id = text_id(response.get("id"), "id", required=True)
+        test = flag(response.get("testLead"), "testLead")
+        if test and not self.instance.options.get("ingest_test_leads", False):
+            return Output()
+        form = response.get("formResponse")
+        if not isinstance(form, dict):
+            raise InvalidInput("missing_field", "formResponse is missing or not an object")
+        if occurred is None and "occurredAt" in response:
+            occurred = epoch_ms(response["occurredAt"], "occurredAt")
+        addresses = self._addresses(form.get("answers"))
+        form_urn = text_id(response.get("versionedLeadGenFormUrn"), "versionedLeadGenFormUrn")
+        attributes: dict[str, Scalar] = {"lead_id": lead_id or ""}
+        owner = response.get("owner")
+        if isinstance(owner, dict):
+            for key in ("sponsoredAccount", "organization"):
+                value = text_id(owner.get(key), f"owner.{key}")
+                if value:
+                    attributes["owner"] = value
+        lead_type = text_id(response.get("leadType"), "leadType")
+        if lead_type:
+            attributes["lead_type"] = lead_type
+        if test:
+            attributes["is_test"] = True
+        src, proc, controller = self.instance.name, self.name, self.instance.controller
+        out = Output()
+        if action == "DELETED":
+            if occurred is None:
+                raise InvalidInput("missing_field", "occurredAt of the DELETED action is missing")
+            for lead_address in addresses:
+                addr = lead_address.address
+                out.consent.append(
+                    ConsentEvent(
+                        event_id=event_id(src, "erase", lead_id, addr.key),
+                        occurred_at_ms=occurred,
+                        received_at_ms=received,
+                        source=src,
+                        processor=proc,
+                        subject_key=addr.key,
+                        hint=addr.hint,
+                        controller=controller,
+                        action=ConsentAction.ERASE,
+                        proof=Proof(method="platform_deletion", vendor_receipt=lead_id),
+                        attributes=dict(attributes),
+                    )
+                )
+            return out
+        if "submittedAt" not in response:
+            raise InvalidInput("missing_field", "submittedAt is missing")
+        submitted = epoch_ms(response["submittedAt"], "submittedAt")
+        consents = _consents(form.get("consentResponses"))
+        campaign = _campaign(response.get("leadMetadata"))
+        proof = Proof(
+            method="checkbox",
+            collected_at_ms=submitted,
+            collection_point=form_urn,
+            notice_version=form_urn,
+            vendor_receipt=lead_id,
+        )
+        for lead_address in addresses:
+            addr, kind = lead_address.address, lead_address.kind
+            out.usage.append(
+                UsageEvent(
+                    event_id=event_id(src, "lead", lead_id, addr.key),
+                    occurred_at_ms=submitted,
+                    received_at_ms=received,
+                    source=src,
+                    processor=proc,
+                    channel=self.channels.usage_channel(kind),
+                    kind=UsageKind.LEAD_DELIVERED,
+                    subject_key=addr.key,
+                    hint=addr.hint,
+                    controller=controller,
+                    campaign_id=campaign,
+                    form_id=form_urn,
+                    source_event_type="lead_form_response",
+                    is_test=test,
+                    attributes=dict(attributes),
+                )
+            )
+            for consent_id, accepted in consents:
+                channels = self.channels.consent_channels(kind, consent_id)
+                if not channels:
+                    continue
+                purpose = self.purpose(consent_id)
+                out.consent.append(
+                    ConsentEvent(
+                        event_id=event_id(src, "consent", lead_id, addr.key, consent_id),
+                        occurred_at_ms=submitted,
+                        received_at_ms=received,
+                        source=src,
+                        processor=proc,
+                        subject_key=addr.key,
+                        hint=addr.hint,
+                        controller=controller,
+                        action=ConsentAction.GRANT if accepted else ConsentAction.REFUSE,
+                        purposes=[purpose] if purpose else [],
+                        channels=channels,
+                        scope=consent_id,
+                        proof=proof,
+                        unmapped_purposes=[] if purpose else [consent_id],
+                        attributes=dict(attributes),
+                    )
+                )
+        return out
+
+    def _addresses(self, answers: Any) -> list[LeadAddress]:
+        if not isinstance(answers, list):
+            raise InvalidInput("missing_field", "formResponse.answers is missing or not a list")
+        found: dict[str, LeadAddress] = {}
+        for answer in answers:
+            if not isinstance(answer, dict):
+                raise InvalidInput("malformed_json", "formResponse.answers[] is not an object")
+            kind = self._kind(answer)
+            if kind is None:
+                continue  # names, free-text answers: personal data, dropped unread
+            details = answer.get("answerDetails")
+            text = details.get("textQuestionAnswer") if isinstance(details, dict) else None
+            value = text.get("answer") if isinstance(text, dict) else None
+            if isinstance(value, str) and value.strip():
+                address = self.edge.address(value, kind)
+                found.setdefault(address.key, LeadAddress(address, kind))
+        if not found:
+            raise InvalidInput(
+                "missing_field",
+                "no answer is an email or phone (set predefinedField or option question_fields)",
+            )
+        return list(found.values())
+
+    def _kind(self, answer: dict[str, Any]) -> str | None:
+        field = answer.get("predefinedField")
+        if isinstance(field, str):
+            upper = field.strip().upper()
+            if upper in EMAIL_FIELDS:
+                return "email"
+            if upper in PHONE_FIELDS:
+                return "phone"
+        question = answer.get("questionId")
+        if isinstance(question, str | int) and not isinstance(question, bool):
+            kind = self.question_fields.get(str(question))
+            if kind in ("email", "phone"):
+                return kind
+        return None
+
+
+def _consents(responses: Any) -> list[tuple[str, bool]]:
+    if responses is None:
+        return []
+    if not isinstance(responses, list):
+        raise InvalidInput("malformed_json", "formResponse.consentResponses is not a list")
+    out: dict[str, bool] = {}
+    for item in responses:
+        if not isinstance(item, dict):
+            raise InvalidInput("malformed_json", "consentResponses[] is not an object")
+        consent_id = text_id(item.get("consentId"), "consentResponses[].consentId", required=True)
+        out[consent_id or ""] = flag(item.get("accepted"), "consentResponses[].accepted")
+    return list(out.items())
+
+
+def _campaign(metadata: Any) -> str | None:
+    if not isinstance(metadata, dict):
+        return None
+    sponsored = metadata.get("sponsoredLeadMetadata")
+    if not isinstance(sponsored, dict):
+        return None
+    return text_id(sponsored.get("campaign"), "leadMetadata.sponsoredLeadMetadata.campaign")
+
+
+def sign(request: Request, instance: Instance) -> Request:
+    """``request`` with the ``X-LI-Signature`` LinkedIn would send for ``instance``."""
+    signature = linkedin_signature(instance.secret("client_secret"), request.body)
+    return with_headers(request, x_li_signature=signature)
