@@ -1,0 +1,204 @@
+"""Google Ads lead form webhook (connectors.md §3.3).
+
+Authentication: no signature; the body's ``google_key`` (the secret the advertiser typed into
+the form's webhook settings) is compared in constant time with the ``google_key`` secret
+(``google_key_previous`` too, while rotating). A body that is not a JSON object has no key and
+fails authentication (401), it is not dead-lettered: nothing unauthenticated is taken in.
+
+Mapping of one ``WebhookLead``, per address in ``user_column_data`` (``column_id`` ``EMAIL`` /
+``WORK_EMAIL``, ``PHONE_NUMBER`` / ``WORK_PHONE``; names and other answers are dropped unread):
+
+- one ``lead_delivered`` UsageEvent (controller = the instance's, the advertiser), form and
+  campaign ids attached;
+- one ``grant`` ConsentEvent: the form carries no consent field, so submitting it is the only
+  consent there is — a **form-level, implicit** grant, flagged as weak proof
+  (``Proof.method = "implicit_form"``, ``attributes.weak_proof``). Purpose =
+  ``purpose_map[str(form_id)]``, else ``unmapped_purposes = [form_id]``; channels per
+  ``consent_channels[form_id]`` (``_leads.ChannelPolicy``). Proof: collection point
+  ``google-lead-form:<form_id>``, vendor receipt = ``lead_id``; campaign, ad group, creative,
+  asset group and ``gcl_id`` as attributes.
+
+[U] items: no submission timestamp exists in the schema, so ``occurred_at_ms`` is the receipt
+time (ids do not depend on it); other ``column_id`` values than ``FULL_NAME`` are [P]; whether
+custom consent questions arrive as extra rows is unknown, they are not interpreted. Ids
+(``form_id``, ``campaign_id``…) are accepted as integers or strings. ``is_test: true`` leads give
+no events unless the option ``ingest_test_leads`` is set (then usage is flagged ``is_test``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from consentinel.connectors.auth import verify_shared_token
+from consentinel.connectors.contract import ConfigField, Connector, Edge, Instance, Output, Request
+from consentinel.streams.events.codec import dumps, loads
+from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.ids import event_id
+from consentinel.streams.events.records import (
+    ConsentAction,
+    ConsentEvent,
+    Proof,
+    Scalar,
+    UsageEvent,
+    UsageKind,
+)
+
+from ._leads import ChannelPolicy, LeadAddress, flag, json_object, received_ms, secrets, text_id
+
+EMAIL_COLUMNS = frozenset({"EMAIL", "WORK_EMAIL"})
+PHONE_COLUMNS = frozenset({"PHONE_NUMBER", "WORK_PHONE"})
+_ATTRIBUTES = (
+    "campaign_id",
+    "adgroup_id",
+    "creative_id",
+    "asset_group_id",
+    "gcl_id",
+    "api_version",
+)
+
+
+class GoogleAdsLeadsConnector(Connector):
+    name = "google_ads_leads"
+    title = "Google Ads lead form webhook: leads with a form-level (implicit) consent"
+    produces = "usage+consent"
+    auth = "google_key body field compared in constant time (no signature)"
+    config_schema = (
+        ConfigField(
+            "google_key", "the key typed into the lead form webhook", required=True, secret=True
+        ),
+        ConfigField("google_key_previous", "previous key, while rotating", secret=True),
+        ConfigField("consent_channels", "form id -> channel(s)", default={}),
+        ConfigField("phone_channel", "channel of phone addresses", default="sms"),
+        ConfigField("ingest_test_leads", "map is_test leads (flagged)", default=False),
+    )
+
+    def __init__(self, instance: Instance, edge: Edge) -> None:
+        super().__init__(instance, edge)
+        self.channels = ChannelPolicy(instance)
+
+    def verify(self, request: Request) -> None:
+        presented = None
+        try:
+            data = loads(request.body)
+        except InvalidInput:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("google_key"), str):
+            presented = data["google_key"]
+        verify_shared_token(secrets(self.instance, "google_key"), presented, name="google_key")
+
+    def map_request(self, request: Request) -> Output:
+        return self._lead(json_object(request.body, "Google Ads lead"), received_ms(request))
+
+    def map_row(self, row: Mapping[str, Any]) -> Output:
+        """A ``WebhookLead`` object per JSONL line (``google_key`` not needed)."""
+        return self._lead(dict(row), Edge.now_ms())
+
+    def _lead(self, lead: dict[str, Any], received: int) -> Output:
+        lead_id = text_id(lead.get("lead_id"), "lead_id", required=True)
+        form_id = text_id(lead.get("form_id"), "form_id", required=True) or ""
+        test = flag(lead.get("is_test"), "is_test")
+        if test and not self.instance.options.get("ingest_test_leads", False):
+            return Output()
+        addresses = self._addresses(lead.get("user_column_data"))
+        attributes: dict[str, Scalar] = {"lead_id": lead_id or ""}
+        for key in _ATTRIBUTES:
+            value = text_id(lead.get(key), key)
+            if value:
+                attributes[key] = value
+        if test:
+            attributes["is_test"] = True
+        purpose = self.purpose(form_id)
+        proof = Proof(
+            method="implicit_form",
+            collected_at_ms=received,
+            collection_point=f"google-lead-form:{form_id}",
+            vendor_receipt=lead_id,
+        )
+        src, proc, controller = self.instance.name, self.name, self.instance.controller
+        out = Output()
+        for lead_address in addresses:
+            addr, kind = lead_address.address, lead_address.kind
+            out.usage.append(
+                UsageEvent(
+                    event_id=event_id(src, "lead", lead_id, addr.key),
+                    occurred_at_ms=received,
+                    received_at_ms=received,
+                    source=src,
+                    processor=proc,
+                    channel=self.channels.usage_channel(kind),
+                    kind=UsageKind.LEAD_DELIVERED,
+                    subject_key=addr.key,
+                    hint=addr.hint,
+                    controller=controller,
+                    campaign_id=text_id(lead.get("campaign_id"), "campaign_id"),
+                    form_id=form_id,
+                    source_event_type="lead",
+                    is_test=test,
+                    attributes=dict(attributes),
+                )
+            )
+            channels = self.channels.consent_channels(kind, form_id)
+            if not channels:
+                continue
+            out.consent.append(
+                ConsentEvent(
+                    event_id=event_id(src, "consent", lead_id, addr.key),
+                    occurred_at_ms=received,
+                    received_at_ms=received,
+                    source=src,
+                    processor=proc,
+                    subject_key=addr.key,
+                    hint=addr.hint,
+                    controller=controller,
+                    action=ConsentAction.GRANT,
+                    purposes=[purpose] if purpose else [],
+                    channels=channels,
+                    scope=form_id,
+                    proof=proof,
+                    unmapped_purposes=[] if purpose else [form_id],
+                    attributes={**attributes, "weak_proof": True},
+                )
+            )
+        return out
+
+    def _addresses(self, rows: Any) -> list[LeadAddress]:
+        if not isinstance(rows, list):
+            raise InvalidInput("missing_field", "user_column_data is missing or not a list")
+        found: dict[str, LeadAddress] = {}
+        for row in rows:
+            if not isinstance(row, dict):
+                raise InvalidInput("malformed_json", "user_column_data[] is not an object")
+            column = row.get("column_id")
+            column = column.strip().upper() if isinstance(column, str) else ""
+            kind = (
+                "email" if column in EMAIL_COLUMNS else "phone" if column in PHONE_COLUMNS else None
+            )
+            if kind is None:
+                continue  # FULL_NAME and other answers: personal data, dropped unread
+            value = row.get("string_value")
+            if isinstance(value, str) and value.strip():
+                address = self.edge.address(value, kind)
+                found.setdefault(address.key, LeadAddress(address, kind))
+        if not found:
+            raise InvalidInput("missing_field", "user_column_data has no EMAIL or PHONE_NUMBER")
+        return list(found.values())
+
+
+def sign(request: Request, instance: Instance) -> Request:
+    """``request`` with the instance's ``google_key`` written into its JSON body (the body is
+    re-serialized; a body that is not a JSON object is returned unchanged: it cannot carry a
+    key)."""
+    try:
+        data = loads(request.body)
+    except InvalidInput:
+        return request
+    if not isinstance(data, dict):
+        return request
+    data["google_key"] = instance.secret("google_key").decode("utf-8")
+    body = dumps(data)
+    headers = dict(request.headers)
+    if "content-length" in headers:
+        headers["content-length"] = str(len(body))
+    return dataclasses.replace(request, body=body, headers=headers)
