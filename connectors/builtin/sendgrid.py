@@ -1,0 +1,320 @@
+"""Twilio SendGrid Event Webhook, signed (connectors.md §1.4, §7, §8), and suppression
+exports.
+
+Transport: POST ``application/json``, a JSON array of events (batched).
+
+Authentication: the Signed Event Webhook, ECDSA P-256/SHA-256 over the
+``X-Twilio-Email-Event-Webhook-Timestamp`` value followed by the raw body
+(``connectors.auth.verify_sendgrid``). The verification key (Base64 DER, from SendGrid's
+settings) is the instance secret ``verification_key`` (``verification_key_previous`` while
+rotating); it is loaded once, so a wrong key stops the instance at start. The timestamp
+must be within ``max_age_s`` (default 300 s; null disables) of the request's receipt time.
+``sign`` needs the matching private key as secret ``signing_key`` (PEM; tests and the demo
+feed only: SendGrid holds the real one).
+
+Mapping, one event per array item (``timestamp`` = event time; dedupe ``sg_event_id``):
+``processed`` → send, ``deferred`` → defer, ``delivered`` → deliver, ``bounce`` → bounce
+(attribute ``bounce_type``: bounce|blocked), ``dropped`` → drop, ``open`` → open (attribute
+``machine_open``), ``click`` → click (URL host only), ``spamreport`` → complaint +
+withdraw (all purposes), ``unsubscribe`` → unsubscribe_link + withdraw (all purposes: a
+global unsubscribe), ``group_unsubscribe`` → unsubscribe_link + withdraw of the group's
+purpose (``purpose_map[str(asm_group_id)]``, scope = group id), ``group_resubscribe`` →
+grant of the group's purpose (no usage: nothing was sent). ``account_status_change`` gives
+nothing; any other event is ``unknown_event``. ``list_id`` = ``asm_group_id``;
+``campaign_id`` = ``marketing_campaign_id`` (or [U] ``singlesend_id``); ``tags`` =
+``category`` (string or array); ``sender`` = the ``account`` option (subuser);
+``declared_purpose`` = the flattened custom arg named by ``purpose_key`` (default
+``consentinel_purpose``) through ``purpose_map``. Other custom args are not copied: they
+may hold personal data.
+
+Import (``map_row``): rows of the suppression exports (``email``, ``created`` as Unix
+seconds or ``YYYY-MM-DD HH:MM:SS`` UTC, optional ``group_id``/``asm_group_id``, ``ip``).
+Which export is given by a ``suppression`` column or the ``import_kind`` option:
+``unsubscribes`` (default; withdraw, all purposes), ``group_unsubscribes`` (withdraw of the
+group's purpose; also whenever a group column is filled), ``spam_reports`` (withdraw, all
+purposes); ``bounces``, ``blocks`` and ``invalid_emails`` are not consent: no events.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Mapping
+from datetime import UTC
+from typing import Any, ClassVar
+
+from consentinel.connectors.auth import load_sendgrid_key, verify_sendgrid
+from consentinel.connectors.auth.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from consentinel.connectors.builtin import _email as em
+from consentinel.connectors.contract import (
+    Address,
+    ConfigField,
+    Connector,
+    Edge,
+    Instance,
+    Output,
+    Request,
+)
+from consentinel.streams.events.errors import ConsentinelError, InvalidInput
+from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+KINDS: dict[str, UsageKind] = {
+    "processed": UsageKind.SEND,
+    "deferred": UsageKind.DEFER,
+    "delivered": UsageKind.DELIVER,
+    "bounce": UsageKind.BOUNCE,
+    "dropped": UsageKind.DROP,
+    "open": UsageKind.OPEN,
+    "click": UsageKind.CLICK,
+    "spamreport": UsageKind.COMPLAINT,
+    "unsubscribe": UsageKind.UNSUBSCRIBE_LINK,
+    "group_unsubscribe": UsageKind.UNSUBSCRIBE_LINK,
+}
+_IGNORED = frozenset({"account_status_change"})
+_ROW_KINDS = {
+    "unsubscribes": "unsubscribe_link",
+    "global_unsubscribes": "unsubscribe_link",
+    "group_unsubscribes": "unsubscribe_link",
+    "spam_reports": "spam_complaint",
+}
+_ROW_NOT_CONSENT = frozenset({"bounces", "blocks", "invalid_emails"})
+
+
+class SendGridConnector(Connector):
+    name: ClassVar[str] = "sendgrid"
+    title: ClassVar[str] = "Twilio SendGrid signed Event Webhook and suppression exports"
+    produces: ClassVar[str] = "usage+consent"
+    auth: ClassVar[str] = "ECDSA P-256/SHA-256 over the timestamp header + raw body"
+    config_schema: ClassVar[tuple[ConfigField, ...]] = (
+        ConfigField(
+            "verification_key",
+            "the Signed Event Webhook verification key (Base64)",
+            required=True,
+            secret=True,
+        ),
+        ConfigField(
+            "verification_key_previous", "previous key, accepted while rotating", secret=True
+        ),
+        ConfigField("signing_key", "PEM private key for sign() (tests, demo feed)", secret=True),
+        ConfigField(
+            "max_age_s", "accepted age of the signed timestamp, s (null: no check)", default=300
+        ),
+        ConfigField("account", "the SendGrid account or subuser, reported as sender"),
+        ConfigField(
+            "purpose_key", "custom arg holding the sender's purpose", default="consentinel_purpose"
+        ),
+        ConfigField(
+            "import_kind", "default kind of imported suppression rows", default="unsubscribes"
+        ),
+    )
+
+    def __init__(self, instance: Instance, edge: Edge) -> None:
+        super().__init__(instance, edge)
+        self.keys = [
+            load_sendgrid_key(k.decode("utf-8")) for k in em.secrets(instance, "verification_key")
+        ]
+        max_age = instance.options.get("max_age_s", 300)
+        self.max_age: float | None = None if max_age is None else float(max_age)
+
+    def verify(self, request: Request) -> None:
+        now = request.received_at_ms / 1000 if request.received_at_ms else None
+        verify_sendgrid(self.keys, request.body, request.headers, tolerance=self.max_age, now=now)
+
+    def map_request(self, request: Request) -> Output:
+        items = em.objects(em.json_body(request.body, "the body"), "the body", allow_single=False)
+        emit = em.Emitter(self, em.received_ms(request))
+        out = Output()
+        for i, item in enumerate(items):
+            out.extend(self._item(emit, item, f"event[{i}]"))
+        return out
+
+    def _item(self, emit: em.Emitter, item: Mapping[str, Any], where: str) -> Output:
+        event = em.text(item, "event", f"{where}.event", required=True)
+        assert event is not None
+        if event in _IGNORED:
+            return Output()
+        if event not in KINDS and event != "group_resubscribe":
+            raise InvalidInput("unknown_event", f"{where}.event is not a SendGrid event")
+        address = em.email(self.edge, item.get("email"), f"{where}.email")
+        ts = em.seconds_ms(item.get("timestamp"), f"{where}.timestamp")
+        event_id = em.ident(item, "sg_event_id", f"{where}.sg_event_id")
+        message_id = em.ident(item, "sg_message_id", f"{where}.sg_message_id")
+        dedupe: tuple[object, ...] = (
+            (event_id,) if event_id else (message_id, event, item.get("timestamp"), address.key)
+        )
+        group = em.ident(item, "asm_group_id", f"{where}.asm_group_id")
+        out = Output()
+        kind = KINDS.get(event)
+        if kind is not None:
+            raw_purpose = item.get(self._purpose_key)
+            vendor_purpose = _short(raw_purpose)
+            purpose = em.declared_purpose(self, vendor_purpose)
+            campaign = em.ident(item, "marketing_campaign_id", f"{where}.marketing_campaign_id")
+            campaign = campaign or em.ident(item, "singlesend_id", f"{where}.singlesend_id")
+            machine = item.get("sg_machine_open")
+            out.usage.append(
+                emit.usage(
+                    dedupe,
+                    kind,
+                    address,
+                    ts,
+                    source_event_type=event,
+                    tags=em.strings(item.get("category")),
+                    campaign_id=campaign,
+                    list_id=group,
+                    sender=self._account,
+                    declared_purpose=purpose,
+                    attributes={
+                        "message_id": em.attr_text(message_id),
+                        "vendor_purpose": em.attr_text(vendor_purpose) if purpose is None else None,
+                        "machine_open": machine if isinstance(machine, bool) else None,
+                        "bounce_type": _short(item.get("type"))
+                        if kind is UsageKind.BOUNCE
+                        else None,
+                        "bounce_classification": _short(item.get("bounce_classification")),
+                        "url_host": em.url_host(item.get("url")) if event == "click" else None,
+                        "campaign_name": _short(item.get("marketing_campaign_name")),
+                    },
+                )
+            )
+        consent = self._consent(emit, event, dedupe, address, ts, group, item, where)
+        if consent is not None:
+            out.consent.append(consent)
+        return out
+
+    def _consent(
+        self,
+        emit: em.Emitter,
+        event: str,
+        dedupe: tuple[object, ...],
+        address: Address,
+        ts: int,
+        group: str | None,
+        item: Mapping[str, Any],
+        where: str,
+    ) -> Any:
+        if event not in ("spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe"):
+            return None
+        mapped: list[str] = []
+        unmapped: list[str] = []
+        scope = None
+        if event.startswith("group_"):
+            if group is None:
+                raise InvalidInput("missing_field", f"{where}.asm_group_id is missing")
+            mapped, unmapped = em.purposes(self, [group])
+            scope = group
+        method = {
+            "spamreport": "spam_complaint",
+            "unsubscribe": "unsubscribe_link",
+            "group_unsubscribe": "unsubscribe_link",
+            "group_resubscribe": "preference_center",
+        }[event]
+        return emit.consent(
+            dedupe,
+            ConsentAction.GRANT if event == "group_resubscribe" else ConsentAction.WITHDRAW,
+            address,
+            ts,
+            purposes=mapped,
+            unmapped=unmapped,
+            scope=scope,
+            proof=Proof(
+                method=method,
+                collected_at_ms=ts,
+                collection_point=f"sendgrid:asm_group:{group}" if scope else "sendgrid",
+                ip_hash=em.ip_hash(item.get("ip")),
+                vendor_receipt=em.attr_text(em.ident(item, "sg_event_id", f"{where}.sg_event_id")),
+            ),
+        )
+
+    @property
+    def _purpose_key(self) -> str:
+        return str(self.instance.options.get("purpose_key") or "consentinel_purpose")
+
+    @property
+    def _account(self) -> str | None:
+        account = self.instance.options.get("account")
+        return str(account) if account else None
+
+    # -- file import -----------------------------------------------------------------
+
+    def map_row(self, row: Mapping[str, Any]) -> Output:
+        kind = _cell(row, "suppression") or str(
+            self.instance.options.get("import_kind") or "unsubscribes"
+        )
+        kind = kind.lower()
+        if kind in _ROW_NOT_CONSENT:
+            return Output()
+        if kind not in _ROW_KINDS:
+            raise InvalidInput("unknown_event", "the suppression column names no known export")
+        address = em.email(self.edge, _cell(row, "email", "Email"), "email")
+        created = _cell(row, "created", "created_at", "Created")
+        at = em.local_ms(created, "created", UTC)
+        group = _cell(row, "group_id", "asm_group_id", "Group ID")
+        if kind == "group_unsubscribes" and group is None:
+            raise InvalidInput("missing_field", "group_id is missing for a group unsubscribe")
+        mapped, unmapped = em.purposes(self, [group]) if group else ([], [])
+        emit = em.Emitter(self, Edge.now_ms())
+        return Output(
+            consent=[
+                emit.consent(
+                    ("row", kind, group, address.key, at),
+                    ConsentAction.WITHDRAW,
+                    address,
+                    at,
+                    purposes=mapped,
+                    unmapped=unmapped,
+                    scope=group,
+                    proof=Proof(
+                        method=_ROW_KINDS[kind],
+                        collected_at_ms=at,
+                        collection_point=f"sendgrid:asm_group:{group}" if group else "sendgrid",
+                        ip_hash=em.ip_hash(_cell(row, "ip")),
+                    ),
+                    attributes={"imported": True, "suppression": kind},
+                )
+            ]
+        )
+
+
+def _short(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return value.strip()[:64] or None
+
+
+def _cell(row: Mapping[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = row.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def sign(request: Request, instance: Instance) -> Request:
+    """The request signed as SendGrid would, with the instance's ``signing_key`` (PEM
+    private key whose public half is ``verification_key``). The timestamp header is kept
+    when present, else the request's receipt time (or now) in Unix seconds."""
+    try:
+        key = serialization.load_pem_private_key(instance.secret("signing_key"), password=None)
+    except ValueError:
+        raise ConsentinelError(
+            f"instance {instance.name!r}: signing_key is not a PEM private key"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ConsentinelError(f"instance {instance.name!r}: signing_key is not an EC key")
+    stamp = request.header(TIMESTAMP_HEADER)
+    if not stamp:
+        seconds = request.received_at_ms // 1000 if request.received_at_ms else int(time.time())
+        stamp = str(seconds)
+    signature = key.sign(stamp.encode("utf-8") + request.body, ec.ECDSA(hashes.SHA256()))
+    return em.with_headers(
+        request,
+        {
+            SIGNATURE_HEADER: base64.b64encode(signature).decode("ascii"),
+            TIMESTAMP_HEADER: stamp,
+        },
+    )
