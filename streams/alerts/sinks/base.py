@@ -120,7 +120,7 @@ def last_step(inc: Incident) -> str:
     t = inc.transitions[-1] if inc.transitions else None
     if t is None:
         return inc.status.value
-    note = f" — {t.note}" if t.note else ""
+    note = f" ({t.note})" if t.note else ""
     return f"{t.status.value} by {t.who} at {iso(t.at_ms)}{note}"
 
 
