@@ -1,0 +1,1 @@
+"""The connector runtime: ingest server, file import, Kafka producer, dead letters."""

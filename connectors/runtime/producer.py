@@ -1,0 +1,170 @@
+"""The connectors' Kafka producer: acks=all, idempotent, murmur2, awaited acknowledgements.
+
+    producer = EventProducer(settings)
+    await producer.start()            # RetriableError when no broker answers
+    await producer.send_all(output)   # returns once Kafka acknowledged every record
+    await producer.send_deadletter(dead_letter)
+    await producer.stop()
+
+What blocks: ``send_all`` and ``send_records`` wait for every acknowledgement, at most
+``ack_timeout`` seconds. Any broker fault (unreachable, timeout, not enough replicas) is
+a ``RetriableError``: the caller answers 503 or keeps its checkpoint. Some records may
+still land after a timeout; their ids are deterministic, so a retry adds duplicates of
+the same id only. After a failure the underlying client is replaced, so a producer whose
+broker went away recovers on its own once it is back.
+
+Keys: usage and consent records are keyed by ``partitioning.subject_message_key`` and
+placed by the default murmur2 partitioner (co-partitioning, DESIGN.md); dead letters are
+keyed by their source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from consentinel.connectors.contract import Output
+from consentinel.streams.events import codec, topics
+from consentinel.streams.events.errors import RetriableError
+from consentinel.streams.events.partitioning import subject_message_key
+from consentinel.streams.events.records import DeadLetter
+from consentinel.streams.events.settings import Settings
+
+log = logging.getLogger("consentinel.connectors.producer")
+
+Record = tuple[str, bytes, bytes]  # topic, key, value
+
+
+def records_of(output: Output, settings: Settings) -> list[Record]:
+    """The Kafka records of an output: usage then consent, keyed by subject."""
+    usage_topic = settings.topic(topics.USAGE)
+    consent_topic = settings.topic(topics.CONSENT)
+    out: list[Record] = [
+        (usage_topic, subject_message_key(e.subject_key), codec.encode(e)) for e in output.usage
+    ]
+    out += [
+        (consent_topic, subject_message_key(e.subject_key), codec.encode(e)) for e in output.consent
+    ]
+    return out
+
+
+class EventProducer:
+    """One aiokafka producer shared by all requests of a process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_id: str = "consentinel-connectors",
+        ack_timeout: float = 10.0,
+        linger_ms: int = 2,
+        max_batch_size: int = 256 * 1024,
+    ) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.ack_timeout = ack_timeout
+        self.linger_ms = linger_ms
+        self.max_batch_size = max_batch_size
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    async def start(self) -> None:
+        """Connect now (otherwise the first send connects); ``RetriableError`` if it cannot."""
+        await self._ensure()
+
+    async def _ensure(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is not None:
+                return self._producer
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.bootstrap_servers,
+                client_id=self.client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=self.linger_ms,
+                max_batch_size=self.max_batch_size,
+                request_timeout_ms=int(self.ack_timeout * 1000),
+                retry_backoff_ms=200,
+            )
+            try:
+                await asyncio.wait_for(producer.start(), self.ack_timeout)
+            except (TimeoutError, KafkaError, OSError) as exc:
+                self._discard(producer)
+                raise RetriableError(
+                    f"Kafka at {self.settings.bootstrap_servers} is not reachable "
+                    f"({type(exc).__name__}); is the broker up?",
+                    retry_after=5.0,
+                ) from None
+            self._producer = producer
+            log.info("connected to Kafka at %s", self.settings.bootstrap_servers)
+            return producer
+
+    def _discard(self, producer: AIOKafkaProducer) -> None:
+        """Close a client in the background (it may wait for a broker that is gone)."""
+
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 30)
+
+        task = asyncio.ensure_future(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _fail(self, producer: AIOKafkaProducer) -> None:
+        if self._producer is producer:
+            self._producer = None
+            self._discard(producer)
+
+    async def send_records(self, records: Iterable[Record]) -> int:
+        """Produce and wait until every record is acknowledged; returns how many."""
+        batch = list(records)
+        if not batch:
+            return 0
+        producer = await self._ensure()
+
+        async def produce() -> None:
+            futures = [await producer.send(topic, value, key=key) for topic, key, value in batch]
+            await asyncio.gather(*futures)
+
+        try:
+            await asyncio.wait_for(produce(), self.ack_timeout)
+        except TimeoutError:
+            self._fail(producer)
+            raise RetriableError(
+                f"Kafka did not acknowledge {len(batch)} record(s) within {self.ack_timeout:g} s",
+                retry_after=5.0,
+            ) from None
+        except (KafkaError, OSError) as exc:
+            self._fail(producer)
+            raise RetriableError(
+                f"Kafka refused or lost the records ({type(exc).__name__}); retry later",
+                retry_after=5.0,
+            ) from None
+        return len(batch)
+
+    async def send_all(self, output: Output) -> int:
+        """Produce an output's events; returns once all are acknowledged (acks=all)."""
+        return await self.send_records(records_of(output, self.settings))
+
+    async def send_deadletter(self, letter: DeadLetter) -> None:
+        topic = self.settings.topic(topics.DEADLETTER)
+        await self.send_records([(topic, letter.source.encode("utf-8"), codec.encode(letter))])
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), self.ack_timeout)
+        for task in list(self._closing):
+            task.cancel()
