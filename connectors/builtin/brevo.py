@@ -1,0 +1,354 @@
+"""Brevo (ex-Sendinblue) transactional and marketing webhooks (connectors.md §1.3, §7).
+
+Transport: POST ``application/json``, one event object per request; [U] the "batched
+webhooks" format is not documented to us, so an array of such objects is accepted too.
+
+Authentication: Brevo signs nothing. The instance secret ``token`` (``token_previous`` while
+rotating) is accepted in every form Brevo can send it: Basic credentials embedded in the
+callback URL (``https://<basic_user>:<token>@host/...``, arriving as ``Authorization:
+Basic``), a bearer token configured on the webhook, or in the URL itself (query ``token``
+or the last path segment). ``sign`` uses the ``auth`` option: ``url`` (default), ``basic``
+or ``bearer``.
+
+A payload is a marketing (campaign) event when it carries ``camp_id`` or is a contact event
+(``list_addition``, ``contact_updated``, ``contact_deleted``), else transactional. The
+camelCase names used when configuring a webhook (``hardBounce``, ``unsubscribed``,
+``listAddition``…) are accepted as aliases [P].
+
+Transactional (time ``ts_epoch`` ms, else ``ts_event`` s; dedupe message-id + event +
+ts_epoch): ``request`` → send, ``delivered`` → deliver, ``hard_bounce``/``soft_bounce`` →
+bounce, ``blocked``/``invalid_email`` → drop, ``deferred`` → defer, ``opened``,
+``unique_opened``, ``proxy_open``, ``unique_proxy_open`` → open (attribute ``proxy_open``),
+``click`` → click (URL host only), ``spam``/``complaint`` → complaint + withdraw (all
+purposes), ``unsubscribe`` → unsubscribe_link + withdraw (all purposes), ``error`` → fail.
+The Message-ID looks like an address (``local@host``), so events keep only its sha256
+(attribute ``message_id_sha256``, proof receipt). ``declared_purpose`` = key
+``purpose_key`` (default ``purpose``) of ``X-Mailin-custom`` through ``purpose_map``;
+``list_id`` = ``template_id``; ``tags`` = ``tags``/``tag``.
+
+Marketing (time ``ts_event`` s; dedupe camp_id + address + event + ts_event): Brevo reports
+no send, so ``delivered`` gives a ``send`` (the use the checker judges; attribute
+``derived_from=delivered``) and a ``deliver``; ``opened``/``proxy_open`` → open, ``click``,
+``*_bounce`` → bounce, ``spam`` → complaint + withdraw (all purposes), ``unsubscribe`` →
+unsubscribe_link + one withdraw per list in ``list_id`` (purpose ``purpose_map[list id]``,
+scope the list), or one for all purposes when no list is named. ``list_addition`` → one
+grant per list [U] with the weak proof Brevo gives (method ``list_addition``, no IP).
+``contact_updated``/``contact_deleted`` give nothing. ``campaign_id`` = ``camp_id``.
+[U] ``list_id`` is accepted as an array (``[12, 31]``), a number, a string or a
+comma-separated string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from consentinel.connectors.builtin import _email as em
+from consentinel.connectors.contract import (
+    Address,
+    ConfigField,
+    Connector,
+    Instance,
+    Output,
+    Request,
+)
+from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+
+TRANSACTIONAL: dict[str, UsageKind] = {
+    "request": UsageKind.SEND,
+    "delivered": UsageKind.DELIVER,
+    "hard_bounce": UsageKind.BOUNCE,
+    "soft_bounce": UsageKind.BOUNCE,
+    "blocked": UsageKind.DROP,
+    "invalid_email": UsageKind.DROP,
+    "deferred": UsageKind.DEFER,
+    "opened": UsageKind.OPEN,
+    "unique_opened": UsageKind.OPEN,
+    "proxy_open": UsageKind.OPEN,
+    "unique_proxy_open": UsageKind.OPEN,
+    "click": UsageKind.CLICK,
+    "spam": UsageKind.COMPLAINT,
+    "complaint": UsageKind.COMPLAINT,
+    "unsubscribe": UsageKind.UNSUBSCRIBE_LINK,
+    "error": UsageKind.FAIL,
+}
+MARKETING: dict[str, UsageKind] = {
+    "delivered": UsageKind.DELIVER,
+    "opened": UsageKind.OPEN,
+    "unique_opened": UsageKind.OPEN,
+    "proxy_open": UsageKind.OPEN,
+    "click": UsageKind.CLICK,
+    "hard_bounce": UsageKind.BOUNCE,
+    "soft_bounce": UsageKind.BOUNCE,
+    "spam": UsageKind.COMPLAINT,
+    "unsubscribe": UsageKind.UNSUBSCRIBE_LINK,
+}
+CONTACT_EVENTS = frozenset({"list_addition", "contact_updated", "contact_deleted"})
+_ALIASES = {"unsubscribed": "unsubscribe", "open": "opened", "sent": "request"}
+_WITHDRAW = {
+    "spam": "spam_complaint",
+    "complaint": "spam_complaint",
+    "unsubscribe": "unsubscribe_link",
+}
+
+
+def event_name(raw: str) -> str:
+    """Payload or configuration spelling → the payload's snake_case (``hardBounce`` →
+    ``hard_bounce``, ``unsubscribed`` → ``unsubscribe``)."""
+    snake = re.sub(r"(?<=[a-z])([A-Z])", r"_\1", raw.strip()).lower()
+    return _ALIASES.get(snake, snake)
+
+
+class BrevoConnector(Connector):
+    name: ClassVar[str] = "brevo"
+    title: ClassVar[str] = "Brevo (Sendinblue) transactional and marketing webhooks"
+    produces: ClassVar[str] = "usage+consent"
+    auth: ClassVar[str] = "unsigned: shared token as Basic credentials, bearer token or in the URL"
+    config_schema: ClassVar[tuple[ConfigField, ...]] = (
+        ConfigField(
+            "token",
+            "shared secret: Basic password, bearer token or URL token",
+            required=True,
+            secret=True,
+        ),
+        ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
+        ConfigField(
+            "basic_user",
+            "user name of Basic credentials in the callback URL",
+            default="consentinel",
+        ),
+        ConfigField("auth", "where sign() puts the token: url, basic or bearer", default="url"),
+        ConfigField("account", "the Brevo account, reported as sender"),
+        ConfigField(
+            "purpose_key", "X-Mailin-custom key holding the sender's purpose", default="purpose"
+        ),
+    )
+
+    def verify(self, request: Request) -> None:
+        em.verify_unsigned(request, self.instance)
+
+    def map_request(self, request: Request) -> Output:
+        items = em.objects(em.json_body(request.body, "the body"), "the body", allow_single=True)
+        emit = em.Emitter(self, em.received_ms(request))
+        out = Output()
+        for i, item in enumerate(items):
+            where = "the event" if len(items) == 1 else f"event[{i}]"
+            out.extend(self._item(emit, item, where))
+        return out
+
+    def _item(self, emit: em.Emitter, item: Mapping[str, Any], where: str) -> Output:
+        raw_event = em.text(item, "event", f"{where}.event", required=True)
+        assert raw_event is not None
+        event = event_name(raw_event)
+        marketing = "camp_id" in item or event in CONTACT_EVENTS
+        if marketing:
+            return self._marketing(emit, item, event, where)
+        return self._transactional(emit, item, event, where)
+
+    # -- transactional ---------------------------------------------------------------
+
+    def _transactional(
+        self, emit: em.Emitter, item: Mapping[str, Any], event: str, where: str
+    ) -> Output:
+        kind = TRANSACTIONAL.get(event)
+        if kind is None:
+            raise InvalidInput("unknown_event", f"{where}.event is not a Brevo transactional event")
+        address = em.email(self.edge, item.get("email"), f"{where}.email")
+        occurred, stamp = _when(item, ("ts_epoch", "ts_event", "ts"), where)
+        message_id = em.ident(item, "message-id", f"{where}.message-id")
+        dedupe = ("transactional", message_id, event, stamp, address.key)
+        # a Message-ID looks like an address (local@host): kept only as a hash
+        receipt = hashlib.sha256(message_id.encode("utf-8")).hexdigest() if message_id else None
+        vendor_purpose = em.metadata_purpose(item.get("X-Mailin-custom"), self._purpose_key)
+        purpose = em.declared_purpose(self, vendor_purpose)
+        out = Output(
+            usage=[
+                emit.usage(
+                    dedupe,
+                    kind,
+                    address,
+                    occurred,
+                    source_event_type=event,
+                    tags=em.strings(item.get("tags")) or em.strings(item.get("tag")),
+                    list_id=em.ident(item, "template_id", f"{where}.template_id"),
+                    sender=self._account,
+                    declared_purpose=purpose,
+                    attributes={
+                        "message_id_sha256": receipt,
+                        "vendor_purpose": vendor_purpose if purpose is None else None,
+                        "proxy_open": True if "proxy" in event else None,
+                        "url_host": em.url_host(item.get("link")) if event == "click" else None,
+                        "webhook_id": em.attr_text(em.ident(item, "id", f"{where}.id")),
+                    },
+                )
+            ]
+        )
+        if event in _WITHDRAW:
+            out.consent.append(
+                emit.consent(
+                    dedupe,
+                    ConsentAction.WITHDRAW,
+                    address,
+                    occurred,
+                    proof=Proof(
+                        method=_WITHDRAW[event],
+                        collected_at_ms=occurred,
+                        collection_point="brevo:transactional",
+                        vendor_receipt=receipt,
+                    ),
+                )
+            )
+        return out
+
+    # -- marketing -------------------------------------------------------------------
+
+    def _marketing(
+        self, emit: em.Emitter, item: Mapping[str, Any], event: str, where: str
+    ) -> Output:
+        if event in ("contact_updated", "contact_deleted"):
+            return Output()
+        if event != "list_addition" and event not in MARKETING:
+            raise InvalidInput("unknown_event", f"{where}.event is not a Brevo marketing event")
+        address = em.email(self.edge, item.get("email"), f"{where}.email")
+        occurred, stamp = _when(item, ("ts_event", "ts_epoch", "ts"), where)
+        campaign = em.ident(item, "camp_id", f"{where}.camp_id")
+        lists = em.id_list(item.get("list_id"), f"{where}.list_id")
+        dedupe = ("marketing", campaign, address.key, event, stamp)
+        if event == "list_addition":
+            return Output(
+                consent=[
+                    self._list_consent(
+                        emit,
+                        dedupe,
+                        ConsentAction.GRANT,
+                        address,
+                        occurred,
+                        list_id,
+                        "list_addition",
+                        campaign,
+                    )
+                    for list_id in lists
+                ]
+            )
+        kind = MARKETING[event]
+        common: dict[str, Any] = {
+            "source_event_type": event,
+            "tags": em.strings(item.get("tag")) or em.strings(item.get("tags")),
+            "campaign_id": campaign,
+            "list_id": lists[0] if len(lists) == 1 else None,
+            "sender": self._account,
+        }
+        attributes: dict[str, Any] = {
+            "campaign_name": em.attr_text(em.text(item, "campaign name", f"{where}.campaign name")),
+            "list_ids": ",".join(lists)[:256] if lists else None,
+            "proxy_open": True if "proxy" in event else None,
+            "url_host": em.url_host(item.get("URL") or item.get("link"))
+            if event == "click"
+            else None,
+        }
+        out = Output()
+        if event == "delivered":
+            out.usage.append(
+                emit.usage(
+                    dedupe,
+                    UsageKind.SEND,
+                    address,
+                    occurred,
+                    role="send",
+                    attributes={**attributes, "derived_from": "delivered"},
+                    **common,
+                )
+            )
+        out.usage.append(
+            emit.usage(dedupe, kind, address, occurred, attributes=attributes, **common)
+        )
+        if event in _WITHDRAW:
+            if event == "unsubscribe" and lists:
+                out.consent.extend(
+                    self._list_consent(
+                        emit,
+                        dedupe,
+                        ConsentAction.WITHDRAW,
+                        address,
+                        occurred,
+                        list_id,
+                        "unsubscribe_link",
+                        campaign,
+                    )
+                    for list_id in lists
+                )
+            else:
+                out.consent.append(
+                    emit.consent(
+                        dedupe,
+                        ConsentAction.WITHDRAW,
+                        address,
+                        occurred,
+                        proof=Proof(
+                            method=_WITHDRAW[event],
+                            collected_at_ms=occurred,
+                            collection_point="brevo:marketing",
+                            vendor_receipt=campaign,
+                        ),
+                    )
+                )
+        return out
+
+    def _list_consent(
+        self,
+        emit: em.Emitter,
+        dedupe: tuple[object, ...],
+        action: ConsentAction,
+        address: Address,
+        occurred: int,
+        list_id: str,
+        method: str,
+        campaign: str | None,
+    ) -> Any:
+        mapped, unmapped = em.purposes(self, [list_id])
+        return emit.consent(
+            (*dedupe, list_id),
+            action,
+            address,
+            occurred,
+            purposes=mapped,
+            unmapped=unmapped,
+            scope=list_id,
+            proof=Proof(
+                method=method,
+                collected_at_ms=occurred,
+                collection_point=f"brevo:list:{list_id}",
+                vendor_receipt=campaign,
+            ),
+        )
+
+    @property
+    def _purpose_key(self) -> str:
+        return str(self.instance.options.get("purpose_key") or "purpose")
+
+    @property
+    def _account(self) -> str | None:
+        account = self.instance.options.get("account")
+        return str(account) if account else None
+
+
+def _when(item: Mapping[str, Any], fields: tuple[str, ...], where: str) -> tuple[int, str]:
+    """(epoch ms, the raw value used) from the first present of ``fields``; ``ts_epoch`` is
+    milliseconds, the others seconds."""
+    for name in fields:
+        value = item.get(name)
+        if value is None or value == "":
+            continue
+        field = f"{where}.{name}"
+        ms = em.millis_ms(value, field) if name == "ts_epoch" else em.seconds_ms(value, field)
+        return ms, f"{name}={value}"
+    raise InvalidInput("missing_field", f"{where}.{fields[0]} is missing")
+
+
+def sign(request: Request, instance: Instance) -> Request:
+    """The request carrying the instance token where Brevo would (``auth`` option: ``url``
+    query token by default, ``basic`` for credentials in the callback URL, ``bearer``)."""
+    return em.sign_unsigned(request, instance, default_mode="url")
