@@ -1,0 +1,290 @@
+"""The Faust application: one agent over consent, usage and ticks, three tables, two timers.
+
+``create_app(settings)`` builds it; ``build`` also returns the processor and the registry
+view (for the worker and tests). Choices, with the traps they avoid (reference/streaming.md):
+
+- ``processing_guarantee="at_least_once"``; exactly-once is not used (open bugs, and it
+  cannot cover the alerts topic, which the app does not consume). Outputs are awaited
+  until acknowledged (acks=all) before the record is done, so offsets never run ahead of
+  outputs; ids are deterministic, so repeats are recognized downstream.
+- ONE agent, ``concurrency=1``, reads the three co-partitioned topics: the consent ledger
+  and the usage checker are separate modules but one stream, so a usage being judged and a
+  consent being applied for the same subject never interleave (#606 is avoided too).
+- Tables hold bytes (raw serializers) encoded with our codec; changelog writes go to the
+  current record's partition, which is the subject's partition in all three topics.
+- RocksDB options cap memory per partition database (the default is a 2 GiB block cache
+  plus 3 x 64 MiB write buffers per partition per table).
+- ``table_standby_replicas=0`` (one node; standbys are pointless and had bugs);
+  ``web_tables_enabled=False``; the web server only on loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from consentinel.streams.events import metrics, topics
+from consentinel.streams.events.partitioning import partition_for
+from consentinel.streams.events.sealing import Sealer
+from consentinel.streams.events.settings import Settings
+from consentinel.streams.judge import Judge
+from consentinel.streams.policy.engine import PolicySettings
+from consentinel.streams.processor import Names, Processor, Table, now_ms
+from consentinel.streams.registry_view import RegistryView
+from consentinel.streams.ticks import Tick, TickClock, tick_interval, tick_topic
+from faust.types import TP
+
+log = logging.getLogger("consentinel.worker")
+
+_MiB = 1024 * 1024
+
+#: RocksDB options per table, per partition database. Worst case per partition:
+#: block cache + write_buffer_size x max_write_buffer_number.
+ROCKSDB_OPTIONS: dict[str, dict[str, int]] = {
+    # consent histories: the hot read path of every use
+    "ledger": {
+        "block_cache_size": 16 * _MiB,
+        "write_buffer_size": 4 * _MiB,
+        "max_write_buffer_number": 2,
+        "target_file_size_base": 16 * _MiB,
+        "max_open_files": 256,
+    },
+    # pending and alerted uses: small, short-lived
+    "holds": {
+        "block_cache_size": 4 * _MiB,
+        "write_buffer_size": 2 * _MiB,
+        "max_write_buffer_number": 2,
+        "target_file_size_base": 8 * _MiB,
+        "max_open_files": 128,
+    },
+    # one counter record per partition
+    "stats": {
+        "block_cache_size": 1 * _MiB,
+        "write_buffer_size": 1 * _MiB,
+        "max_write_buffer_number": 2,
+        "target_file_size_base": 2 * _MiB,
+        "max_open_files": 32,
+    },
+}
+
+METRICS_INTERVAL_S = 5.0
+
+
+def app_id(settings: Settings) -> str:
+    """The consumer group and the prefix of the changelog topics."""
+    return f"{settings.topic_prefix}{settings.app_id}"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def names_for(settings: Settings) -> Names:
+    return Names(
+        consent=settings.topic(topics.CONSENT),
+        usage=settings.topic(topics.USAGE),
+        tick=tick_topic(settings),
+        verdicts=settings.topic(topics.VERDICTS),
+        alerts=settings.topic(topics.ALERTS),
+        deadletter=settings.topic(topics.DEADLETTER),
+    )
+
+
+_faust_metrics: Any = None
+
+
+def _prometheus_monitor() -> Any:
+    """Faust's own sensors (messages, commits, rebalances...) in our registry, once per process."""
+    global _faust_metrics
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+
+    if _faust_metrics is None:
+        _faust_metrics = FaustMetrics.create(metrics.REGISTRY, "consentinel_faust")
+    return PrometheusMonitor(metrics=_faust_metrics)
+
+
+def _scanner(partitions: int) -> Any:
+    def scan(table: Table, partition: int) -> Iterable[tuple[bytes, bytes]]:
+        store: Any = getattr(table, "data", None)
+        db_for = getattr(store, "_db_for_partition", None)
+        visible = getattr(store, "_visible_items", None)
+        if callable(db_for) and callable(visible):  # RocksDB: one database per partition
+            items: Iterable[tuple[bytes, bytes]] = visible(db_for(partition))
+            return items
+        return [  # memory store: one dict for every partition
+            (k, v)
+            for k, v in list(store.data.items())
+            if v is not None and partition_for(k, partitions) == partition
+        ]
+
+    return scan
+
+
+@dataclass
+class Runtime:
+    app: faust.App
+    processor: Processor
+    registry: RegistryView
+    names: Names
+
+
+def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True) -> Runtime:
+    web = is_loopback(settings.web_host)
+    datadir = settings.state_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id(settings),
+        broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
+        store=store,
+        datadir=str(datadir),
+        autodiscover=False,
+        processing_guarantee="at_least_once",
+        stream_wait_empty=True,
+        table_standby_replicas=0,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=web,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.worker_port,
+        web_tables_enabled=False,
+    )
+    if monitor:
+        app.monitor = _prometheus_monitor()
+    names = names_for(settings)
+    rocks = store.startswith("rocksdb")
+
+    def table(name: str, help: str) -> Any:
+        return app.Table(
+            name,
+            key_type=bytes,  # bytes: Faust's raw serializer; values are our codec's JSON
+            value_type=bytes,
+            partitions=settings.partitions,
+            options=dict(ROCKSDB_OPTIONS[name]) if rocks else None,
+            help=help,
+        )
+
+    ledger = table("ledger", "subject key -> consent history (policy.history.ConsentHistory)")
+    holds = table("holds", "subject key -> pending and alerted uses (holds.Holds)")
+    stats = table("stats", "partition -> ledger and pending counters, for the gauges")
+
+    def committed(topic: str, partition: int) -> int | None:
+        offsets = getattr(app.consumer, "_committed_offset", None)
+        return None if offsets is None else offsets.get(TP(topic, partition))
+
+    clock = TickClock(lambda p: committed(names.consent, p))
+    out = {
+        name: app.topic(name, key_serializer="raw", value_serializer="raw")
+        for name in (names.verdicts, names.alerts, names.deadletter, names.tick)
+    }
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        return await out[topic].send(key=key, value=value)
+
+    registry = RegistryView(settings.bootstrap_servers, settings.topic(topics.REGISTRY))
+    processor = Processor(
+        judge=Judge(
+            PolicySettings.from_settings(settings),
+            registry.get,
+            max_versions=settings.ledger_max_versions,
+        ),
+        names=names,
+        partitions=settings.partitions,
+        ledger=ledger,
+        holds=holds,
+        stats=stats,
+        send=send,
+        scan=_scanner(settings.partitions),
+        ticks=clock,
+        sealer=Sealer(settings.pepper.reveal()),
+    )
+    source = app.topic(
+        names.consent,
+        names.usage,
+        names.tick,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    @app.agent(source, name="checker", concurrency=1)
+    async def checker(stream: Any) -> None:
+        await registry.wait_ready()
+        async for event in stream.events():
+            await processor.handle(event.message)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_registry() -> None:
+        await registry.run()
+
+    def owned(topic: str) -> list[TP]:
+        return sorted(tp for tp in app.assignor.assigned_actives() if tp.topic == topic)
+
+    @app.timer(interval=tick_interval(settings))  # type: ignore[untyped-decorator]
+    async def tick() -> None:
+        if not registry.ready.is_set():
+            return
+        tps = owned(names.consent)
+        if not tps:
+            return
+        t = now_ms()
+        for tp in tps:
+            # The consumer's highwater, refreshed by every fetch response (at most a fetch
+            # wait old); None until the first fetch after an assignment: the tick then
+            # decides nothing.
+            try:
+                end = app.consumer.highwater(tp)
+            except Exception as exc:  # not started, rebalancing: the next tick will do
+                log.debug("tick skipped: %s", exc)
+                return
+            await out[names.tick].send(
+                value=Tick(t, end if isinstance(end, int) else None).encode(),
+                partition=tp.partition,
+            )
+
+    @app.timer(interval=METRICS_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def sample_metrics() -> None:
+        mine = {tp.partition for tp in owned(names.consent)}
+        stats_now = [processor.partition_stats[p] for p in mine if p in processor.partition_stats]
+        metrics.PENDING.set(sum(s.pending for s in stats_now))
+        metrics.LEDGER_SUBJECTS.set(sum(s.subjects for s in stats_now))
+        metrics.LEDGER_VERSIONS.set(sum(s.versions for s in stats_now))
+        for base, topic in ((topics.CONSENT, names.consent), (topics.USAGE, names.usage)):
+            tps = owned(topic)
+            if not tps:
+                metrics.CONSUMER_LAG.labels(topic=base).set(0)
+                continue
+            lag = 0
+            for tp in tps:
+                try:
+                    end = app.consumer.highwater(tp)  # as of the last fetch response
+                except Exception as exc:
+                    log.debug("lag not sampled: %s", exc)
+                    break
+                done = max(
+                    processor.progress.get((topic, tp.partition), 0),
+                    committed(topic, tp.partition) or 0,
+                )
+                if isinstance(end, int):
+                    lag += max(0, end - done)
+            metrics.CONSUMER_LAG.labels(topic=base).set(lag)
+
+    return Runtime(app=app, processor=processor, registry=registry, names=names)
+
+
+def create_app(settings: Settings, *, store: str = "rocksdb://") -> faust.App:
+    """The Faust app of the worker (``memory://`` store for tests)."""
+    return build(settings, store=store).app
