@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from consentinel.connectors.contract import Address, Edge, Instance, Request
 from consentinel.streams.events.codec import loads
@@ -122,21 +122,46 @@ def with_headers(request: Request, **headers: str) -> Request:
     return dataclasses.replace(request, headers=merged)
 
 
+_ADDRESS_LIKE = re.compile(r"@|\d[\d\s().+-]{6,}")
+
+
 def safe_url(url: str) -> str:
-    """The URL minus credentials, fragment, and query parameters that may hold an address
-    (an ``@``, or a run of 7+ digits): proof of where, without the who."""
+    """The URL minus credentials, fragment, and query values or path segments that may hold an
+    address (an ``@``, or a run of 7+ digits): proof of where, without the who."""
     try:
         parts = urlsplit(url.strip())
+        port = parts.port
     except ValueError:
         raise InvalidInput("bad_value", "source URL is not a URL") from None
     query = [
         (k, v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if "@" not in v and not re.search(r"\d[\d\s().-]{6,}", v)
+        if not _ADDRESS_LIKE.search(v) and not _ADDRESS_LIKE.search(k)
     ]
+    path = "/".join(
+        "-" if _ADDRESS_LIKE.search(unquote(segment)) else segment
+        for segment in parts.path.split("/")
+    )
     host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, path, urlencode(query), ""))
+
+
+def mapping_option(instance: Instance, name: str, problems: list[str]) -> dict[str, Any]:
+    """An option that must be a mapping (absent: empty); a problem is noted otherwise."""
+    value = instance.options.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.append(f"option {name!r} must be a mapping")
+        return {}
+    return {str(k): v for k, v in value.items()}
+
+
+def check_options(instance: Instance, problems: list[str]) -> None:
+    """Refuse to start with every problem listed (``FatalConfigError``)."""
+    if problems:
+        raise FatalConfigError(problems, f"connector instance {instance.name!r}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -152,13 +177,14 @@ class ChannelPolicy:
 
     - ``phone_channel`` (default ``sms``): the channel of a phone address in usage events and,
       unless configured otherwise, in its consent events.
+    Configuration problems are appended to ``problems`` (see ``check_options``).
+
     - ``consent_channels``: vendor consent id (checkbox key, consent id, form id, purpose) ->
       channel or list of channels. A consent configured for e-mail only yields no event for the
       lead's phone, and the reverse.
     """
 
-    def __init__(self, instance: Instance) -> None:
-        problems: list[str] = []
+    def __init__(self, instance: Instance, problems: list[str]) -> None:
         self.phone_channel = _channel(instance.options.get("phone_channel", "sms"), problems)
         if self.phone_channel is not None and self.phone_channel not in PHONE_CHANNELS:
             problems.append("phone_channel must be one of sms, phone, whatsapp, rcs")
@@ -174,8 +200,6 @@ class ChannelPolicy:
                 continue
             channels = [_channel(v, problems) for v in values]
             self.configured[str(key)] = [c for c in channels if c is not None]
-        if problems:
-            raise FatalConfigError(problems, f"connector instance {instance.name!r}")
 
     def usage_channel(self, kind: str) -> Channel:
         return Channel.EMAIL if kind == "email" else self.phone_channel or Channel.SMS

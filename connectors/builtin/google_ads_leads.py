@@ -45,7 +45,16 @@ from consentinel.streams.events.records import (
     UsageKind,
 )
 
-from ._leads import ChannelPolicy, LeadAddress, flag, json_object, received_ms, secrets, text_id
+from ._leads import (
+    ChannelPolicy,
+    LeadAddress,
+    check_options,
+    flag,
+    json_object,
+    received_ms,
+    secrets,
+    text_id,
+)
 
 EMAIL_COLUMNS = frozenset({"EMAIL", "WORK_EMAIL"})
 PHONE_COLUMNS = frozenset({"PHONE_NUMBER", "WORK_PHONE"})
@@ -76,7 +85,9 @@ class GoogleAdsLeadsConnector(Connector):
 
     def __init__(self, instance: Instance, edge: Edge) -> None:
         super().__init__(instance, edge)
-        self.channels = ChannelPolicy(instance)
+        problems: list[str] = []
+        self.channels = ChannelPolicy(instance, problems)
+        check_options(instance, problems)
 
     def verify(self, request: Request) -> None:
         presented = None

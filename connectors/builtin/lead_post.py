@@ -74,9 +74,11 @@ from consentinel.streams.events.records import (
 from ._leads import (
     ChannelPolicy,
     LeadAddress,
+    check_options,
     epoch_ms,
     flag,
     json_object,
+    mapping_option,
     parse_channels,
     received_ms,
     safe_url,
@@ -133,28 +135,32 @@ class LeadPostConnector(Connector):
 
     def __init__(self, instance: Instance, edge: Edge) -> None:
         super().__init__(instance, edge)
-        self.channels = ChannelPolicy(instance)
-        aliases = dict(instance.options.get("controller_aliases") or {})
-        self.aliases = {str(k).strip().lower(): str(v) for k, v in aliases.items()}
-        custom = dict(instance.options.get("field_map") or {})
-        self.fields = {
-            name: tuple(
-                k.lower()
-                for k in (
-                    [custom[name]] if isinstance(custom.get(name), str) else custom.get(name, [])
-                )
-            )
-            + keys
-            for name, keys in FIELDS.items()
-        }
+        problems: list[str] = []
+        self.channels = ChannelPolicy(instance, problems)
+        aliases = mapping_option(instance, "controller_aliases", problems)
+        self.aliases = {k.strip().lower(): str(v) for k, v in aliases.items()}
+        custom = mapping_option(instance, "field_map", problems)
+        self.fields = dict(FIELDS)
+        for name, keys in custom.items():
+            listed = [keys] if isinstance(keys, str) else keys
+            if name not in FIELDS or not isinstance(listed, list | tuple):
+                problems.append(f"field_map[{name!r}]: a known field mapped to a key or keys")
+                continue
+            self.fields[name] = tuple(str(k).lower() for k in listed) + FIELDS[name]
+        tolerance = instance.options.get("tolerance_s", 300)
+        self.tolerance: float | None = None
+        if isinstance(tolerance, int | float) and not isinstance(tolerance, bool) and tolerance > 0:
+            self.tolerance = float(tolerance)
+        elif tolerance is not None:
+            problems.append("tolerance_s must be a positive number of seconds (or null)")
+        check_options(instance, problems)
 
     def verify(self, request: Request) -> None:
-        tolerance = self.instance.options.get("tolerance_s", 300)
         verify_lead_post(
             secrets(self.instance, "signing_secret"),
             request.body,
             request.headers,
-            tolerance=None if tolerance is None else float(tolerance),
+            tolerance=self.tolerance,
             now=request.received_at_ms / 1000 if request.received_at_ms else None,
         )
 

@@ -70,9 +70,11 @@ from consentinel.streams.events.records import (
 from ._leads import (
     ChannelPolicy,
     LeadAddress,
+    check_options,
     epoch_ms,
     flag,
     json_object,
+    mapping_option,
     received_ms,
     secrets,
     text_id,
@@ -102,9 +104,14 @@ class LinkedInLeadGenConnector(Connector):
 
     def __init__(self, instance: Instance, edge: Edge) -> None:
         super().__init__(instance, edge)
-        self.channels = ChannelPolicy(instance)
-        fields = instance.options.get("question_fields") or {}
-        self.question_fields = {str(k): str(v).lower() for k, v in dict(fields).items()}
+        problems: list[str] = []
+        self.channels = ChannelPolicy(instance, problems)
+        fields = mapping_option(instance, "question_fields", problems)
+        self.question_fields = {k: str(v).strip().lower() for k, v in fields.items()}
+        for question, kind in self.question_fields.items():
+            if kind not in ("email", "phone"):
+                problems.append(f"question_fields[{question!r}] must be 'email' or 'phone'")
+        check_options(instance, problems)
 
     def handshake(self, request: Request) -> Response | None:
         code = request.param("challengeCode")

@@ -56,8 +56,10 @@ from consentinel.streams.events.records import (
 from ._leads import (
     ChannelPolicy,
     LeadAddress,
+    check_options,
     epoch_ms,
     json_object,
+    mapping_option,
     received_ms,
     secrets,
     text_id,
@@ -86,7 +88,12 @@ class MetaLeadAdsConnector(Connector):
 
     def __init__(self, instance: Instance, edge: Edge) -> None:
         super().__init__(instance, edge)
-        self.channels = ChannelPolicy(instance)
+        problems: list[str] = []
+        self.channels = ChannelPolicy(instance, problems)
+        self.notices = {
+            k: str(v) for k, v in mapping_option(instance, "form_notices", problems).items()
+        }
+        check_options(instance, problems)
 
     def handshake(self, request: Request) -> Response | None:
         if request.method != "GET" or request.param("hub.mode") is None:
@@ -141,12 +148,11 @@ class MetaLeadAdsConnector(Connector):
                 attributes[key] = value
         if isinstance(lead.get("is_organic"), bool):
             attributes["is_organic"] = lead["is_organic"]
-        notices = self.instance.options.get("form_notices") or {}
         proof = Proof(
             method="checkbox",
             collected_at_ms=at,
             collection_point=f"meta-lead-form:{form_id}" if form_id else None,
-            notice_version=notices.get(form_id) if form_id else None,
+            notice_version=self.notices.get(form_id) if form_id else None,
             vendor_receipt=lead_id,
         )
         controller = self.instance.controller

@@ -20,7 +20,7 @@ from consentinel.connectors.testkit import (
     instance,
     make_edge,
 )
-from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.errors import FatalConfigError, InvalidInput
 from consentinel.streams.events.records import Channel, ConsentAction, UsageKind
 
 SAMPLES = Path(__file__).parent / "samples" / "lead_post"
@@ -226,6 +226,22 @@ def test_batch_rows_map_like_posts() -> None:
     ]
 
 
+def test_vendor_field_map_and_configuration_errors() -> None:
+    inst = dataclasses.replace(
+        INSTANCE, options={**INSTANCE.options, "field_map": {"email": "EmailAddr", "partners": []}}
+    )
+    lead = {"EmailAddr": "ivy@example.org", "optin_time": "2026-01-05T10:00:00Z"}
+    out = LeadPostConnector(inst, make_edge()).map_row(lead)
+    assert [c.subject_key for c in out.consent] == [key("ivy@example.org", "email")]
+    bad = dataclasses.replace(
+        INSTANCE,
+        options={"field_map": {"nickname": "nick"}, "tolerance_s": "soon", "phone_channel": "fax"},
+    )
+    with pytest.raises(FatalConfigError) as info:
+        LeadPostConnector(bad, make_edge())
+    assert len(info.value.problems) >= 2
+
+
 def test_test_leads_are_dropped() -> None:
     lead = json.loads(body("lead.json"))
     lead["is_test"] = True
@@ -267,3 +283,14 @@ def lead_post_case() -> ConnectorCase:
 
 
 TestLeadPostConformance = conformance_suite(lead_post_case())
+
+
+def test_source_url_keeps_where_but_never_who() -> None:
+    lead = json.loads(body("lead.json"))
+    lead["source_url"] = (
+        "https://u:pw@win.example.net/c/ana.lima%40example.org/x?tel=%2B33612345678&s=2#f"
+    )
+    out = connector().map_request(signed(json.dumps(lead).encode()))
+    assert {c.proof.collection_point for c in out.consent if c.proof} == {
+        "https://win.example.net/c/-/x?s=2"
+    }
