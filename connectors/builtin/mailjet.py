@@ -1,0 +1,233 @@
+"""Mailjet event callbacks (connectors.md §1.5, §7) and unsubscribe exports.
+
+Transport: POST ``application/json``; a bare object, or an array with "group events" on:
+both are accepted.
+
+Authentication [U]: Mailjet signs nothing; Basic credentials embedded in the callback URL
+are assumed (``https://<basic_user>:<token>@host/...``, arriving as ``Authorization:
+Basic``). The instance secret ``token`` (``token_previous`` while rotating) is also
+accepted as a bearer token or in the URL (query ``token`` or last path segment), in case the
+account is set up that way. ``sign`` uses the ``auth`` option (default ``basic``).
+
+Mapping (``time`` = event time; dedupe ``MessageID`` + event + ``time``; ``MessageID`` kept
+as text, it is a 64-bit integer): Mailjet reports no separate send, so ``sent`` (accepted
+by the receiving server) gives a ``send`` (the use the checker judges; attribute
+``derived_from=sent``) and a ``deliver``; ``open``, ``click`` (URL host only), ``bounce``
+(attribute ``hard_bounce``), ``blocked`` → drop, ``spam`` → complaint + withdraw (all
+purposes), ``unsub`` → unsubscribe_link + withdraw of the list's purpose
+(``purpose_map[mj_list_id]``, scope the list; all purposes when no list is named). Proof of
+an unsubscribe: method ``list_unsubscribe_header`` when ``agent`` is ``List-Unsubscribe``
+(the mailbox's one-click button), else ``unsubscribe_link``; IP hash.
+``campaign_id`` = ``customcampaign`` (the sender's X-Mailjet-Campaign) else
+``mj_campaign_id``; ``declared_purpose`` = key ``purpose_key`` (default ``purpose``) of the
+JSON ``Payload`` through ``purpose_map``; ``sender`` = the ``account`` option.
+
+Import (``map_row``) [U]: rows of an unsubscribed-contacts export: an e-mail column
+(``email``/``Email``/``Contact``), a time column (``unsub_date``/``UnsubscribedAt``/
+``date``/``created_at``: Unix seconds or ``YYYY-MM-DD HH:MM:SS`` UTC) and an optional list
+column (``list_id``/``ListID``/``mj_list_id``) → withdraw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC
+from typing import Any, ClassVar
+
+from consentinel.connectors.builtin import _email as em
+from consentinel.connectors.contract import (
+    ConfigField,
+    Connector,
+    Edge,
+    Instance,
+    Output,
+    Request,
+)
+from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+
+KINDS: dict[str, UsageKind] = {
+    "sent": UsageKind.DELIVER,
+    "open": UsageKind.OPEN,
+    "click": UsageKind.CLICK,
+    "bounce": UsageKind.BOUNCE,
+    "blocked": UsageKind.DROP,
+    "spam": UsageKind.COMPLAINT,
+    "unsub": UsageKind.UNSUBSCRIBE_LINK,
+}
+
+
+class MailjetConnector(Connector):
+    name: ClassVar[str] = "mailjet"
+    title: ClassVar[str] = "Mailjet event callbacks and unsubscribe exports"
+    produces: ClassVar[str] = "usage+consent"
+    auth: ClassVar[str] = "unsigned: Basic credentials in the callback URL [U] (or URL token)"
+    config_schema: ClassVar[tuple[ConfigField, ...]] = (
+        ConfigField(
+            "token",
+            "shared secret: the Basic password of the callback URL",
+            required=True,
+            secret=True,
+        ),
+        ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
+        ConfigField("basic_user", "user name of the Basic credentials", default="consentinel"),
+        ConfigField("auth", "where sign() puts the token: basic, url or bearer", default="basic"),
+        ConfigField("account", "the Mailjet account, reported as sender"),
+        ConfigField(
+            "purpose_key", "key of the JSON Payload holding the sender's purpose", default="purpose"
+        ),
+    )
+
+    def verify(self, request: Request) -> None:
+        em.verify_unsigned(request, self.instance)
+
+    def map_request(self, request: Request) -> Output:
+        items = em.objects(em.json_body(request.body, "the body"), "the body", allow_single=True)
+        emit = em.Emitter(self, em.received_ms(request))
+        out = Output()
+        for i, item in enumerate(items):
+            where = "the event" if len(items) == 1 else f"event[{i}]"
+            out.extend(self._item(emit, item, where))
+        return out
+
+    def _item(self, emit: em.Emitter, item: Mapping[str, Any], where: str) -> Output:
+        event = em.text(item, "event", f"{where}.event", required=True)
+        kind = KINDS.get(event or "")
+        if kind is None or event is None:
+            raise InvalidInput("unknown_event", f"{where}.event is not a Mailjet event")
+        address = em.email(self.edge, item.get("email"), f"{where}.email")
+        occurred = em.seconds_ms(item.get("time"), f"{where}.time")
+        message_id = em.ident(item, "MessageID", f"{where}.MessageID") or em.ident(
+            item, "mj_message_id", f"{where}.mj_message_id"
+        )
+        dedupe = (message_id, event, item.get("time"), address.key)
+        custom = em.text(item, "customcampaign", f"{where}.customcampaign")
+        mj_campaign = em.ident(item, "mj_campaign_id", f"{where}.mj_campaign_id")
+        campaign = custom or (mj_campaign if mj_campaign not in (None, "0") else None)
+        list_id = em.ident(item, "mj_list_id", f"{where}.mj_list_id")
+        list_id = None if list_id == "0" else list_id
+        purpose_key = str(self.instance.options.get("purpose_key") or "purpose")
+        vendor_purpose = em.metadata_purpose(item.get("Payload"), purpose_key)
+        purpose = em.declared_purpose(self, vendor_purpose)
+        agent = item.get("agent")
+        header_unsub = isinstance(agent, str) and agent.strip().lower() == "list-unsubscribe"
+        hard = item.get("hard_bounce")
+        common: dict[str, Any] = {
+            "source_event_type": event,
+            "campaign_id": em.attr_text(campaign),
+            "list_id": list_id,
+            "sender": _account(self.instance),
+            "declared_purpose": purpose,
+            "tags": [custom[:256]] if custom else [],
+        }
+        attributes: dict[str, Any] = {
+            "message_id": message_id,
+            "mj_campaign_id": mj_campaign,
+            "custom_id": em.attr_text(em.ident(item, "CustomID", f"{where}.CustomID")),
+            "vendor_purpose": vendor_purpose if purpose is None else None,
+            "url_host": em.url_host(item.get("url")) if event == "click" else None,
+            "hard_bounce": hard if isinstance(hard, bool) else None,
+            "error_related_to": _short(item.get("error_related_to")),
+            "error": _short(item.get("error")),
+            "list_unsubscribe_header": True if header_unsub else None,
+        }
+        out = Output()
+        if event == "sent":
+            out.usage.append(
+                emit.usage(
+                    dedupe,
+                    UsageKind.SEND,
+                    address,
+                    occurred,
+                    role="send",
+                    attributes={**attributes, "derived_from": "sent"},
+                    **common,
+                )
+            )
+        out.usage.append(
+            emit.usage(dedupe, kind, address, occurred, attributes=attributes, **common)
+        )
+        if event in ("spam", "unsub"):
+            scoped = event == "unsub" and list_id is not None
+            mapped, unmapped = em.purposes(self, [list_id]) if scoped and list_id else ([], [])
+            if event == "spam":
+                method = "spam_complaint"
+            else:
+                method = "list_unsubscribe_header" if header_unsub else "unsubscribe_link"
+            out.consent.append(
+                emit.consent(
+                    dedupe,
+                    ConsentAction.WITHDRAW,
+                    address,
+                    occurred,
+                    purposes=mapped,
+                    unmapped=unmapped,
+                    scope=list_id if scoped else None,
+                    proof=Proof(
+                        method=method,
+                        collected_at_ms=occurred,
+                        collection_point=f"mailjet:list:{list_id}" if scoped else "mailjet",
+                        ip_hash=em.ip_hash(item.get("ip")),
+                        vendor_receipt=message_id,
+                    ),
+                    attributes={"geo": _short(item.get("geo"))},
+                )
+            )
+        return out
+
+    # -- file import -----------------------------------------------------------------
+
+    def map_row(self, row: Mapping[str, Any]) -> Output:
+        address = em.email(self.edge, _cell(row, "email", "Email", "Contact"), "email")
+        when = _cell(row, "unsub_date", "UnsubscribedAt", "date", "created_at", "Date")
+        occurred = em.local_ms(when, "unsub_date", UTC)
+        list_id = _cell(row, "list_id", "ListID", "mj_list_id")
+        mapped, unmapped = em.purposes(self, [list_id]) if list_id else ([], [])
+        emit = em.Emitter(self, Edge.now_ms())
+        return Output(
+            consent=[
+                emit.consent(
+                    ("row", list_id, address.key, occurred),
+                    ConsentAction.WITHDRAW,
+                    address,
+                    occurred,
+                    purposes=mapped,
+                    unmapped=unmapped,
+                    scope=list_id,
+                    proof=Proof(
+                        method="unsubscribe",
+                        collected_at_ms=occurred,
+                        collection_point=f"mailjet:list:{list_id}" if list_id else "mailjet",
+                    ),
+                    attributes={"imported": True},
+                )
+            ]
+        )
+
+
+def _account(instance: Instance) -> str | None:
+    account = instance.options.get("account")
+    return str(account) if account else None
+
+
+def _short(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return value.strip()[:64] or None
+
+
+def _cell(row: Mapping[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = row.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def sign(request: Request, instance: Instance) -> Request:
+    """The request carrying the instance token as Mailjet would: ``Authorization: Basic``
+    from credentials in the callback URL (``auth`` option: ``basic`` default, ``url``,
+    ``bearer``)."""
+    return em.sign_unsigned(request, instance, default_mode="basic")
