@@ -1,0 +1,286 @@
+"""Shared by the consent-management-platform connectors (didomi, onetrust): the subject's
+address by shape, vendor purposes -> canonical purposes (fail closed), authentication by an
+operator's choice, and the ConsentEvents of a TCF TC string (connectors.md §4.3).
+
+Purpose resolution. Each vendor choice is (vendor purpose id, action, channels). A vendor id
+goes through ``purpose_map``; an unmapped one is listed in ``unmapped_purposes`` of the event of
+its action, never guessed. When two vendor ids map to one canonical purpose and one of them is
+not a grant, the grant of that canonical purpose is dropped (the refusal or withdrawal wins).
+An event whose purposes all are unmapped carries ``purposes=[]`` with ``unmapped_purposes``
+filled: it means "none mapped", not "all purposes".
+
+Channels: ``options['purpose_channels']`` maps a vendor purpose id to a channel or a list of
+channels (email, sms, phone, ...); without it the event names no channel (all).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from consentinel.connectors.auth import (
+    basic_auth_header,
+    verify_basic_auth,
+    verify_header_token,
+    verify_url_token,
+)
+from consentinel.connectors.builtin import _msgutil as u
+from consentinel.connectors.contract import (
+    Address,
+    AuthConfigError,
+    Connector,
+    Edge,
+    Instance,
+    Request,
+)
+from consentinel.connectors.tcf import TCStringError, decode_tc_string
+from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.ids import event_id
+from consentinel.streams.events.records import Channel, ConsentAction, ConsentEvent, Proof
+
+TCF_PURPOSES = range(1, 12)  # TCF v2.2 purposes 1..11
+_PHONE_SHAPE = re.compile(r"(tel:)?\+?[\d\s().\-/]{6,22}")
+_ADDRESS_LIKE = re.compile(r"@|\d{6,}")
+
+
+# -- addresses --------------------------------------------------------------------------
+
+
+def address(
+    edge: Edge, raw: Any, *, region: str, what: str, kind: str | None = None
+) -> tuple[Address, str]:
+    """Key an identifier that is an e-mail or a phone number, decided by ``kind`` (a platform's
+    identifier type) or else by shape; anything else (a CRM id) is ``no_address``."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidInput("missing_field", f"{what} is missing")
+    value = raw.strip()
+    hint = (kind or "").lower()
+    phone_hint = any(word in hint for word in ("phone", "sms", "mobile", "msisdn"))
+    if "mail" in hint or ("@" in value and not phone_hint):
+        return edge.address(value, "email"), "email"
+    if phone_hint or _PHONE_SHAPE.fullmatch(value):
+        return edge.address(value, "sms", region), "phone"
+    raise InvalidInput("no_address", f"{what} is neither an e-mail address nor a phone number")
+
+
+def region_of(country: Any, default: str) -> str:
+    if isinstance(country, str) and re.fullmatch(r"[A-Za-z]{2}", country.strip()):
+        return country.strip().upper()
+    return default
+
+
+def safe_label(value: Any) -> str | None:
+    """A collection point label or URL fit for an event: no query string, nothing that looks
+    like an address; bounded."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    label = value.strip().split("?", 1)[0].split("#", 1)[0]
+    if _ADDRESS_LIKE.search(label):
+        return None
+    return u.bounded(label)
+
+
+def digest(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+# -- authentication ---------------------------------------------------------------------
+
+
+def auth_mode(instance: Instance, default: str = "token") -> str:
+    mode = str(instance.options.get("auth") or default)
+    if mode not in ("token", "basic", "bearer", "header"):
+        raise AuthConfigError(
+            f"instance {instance.name!r}: options.auth must be token, basic, bearer or header"
+        )
+    return mode
+
+
+def verify(instance: Instance, request: Request, default: str = "token") -> None:
+    """``token``: ``?token=`` in the URL (``options['token_param']``); ``basic``: Authorization
+    Basic (``options['username']``, secret ``password``); ``bearer``: ``Authorization: Bearer``
+    static token (secret ``token``); ``header``: the bare token in ``options['token_header']``."""
+    mode = auth_mode(instance, default)
+    if mode == "basic":
+        username = str(instance.options.get("username") or "")
+        verify_basic_auth(username, u.secrets(instance, "password"), request.headers)
+    elif mode == "bearer":
+        verify_header_token(u.secrets(instance, "token"), request.headers)
+    elif mode == "header":
+        name = str(instance.options.get("token_header") or "X-Webhook-Token")
+        verify_header_token(
+            u.secrets(instance, "token"), request.headers, header=name, auth_scheme=None
+        )
+    else:
+        param = str(instance.options.get("token_param") or "token")
+        verify_url_token(u.secrets(instance, "token"), request.url, param=param)
+
+
+def sign(request: Request, instance: Instance, default: str = "token") -> Request:
+    mode = auth_mode(instance, default)
+    if mode == "basic":
+        username = str(instance.options.get("username") or "")
+        password = instance.secret("password").decode("utf-8")
+        return u.with_headers(request, authorization=basic_auth_header(username, password))
+    token = instance.secret("token").decode("utf-8")
+    if mode == "bearer":
+        return u.with_headers(request, authorization=f"Bearer {token}")
+    if mode == "header":
+        name = str(instance.options.get("token_header") or "X-Webhook-Token")
+        return u.with_headers(request, **{name.lower(): token})
+    param = str(instance.options.get("token_param") or "token")
+    return u.with_query(request, **{param: token})
+
+
+# -- purposes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    vendor_id: str
+    action: ConsentAction
+    channels: tuple[Channel, ...] = ()
+
+
+def channels_for(instance: Instance, vendor_id: str) -> tuple[Channel, ...]:
+    table = instance.options.get("purpose_channels") or {}
+    value = table.get(vendor_id) if isinstance(table, Mapping) else None
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    known = {c.value for c in Channel}
+    return tuple(sorted({Channel(n) for n in names if isinstance(n, str) and n in known}))
+
+
+@dataclass(slots=True)
+class Group:
+    action: ConsentAction
+    channels: tuple[Channel, ...]
+    purposes: list[str]
+    unmapped: list[str]
+
+
+def resolve(connector: Connector, choices: Iterable[Choice]) -> list[Group]:
+    """Group vendor choices into (action, channels) with canonical and unmapped purposes."""
+    items = list(choices)
+    negative: set[tuple[str, tuple[Channel, ...]]] = set()
+    for c in items:
+        canonical = connector.purpose(c.vendor_id)
+        if canonical and c.action is not ConsentAction.GRANT:
+            negative.add((canonical, c.channels))
+    groups: dict[tuple[ConsentAction, tuple[Channel, ...]], Group] = {}
+    for c in items:
+        canonical = connector.purpose(c.vendor_id)
+        if canonical and c.action is ConsentAction.GRANT and (canonical, c.channels) in negative:
+            continue
+        group = groups.setdefault((c.action, c.channels), Group(c.action, c.channels, [], []))
+        target = group.purposes if canonical else group.unmapped
+        value = canonical or u.bounded(c.vendor_id)
+        if value not in target:
+            target.append(value)
+    for g in groups.values():
+        g.purposes.sort()
+        g.unmapped.sort()
+    order = {a: i for i, a in enumerate(ConsentAction)}
+    return sorted(groups.values(), key=lambda g: (order[g.action], [c.value for c in g.channels]))
+
+
+def consent_events(
+    connector: Connector,
+    groups: Sequence[Group],
+    *,
+    dedupe: tuple[Any, ...],
+    occurred: int,
+    received: int,
+    addr: Address,
+    controller: str,
+    proof: Proof | None,
+    attributes: Mapping[str, Any],
+    expires_at_ms: int | None = None,
+) -> list[ConsentEvent]:
+    return [
+        ConsentEvent(
+            event_id=event_id(
+                connector.instance.name,
+                *dedupe,
+                g.action.value,
+                ",".join(c.value for c in g.channels),
+            ),
+            occurred_at_ms=occurred,
+            received_at_ms=received,
+            source=connector.instance.name,
+            processor=connector.name,
+            subject_key=addr.key,
+            hint=addr.hint,
+            controller=controller,
+            action=g.action,
+            purposes=g.purposes,
+            channels=list(g.channels),
+            proof=proof,
+            expires_at_ms=expires_at_ms,
+            unmapped_purposes=g.unmapped,
+            attributes=dict(attributes),
+        )
+        for g in groups
+    ]
+
+
+# -- TCF --------------------------------------------------------------------------------
+
+
+def tcf_events(
+    connector: Connector,
+    raw: str,
+    *,
+    dedupe: tuple[Any, ...],
+    occurred: int,
+    received: int,
+    addr: Address,
+    controller: str,
+) -> tuple[list[ConsentEvent], dict[str, Any]]:
+    """Grant/refuse per TCF purpose (``tcf:<n>`` through ``purpose_map``), channel web, the raw
+    string as ``vendor_receipt``. An undecodable string gives no events and ``tcf=undecodable``
+    in the attributes returned (for the other events of the payload)."""
+    try:
+        tc = decode_tc_string(raw)
+    except TCStringError:
+        return [], {"tcf": "undecodable"}
+    choices = [
+        Choice(
+            f"tcf:{n}",
+            ConsentAction.GRANT if n in tc.purposes_consent else ConsentAction.REFUSE,
+            (Channel.WEB,),
+        )
+        for n in TCF_PURPOSES
+    ]
+    vendors = sorted(tc.vendor_consents.ids)
+    attrs: dict[str, Any] = {
+        "tcf": "decoded",
+        "tcf_cmp_id": tc.cmp_id,
+        "tcf_cmp_version": tc.cmp_version,
+        "tcf_policy_version": tc.tcf_policy_version,
+        "tcf_vendor_list_version": tc.vendor_list_version,
+        "tcf_purposes_li": ",".join(str(n) for n in sorted(tc.purposes_legitimate_interest)),
+        "tcf_vendor_consents": u.id_list(vendors),
+        "tcf_vendor_consent_count": len(vendors),
+        "tcf_publisher_cc": tc.publisher_cc,
+    }
+    proof = Proof(
+        method="tcf",
+        collected_at_ms=u.ms_of(tc.last_updated),
+        notice_version=f"gvl:{tc.vendor_list_version};policy:{tc.tcf_policy_version}",
+        vendor_receipt=raw,
+    )
+    events = consent_events(
+        connector,
+        resolve(connector, choices),
+        dedupe=(*dedupe, "tcf"),
+        occurred=occurred,
+        received=received,
+        addr=addr,
+        controller=controller,
+        proof=proof,
+        attributes=attrs,
+    )
+    return events, {"tcf": "decoded"}

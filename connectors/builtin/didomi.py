@@ -1,0 +1,308 @@
+"""Didomi webhooks: consent events and users (connectors.md §4.1).
+
+Authentication: Didomi signs nothing. ``options['auth']`` chooses how the webhook proves itself
+(see ``_cmp.verify``): ``token`` (default, ``?token=`` in the URL), ``basic`` (credentials in
+the URL, sent as ``Authorization: Basic``), ``bearer`` (the token Didomi obtained from our
+OAuth endpoint, checked here as a static token) or ``header``. Allowlist Didomi's egress IP too.
+
+Types: ``event.created``/``event.updated`` (a consent event: ``parameters.entity`` or
+``parameters.new_entity``), ``user.created``/``user.updated`` (the user with its current
+``consents``), ``user.deleted`` -> one ConsentEvent ``erase``, ``event.deleted`` -> nothing;
+others are ``unknown_event``. The "flatten" delivery mode (``a__b__c`` keys) is accepted too [P].
+
+Mapping: address = ``user.organization_user_id``, an e-mail or a phone number by shape (a phone
+in national form uses ``user.country`` as its region); a CRM id is ``no_address``. Each purpose
+with ``enabled`` true is granted, false withdrawn (purposes with only ``values`` [U] are
+counted, not mapped); ids go through ``purpose_map``, unmapped ones into ``unmapped_purposes``;
+one ConsentEvent per (action, channels). A ``status`` other than ``confirmed`` (pending
+approval [U]) drops the grants, keeps the withdrawals. ``consents.tcfcs`` (the TC string Didomi
+can generate) adds grant/refuse events per TCF purpose (``tcf:<n>``, channel web).
+``regulation`` is an attribute; ``options['regulations']`` (a list) ignores the others.
+``organization_id`` -> controller through ``options['controllers']``. Vendor lists are kept as
+bounded attributes. Time: ``updated_at`` for updates, else ``created_at``.
+
+``map_row`` imports a consent export row [U: columns organization_user_id / email / phone,
+purpose / purpose_id, enabled, updated_at / created_at, id, regulation, country].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from consentinel.connectors.builtin import _cmp
+from consentinel.connectors.builtin import _msgutil as u
+from consentinel.connectors.contract import ConfigField, Connector, Instance, Output, Request
+from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.ids import event_id
+from consentinel.streams.events.records import ConsentAction, ConsentEvent, Proof
+
+_TYPES = frozenset(
+    {
+        "event.created",
+        "event.updated",
+        "event.deleted",
+        "user.created",
+        "user.updated",
+        "user.deleted",
+    }
+)
+_TRUE = frozenset({"true", "1", "yes", "y", "enabled", "granted", "opt_in"})
+_FALSE = frozenset({"false", "0", "no", "n", "disabled", "denied", "opt_out"})
+
+
+def _unflatten(data: dict[str, Any]) -> dict[str, Any]:
+    """``{"a__b__0__c": v}`` -> ``{"a": {"b": [{"c": v}]}}`` (Didomi's flatten mode)."""
+    root: dict[str, Any] = {}
+    for key, value in data.items():
+        parts = key.split("__")
+        node: Any = root
+        for here in parts[:-1]:
+            child = node.get(here) if isinstance(node, dict) else None
+            if child is None:
+                child = {}
+                node[here] = child
+            node = child
+        if isinstance(node, dict):
+            node[parts[-1]] = value
+    result: dict[str, Any] = _lists(root)
+    return result
+
+
+def _lists(node: Any) -> Any:
+    if isinstance(node, dict):
+        fixed = {k: _lists(v) for k, v in node.items()}
+        if fixed and all(k.isdigit() for k in fixed):
+            return [fixed[k] for k in sorted(fixed, key=int)]
+        return fixed
+    return node
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _enabled(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str | int):
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    return None
+
+
+class DidomiConnector(Connector):
+    name = "didomi"
+    title = "Didomi consent webhooks (events and users), TCF strings, consent exports"
+    produces = "consent"
+    auth = "unsigned: URL token (default), Basic credentials, or a bearer/header token"
+    config_schema = (
+        ConfigField("auth", "token (default), basic, bearer or header", default="token"),
+        ConfigField("token", "URL/bearer/header token (auth token|bearer|header)", secret=True),
+        ConfigField("token_previous", "previous token while rotating", secret=True),
+        ConfigField("password", "Basic password (auth basic)", secret=True),
+        ConfigField("username", "Basic user name (auth basic)"),
+        ConfigField("token_param", "query parameter of the URL token", default="token"),
+        ConfigField("purpose_channels", "vendor purpose id -> channel or list of channels"),
+        ConfigField("regulations", "only these regulations (default: all)"),
+        ConfigField("controllers", "organization_id -> controller"),
+    )
+
+    def verify(self, request: Request) -> None:
+        _cmp.verify(self.instance, request)
+
+    def map_request(self, request: Request) -> Output:
+        data = u.json_object(request)
+        if any("__" in str(k) for k in data):
+            data = _unflatten(data)
+        kind = u.text(data, "type", required=True)
+        if kind not in _TYPES:
+            raise InvalidInput("unknown_event", "type is not a Didomi event or user webhook")
+        if kind == "event.deleted":
+            return Output()
+        params = _obj(data.get("parameters"))
+        entity = _obj(params.get("new_entity") or params.get("entity"))
+        if not entity:
+            raise InvalidInput("missing_field", "parameters.entity / new_entity is missing")
+        regulation = (u.text(data, "regulation") or u.text(entity, "regulation") or "gdpr").lower()
+        wanted = self.instance.options.get("regulations")
+        if isinstance(wanted, list) and wanted and regulation not in wanted:
+            return Output()
+        user = _obj(entity.get("user")) if kind.startswith("event.") else entity
+        region = _cmp.region_of(user.get("country"), self.instance.default_region)
+        addr, _ = _cmp.address(
+            self.edge,
+            user.get("organization_user_id"),
+            region=region,
+            what="user.organization_user_id",
+            kind=u.text(user, "organization_user_id_type"),
+        )
+        received = u.received_ms(request)
+        order = ("created_at", "updated_at")
+        if not kind.endswith("created"):  # updated / deleted: the latest time of the entity
+            order = ("deleted_at", "updated_at", "created_at")
+        stamp_key = next((k for k in order if u.text(entity, k)), order[0])
+        stamp = u.text(entity, stamp_key)
+        occurred = u.iso_ms(stamp, stamp_key) if stamp else received
+        entity_id = u.text(entity, "id") or u.text(user, "id")
+        dedupe = (entity_id, kind, stamp or u.text(entity, "version"))
+        controller = u.controller_for(self, u.text(entity, "organization_id"))
+        attrs: dict[str, Any] = {"regulation": u.bounded(regulation), "type": kind}
+        if kind == "user.deleted":
+            return Output(
+                consent=[
+                    ConsentEvent(
+                        event_id=event_id(self.instance.name, *dedupe, "erase"),
+                        occurred_at_ms=occurred,
+                        received_at_ms=received,
+                        source=self.instance.name,
+                        processor=self.name,
+                        subject_key=addr.key,
+                        hint=addr.hint,
+                        controller=controller,
+                        action=ConsentAction.ERASE,
+                        attributes=attrs,
+                    )
+                ]
+            )
+        consents = _obj(entity.get("consents"))
+        status = (u.text(entity, "status") or "confirmed").lower()
+        if status != "confirmed":
+            attrs["status"] = u.bounded(status)
+        choices, values_only = self._choices(
+            consents.get("purposes"), pending=status != "confirmed"
+        )
+        if values_only:
+            attrs["purposes_with_values_only"] = values_only
+        vendors = _obj(consents.get("vendors"))
+        for side in ("enabled", "disabled"):
+            listed = vendors.get(side)
+            if isinstance(listed, list):
+                attrs[f"vendors_{side}"] = u.id_list(listed)
+                attrs[f"vendors_{side}_count"] = len(listed)
+        proof = Proof(
+            method="cmp_event",
+            collected_at_ms=occurred,
+            collection_point=self._collection_point(entity, user),
+            certificate_id=self._proof_id(entity),
+            vendor_receipt=u.bounded(entity_id) if entity_id else None,
+        )
+        out = Output()
+        tc_string = u.text(consents, "tcfcs") or u.text(entity, "tcfcs")
+        tcf: list[ConsentEvent] = []
+        if tc_string:
+            tcf, tcf_attrs = _cmp.tcf_events(
+                self,
+                tc_string,
+                dedupe=dedupe,
+                occurred=occurred,
+                received=received,
+                addr=addr,
+                controller=controller,
+            )
+            attrs.update(tcf_attrs)
+        out.consent.extend(
+            _cmp.consent_events(
+                self,
+                _cmp.resolve(self, choices),
+                dedupe=dedupe,
+                occurred=occurred,
+                received=received,
+                addr=addr,
+                controller=controller,
+                proof=proof,
+                attributes=attrs,
+            )
+        )
+        out.consent.extend(tcf)
+        return out
+
+    def _choices(self, purposes: Any, *, pending: bool) -> tuple[list[_cmp.Choice], int]:
+        choices: list[_cmp.Choice] = []
+        values_only = 0
+        for item in purposes if isinstance(purposes, list) else []:
+            if not isinstance(item, dict):
+                raise InvalidInput("missing_field", "consents.purposes holds a non-object")
+            vendor_id = u.text(item, "id")
+            if vendor_id is None:
+                raise InvalidInput("missing_field", "a purpose in consents.purposes has no id")
+            enabled = _enabled(item.get("enabled"))
+            if enabled is None:
+                values_only += 1
+                continue
+            if enabled and pending:
+                continue
+            action = ConsentAction.GRANT if enabled else ConsentAction.WITHDRAW
+            choices.append(
+                _cmp.Choice(vendor_id, action, _cmp.channels_for(self.instance, vendor_id))
+            )
+        return choices, values_only
+
+    @staticmethod
+    def _collection_point(entity: Mapping[str, Any], user: Mapping[str, Any]) -> str | None:
+        for meta in (_obj(entity.get("metadata")), _obj(user.get("metadata"))):
+            for key in ("form", "collection_point", "source", "domain", "url"):
+                label = _cmp.safe_label(meta.get(key))
+                if label:
+                    return label
+        return _cmp.safe_label(_obj(entity.get("source")).get("domain"))
+
+    @staticmethod
+    def _proof_id(entity: Mapping[str, Any]) -> str | None:
+        proofs = entity.get("proofs")
+        if isinstance(proofs, list) and proofs:
+            first = proofs[0]
+            value = first.get("id") if isinstance(first, dict) else first
+            return u.bounded(value) if isinstance(value, str) and value else None
+        proof_id = entity.get("proof_id")
+        return u.bounded(proof_id) if isinstance(proof_id, str) and proof_id else None
+
+    def map_row(self, row: Mapping[str, Any]) -> Output:
+        raw = u.ci_get(row, "organization_user_id", "email", "phone", "user")
+        region = _cmp.region_of(u.ci_get(row, "country"), self.instance.default_region)
+        addr, _ = _cmp.address(self.edge, raw, region=region, what="the user column")
+        vendor_id = u.ci_get(row, "purpose_id", "purpose")
+        if not isinstance(vendor_id, str | int) or not str(vendor_id).strip():
+            raise InvalidInput("missing_field", "the row has no purpose column")
+        enabled = _enabled(u.ci_get(row, "enabled", "status", "consent", "value"))
+        if enabled is None:
+            raise InvalidInput("missing_field", "the row has no enabled/status column")
+        stamp = u.ci_get(row, "updated_at", "created_at", "date", "timestamp")
+        if stamp is None:
+            raise InvalidInput("missing_field", "the row has no date column")
+        occurred = u.any_time_ms(stamp, "the row date")
+        vendor = str(vendor_id).strip()
+        action = ConsentAction.GRANT if enabled else ConsentAction.WITHDRAW
+        groups = _cmp.resolve(
+            self, [_cmp.Choice(vendor, action, _cmp.channels_for(self.instance, vendor))]
+        )
+        regulation = u.ci_get(row, "regulation")
+        attrs: dict[str, Any] = {"import": "consent_export"}
+        if isinstance(regulation, str):
+            attrs["regulation"] = u.bounded(regulation.lower())
+        row_id = u.ci_get(row, "event_id", "id")
+        return Output(
+            consent=_cmp.consent_events(
+                self,
+                groups,
+                dedupe=("export", row_id, addr.key, vendor, occurred),
+                occurred=occurred,
+                received=u.received_ms(None),
+                addr=addr,
+                controller=u.controller_for(self, u.ci_get(row, "organization_id")),
+                proof=Proof(
+                    method="cmp_export",
+                    collected_at_ms=occurred,
+                    vendor_receipt=u.bounded(row_id) if isinstance(row_id, str) else None,
+                ),
+                attributes=attrs,
+            )
+        )
+
+
+def sign(request: Request, instance: Instance) -> Request:
+    """``request`` authenticated as Didomi would call this instance (per ``options['auth']``)."""
+    return _cmp.sign(request, instance)
