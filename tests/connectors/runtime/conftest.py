@@ -1,0 +1,99 @@
+"""Helpers for the runtime integration tests: read a topic whole, run a second broker."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from consentinel.streams.events.settings import Settings
+
+REPO = Path(__file__).parents[3]
+
+
+def read_topic(
+    settings: Settings, base: str, timeout: float = 20.0
+) -> list[tuple[bytes, bytes, int]]:
+    """Every record (key, value, partition) of a topic, from the beginning to its end."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = settings.topic(base)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(timeout * 1000),
+    )
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        assert parts, f"topic {topic} does not exist"
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        out: list[tuple[bytes, bytes, int]] = []
+        remaining = {tp for tp in tps if end[tp] > 0}
+        for msg in consumer if remaining else []:
+            out.append((msg.key, msg.value, msg.partition))
+            tp = TopicPartition(msg.topic, msg.partition)
+            if msg.offset + 1 >= end[tp]:
+                remaining.discard(tp)
+            if not remaining:
+                break
+        assert not remaining, f"timed out reading {topic}"
+        return out
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def topic_reader() -> Callable[..., list[tuple[bytes, bytes, int]]]:
+    return read_topic
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+class SecondBroker:
+    """A broker of our own (never the shared one), started and stopped by deploy/kafka.sh."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.bootstrap = f"127.0.0.1:{port}"
+
+    def _run(self, action: str) -> None:
+        env = {**os.environ, "KAFKA_PORT": str(self.port)}
+        done = subprocess.run(
+            ["bash", str(REPO / "deploy" / "kafka.sh"), action],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if done.returncode != 0:
+            pytest.fail(
+                f"deploy/kafka.sh {action} on port {self.port} failed:\n"
+                f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            )
+
+    def start(self) -> None:
+        self._run("start")
+
+    def stop(self) -> None:
+        self._run("stop")
+
+
+@pytest.fixture(scope="module")
+def second_broker(kafka_bootstrap: str) -> Iterator[SecondBroker]:
+    port = int(os.environ.get("CONSENTINEL_TEST_SECOND_KAFKA_PORT", "9292"))
+    assert f":{port}" not in kafka_bootstrap, "the second broker must not be the shared one"
+    broker = SecondBroker(port)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
