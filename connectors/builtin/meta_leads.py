@@ -79,7 +79,9 @@ class MetaLeadAdsConnector(Connector):
     config_schema = (
         ConfigField("app_secret", "Meta app secret (signs every POST)", required=True, secret=True),
         ConfigField("app_secret_previous", "previous app secret, while rotating", secret=True),
-        ConfigField("verify_token", "token typed into the webhook subscription", secret=True),
+        ConfigField(
+            "verify_token", "token typed into the webhook subscription", required=True, secret=True
+        ),
         ConfigField("accept_legacy_sha1", "accept X-Hub-Signature (SHA-1) alone", default=False),
         ConfigField("form_notices", "form id -> notice (disclaimer) version", default={}),
         ConfigField("consent_channels", "checkbox key -> channel(s)", default={}),
