@@ -1,0 +1,352 @@
+"""OneTrust Universal Consent & Preference Management: consent receipts and data-subject
+profiles (connectors.md §4.2).
+
+OneTrust has no fixed outbound webhook [U]: its workflows (or our poller) post either the
+consent receipt of a collection-point transaction, or a data-subject profile. Both accepted:
+
+* receipt: ``identifier``, ``identifierType``, ``additionalIdentifiers``, ``interactionDate``,
+  ``test``, ``source{type, content}``, ``privacyNotices[]{Id, Version, MinorVersion}``,
+  ``purposes[]{Id, Version, TransactionType, ExpiryDate, Preferences[]{TopicId,
+  TransactionType}}``, a receipt id (``receiptId``/``id``) or the ``receipt`` JWT;
+* profile [U]: ``Identifier`` and ``Purposes[]{Id, Status, LastTransactionDate |
+  LastInteractionDate | ConsentDate, ...}``, alone or as ``{"content": [profile, ...]}``.
+
+Authentication (``options['auth']``, ``_cmp.verify``): ``bearer`` / ``header`` token set on the
+OneTrust workflow, ``basic`` credentials, or ``token`` in the URL.
+
+TransactionType / Status: CONFIRMED, IMPLICIT, EXTEND, ACTIVE, OPT_IN -> ``grant``;
+WITHDRAWN, OPT_OUT, HARD_OPT_OUT, CANCEL -> ``withdraw``; EXPIRED -> ``expire`` (the record's
+own action, not permitting); NOTGIVEN/NOT_GIVEN, NO_CHOICE, NO_CONSENT -> ``refuse``;
+PENDING -> nothing (not confirmed yet); CHANGE_PREFERENCES -> only its topic ``Preferences``
+(OPT_IN grant / OPT_OUT withdraw of ``TopicId``); anything else is ``unknown_event``. Topic
+preferences of other purposes are mapped the same way. Purpose ``Id`` and ``TopicId`` go through
+``purpose_map``; unmapped into ``unmapped_purposes``. ``ExpiryDate`` -> ``expires_at_ms`` of the
+grant. ``test: true`` receipts produce nothing unless ``options['include_test']``.
+
+Address: ``identifier`` by ``identifierType`` (Email / Phone...) or by shape; when it is a
+customer id, the first e-mail/phone in ``additionalIdentifiers``. Proof: method
+``cmp_receipt``, the receipt id (the receipt JWT is kept only as its SHA-256: it may carry the
+identifier), ``source.content`` URL without its query, privacy-notice versions. A TC string
+(``tcString``/``tc_string``/``euconsent-v2`` at the top or in ``customPayload`` [U]) adds
+grant/refuse per TCF purpose. ``map_row`` imports a consent export row [U: identifier, purpose
+id, status / transaction type, date, receipt id].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from consentinel.connectors.builtin import _cmp
+from consentinel.connectors.builtin import _msgutil as u
+from consentinel.connectors.contract import (
+    Address,
+    ConfigField,
+    Connector,
+    Instance,
+    Output,
+    Request,
+)
+from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.records import ConsentAction, Proof
+
+_ACTIONS: dict[str, ConsentAction | None] = {
+    "CONFIRMED": ConsentAction.GRANT,
+    "IMPLICIT": ConsentAction.GRANT,
+    "EXTEND": ConsentAction.GRANT,
+    "ACTIVE": ConsentAction.GRANT,
+    "OPT_IN": ConsentAction.GRANT,
+    "WITHDRAWN": ConsentAction.WITHDRAW,
+    "OPT_OUT": ConsentAction.WITHDRAW,
+    "HARD_OPT_OUT": ConsentAction.WITHDRAW,
+    "CANCEL": ConsentAction.WITHDRAW,
+    "EXPIRED": ConsentAction.EXPIRE,
+    "NOTGIVEN": ConsentAction.REFUSE,
+    "NOT_GIVEN": ConsentAction.REFUSE,
+    "NO_CHOICE": ConsentAction.REFUSE,
+    "NO_CONSENT": ConsentAction.REFUSE,
+    "PENDING": None,
+    "CHANGE_PREFERENCES": None,
+}
+_TC_KEYS = ("tcString", "tc_string", "tcfString", "euconsent-v2", "euconsent")
+
+
+def _action(value: Any, what: str) -> ConsentAction | None:
+    key = str(value).strip().upper().replace("-", "_").replace(" ", "_") if value else ""
+    if key not in _ACTIONS:
+        raise InvalidInput("unknown_event", f"{what} is not a known OneTrust transaction type")
+    return _ACTIONS[key]
+
+
+class OneTrustConnector(Connector):
+    name = "onetrust"
+    title = "OneTrust consent receipts and data-subject profiles, consent exports"
+    produces = "consent"
+    auth = "bearer/header token set on the OneTrust workflow, Basic credentials, or URL token"
+    config_schema = (
+        ConfigField("auth", "bearer (default), header, basic or token", default="bearer"),
+        ConfigField("token", "bearer/header/URL token", secret=True),
+        ConfigField("token_previous", "previous token while rotating", secret=True),
+        ConfigField("password", "Basic password (auth basic)", secret=True),
+        ConfigField("username", "Basic user name (auth basic)"),
+        ConfigField("token_header", "header of the bare token (auth header)"),
+        ConfigField("purpose_channels", "purpose/topic id -> channel or list of channels"),
+        ConfigField("include_test", "map receipts marked test: true", default=False),
+    )
+
+    def verify(self, request: Request) -> None:
+        _cmp.verify(self.instance, request, default="bearer")
+
+    def map_request(self, request: Request) -> Output:
+        data = u.json_object(request)
+        received = u.received_ms(request)
+        content = data.get("content")
+        if isinstance(content, list):
+            out = Output()
+            for item in content:
+                if not isinstance(item, dict):
+                    raise InvalidInput("missing_field", "content holds a non-object")
+                out.extend(self._profile(item, received))
+            return out
+        if "Purposes" in data:
+            return self._profile(data, received)
+        if "purposes" in data:
+            return self._receipt(data, received)
+        raise InvalidInput("unknown_event", "neither a consent receipt nor a profile")
+
+    # -- subject ---------------------------------------------------------------------------
+
+    def _subject(self, d: Mapping[str, Any]) -> Address:
+        raw = d.get("identifier", d.get("Identifier"))
+        kind = u.text(d, "identifierType") or u.text(d, "IdentifierType")
+        try:
+            addr, _ = _cmp.address(
+                self.edge, raw, region=self.instance.default_region, what="identifier", kind=kind
+            )
+            return addr
+        except InvalidInput as exc:
+            if exc.code != "no_address":
+                raise
+        extra = d.get("additionalIdentifiers")
+        for other_kind, value in extra.items() if isinstance(extra, dict) else []:
+            try:
+                addr, _ = _cmp.address(
+                    self.edge,
+                    value,
+                    region=self.instance.default_region,
+                    what="additionalIdentifiers",
+                    kind=str(other_kind),
+                )
+                return addr
+            except InvalidInput:
+                continue
+        raise InvalidInput("no_address", "identifier is neither an e-mail address nor a phone")
+
+    # -- receipts --------------------------------------------------------------------------
+
+    def _receipt(self, d: dict[str, Any], received: int) -> Output:
+        if d.get("test") is True and not self.instance.options.get("include_test"):
+            return Output()
+        addr = self._subject(d)
+        stamp = u.text(d, "interactionDate")
+        occurred = u.iso_ms(stamp, "interactionDate") if stamp else received
+        purposes = d.get("purposes")
+        if not isinstance(purposes, list):
+            raise InvalidInput("missing_field", "purposes is not a list")
+        choices: list[_cmp.Choice] = []
+        expiry: int | None = None
+        notices = _notices(d.get("privacyNotices"))
+        for item in purposes:
+            if not isinstance(item, dict):
+                raise InvalidInput("missing_field", "purposes holds a non-object")
+            purpose_id = u.text(item, "Id", required=True, what="purposes[].Id")
+            assert purpose_id is not None
+            action = _action(item.get("TransactionType"), "purposes[].TransactionType")
+            if action is not None:
+                choices.append(self._choice(purpose_id, action))
+            if action is ConsentAction.GRANT and u.text(item, "ExpiryDate"):
+                when = u.iso_ms(item["ExpiryDate"], "purposes[].ExpiryDate")
+                expiry = when if expiry is None else min(expiry, when)
+            choices.extend(self._topics(item.get("Preferences")))
+            notices.extend(_notices(item.get("PrivacyNotices")))
+        source = d.get("source") if isinstance(d.get("source"), dict) else {}
+        receipt = u.text(d, "receiptId") or u.text(d, "id") or u.text(d, "ReceiptId")
+        jwt = u.text(d, "receipt")
+        receipt_ref = u.bounded(receipt) if receipt else _cmp.digest(jwt) if jwt else None
+        attrs: dict[str, Any] = {"kind": "receipt"}
+        if isinstance(source, dict) and u.text(source, "type"):
+            attrs["source_type"] = u.bounded(source["type"])
+        if u.text(d, "language"):
+            attrs["language"] = u.bounded(d["language"])
+        proof = Proof(
+            method="cmp_receipt",
+            collected_at_ms=occurred,
+            collection_point=_cmp.safe_label(source.get("content")) if source else None,
+            notice_version=u.bounded(";".join(sorted(set(notices)))) if notices else None,
+            vendor_receipt=receipt_ref,
+        )
+        dedupe: tuple[Any, ...] = (receipt_ref,)
+        if receipt_ref is None:
+            picked = sorted((c.vendor_id, c.action.value) for c in choices)
+            dedupe = (addr.key, stamp, ",".join(f"{v}={a}" for v, a in picked))
+        controller = self.instance.controller
+        groups = _cmp.resolve(self, choices)
+        out = Output()
+        for group in groups:
+            out.consent.extend(
+                _cmp.consent_events(
+                    self,
+                    [group],
+                    dedupe=dedupe,
+                    occurred=occurred,
+                    received=received,
+                    addr=addr,
+                    controller=controller,
+                    proof=proof,
+                    attributes=attrs,
+                    expires_at_ms=expiry if group.action is ConsentAction.GRANT else None,
+                )
+            )
+        tc_string = _tc_string(d)
+        if tc_string:
+            tcf, tcf_attrs = _cmp.tcf_events(
+                self,
+                tc_string,
+                dedupe=dedupe,
+                occurred=occurred,
+                received=received,
+                addr=addr,
+                controller=controller,
+            )
+            out.consent.extend(tcf)
+            for event in out.consent:
+                event.attributes.update(tcf_attrs)
+        return out
+
+    def _choice(self, vendor_id: str, action: ConsentAction) -> _cmp.Choice:
+        return _cmp.Choice(vendor_id, action, _cmp.channels_for(self.instance, vendor_id))
+
+    def _topics(self, preferences: Any) -> list[_cmp.Choice]:
+        out: list[_cmp.Choice] = []
+        for pref in preferences if isinstance(preferences, list) else []:
+            if not isinstance(pref, dict):
+                continue
+            topic = u.text(pref, "TopicId")
+            kind = (u.text(pref, "TransactionType") or "").upper()
+            if topic and kind in ("OPT_IN", "OPT_OUT"):
+                action = ConsentAction.GRANT if kind == "OPT_IN" else ConsentAction.WITHDRAW
+                out.append(self._choice(topic, action))
+        return out
+
+    # -- profiles --------------------------------------------------------------------------
+
+    def _profile(self, d: Mapping[str, Any], received: int) -> Output:
+        addr = self._subject(d)
+        purposes = d.get("Purposes")
+        if not isinstance(purposes, list):
+            raise InvalidInput("missing_field", "Purposes is not a list")
+        out = Output()
+        for item in purposes:
+            if not isinstance(item, dict):
+                raise InvalidInput("missing_field", "Purposes holds a non-object")
+            purpose_id = u.text(item, "Id", required=True, what="Purposes[].Id")
+            assert purpose_id is not None
+            action = _action(item.get("Status"), "Purposes[].Status")
+            choices = [self._choice(purpose_id, action)] if action is not None else []
+            choices.extend(self._topics(item.get("Topics") or item.get("Preferences")))
+            stamp = next(
+                (
+                    u.text(item, k)
+                    for k in ("LastTransactionDate", "LastInteractionDate", "ConsentDate")
+                    if u.text(item, k)
+                ),
+                None,
+            )
+            occurred = u.iso_ms(stamp, "Purposes[].LastTransactionDate") if stamp else received
+            collection_point = u.text(item, "LastTransactionCollectionPointId")
+            out.consent.extend(
+                _cmp.consent_events(
+                    self,
+                    _cmp.resolve(self, choices),
+                    dedupe=("profile", addr.key, purpose_id, item.get("Status"), stamp),
+                    occurred=occurred,
+                    received=received,
+                    addr=addr,
+                    controller=self.instance.controller,
+                    proof=Proof(
+                        method="cmp_profile",
+                        collected_at_ms=occurred,
+                        collection_point=_cmp.safe_label(collection_point),
+                        notice_version=u.bounded(item["Version"]) if "Version" in item else None,
+                    ),
+                    attributes={"kind": "profile"},
+                )
+            )
+        return out
+
+    # -- file import -----------------------------------------------------------------------
+
+    def map_row(self, row: Mapping[str, Any]) -> Output:
+        raw = u.ci_get(row, "identifier", "email", "phone", "data_subject")
+        kind = u.ci_get(row, "identifier_type")
+        addr, _ = _cmp.address(
+            self.edge,
+            raw,
+            region=self.instance.default_region,
+            what="the identifier column",
+            kind=str(kind) if isinstance(kind, str) else None,
+        )
+        purpose_id = u.ci_get(row, "purpose_id", "purpose_guid", "purpose")
+        if not isinstance(purpose_id, str) or not purpose_id.strip():
+            raise InvalidInput("missing_field", "the row has no purpose id column")
+        state = u.ci_get(row, "transaction_type", "status", "consent_status")
+        action = _action(state, "the row status")
+        stamp = u.ci_get(row, "interaction_date", "last_transaction_date", "consent_date", "date")
+        if stamp is None:
+            raise InvalidInput("missing_field", "the row has no date column")
+        occurred = u.any_time_ms(stamp, "the row date")
+        if action is None:
+            return Output()
+        receipt = u.ci_get(row, "receipt_id", "receipt")
+        return Output(
+            consent=_cmp.consent_events(
+                self,
+                _cmp.resolve(self, [self._choice(purpose_id.strip(), action)]),
+                dedupe=("export", addr.key, purpose_id.strip(), action.value, occurred),
+                occurred=occurred,
+                received=u.received_ms(None),
+                addr=addr,
+                controller=self.instance.controller,
+                proof=Proof(
+                    method="cmp_export",
+                    collected_at_ms=occurred,
+                    vendor_receipt=u.bounded(receipt) if isinstance(receipt, str) else None,
+                ),
+                attributes={"import": "consent_export"},
+            )
+        )
+
+
+def _notices(value: Any) -> list[str]:
+    out: list[str] = []
+    for notice in value if isinstance(value, list) else []:
+        if isinstance(notice, dict) and u.text(notice, "Id"):
+            version = u.text(notice, "Version") or "?"
+            minor = u.text(notice, "MinorVersion")
+            out.append(f"{notice['Id']}:{version}" + (f".{minor}" if minor else ""))
+    return out
+
+
+def _tc_string(d: Mapping[str, Any]) -> str | None:
+    custom = d.get("customPayload")
+    for where in (d, custom if isinstance(custom, dict) else {}):
+        for key in _TC_KEYS:
+            value = where.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    return None
+
+
+def sign(request: Request, instance: Instance) -> Request:
+    """``request`` authenticated as the OneTrust workflow would call this instance."""
+    return _cmp.sign(request, instance, default="bearer")
