@@ -141,7 +141,7 @@ class DidomiConnector(Connector):
             kind=u.text(user, "organization_user_id_type"),
         )
         received = u.received_ms(request)
-        order = ("created_at", "updated_at")
+        order: tuple[str, ...] = ("created_at", "updated_at")
         if not kind.endswith("created"):  # updated / deleted: the latest time of the entity
             order = ("deleted_at", "updated_at", "created_at")
         stamp_key = next((k for k in order if u.text(entity, k)), order[0])
