@@ -207,7 +207,7 @@ class OneClickUnsubscribeConnector(Connector):
 
     def handshake(self, request: Request) -> Response | None:
         if request.method.upper() in ("GET", "HEAD"):
-            return Response(200, PAGE, "text/html; charset=utf-8")
+            return Response(200, PAGE, "text/html")  # aiohttp adds the charset
         return None
 
     def verify(self, request: Request) -> None:
