@@ -1,0 +1,59 @@
+"""The Faust app's configuration: the traps of reference/streaming.md are avoided."""
+
+from __future__ import annotations
+
+from consentinel.streams.app import ROCKSDB_OPTIONS, app_id, build, is_loopback
+from consentinel.streams.events.partitioning import partition_for
+from faust.types.enums import ProcessingGuarantee
+
+
+def test_the_app_is_configured_against_the_known_traps(make_settings) -> None:
+    settings = make_settings(topic_prefix="tA.", partitions=4)
+    rt = build(settings, store="memory://", monitor=False)
+    conf = rt.app.conf
+    assert conf.id == app_id(settings) == "tA.consentinel"
+    assert conf.processing_guarantee is ProcessingGuarantee.AT_LEAST_ONCE
+    assert conf.table_standby_replicas == 0
+    assert conf.web_tables_enabled is False
+    assert conf.web_bind == "127.0.0.1" and conf.web_enabled is True
+    assert conf.producer_acks == -1
+    assert conf.stream_wait_empty is True
+    assert {t.name for t in rt.app.tables.values()} == {"ledger", "holds", "stats"}
+    assert all(t.partitions == 4 for t in rt.app.tables.values())
+    assert rt.names.tick == "tA.consentinel-tick"
+    agent = next(iter(rt.app.agents.values()))
+    assert agent.concurrency == 1
+    assert set(agent.channel.topics) == {rt.names.consent, rt.names.usage, rt.names.tick}
+
+
+def test_the_web_server_stays_off_unless_on_loopback(make_settings) -> None:
+    rt = build(make_settings(web_host="0.0.0.0"), store="memory://", monitor=False)
+    assert rt.app.conf.web_enabled is False
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("10.0.0.1") and not is_loopback("example.org")
+
+
+def test_rocksdb_memory_is_capped_per_partition() -> None:
+    for name, opts in ROCKSDB_OPTIONS.items():
+        worst = (
+            opts["block_cache_size"] + opts["write_buffer_size"] * opts["max_write_buffer_number"]
+        )
+        assert worst <= 32 * 1024 * 1024, f"{name}: {worst} bytes per partition"
+
+
+def test_the_memory_store_scan_keeps_to_one_partition(make_settings) -> None:
+    from consentinel.streams.app import _scanner
+
+    class FakeStore:
+        data = {f"{i:064x}".encode(): b"{}" for i in range(40)}
+
+    class FakeTable:
+        data = FakeStore()
+
+    scan = _scanner(6)
+    seen: set[bytes] = set()
+    for p in range(6):
+        keys = {k for k, _ in scan(FakeTable(), p)}  # type: ignore[arg-type]
+        assert all(partition_for(k, 6) == p for k in keys)
+        seen |= keys
+    assert seen == set(FakeStore.data)

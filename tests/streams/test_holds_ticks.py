@@ -1,0 +1,92 @@
+"""Held and alerted uses survive a round trip through bytes; ticks and their clock."""
+
+from __future__ import annotations
+
+import pytest
+from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.records import (
+    AlertStatus,
+    Channel,
+    ConsentSummary,
+    Decision,
+    Declaration,
+    Severity,
+    UsageEvent,
+    UsageKind,
+)
+from consentinel.streams.holds import MAX_ALERTED, Alerted, Held, Holds, RuleState
+from consentinel.streams.policy.engine import Evaluation, Finding
+from consentinel.streams.ticks import Tick, TickClock, tick_interval, tick_topic
+
+
+def _usage(n: int) -> UsageEvent:
+    return UsageEvent(
+        f"esp:{n}",
+        10,
+        11,
+        "esp",
+        "t",
+        Channel.SMS,
+        UsageKind.SEND,
+        "d" * 64,
+        "+33 6** ** ** 12",
+        "acme",
+        sender="36180",
+        attributes={"k": 1},
+    )
+
+
+def _alerted(n: int, at: int = 100) -> Alerted:
+    evaluation = Evaluation(
+        Decision.VIOLATION,
+        [Finding("R5", "[S6 art. 21]", Severity.CRITICAL, "sent after STOP")],
+        "cmp:1",
+        ConsentSummary("withdrawn", ["cmp:1"], channels=["sms"]),
+        "marketing.direct",
+        "acme",
+        "sender:36180",
+    )
+    decl = Declaration("sender:36180", "sender", "36180", "acme", "marketing.direct", Channel.SMS)
+    return Alerted(_usage(n), decl, evaluation, at, {"R5": RuleState(1, AlertStatus.FIRING)})
+
+
+def test_holds_round_trip() -> None:
+    holds = Holds(pending=[Held(_usage(1), 500)], alerted=[_alerted(2)])
+    again = Holds.from_bytes(holds.to_bytes())
+    assert again == holds
+    assert again.knows("esp:1") and again.knows("esp:2") and not again.knows("esp:3")
+    assert again.next_deadline() == 500
+    assert Holds.from_bytes(None) == Holds() and not Holds()
+
+
+def test_alerted_uses_are_bounded_and_replaced_per_use() -> None:
+    holds = Holds()
+    for n in range(MAX_ALERTED + 5):
+        holds.remember(_alerted(n, at=n))
+    assert len(holds.alerted) == MAX_ALERTED
+    assert holds.alerted[0].usage.event_id == "esp:5"  # the oldest went first
+    holds.remember(_alerted(10, at=1000))
+    assert [a.usage.event_id for a in holds.alerted].count("esp:10") == 1
+    assert holds.forget_before(1000) == MAX_ALERTED - 1
+
+
+def test_ticks() -> None:
+    assert Tick.decode(Tick(5, 7).encode()) == Tick(5, 7)
+    assert Tick.decode(b'{"t": 5}') == Tick(5, None)
+    with pytest.raises(InvalidInput):
+        Tick.decode(b'{"t": "soon"}')
+    committed: dict[int, int] = {}
+    clock = TickClock(committed.get)
+    assert not clock.caught_up(0, Tick(1, 3))
+    assert not clock.caught_up(0, Tick(1, None))
+    clock.consent_done(0, 2)  # offsets 0..2 done: position 3
+    assert clock.caught_up(0, Tick(1, 3)) and not clock.caught_up(0, Tick(1, 4))
+    committed[1] = 9
+    assert clock.caught_up(1, Tick(1, 9))
+
+
+def test_tick_topic_and_interval(make_settings) -> None:
+    s = make_settings(topic_prefix="tX.", grace_seconds=2)
+    assert tick_topic(s) == "tX.consentinel-tick"
+    assert tick_interval(s) == 0.5
+    assert tick_interval(make_settings(grace_seconds=120)) == 5.0
