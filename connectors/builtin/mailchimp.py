@@ -13,7 +13,9 @@ Mapping (``fired_at`` is the event time):
 - ``subscribe`` → ConsentEvent grant for the list's purpose (``purpose_map[list_id]``,
   unmapped → ``unmapped_purposes``), scope = list id. Proof: ``double_opt_in`` when
   Mailchimp reports a confirmation IP (``ip_opt``), else ``opt_in``; the IP hash, the
-  member id as receipt, ``mailchimp:list:<id>`` as collection point.
+  member id as receipt, ``mailchimp:list:<id>`` as collection point, and the version of
+  the notice the list's sign-up form shows from the option ``list_notices`` [list id]
+  (Mailchimp does not send it; without it the consent lacks that proof element, R3).
 - ``unsubscribe`` → UsageEvent ``unsubscribe_link`` (``complaint`` when ``reason=abuse``)
   + ConsentEvent withdraw for the list's purpose. ``action=delete`` (the member was
   deleted, no link was used) gives the withdraw only.
@@ -58,7 +60,7 @@ from consentinel.connectors.contract import (
     Request,
     Response,
 )
-from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.errors import FatalConfigError, InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
@@ -110,11 +112,21 @@ class MailchimpConnector(Connector):
         ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
         ConfigField("timezone", "IANA zone of fired_at and export times [U]", default="UTC"),
         ConfigField("list_id", "audience id for imported export rows without a LIST_ID column"),
+        ConfigField(
+            "list_notices", "list id -> version of the notice its sign-up form shows", default={}
+        ),
     )
 
     def __init__(self, instance: Instance, edge: Edge) -> None:
         super().__init__(instance, edge)
         self.zone = em.zone_option(instance)
+        notices = instance.options.get("list_notices") or {}
+        if not isinstance(notices, Mapping):
+            raise FatalConfigError(
+                ["list_notices must map list ids to notice versions"],
+                f"connector instance {instance.name!r}",
+            )
+        self.notices = {str(k): str(v) for k, v in notices.items()}
 
     # -- webhook ---------------------------------------------------------------------
 
@@ -184,6 +196,7 @@ class MailchimpConnector(Connector):
                 method="double_opt_in" if em.ip_hash(ip_opt) else "opt_in",
                 collected_at_ms=occurred,
                 collection_point=f"mailchimp:list:{list_id}",
+                notice_version=self.notices.get(list_id),
                 ip_hash=em.ip_hash(ip_opt) or em.ip_hash(ip_signup),
                 vendor_receipt=em.ident(data, "id", "data[id]"),
             ),
@@ -423,6 +436,7 @@ class MailchimpConnector(Connector):
                         method=method,
                         collected_at_ms=confirmed or opted,
                         collection_point=point,
+                        notice_version=self.notices.get(list_id),
                         ip_hash=em.ip_hash(ip),
                         vendor_receipt=em.attr_text(receipt),
                     ),

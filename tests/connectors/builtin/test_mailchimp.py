@@ -147,6 +147,23 @@ def test_unmapped_list_fails_closed() -> None:
     assert grant.purposes == [] and grant.unmapped_purposes == [LIST]
 
 
+def test_list_notices_give_the_notice_version_of_the_sign_up_form() -> None:
+    inst = instance(
+        "mailchimp",
+        secrets={"token": TOKEN},
+        purpose_map={LIST: "editorial.newsletter"},
+        options={"list_notices": {LIST: "newsletter-notice-v4"}},
+    )
+    grant = mapped("subscribe", inst).consent[0]
+    assert grant.proof is not None and grant.proof.notice_version == "newsletter-notice-v4"
+    assert mapped("subscribe").consent[0].proof.notice_version is None  # not configured
+    with pytest.raises(FatalConfigError):
+        MailchimpConnector(
+            instance("mailchimp", secrets={"token": TOKEN}, options={"list_notices": ["v4"]}),
+            make_edge(),
+        )
+
+
 def test_unsubscribe_is_an_audit_usage_and_a_withdraw() -> None:
     out = mapped("unsubscribe")
     (usage,) = out.usage
