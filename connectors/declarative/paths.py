@@ -24,14 +24,13 @@ _INDEX = re.compile(r"\[([^\[\]]*)\]")
 class FieldPath:
     text: str
     alternatives: tuple[tuple[str | int, ...], ...]
+    literals: tuple[str, ...] = ()  # each alternative as one literal key (flat objects)
 
     def get(self, obj: Any) -> Any:
         """The value at the first alternative present, or ``MISSING``."""
-        for alt_text, steps in zip(self.text.split("|"), self.alternatives, strict=True):
-            if isinstance(obj, dict) and alt_text.strip() in obj:
-                value = obj[alt_text.strip()]
-            else:
-                value = _walk(obj, steps)
+        is_dict = isinstance(obj, dict)
+        for literal, steps in zip(self.literals, self.alternatives, strict=True):
+            value = obj[literal] if is_dict and literal in obj else _walk(obj, steps)
             if value is not MISSING and value is not None and value != "":
                 return value
         return MISSING
@@ -98,4 +97,4 @@ def compile_path(text: Any) -> FieldPath:
     if not isinstance(text, str):
         raise ValueError(f"a path must be a string like `a.b[0].c`, got {type(text).__name__}")
     alternatives = tuple(_steps(alt) for alt in text.split("|"))
-    return FieldPath(text, alternatives)
+    return FieldPath(text, alternatives, tuple(alt.strip() for alt in text.split("|")))

@@ -1,0 +1,146 @@
+"""File import without a broker: parsing, dead letters, checkpoints, deterministic ids."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from consentinel.connectors import config
+from consentinel.connectors.declarative import EXAMPLES
+from consentinel.connectors.runtime.checkpoint import Checkpoint
+from consentinel.connectors.runtime.file_import import Importer
+from consentinel.connectors.runtime.producer import EventProducer, Record
+from consentinel.connectors.runtime.rows import count_records, read_records
+from consentinel.connectors.testkit import make_edge
+from consentinel.streams.events import codec, topics
+from consentinel.streams.events.errors import RetriableError
+from consentinel.streams.events.records import DeadLetter, UsageEvent
+
+CONFIG = f"""\
+- name: postmark-import
+  type: declarative
+  mapping: {EXAMPLES / "postmark.yaml"}
+  controller: acme-sas
+  secrets: {{username: env:U, password: env:P}}
+"""
+HEADER = "RecordType,MessageID,Recipient,DeliveredAt,Tag\n"
+
+
+class FakeProducer(EventProducer):
+    def __init__(self, settings, fail_after: int | None = None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(settings)
+        self.records: list[Record] = []
+        self.calls = 0
+        self.fail_after = fail_after
+
+    async def send_records(self, records: Iterable[Record]) -> int:
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise RetriableError("down (test)")
+        batch = list(records)
+        self.records.extend(batch)
+        return len(batch)
+
+
+def _importer(settings, producer, batch: int = 3) -> Importer:  # type: ignore[no-untyped-def]
+    cfg = config.load_text(CONFIG, settings, environ={"U": "u", "P": "p"})
+    inst = cfg.get("postmark-import")
+    connector = cfg.classes[inst.name](inst, make_edge())
+    return Importer(settings, connector, producer, batch=batch, retries=0, stream=io.StringIO())
+
+
+def _csv(tmp_path: Path, lines: list[str]) -> Path:
+    f = tmp_path / "drop.csv"
+    f.write_text(HEADER + "".join(lines))
+    return f
+
+
+GOOD = [f"Delivery,m{i},user{i}@example.org,2026-01-05T16:33:54Z,t\n" for i in range(8)]
+BAD = [
+    "Delivery,x1,not-an-address,2026-01-05T16:33:54Z,t\n",  # bad_email
+    "Delivery,x2,a@example.org,yesterday,t\n",  # bad_time
+    "Delivery,x3,a@example.org\n",  # bad_csv_columns
+    "Teleport,x4,a@example.org,2026-01-05T16:33:54Z,t\n",  # unknown_event_type
+]
+
+
+def _usage_ids(records: list[Record]) -> list[str]:
+    return [codec.decode(UsageEvent, v).event_id for t, _, v in records if t.endswith(topics.USAGE)]
+
+
+def _letters(records: list[Record]) -> list[DeadLetter]:
+    return [codec.decode(DeadLetter, v) for t, _, v in records if t.endswith(topics.DEADLETTER)]
+
+
+async def test_good_lines_taken_bad_lines_deadlettered(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings()
+    f = _csv(tmp_path, GOOD[:4] + BAD + GOOD[4:])
+    producer = FakeProducer(settings)
+    summary = await _importer(settings, producer).run(f, "csv")
+    assert summary.taken == 8 and summary.usage == 8
+    assert dict(summary.deadlettered) == {
+        "bad_email": 1,
+        "bad_time": 1,
+        "bad_csv_columns": 1,
+        "unknown_event_type": 1,
+    }
+    assert len(set(_usage_ids(producer.records))) == 8
+    letters = _letters(producer.records)
+    assert [(dl.reason_code, dl.attributes["line"]) for dl in letters] == [
+        ("bad_email", 6),
+        ("bad_time", 7),
+        ("bad_csv_columns", 8),
+        ("unknown_event_type", 9),
+    ]
+    assert all(dl.stage == "import" for dl in letters)
+    assert all(b"example.org" not in v for _, _, v in producer.records)
+    text = summary.text(f, "postmark-import")
+    assert "taken          8" in text and "bad_email" in text
+
+
+async def test_interrupted_import_resumes_without_new_ids(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings()
+    f = _csv(tmp_path, GOOD + BAD)
+    first = FakeProducer(settings, fail_after=2)
+    with pytest.raises(RetriableError):
+        await _importer(settings, first).run(f, "csv")
+    assert Checkpoint.load(settings.home, f).record == 6  # two acknowledged batches of 3
+    second = FakeProducer(settings)
+    summary = await _importer(settings, second).run(f, "csv")
+    assert summary.skipped == 6 and summary.taken == 2
+    ids = _usage_ids(first.records) + _usage_ids(second.records)
+    assert len(ids) == len(set(ids)) == 8
+    # done: a third run produces nothing; --restart repeats exactly the same ids
+    third = FakeProducer(settings)
+    assert (await _importer(settings, third).run(f, "csv")).taken == 0 and not third.records
+    again = FakeProducer(settings)
+    await _importer(settings, again).run(f, "csv", restart=True)
+    assert set(_usage_ids(again.records)) == set(ids)
+
+
+async def test_jsonl_lines(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings()
+    f = tmp_path / "drop.jsonl"
+    f.write_text(
+        '{"RecordType":"Open","MessageID":"1","Recipient":"a@example.org",'
+        '"ReceivedAt":"2026-01-05T17:00:01Z"}\n'
+        "\n"
+        "[1,2]\n"
+        '{"RecordType": \n'
+    )
+    producer = FakeProducer(settings)
+    summary = await _importer(settings, producer).run(f, "jsonl")
+    assert summary.taken == 1
+    assert dict(summary.deadlettered) == {"not_an_object": 1, "malformed_json": 1}
+    assert [dl.attributes["line"] for dl in _letters(producer.records)] == [3, 4]
+
+
+def test_csv_reader_quoting_and_counting(tmp_path: Path) -> None:
+    f = tmp_path / "q.csv"
+    f.write_text('a,b\n"x, y","multi\nline"\n\n1,2\n')
+    recs = list(read_records(f, "csv"))
+    assert [r.row for r in recs] == [{"a": "x, y", "b": "multi\nline"}, {"a": "1", "b": "2"}]
+    assert [r.line for r in recs] == [3, 5]
+    assert count_records(f, "csv") >= 2
