@@ -81,12 +81,11 @@ def cmd_list(config_path: str | None, out: TextIO) -> int:
         _load_config(config_path)
     from consentinel.connectors.declarative import EXAMPLES, load_mapping
 
-    examples = []
-    for f in sorted(EXAMPLES.glob("*.yaml")):
+    for f in sorted(EXAMPLES.glob("*.yaml")):  # registers the shipped examples
         try:
-            examples.append((load_mapping(f).name, f))
+            load_mapping(f)
         except ConsentinelError as exc:
-            examples.append((f.stem, exc))  # type: ignore[arg-type]
+            out.write(f"example {f.name} does not load: {exc}\n")
     entries = registry.discover()
     rows = []
     broken = 0
@@ -97,7 +96,7 @@ def cmd_list(config_path: str | None, out: TextIO) -> int:
             continue
         origin = "" if e.origin == "builtin" else f" [{e.origin}]"
         rows.append((e.name, e.cls.produces, e.cls.auth, e.cls.title + origin))
-    widths = [max(len(r[i]) for r in [("NAME", "PRODUCES", "AUTH", "")] + rows) for i in (0, 1)]
+    widths = [max(len(r[i]) for r in [("NAME", "PRODUCES", "AUTH", ""), *rows]) for i in (0, 1)]
     out.write(f"{'NAME':<{widths[0]}}  {'PRODUCES':<{widths[1]}}  TITLE / AUTH\n")
     for name, produces, auth, title in rows:
         out.write(f"{name:<{widths[0]}}  {produces:<{widths[1]}}  {title}\n")

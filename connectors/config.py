@@ -333,8 +333,10 @@ def _check_schema(
     problems: list[str],
 ) -> None:
     schema = {f.name: f for f in cls.config_schema}
-    opts = item.get("options") if isinstance(item.get("options"), Mapping) else {}
-    secret_node = item.get("secrets") if isinstance(item.get("secrets"), Mapping) else {}
+    opts: Mapping[str, Any] = item["options"] if isinstance(item.get("options"), Mapping) else {}
+    secret_node: Mapping[str, Any] = (
+        item["secrets"] if isinstance(item.get("secrets"), Mapping) else {}
+    )
     known_opts = sorted(n for n, f in schema.items() if not f.secret)
     known_secrets = sorted(n for n, f in schema.items() if f.secret)
     for key in options:

@@ -54,4 +54,4 @@ class DeadLetters:
 
     def open_(self, letter: DeadLetter) -> bytes:
         """The raw payload, for replay tooling (never for a log line)."""
-        return self._sealer.open_(letter.sealed_payload)
+        return bytes(self._sealer.open_(letter.sealed_payload))

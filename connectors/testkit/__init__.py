@@ -361,7 +361,7 @@ def _form_pairs(request: Request) -> list[tuple[str, str]] | None:
 def _find_header(request: Request, pattern: re.Pattern[str]) -> str | None:
     for name in request.headers:
         if pattern.search(name):
-            return name
+            return str(name)
     return None
 
 

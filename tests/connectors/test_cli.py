@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from consentinel.connectors import cli
 from consentinel.connectors.auth import basic_auth_header
 from consentinel.connectors.declarative import EXAMPLES
