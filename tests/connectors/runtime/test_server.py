@@ -172,3 +172,20 @@ async def test_health_and_metrics_on_loopback(ingest) -> None:  # type: ignore[n
     assert health.status == 200 and (await health.json())["kafka"] == "connected"
     text = await (await client.get("/metrics")).text()
     assert "consentinel_ingest_requests_total" in text
+
+
+async def test_logs_carry_no_address_or_body(ingest, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    client, _, _ = ingest
+    caplog.set_level(logging.DEBUG)
+    spam = (SAMPLES / "postmark_spam.json").read_bytes()
+    await client.post("/hooks/postmark-main", data=spam, headers=AUTH)
+    await client.post(
+        "/hooks/postmark-main", data=b'{"RecordType":"X","Email":"q@example.org"}', headers=AUTH
+    )
+    await client.post("/hooks/postmark-main", data=spam)
+    text = caplog.text
+    assert "outcome=accepted" in text and "outcome=deadlettered" in text
+    assert "outcome=unauthorized" in text
+    assert "ben.ode" not in text and "q@example.org" not in text and "RecordType" not in text
