@@ -6,11 +6,20 @@ Loaded by ``conftest.py`` as the module ``alerting`` (tests run with
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from consentinel.streams.events import ids
+from consentinel.streams.events import codec, ids, topics
 from consentinel.streams.events.records import (
     Alert,
     AlertStatus,
@@ -19,6 +28,7 @@ from consentinel.streams.events.records import (
     Proof,
     Severity,
 )
+from consentinel.streams.events.settings import Settings
 
 _spec = importlib.util.spec_from_file_location("privacy", Path(__file__).parents[2] / "privacy.py")
 assert _spec is not None and _spec.loader is not None
@@ -75,3 +85,122 @@ def alert(
         revision=revision,
         **extra,
     )
+
+
+# -- integration helpers -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]],
+    what: str,
+    timeout_s: float = 90.0,
+    explain: Callable[[], str] = lambda: "",
+) -> None:
+    """Wait until ``check()`` holds; the timeout only bounds a hung test (never asserted on)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: still not true after {timeout_s:.0f}s\n{explain()}")
+        await asyncio.sleep(0.2)
+
+
+async def produce(settings: Settings, alerts: Iterable[Alert]) -> None:
+    """Alerts onto the alerts topic, keyed by incident key (as the checker does)."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        for a in alerts:
+            await producer.send(
+                settings.topic(topics.ALERTS), codec.encode(a), key=a.incident_key.encode()
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+class RouterProcess:
+    """``consentinel router`` as a real process, with its own log file."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        sinks: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.sinks = sinks
+        self.extra_env = dict(extra_env or {})
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTINEL_")}
+        env.update(
+            CONSENTINEL_ENV="test",
+            CONSENTINEL_HOME=str(s.home),
+            CONSENTINEL_TOPIC_PREFIX=s.topic_prefix,
+            CONSENTINEL_BOOTSTRAP_SERVERS=s.bootstrap_servers,
+            CONSENTINEL_APP_ID=s.app_id,
+            CONSENTINEL_PEPPER=s.pepper.reveal().decode(),
+            CONSENTINEL_TOKEN=s.token.reveal().decode(),
+            CONSENTINEL_LOG_LEVEL="info",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        args = [sys.executable, "-m", "consentinel.streams.cli", "router", "--metrics-port", "0"]
+        if self.sinks is not None:
+            args += ["--sinks", str(self.sinks)]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, env=self.env(), stdout=log, stderr=log)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def tail(self) -> str:
+        return "router log (tail):\n" + "\n".join(self.log().splitlines()[-25:])
+
+    def metrics_url(self) -> str | None:
+        found = re.findall(r"metrics at (http://\S+/metrics)", self.log())
+        return found[-1] if found else None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, the worst case for durability."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        """SIGTERM and wait: the clean shutdown path."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+                return -9
+        return int(self.proc.returncode)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
