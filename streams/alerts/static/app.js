@@ -31,6 +31,7 @@ function ago(ms) {
   if (s < 86400) return `${Math.round(s / 3600)} h ago`;
   return `${Math.round(s / 86400)} d ago`;
 }
+function isoShort(s) { return s ? s.replace("T", " ").slice(0, 19) + " UTC" : ""; }
 function fmt(n, digits = 0) {
   if (n == null) return "—";
   return Number(n).toLocaleString("en-GB", { maximumFractionDigits: digits });
@@ -86,7 +87,7 @@ function incidentItem(inc) {
       el("span", { class: `chip ${inc.status}`, text: inc.status })),
     el("div", { class: "summary-line", text: inc.summary || "" }),
     el("div", { class: "line2", text:
-      `${inc.rule_id} · ${inc.campaign_id || "no campaign"} · ${inc.alert_count} use${inc.alert_count === 1 ? "" : "s"} · last ${ago(inc.last_seen_ms)}` }));
+      `${inc.rule_id} · ${inc.campaign_id || "no campaign"} · ${inc.alert_count} use${inc.alert_count === 1 ? "" : "s"} · last seen ${ago(inc.last_seen_ms)}` }));
   if (inc.incident_id === state.selected) li.classList.add("selected");
   if (inc._flash) { li.classList.add("flash"); delete inc._flash; }
   li.addEventListener("click", () => openIncident(inc.incident_id, true));
@@ -138,7 +139,7 @@ function consentCell(e) {
   if (e.consent_legal_basis) parts.push(`basis: ${e.consent_legal_basis}`);
   return el("td", {},
     parts.length ? el("div", { text: parts.join(" · ") }) : el("div", { class: "small", text: "nothing on record" }),
-    e.consent_valid_from ? el("div", { class: "small", text: `since ${e.consent_valid_from.replace("T", " ")}` }) : null);
+    e.consent_valid_from ? el("div", { class: "small", text: `since ${isoShort(e.consent_valid_from)}` }) : null);
 }
 function proofCell(e) {
   if (!e.proof_method && !e.proof_certificate_id && !e.proof_collection_point) {
@@ -146,7 +147,7 @@ function proofCell(e) {
   }
   const lines = [
     e.proof_method,
-    e.proof_collected_at && `collected ${e.proof_collected_at.replace("T", " ")}`,
+    e.proof_collected_at && `collected ${isoShort(e.proof_collected_at)}`,
     e.proof_collection_point && `at ${e.proof_collection_point}`,
     e.proof_notice_version && `notice ${e.proof_notice_version}`,
     e.proof_certificate_id && `certificate ${e.proof_certificate_id}`,
@@ -156,7 +157,7 @@ function proofCell(e) {
 }
 function evidenceRow(e) {
   return el("tr", { "data-alert": e.alert_id },
-    el("td", {}, el("div", { text: (e.occurred_at || "").replace("T", " ").slice(0, 19) }),
+    el("td", {}, el("div", { text: isoShort(e.occurred_at) }),
       el("div", { class: "small", text: e.status === "resolved" ? "corrected" : "" })),
     el("td", {}, el("div", { class: "hint", text: e.hint }),
       el("div", { class: "small", text: `subject ${e.subject_ref}` })),

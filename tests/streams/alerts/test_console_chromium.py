@@ -1,0 +1,258 @@
+"""The real console (``consentinel console``, its own process) driven in headless Chromium:
+an incident arrives on the live feed, the operator opens it, acknowledges it, resolves it and
+downloads its evidence; the page and the download hold no raw address."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import importlib.util
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from consentinel.streams.alerts.store import IncidentStore
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+support = _load("console_support")
+cdp = _load("cdp")
+
+TOKEN = "chromium-test-token-0123456789abcdef"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def console_proc(tmp_path: Path) -> Iterator[tuple[str, Path, int]]:
+    """``consentinel console`` on a free loopback port, on a store with two incidents."""
+    db = tmp_path / "state" / "incidents.db"
+    with IncidentStore(db) as store:
+        support.fill(store, [*support.campaign_alerts()[:2], support.sms_after_stop_alert()])
+    port = _free_port()
+    metrics_port = _free_port()
+    env = {
+        **os.environ,
+        "CONSENTINEL_ENV": "test",
+        "CONSENTINEL_HOME": str(tmp_path / "home"),
+        "CONSENTINEL_TOKEN": TOKEN,
+        "CONSENTINEL_PEPPER": "chromium-test-pepper-0123456789",
+    }
+    log = open(tmp_path / "console.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "consentinel.streams.cli", "console", "--port", str(port),
+         "--store", str(db), "--metrics-url", f"http://127.0.0.1:{metrics_port}/metrics"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield f"http://127.0.0.1:{port}", db, metrics_port
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+        log.close()
+
+
+async def _wait_ready(base: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            try:
+                async with s.get(
+                    f"{base}/api/health", headers={"Authorization": f"Bearer {TOKEN}"}
+                ) as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    pytest.fail(f"the console did not answer at {base}; its log:\n{log.read_text()[-3000:]}")
+
+
+async def _worker_metrics(port: int) -> web.AppRunner:
+    """A worker-like /metrics endpoint (catalog names) for the console's panels."""
+    consumed = "consentinel_events_consumed_total"
+    body = "\n".join(
+        [
+            f"# TYPE {consumed} counter",
+            f'{consumed}{{topic="consentinel.usage.v1",source="mc-broker",channel="email"}} 1200',
+            f'{consumed}{{topic="consentinel.consent.v1",source="news-cmp",channel="email"}} 800',
+            f'{consumed}{{topic="consentinel.usage.v1",source="twilio-fr",channel="sms"}} 140',
+            "# TYPE consentinel_verdicts_total counter",
+            'consentinel_verdicts_total{decision="allowed",rule=""} 1100',
+            'consentinel_verdicts_total{decision="violation",rule="R2"} 96',
+            'consentinel_verdicts_total{decision="violation",rule="R5"} 4',
+            "# TYPE consentinel_consumer_lag gauge",
+            'consentinel_consumer_lag{topic="consentinel.usage.v1"} 12',
+            "# TYPE consentinel_pending_usages gauge",
+            "consentinel_pending_usages 3",
+            "",
+        ]
+    )
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(text=body, content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+async def test_operator_works_an_incident_in_chromium(console_proc, tmp_path: Path) -> None:
+    base, db, metrics_port = console_proc
+    metrics = await _worker_metrics(metrics_port)
+    await _wait_ready(base, tmp_path / "console.log")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    try:
+        async with cdp.chromium(tmp_path / "profile") as browser:
+            await browser.send(
+                "Browser.setDownloadBehavior",
+                behavior="allow",
+                downloadPath=str(downloads),
+                eventsEnabled=True,
+            )
+            page = await browser.new_page()
+            await page.navigate(f"{base}/?token={TOKEN}")
+            assert await page.evaluate("location.search") == ""  # the token left the address
+            await page.wait_for(
+                "document.querySelectorAll('#incidents li').length === 2", "the two incidents"
+            )
+            await page.wait_for(
+                "document.querySelector('#live').textContent === 'live'", "live feed"
+            )
+
+            # A new incident arrives while the operator watches: it appears on the feed.
+            with IncidentStore(db) as store:
+                support.fill(store, [_broker_alert()])
+            item = "#incidents li[data-id] .ctrl"
+            await page.wait_for(
+                f"[...document.querySelectorAll({json.dumps(item)})]"
+                ".some(e => e.textContent === 'list-broker-z')",
+                "the new incident on the live feed",
+            )
+            new_id = await page.evaluate(
+                "[...document.querySelectorAll('#incidents li')]"
+                ".find(li => li.querySelector('.ctrl').textContent === 'list-broker-z').dataset.id"
+            )
+            await page.click(f'#incidents li[data-id="{new_id}"]')
+            await page.wait_for(
+                f"document.querySelector('#detail-body').dataset.id === {json.dumps(new_id)}"
+                " && document.querySelectorAll('#d-evidence tbody tr').length === 1",
+                "the incident's evidence",
+            )
+            assert await page.evaluate("location.pathname") == f"/incidents/{new_id}"
+            evidence = await page.evaluate("document.querySelector('#d-evidence').innerText")
+            assert "z***@e***.org" in evidence and "political_campaigning" in evidence
+            assert "double_opt_in" in evidence and "R2" in evidence
+
+            # Acknowledge: the console asks for a name first.
+            await page.click("#btn-ack")
+            await page.wait_for(
+                "document.querySelector('#d-message').textContent.includes('Type your name')",
+                "the request for a name",
+            )
+            await page.type_into("#operator", "Jane Martin")
+            await page.type_into("#d-note", "calling the campaign owner")
+            await page.click("#btn-ack")
+            await page.wait_for(
+                "document.querySelector('#d-status').textContent === 'acknowledged'",
+                "the acknowledged status",
+            )
+            await page.click("#btn-resolve")
+            await page.wait_for(
+                "document.querySelector('#d-status').textContent === 'resolved'",
+                "the resolved status",
+            )
+            history = await page.evaluate("document.querySelector('#d-history').innerText")
+            assert "acknowledged by Jane Martin" in history and "resolved by Jane Martin" in history
+
+            # The evidence, downloaded as a person would.
+            await page.click("#dl-csv")
+            done = await browser.wait_event(
+                "Browser.downloadProgress", lambda p: p.get("state") == "completed"
+            )
+            assert done["state"] == "completed"
+            files = [p for p in downloads.iterdir() if p.suffix == ".csv"]
+            assert [f.name for f in files] == [f"consentinel-evidence-{new_id}.csv"]
+            data = files[0].read_bytes()
+            assert not support.privacy.raw_addresses(data)
+            rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+            assert len(rows) == 1
+            assert rows[0]["hint"] == "z***@e***.org"
+            assert rows[0]["controller"] == "list-broker-z"
+            assert rows[0]["consent_state"] == "given"
+            assert rows[0]["proof_method"] == "double_opt_in"
+            assert rows[0]["rule_id"] == "R2"
+
+            # The list shows it resolved; the store agrees.
+            await page.click('.filter[data-status="resolved"]')
+            await page.wait_for(
+                f"!!document.querySelector('#incidents li[data-id=\"{new_id}\"]')",
+                "the incident under Resolved",
+            )
+            with IncidentStore(db) as store:
+                inc = store.get_incident(new_id)
+            assert inc is not None and inc.status.value == "resolved"
+            assert [t.who for t in inc.transitions[1:]] == ["Jane Martin", "Jane Martin"]
+
+            # The panels, then back to the incident for the screenshot.
+            await page.click('.tab[data-view="coverage"]')
+            await page.wait_for(
+                "document.querySelector('#p-share').innerText.includes('91.7')",
+                "the consent coverage panel",
+            )
+            await page.click('.tab[data-view="incidents"]')
+            await page.click('.filter[data-status=""]')
+            await page.click(f'#incidents li[data-id="{new_id}"]')
+            await page.wait_for(
+                "document.querySelectorAll('#d-evidence tbody tr').length === 1", "the detail"
+            )
+            text = await page.evaluate("document.documentElement.outerHTML")
+            assert not support.privacy.raw_addresses(text.encode())
+            shot = await page.screenshot(tmp_path / "console.png")
+            assert shot.stat().st_size > 10_000
+            print(f"screenshot: {shot}")
+    finally:
+        await metrics.cleanup()
+
+
+def _broker_alert():
+    """A new controller renting the same readers: one alert, a new incident."""
+    return support._alert(
+        "zoe@example.org",
+        support.Channel.EMAIL,
+        rule="R2",
+        source=support.R2_SOURCE,
+        controller="list-broker-z",
+        campaign="rented-list-42",
+        n=77,
+        consent=support.NEWSLETTER_CONSENT,
+    )
