@@ -126,3 +126,14 @@ def test_malformed_files(tmp_path: Path, text: str, problem: str) -> None:
 def test_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FatalConfigError, match="cannot read"):
         config.load(tmp_path / "nope.yaml", SETTINGS)
+
+
+def test_the_shipped_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(config.__file__).with_name("sinks.example.yaml")
+    slack_url = tmp_path / "slack-url"
+    slack_url.write_text("https://hooks.slack.test/services/T/B/xyz")
+    text = example.read_text().replace("/run/secrets/slack-webhook-url", str(slack_url))
+    monkeypatch.setenv("CONSENTINEL_SOC_WEBHOOK_SECRET", "soc-secret-0123456789abcdef")
+    monkeypatch.setenv("CONSENTINEL_SMTP_PASSWORD", "pw")
+    cfg = config.load(_write(tmp_path, text), SETTINGS)
+    assert [s.sink.name for s in cfg.sinks] == ["oncall", "soc", "chat", "dpo-mail"]
