@@ -13,7 +13,6 @@ export KAFKA_PORT="${KAFKA_PORT:-9092}"
 export CONSENTINEL_BOOTSTRAP_SERVERS="${CONSENTINEL_BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}"
 export CONSENTINEL_CONNECTORS_FILE="${CONSENTINEL_CONNECTORS_FILE:-deploy/demo/connectors.yaml}"
 export CONSENTINEL_GRACE_SECONDS="${CONSENTINEL_GRACE_SECONDS:-20}"
-export CONSENTINEL_DEMO_SECRETS="${CONSENTINEL_DEMO_SECRETS:-1}"
 REGISTRY_FILE="${CONSENTINEL_REGISTRY_FILE:-deploy/demo/registry.yaml}"
 LOGDIR="$CONSENTINEL_HOME/logs/run-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$LOGDIR"
@@ -69,6 +68,15 @@ CONSOLE_PORT=$($BIN/python -c 'from consentinel.streams.events.settings import S
 METRICS_PORT=$($BIN/python -c 'from consentinel.streams.events.settings import Settings; s=Settings.from_env(); print(s.metrics_port)')
 INGEST_PORT=$($BIN/python -c 'from consentinel.streams.events.settings import Settings; s=Settings.from_env(); print(s.ingest_port)')
 
+# The demo's late-consent story is timed against the grace period: play it once the worker
+# judges (it has read the purpose registry), not while it is still starting.
+say "waiting for the worker to read the purpose registry…"
+for _ in $(seq 1 240); do
+  grep -q "purpose registry read" "$LOGDIR/worker.log" 2>/dev/null && break
+  kill -0 "${pids[0]}" 2>/dev/null || break
+  sleep 0.5
+done
+
 start demo $BIN/consentinel demo --config "$CONSENTINEL_CONNECTORS_FILE" --ingest "http://127.0.0.1:$INGEST_PORT"
 
 cat <<MSG
@@ -77,7 +85,9 @@ cat <<MSG
     console   http://127.0.0.1:$CONSOLE_PORT/?token=$TOKEN
     metrics   http://127.0.0.1:$METRICS_PORT/metrics (worker)   http://127.0.0.1:$INGEST_PORT/metrics (ingest)
     logs      $LOGDIR
-  The demo feed is posting traffic now; incidents appear in the console within seconds.
+  The demo feed is posting traffic now ($LOGDIR/demo.log lists the incidents to expect);
+  they appear in the console within seconds, those waiting for consent after the grace
+  period (${CONSENTINEL_GRACE_SECONDS} s).
   Ctrl-C stops everything this command started.
 
 MSG
@@ -93,6 +103,8 @@ while true; do
       name=${names[$i]}
       if [ "$name" = demo ] && [ $rc -eq 0 ]; then
         say "the demo feed has posted all its traffic; the monitor keeps running (Ctrl-C to stop)"
+      elif [ "$name" = demo ]; then
+        say "the demo feed failed (status $rc); see $LOGDIR/demo.log — the monitor keeps running (Ctrl-C to stop)"
       else
         say "$name exited (status $rc); see $LOGDIR/$name.log — stopping the rest"
         exit 1

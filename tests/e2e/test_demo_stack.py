@@ -291,7 +291,7 @@ def test_the_demo_raises_its_incidents_and_leaks_no_address(stack: Stack) -> Non
     raw = {a.encode() for a in world.addresses()} | {
         normalize(a, "email" if "@" in a else "phone").encode() for a in world.addresses()
     }
-    assert all(privacy.raw_addresses(r) or b"@" not in r for r in raw)  # the scanner sees them
+    assert all(privacy.raw_addresses(r) for r in raw)  # the scanner does see them
     stack.stop()
     leaks: list[str] = []
     for name, blob in _topic_records(stack.env):
