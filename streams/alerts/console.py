@@ -504,8 +504,9 @@ def make_app(
 def default_metrics_urls(settings: Settings) -> list[str]:
     host = settings.web_host if settings.web_host not in ("0.0.0.0", "::") else "127.0.0.1"
     return [
-        f"http://{host}:{settings.metrics_port}/metrics",
-        f"http://{host}:{settings.ingest_port}/metrics",
+        f"http://{host}:{settings.metrics_port}/metrics",  # the worker
+        f"http://{host}:{settings.ingest_port}/metrics",  # the ingest server
+        f"http://{host}:{settings.metrics_port + 2}/metrics",  # the alert router
     ]
 
 
@@ -521,8 +522,8 @@ def _parse(argv: list[str], settings: Settings) -> argparse.Namespace:
         action="append",
         dest="metrics_urls",
         metavar="URL",
-        help="a /metrics endpoint to read for the panels (repeat it; default: the worker's "
-        "and the ingest server's, from the settings)",
+        help="a /metrics endpoint to read for the panels (repeat it; default: the worker's, "
+        "the ingest server's and the router's, from the settings)",
     )
     p.add_argument(
         "--store",
