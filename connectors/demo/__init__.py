@@ -74,7 +74,10 @@ def summary(world: World, report: Report, out: TextIO) -> None:
         out.write(f"  {instance:24} {counts}  ({report.events[instance]} platform events)\n")
     if report.retries:
         out.write(f"  {report.retries} request(s) retried after 503/429/no answer\n")
-    out.write("\nincidents the monitor should open (controller | campaign | rule: alerts):\n")
+    out.write(
+        "\nincidents the monitor should open (controller | campaign | rule: alerts; on a fresh "
+        "state: a second run on the same topics adds to the first):\n"
+    )
     for e in expectations(world):
         state = " -> resolved by corrections" if e.resolved else ""
         out.write(
