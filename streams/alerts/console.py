@@ -40,7 +40,7 @@ from consentinel.streams.events.settings import Settings
 
 from .console_evidence import evidence_csv, evidence_json, incident_view, looks_like_address
 from .console_metrics import MetricsReader
-from .model import Change, IncidentError, InvalidTransition, UnknownIncident
+from .model import Change, Incident, IncidentError, InvalidTransition, UnknownIncident
 from .store import IncidentStore, wall_ms
 
 log = logging.getLogger("consentinel.console")
@@ -413,9 +413,21 @@ async def panels(request: web.Request) -> web.Response:
     data = await request.app[METRICS].read()
     st = await asyncio.to_thread(request.app[STORE].stats)
     data["incidents"] = codec.to_obj(st)
+    active = await asyncio.to_thread(request.app[STORE].list_incidents, "active", 1000)
+    data["coverage"]["open_by_controller"] = _by_controller(active)
     data["health"]["sink_backlog"] = {**data["health"]["sink_backlog"], **st.backlog}
     data["read_at_ms"] = wall_ms()
     return _json(data)
+
+
+def _by_controller(incidents: Sequence[Incident]) -> list[dict[str, Any]]:
+    """Unresolved incidents and their uses per controller (from the store, not metrics)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for inc in incidents:
+        row = rows.setdefault(inc.controller, {"controller": inc.controller, "count": 0, "uses": 0})
+        row["count"] += 1
+        row["uses"] += inc.alert_count - inc.resolved_alert_count
+    return sorted(rows.values(), key=lambda r: (-r["uses"], r["controller"]))
 
 
 async def feed(request: web.Request) -> web.StreamResponse:

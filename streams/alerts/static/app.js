@@ -286,7 +286,8 @@ function renderPanels(p) {
     [["decision", "decision"]], "No verdicts yet."));
   put("p-findings", table(c.findings, [["rule", "rule"], ["decision", "decision"]],
     "No violations or warnings — every judged use had consent."));
-  put("p-controllers", table(c.by_controller, [["controller", "controller"]], "No alerts yet."));
+  put("p-controllers", table(c.open_by_controller, [["controller", "controller"], ["uses", "uses"]],
+    "No open incidents: no controller is using addresses outside their consent."));
   const h = p.health;
   put("p-endpoints", el("table", {}, el("tbody", {}, ...p.endpoints.map((e) => el("tr", {},
     el("td", { text: e.url }),

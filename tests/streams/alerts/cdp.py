@@ -161,7 +161,7 @@ class Browser:
         while True:
             for ev in self.events:
                 if ev["method"] == method and match(ev.get("params", {})):
-                    return ev["params"]
+                    return dict(ev["params"])
             left = deadline - time.monotonic()
             if left <= 0:
                 raise CdpError(f"no {method} event within {timeout_s} s")

@@ -356,6 +356,10 @@ async def test_panels_read_the_metrics_endpoints(client: TestClient) -> None:
     assert p["health"]["pending"] == 3.0
     assert p["health"]["auth_failures"][0]["reason"] == "bad_signature"
     assert p["incidents"]["by_status"]["open"] == 2
+    assert p["coverage"]["open_by_controller"] == [
+        {"controller": "campaign-x", "count": 1, "uses": 3},
+        {"controller": "shop-sas", "count": 1, "uses": 1},
+    ]
 
 
 def test_quantiles_follow_prometheus() -> None:

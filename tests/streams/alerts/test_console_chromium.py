@@ -229,6 +229,20 @@ async def test_operator_works_an_incident_in_chromium(console_proc, tmp_path: Pa
                 "document.querySelector('#p-share').innerText.includes('91.7')",
                 "the consent coverage panel",
             )
+            await page.screenshot(tmp_path / "console-coverage.png")
+            await page.click('.tab[data-view="health"]')
+            await page.wait_for(
+                "document.querySelector('#p-endpoints').innerText.includes('up (')",
+                "the pipeline health panel",
+            )
+            shown = await page.evaluate(
+                "[...document.querySelectorAll('.view')]"
+                ".filter(v => getComputedStyle(v).display !== 'none').map(v => v.id)"
+            )
+            assert shown == ["view-health"]  # one view at a time
+            health = await page.evaluate("document.querySelector('#view-health').innerText")
+            assert "consentinel.usage.v1" in health and "No dead letters" in health
+            await page.screenshot(tmp_path / "console-health.png")
             await page.click('.tab[data-view="incidents"]')
             await page.click('.filter[data-status=""]')
             await page.click(f'#incidents li[data-id="{new_id}"]')
