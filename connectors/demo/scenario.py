@@ -145,6 +145,11 @@ def _first_name(address: str) -> str:
     return address.split(".", 1)[0].capitalize()
 
 
+def _member(address: str) -> str:
+    """Mailchimp's short member id: the same for one member in every event."""
+    return token("member", address, size=10)
+
+
 def _ip(*parts: object) -> str:
     return f"198.51.100.{int(token(*parts, size=4), 16) % 250 + 1}"
 
@@ -171,12 +176,11 @@ class Story:
     def subscriptions(self, now: int) -> list[Post]:
         posts = []
         for address in self.world.readers:
-            member = self._id("member", size=10)
             body = pf.mailchimp_member(
                 "subscribe",
                 fired_at_ms=now - self.world.age[address] * _DAY_MS,
                 list_id=NEWSLETTER_LIST,
-                member_id=member,
+                member_id=_member(address),
                 email=address,
                 ip=_ip(address),
                 first_name=_first_name(address),
@@ -187,7 +191,7 @@ class Story:
                 "unsubscribe",
                 fired_at_ms=now - self.world.age[address] // 2 * _DAY_MS,
                 list_id=NEWSLETTER_LIST,
-                member_id=self._id("member", size=10),
+                member_id=_member(address),
                 email=address,
                 ip=_ip(address),
                 first_name=_first_name(address),
@@ -199,7 +203,7 @@ class Story:
     def _mandrill(
         self, now: int, to: list[str], campaign: str, purpose: str, subject: str, what: str
     ) -> tuple[list[Post], list[dict[str, object]]]:
-        ts = now // 1000
+        ts = now // 1000 - 90  # platforms report a little after the fact
         sends = [
             pf.mandrill_event(
                 "send",
@@ -234,9 +238,9 @@ class Story:
         engaged = []
         for i, send in enumerate(sends):
             if i % 2 == 0:
-                engaged.append({**send, "event": "open", "ts": now // 1000 + 30 + i})
+                engaged.append({**send, "event": "open", "ts": now // 1000 - 60 + i % 30})
             if i % 5 == 0:
-                click = {**send, "event": "click", "ts": now // 1000 + 60 + i}
+                click = {**send, "event": "click", "ts": now // 1000 - 30 + i % 20}
                 click["url"] = "https://www.lequotidien.example/politique/edito"
                 engaged.append(click)
         posts += [
@@ -262,9 +266,9 @@ class Story:
         events: list[dict[str, object]] = []
         for i, address in enumerate(to):
             message = self._id("sg-message", size=22)
-            kinds = [("processed", 0), ("delivered", 2)]
+            kinds = [("processed", -60), ("delivered", -58)]  # reported after the fact
             if engagement and i % 3 == 0:
-                kinds.append(("open", 40))
+                kinds.append(("open", -20))
             events += [
                 pf.sendgrid_event(
                     kind,
