@@ -48,8 +48,7 @@ def _free_port() -> int:
 def console_proc(tmp_path: Path) -> Iterator[tuple[str, Path, int]]:
     """``consentinel console`` on a free loopback port, on a store with two incidents."""
     db = tmp_path / "state" / "incidents.db"
-    with IncidentStore(db) as store:
-        support.fill(store, [*support.campaign_alerts()[:2], support.sms_after_stop_alert()])
+    IncidentStore(db).close()  # empty: the first incidents arrive while the page is open
     port = _free_port()
     metrics_port = _free_port()
     env = {
@@ -143,11 +142,21 @@ async def test_operator_works_an_incident_in_chromium(console_proc, tmp_path: Pa
             await page.navigate(f"{base}/?token={TOKEN}")
             assert await page.evaluate("location.search") == ""  # the token left the address
             await page.wait_for(
-                "document.querySelectorAll('#incidents li').length === 2", "the two incidents"
+                "document.querySelector('#incidents-empty').textContent"
+                ".startsWith('No incidents yet — the pipeline is healthy')",
+                "the empty state of a quiet pipeline",
             )
             await page.wait_for(
-                "document.querySelector('#live').textContent === 'live'", "live feed"
+                "document.querySelector('#live').textContent === 'live'", "the live feed"
             )
+            with IncidentStore(db) as store:
+                support.fill(
+                    store, [*support.campaign_alerts()[:2], support.sms_after_stop_alert()]
+                )
+            await page.wait_for(
+                "document.querySelectorAll('#incidents li').length === 2", "the two incidents"
+            )
+            assert await page.evaluate("document.querySelector('#incidents-empty').hidden")
 
             # A new incident arrives while the operator watches: it appears on the feed.
             with IncidentStore(db) as store:
