@@ -58,7 +58,7 @@ run: setup ## run the monitor: broker, topics, workers, ingest, console, demo fe
 	@bash deploy/run.sh
 
 bench: setup broker ## benchmarks (checker vs bare consumer; ingest) with printed figures
-	$(BIN)/python -m tests.bench
+	$(BIN)/python tests/bench/bench.py $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and caches (not the broker's data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -26,8 +26,20 @@ def test_email_normalization(raw: str, expected: str) -> None:
     assert normalize_email(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["", "ana", "ana@", "@example.org", "ana@example", "a b@example.org",
-                                 "ana@@example.org", "ana@exa_mple.org", "x" * 250 + "@example.org"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "ana",
+        "ana@",
+        "@example.org",
+        "ana@example",
+        "a b@example.org",
+        "ana@@example.org",
+        "ana@exa_mple.org",
+        "x" * 250 + "@example.org",
+    ],
+)
 def test_email_garbage_is_rejected(raw: str) -> None:
     with pytest.raises(AddressError) as err:
         normalize_email(raw)
@@ -67,8 +79,16 @@ def test_phone_normalization(raw: str, region: str | None, expected: str) -> Non
 
 @pytest.mark.parametrize(
     ("raw", "region"),
-    [("hello", "FR"), ("12", "FR"), ("06 12", "FR"), ("+33 6 12", None), ("06 12 34 56 78", None),
-     ("++33612345678", None), ("0612345678901234567", "FR"), ("", "FR")],
+    [
+        ("hello", "FR"),
+        ("12", "FR"),
+        ("06 12", "FR"),
+        ("+33 6 12", None),
+        ("06 12 34 56 78", None),
+        ("++33612345678", None),
+        ("0612345678901234567", "FR"),
+        ("", "FR"),
+    ],
 )
 def test_phone_garbage_is_rejected(raw: str, region: str | None) -> None:
     with pytest.raises(AddressError) as err:
@@ -130,5 +150,5 @@ def test_phone_hint_reveals_no_more_than_documented(number: str) -> None:
     hint = mask_phone(number)
     digits = re.sub(r"\D", "", hint)
     cc = hint.split()[0][1:]
-    national = number[1 + len(cc):]
+    national = number[1 + len(cc) :]
     assert digits == cc + national[0] + national[-2:]

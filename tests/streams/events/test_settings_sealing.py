@@ -35,8 +35,14 @@ def test_every_problem_listed_at_once_and_no_secret_printed(tmp_path: Path) -> N
         Settings.from_env(env)
     text = str(err.value)
     assert len(err.value.problems) == 6, err.value.problems
-    for needle in ("CONSENTINEL_PARTITIONS", "CONSENTINEL_GRACE_SECONDS", "R13_STRENGTH",
-                   "BOOTSTRAP_SERVERS", "PEPPER_FILE", "fax"):
+    for needle in (
+        "CONSENTINEL_PARTITIONS",
+        "CONSENTINEL_GRACE_SECONDS",
+        "R13_STRENGTH",
+        "BOOTSTRAP_SERVERS",
+        "PEPPER_FILE",
+        "fax",
+    ):
         assert needle in text
     assert "supersecret" not in text
 
@@ -44,8 +50,13 @@ def test_every_problem_listed_at_once_and_no_secret_printed(tmp_path: Path) -> N
 def test_settings_file_and_env_precedence(tmp_path: Path) -> None:
     f = tmp_path / "settings.yaml"
     f.write_text("partitions: 3\ngrace_seconds: 30\n")
-    s = Settings.from_env({"CONSENTINEL_HOME": str(tmp_path), "CONSENTINEL_SETTINGS_FILE": str(f),
-                           "CONSENTINEL_PARTITIONS": "8"})
+    s = Settings.from_env(
+        {
+            "CONSENTINEL_HOME": str(tmp_path),
+            "CONSENTINEL_SETTINGS_FILE": str(f),
+            "CONSENTINEL_PARTITIONS": "8",
+        }
+    )
     assert (s.partitions, s.grace_seconds) == (8, 30.0)
 
 
