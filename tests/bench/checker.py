@@ -1,0 +1,247 @@
+"""(b)-(d): the real checker (``consentinel worker``) on the preloaded topics.
+
+1. Consent and declarations are preloaded; the worker builds its ledger: consent events/s.
+2. The worker is stopped, the usage events are preloaded, the worker is started again and
+   its committed offsets on the usage topic are sampled every second: the drain rate over
+   the steady window (first 10 % of the drained events dropped).
+3. The rest of the backlog is skipped (the group's offsets moved to the end while the
+   worker is stopped), and an open-loop producer sends at half the drain rate; each event
+   carries its *scheduled* send time, and a collector on the verdicts topic records
+   ``arrival - scheduled``: p50/p99 (coordinated omission avoided).
+4. Peak RSS of the worker over the whole run, and its state directory on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from common import Proc, dir_size, env_for, free_port, percentile
+from consentinel.streams.events import codec, topics
+from consentinel.streams.events.partitioning import subject_message_key
+from dataset import Mix, usage
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+
+@dataclass
+class CheckerFigures:
+    consent_rate: float = 0.0
+    drain_rate: float = 0.0
+    drained: int = 0
+    p50_ms: float = float("nan")
+    p99_ms: float = float("nan")
+    latency_samples: int = 0
+    latency_rate: float = 0.0
+    peak_rss: int = 0
+    state_bytes: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def committed(admin: KafkaAdminClient, group: str, topic: str) -> int:
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    except Exception:  # the group does not exist yet: nothing committed
+        return 0
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
+def end_offsets(bootstrap: str, topic: str) -> int:
+    c = KafkaConsumer(bootstrap_servers=bootstrap.split(","))
+    tps = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic) or []]
+    total = sum(c.end_offsets(tps).values())
+    c.close()
+    return total
+
+
+def skip_to_end(bootstrap: str, group: str, topic: str) -> None:
+    """Move a stopped group's committed offsets on ``topic`` to the end."""
+    from kafka.structs import OffsetAndMetadata
+
+    c = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False
+    )
+    tps = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic) or []]
+    ends = c.end_offsets(tps)
+    c.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in ends.items()})
+    c.close()
+
+
+def wait_committed(
+    admin,
+    group,
+    topic,
+    target,
+    proc: Proc,
+    timeout_s: float,
+    samples: list[tuple[float, int]] | None = None,
+) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done = committed(admin, group, topic)
+        if samples is not None:
+            samples.append((time.monotonic(), done))
+        if done >= target:
+            return True
+        if not proc.alive():
+            raise RuntimeError(f"the worker died:\n{proc.tail()}")
+        time.sleep(1.0)
+    return False
+
+
+def steady_rate(samples: list[tuple[float, int]]) -> tuple[float, int]:
+    """events/s between 10 % and the last sample of what was drained."""
+    if len(samples) < 3:
+        return 0.0, 0
+    total = samples[-1][1] - samples[0][1]
+    floor = samples[0][1] + total * 0.10
+    window = [s for s in samples if s[1] >= floor]
+    # the first sample where the count moved past 10 %, the last sample where it moved
+    last = max(range(len(window)), key=lambda i: window[i][1])
+    start, end = window[0], window[last]
+    if end[0] <= start[0]:
+        return 0.0, total
+    return (end[1] - start[1]) / (end[0] - start[0]), total
+
+
+async def open_loop(
+    bootstrap: str, prefix: str, subjects: int, rate: float, seconds: float
+) -> tuple[list[float], int]:
+    verdicts = prefix + topics.VERDICTS
+    scheduled: dict[str, float] = {}
+    latencies: list[float] = []
+    consumer = AIOKafkaConsumer(
+        verdicts,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    await consumer.seek_to_end()
+    for tp in consumer.assignment():  # resolve the end offsets now
+        await consumer.position(tp)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await producer.start()
+    stop = asyncio.Event()
+    rng = random.Random(11)
+    mix = Mix(violation_share=0.01, out_of_order_share=0.0)  # probes decided at once
+
+    async def collect() -> None:
+        while not stop.is_set() or len(latencies) < len(scheduled):
+            batches = await consumer.getmany(timeout_ms=200)
+            now = time.time()
+            for records in batches.values():
+                for rec in records:
+                    v = codec.loads(rec.value)
+                    t = scheduled.get(v.get("usage_event_id", ""))
+                    if t is not None and v.get("decision") != "pending":
+                        latencies.append((now - t) * 1000)
+            if stop.is_set() and time.time() > stop_at + 30:
+                break
+
+    stop_at = float("inf")
+    collector = asyncio.create_task(collect())
+    start = time.time()
+    n = 0
+    topic = prefix + topics.USAGE
+    while True:
+        due = start + n / rate
+        if due > start + seconds:
+            break
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        u = usage(10_000_000 + n, subjects, rng, mix, int(due * 1000))
+        u = dataclasses.replace(u, event_id=f"bench-probe:{n}")
+        scheduled[u.event_id] = due
+        await producer.send(topic, codec.encode(u), key=subject_message_key(u.subject_key))
+        n += 1
+    await producer.flush()
+    stop_at = time.time()
+    stop.set()
+    await collector
+    await producer.stop()
+    await consumer.stop()
+    return latencies, n
+
+
+def run(
+    bootstrap: str,
+    prefix: str,
+    home: Path,
+    subjects: int,
+    usages: int,
+    logdir: Path,
+    produce_usage,
+    drain_cap_s: float = 150.0,
+    latency_s: float = 30.0,
+) -> CheckerFigures:
+    fig = CheckerFigures()
+    env = env_for(
+        prefix,
+        home,
+        bootstrap,
+        partitions=6,
+        grace_seconds=5,
+        metrics_port=free_port(),
+        worker_port=free_port(),
+    )
+    group = f"{prefix}consentinel"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    consent_topic, usage_topic = prefix + topics.CONSENT, prefix + topics.USAGE
+
+    # 1. ledger build
+    worker = Proc("worker-build", ["worker"], env, logdir)
+    t0 = time.monotonic()
+    ok = wait_committed(admin, group, consent_topic, subjects, worker, timeout_s=1800)
+    build_s = time.monotonic() - t0
+    fig.consent_rate = subjects / build_s if ok else 0.0
+    print(
+        f"  ledger built: {fig.consent_rate:,.0f} consent events/s (worker start included)",
+        flush=True,
+    )
+    if not ok:
+        fig.notes.append("the ledger build did not finish in 30 min")
+    worker.stop()
+    fig.peak_rss = worker.peak_rss
+
+    # 2. drain
+    produce_usage()
+    target = end_offsets(bootstrap, usage_topic)
+    worker = Proc("worker-drain", ["worker"], env, logdir)
+    samples: list[tuple[float, int]] = []
+    wait_committed(admin, group, usage_topic, target, worker, drain_cap_s, samples)
+    fig.drain_rate, fig.drained = steady_rate(samples)
+    print(f"  drain: {fig.drain_rate:,.0f} events/s over {fig.drained:,} events", flush=True)
+    worker.stop()
+    fig.peak_rss = max(fig.peak_rss, worker.peak_rss)
+    if fig.drained < usages:
+        fig.notes.append(
+            f"drain measured on {fig.drained:,} of {usages:,} events ({drain_cap_s:.0f} s cap)"
+        )
+
+    # 3. latency at half the drain rate
+    skip_to_end(bootstrap, group, usage_topic)
+    worker = Proc("worker-latency", ["worker"], env, logdir)
+    # ready when its metrics endpoint answers and a first tick has been committed
+    time.sleep(8)
+    fig.latency_rate = max(50.0, fig.drain_rate / 2)
+    latencies, sent = asyncio.run(
+        open_loop(bootstrap, prefix, subjects, fig.latency_rate, latency_s)
+    )
+    fig.latency_samples = len(latencies)
+    fig.p50_ms, fig.p99_ms = percentile(latencies, 50), percentile(latencies, 99)
+    if len(latencies) < sent:
+        fig.notes.append(
+            f"latency: {sent - len(latencies)} of {sent} probes had no verdict in time"
+        )
+    worker.stop()
+    fig.peak_rss = max(fig.peak_rss, worker.peak_rss)
+    fig.state_bytes = dir_size(home / "state" / "faust")
+    admin.close()
+    return fig
