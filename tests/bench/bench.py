@@ -54,7 +54,9 @@ def checker_section(
         )
         produced = {}
 
-        def produce_usage() -> None:
+        def produce_usage(
+            prefix: str = prefix, subjects: int = subjects, produced=produced
+        ) -> None:
             print(f"  preloading {usages:,} usage events…", flush=True)
             produced["s"] = dataset.preload_usage(bootstrap, prefix, subjects, usages)
             print(f"  done in {produced['s']:.1f} s; draining with the worker…", flush=True)
@@ -89,7 +91,8 @@ def checker_section(
         for note in fig.notes:
             print(f"  note: {note}")
     print(
-        "\nChecker vs ceiling (events/s; latency in ms at the open-loop rate; 6 partitions, one worker)"
+        "\nChecker vs ceiling (events/s; latency in ms at the open-loop rate; "
+        "6 partitions, one worker)"
     )
     print(
         table(
