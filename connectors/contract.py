@@ -134,7 +134,9 @@ class Instance:
         try:
             return self.secrets[name].reveal()
         except KeyError:
-            raise ConsentinelError(f"instance {self.name!r}: secret {name!r} is not configured") from None
+            raise ConsentinelError(
+                f"instance {self.name!r}: secret {name!r} is not configured"
+            ) from None
 
 
 class Edge:
@@ -148,9 +150,13 @@ class Edge:
 
     def address(self, raw: str, channel: str, region: str | None = None) -> Address:
         """Normalize (``InvalidInput`` ``bad_email``/``bad_phone`` when it cannot) and key."""
-        normalized = normalize(raw, "email" if channel == "email" else "phone",
-                               region or self.default_region)
-        return Address(self._pseudo.subject_key(normalized), mask(normalized, "email" if channel == "email" else "phone"))
+        normalized = normalize(
+            raw, "email" if channel == "email" else "phone", region or self.default_region
+        )
+        return Address(
+            self._pseudo.subject_key(normalized),
+            mask(normalized, "email" if channel == "email" else "phone"),
+        )
 
     @staticmethod
     def now_ms() -> int:
@@ -175,7 +181,7 @@ class Connector(ABC):
         self.instance = instance
         self.edge = edge
 
-    def handshake(self, request: Request) -> Response | None:  # noqa: B027 - optional hook
+    def handshake(self, request: Request) -> Response | None:
         """Answer a platform's verification request, or None for ordinary requests."""
         return None
 

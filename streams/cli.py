@@ -13,13 +13,25 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "topics": ("consentinel.streams.topics_admin", "create or check the Kafka topics"),
-    "settings": ("consentinel.streams.settings_cmd", "print the settings in force (secrets masked)"),
-    "worker": ("consentinel.streams.worker", "run the stream processors (consent ledger, usage checker)"),
+    "settings": (
+        "consentinel.streams.settings_cmd",
+        "print the settings in force (secrets masked)",
+    ),
+    "worker": (
+        "consentinel.streams.worker",
+        "run the stream processors (consent ledger, usage checker)",
+    ),
     "registry": ("consentinel.streams.registry_cmd", "apply or show purpose declarations"),
     "ingest": ("consentinel.connectors.runtime.server", "run the webhook ingest server"),
-    "import": ("consentinel.connectors.runtime.file_import", "import a CSV or JSONL file through a connector"),
+    "import": (
+        "consentinel.connectors.runtime.file_import",
+        "import a CSV or JSONL file through a connector",
+    ),
     "connectors": ("consentinel.connectors.cli", "list connectors, dry-run a sample payload"),
-    "router": ("consentinel.streams.alerts.router", "run the alert router (incidents, notifications)"),
+    "router": (
+        "consentinel.streams.alerts.router",
+        "run the alert router (incidents, notifications)",
+    ),
     "console": ("consentinel.streams.alerts.console", "run the operator console"),
     "demo": ("consentinel.connectors.demo", "post the demo traffic through the real connectors"),
 }
@@ -47,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            print(f"consentinel: the {name!r} command is not available in this build", file=sys.stderr)
+            print(
+                f"consentinel: the {name!r} command is not available in this build", file=sys.stderr
+            )
             return 2
         raise
     from consentinel.streams.events.errors import FatalConfigError

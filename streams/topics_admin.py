@@ -12,13 +12,18 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
-
-from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from typing import TextIO
 
 from consentinel.streams.events import topics
 from consentinel.streams.events.errors import FatalConfigError, RetriableError
 from consentinel.streams.events.settings import Settings
+from kafka.admin import KafkaAdminClient
+from kafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,9 @@ def describe(admin: KafkaAdminClient, names: list[str]) -> dict[str, TopicState]
     return out
 
 
-def _settled(admin: KafkaAdminClient, names: list[str], wait_s: float = 15.0) -> dict[str, TopicState]:
+def _settled(
+    admin: KafkaAdminClient, names: list[str], wait_s: float = 15.0
+) -> dict[str, TopicState]:
     """Describe ``names``, waiting (bounded) for freshly created topics to show in metadata."""
     deadline = time.monotonic() + wait_s
     while True:
@@ -72,7 +79,9 @@ def _settled(admin: KafkaAdminClient, names: list[str], wait_s: float = 15.0) ->
         time.sleep(0.2)
 
 
-def create(settings: Settings, partitions: int | None = None, out=sys.stdout) -> list[str]:
+def create(
+    settings: Settings, partitions: int | None = None, out: TextIO = sys.stdout
+) -> list[str]:
     """Create every missing topic; returns the names created (empty when all existed)."""
     n = partitions or settings.partitions
     specs = topics.topic_specs(n, settings.topic_prefix)
@@ -84,12 +93,19 @@ def create(settings: Settings, partitions: int | None = None, out=sys.stdout) ->
         for spec in missing:
             try:
                 admin.create_topics(
-                    {spec.name: {"num_partitions": spec.partitions, "replication_factor": 1,
-                                 "configs": spec.config}},
+                    {
+                        spec.name: {
+                            "num_partitions": spec.partitions,
+                            "replication_factor": 1,
+                            "configs": spec.config,
+                        }
+                    },
                     validate_only=False,
                 )
                 created.append(spec.name)
-                print(f"created {spec.name} ({spec.partitions} partitions; {spec.purpose})", file=out)
+                print(
+                    f"created {spec.name} ({spec.partitions} partitions; {spec.purpose})", file=out
+                )
             except TopicAlreadyExistsError:
                 print(f"exists  {spec.name} (created concurrently)", file=out)
         for spec in specs:
@@ -106,7 +122,9 @@ def create(settings: Settings, partitions: int | None = None, out=sys.stdout) ->
         admin.close()
 
 
-def _check(specs: list[topics.TopicSpec], current: dict[str, TopicState], settings: Settings) -> list[str]:
+def _check(
+    specs: list[topics.TopicSpec], current: dict[str, TopicState], settings: Settings
+) -> list[str]:
     problems: list[str] = []
     for spec in specs:
         if spec.name not in current:
@@ -114,11 +132,12 @@ def _check(specs: list[topics.TopicSpec], current: dict[str, TopicState], settin
     consent = current.get(settings.topic(topics.CONSENT))
     usage = current.get(settings.topic(topics.USAGE))
     if consent and usage and consent.partitions != usage.partitions:
+        wanted = max(consent.partitions, usage.partitions)
         problems.append(
             f"{usage.name} has {usage.partitions} partitions but {consent.name} has "
             f"{consent.partitions}: they must be equal, or consent lookups miss and raise false "
             f"'no consent' alerts. Fix: add partitions to the smaller one with "
-            f"`kafka-topics.sh --alter --topic NAME --partitions {max(consent.partitions, usage.partitions)}` "
+            f"`kafka-topics.sh --alter --topic NAME --partitions {wanted}` "
             f"before starting workers (existing keys then move: replay consent from the start)"
         )
     registry = current.get(settings.topic(topics.REGISTRY))
@@ -130,7 +149,7 @@ def _check(specs: list[topics.TopicSpec], current: dict[str, TopicState], settin
     return problems
 
 
-def check(settings: Settings, out=sys.stdout) -> list[str]:
+def check(settings: Settings, out: TextIO = sys.stdout) -> list[str]:
     specs = topics.topic_specs(settings.partitions, settings.topic_prefix)
     admin = admin_client(settings.bootstrap_servers)
     try:
@@ -138,13 +157,19 @@ def check(settings: Settings, out=sys.stdout) -> list[str]:
     finally:
         admin.close()
     for name, st in sorted(current.items()):
-        print(f"{name}: {st.partitions} partitions, cleanup.policy={st.config.get('cleanup.policy')}", file=out)
+        print(
+            f"{name}: {st.partitions} partitions, cleanup.policy={st.config.get('cleanup.policy')}",
+            file=out,
+        )
     return _check(specs, current, settings)
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="consentinel topics", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="consentinel topics",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     c = sub.add_parser("create", help="create missing topics (idempotent)")
     c.add_argument("--partitions", type=int, help="partitions for co-partitioned topics")

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from consentinel.streams.events.settings import Settings
 
 BOOTSTRAP = os.environ.get("CONSENTINEL_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -71,6 +70,6 @@ def kafka_settings(kafka_bootstrap: str, topic_prefix: str, make_settings) -> It
     yield settings
 
 
-def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook signature
+def pytest_collection_modifyitems(config, items):
     """Tests marked ``last`` run after every other test (the whole-run privacy scan)."""
     items.sort(key=lambda item: 1 if item.get_closest_marker("last") else 0)

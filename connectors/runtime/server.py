@@ -243,7 +243,7 @@ class IngestServer:
             metrics.INGEST_EVENTS.labels(instance=name, record="usage").inc(len(output.usage))
         if output.consent:
             metrics.INGEST_EVENTS.labels(instance=name, record="consent").inc(len(output.consent))
-        event_ids = [e.event_id for e in (*output.usage, *output.consent)]
+        event_ids = [u.event_id for u in output.usage] + [c.event_id for c in output.consent]
         log.info(
             "ingest instance=%s outcome=accepted usage=%d consent=%d ids=%s",
             name,

@@ -131,7 +131,7 @@ class OutboxItem:
         return f"{self.incident.incident_id}:{self.incident.revision}"
 
 
-class IncidentError(ConsentinelError):  # type: ignore[misc]
+class IncidentError(ConsentinelError):
     """A request on an incident that cannot be done; the message says why, for a person."""
 
 

@@ -104,7 +104,7 @@ def _decoder(tp: Any) -> _Decoder:
     return found
 
 
-def _compile(tp: Any) -> _Decoder:  # noqa: C901 - one switch over the supported types
+def _compile(tp: Any) -> _Decoder:
     origin = typing.get_origin(tp)
     if tp is str:
 
@@ -206,9 +206,7 @@ def _compile_record(cls: Any) -> _Decoder:
     fields = [f for f in dataclasses.fields(cls) if f.init]
     plan: list[tuple[str, _Decoder, bool]] = []
     for f in fields:
-        required = (
-            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        )
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         plan.append((f.name, _decoder(hints[f.name]), required))
     supported = getattr(cls, "SCHEMA_VERSION", None)
     name = cls.__name__

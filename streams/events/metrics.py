@@ -13,7 +13,22 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+_LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +111,8 @@ WORKER_DEADLETTERS = _counter(
 # -- connectors ---------------------------------------------------------------------------
 INGEST_REQUESTS = _counter(
     "consentinel_ingest_requests_total",
-    "Webhook requests by connector instance and outcome (accepted, unauthorized, invalid, unavailable, handshake).",
+    "Webhook requests by connector instance and outcome "
+    "(accepted, unauthorized, invalid, unavailable, handshake).",
     ("instance", "outcome"),
 )
 AUTH_FAILURES = _counter(
@@ -120,12 +136,16 @@ INGEST_LATENCY = _histogram(
     ("instance",),
 )
 IMPORT_LINES = _counter(
-    "consentinel_import_lines_total", "File import lines by connector and outcome.", ("connector", "outcome")
+    "consentinel_import_lines_total",
+    "File import lines by connector and outcome.",
+    ("connector", "outcome"),
 )
 
 # -- alerts -------------------------------------------------------------------------------
 INCIDENTS_OPEN = _gauge(
-    "consentinel_incidents_open", "Open (unresolved) incidents by rule and severity.", ("rule", "severity")
+    "consentinel_incidents_open",
+    "Open (unresolved) incidents by rule and severity.",
+    ("rule", "severity"),
 )
 INCIDENT_TRANSITIONS = _counter(
     "consentinel_incident_transitions_total", "Incident lifecycle transitions.", ("status",)
@@ -134,5 +154,7 @@ SINK_BACKLOG = _gauge(
     "consentinel_sink_backlog", "Notifications waiting for delivery, by sink.", ("sink",)
 )
 SINK_DELIVERIES = _counter(
-    "consentinel_sink_deliveries_total", "Notification attempts by sink and outcome.", ("sink", "outcome")
+    "consentinel_sink_deliveries_total",
+    "Notification attempts by sink and outcome.",
+    ("sink", "outcome"),
 )

@@ -232,7 +232,9 @@ def _load(environ: dict[str, str]) -> Settings:
     home = Path(raw.get("CONSENTINEL_HOME") or Path.home() / ".cache" / "consentinel")
     region = raw.get("CONSENTINEL_DEFAULT_REGION", "FR").upper()
     if len(region) != 2 or not region.isalpha():
-        problems.append(f"CONSENTINEL_DEFAULT_REGION={region!r}: expected an ISO country code like FR")
+        problems.append(
+            f"CONSENTINEL_DEFAULT_REGION={region!r}: expected an ISO country code like FR"
+        )
     bootstrap = raw.get("CONSENTINEL_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
@@ -250,8 +252,12 @@ def _load(environ: dict[str, str]) -> Settings:
         "default_region": region,
         "grace_seconds": _num(raw, "GRACE_SECONDS", float, 120.0, problems, 0, 86_400),
         "withdrawal_allowance_s": _allowance(raw, problems),
-        "r13_strength": _choice(raw, "R13_STRENGTH", "violation", ("violation", "warning", "off"), problems),
-        "r3_strength": _choice(raw, "R3_STRENGTH", "violation", ("violation", "warning", "off"), problems),
+        "r13_strength": _choice(
+            raw, "R13_STRENGTH", "violation", ("violation", "warning", "off"), problems
+        ),
+        "r3_strength": _choice(
+            raw, "R3_STRENGTH", "violation", ("violation", "warning", "off"), problems
+        ),
         "retention_days": _num(raw, "RETENTION_DAYS", int, 1095, problems, 1, 36_500),
         "ledger_max_versions": _num(raw, "LEDGER_MAX_VERSIONS", int, 64, problems, 2, 10_000),
         "web_host": raw.get("CONSENTINEL_WEB_HOST", "127.0.0.1"),
@@ -259,7 +265,9 @@ def _load(environ: dict[str, str]) -> Settings:
         "ingest_port": _num(raw, "INGEST_PORT", int, 8585, problems, 1, 65_535),
         "console_port": _num(raw, "CONSOLE_PORT", int, 8686, problems, 1, 65_535),
         "metrics_port": _num(raw, "METRICS_PORT", int, 9464, problems, 1, 65_535),
-        "log_level": _choice(raw, "LOG_LEVEL", "info", ("debug", "info", "warning", "error"), problems).upper(),
+        "log_level": _choice(
+            raw, "LOG_LEVEL", "info", ("debug", "info", "warning", "error"), problems
+        ).upper(),
     }
     values["pepper"] = _secret(raw, "PEPPER", home, env, problems, notes, 32)
     values["token"] = _secret(raw, "TOKEN", home, env, problems, notes, 24)

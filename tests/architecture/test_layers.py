@@ -107,6 +107,8 @@ def test_importing_connectors_pulls_in_no_faust() -> None:
         "assert not bad, bad\n"
         "print('ok', len([n for n in sys.modules if n.startswith('consentinel.connectors')]))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("ok")

@@ -17,7 +17,10 @@ def _declared() -> set[str]:
 
 def _on_disk() -> set[str]:
     found = set()
-    for top, dotted in (("streams", "consentinel.streams"), ("connectors", "consentinel.connectors")):
+    for top, dotted in (
+        ("streams", "consentinel.streams"),
+        ("connectors", "consentinel.connectors"),
+    ):
         for init in (ROOT / top).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT / top)
             found.add(".".join([dotted, *rel.parts]))
@@ -26,7 +29,9 @@ def _on_disk() -> set[str]:
 
 def test_every_package_directory_is_listed() -> None:
     missing = _on_disk() - _declared()
-    assert not missing, f"add these to [tool.setuptools] packages in pyproject.toml: {sorted(missing)}"
+    assert not missing, (
+        f"add these to [tool.setuptools] packages in pyproject.toml: {sorted(missing)}"
+    )
 
 
 def test_every_listed_package_exists() -> None:
@@ -51,6 +56,8 @@ def test_bare_modules_do_not_import_outside_the_repo(tmp_path: Path) -> None:
         assert "ModuleNotFoundError" in result.stderr
     ok = subprocess.run(
         [sys.executable, "-c", "import consentinel.streams.events, consentinel.connectors"],
-        cwd=tmp_path, capture_output=True, text=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert ok.returncode == 0, ok.stderr

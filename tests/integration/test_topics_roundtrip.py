@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
-
 from consentinel.streams import topics_admin
 from consentinel.streams.events import codec, topics
 from consentinel.streams.events.identity import Pseudonymizer, mask, normalize
 from consentinel.streams.events.partitioning import partition_for, subject_message_key
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient
 
 _spec = importlib.util.spec_from_file_location("privacy", Path(__file__).parents[1] / "privacy.py")
 assert _spec and _spec.loader
@@ -41,9 +40,13 @@ def _samples() -> list[object]:
 
 
 def _drain(bootstrap: str, topic: str, expected: int, timeout_s: float = 30) -> list:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             auto_offset_reset="earliest", consumer_timeout_ms=2000,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=2000,
+        enable_auto_commit=False,
+    )
     parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
@@ -65,22 +68,36 @@ def test_topics_create_is_idempotent(kafka_settings) -> None:
 
 
 def test_topics_cli_twice_says_nothing_changed(kafka_bootstrap, topic_prefix, tmp_path) -> None:
-    env = {"CONSENTINEL_BOOTSTRAP_SERVERS": kafka_bootstrap, "CONSENTINEL_TOPIC_PREFIX": topic_prefix,
-           "CONSENTINEL_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env = {
+        "CONSENTINEL_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CONSENTINEL_TOPIC_PREFIX": topic_prefix,
+        "CONSENTINEL_HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
     exe = Path(sys.executable).parent / "consentinel"
-    first = subprocess.run([exe, "topics", "create"], env=env, capture_output=True, text=True, timeout=120)
-    second = subprocess.run([exe, "topics", "create"], env=env, capture_output=True, text=True, timeout=120)
+    first = subprocess.run(
+        [exe, "topics", "create"], env=env, capture_output=True, text=True, timeout=120
+    )
+    second = subprocess.run(
+        [exe, "topics", "create"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert first.stdout.count("created ") == 6
     assert "created " not in second.stdout
     assert "nothing to change" in second.stdout
 
 
-def test_partition_mismatch_is_fatal_and_says_how_to_fix(kafka_bootstrap, topic_prefix, make_settings) -> None:
+def test_partition_mismatch_is_fatal_and_says_how_to_fix(
+    kafka_bootstrap, topic_prefix, make_settings
+) -> None:
     settings = make_settings(topic_prefix=topic_prefix, partitions=3)
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics({settings.topic(topics.CONSENT): {"num_partitions": 3, "replication_factor": 1},
-                         settings.topic(topics.USAGE): {"num_partitions": 2, "replication_factor": 1}})
+    admin.create_topics(
+        {
+            settings.topic(topics.CONSENT): {"num_partitions": 3, "replication_factor": 1},
+            settings.topic(topics.USAGE): {"num_partitions": 2, "replication_factor": 1},
+        }
+    )
     admin.close()
     with pytest.raises(topics_admin.FatalConfigError) as err:
         topics_admin.create(settings, out=io.StringIO())
@@ -90,15 +107,28 @@ def test_partition_mismatch_is_fatal_and_says_how_to_fix(kafka_bootstrap, topic_
 
 def test_every_record_round_trips_through_its_topic(kafka_settings) -> None:
     samples = _samples()
-    by_type = {"UsageEvent": topics.USAGE, "ConsentEvent": topics.CONSENT, "Declaration": topics.REGISTRY,
-               "Verdict": topics.VERDICTS, "Alert": topics.ALERTS, "DeadLetter": topics.DEADLETTER}
+    by_type = {
+        "UsageEvent": topics.USAGE,
+        "ConsentEvent": topics.CONSENT,
+        "Declaration": topics.REGISTRY,
+        "Verdict": topics.VERDICTS,
+        "Alert": topics.ALERTS,
+        "DeadLetter": topics.DEADLETTER,
+    }
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
     for record in samples:
-        producer.send(kafka_settings.topic(by_type[type(record).__name__]), key=b"k",
-                      value=codec.encode(record)).get(timeout=30)
+        producer.send(
+            kafka_settings.topic(by_type[type(record).__name__]),
+            key=b"k",
+            value=codec.encode(record),
+        ).get(timeout=30)
     producer.close()
     for record in samples:
-        got = _drain(kafka_settings.bootstrap_servers, kafka_settings.topic(by_type[type(record).__name__]), 1)
+        got = _drain(
+            kafka_settings.bootstrap_servers,
+            kafka_settings.topic(by_type[type(record).__name__]),
+            1,
+        )
         assert len(got) == 1
         assert codec.decode(type(record), got[0].value) == record
 
@@ -117,17 +147,24 @@ def test_consent_and_usage_of_one_address_share_a_partition(kafka_settings) -> N
     all_keys = [k for ks in keys.values() for k in ks]
 
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
-    consent_parts = {k: producer.send(kafka_settings.topic(topics.CONSENT), key=k, value=b"{}").get(30).partition
-                     for k in all_keys}
+    consent_parts = {
+        k: producer.send(kafka_settings.topic(topics.CONSENT), key=k, value=b"{}").get(30).partition
+        for k in all_keys
+    }
     producer.close()
 
     async def usage_partitions() -> dict[bytes, int]:
-        p = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all",
-                             enable_idempotence=True)
+        p = AIOKafkaProducer(
+            bootstrap_servers=kafka_settings.bootstrap_servers, acks="all", enable_idempotence=True
+        )
         await p.start()
         try:
-            return {k: (await p.send_and_wait(kafka_settings.topic(topics.USAGE), b"{}", key=k)).partition
-                    for k in all_keys}
+            return {
+                k: (
+                    await p.send_and_wait(kafka_settings.topic(topics.USAGE), b"{}", key=k)
+                ).partition
+                for k in all_keys
+            }
         finally:
             await p.stop()
 
@@ -153,8 +190,13 @@ def test_no_raw_address_on_any_topic_the_tests_wrote(kafka_bootstrap) -> None:
     names = [t for t in admin.list_topics() if t.startswith("t") or t.startswith("consentinel.")]
     admin.close()
     dead = {t for t in names if t.endswith(topics.DEADLETTER)}  # sealed payloads only
-    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None, enable_auto_commit=False,
-                             consumer_timeout_ms=3000, client_id=f"scan-{uuid.uuid4().hex[:6]}")
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+        client_id=f"scan-{uuid.uuid4().hex[:6]}",
+    )
     parts = [TopicPartition(t, p) for t in names for p in (consumer.partitions_for_topic(t) or [])]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
@@ -171,4 +213,6 @@ def test_no_raw_address_on_any_topic_the_tests_wrote(kafka_bootstrap) -> None:
                     found.append((tp.topic, hits[0]))
     consumer.close()
     assert scanned > 0
-    assert not found, f"raw addresses on topics: {found[:5]} (dead-letter topics: {sorted(dead)[:1]})"
+    assert not found, (
+        f"raw addresses on topics: {found[:5]} (dead-letter topics: {sorted(dead)[:1]})"
+    )

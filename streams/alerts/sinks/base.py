@@ -44,7 +44,7 @@ from consentinel.streams.events.errors import ConsentinelError
 from ..model import ChangeKind, Incident, IncidentStatus
 
 
-class PermanentDeliveryError(ConsentinelError):  # type: ignore[misc]
+class PermanentDeliveryError(ConsentinelError):
     """The receiver refused the notification and will refuse it again: do not retry."""
 
 

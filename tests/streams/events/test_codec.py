@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from consentinel.streams.events import codec
 from consentinel.streams.events.errors import InvalidInput, ValidationError
 from consentinel.streams.events.records import (

@@ -3,7 +3,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from consentinel.streams.events.identity import (
     AddressError,
     Pseudonymizer,

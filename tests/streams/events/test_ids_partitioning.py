@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import os
 
-from kafka.partitioner.default import murmur2 as kafka_python_murmur2
-
 from consentinel.streams.events import ids
 from consentinel.streams.events.partitioning import murmur2, partition_for, subject_message_key
+from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
 
 def test_murmur2_matches_kafka_python_on_random_keys() -> None:
