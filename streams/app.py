@@ -20,6 +20,7 @@ view (for the worker and tests). Choices, with the traps they avoid (reference/s
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections.abc import Iterable
@@ -31,6 +32,7 @@ from consentinel.streams.events import metrics, topics
 from consentinel.streams.events.partitioning import partition_for
 from consentinel.streams.events.sealing import Sealer
 from consentinel.streams.events.settings import Settings
+from consentinel.streams.faust_fixes import seek_uncommitted_to_beginning
 from consentinel.streams.judge import Judge
 from consentinel.streams.policy.engine import PolicySettings
 from consentinel.streams.processor import Names, Processor, Table, now_ms
@@ -152,6 +154,10 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         table_standby_replicas=0,
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",
+        # a worker that died (SIGKILL, OOM) is noticed in 10 s, so a restart does not wait
+        # a minute for its partitions; heartbeats run in the consumer thread
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         producer_acks=-1,
         key_serializer="raw",
         value_serializer="raw",
@@ -210,6 +216,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         ticks=clock,
         sealer=Sealer(settings.pepper.reveal()),
     )
+    seek_uncommitted_to_beginning(app, (names.consent, names.usage, names.tick))
     source = app.topic(
         names.consent,
         names.usage,
@@ -233,7 +240,6 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     def owned(topic: str) -> list[TP]:
         return sorted(tp for tp in app.assignor.assigned_actives() if tp.topic == topic)
 
-    @app.timer(interval=tick_interval(settings))  # type: ignore[untyped-decorator]
     async def tick() -> None:
         if not registry.ready.is_set():
             return
@@ -241,19 +247,33 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         if not tps:
             return
         t = now_ms()
+        try:
+            # The end offsets as of now, asked of the broker (the consumer's cached
+            # highwater can predate consent written just before this tick).
+            ends = await app.consumer.highwaters(*tps)
+        except Exception as exc:  # not started, rebalancing: the next tick will do
+            log.debug("tick skipped: %s", exc)
+            return
         for tp in tps:
-            # The consumer's highwater, refreshed by every fetch response (at most a fetch
-            # wait old); None until the first fetch after an assignment: the tick then
-            # decides nothing.
-            try:
-                end = app.consumer.highwater(tp)
-            except Exception as exc:  # not started, rebalancing: the next tick will do
-                log.debug("tick skipped: %s", exc)
-                return
+            end = ends.get(tp)
             await out[names.tick].send(
                 value=Tick(t, end if isinstance(end, int) else None).encode(),
                 partition=tp.partition,
             )
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def ticker() -> None:
+        # A loop rather than a timer: asking the broker for end offsets goes through the
+        # consumer thread and can take about a second; ticks must not pile up behind it.
+        interval = tick_interval(settings)
+        while not app.should_stop:
+            try:
+                await tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a tick lost is made good by the next one
+                log.warning("tick not sent (%s: %s); the next one follows", type(exc).__name__, exc)
+            await asyncio.sleep(interval)
 
     @app.timer(interval=METRICS_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def sample_metrics() -> None:

@@ -126,7 +126,11 @@ class Judge:
         if usage.kind in USE_KINDS:
             evaluation = engine.evaluate(usage, history, declaration, self.policy, final=False)
             if evaluation.decision is Decision.PENDING:
-                holds.pending.append(Held(usage, usage.received_at_ms + self.policy.grace_ms))
+                # G counts from when the use reached Kafka, which is no later than now: a tick
+                # made after the deadline then knows every consent written within G after it
+                # (a use reported late by its connector still gets its full grace period).
+                deadline = max(usage.received_at_ms, now_ms) + self.policy.grace_ms
+                holds.pending.append(Held(usage, deadline))
                 step.holds_changed = step.judged = True
                 if len(holds.pending) > MAX_PENDING:
                     step.extend(self._finalize(holds.pending[0], history, holds, now_ms))

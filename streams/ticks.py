@@ -8,10 +8,12 @@ partition count as consent and usage, so Faust's assignor gives partition p of a
 to the same worker). The agent reads ticks like any record, and a tick on partition p
 decides p's pending uses whose deadline has passed.
 
-A tick also carries the end offset of consent partition p at the moment it was made. It
-only decides anything once every consent record before that offset has been processed,
-so a worker catching up after a restart (consent backlog, or a crash) never declares
-"no consent" for a use whose consent is already in the topic, unread.
+A tick also carries the end offset of consent partition p at the moment it was made
+(asked of the broker). It only decides anything once every consent record before that
+offset has been processed, so a worker catching up after a restart (consent backlog, or a
+crash) never declares "no consent" for a use whose consent is already in the topic, unread.
+With deadlines counted from when the worker first saw the use (``judge``), a tick made
+after a deadline knows of every consent written within G after that use reached Kafka.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ def tick_topic(settings: Settings) -> str:
 
 
 def tick_interval(settings: Settings) -> float:
-    """Seconds between ticks: a quarter of the grace period, within [0.5 s, 5 s]."""
-    interval: float = min(5.0, max(0.5, settings.grace_seconds / 4))
+    """Seconds between ticks: a quarter of the grace period, within [1 s, 5 s]."""
+    interval: float = min(5.0, max(1.0, settings.grace_seconds / 4))
     return interval
 
 

@@ -104,6 +104,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(
         level=settings.log_level, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         prepare_topics(settings)
     except RetriableError as exc:

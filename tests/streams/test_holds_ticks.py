@@ -88,5 +88,5 @@ def test_ticks() -> None:
 def test_tick_topic_and_interval(make_settings) -> None:
     s = make_settings(topic_prefix="tX.", grace_seconds=2)
     assert tick_topic(s) == "tX.consentinel-tick"
-    assert tick_interval(s) == 0.5
+    assert tick_interval(s) == 1.0
     assert tick_interval(make_settings(grace_seconds=120)) == 5.0

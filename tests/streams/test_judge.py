@@ -223,3 +223,10 @@ def test_alerted_uses_are_forgotten_after_the_window(judge: Judge) -> None:
     later = T0 + DAY + GRACE + holds_mod.ALERTED_WINDOW_MS + 1
     step = judge.expire(history, holds, later, later)
     assert step.holds_changed and not holds
+
+
+def test_the_grace_period_counts_from_when_the_worker_first_sees_the_use(judge: Judge) -> None:
+    holds = Holds()
+    u = use(received=T0)  # reported a day before it reached the worker (a backlog, a backfill)
+    judge.usage(u, None, holds, T0 + DAY)
+    assert holds.pending[0].deadline_ms == T0 + DAY + GRACE
