@@ -34,6 +34,7 @@ from consentinel.streams.events.sealing import Sealer
 from consentinel.streams.events.settings import Settings
 from consentinel.streams.faust_fixes import seek_uncommitted_to_beginning
 from consentinel.streams.judge import Judge
+from consentinel.streams.offsets import Action, OffsetGuard
 from consentinel.streams.policy.engine import PolicySettings
 from consentinel.streams.processor import Names, Processor, Table, now_ms
 from consentinel.streams.registry_view import RegistryView
@@ -227,11 +228,39 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         value_serializer="raw",
     )
 
+    guard = OffsetGuard()
+
+    async def forget_offsets(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        guard.reset()  # after a rebalance Faust seeks to the committed offsets itself
+
+    app.on_partitions_revoked.connect(forget_offsets)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(forget_offsets)  # type: ignore[arg-type]
+
+    async def rewind(topic: str, partition: int, offset: int) -> None:
+        tp = TP(topic, partition)
+        gaps = getattr(app.consumer, "_gap", None)  # Faust's "skipped = acked" bookkeeping
+        if gaps is not None:
+            gaps.pop(tp, None)
+        await app.consumer.seek(tp, offset)
+
     @app.agent(source, name="checker", concurrency=1)
     async def checker(stream: Any) -> None:
         await registry.wait_ready()
-        async for event in stream.events():
-            await processor.handle(event.message)
+        manual = stream.noack()  # acknowledged here, once handled (or known to be)
+        async for event in manual.events():
+            msg = event.message
+            action = guard.check(msg.topic, msg.partition, msg.offset)
+            if action is Action.REWIND:
+                expected = guard.expected(msg.topic, msg.partition)
+                if expected is not None:
+                    await rewind(msg.topic, msg.partition, expected)
+                continue
+            if action is Action.STALE:
+                continue
+            if action is Action.HANDLE:
+                await processor.handle(msg)
+                guard.handled(msg.topic, msg.partition, msg.offset)
+            await manual.ack(event)
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_registry() -> None:

@@ -1,0 +1,76 @@
+"""Offsets the checker has handled per partition, to catch records Faust skipped.
+
+Consent, usage and tick records are never compacted and never written in transactions,
+so each partition's offsets come one after the other. When the next record of a
+partition is further on than the one after the last handled, records were skipped: Faust
+0.15 drops what it had fetched when a rebalance or recovery clears its queues, and treats
+the hole as "acked" (``faust_fixes`` has the story). The guard says to read them again:
+the agent seeks the partition back, does not acknowledge the record that revealed the hole,
+and ignores what was fetched beyond it until the partition comes back at the right offset.
+Records already handled (a repeat after a seek) are acknowledged and not handled again.
+
+Only partitions handled since the last rebalance are watched: after one, Faust seeks to
+the committed offsets itself (and ``faust_fixes`` covers partitions with none).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+
+log = logging.getLogger("consentinel.checker")
+
+Key = tuple[str, int]
+
+
+class Action(enum.Enum):
+    HANDLE = "handle"  # the next record: handle it, then acknowledge it
+    REPEAT = "repeat"  # handled already (a repeat after a seek): acknowledge only
+    REWIND = "rewind"  # records before this one were skipped: seek back, do not acknowledge
+    STALE = "stale"  # fetched before the seek back: neither handle nor acknowledge
+
+
+class OffsetGuard:
+    def __init__(self) -> None:
+        self._next: dict[Key, int] = {}
+        self._rewinding: dict[Key, int] = {}
+        self.rewinds = 0
+
+    def reset(self) -> None:
+        """Forget every partition (call on rebalance)."""
+        self._next.clear()
+        self._rewinding.clear()
+
+    def expected(self, topic: str, partition: int) -> int | None:
+        return self._next.get((topic, partition))
+
+    def check(self, topic: str, partition: int, offset: int) -> Action:
+        key = (topic, partition)
+        expected = self._next.get(key)
+        rewinding = self._rewinding.get(key)
+        if rewinding is not None:
+            if offset == rewinding:
+                del self._rewinding[key]
+                return Action.HANDLE
+            return Action.REPEAT if offset < rewinding else Action.STALE
+        if expected is None or offset == expected:
+            return Action.HANDLE
+        if offset < expected:
+            return Action.REPEAT
+        self._rewinding[key] = expected
+        self.rewinds += 1
+        log.error(
+            "%s[%d]: records %d..%d were skipped by the stream (Faust dropped them); "
+            "reading them again from %d",
+            topic,
+            partition,
+            expected,
+            offset - 1,
+            expected,
+        )
+        return Action.REWIND
+
+    def handled(self, topic: str, partition: int, offset: int) -> None:
+        key = (topic, partition)
+        if offset + 1 > self._next.get(key, -1):
+            self._next[key] = offset + 1

@@ -1,0 +1,35 @@
+"""The guard against records the stream skipped."""
+
+from __future__ import annotations
+
+from consentinel.streams.offsets import Action, OffsetGuard
+
+
+def test_records_in_order_are_handled_and_repeats_only_acknowledged() -> None:
+    g = OffsetGuard()
+    assert g.check("usage", 0, 7) is Action.HANDLE  # first record since the rebalance
+    g.handled("usage", 0, 7)
+    assert g.check("usage", 0, 8) is Action.HANDLE
+    g.handled("usage", 0, 8)
+    assert g.check("usage", 0, 8) is Action.REPEAT
+    assert g.check("usage", 1, 0) is Action.HANDLE  # partitions are independent
+
+
+def test_a_hole_rewinds_then_ignores_what_was_fetched_beyond_it() -> None:
+    g = OffsetGuard()
+    g.handled("usage", 0, 4)
+    assert g.check("usage", 0, 9) is Action.REWIND  # 5..8 were skipped
+    assert g.expected("usage", 0) == 5 and g.rewinds == 1
+    assert g.check("usage", 0, 10) is Action.STALE  # still in the queue, fetched before
+    assert g.check("usage", 0, 3) is Action.REPEAT
+    assert g.check("usage", 0, 5) is Action.HANDLE  # back at the right place
+    g.handled("usage", 0, 5)
+    assert g.check("usage", 0, 6) is Action.HANDLE
+
+
+def test_a_rebalance_forgets_everything() -> None:
+    g = OffsetGuard()
+    g.handled("consent", 2, 40)
+    g.reset()
+    assert g.expected("consent", 2) is None
+    assert g.check("consent", 2, 10) is Action.HANDLE
