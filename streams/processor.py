@@ -295,6 +295,9 @@ class Processor:
                 metrics.CORRECTIONS.labels(rule=a.rule_id).inc()
             else:
                 metrics.ALERTS.labels(rule=a.rule_id, severity=str(a.severity)).inc()
+                metrics.ALERTS_BY_CONTROLLER.labels(
+                    controller=a.controller, rule=a.rule_id, severity=str(a.severity)
+                ).inc()
 
     async def _dead_letter(self, record: Record, code: str, reason: str) -> None:
         base = self.names.base(record.topic)

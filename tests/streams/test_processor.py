@@ -156,6 +156,15 @@ class Harness:
         await self.proc.handle(self.record("tick", Tick(t_ms, end).encode()))
 
 
+def _alerts_counted_for(controller: str) -> float:
+    return sum(
+        sample.value
+        for metric in metrics.ALERTS_BY_CONTROLLER.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels.get("controller") == controller
+    )
+
+
 @pytest.fixture
 def h() -> Harness:
     return Harness()
@@ -198,11 +207,13 @@ async def test_a_tick_decides_nothing_until_consent_is_read_up_to_its_end(h: Har
     h.committed[PART] = 5  # the group has read them all
     await h.tick(due - 1, end=5)  # caught up, but not yet due
     assert h.producer.sent == []
+    before = _alerts_counted_for("le-quotidien")
     await h.tick(due, end=5)
     (verdict,) = h.producer.records("verdicts")
     assert verdict.decision == "violation"
     alerts = h.producer.records("alerts")
     assert alerts and {a.status for a in alerts} == {AlertStatus.FIRING}
+    assert _alerts_counted_for("le-quotidien") == before + len(alerts)
     assert h.proc.partition_stats[PART].pending == 0
     # a consent arriving now corrects the alert, same id
     await h.consent()
