@@ -14,12 +14,16 @@ past ``MAX_PENDING`` the oldest pending use is decided at once; past ``MAX_ALERT
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from consentinel.streams.events import codec
+from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import AlertStatus, Declaration, UsageEvent
 from consentinel.streams.policy.engine import Evaluation
+
+log = logging.getLogger("consentinel.checker")
 
 MAX_PENDING = 256
 MAX_ALERTED = 64
@@ -130,7 +134,16 @@ class Holds:
         if not data:
             return cls()
         obj = codec.loads(data)
-        return cls(
-            pending=[Held.from_obj(o) for o in obj.get("p", [])],
-            alerted=[Alerted.from_obj(o) for o in obj.get("a", [])],
-        )
+        alerted: list[Alerted] = []
+        for o in obj.get("a", []):
+            # The stored evaluation follows the policy's Evaluation; if that changed shape
+            # in an upgrade, lose the correction window of this one use, not the subject.
+            try:
+                alerted.append(Alerted.from_obj(o))
+            except (InvalidInput, KeyError, TypeError, ValueError) as exc:
+                log.error(
+                    "an alerted use kept for corrections cannot be read any more (%s); "
+                    "a late consent will not correct its alerts",
+                    exc,
+                )
+        return cls(pending=[Held.from_obj(o) for o in obj.get("p", [])], alerted=alerted)

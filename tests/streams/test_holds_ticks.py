@@ -90,3 +90,14 @@ def test_tick_topic_and_interval(make_settings) -> None:
     assert tick_topic(s) == "tX.consentinel-tick"
     assert tick_interval(s) == 1.0
     assert tick_interval(make_settings(grace_seconds=120)) == 5.0
+
+
+def test_an_unreadable_alerted_use_is_dropped_not_the_subject() -> None:
+    from consentinel.streams.events import codec
+
+    holds = Holds(pending=[Held(_usage(1), 500)], alerted=[_alerted(2), _alerted(3)])
+    obj = codec.loads(holds.to_bytes())
+    obj["a"][0]["ev"]["decision"] = "a decision from the future"
+    again = Holds.from_bytes(codec.dumps(obj))
+    assert [a.usage.event_id for a in again.alerted] == ["esp:3"]
+    assert again.pending == holds.pending
