@@ -52,11 +52,6 @@ SCRAPE_EXAMPLE = ROOT / "dashboards" / "prometheus" / "prometheus.yml"
 TIMEOUT_S = 300  # generous: 2 shared cores, a Faust worker starting
 
 GAPS = {
-    "consentinel_alerts_by_controller_total": (
-        "the worker does not increment it yet: streams/processor.py should call "
-        "metrics.ALERTS_BY_CONTROLLER.labels(controller=..., rule=..., severity=...).inc() "
-        "next to metrics.ALERTS"
-    ),
     "consentinel_import_lines_total": (
         "`consentinel import` is a one-shot process that serves no /metrics: nothing scrapes it"
     ),
