@@ -36,7 +36,7 @@ from consentinel.connectors.runtime.rows import (
     guess_format,
     read_records,
 )
-from consentinel.streams.events import codec, ids, metrics, topics
+from consentinel.streams.events import codec, ids, topics
 from consentinel.streams.events.errors import InvalidInput, RetriableError
 from consentinel.streams.events.identity import Pseudonymizer
 from consentinel.streams.events.settings import Settings
@@ -156,7 +156,6 @@ class Importer:
         progress = Progress(total, f"import {path.name}", self.stream, start_at=checkpoint.record)
         if checkpoint.record:
             self.stream.write(f"import: resuming after record {checkpoint.record:,}\n")
-        label = {"connector": self.instance}
         pending: list[Record] = []
         pending_dl: Counter[str] = Counter()
         pending_taken = pending_usage = pending_consent = 0
@@ -176,10 +175,6 @@ class Importer:
             summary.usage += pending_usage
             summary.consent += pending_consent
             summary.deadlettered.update(pending_dl)
-            metrics.IMPORT_LINES.labels(outcome="taken", **label).inc(pending_taken)
-            metrics.IMPORT_LINES.labels(outcome="deadlettered", **label).inc(
-                sum(pending_dl.values())
-            )
             pending, pending_dl = [], Counter()
             pending_taken = pending_usage = pending_consent = in_batch = 0
 
@@ -218,7 +213,6 @@ class Importer:
         checkpoint.save()
         progress.update(last, force=True)
         progress.finish()
-        metrics.IMPORT_LINES.labels(outcome="skipped", **label).inc(summary.skipped)
         summary.seconds = time.monotonic() - started
         return summary
 

@@ -413,18 +413,6 @@ def flows() -> Board:
         ],
         unit="ops",
     )
-    b.panel(
-        "timeseries",
-        "File imports: lines per connector and outcome",
-        [
-            (
-                f"sum by (connector, outcome) (rate(consentinel_import_lines_total[{RI}]))",
-                "{{connector}} {{outcome}}",
-            )
-        ],
-        unit="ops",
-        w=24,
-    )
     return b
 
 

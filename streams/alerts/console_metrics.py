@@ -112,10 +112,6 @@ def summarize(samples: Samples) -> dict[str, Any]:
                 total(samples, "consentinel_ingest_events_total", ("instance", "record")),
                 ("instance", "record"),
             ),
-            "imports": _rows(
-                total(samples, "consentinel_import_lines_total", ("connector", "outcome")),
-                ("connector", "outcome"),
-            ),
         },
         "coverage": {
             "verdicts": verdicts,

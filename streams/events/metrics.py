@@ -135,11 +135,6 @@ INGEST_LATENCY = _histogram(
     "Webhook handling time, receipt to Kafka acknowledgement, by connector instance.",
     ("instance",),
 )
-IMPORT_LINES = _counter(
-    "consentinel_import_lines_total",
-    "File import lines by connector and outcome.",
-    ("connector", "outcome"),
-)
 
 # -- alerts -------------------------------------------------------------------------------
 INCIDENTS_OPEN = _gauge(

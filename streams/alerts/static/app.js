@@ -275,8 +275,6 @@ function renderPanels(p) {
     "No webhook calls yet."));
   put("p-records", table(f.records, [["instance", "connector"], ["record", "record"]],
     "No records produced by connectors yet."));
-  put("p-imports", table(f.imports, [["connector", "connector"], ["outcome", "outcome"]],
-    "No file imports since the ingest server started."));
   const c = p.coverage;
   put("p-share", c.share_with_consent == null
     ? el("p", { class: "empty", text: "No uses judged yet." })
