@@ -7,6 +7,9 @@ same partition count, and murmur2 (the default of Java, aiokafka and kafka-pytho
 
 from __future__ import annotations
 
+import functools
+import struct
+
 
 def subject_message_key(subject_key: str) -> bytes:
     """The Kafka key of usage, consent and verdict records."""
@@ -14,38 +17,39 @@ def subject_message_key(subject_key: str) -> bytes:
 
 
 def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (seed 0x9747b28c), as an unsigned 32-bit int (as kafka-python)."""
+    """Kafka's murmur2 (seed 0x9747b28c), as an unsigned 32-bit int (as kafka-python).
+
+    The four-byte words are read with one ``struct`` call rather than byte by byte: the
+    same function as Kafka's ``Utils.murmur2``, about twice as fast in CPython (it runs
+    once per produced record).
+    """
     length = len(data)
-    seed = 0x9747B28C
     m = 0x5BD1E995
-    r = 24
-    h = (seed ^ length) & 0xFFFFFFFF
-    n4 = length // 4
-    for i in range(n4):
-        i4 = i * 4
-        k = (
-            (data[i4] & 0xFF)
-            | ((data[i4 + 1] & 0xFF) << 8)
-            | ((data[i4 + 2] & 0xFF) << 16)
-            | ((data[i4 + 3] & 0xFF) << 24)
-        )
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> r
-        k = (k * m) & 0xFFFFFFFF
-        h = (h * m) & 0xFFFFFFFF
-        h ^= k
-    extra = length % 4
-    if extra >= 3:
-        h ^= (data[(length & ~3) + 2] & 0xFF) << 16
-    if extra >= 2:
-        h ^= (data[(length & ~3) + 1] & 0xFF) << 8
-    if extra >= 1:
-        h ^= data[length & ~3] & 0xFF
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    n4 = length >> 2
+    if n4:
+        for k in _words(n4).unpack_from(data):
+            k = (k * m) & 0xFFFFFFFF
+            h = ((h * m) & 0xFFFFFFFF) ^ (((k ^ (k >> 24)) * m) & 0xFFFFFFFF)
+    extra = length & 3
+    if extra:
+        tail = length & ~3
+        if extra == 3:
+            h ^= data[tail + 2] << 16
+        if extra >= 2:
+            h ^= data[tail + 1] << 8
+        h ^= data[tail]
         h = (h * m) & 0xFFFFFFFF
     h ^= h >> 13
     h = (h * m) & 0xFFFFFFFF
     h ^= h >> 15
     return h
+
+
+@functools.lru_cache(maxsize=64)
+def _words(n: int) -> struct.Struct:
+    """The little-endian layout of ``n`` unsigned 32-bit words."""
+    return struct.Struct(f"<{n}I")
 
 
 def partition_for(key: bytes, partitions: int) -> int:
