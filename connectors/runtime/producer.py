@@ -14,8 +14,10 @@ the same id only. After a failure the underlying client is replaced, so a produc
 broker went away recovers on its own once it is back.
 
 Keys: usage and consent records are keyed by ``partitioning.subject_message_key`` and
-placed by the default murmur2 partitioner (co-partitioning, DESIGN.md); dead letters are
-keyed by their source.
+placed by ``partitioning.partition_for``, the murmur2 of the default partitioner
+(co-partitioning, DESIGN.md); dead letters are keyed by their source. Records go out in
+per-partition batches shared by concurrent requests (``batching``): a request waits for
+the acknowledgement of each batch that holds one of its records.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from consentinel.connectors.contract import Output
+from consentinel.connectors.runtime.batching import PartitionBatcher
 from consentinel.streams.events import codec, topics
 from consentinel.streams.events.errors import RetriableError
-from consentinel.streams.events.partitioning import subject_message_key
+from consentinel.streams.events.partitioning import partition_for, subject_message_key
 from consentinel.streams.events.records import DeadLetter
 from consentinel.streams.events.settings import Settings
 
@@ -63,13 +66,16 @@ class EventProducer:
         ack_timeout: float = 10.0,
         linger_ms: int = 2,
         max_batch_size: int = 256 * 1024,
+        max_request_size: int = 1024 * 1024,
     ) -> None:
         self.settings = settings
         self.client_id = client_id
         self.ack_timeout = ack_timeout
         self.linger_ms = linger_ms
         self.max_batch_size = max_batch_size
+        self.max_request_size = max_request_size
         self._producer: AIOKafkaProducer | None = None
+        self._batcher: PartitionBatcher
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -94,6 +100,7 @@ class EventProducer:
                 enable_idempotence=True,
                 linger_ms=self.linger_ms,
                 max_batch_size=self.max_batch_size,
+                max_request_size=self.max_request_size,
                 request_timeout_ms=int(self.ack_timeout * 1000),
                 retry_backoff_ms=200,
             )
@@ -107,6 +114,7 @@ class EventProducer:
                     retry_after=5.0,
                 ) from None
             self._producer = producer
+            self._batcher = PartitionBatcher(producer, self.max_request_size)
             log.info("connected to Kafka at %s", self.settings.bootstrap_servers)
             return producer
 
@@ -132,13 +140,20 @@ class EventProducer:
         if not batch:
             return 0
         producer = await self._ensure()
-
-        async def produce() -> None:
-            futures = [await producer.send(topic, value, key=key) for topic, key, value in batch]
-            await asyncio.gather(*futures)
-
+        batcher = self._batcher
         try:
-            await asyncio.wait_for(produce(), self.ack_timeout)
+            async with asyncio.timeout(self.ack_timeout):
+                counts: dict[str, int] = {}
+                acks: set[asyncio.Future[None]] = set()
+                for topic, key, value in batch:
+                    n = counts.get(topic)
+                    if n is None:
+                        n = counts[topic] = await batcher.partition_count(topic)
+                    acks.add(batcher.add(topic, partition_for(key, n), key, value))
+                # wait() never cancels what it waits for: other requests share these batches
+                await asyncio.wait(acks)
+            for acked in acks:
+                acked.result()
         except TimeoutError:
             self._fail(producer)
             raise RetriableError(
