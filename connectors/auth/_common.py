@@ -54,6 +54,9 @@ def get_header(headers: Mapping[str, str], name: str) -> str | None:
     if value is not None:
         return value
     wanted = name.lower()
+    value = headers.get(wanted)  # the ingest server's requests have lowercase names
+    if value is not None:
+        return value
     for key, val in headers.items():
         if key.lower() == wanted:
             return val

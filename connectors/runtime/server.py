@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
 import logging
 import math
 import signal
@@ -28,6 +29,7 @@ import sys
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiohttp import web
 from consentinel.connectors import config as config_mod
@@ -92,6 +94,14 @@ class IngestServer:
         for name, inst in cfg.instances.items():
             cls = cfg.classes[name]
             self.connectors[name] = cls(inst, Edge(pseudo, inst.default_region))
+        # metric children, looked up once per label set rather than once per request
+        self._counters: dict[tuple[str, str], Any] = {}
+        self._latency = {n: metrics.INGEST_LATENCY.labels(instance=n) for n in self.connectors}
+        self._events = {
+            (n, r): metrics.INGEST_EVENTS.labels(instance=n, record=r)
+            for n in self.connectors
+            for r in ("usage", "consent")
+        }
 
     # -- application -------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -119,8 +129,6 @@ class IngestServer:
             return True
         token = self.settings.token.reveal().decode("utf-8", "replace")
         given = request.headers.get("Authorization", "")
-        import hmac
-
         return bool(token) and hmac.compare_digest(given, f"Bearer {token}")
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -151,17 +159,18 @@ class IngestServer:
             url = inst.public_url + (f"/{tail}" if tail else "") + (f"?{qs}" if qs else "")
         else:
             url = f"{request.scheme}://{request.host}{request.raw_path}"
-        from urllib.parse import parse_qs
-
         headers: dict[str, str] = {}
         for key, value in request.headers.items():
             k = key.lower()
-            headers[k] = f"{headers[k]}, {value}" if k in headers else value
+            if k in headers:
+                headers[k] = f"{headers[k]}, {value}"
+            else:
+                headers[k] = value
         return Request(
             method=request.method,
             url=url,
             path=f"/{tail}" if tail else "/",
-            query=parse_qs(qs, keep_blank_values=True),
+            query=parse_qs(qs, keep_blank_values=True) if qs else {},
             headers=headers,
             body=body,
             remote=request.remote or "",
@@ -189,7 +198,7 @@ class IngestServer:
         try:
             response = await self._handle(name, connector, req)
         finally:
-            metrics.INGEST_LATENCY.labels(instance=name).observe(time.perf_counter() - started)
+            self._latency[name].observe(time.perf_counter() - started)
         return response
 
     async def _handle(self, name: str, connector: Connector, req: Request) -> web.StreamResponse:
@@ -240,24 +249,31 @@ class IngestServer:
             return self._unavailable(name, exc)
         self._count(name, "accepted")
         if output.usage:
-            metrics.INGEST_EVENTS.labels(instance=name, record="usage").inc(len(output.usage))
+            self._events[(name, "usage")].inc(len(output.usage))
         if output.consent:
-            metrics.INGEST_EVENTS.labels(instance=name, record="consent").inc(len(output.consent))
-        event_ids = [u.event_id for u in output.usage] + [c.event_id for c in output.consent]
-        log.info(
-            "ingest instance=%s outcome=accepted usage=%d consent=%d ids=%s",
-            name,
-            len(output.usage),
-            len(output.consent),
-            ",".join(event_ids[:10]) + (f",+{len(event_ids) - 10}" if len(event_ids) > 10 else ""),
-        )
+            self._events[(name, "consent")].inc(len(output.consent))
+        if log.isEnabledFor(logging.INFO):
+            event_ids = [u.event_id for u in output.usage] + [c.event_id for c in output.consent]
+            more = len(event_ids) - 10
+            log.info(
+                "ingest instance=%s outcome=accepted usage=%d consent=%d ids=%s",
+                name,
+                len(output.usage),
+                len(output.consent),
+                ",".join(event_ids[:10]) + (f",+{more}" if more > 0 else ""),
+            )
         return _json(
             200,
             {"accepted": len(output), "usage": len(output.usage), "consent": len(output.consent)},
         )
 
     def _count(self, name: str, outcome: str) -> None:
-        metrics.INGEST_REQUESTS.labels(instance=name, outcome=outcome).inc()
+        counter = self._counters.get((name, outcome))
+        if counter is None:
+            counter = self._counters[(name, outcome)] = metrics.INGEST_REQUESTS.labels(
+                instance=name, outcome=outcome
+            )
+        counter.inc()
 
     def _unauthorized(self, name: str, exc: AuthenticationFailed) -> web.Response:
         self._count(name, "unauthorized")
