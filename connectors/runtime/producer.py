@@ -14,10 +14,11 @@ the same id only. After a failure the underlying client is replaced, so a produc
 broker went away recovers on its own once it is back.
 
 Keys: usage and consent records are keyed by ``partitioning.subject_message_key`` and
-placed by ``partitioning.partition_for``, the murmur2 of the default partitioner
-(co-partitioning, DESIGN.md); dead letters are keyed by their source. Records go out in
-per-partition batches shared by concurrent requests (``batching``): a request waits for
-the acknowledgement of each batch that holds one of its records.
+placed by ``partitioning.partition_for`` (``placement.partitions`` for many keys at once),
+the murmur2 of the default partitioner (co-partitioning, DESIGN.md); dead letters are
+keyed by their source. Records go out in per-partition batches shared by concurrent
+requests (``batching``): a request waits for the acknowledgement of each batch that
+holds one of its records.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from consentinel.connectors.contract import Output
+from consentinel.connectors.runtime import placement
 from consentinel.connectors.runtime.batching import PartitionBatcher
 from consentinel.streams.events import codec, topics
 from consentinel.streams.events.errors import RetriableError
-from consentinel.streams.events.partitioning import partition_for, subject_message_key
+from consentinel.streams.events.partitioning import subject_message_key
 from consentinel.streams.events.records import DeadLetter
 from consentinel.streams.events.settings import Settings
 
@@ -143,13 +145,15 @@ class EventProducer:
         batcher = self._batcher
         try:
             async with asyncio.timeout(self.ack_timeout):
-                counts: dict[str, int] = {}
-                acks: set[asyncio.Future[None]] = set()
+                by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
                 for topic, key, value in batch:
-                    n = counts.get(topic)
-                    if n is None:
-                        n = counts[topic] = await batcher.partition_count(topic)
-                    acks.add(batcher.add(topic, partition_for(key, n), key, value))
+                    by_topic.setdefault(topic, []).append((key, value))
+                acks: set[asyncio.Future[None]] = set()
+                for topic, pairs in by_topic.items():
+                    n = await batcher.partition_count(topic)
+                    placed = placement.partitions([key for key, _ in pairs], n)
+                    for (key, value), partition in zip(pairs, placed, strict=True):
+                        acks.add(batcher.add(topic, partition, key, value))
                 # wait() never cancels what it waits for: other requests share these batches
                 await asyncio.wait(acks)
             for acked in acks:
