@@ -4,9 +4,11 @@
 view (for the worker and tests). Choices, with the traps they avoid (reference/streaming.md):
 
 - ``processing_guarantee="at_least_once"``; exactly-once is not used (open bugs, and it
-  cannot cover the alerts topic, which the app does not consume). Outputs are awaited
-  until acknowledged (acks=all) before the record is done, so offsets never run ahead of
-  outputs; ids are deterministic, so repeats are recognized downstream.
+  cannot cover the alerts topic, which the app does not consume). A record is acknowledged
+  to Faust only once its outputs are acknowledged (acks=all) and then its state written
+  (``Processor.submit``, pipelined: the next records are handled meanwhile), so offsets
+  never run ahead of outputs or state; ids are deterministic, so repeats are recognized
+  downstream.
 - ONE agent, ``concurrency=1``, reads the three co-partitioned topics: the consent ledger
   and the usage checker are separate modules but one stream, so a usage being judged and a
   consent being applied for the same subject never interleave (#606 is avoided too).
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +42,7 @@ from consentinel.streams.policy.engine import PolicySettings
 from consentinel.streams.processor import Names, Processor, Table, now_ms
 from consentinel.streams.registry_view import RegistryView
 from consentinel.streams.ticks import Tick, TickClock, tick_interval, tick_topic
+from faust.streams import _current_event
 from faust.types import TP
 
 log = logging.getLogger("consentinel.worker")
@@ -247,6 +251,20 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     async def checker(stream: Any) -> None:
         await registry.wait_ready()
         manual = stream.noack()  # acknowledged here, once handled (or known to be)
+
+        def finisher(event: Any) -> Any:
+            async def finish(write: Any) -> None:
+                # The staged state is written as if this record were current: Faust picks
+                # the RocksDB database and the changelog partition from the current event.
+                token = _current_event.set(weakref.ref(event))
+                try:
+                    write()
+                finally:
+                    _current_event.reset(token)
+                await manual.ack(event)
+
+            return finish
+
         async for event in manual.events():
             msg = event.message
             action = guard.check(msg.topic, msg.partition, msg.offset)
@@ -258,8 +276,10 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
             if action is Action.STALE:
                 continue
             if action is Action.HANDLE:
-                await processor.handle(msg)
+                # acknowledged by ``finish`` once its outputs are acked and its state written
+                await processor.submit(msg, finisher(event))
                 guard.handled(msg.topic, msg.partition, msg.offset)
+                continue
             await manual.ack(event)
 
     @app.task  # type: ignore[untyped-decorator]

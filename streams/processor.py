@@ -8,12 +8,27 @@ subject's state and writing it back) and:
    does not hash to, goes to the dead-letter topic with the reason);
 2. loads the subject's consent history (table ``ledger``) and holds (table ``holds``);
 3. asks ``judge`` what changes;
-4. sends the verdicts and alerts and waits until Kafka acknowledged every one (retrying
-   forever with backoff: an output is never dropped);
-5. only then writes the history and holds back.
+4. sends the verdicts and alerts, and STAGES the history and holds it changed;
+5. once Kafka acknowledged every output of the record (retrying forever with backoff: an
+   output is never dropped), writes the staged state to the tables, and only then says the
+   record is done (``finish``: the agent acknowledges it to Faust, which commits it).
 
-So offsets (committed by Faust after ``handle`` returns) only cover acknowledged outputs,
-and a crash between 4 and 5 repeats outputs under the same ids instead of losing them.
+Records are pipelined (``submit``): the next record is handled while the acknowledgements
+of the previous ones are on their way, instead of one Kafka round trip per record. What
+makes that safe:
+
+- reads see the staged state (an overlay in front of the tables), so every record is
+  judged against exactly the state a one-at-a-time processor would give it;
+- staged state is written, and records finished, strictly in the order they were handled,
+  each only after ALL its outputs were acknowledged: the tables always hold the writes of
+  a prefix of the handled records, every output of which Kafka has;
+- a record is acknowledged to Faust only after its state is written, so a committed offset
+  never covers state that is not in the tables (or outputs that are not in Kafka).
+
+So a crash (anywhere) repeats outputs under the same ids instead of losing them, as
+before. At most ``MAX_IN_FLIGHT`` records are in flight; a tick first waits for all of
+them (it scans the tables), and Faust's rebalance waits for every record it delivered to
+be acknowledged, which the flusher does as soon as the outputs are acknowledged.
 
 Faust is not imported here: tables are plain mutable mappings of bytes, sending is a
 coroutine, so the glue is tested without a broker. ``app.py`` wires it to Faust.
@@ -24,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,9 +68,17 @@ Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
 #: (table, partition) -> the (key, value) pairs of that table held for that partition
 Scan = Callable[[Table, int], Iterable[tuple[bytes, bytes]]]
 
+#: Called once a record's outputs are acknowledged, with the function that writes its
+#: staged state: must call it (in the record's partition context), then acknowledge the
+#: record. ``None``: the state is written directly.
+Finish = Callable[[Callable[[], None]], Awaitable[None]]
+Output = tuple[str, bytes | None, bytes]
+
 #: Sweep every partition's holds at least this often (forgets alerted uses past the window).
 SWEEP_MS = 10 * 60_000
 _SEND_BACKOFF_MAX_S = 30.0
+#: Records handled whose outputs are not all acknowledged yet, at most.
+MAX_IN_FLIGHT = 2000
 
 
 class Record(Protocol):
@@ -107,6 +131,21 @@ class _Pending:
     received: dict[str, int] = field(default_factory=dict)
 
 
+#: A staged table value (None: delete); the tuple's identity marks the latest staging.
+_Staged = tuple[bytes | None]
+
+
+@dataclass
+class _InFlight:
+    """One handled record: its outputs (and their acknowledgements) and its staged writes."""
+
+    finish: Finish | None = None
+    outputs: list[Output] = field(default_factory=list)
+    #: per output: the awaitable acknowledgement, or the exception the send raised
+    acks: list[Any] = field(default_factory=list)
+    writes: list[tuple[Table, dict[bytes, _Staged], bytes, _Staged]] = field(default_factory=list)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -145,10 +184,45 @@ class Processor:
         self.partition_stats: dict[int, PartitionStats] = {}
         #: (topic, partition) -> the offset after the last record handled (for the lag gauge)
         self.progress: dict[tuple[str, int], int] = {}
+        #: staged values not yet written, per table (reads look here first)
+        self._overlay: dict[int, dict[bytes, _Staged]] = {
+            id(ledger): {},
+            id(holds): {},
+            id(stats): {},
+        }
+        self._entry = _InFlight()
+        self._queue: deque[_InFlight] = deque()
+        self._flusher: asyncio.Future[None] | None = None
+        self._moved = asyncio.Event()
 
     # -- dispatch ------------------------------------------------------------------------
 
     async def handle(self, record: Record) -> None:
+        """Handle one record and return once its outputs are acknowledged and state written."""
+        await self.submit(record)
+        await self.drain()
+
+    async def submit(self, record: Record, finish: Finish | None = None) -> None:
+        """Handle one record; ``finish`` is called once its outputs are acknowledged."""
+        self._entry = _InFlight(finish)
+        try:
+            await self._dispatch(record)
+        finally:
+            entry, self._entry = self._entry, _InFlight()
+            self._queue.append(entry)
+            self._start_flusher()
+        if len(self._queue) > MAX_IN_FLIGHT:
+            await self._wait_in_flight(MAX_IN_FLIGHT)
+
+    async def drain(self) -> None:
+        """Wait until every record submitted is finished."""
+        await self._wait_in_flight(0)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+    async def _dispatch(self, record: Record) -> None:
         topic = record.topic
         try:
             if topic == self.names.usage:
@@ -182,15 +256,28 @@ class Processor:
 
     # -- state ---------------------------------------------------------------------------
 
+    def _get(self, table: Table, key: bytes) -> bytes | None:
+        staged = self._overlay[id(table)].get(key)
+        if staged is not None:
+            return staged[0]
+        return table.get(key)
+
+    def _put(self, table: Table, key: bytes, value: bytes | None) -> None:
+        """Stage a write (``None``: delete); it reaches the table once the outputs are acked."""
+        overlay = self._overlay[id(table)]
+        staged: _Staged = (value,)
+        overlay[key] = staged
+        self._entry.writes.append((table, overlay, key, staged))
+
     def _load(self, subject_key: str) -> _Pending:
         key = subject_message_key(subject_key)
-        raw = self.ledger.get(key)
+        raw = self._get(self.ledger, key)
         history = (
             None
             if raw is None
             else ConsentHistory.from_obj(codec.loads(raw), self.judge.max_versions)
         )
-        holds = Holds.from_bytes(self.holds.get(key))
+        holds = Holds.from_bytes(self._get(self.holds, key))
         return _Pending(
             key=key,
             history=history,
@@ -204,14 +291,14 @@ class Processor:
         history = state.history
         if step.history_changed and history is not None:
             if history.subject_count == 0:
-                self.ledger.pop(state.key, None)
+                self._put(self.ledger, state.key, None)
             else:
-                self.ledger[state.key] = codec.dumps(history.to_obj())
+                self._put(self.ledger, state.key, codec.dumps(history.to_obj()))
         if step.holds_changed:
             if state.holds:
-                self.holds[state.key] = state.holds.to_bytes()
+                self._put(self.holds, state.key, state.holds.to_bytes())
             else:
-                self.holds.pop(state.key, None)
+                self._put(self.holds, state.key, None)
             deadline = state.holds.next_deadline()
             known = self.next_due.get(partition)  # None: unknown, the next tick scans anyway
             if deadline is not None and known is not None and deadline < known:
@@ -227,7 +314,7 @@ class Processor:
         return f"p{partition}".encode("ascii")
 
     def _read_stats(self, partition: int) -> PartitionStats:
-        raw = self.stats.get(self._stats_key(partition))
+        raw = self._get(self.stats, self._stats_key(partition))
         obj = codec.loads(raw) if raw else {}
         st = PartitionStats(
             int(obj.get("subjects", 0)), int(obj.get("versions", 0)), int(obj.get("pending", 0))
@@ -244,33 +331,113 @@ class Processor:
         st.subjects = max(0, st.subjects + subjects)
         st.versions = max(0, st.versions + versions)
         st.pending = max(0, st.pending + pending)
-        self.stats[self._stats_key(partition)] = codec.dumps(
-            {"subjects": st.subjects, "versions": st.versions, "pending": st.pending}
+        self._put(
+            self.stats,
+            self._stats_key(partition),
+            codec.dumps({"subjects": st.subjects, "versions": st.versions, "pending": st.pending}),
         )
 
     # -- outputs -------------------------------------------------------------------------
 
-    async def _send_all(self, records: list[tuple[str, bytes | None, bytes]]) -> None:
-        """Send every record and wait for all acknowledgements; retry forever on failure."""
+    async def _send_all(self, records: list[Output]) -> None:
+        """Send every record now; the flusher waits for (and retries) the acknowledgements."""
+        entry = self._entry
+        for record in records:
+            entry.outputs.append(record)
+            entry.acks.append(await self._send_now(record))
+
+    async def _send_now(self, record: Output) -> Any:
+        try:
+            return await self._send(*record)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # retried by the flusher
+            return exc
+
+    async def _acknowledged(self, entry: _InFlight) -> None:
+        """Wait for every output of ``entry``; resend what failed, forever, with backoff."""
+        todo: list[int] = list(range(len(entry.acks)))
         delay = 0.5
         while True:
-            try:
-                futures = [await self._send(topic, key, value) for topic, key, value in records]
-                await asyncio.gather(*futures)
+            failed: list[int] = []
+            error: BaseException | None = None
+            for i in todo:
+                ack = entry.acks[i]
+                try:
+                    if isinstance(ack, BaseException):
+                        raise ack
+                    await ack
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failed.append(i)
+                    error = exc
+            if not failed:
                 return
+            log.warning(
+                "Kafka did not acknowledge %d output record(s) (%s: %s); retrying in %.1fs. "
+                "The input is not committed until they are.",
+                len(failed),
+                type(error).__name__,
+                error,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _SEND_BACKOFF_MAX_S)
+            for i in failed:
+                entry.acks[i] = await self._send_now(entry.outputs[i])
+            todo = failed
+
+    @staticmethod
+    def _apply(entry: _InFlight) -> None:
+        for table, overlay, key, staged in entry.writes:
+            value = staged[0]
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+            if overlay.get(key) is staged:  # no later record staged this key
+                del overlay[key]
+
+    def _start_flusher(self) -> None:
+        if self._queue and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        """Finish records in order, each once all its outputs are acknowledged."""
+        while self._queue:
+            entry = self._queue[0]
+            await self._acknowledged(entry)
+            self._queue.popleft()
+            try:
+                if entry.finish is None:
+                    self._apply(entry)
+                else:
+                    await entry.finish(lambda entry=entry: self._apply(entry))  # type: ignore[misc]
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                log.warning(
-                    "Kafka did not acknowledge %d output record(s) (%s: %s); retrying in %.1fs. "
-                    "The input is not committed until they are.",
-                    len(records),
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _SEND_BACKOFF_MAX_S)
+            except Exception:
+                # Not acknowledged to Faust: the record is read again after a restart.
+                log.exception("the state of a handled record could not be written")
+            self._moved.set()
+
+    async def _wait_in_flight(self, limit: int) -> None:
+        while len(self._queue) > limit:
+            self._start_flusher()
+            self._moved.clear()
+            flusher = self._flusher
+            waiter: asyncio.Future[Any] = asyncio.ensure_future(self._moved.wait())
+            watched: set[asyncio.Future[Any]] = {waiter}
+            if flusher is not None:
+                watched.add(flusher)
+            try:
+                await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            if flusher is not None and flusher.done() and not flusher.cancelled():
+                exc = flusher.exception()
+                if exc is not None:
+                    raise exc
 
     async def _emit(self, step: Step, received: dict[str, int]) -> None:
         if not (step.verdicts or step.alerts):
@@ -373,6 +540,7 @@ class Processor:
     async def _on_tick(self, record: Record) -> None:
         tick = Tick.decode(record.value or b"")
         p = record.partition
+        await self.drain()  # the scan below reads the tables: every staged write first
         self._read_stats(p)
         if not self.ticks.caught_up(p, tick):
             return  # consent written before this tick is not all read yet: decide nothing
