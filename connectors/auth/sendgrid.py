@@ -22,6 +22,8 @@ SCHEME = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())  # immutable: built once, not per request
+
 SendGridKey: TypeAlias = str | ec.EllipticCurvePublicKey
 """A verification key: the Base64 text from SendGrid (PEM armor accepted), or a loaded key."""
 
@@ -86,7 +88,7 @@ def verify_sendgrid(
     valid = False
     for key in keys:
         try:
-            key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+            key.verify(signature, message, _ECDSA_SHA256)
         except (InvalidSignature, ValueError):
             continue
         valid = True

@@ -117,6 +117,9 @@ class SendGridConnector(Connector):
         ]
         max_age = instance.options.get("max_age_s", 300)
         self.max_age: float | None = None if max_age is None else float(max_age)
+        self._purpose_key = str(instance.options.get("purpose_key") or "consentinel_purpose")
+        account = instance.options.get("account")
+        self._account = str(account) if account else None
 
     def verify(self, request: Request) -> None:
         now = request.received_at_ms / 1000 if request.received_at_ms else None
@@ -227,15 +230,6 @@ class SendGridConnector(Connector):
                 vendor_receipt=em.attr_text(em.ident(item, "sg_event_id", f"{where}.sg_event_id")),
             ),
         )
-
-    @property
-    def _purpose_key(self) -> str:
-        return str(self.instance.options.get("purpose_key") or "consentinel_purpose")
-
-    @property
-    def _account(self) -> str | None:
-        account = self.instance.options.get("account")
-        return str(account) if account else None
 
     # -- file import -----------------------------------------------------------------
 

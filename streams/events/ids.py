@@ -12,7 +12,7 @@ _SEP = "\x1f"
 
 
 def _digest(*parts: object, size: int = 16) -> str:
-    text = _SEP.join("" if p is None else str(p) for p in parts)
+    text = _SEP.join(["" if p is None else str(p) for p in parts])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[: size * 2]
 
 
