@@ -12,7 +12,9 @@ BUILTINS: dict[str, str] = {
     "brevo": "consentinel.connectors.builtin.brevo:BrevoConnector",
     "sendgrid": "consentinel.connectors.builtin.sendgrid:SendGridConnector",
     "mailjet": "consentinel.connectors.builtin.mailjet:MailjetConnector",
-    "one_click_unsubscribe": "consentinel.connectors.builtin.one_click:OneClickUnsubscribeConnector",
+    "one_click_unsubscribe": (
+        "consentinel.connectors.builtin.one_click:OneClickUnsubscribeConnector"
+    ),
     # SMS gateways
     "twilio": "consentinel.connectors.builtin.twilio:TwilioConnector",
     "vonage": "consentinel.connectors.builtin.vonage:VonageConnector",
