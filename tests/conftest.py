@@ -73,3 +73,25 @@ def kafka_settings(kafka_bootstrap: str, topic_prefix: str, make_settings) -> It
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``last`` run after every other test (the whole-run privacy scan)."""
     items.sort(key=lambda item: 1 if item.get_closest_marker("last") else 0)
+
+
+def pytest_sessionstart(session):
+    """Remember the topics that existed before this run: the privacy scan reads only the
+    ones this run wrote (a long-lived development broker keeps older runs' topics)."""
+    session.config.preexisting_topics = None
+    if not _broker_answers(BOOTSTRAP):
+        return
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP.split(","))
+    try:
+        session.config.preexisting_topics = set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def preexisting_topics(request, kafka_bootstrap: str) -> set[str]:
+    known = request.config.preexisting_topics
+    assert known is not None, "the broker did not answer when the session started"
+    return known

@@ -239,10 +239,15 @@ def url_host(value: Any) -> str | None:
 
 
 def sender_address(value: Any) -> str | None:
-    """A business sender address (``news@shop.example.com``), lowercased, for ``sender``."""
+    """The sending DOMAIN of a sender address (``news@shop.example.com`` -> ``shop.example.com``).
+
+    A From address is an address like any other (``jean.dupont@…`` is a person), so it never
+    leaves the connector; the domain is what a declaration names (``sender: shop.example.com``).
+    """
     if not isinstance(value, str) or "@" not in value or len(value) > _MAX_ATTR:
         return None
-    return value.strip().lower() or None
+    domain = value.strip().lower().rpartition("@")[2].strip(" >")
+    return domain or None
 
 
 # -- purposes ----------------------------------------------------------------------------

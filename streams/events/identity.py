@@ -42,7 +42,7 @@ def normalize_email(raw: str) -> str:
         lowered = value[7:].lower()
     value = lowered
     if len(value) > 254 or not _EMAIL.match(value):
-        raise AddressError("email", "not of the form local@domain.tld")
+        raise AddressError("email", "not an e-mail address (a local part, @, a dotted domain)")
     return value
 
 

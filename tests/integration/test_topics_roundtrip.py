@@ -184,10 +184,12 @@ def test_hint_and_key_carry_no_address(kafka_settings) -> None:
 
 
 @pytest.mark.last
-def test_no_raw_address_on_any_topic_the_tests_wrote(kafka_bootstrap) -> None:
-    """Runs last: scans every test-prefixed topic (t<hex>.*) and the default ones."""
+def test_no_raw_address_on_any_topic_the_tests_wrote(kafka_bootstrap, preexisting_topics) -> None:
+    """Runs last: scans every topic this run created (whatever its prefix)."""
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    names = [t for t in admin.list_topics() if t.startswith("t") or t.startswith("consentinel.")]
+    names = [
+        t for t in admin.list_topics() if t not in preexisting_topics and not t.startswith("__")
+    ]
     admin.close()
     dead = {t for t in names if t.endswith(topics.DEADLETTER)}  # sealed payloads only
     consumer = KafkaConsumer(

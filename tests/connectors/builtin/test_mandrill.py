@@ -136,7 +136,7 @@ def test_send_and_unsub_batch() -> None:
     assert send.kind is UsageKind.SEND and send.channel is Channel.EMAIL
     assert send.subject_key == ana and send.hint == "a***@e***.org"
     assert send.occurred_at_ms == 1_767_225_600_000 and send.received_at_ms == RECEIVED
-    assert send.sender == "news@shop.example.com" and send.tags == ["receipt"]
+    assert send.sender == "shop.example.com" and send.tags == ["receipt"]
     assert send.declared_purpose == "service.transactional"
     assert send.attributes["subaccount"] == "eu-store"
     assert send.controller == "acme-test" and send.processor == "mandrill"
