@@ -234,7 +234,7 @@ class DeclarativeConnector(Connector):
                     campaign_id=self._text(event, "campaign_id"),
                     list_id=self._text(event, "list_id"),
                     form_id=self._text(event, "form_id"),
-                    sender=self._text(event, "sender"),
+                    sender=_sending_domain(self._text(event, "sender")),
                     tags=tags,
                     declared_purpose=purpose,
                     source_event_type=vendor_type,
@@ -271,3 +271,10 @@ class DeclarativeConnector(Connector):
                 value = value[:200]
             out[name] = value
         return out
+
+
+def _sending_domain(value: str | None) -> str | None:
+    """A From address leaves the connector as its domain only (it may name a person)."""
+    if value and "@" in value:
+        return value.strip().lower().rpartition("@")[2].strip(" >") or None
+    return value

@@ -86,7 +86,9 @@ class ToyConnector(Connector):
                         **common,
                         channel=Channel.EMAIL,
                         kind=UsageKind.SEND,
-                        sender=item.get("from") if isinstance(item.get("from"), str) else None,
+                        sender=item["from"].rpartition("@")[2]
+                        if isinstance(item.get("from"), str)
+                        else None,
                     )
                 )
             else:
