@@ -139,6 +139,15 @@ class Instance:
             ) from None
 
 
+def sending_domain(sender: str | None) -> str | None:
+    """What a sender may leave the connector as: a From address as its domain only
+    (``news@shop.example.com`` -> ``shop.example.com``; it may name a person); sender ids,
+    short codes and account names unchanged."""
+    if sender and "@" in sender:
+        return sender.strip().lower().rpartition("@")[2].strip(" >") or None
+    return sender
+
+
 class Edge:
     """What a connector may do with an address: normalize, pseudonymize, mask."""
 
@@ -213,4 +222,5 @@ __all__ = [
     "Output",
     "Request",
     "Response",
+    "sending_domain",
 ]

@@ -26,7 +26,14 @@ from consentinel.connectors.auth import (
     verify_header_token,
     verify_shared_token,
 )
-from consentinel.connectors.contract import Address, Connector, Edge, Instance, Request
+from consentinel.connectors.contract import (
+    Address,
+    Connector,
+    Edge,
+    Instance,
+    Request,
+    sending_domain,
+)
 from consentinel.streams.events import ids
 from consentinel.streams.events.codec import loads
 from consentinel.streams.events.errors import FatalConfigError, InvalidInput
@@ -246,8 +253,7 @@ def sender_address(value: Any) -> str | None:
     """
     if not isinstance(value, str) or "@" not in value or len(value) > _MAX_ATTR:
         return None
-    domain = value.strip().lower().rpartition("@")[2].strip(" >")
-    return domain or None
+    return sending_domain(value)
 
 
 # -- purposes ----------------------------------------------------------------------------

@@ -12,7 +12,13 @@ from consentinel.connectors.auth import (
     verify_shared_token,
     verify_url_token,
 )
-from consentinel.connectors.contract import ConfigField, Connector, Output, Request
+from consentinel.connectors.contract import (
+    ConfigField,
+    Connector,
+    Output,
+    Request,
+    sending_domain,
+)
 from consentinel.connectors.declarative.paths import MISSING
 from consentinel.connectors.declarative.spec import KindRule, Spec
 from consentinel.streams.events import codec, ids
@@ -234,7 +240,7 @@ class DeclarativeConnector(Connector):
                     campaign_id=self._text(event, "campaign_id"),
                     list_id=self._text(event, "list_id"),
                     form_id=self._text(event, "form_id"),
-                    sender=_sending_domain(self._text(event, "sender")),
+                    sender=sending_domain(self._text(event, "sender")),
                     tags=tags,
                     declared_purpose=purpose,
                     source_event_type=vendor_type,
@@ -271,10 +277,3 @@ class DeclarativeConnector(Connector):
                 value = value[:200]
             out[name] = value
         return out
-
-
-def _sending_domain(value: str | None) -> str | None:
-    """A From address leaves the connector as its domain only (it may name a person)."""
-    if value and "@" in value:
-        return value.strip().lower().rpartition("@")[2].strip(" >") or None
-    return value
