@@ -114,6 +114,9 @@ class Proof:
     ip_hash: str | None = None
     certificate_id: str | None = None  # TrustedForm / LeadiD
     vendor_receipt: str | None = None  # receipt id, TC string, message id
+    # the proof record the platform keeps (a CMP's consent event / receipt id): a consent
+    # that names one is provable by reference, the record being held by its collector
+    record_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -616,6 +616,7 @@ _PROOF_KEYS = (
     ("ih", "ip_hash"),
     ("ci", "certificate_id"),
     ("vr", "vendor_receipt"),
+    ("rr", "record_ref"),
 )
 
 
