@@ -93,12 +93,29 @@ class Response:
     content_type: str = "text/plain"
 
 
+@dataclass(frozen=True, slots=True)
+class ItemRejected:
+    """One item of a batch that could not be taken in; the rest of the batch is.
+
+    The runtime dead-letters ``raw`` (the item alone, sealed) with ``code``, ``message``
+    and ``index`` (its position in the platform's array) and still answers 2xx, so a
+    platform that retries whole batches does not drop the good items with the bad one.
+    """
+
+    index: int
+    code: str  # machine-readable reason, as InvalidInput.code
+    message: str  # one sentence for a person; never an address
+    raw: bytes  # the item as received (re-encoded by the codec when it was parsed)
+
+
 @dataclass(slots=True)
 class Output:
-    """What one request or row becomes: canonical events, in order."""
+    """What one request or row becomes: canonical events, in order, and the items of a
+    batch that were refused one by one (``rejected``)."""
 
     usage: list[UsageEvent] = field(default_factory=list)
     consent: list[ConsentEvent] = field(default_factory=list)
+    rejected: list[ItemRejected] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.usage) + len(self.consent)
@@ -106,6 +123,7 @@ class Output:
     def extend(self, other: Output) -> None:
         self.usage.extend(other.usage)
         self.consent.extend(other.consent)
+        self.rejected.extend(other.rejected)
 
 
 @dataclass(frozen=True, slots=True)
