@@ -203,6 +203,10 @@ class Connector(ABC):
     auth: ClassVar[str]
     #: configuration schema (options and secrets)
     config_schema: ClassVar[tuple[ConfigField, ...]] = ()
+    #: what to answer when the event cannot be kept at all (Kafka away AND the ingest spool
+    #: full): the status this platform retries. 503 by default; 429 for platforms that drop
+    #: a webhook answered with any 5xx (Brevo).
+    busy_status: ClassVar[int] = 503
 
     def __init__(self, instance: Instance, edge: Edge) -> None:
         self.instance = instance
