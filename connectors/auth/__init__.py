@@ -18,6 +18,7 @@ from .errors import REASONS, AuthConfigError, AuthenticationFailed, Reason
 from .hmac_header import HmacHeaderScheme, hmac_header_signature, verify_hmac_header
 from .lead_post import lead_post_signature, verify_lead_post
 from .linkedin import (
+    is_challenge_code,
     linkedin_challenge_reply,
     linkedin_challenge_response,
     linkedin_signature,
@@ -46,6 +47,7 @@ __all__ = [
     "basic_auth_header",
     "get_header",
     "hmac_header_signature",
+    "is_challenge_code",
     "lead_post_signature",
     "linkedin_challenge_reply",
     "linkedin_challenge_response",
