@@ -1,20 +1,32 @@
 """Vonage Messages API signed webhooks: ``Authorization: Bearer <JWT>`` (connectors.md §2.2).
 
-The JWT is HS256-signed with the account's signature secret. Checked here, with ``hmac`` only:
-the header's ``alg`` is ``HS256`` (anything else, ``none`` included, is refused); the signature;
-``exp``/``nbf`` when present; ``iat`` freshness when present (the claim list is [P] in
-connectors.md, so a token without ``iat`` is accepted); and, when the request body is given,
-the ``payload_hash`` claim (hex SHA-256 of the raw body), which is then required.
+The JWT is HS256-signed with the account's signature secret. Checked here, with ``hmac`` only,
+in this order, so that nothing an unauthenticated sender chose is parsed:
+
+1. the token's shape, on the raw text: at most :data:`MAX_TOKEN_CHARS` characters, three
+   base64url segments (no JSON is decoded yet);
+2. the HS256 signature over the raw ``header.payload`` bytes;
+3. only then the header (through the one codec, never the standard-library parser): ``alg``
+   must be ``HS256`` (anything else, ``none`` included, is refused);
+4. the claims: ``exp``/``nbf`` when present; ``iat`` freshness when present (the claim list is
+   [P] in connectors.md, so a token without ``iat`` is accepted); each a whole number within a
+   signed 64-bit integer, else ``malformed_timestamp``; and, when the request body is given,
+   the ``payload_hash`` claim (hex SHA-256 of the raw body), which is then required.
+
+Every failure is :class:`AuthenticationFailed`; nothing else escapes for any input.
 """
 
 import base64
 import binascii
 import hashlib
 import hmac
-import json
+import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
+
+from consentinel.streams.events import codec
+from consentinel.streams.events.errors import InvalidInput
 
 from ._common import (
     DEFAULT_TOLERANCE,
@@ -32,6 +44,11 @@ SCHEME = "vonage_jwt"
 AUTHORIZATION_HEADER = "Authorization"
 DEFAULT_LEEWAY = 30.0
 """Seconds of clock skew allowed on ``exp`` and ``nbf``."""
+MAX_TOKEN_CHARS: Final = 8192
+"""Longest bearer token considered; Vonage's tokens are a few hundred characters."""
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+_TOKEN_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 def _b64url(data: bytes) -> str:
@@ -48,8 +65,8 @@ def _b64url_decode(text: str) -> bytes:
 
 def sign_vonage_jwt(signature_secret: Secret, claims: Mapping[str, Any]) -> str:
     """An HS256 JWT carrying ``claims``, as Vonage would send it (for tests and sample requests)."""
-    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    payload = _b64url(json.dumps(dict(claims), separators=(",", ":")).encode())
+    header = _b64url(codec.dumps({"alg": "HS256", "typ": "JWT"}))
+    payload = _b64url(codec.dumps(dict(claims)))
     signing_input = f"{header}.{payload}".encode("ascii")
     sig = hmac.new(to_bytes(signature_secret), signing_input, hashlib.sha256).digest()
     return f"{header}.{payload}.{_b64url(sig)}"
@@ -60,24 +77,27 @@ def _malformed(what: str) -> AuthenticationFailed:
 
 
 def _json_object(segment: str, what: str) -> dict[str, Any]:
+    """Decode an already authenticated segment with the one codec (bounded nesting)."""
     try:
-        value = json.loads(_b64url_decode(segment))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        value = codec.loads(_b64url_decode(segment))
+    except (InvalidInput, ValueError, binascii.Error):
         raise _malformed(f"{what} is not base64url-encoded JSON") from None
     if not isinstance(value, dict):
         raise _malformed(f"{what} is not a JSON object")
     return value
 
 
-def _numeric_claim(claims: Mapping[str, Any], name: str) -> float | None:
+def _numeric_claim(claims: Mapping[str, Any], name: str) -> int | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX:
         raise AuthenticationFailed(
-            "malformed_timestamp", f"the JWT claim {name!r} is not a number", scheme=SCHEME
+            "malformed_timestamp",
+            f"the JWT claim {name!r} is not a whole number of Unix seconds within 64 bits",
+            scheme=SCHEME,
         )
-    return float(value)
+    return value
 
 
 def verify_vonage_jwt(
@@ -94,6 +114,10 @@ def verify_vonage_jwt(
     ``body`` is the raw request body; pass None only for requests without one (then
     ``payload_hash`` is not checked). ``tolerance`` bounds the age of ``iat`` (seconds, default
     300; None disables it); ``leeway`` is the clock skew allowed on ``exp``/``nbf``.
+    Reasons: ``missing_signature``, ``malformed_signature`` (shape, size, non-JSON or non-HS256
+    header), ``bad_signature``, ``malformed_timestamp`` (a time claim that is not an integer
+    within 64 bits), ``stale_timestamp``, ``body_hash_mismatch``. Pure CPU (one HMAC per
+    secret over at most :data:`MAX_TOKEN_CHARS` bytes, one SHA-256 of ``body``), never blocks.
     """
     secrets = secret_list(signature_secret, scheme=SCHEME, what="signature secret")
     authorization = require_header(headers, AUTHORIZATION_HEADER, scheme=SCHEME)
@@ -104,15 +128,14 @@ def verify_vonage_jwt(
             "the Authorization header is not 'Bearer <token>'",
             scheme=SCHEME,
         )
-    parts = token.strip().split(".")
-    if len(parts) != 3:
-        raise _malformed("does not have three dot-separated parts")
-    header_b64, payload_b64, sig_b64 = parts
-    header = _json_object(header_b64, "header")
-    if header.get("alg") != "HS256":
-        raise _malformed("is not signed with HS256 (only HS256 is accepted)")
+    token = token.strip()
+    if len(token) > MAX_TOKEN_CHARS:
+        raise _malformed(f"is longer than {MAX_TOKEN_CHARS} characters")
+    if _TOKEN_SHAPE.fullmatch(token) is None:
+        raise _malformed("is not three dot-separated base64url segments")
+    header_b64, payload_b64, sig_b64 = token.split(".")
 
-    signing_input = f"{header_b64}.{payload_b64}".encode("ascii", "replace")
+    signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
     expected = [
         _b64url(hmac.new(s, signing_input, hashlib.sha256).digest()).encode("ascii")
         for s in secrets
@@ -124,6 +147,9 @@ def verify_vonage_jwt(
             "Vonage account (the api_key claim says which account sent it)",
             scheme=SCHEME,
         )
+    header = _json_object(header_b64, "header")
+    if header.get("alg") != "HS256":
+        raise _malformed("is not signed with HS256 (only HS256 is accepted)")
 
     claims = _json_object(payload_b64, "payload")
     current = time.time() if now is None else now

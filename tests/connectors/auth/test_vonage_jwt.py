@@ -3,12 +3,13 @@
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from consentinel.connectors.auth import AuthenticationFailed, sign_vonage_jwt, verify_vonage_jwt
+from consentinel.connectors.auth.vonage_jwt import MAX_TOKEN_CHARS
+from consentinel.streams.events.codec import dumps
 
 SECRET = "vonage_signature_secret_synthetic"
 BODY = (
@@ -50,10 +51,14 @@ def fails(reason: str, call: Callable[[], None]) -> None:
 
 def token_with(claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
     """A token signed with SECRET whose header/claims are exactly as given."""
-    head = b64url(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode())
-    payload = b64url(json.dumps(claims).encode())
-    sig = hmac.new(SECRET.encode(), f"{head}.{payload}".encode(), hashlib.sha256).digest()
-    return f"{head}.{payload}.{b64url(sig)}"
+    return raw_token(dumps(header or {"alg": "HS256", "typ": "JWT"}), dumps(claims))
+
+
+def raw_token(header: bytes, payload: bytes, secret: str = SECRET) -> str:
+    """A token over exactly these header and payload bytes (which need not be JSON)."""
+    head, body = b64url(header), b64url(payload)
+    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64url(sig)}"
 
 
 TOKEN = sign_vonage_jwt(SECRET, CLAIMS)
@@ -89,7 +94,7 @@ def test_changed_token_fails(part: int) -> None:
 
 def test_swapped_claims_fail() -> None:
     head, _, sig = TOKEN.split(".")
-    forged = b64url(json.dumps(dict(CLAIMS, api_key="other")).encode())
+    forged = b64url(dumps(dict(CLAIMS, api_key="other")))
     fails(
         "bad_signature",
         lambda: verify_vonage_jwt(SECRET, bearer(f"{head}.{forged}.{sig}"), BODY, now=NOW),
@@ -159,3 +164,72 @@ def test_sdk_vector() -> None:
         "bad_signature",
         lambda: verify_vonage_jwt("asdf", bearer(token), None, now=1697634680),
     )
+
+
+# -- issue #11: nothing an unauthenticated sender chose is parsed; no exception but ours ---
+
+DEEP = b"[" * 1100
+
+
+def test_deep_header_without_the_secret_is_a_bad_signature() -> None:
+    """A header of 1,100 '[' raised RecursionError (a 500) before the signature was checked."""
+    token = raw_token(DEEP, dumps(CLAIMS), secret="not-the-secret")
+    fails("bad_signature", lambda: verify_vonage_jwt(SECRET, bearer(token), BODY, now=NOW))
+
+
+@pytest.mark.parametrize("part", ["header", "payload"])
+def test_deep_json_even_when_signed_is_malformed(part: str) -> None:
+    if part == "header":
+        token = raw_token(DEEP, dumps(CLAIMS))
+    else:
+        token = raw_token(dumps({"alg": "HS256", "typ": "JWT"}), DEEP)
+    fails("malformed_signature", lambda: verify_vonage_jwt(SECRET, bearer(token), BODY, now=NOW))
+
+
+@pytest.mark.parametrize("claim", ["iat", "exp", "nbf"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"9223372036854775808",
+        b"18446744073709551616",
+        b"-9223372036854775809",
+        b"1767225600.5",
+        b"1e300",
+        b'"1767225600"',
+        b"true",
+        b"[1767225600]",
+        b"{}",
+    ],
+)
+def test_time_claims_beyond_64_bits_or_not_integers(claim: str, value: bytes) -> None:
+    payload = dumps({k: v for k, v in CLAIMS.items() if k != claim})[:-1] + b',"' + claim.encode()
+    token = raw_token(dumps({"alg": "HS256", "typ": "JWT"}), payload + b'":' + value + b"}")
+    fails("malformed_timestamp", lambda: verify_vonage_jwt(SECRET, bearer(token), BODY, now=NOW))
+
+
+@pytest.mark.parametrize("digits", [400, 5000])
+def test_time_claims_too_large_for_a_double(digits: int) -> None:
+    """10**400 overflowed float() (OverflowError, a 500); any refusal is an AuthenticationFailed."""
+    payload = dumps(CLAIMS)[:-1] + b',"exp":1' + b"0" * digits + b"}"
+    token = raw_token(dumps({"alg": "HS256", "typ": "JWT"}), payload)
+    with pytest.raises(AuthenticationFailed) as info:
+        verify_vonage_jwt(SECRET, bearer(token), BODY, now=NOW)
+    assert info.value.reason in {"malformed_timestamp", "malformed_signature"}
+
+
+def test_64_bit_bounds_are_accepted_as_numbers() -> None:
+    far = token_with(dict(CLAIMS, exp=2**63 - 1, nbf=-(2**63)))
+    verify_vonage_jwt(SECRET, bearer(far), BODY, now=NOW)
+
+
+def test_oversized_token_is_refused_before_any_work() -> None:
+    token = token_with(dict(CLAIMS, padding="x" * MAX_TOKEN_CHARS))
+    fails("malformed_signature", lambda: verify_vonage_jwt(SECRET, bearer(token), BODY, now=NOW))
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["é.é.é", "\udcff.a.b", "a..b", "a.b.c=", "a.b.c\nd", " a.b.c d", "a.b\x00.c", "+/.+/.+/"],
+)
+def test_odd_characters_are_malformed(token: str) -> None:
+    fails("malformed_signature", lambda: verify_vonage_jwt(SECRET, bearer(token), BODY, now=NOW))
