@@ -6,9 +6,17 @@ constant time. Several tokens may be accepted at once while one is rotated.
 """
 
 from collections.abc import Mapping
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
-from ._common import Secrets, get_header, matches_any, secret_list
+from ._common import (
+    MAX_FORM_FIELDS,
+    Secrets,
+    get_header,
+    matches_any,
+    secret_list,
+    too_many_fields,
+    url_query,
+)
 from .errors import AuthenticationFailed
 
 SCHEME = "token"
@@ -30,8 +38,15 @@ def verify_shared_token(secret: Secrets, presented: str | None, *, name: str = "
 
 
 def verify_url_token(secret: Secrets, url: str, *, param: str = "token") -> None:
-    """Check the query parameter ``param`` of ``url`` (the first one, if repeated)."""
-    values = parse_qs(urlsplit(url).query, keep_blank_values=True).get(param)
+    """Check the query parameter ``param`` of ``url`` (the first one, if repeated).
+
+    A query of more than :data:`~._common.MAX_FORM_FIELDS` parameters is refused
+    (``malformed_request``); a malformed host in ``url`` does not matter. Never blocks."""
+    try:
+        query = parse_qs(url_query(url), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        raise too_many_fields(SCHEME, MAX_FORM_FIELDS) from None
+    values = query.get(param)
     verify_shared_token(secret, values[0] if values else None, name=f"{param!r} URL parameter")
 
 

@@ -7,30 +7,42 @@ query: that hash must match and the signature covers the URL alone.
 
 As Twilio's own validator does, the URL is tried as given, without its port, and with the
 scheme's default port added, because Twilio is not consistent about ports.
+
+A form body must be parsed before it can be authenticated, so it is bounded first: at most
+:data:`MAX_FORM_BYTES` bytes and :data:`~._common.MAX_FORM_FIELDS` parameters, else refused
+unread (``malformed_request``). JSON bodies are only hashed, never parsed.
 """
 
 import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
+from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
 from ._common import (
+    MAX_FORM_FIELDS,
     FormParams,
     Secret,
     Secrets,
+    bounded_pairs,
     form_pairs,
     matches_any,
     parse_form,
     require_header,
     secret_list,
     to_bytes,
+    too_many_fields,
+    url_query,
 )
 from .errors import AuthenticationFailed
 
 SCHEME = "twilio"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 _DEFAULT_PORTS = {"https": 443, "http": 80}
+MAX_FORM_BYTES: Final = 64 * 1024
+"""Largest form body parsed to check its signature. Twilio's callbacks are a few KiB (a message
+body is at most 1,600 characters; WhatsApp 4,096)."""
 
 
 def twilio_signature(auth_token: Secret, url: str, params: FormParams = ()) -> str:
@@ -41,7 +53,7 @@ def twilio_signature(auth_token: Secret, url: str, params: FormParams = ()) -> s
     parts = [url]
     for name in sorted(by_name):
         parts.extend(name + value for value in sorted(by_name[name]))
-    mac = hmac.new(to_bytes(auth_token), "".join(parts).encode("utf-8"), hashlib.sha1)
+    mac = hmac.new(to_bytes(auth_token), to_bytes("".join(parts)), hashlib.sha1)
     return base64.b64encode(mac.digest()).decode("ascii")
 
 
@@ -84,11 +96,18 @@ def verify_twilio(
     Form parameters are parsed from ``body`` unless ``params`` is given (e.g. already parsed by
     the framework). When the URL carries ``bodySHA256`` (JSON webhooks) the body hash is
     checked and no parameters are signed. Several auth tokens may be given during rotation.
+    Reasons: ``missing_signature``, ``malformed_request`` (form over :data:`MAX_FORM_BYTES` or
+    :data:`~._common.MAX_FORM_FIELDS`), ``body_hash_mismatch``, ``bad_signature``. Pure CPU
+    (bounded as above, one SHA-256 of a JSON body), never blocks.
     """
     tokens = secret_list(auth_token, scheme=SCHEME, what="auth token")
     presented = require_header(headers, SIGNATURE_HEADER, scheme=SCHEME)
 
-    body_hashes = parse_qs(urlsplit(url).query, keep_blank_values=True).get("bodySHA256")
+    try:
+        query = parse_qs(url_query(url), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        raise too_many_fields(SCHEME, MAX_FORM_FIELDS) from None
+    body_hashes = query.get("bodySHA256")
     pairs: list[tuple[str, str]] = []
     if body_hashes:
         actual = hashlib.sha256(body).hexdigest().encode("ascii")
@@ -98,8 +117,17 @@ def verify_twilio(
                 "the body does not match the bodySHA256 in the URL (was the body altered?)",
                 scheme=SCHEME,
             )
+    elif params is not None:
+        pairs = bounded_pairs(params, scheme=SCHEME)
+    elif len(body) > MAX_FORM_BYTES:
+        raise AuthenticationFailed(
+            "malformed_request",
+            f"the form body is over {MAX_FORM_BYTES} bytes, larger than any Twilio callback; "
+            "refused unread",
+            scheme=SCHEME,
+        )
     else:
-        pairs = form_pairs(params) if params is not None else parse_form(body)
+        pairs = parse_form(body, scheme=SCHEME)
 
     expected = [
         twilio_signature(token, variant, pairs).encode("ascii")

@@ -20,6 +20,7 @@ from ._common import (
     FormParams,
     Secret,
     Secrets,
+    bounded_pairs,
     check_fresh,
     form_pairs,
     matches_any,
@@ -30,6 +31,8 @@ from ._common import (
 from .errors import AuthConfigError, AuthenticationFailed
 
 SCHEME = "vonage"
+MAX_SIGNED_CHARS: Final = 64 * 1024
+"""Most characters of names and values signed; Vonage's callbacks are well under 2 KiB."""
 SIGNATURE_PARAM = "sig"
 TIMESTAMP_PARAM = "timestamp"
 
@@ -56,9 +59,11 @@ def _signing_string(params: FormParams) -> bytes:
     for name, value in form_pairs(params):
         if name != SIGNATURE_PARAM:
             values[name] = value
-    return "".join(
-        f"&{name}={values[name].replace('&', '_').replace('=', '_')}" for name in sorted(values)
-    ).encode("utf-8")
+    return to_bytes(
+        "".join(
+            f"&{name}={values[name].replace('&', '_').replace('=', '_')}" for name in sorted(values)
+        )
+    )
 
 
 def vonage_sms_signature(
@@ -89,10 +94,21 @@ def verify_vonage_sms(
     ``params`` are the received parameters, from the query string (GET), the form body, or a
     JSON body's top level; pass JSON values as the strings received. ``tolerance`` (seconds,
     default 300) bounds the age of the signed ``timestamp``; None disables that check.
+    Reasons: ``malformed_request`` (more than :data:`~._common.MAX_FORM_FIELDS` parameters or
+    :data:`MAX_SIGNED_CHARS` characters, refused before hashing), ``missing_signature``,
+    ``missing_timestamp``, ``bad_signature``, ``malformed_timestamp``, ``stale_timestamp``.
+    Pure CPU, bounded as above, never blocks.
     """
     secrets = secret_list(signature_secret, scheme=SCHEME, what="signature secret")
     _check_method(method)
-    pairs = form_pairs(params)
+    pairs = bounded_pairs(params, scheme=SCHEME)
+    if sum(len(name) + len(value) for name, value in pairs) > MAX_SIGNED_CHARS:
+        raise AuthenticationFailed(
+            "malformed_request",
+            f"the parameters total more than {MAX_SIGNED_CHARS} characters, more than any "
+            "Vonage callback; refused unread",
+            scheme=SCHEME,
+        )
     received = dict(pairs)
     presented = received.get(SIGNATURE_PARAM, "").strip()
     if not presented:
