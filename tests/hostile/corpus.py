@@ -301,6 +301,24 @@ def twilio_status(**override: str) -> list[tuple[str, str]]:
     return sorted(params.items())
 
 
+def twilio_inbound(**override: str) -> list[tuple[str, str]]:
+    sid = "SM" + hashlib.md5(uid("twi").encode()).hexdigest()
+    params = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "SmsStatus": "received",
+        "AccountSid": "AC22222222222222222222222222222222",
+        "From": "+15555550123",
+        "To": "36111",
+        "Body": "Hello",
+        "NumSegments": "1",
+        "NumMedia": "0",
+        "ApiVersion": "2010-04-01",
+    }
+    params.update(override)
+    return sorted(params.items())
+
+
 def vonage_status(**override: object) -> bytes:
     data: dict[str, object] = {
         "message_uuid": "aaaaaaaa-bbbb-4ccc-8ddd-"
@@ -415,6 +433,7 @@ def authentic_baseline(s: Sign, ctx: Ctx) -> list[Probe]:
     return [
         Probe("sendgrid", lambda: s.sendgrid(j([sendgrid_event()])), Expect.GOOD),
         Probe("twilio status", lambda: s.twilio(twilio_status()), Expect.GOOD),
+        Probe("twilio inbound", lambda: s.twilio(twilio_inbound()), Expect.GOOD),
         Probe("vonage messages (JWT)", lambda: s.vonage_jwt(vonage_status()), Expect.GOOD),
         Probe("vonage SMS DLR (sig)", lambda: s.vonage_sms(vonage_dlr()), Expect.GOOD),
         Probe("mandrill", lambda: s.mandrill(j([mandrill_event()])), Expect.GOOD),
@@ -592,8 +611,12 @@ def deep_nesting(s: Sign, ctx: Ctx) -> list[Probe]:
 def huge_integers(s: Sign, ctx: Ctx) -> list[Probe]:
     big = "9" * 30
     return [
-        Probe("twilio: NumMedia beyond 64 bits", lambda: s.twilio(twilio_status(NumMedia=big)),
-              Expect.LANDS),
+        Probe("twilio inbound: NumMedia = 2**64",
+              lambda: s.twilio(twilio_inbound(NumMedia=str(2**64))), Expect.LANDS),
+        Probe("twilio inbound: NumSegments beyond 64 bits",
+              lambda: s.twilio(twilio_inbound(NumSegments=big)), Expect.LANDS),
+        Probe("twilio status: NumMedia beyond 64 bits",
+              lambda: s.twilio(twilio_status(NumMedia=big)), Expect.LANDS),
         Probe("twilio: NumSegments beyond 64 bits",
               lambda: s.twilio(twilio_status(NumSegments="-" + big)), Expect.LANDS),
         Probe("twilio: NumMedia of 5,000 digits",
