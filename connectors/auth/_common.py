@@ -107,12 +107,19 @@ def too_many_fields(scheme: str, limit: int) -> AuthenticationFailed:
 def bounded_pairs(
     params: FormParams, *, scheme: str, limit: int = MAX_FORM_FIELDS
 ) -> list[tuple[str, str]]:
-    """:func:`form_pairs`, refusing more than ``limit`` pairs (``malformed_request``)."""
+    """:func:`form_pairs`, refusing more than ``limit`` pairs, or a name or value that is not
+    text (``malformed_request``), before any of them is used."""
     pairs: list[tuple[str, str]] = []
-    for pair in form_pairs(params):
+    for name, value in form_pairs(params):
         if len(pairs) >= limit:
             raise too_many_fields(scheme, limit)
-        pairs.append(pair)
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise AuthenticationFailed(
+                "malformed_request",
+                "a signed parameter is not text (pass the values as the strings received)",
+                scheme=scheme,
+            )
+        pairs.append((name, value))
     return pairs
 
 

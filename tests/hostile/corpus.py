@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -142,7 +142,6 @@ class Ctx:
     console_port: int
     token: str
     incident_id: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 _ids = itertools.count(1)

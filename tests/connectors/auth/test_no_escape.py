@@ -219,3 +219,16 @@ def test_lone_surrogates_in_parameters(value: str) -> None:
     only_auth_failures(
         lambda: verify_vonage_sms(SECRET, [*params, ("sig", "00"), ("timestamp", "1")])
     )
+
+
+@pytest.mark.parametrize("value", [1, None, b"bytes", {"nested": "x"}, ["a"]])
+def test_parameters_that_are_not_text(value: object) -> None:
+    """A connector handing over parsed JSON values as they are: refused, not a crash."""
+    params: list[tuple[str, str]] = [("text", value), ("timestamp", "1"), ("sig", "0")]  # type: ignore[list-item]
+    only_auth_failures(lambda: verify_vonage_sms(SECRET, params))
+    only_auth_failures(
+        lambda: verify_twilio(SECRET, URL, {"X-Twilio-Signature": "x"}, b"", params=params)
+    )
+    only_auth_failures(
+        lambda: verify_mandrill(SECRET, URL, {"X-Mandrill-Signature": "x"}, b"", params=params)
+    )
