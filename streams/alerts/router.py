@@ -33,6 +33,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from consentinel.streams.events import codec, topics
+from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.metrics import (
     INCIDENT_TRANSITIONS,
@@ -48,7 +49,7 @@ from . import config as router_config
 from .delivery import DeliveryWorker
 from .model import Change, ChangeKind
 from .sinks.base import RefreshingSink
-from .store import DAY_MS, IncidentStore, wall_ms
+from .store import DAY_MS, IncidentStore
 
 log = logging.getLogger("consentinel.router")
 
@@ -220,7 +221,7 @@ class Router:
         delay = 0.5
         while True:
             try:
-                return await asyncio.to_thread(self.store.ingest_many, alerts, wall_ms())
+                return await asyncio.to_thread(self.store.ingest_many, alerts, now_ms())
             except sqlite3.Error as exc:
                 log.error(
                     "cannot write %d alert(s) to %s (%s); retrying in %.1fs, offsets not "
@@ -266,9 +267,9 @@ class Router:
                 for key, n in counts.items():
                     INCIDENTS_OPEN.labels(*key).set(n)
                 self._open_labels |= set(counts)
-                if wall_ms() - last_prune > 3_600_000:
-                    await asyncio.to_thread(self.store.prune, wall_ms() - 7 * DAY_MS)
-                    last_prune = wall_ms()
+                if now_ms() - last_prune > 3_600_000:
+                    await asyncio.to_thread(self.store.prune, now_ms() - 7 * DAY_MS)
+                    last_prune = now_ms()
             except sqlite3.Error as exc:
                 log.warning("housekeeping could not read %s (%s)", self.store.path, exc)
             with contextlib.suppress(TimeoutError):

@@ -1,4 +1,7 @@
-"""The durable incident store: alerts grouped into incidents, their lifecycle, and the outbox.
+"""The durable incident store: alerts grouped into incidents, and their lifecycle.
+
+The file and its schema live in ``store_db``; the notification outbox, written in the same
+transactions, in ``outbox``. ``IncidentStore`` is the one class callers use.
 
 Why SQLite (a decision, kept here so nobody has to rediscover it):
 
@@ -35,14 +38,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sqlite3
-import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from consentinel.streams.events import codec
+from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.records import Alert, AlertStatus
 from consentinel.streams.events.settings import Settings
 
@@ -56,93 +57,15 @@ from .model import (
     IncidentError,
     IncidentStatus,
     InvalidTransition,
-    OutboxItem,
     Stats,
     Transition,
     UnknownIncident,
 )
+from .outbox import Outbox
+from .store_db import INCIDENT_COLUMNS, incident_from_row
 
 DAY_MS = 86_400_000
-SCHEMA_VERSION = 1
 _MILESTONES = frozenset(10**k for k in range(1, 10))
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS incidents (
-    incident_id TEXT PRIMARY KEY,
-    incident_key TEXT NOT NULL,
-    rule_id TEXT NOT NULL,
-    rule_source TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    controller TEXT NOT NULL,
-    campaign_id TEXT,
-    purpose_used TEXT,
-    channel TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    status TEXT NOT NULL,
-    opened_at_ms INTEGER NOT NULL,
-    last_seen_ms INTEGER NOT NULL,
-    alert_count INTEGER NOT NULL,
-    resolved_alert_count INTEGER NOT NULL,
-    sample_alert_ids TEXT NOT NULL,
-    transitions TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS incidents_by_key ON incidents (incident_key, opened_at_ms);
-CREATE INDEX IF NOT EXISTS incidents_by_status ON incidents (status, last_seen_ms);
-CREATE TABLE IF NOT EXISTS alerts (
-    alert_id TEXT PRIMARY KEY,
-    incident_id TEXT,
-    revision INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    detected_at_ms INTEGER NOT NULL,
-    body BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alerts_by_incident ON alerts (incident_id, detected_at_ms);
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    incident_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    alert_id TEXT,
-    who TEXT
-);
-CREATE TABLE IF NOT EXISTS sinks (
-    name TEXT PRIMARY KEY,
-    active INTEGER NOT NULL,
-    registered_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    item_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    sink TEXT NOT NULL,
-    incident_id TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_ms INTEGER NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',
-    done_at_ms INTEGER,
-    last_error TEXT,
-    UNIQUE (sink, incident_id, revision)
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sink, state, item_id);
-"""
-
-_INCIDENT_COLUMNS = (
-    "incident_id, incident_key, rule_id, rule_source, severity, controller, campaign_id, "
-    "purpose_used, channel, summary, status, opened_at_ms, last_seen_ms, alert_count, "
-    "resolved_alert_count, sample_alert_ids, transitions, revision, updated_at_ms"
-)
-
-
-def wall_ms() -> int:
-    """Now, in epoch milliseconds."""
-    return time.time_ns() // 1_000_000
 
 
 def incident_id_for(incident_key: str, opened_at_ms: int, first_alert_id: str) -> str:
@@ -151,7 +74,7 @@ def incident_id_for(incident_key: str, opened_at_ms: int, first_alert_id: str) -
     return "in-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-class IncidentStore:
+class IncidentStore(Outbox):
     """Incidents, their alerts (the evidence), the change feed and the outbox, in one file."""
 
     def __init__(
@@ -162,60 +85,17 @@ class IncidentStore:
         max_samples: int = 20,
         busy_timeout_s: float = 10.0,
     ) -> None:
-        self.path = Path(path)
+        super().__init__(path, busy_timeout_s=busy_timeout_s)
         self.window_ms = window_ms
         self.max_samples = max_samples
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        with self._write():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            found = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if found is None:
-                self._db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-                )
-            elif int(found[0]) > SCHEMA_VERSION:
-                raise IncidentError(
-                    f"{self.path} was written by a newer consentinel (schema {found[0]}, this "
-                    f"one reads {SCHEMA_VERSION}); upgrade consentinel or point "
-                    f"CONSENTINEL_HOME elsewhere"
-                )
 
     @classmethod
     def open(cls, settings: Settings, **options: Any) -> IncidentStore:
         """The deployment's store: ``settings.state_dir / "incidents.db"``."""
         return cls(settings.state_dir / "incidents.db", **options)
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
     def __enter__(self) -> IncidentStore:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; BEGIN IMMEDIATE takes the write lock up front."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # -- alerts in ---------------------------------------------------------------------
 
@@ -335,7 +215,7 @@ class IncidentStore:
     def _grouping_target(self, db: sqlite3.Connection, alert: Alert) -> Incident | None:
         t = alert.detected_at_ms
         row = db.execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE incident_key=? AND status!=? "
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE incident_key=? AND status!=? "
             "AND opened_at_ms<=? AND last_seen_ms>=? ORDER BY opened_at_ms DESC LIMIT 1",
             (
                 alert.incident_key,
@@ -344,7 +224,7 @@ class IncidentStore:
                 t - self.window_ms,
             ),
         ).fetchone()
-        return None if row is None else _incident(row)
+        return None if row is None else incident_from_row(row)
 
     def _opened(self, alert: Alert, now: int) -> Incident:
         return Incident(
@@ -407,7 +287,7 @@ class IncidentStore:
                 f"say who {'acknowledges' if wanted is IncidentStatus.ACKNOWLEDGED else 'resolves'}"
                 f" incident {incident_id}: the lifecycle records a name for every step"
             )
-        now = wall_ms() if at_ms is None else at_ms
+        now = now_ms() if at_ms is None else at_ms
         with self._write() as db:
             inc = self._get(db, incident_id)
             if inc is None:
@@ -435,7 +315,7 @@ class IncidentStore:
     def list_incidents(self, status: str | None = None, limit: int = 100) -> list[Incident]:
         """Most recently active first. ``status``: open, acknowledged, resolved, ``active``
         (open or acknowledged) or None (all)."""
-        sql = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+        sql = f"SELECT {INCIDENT_COLUMNS} FROM incidents"
         args: list[Any] = []
         if status == "active":
             sql += " WHERE status!=?"
@@ -452,7 +332,7 @@ class IncidentStore:
         sql += " ORDER BY last_seen_ms DESC, incident_id LIMIT ?"
         args.append(limit)
         with self._lock:
-            return [_incident(r) for r in self._db.execute(sql, args)]
+            return [incident_from_row(r) for r in self._db.execute(sql, args)]
 
     def alerts_of(self, incident_id: str, limit: int = 500) -> list[Alert]:
         """The evidence, oldest first: each alert with its masked hint, declared purpose,
@@ -517,190 +397,6 @@ class IncidentStore:
             ).fetchall()
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
-    # -- outbox (the router's delivery workers) ----------------------------------------
-
-    def register_sinks(self, names: Iterable[str], now_ms: int | None = None) -> None:
-        """The sinks notifications are written for, from now on (others are kept, inactive,
-        with their undelivered rows: re-adding a sink delivers them)."""
-        wanted = sorted(set(names))
-        now = wall_ms() if now_ms is None else now_ms
-        with self._write() as db:
-            db.execute("UPDATE sinks SET active=0")
-            for name in wanted:
-                db.execute(
-                    "INSERT INTO sinks (name, active, registered_at_ms) VALUES (?, 1, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET active=1",
-                    (name, now),
-                )
-
-    def pending(self, sink: str, limit: int = 50) -> list[OutboxItem]:
-        """The sink's undelivered notifications, oldest first (deliver them in this order)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT item_id, sink, kind, payload, created_at_ms, attempts, next_attempt_ms "
-                "FROM outbox WHERE sink=? AND state='pending' ORDER BY item_id LIMIT ?",
-                (sink, limit),
-            ).fetchall()
-        return [
-            OutboxItem(
-                item_id=r["item_id"],
-                sink=r["sink"],
-                kind=ChangeKind(r["kind"]),
-                incident=codec.decode(Incident, r["payload"]),
-                created_at_ms=r["created_at_ms"],
-                attempts=r["attempts"],
-                next_attempt_ms=r["next_attempt_ms"],
-            )
-            for r in rows
-        ]
-
-    def mark_delivered(self, item_id: int, now_ms: int) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET state='delivered', done_at_ms=?, attempts=attempts+1 "
-                "WHERE item_id=?",
-                (now_ms, item_id),
-            )
-
-    def mark_retry(self, item_id: int, next_attempt_ms: int, error: str) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET attempts=attempts+1, next_attempt_ms=?, last_error=? "
-                "WHERE item_id=?",
-                (next_attempt_ms, error[:500], item_id),
-            )
-
-    def mark_failed(self, item_id: int, now_ms: int, error: str) -> None:
-        """A permanent failure: the row leaves the backlog, kept with its error for people."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET state='failed', done_at_ms=?, attempts=attempts+1, "
-                "last_error=? WHERE item_id=?",
-                (now_ms, error[:500], item_id),
-            )
-
-    def backlog(self) -> dict[str, int]:
-        """Undelivered notifications per active sink (0 included)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT s.name, COUNT(o.item_id) FROM sinks s LEFT JOIN outbox o "
-                "ON o.sink=s.name AND o.state='pending' WHERE s.active=1 GROUP BY s.name"
-            ).fetchall()
-        return {r[0]: int(r[1]) for r in rows}
-
-    def prune(self, older_than_ms: int) -> int:
-        """Forget delivered outbox rows older than that; incidents, alerts and changes stay."""
-        with self._write() as db:
-            cur = db.execute(
-                "DELETE FROM outbox WHERE state='delivered' AND done_at_ms<?", (older_than_ms,)
-            )
-            return int(cur.rowcount)
-
-    # -- rows --------------------------------------------------------------------------
-
-    @staticmethod
-    def _active_sinks(db: sqlite3.Connection) -> list[str]:
-        return [r[0] for r in db.execute("SELECT name FROM sinks WHERE active=1 ORDER BY name")]
-
-    @staticmethod
-    def _get(db: sqlite3.Connection, incident_id: str) -> Incident | None:
-        row = db.execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE incident_id=?", (incident_id,)
-        ).fetchone()
-        return None if row is None else _incident(row)
-
-    @staticmethod
-    def _insert(db: sqlite3.Connection, inc: Incident) -> None:
-        values = _row(inc)
-        db.execute(
-            f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES ({', '.join('?' * len(values))})",
-            values,
-        )
-
-    @staticmethod
-    def _update(db: sqlite3.Connection, inc: Incident) -> None:
-        names = [c.strip() for c in _INCIDENT_COLUMNS.split(",")][1:]
-        values = _row(inc)
-        db.execute(
-            f"UPDATE incidents SET {', '.join(f'{n}=?' for n in names)} WHERE incident_id=?",
-            (*values[1:], values[0]),
-        )
-
-    @staticmethod
-    def _record(
-        db: sqlite3.Connection,
-        inc: Incident,
-        kind: ChangeKind,
-        now: int,
-        sinks: list[str],
-        alert_id: str | None,
-        who: str | None,
-        notify: bool,
-    ) -> Change:
-        cur = db.execute(
-            "INSERT INTO changes (incident_id, kind, revision, status, at_ms, alert_id, who) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (inc.incident_id, kind.value, inc.revision, inc.status.value, now, alert_id, who),
-        )
-        if notify and sinks:
-            payload = codec.encode(inc)
-            db.executemany(
-                "INSERT OR IGNORE INTO outbox (sink, incident_id, revision, kind, payload, "
-                "created_at_ms, next_attempt_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(s, inc.incident_id, inc.revision, kind.value, payload, now, now) for s in sinks],
-            )
-        seq = cur.lastrowid
-        assert seq is not None
-        return Change(seq, inc.incident_id, kind, inc.revision, inc.status, now, alert_id, who)
-
 
 def _replace(inc: Incident, **changes: Any) -> Incident:
     return dataclasses.replace(inc, **changes)
-
-
-def _row(inc: Incident) -> tuple[Any, ...]:
-    return (
-        inc.incident_id,
-        inc.incident_key,
-        inc.rule_id,
-        inc.rule_source,
-        inc.severity,
-        inc.controller,
-        inc.campaign_id,
-        inc.purpose_used,
-        inc.channel,
-        inc.summary,
-        inc.status.value,
-        inc.opened_at_ms,
-        inc.last_seen_ms,
-        inc.alert_count,
-        inc.resolved_alert_count,
-        codec.dumps(list(inc.sample_alert_ids)).decode(),
-        codec.dumps(inc.transitions).decode(),
-        inc.revision,
-        inc.updated_at_ms,
-    )
-
-
-def _incident(row: sqlite3.Row) -> Incident:
-    return Incident(
-        incident_id=row["incident_id"],
-        incident_key=row["incident_key"],
-        rule_id=row["rule_id"],
-        rule_source=row["rule_source"],
-        severity=row["severity"],
-        controller=row["controller"],
-        campaign_id=row["campaign_id"],
-        purpose_used=row["purpose_used"],
-        channel=row["channel"],
-        summary=row["summary"],
-        status=IncidentStatus(row["status"]),
-        opened_at_ms=row["opened_at_ms"],
-        last_seen_ms=row["last_seen_ms"],
-        alert_count=row["alert_count"],
-        resolved_alert_count=row["resolved_alert_count"],
-        sample_alert_ids=tuple(codec.loads(row["sample_alert_ids"])),
-        transitions=tuple(codec.from_obj(Transition, t) for t in codec.loads(row["transitions"])),
-        revision=row["revision"],
-        updated_at_ms=row["updated_at_ms"],
-    )

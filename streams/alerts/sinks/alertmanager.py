@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from consentinel.streams.events import codec
+from consentinel.streams.events.clock import now_ms
 
 from ..model import ChangeKind, Incident, IncidentStatus
 from .base import Notification, description, headline, incident_link, iso
@@ -38,14 +39,12 @@ class AlertmanagerSink:
         labels: dict[str, str] | None = None,
         clock_ms: Any = None,
     ) -> None:
-        from ..store import wall_ms
-
         self.name = name
         self.url = url.rstrip("/")
         self.refresh_seconds = refresh_seconds
         self.ttl_ms = int(1000 * (ttl_seconds or max(4 * refresh_seconds, 300.0)))
         self.labels = dict(labels or {})
-        self._clock = clock_ms or wall_ms
+        self._clock = clock_ms or now_ms
         self._http = HttpPoster(name, f"{self.url}/api/v2/alerts", timeout_s)
 
     def payload(self, kind: ChangeKind, inc: Incident, link: str) -> dict[str, Any]:

@@ -24,8 +24,9 @@ from aiohttp import web
 from alerting import RouterProcess, alert, eventually, free_port, privacy, produce
 from consentinel.streams.alerts.model import IncidentStatus
 from consentinel.streams.alerts.sinks.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from consentinel.streams.alerts.store import IncidentStore, wall_ms
+from consentinel.streams.alerts.store import IncidentStore
 from consentinel.streams.events import codec, topics
+from consentinel.streams.events.clock import now_ms as wall_ms
 from consentinel.streams.events.records import AlertStatus
 from consentinel.streams.events.settings import Settings
 from kafka import KafkaConsumer, TopicPartition
