@@ -31,6 +31,8 @@ from . import console_handlers as h
 from .console_access import ACCESS, COOKIE, CSRF_HEADER, Access, auth, security_headers
 from .console_feed import FEED, Feed, feed
 from .console_metrics import MetricsReader
+from .http_hygiene import SERVER_OPTIONS
+from .ops_endpoints import OpsAccess
 from .store import IncidentStore
 
 __all__ = ["COOKIE", "CSRF_HEADER", "default_metrics_urls", "main", "make_app"]
@@ -46,6 +48,7 @@ def make_app(
     metrics_urls: Sequence[str],
     *,
     poll_s: float = 0.5,
+    metrics_token: bytes | None = None,
 ) -> web.Application:
     token = settings.token.reveal()
     if len(token) < 16:
@@ -57,7 +60,7 @@ def make_app(
     app[h.STORE] = store
     app[ACCESS] = Access(token)
     app[FEED] = Feed(store, poll_s=poll_s)
-    app[h.METRICS] = MetricsReader(metrics_urls)
+    app[h.METRICS] = MetricsReader(metrics_urls, token=metrics_token)
     for path in _PAGE_PATHS:
         app.router.add_get(path, h.page)
     app.router.add_get("/static/{name}", h.static)
@@ -86,22 +89,33 @@ def make_app(
     return app
 
 
-def default_metrics_urls(settings: Settings) -> list[str]:
-    host = settings.web_host if settings.web_host not in ("0.0.0.0", "::") else "127.0.0.1"
+def default_metrics_urls(settings: Settings, ops: OpsAccess | None = None) -> list[str]:
+    """The worker's, the ingest server's and the router's ``/metrics`` on this machine (the
+    worker and the router bind ``ops.host``; the ingest server ``settings.web_host``)."""
+
+    def local(bound: str) -> str:
+        return "127.0.0.1" if bound in ("0.0.0.0", "::") else bound
+
+    ops_host = local(settings.web_host if ops is None else ops.host)
     return [
-        f"http://{host}:{settings.metrics_port}/metrics",  # the worker
-        f"http://{host}:{settings.ingest_port}/metrics",  # the ingest server
-        f"http://{host}:{settings.metrics_port + 2}/metrics",  # the alert router
+        f"http://{ops_host}:{settings.metrics_port}/metrics",  # the worker
+        f"http://{local(settings.web_host)}:{settings.ingest_port}/metrics",  # the ingest server
+        f"http://{ops_host}:{settings.metrics_port + 2}/metrics",  # the alert router
     ]
 
 
-def _parse(argv: list[str], settings: Settings) -> argparse.Namespace:
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """The arguments; reads no settings, so ``--help`` creates no development secret."""
     p = argparse.ArgumentParser(
         prog="consentinel console",
         description="Run the operator console: incidents, evidence, flows and pipeline health.",
     )
-    p.add_argument("--host", default=settings.web_host, help="address to bind (%(default)s)")
-    p.add_argument("--port", type=int, default=settings.console_port, help="port (%(default)s)")
+    p.add_argument(
+        "--host", default=None, help="address to bind (default: CONSENTINEL_WEB_HOST, 127.0.0.1)"
+    )
+    p.add_argument(
+        "--port", type=int, default=None, help="port (default: CONSENTINEL_CONSOLE_PORT, 8686)"
+    )
     p.add_argument(
         "--metrics-url",
         action="append",
@@ -120,17 +134,20 @@ def _parse(argv: list[str], settings: Settings) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
+    args = _parse(argv)
     settings = Settings.from_env()
-    args = _parse(argv, settings)
+    host = settings.web_host if args.host is None else args.host
+    port = settings.console_port if args.port is None else args.port
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     store = IncidentStore(args.store) if args.store else IncidentStore.open(settings)
-    urls = args.metrics_urls or default_metrics_urls(settings)
-    app = make_app(settings, store, urls)
-    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    ops = OpsAccess.from_env()
+    urls = args.metrics_urls or default_metrics_urls(settings, ops)
+    app = make_app(settings, store, urls, metrics_token=ops.token)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(
-        f"consentinel console: http://{shown}:{args.port}/?token=<CONSENTINEL_TOKEN>\n"
+        f"consentinel console: http://{shown}:{port}/?token=<CONSENTINEL_TOKEN>\n"
         f"  (the token is CONSENTINEL_TOKEN; in development the file "
         f"{settings.home / 'secrets' / 'dev-token'})\n"
         f"  incidents from {store.path}\n"
@@ -140,7 +157,7 @@ def main(argv: list[str]) -> int:
     )
     started = time.monotonic()
     try:
-        web.run_app(app, host=args.host, port=args.port, print=None, handle_signals=True)
+        web.run_app(app, host=host, port=port, print=None, handle_signals=True, **SERVER_OPTIONS)
     finally:
         store.close()
     log.info("console: stopped after %.0f s", time.monotonic() - started)

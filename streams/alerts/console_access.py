@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from yarl import URL
 
 log = logging.getLogger("consentinel.console")
 
@@ -82,6 +83,13 @@ def _unauthorized(request: web.Request) -> web.Response:
     return web.Response(status=401, text=_UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
 
 
+def same_site(request: web.Request) -> URL:
+    """The request's path as a redirect target that stays on this site: ``//evil.example/``
+    (or ``/\\evil.example``) would be read by a browser as another host, so leading slashes
+    and backslashes collapse into one ``/``."""
+    return URL.build(path="/" + request.rel_url.path.lstrip("/\\"))
+
+
 @web.middleware
 async def auth(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -100,7 +108,7 @@ async def auth(
             return await handler(request)
         # Once: the cookie from now on, and the token out of the address bar and history.
         query = {k: v for k, v in request.query.items() if k != "token"}
-        location = request.rel_url.with_query(query)
+        location = same_site(request).with_query(query)
         resp = web.Response(status=303, headers={"Location": str(location)})
         resp.set_cookie(COOKIE, access.session, httponly=True, samesite="Strict", path="/")
         return resp

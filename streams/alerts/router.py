@@ -7,8 +7,10 @@
 - One delivery worker per configured sink drains the store's outbox (``delivery``).
   Sinks come from a YAML file (``--sinks FILE`` or ``CONSENTINEL_SINKS_FILE``, see
   ``config``); none configured means console only, and the router says so at start.
-- Metrics on ``http://<web_host>:<metrics_port + 2>/metrics`` (or ``--metrics-port``;
-  0 picks a free port, printed at start), ``/healthz`` beside it.
+- Metrics on ``http://127.0.0.1:<metrics_port + 2>/metrics`` (or ``--metrics-port``;
+  0 picks a free port, printed at start), ``/healthz`` beside it: loopback unless
+  ``CONSENTINEL_METRICS_HOST`` says otherwise, behind ``CONSENTINEL_METRICS_TOKEN`` when
+  set (``ops_endpoints``).
 - SIGTERM or Ctrl-C: stops fetching, lets the current batch commit, stops the workers
   (an interrupted delivery stays in the outbox), closes the store. Exit status 0.
 
@@ -48,6 +50,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import config as router_config
 from .delivery import DeliveryWorker
 from .model import Change, ChangeKind
+from .ops_endpoints import OpsAccess, ops_app, serve
 from .sinks.base import RefreshingSink
 from .store import DAY_MS, IncidentStore
 
@@ -68,8 +71,10 @@ class Router:
         cfg: router_config.RouterConfig,
         metrics_port: int | None = None,
         housekeeping_s: float = 5.0,
+        ops: OpsAccess | None = None,
     ) -> None:
         self.settings = settings
+        self.ops = OpsAccess() if ops is None else ops
         self.cfg = cfg
         self.metrics_port = settings.metrics_port + 2 if metrics_port is None else metrics_port
         self.housekeeping_s = housekeeping_s
@@ -115,7 +120,7 @@ class Router:
             log.info("router stopped; every ingested alert is committed to %s", self.store.path)
 
     def _announce(self) -> None:
-        where = f"http://{self.settings.web_host}:{self.bound_port}"
+        where = f"http://{self.ops.host}:{self.bound_port}"
         log.info(
             "router consuming %s as group %s; incidents in %s; metrics at %s/metrics",
             self.topic,
@@ -302,18 +307,13 @@ class Router:
 
         async def healthz(_: web.Request) -> web.Response:
             backlog = await asyncio.to_thread(self.store.backlog)
-            return web.json_response({"ok": True, "backlog": backlog})
+            return web.Response(
+                body=codec.dumps({"ok": True, "backlog": backlog}),
+                content_type="application/json",
+            )
 
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        app.router.add_get("/healthz", healthz)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.settings.web_host, self.metrics_port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.bound_port = sockets[0].getsockname()[1] if sockets else self.metrics_port
+        app = ops_app(self.ops, [("/metrics", metrics), ("/healthz", healthz)])
+        runner, self.bound_port = await serve(app, self.metrics_port)
         return runner
 
 
@@ -346,7 +346,7 @@ def main(argv: list[str]) -> int:
     )
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     cfg = router_config.load(args.sinks, settings)
-    router = Router(settings, cfg, metrics_port=args.metrics_port)
+    router = Router(settings, cfg, metrics_port=args.metrics_port, ops=OpsAccess.from_env())
 
     async def _run() -> None:
         stop = asyncio.Event()
