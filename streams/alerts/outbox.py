@@ -1,4 +1,8 @@
-"""The transactional outbox: notifications written with the change they announce.
+"""The change feed and the transactional outbox: notifications written with the change
+they announce.
+
+Every change of an incident is a row of ``changes`` (``changes_since`` reads them in order:
+the console's live feed).
 
 The row that tells sink S to announce incident I at revision R is written in the same
 transaction as the change itself (``_record``). Delivery workers (``delivery``) drain it
@@ -17,12 +21,34 @@ from collections.abc import Iterable
 from consentinel.streams.events import codec
 from consentinel.streams.events.clock import now_ms as wall_clock
 
-from .model import Change, ChangeKind, Incident, OutboxItem
+from .model import Change, ChangeKind, Incident, IncidentStatus, OutboxItem
 from .store_db import Database
 
 
 class Outbox(Database):
-    """The outbox half of the incident store (mixed into ``IncidentStore``)."""
+    """The change feed and outbox half of the incident store (base of ``IncidentStore``)."""
+
+    def changes_since(self, seq: int, limit: int = 500) -> list[Change]:
+        """Changes with a sequence number above ``seq``, in order (pass the last one seen)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, incident_id, kind, revision, status, at_ms, alert_id, who "
+                "FROM changes WHERE seq>? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            ).fetchall()
+        return [
+            Change(
+                seq=r["seq"],
+                incident_id=r["incident_id"],
+                kind=ChangeKind(r["kind"]),
+                revision=r["revision"],
+                status=IncidentStatus(r["status"]),
+                at_ms=r["at_ms"],
+                alert_id=r["alert_id"],
+                who=r["who"],
+            )
+            for r in rows
+        ]
 
     def register_sinks(self, names: Iterable[str], now_ms: int | None = None) -> None:
         """The sinks notifications are written for, from now on (others are kept, inactive,

@@ -3,40 +3,25 @@
 The file and its schema live in ``store_db``; the notification outbox, written in the same
 transactions, in ``outbox``. ``IncidentStore`` is the one class callers use.
 
-Why SQLite (a decision, kept here so nobody has to rediscover it):
-
-- One router process writes alerts in; the operator console (another process) reads and
-  acknowledges or resolves through this same class. SQLite in WAL mode gives readers that
-  never block and one writer at a time; the second writer waits on the lock
-  (``busy_timeout``), which is all the concurrency two processes need. No server to run.
-- Durable across restarts: the file lives at ``settings.state_dir / "incidents.db"``,
-  ``synchronous=FULL`` so a committed transaction survives a power cut, not only a crash.
-- Dedupe is a PRIMARY KEY on ``alert_id`` (deterministic: hash(usage event id, rule id)),
-  with the alert's revision: a replayed alert changes nothing; a newer revision (a
-  correction from the core) updates it.
-- Notifications use a transactional **outbox**: the row that tells sink S to announce
-  incident I at revision R is written in the same transaction as the change itself. Delivery
-  workers drain the outbox with retries and backoff; a sink that is down never loses an
-  incident, and its backlog is the number of its undelivered rows (``SINK_BACKLOG``).
-- The router commits its Kafka offsets only after the SQLite transaction committed:
-  at-least-once end to end, exact because replays dedupe on ``alert_id``.
+Why SQLite, and why an outbox: see ``store_db``. Dedupe is the PRIMARY KEY on ``alert_id``
+(deterministic: hash(usage event id, rule id)) with the alert's revision: a replayed alert
+changes nothing; a newer revision (a correction from the core) updates it.
 
 What blocks: every method runs SQL on the calling thread. Reads take microseconds; a write
 may wait up to ``busy_timeout_s`` for the other process's transaction. In async code, call
 the methods through ``asyncio.to_thread``. One instance may be shared by threads (an
 internal lock serializes them).
 
-Grouping: a firing alert joins the latest unresolved incident of its ``incident_key``
-(controller x campaign x rule) when its detection time is within ``window_ms`` (24 h by
-default) of that incident's alerts; otherwise it opens a new incident. Only the changes
-in ``model.NOTIFYING``, and alert counts reaching 10, 100, 1000..., write notifications:
-one page per incident, never one per address.
+Grouping (``grouping``): a firing alert joins the latest unresolved incident of its group
+(by default controller x campaign, configurable) when its detection time is within
+``window_ms`` (24 h by default) of that incident's alerts; otherwise it opens a new
+incident. Only the changes in ``model.NOTIFYING``, and alert counts reaching 10, 100,
+1000..., write notifications: one page per incident, never one per address.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +32,15 @@ from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.records import Alert, AlertStatus
 from consentinel.streams.events.settings import Settings
 
+from .grouping import (
+    DEFAULT_GROUP_BY,
+    group_key,
+    incident_id_for,
+    parse_group_by,
+    with_alert,
+    with_resolved,
+    worst,
+)
 from .model import (
     BY_CORRECTION,
     BY_REFIRE,
@@ -68,12 +62,6 @@ DAY_MS = 86_400_000
 _MILESTONES = frozenset(10**k for k in range(1, 10))
 
 
-def incident_id_for(incident_key: str, opened_at_ms: int, first_alert_id: str) -> str:
-    """Deterministic: the same alerts replayed into an empty store give the same ids."""
-    text = "\x1f".join(("incident", incident_key, str(opened_at_ms), first_alert_id))
-    return "in-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
-
-
 class IncidentStore(Outbox):
     """Incidents, their alerts (the evidence), the change feed and the outbox, in one file."""
 
@@ -84,7 +72,9 @@ class IncidentStore(Outbox):
         window_ms: int = DAY_MS,
         max_samples: int = 20,
         busy_timeout_s: float = 10.0,
+        group_by: Sequence[str] = DEFAULT_GROUP_BY,
     ) -> None:
+        self.group_by = parse_group_by(group_by)
         super().__init__(path, busy_timeout_s=busy_timeout_s)
         self.window_ms = window_ms
         self.max_samples = max_samples
@@ -148,9 +138,12 @@ class IncidentStore(Outbox):
                 samples = inc.sample_alert_ids
                 if len(samples) < self.max_samples:
                     samples = (*samples, alert.alert_id)
-                inc = _replace(
+                rules = with_alert(inc.rules, alert)
+                inc = dataclasses.replace(
                     inc,
                     alert_count=inc.alert_count + 1,
+                    rules=rules,
+                    severity=worst(r.severity for r in rules),
                     last_seen_ms=max(inc.last_seen_ms, alert.detected_at_ms),
                     sample_alert_ids=samples,
                     revision=inc.revision + 1,
@@ -187,8 +180,10 @@ class IncidentStore(Outbox):
         resolved = inc.resolved_alert_count
         status = inc.status
         transitions = inc.transitions
+        rules = inc.rules
         if was_firing and not firing:
             resolved += 1
+            rules = with_resolved(rules, alert.rule_id, +1)
             kind = ChangeKind.ALERT_RESOLVED
             if resolved >= inc.alert_count and status is not IncidentStatus.RESOLVED:
                 status, kind, who = IncidentStatus.RESOLVED, ChangeKind.RESOLVED, BY_CORRECTION
@@ -196,14 +191,16 @@ class IncidentStore(Outbox):
                 transitions = (*transitions, Transition(who, status, now, note))
         elif not was_firing and firing:
             resolved -= 1
+            rules = with_resolved(rules, alert.rule_id, -1)
             last = transitions[-1] if transitions else None
             if status is IncidentStatus.RESOLVED and last is not None and last.who == BY_CORRECTION:
                 status, kind, who = IncidentStatus.OPEN, ChangeKind.REOPENED, BY_REFIRE
                 note = f"alert {alert.alert_id} fired again (revision {alert.revision})"
                 transitions = (*transitions, Transition(who, status, now, note))
-        inc = _replace(
+        inc = dataclasses.replace(
             inc,
             resolved_alert_count=max(0, resolved),
+            rules=rules,
             status=status,
             transitions=transitions,
             revision=inc.revision + 1,
@@ -218,7 +215,7 @@ class IncidentStore(Outbox):
             f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE incident_key=? AND status!=? "
             "AND opened_at_ms<=? AND last_seen_ms>=? ORDER BY opened_at_ms DESC LIMIT 1",
             (
-                alert.incident_key,
+                group_key(alert, self.group_by),
                 IncidentStatus.RESOLVED.value,
                 t + self.window_ms,
                 t - self.window_ms,
@@ -227,9 +224,10 @@ class IncidentStore(Outbox):
         return None if row is None else incident_from_row(row)
 
     def _opened(self, alert: Alert, now: int) -> Incident:
+        key = group_key(alert, self.group_by)
         return Incident(
-            incident_id=incident_id_for(alert.incident_key, alert.detected_at_ms, alert.alert_id),
-            incident_key=alert.incident_key,
+            incident_id=incident_id_for(key, alert.detected_at_ms, alert.alert_id),
+            incident_key=key,
             rule_id=alert.rule_id,
             rule_source=alert.rule_source,
             severity=alert.severity.value,
@@ -247,6 +245,7 @@ class IncidentStore(Outbox):
             transitions=(Transition("consentinel", IncidentStatus.OPEN, now, "first alert"),),
             revision=1,
             updated_at_ms=now,
+            rules=with_alert((), alert),
         )
 
     # -- people ------------------------------------------------------------------------
@@ -294,7 +293,7 @@ class IncidentStore(Outbox):
                 raise UnknownIncident(incident_id)
             if inc.status not in allowed_from:
                 raise InvalidTransition(inc, wanted)
-            inc = _replace(
+            inc = dataclasses.replace(
                 inc,
                 status=wanted,
                 transitions=(*inc.transitions, Transition(who, wanted, now, note[:2000])),
@@ -345,58 +344,40 @@ class IncidentStore(Outbox):
             ).fetchall()
         return [codec.decode(Alert, r["body"]) for r in rows]
 
-    def changes_since(self, seq: int, limit: int = 500) -> list[Change]:
-        """Changes with a sequence number above ``seq``, in order (pass the last one seen)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, incident_id, kind, revision, status, at_ms, alert_id, who "
-                "FROM changes WHERE seq>? ORDER BY seq LIMIT ?",
-                (seq, limit),
-            ).fetchall()
-        return [
-            Change(
-                seq=r["seq"],
-                incident_id=r["incident_id"],
-                kind=ChangeKind(r["kind"]),
-                revision=r["revision"],
-                status=IncidentStatus(r["status"]),
-                at_ms=r["at_ms"],
-                alert_id=r["alert_id"],
-                who=r["who"],
-            )
-            for r in rows
-        ]
-
     def stats(self) -> Stats:
+        """Incidents by status, by rule broken (an incident counts once under each of its
+        rules) and by severity, each split by status; alerts stored; sink backlogs."""
         by_status: dict[str, int] = {s.value: 0 for s in IncidentStatus}
         by_rule: dict[str, dict[str, int]] = {}
         by_severity: dict[str, dict[str, int]] = {}
         with self._lock:
             rows = self._db.execute(
-                "SELECT rule_id, severity, status, COUNT(*) AS n FROM incidents "
-                "GROUP BY rule_id, severity, status"
+                "SELECT severity, status, COUNT(*) AS n FROM incidents GROUP BY severity, status"
+            ).fetchall()
+            rule_rows = self._db.execute(
+                "SELECT json_extract(r.value, '$.rule_id') AS rule_id, i.status, COUNT(*) AS n "
+                "FROM incidents i, json_each(i.rules) r GROUP BY 1, 2"
             ).fetchall()
             alerts = self._db.execute(
                 "SELECT COUNT(*) FROM alerts WHERE incident_id IS NOT NULL"
             ).fetchone()[0]
         for r in rows:
             by_status[r["status"]] = by_status.get(r["status"], 0) + r["n"]
-            rule = by_rule.setdefault(r["rule_id"], {})
-            rule[r["status"]] = rule.get(r["status"], 0) + r["n"]
             sev = by_severity.setdefault(r["severity"], {})
             sev[r["status"]] = sev.get(r["status"], 0) + r["n"]
+        for r in rule_rows:
+            rule = by_rule.setdefault(r["rule_id"], {})
+            rule[r["status"]] = rule.get(r["status"], 0) + r["n"]
         return Stats(by_status, by_rule, by_severity, int(alerts), self.backlog())
 
     def open_counts(self) -> dict[tuple[str, str], int]:
-        """Unresolved incidents by (rule, severity): the ``INCIDENTS_OPEN`` gauge."""
+        """Unresolved incidents by (rule, severity) of each rule they break: the
+        ``INCIDENTS_OPEN`` gauge (an incident counts once under each of its rules)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT rule_id, severity, COUNT(*) FROM incidents WHERE status!=? "
-                "GROUP BY rule_id, severity",
+                "SELECT json_extract(r.value, '$.rule_id'), json_extract(r.value, '$.severity'), "
+                "COUNT(*) FROM incidents i, json_each(i.rules) r WHERE i.status!=? "
+                "GROUP BY 1, 2",
                 (IncidentStatus.RESOLVED.value,),
             ).fetchall()
         return {(r[0], r[1]): int(r[2]) for r in rows}
-
-
-def _replace(inc: Incident, **changes: Any) -> Incident:
-    return dataclasses.replace(inc, **changes)

@@ -7,6 +7,24 @@ refuses a file written by a newer schema. ``IncidentStore`` (``store``) and ``Ou
 What blocks: opening waits up to ``busy_timeout_s`` for another process's transaction;
 ``_write`` takes the write lock up front (``BEGIN IMMEDIATE``). Raises ``IncidentError``
 for a file of a newer schema, ``sqlite3.Error`` for a file that cannot be opened.
+
+Why SQLite (a decision, kept here so nobody has to rediscover it):
+
+- One router process writes alerts in; the operator console (another process) reads and
+  acknowledges or resolves through this same class. SQLite in WAL mode gives readers that
+  never block and one writer at a time; the second writer waits on the lock
+  (``busy_timeout``), which is all the concurrency two processes need. No server to run.
+- Durable across restarts: the file lives at ``settings.state_dir / "incidents.db"``,
+  ``synchronous=FULL`` so a committed transaction survives a power cut, not only a crash.
+- Dedupe is a PRIMARY KEY on ``alert_id`` (deterministic: hash(usage event id, rule id)),
+  with the alert's revision: a replayed alert changes nothing; a newer revision (a
+  correction from the core) updates it.
+- Notifications use a transactional **outbox**: the row that tells sink S to announce
+  incident I at revision R is written in the same transaction as the change itself. Delivery
+  workers drain the outbox with retries and backoff; a sink that is down never loses an
+  incident, and its backlog is the number of its undelivered rows (``SINK_BACKLOG``).
+- The router commits its Kafka offsets only after the SQLite transaction committed:
+  at-least-once end to end, exact because replays dedupe on ``alert_id``.
 """
 
 from __future__ import annotations
@@ -20,9 +38,11 @@ from typing import Any
 
 from consentinel.streams.events import codec
 
-from .model import Incident, IncidentError, IncidentStatus, Transition
+from .model import Incident, IncidentError, IncidentStatus, RuleCount, Transition
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: incidents per controller x campaign x rule. 2: ``incidents.rules`` (per-rule counts),
+filled for version-1 rows from their one rule when the file is opened."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,7 +65,8 @@ CREATE TABLE IF NOT EXISTS incidents (
     sample_alert_ids TEXT NOT NULL,
     transitions TEXT NOT NULL,
     revision INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL
+    updated_at_ms INTEGER NOT NULL,
+    rules TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS incidents_by_key ON incidents (incident_key, opened_at_ms);
 CREATE INDEX IF NOT EXISTS incidents_by_status ON incidents (status, last_seen_ms);
@@ -94,7 +115,7 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sink, state, item_id);
 INCIDENT_COLUMNS = (
     "incident_id, incident_key, rule_id, rule_source, severity, controller, campaign_id, "
     "purpose_used, channel, summary, status, opened_at_ms, last_seen_ms, alert_count, "
-    "resolved_alert_count, sample_alert_ids, transitions, revision, updated_at_ms"
+    "resolved_alert_count, sample_alert_ids, transitions, revision, updated_at_ms, rules"
 )
 
 
@@ -127,6 +148,21 @@ class Database:
                     f"one reads {SCHEMA_VERSION}); upgrade consentinel or point "
                     f"CONSENTINEL_HOME elsewhere"
                 )
+            elif int(found[0]) < 2:
+                self._to_version_2(self._db)
+
+    @staticmethod
+    def _to_version_2(db: sqlite3.Connection) -> None:
+        """Adds ``incidents.rules``; a version-1 incident has one rule: its own."""
+        columns = {r["name"] for r in db.execute("PRAGMA table_info(incidents)")}
+        if "rules" not in columns:
+            db.execute("ALTER TABLE incidents ADD COLUMN rules TEXT NOT NULL DEFAULT '[]'")
+        db.execute(
+            "UPDATE incidents SET rules=json_array(json_object('rule_id', rule_id, "
+            "'rule_source', rule_source, 'severity', severity, 'alerts', alert_count, "
+            "'resolved_alerts', resolved_alert_count)) WHERE rules='[]'"
+        )
+        db.execute("UPDATE meta SET value='2' WHERE key='schema'")
 
     def close(self) -> None:
         with self._lock:
@@ -198,6 +234,7 @@ def incident_row(inc: Incident) -> tuple[Any, ...]:
         codec.dumps(inc.transitions).decode(),
         inc.revision,
         inc.updated_at_ms,
+        codec.dumps(inc.rules).decode(),
     )
 
 
@@ -222,4 +259,5 @@ def incident_from_row(row: sqlite3.Row) -> Incident:
         transitions=tuple(codec.from_obj(Transition, t) for t in codec.loads(row["transitions"])),
         revision=row["revision"],
         updated_at_ms=row["updated_at_ms"],
+        rules=tuple(codec.from_obj(RuleCount, r) for r in codec.loads(row["rules"])),
     )
