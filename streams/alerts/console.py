@@ -73,6 +73,7 @@ def make_app(
     app.router.add_get("/api/stats", h.stats)
     app.router.add_get("/api/panels", h.panels)
     app.router.add_get("/api/feed", feed)
+    app.router.add_get("/api/openapi.json", h.openapi)
 
     async def on_startup(app: web.Application) -> None:
         await app[FEED].start()

@@ -26,6 +26,7 @@ from .console_evidence import evidence_csv, evidence_json, incident_view, looks_
 from .console_feed import FEED
 from .console_metrics import MetricsReader
 from .model import Incident, IncidentError, InvalidTransition, UnknownIncident
+from .openapi import console_document
 from .store import IncidentStore
 
 log = logging.getLogger("consentinel.console")
@@ -196,3 +197,8 @@ def _by_controller(incidents: Sequence[Incident]) -> list[dict[str, Any]]:
 
 async def health(request: web.Request) -> web.Response:
     return _json({"ok": True, "feed_head": request.app[FEED].head})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """``GET /api/openapi.json``: this API as an OpenAPI 3.1 document."""
+    return _json(console_document())

@@ -50,6 +50,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import config as router_config
 from .delivery import DeliveryWorker
 from .model import Change, ChangeKind
+from .openapi import router_document
 from .ops_endpoints import OpsAccess, ops_app, serve
 from .sinks.base import RefreshingSink
 from .store import DAY_MS, IncidentStore
@@ -84,6 +85,7 @@ class Router:
             settings,
             window_ms=int(cfg.window_hours * 3_600_000),
             max_samples=cfg.sample_alert_ids,
+            group_by=cfg.group_by,
         )
         self.workers = [
             DeliveryWorker(self.store, spec.sink, spec.backoff, cfg.console_url)
@@ -299,7 +301,9 @@ class Router:
 
     # -- metrics -----------------------------------------------------------------------
 
-    async def _serve_metrics(self) -> web.AppRunner:
+    def ops_app(self) -> web.Application:
+        """``/metrics``, ``/healthz`` and ``/openapi.json``, behind ``self.ops``."""
+
         async def metrics(_: web.Request) -> web.Response:
             return web.Response(
                 body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
@@ -312,8 +316,15 @@ class Router:
                 content_type="application/json",
             )
 
-        app = ops_app(self.ops, [("/metrics", metrics), ("/healthz", healthz)])
-        runner, self.bound_port = await serve(app, self.metrics_port)
+        async def openapi(_: web.Request) -> web.Response:
+            body = codec.dumps(router_document())
+            return web.Response(body=body, content_type="application/json")
+
+        routes = [("/metrics", metrics), ("/healthz", healthz), ("/openapi.json", openapi)]
+        return ops_app(self.ops, routes)
+
+    async def _serve_metrics(self) -> web.AppRunner:
+        runner, self.bound_port = await serve(self.ops_app(), self.metrics_port)
         return runner
 
 
