@@ -48,6 +48,7 @@ from consentinel.streams.events.settings import Settings
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import config as router_config
+from . import kafka_logs
 from .delivery import DeliveryWorker
 from .model import Change, ChangeKind
 from .openapi import router_document
@@ -92,11 +93,13 @@ class Router:
             for spec in cfg.sinks
         ]
         self.bound_port: int | None = None
+        self._noise = kafka_logs.CoordinatorNoise(self.group)
         self._open_labels: set[tuple[str, str]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._noise = kafka_logs.install(self.group)
         await asyncio.to_thread(self.store.register_sinks, [w.sink.name for w in self.workers])
         runner = await self._serve_metrics()
         self._announce()
@@ -118,6 +121,7 @@ class Router:
                 with contextlib.suppress(Exception):
                     await w.sink.close()
             await runner.cleanup()
+            kafka_logs.uninstall(self._noise)
             self.store.close()
             log.info("router stopped; every ingested alert is committed to %s", self.store.path)
 
@@ -188,6 +192,8 @@ class Router:
                         await fetch
                     break
                 batches = fetch.result()
+                if consumer.assignment():
+                    self._noise.settled()
                 alerts = self._decode(batches)
                 if alerts:
                     changes = await self._ingest(alerts, stop)
@@ -355,7 +361,7 @@ def main(argv: list[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # coordinator noise: kafka_logs
     cfg = router_config.load(args.sinks, settings)
     router = Router(settings, cfg, metrics_port=args.metrics_port, ops=OpsAccess.from_env())
 
