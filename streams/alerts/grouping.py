@@ -22,6 +22,9 @@ to rediscover it:
   matches exactly, and each rule's alert resolves when every alert of that rule is
   corrected. Group by ``incident_id`` in Alertmanager for one page per incident.
 - An incident is resolved by corrections when every one of its alerts is corrected.
+- Counts: ``consentinel_incidents_open`` counts each open incident once, its ``rule``
+  label being every rule it breaks (``R1+R2+R17``), so the gauge sums to the open
+  incidents; the console's statistics count an incident under each rule it breaks.
 
 Pure functions of values; nothing here blocks. ``parse_group_by`` raises ``IncidentError``
 naming the unknown field.

@@ -371,13 +371,17 @@ class IncidentStore(Outbox):
         return Stats(by_status, by_rule, by_severity, int(alerts), self.backlog())
 
     def open_counts(self) -> dict[tuple[str, str], int]:
-        """Unresolved incidents by (rule, severity) of each rule they break: the
-        ``INCIDENTS_OPEN`` gauge (an incident counts once under each of its rules)."""
+        """Unresolved incidents by (rules, severity): the ``INCIDENTS_OPEN`` gauge. Each
+        incident counts once, so the gauge sums to the open incidents; its ``rule`` label
+        is every rule it breaks joined by ``+`` (``R1+R2+R17``), its severity the worst."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT json_extract(r.value, '$.rule_id'), json_extract(r.value, '$.severity'), "
-                "COUNT(*) FROM incidents i, json_each(i.rules) r WHERE i.status!=? "
-                "GROUP BY 1, 2",
+                f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status!=?",
                 (IncidentStatus.RESOLVED.value,),
             ).fetchall()
-        return {(r[0], r[1]): int(r[2]) for r in rows}
+        counts: dict[tuple[str, str], int] = {}
+        for row in rows:
+            inc = incident_from_row(row)
+            key = ("+".join(inc.rule_ids), inc.severity)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
