@@ -1,4 +1,4 @@
-"""``consentinel topics create|check``: the Kafka topics of DESIGN.md, with kafka-python admin.
+"""``consentinel topics create|check``: the topics of streams/events/REFERENCE.md, via kafka-python.
 
 ``create`` is idempotent: existing topics are compared, not touched, and the run says
 what it changed (nothing, the second time). ``check`` verifies an existing cluster; a

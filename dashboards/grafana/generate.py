@@ -307,7 +307,7 @@ def overview() -> Board:
     )
     b.panel(
         "bargauge",
-        "Open incidents per rule",
+        "Open incidents per rule (or rules, R1+R2+R17, when one incident breaks several)",
         [("sum by (rule) (consentinel_incidents_open)", "{{rule}}")],
         w=12,
         thresholds=GREEN_RED,

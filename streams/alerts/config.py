@@ -4,7 +4,7 @@ YAML, named by ``consentinel router --sinks FILE`` or ``CONSENTINEL_SINKS_FILE``
 means console only. Secrets are given by reference, never inline::
 
     console_url: https://consentinel.example.org   # links in notifications
-    incidents: {window_hours: 24, sample_alert_ids: 20}
+    incidents: {window_hours: 24, sample_alert_ids: 20, group_by: [controller, campaign]}
     retry: {initial_seconds: 1, max_seconds: 300}    # default for every sink
     sinks:
       - {name: oncall, type: alertmanager, url: http://127.0.0.1:9093}
@@ -19,6 +19,10 @@ means console only. Secrets are given by reference, never inline::
         password: env:SMTP_PASSWORD
         sender: consentinel@example.org
         to: [dpo@example.org]
+
+``incidents.group_by`` chooses what one incident is (``grouping``): any of controller,
+campaign, rule, channel, purpose; the default, controller and campaign, lists every rule
+broken in one incident with per-rule counts.
 
 A reference is ``env:NAME`` (an environment variable) or ``file:/path`` (the file's
 content, stripped). Every problem in the file is listed at once (``FatalConfigError``).
@@ -37,6 +41,8 @@ from consentinel.streams.events.errors import FatalConfigError
 from consentinel.streams.events.settings import Secret, Settings
 
 from .delivery import Backoff
+from .grouping import DEFAULT_GROUP_BY, parse_group_by
+from .model import IncidentError
 from .sinks.base import Sink
 
 _MISSING: Any = object()
@@ -53,6 +59,7 @@ class RouterConfig:
     console_url: str
     window_hours: float = 24.0
     sample_alert_ids: int = 20
+    group_by: tuple[str, ...] = DEFAULT_GROUP_BY
     sinks: list[SinkSpec] = field(default_factory=list)
     source: str = "(no sinks file: console only)"
 
@@ -216,15 +223,20 @@ def load(path: str | Path | None, settings: Settings) -> RouterConfig:
         raise FatalConfigError([f"{path}: expected a mapping with 'sinks:'"], "sinks file")
     top = Options(str(path), data, problems)
     console_url = top.text("console_url", default_url)
-    window, samples = 24.0, 20
+    window, samples, group_by = 24.0, 20, DEFAULT_GROUP_BY
     incidents = top._get("incidents", None)
     if isinstance(incidents, dict):
         sub = Options(f"{path} incidents", incidents, problems)
         window = sub.number("window_hours", 24.0, 0.01, 24 * 365)
         samples = int(sub.number("sample_alert_ids", 20, 1, 1000))
+        if "group_by" in incidents:
+            try:
+                group_by = parse_group_by(sub.text_list("group_by"))
+            except IncidentError as exc:
+                sub.problem(str(exc))
         sub.finish()
     elif incidents is not None:
-        top.problem("'incidents' should be a mapping (window_hours, sample_alert_ids)")
+        top.problem("'incidents' should be a mapping (window_hours, sample_alert_ids, group_by)")
     default_backoff = _backoff(top, Backoff())
     raw_sinks = top._get("sinks", [])
     top.finish()
@@ -260,6 +272,7 @@ def load(path: str | Path | None, settings: Settings) -> RouterConfig:
         console_url=console_url,
         window_hours=window,
         sample_alert_ids=samples,
+        group_by=group_by,
         sinks=specs,
         source=str(path),
     )

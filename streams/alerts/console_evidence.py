@@ -135,16 +135,19 @@ def evidence_csv(alerts: Iterable[Alert]) -> str:
     return out.getvalue()
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection"),
+#: plus the fullwidth forms some spreadsheets fold into them, and white space before them.
+FORMULA_STARTS = frozenset("=+-@\t\r\n \uff1d\uff0b\uff0d\uff20")
+
+
 def _cell(value: Any) -> Any:
-    """A CSV cell; text a spreadsheet would run as a formula is quoted with a leading '."""
+    """A CSV cell; text starting like a formula gets a leading ``'`` (OWASP), so ``-1+1``
+    shows as text and never runs. Numbers stay numbers."""
     if value is None:
         return ""
     if isinstance(value, list):
         value = "; ".join(map(str, value))
-    if isinstance(value, str) and (
-        value[:1] in ("=", "@", "\t", "\r")
-        or (value[:1] in ("+", "-") and any(c in value for c in "(!=&"))
-    ):
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
         return "'" + value
     return value
 

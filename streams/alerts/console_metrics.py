@@ -190,8 +190,11 @@ def _latency(samples: Samples, name: str) -> dict[str, float | None]:
 class MetricsReader:
     """Reads the endpoints; one ``aiohttp`` session for the console's lifetime."""
 
-    def __init__(self, urls: Sequence[str], timeout_s: float = 3.0) -> None:
+    def __init__(
+        self, urls: Sequence[str], timeout_s: float = 3.0, token: bytes | None = None
+    ) -> None:
         self.urls = list(urls)
+        self._headers = {"Authorization": f"Bearer {token.decode()}"} if token else {}
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
@@ -204,7 +207,7 @@ class MetricsReader:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         try:
-            async with self._session.get(url) as resp:
+            async with self._session.get(url, headers=self._headers) as resp:
                 if resp.status != 200:
                     return Endpoint(url, False, f"answered HTTP {resp.status}")
                 text = await resp.text()

@@ -20,12 +20,13 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.errors import RetriableError
 from consentinel.streams.events.metrics import SINK_BACKLOG, SINK_DELIVERIES
 
 from .model import OutboxItem
 from .sinks.base import Notification, PermanentDeliveryError, Sink, incident_link
-from .store import IncidentStore, wall_ms
+from .store import IncidentStore
 
 log = logging.getLogger("consentinel.router")
 
@@ -54,7 +55,7 @@ class DeliveryWorker:
         backoff: Backoff,
         console_url: str,
         poll_s: float = 1.0,
-        clock: Callable[[], int] = wall_ms,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = store
         self.sink = sink

@@ -54,8 +54,23 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleCount:
+    """One rule an incident's alerts break: how many alerts (uses) and how many corrected."""
+
+    rule_id: str
+    rule_source: str
+    severity: str  # info | warning | critical
+    alerts: int
+    resolved_alerts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Incident:
-    """Alerts of one controller x campaign x rule, grouped within a time window.
+    """Alerts of one group (by default controller x campaign), within a time window.
+
+    ``incident_key`` is the group (``grouping``); ``rules`` lists every rule broken with
+    its counts, in the order they first fired; ``rule_id``, ``rule_source`` and
+    ``summary`` are the first alert's, ``severity`` the highest of ``rules``.
 
     ``incident_id`` is deterministic: hash(incident_key, opened_at_ms, first alert id),
     where ``opened_at_ms`` is the first alert's detection time; replaying the alerts topic
@@ -82,10 +97,17 @@ class Incident:
     transitions: tuple[Transition, ...]
     revision: int
     updated_at_ms: int = 0
+    rules: tuple[RuleCount, ...] = ()
 
     @property
     def is_open(self) -> bool:
         return self.status is not IncidentStatus.RESOLVED
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        """Every rule broken, in the order they first fired (the first alert's alone for an
+        incident stored before rules were counted)."""
+        return tuple(r.rule_id for r in self.rules) or (self.rule_id,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,10 @@
 - One delivery worker per configured sink drains the store's outbox (``delivery``).
   Sinks come from a YAML file (``--sinks FILE`` or ``CONSENTINEL_SINKS_FILE``, see
   ``config``); none configured means console only, and the router says so at start.
-- Metrics on ``http://<web_host>:<metrics_port + 2>/metrics`` (or ``--metrics-port``;
-  0 picks a free port, printed at start), ``/healthz`` beside it.
+- Metrics on ``http://127.0.0.1:<metrics_port + 2>/metrics`` (or ``--metrics-port``;
+  0 picks a free port, printed at start), ``/healthz`` beside it: loopback unless
+  ``CONSENTINEL_METRICS_HOST`` says otherwise, behind ``CONSENTINEL_METRICS_TOKEN`` when
+  set (``ops_endpoints``).
 - SIGTERM or Ctrl-C: stops fetching, lets the current batch commit, stops the workers
   (an interrupted delivery stays in the outbox), closes the store. Exit status 0.
 
@@ -33,6 +35,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from consentinel.streams.events import codec, topics
+from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.metrics import (
     INCIDENT_TRANSITIONS,
@@ -45,10 +48,13 @@ from consentinel.streams.events.settings import Settings
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import config as router_config
+from . import kafka_logs
 from .delivery import DeliveryWorker
 from .model import Change, ChangeKind
+from .openapi import router_document
+from .ops_endpoints import OpsAccess, ops_app, serve
 from .sinks.base import RefreshingSink
-from .store import DAY_MS, IncidentStore, wall_ms
+from .store import DAY_MS, IncidentStore
 
 log = logging.getLogger("consentinel.router")
 
@@ -67,8 +73,10 @@ class Router:
         cfg: router_config.RouterConfig,
         metrics_port: int | None = None,
         housekeeping_s: float = 5.0,
+        ops: OpsAccess | None = None,
     ) -> None:
         self.settings = settings
+        self.ops = OpsAccess() if ops is None else ops
         self.cfg = cfg
         self.metrics_port = settings.metrics_port + 2 if metrics_port is None else metrics_port
         self.housekeeping_s = housekeeping_s
@@ -78,17 +86,20 @@ class Router:
             settings,
             window_ms=int(cfg.window_hours * 3_600_000),
             max_samples=cfg.sample_alert_ids,
+            group_by=cfg.group_by,
         )
         self.workers = [
             DeliveryWorker(self.store, spec.sink, spec.backoff, cfg.console_url)
             for spec in cfg.sinks
         ]
         self.bound_port: int | None = None
+        self._noise = kafka_logs.CoordinatorNoise(self.group)
         self._open_labels: set[tuple[str, str]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._noise = kafka_logs.install(self.group)
         await asyncio.to_thread(self.store.register_sinks, [w.sink.name for w in self.workers])
         runner = await self._serve_metrics()
         self._announce()
@@ -110,11 +121,12 @@ class Router:
                 with contextlib.suppress(Exception):
                     await w.sink.close()
             await runner.cleanup()
+            kafka_logs.uninstall(self._noise)
             self.store.close()
             log.info("router stopped; every ingested alert is committed to %s", self.store.path)
 
     def _announce(self) -> None:
-        where = f"http://{self.settings.web_host}:{self.bound_port}"
+        where = f"http://{self.ops.host}:{self.bound_port}"
         log.info(
             "router consuming %s as group %s; incidents in %s; metrics at %s/metrics",
             self.topic,
@@ -180,6 +192,8 @@ class Router:
                         await fetch
                     break
                 batches = fetch.result()
+                if consumer.assignment():
+                    self._noise.settled()
                 alerts = self._decode(batches)
                 if alerts:
                     changes = await self._ingest(alerts, stop)
@@ -220,7 +234,7 @@ class Router:
         delay = 0.5
         while True:
             try:
-                return await asyncio.to_thread(self.store.ingest_many, alerts, wall_ms())
+                return await asyncio.to_thread(self.store.ingest_many, alerts, now_ms())
             except sqlite3.Error as exc:
                 log.error(
                     "cannot write %d alert(s) to %s (%s); retrying in %.1fs, offsets not "
@@ -266,9 +280,9 @@ class Router:
                 for key, n in counts.items():
                     INCIDENTS_OPEN.labels(*key).set(n)
                 self._open_labels |= set(counts)
-                if wall_ms() - last_prune > 3_600_000:
-                    await asyncio.to_thread(self.store.prune, wall_ms() - 7 * DAY_MS)
-                    last_prune = wall_ms()
+                if now_ms() - last_prune > 3_600_000:
+                    await asyncio.to_thread(self.store.prune, now_ms() - 7 * DAY_MS)
+                    last_prune = now_ms()
             except sqlite3.Error as exc:
                 log.warning("housekeeping could not read %s (%s)", self.store.path, exc)
             with contextlib.suppress(TimeoutError):
@@ -293,7 +307,9 @@ class Router:
 
     # -- metrics -----------------------------------------------------------------------
 
-    async def _serve_metrics(self) -> web.AppRunner:
+    def ops_app(self) -> web.Application:
+        """``/metrics``, ``/healthz`` and ``/openapi.json``, behind ``self.ops``."""
+
         async def metrics(_: web.Request) -> web.Response:
             return web.Response(
                 body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
@@ -301,18 +317,20 @@ class Router:
 
         async def healthz(_: web.Request) -> web.Response:
             backlog = await asyncio.to_thread(self.store.backlog)
-            return web.json_response({"ok": True, "backlog": backlog})
+            return web.Response(
+                body=codec.dumps({"ok": True, "backlog": backlog}),
+                content_type="application/json",
+            )
 
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        app.router.add_get("/healthz", healthz)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.settings.web_host, self.metrics_port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.bound_port = sockets[0].getsockname()[1] if sockets else self.metrics_port
+        async def openapi(_: web.Request) -> web.Response:
+            body = codec.dumps(router_document())
+            return web.Response(body=body, content_type="application/json")
+
+        routes = [("/metrics", metrics), ("/healthz", healthz), ("/openapi.json", openapi)]
+        return ops_app(self.ops, routes)
+
+    async def _serve_metrics(self) -> web.AppRunner:
+        runner, self.bound_port = await serve(self.ops_app(), self.metrics_port)
         return runner
 
 
@@ -343,9 +361,9 @@ def main(argv: list[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # coordinator noise: kafka_logs
     cfg = router_config.load(args.sinks, settings)
-    router = Router(settings, cfg, metrics_port=args.metrics_port)
+    router = Router(settings, cfg, metrics_port=args.metrics_port, ops=OpsAccess.from_env())
 
     async def _run() -> None:
         stop = asyncio.Event()

@@ -1,51 +1,46 @@
-"""The durable incident store: alerts grouped into incidents, their lifecycle, and the outbox.
+"""The durable incident store: alerts grouped into incidents, and their lifecycle.
 
-Why SQLite (a decision, kept here so nobody has to rediscover it):
+The file and its schema live in ``store_db``; the notification outbox, written in the same
+transactions, in ``outbox``. ``IncidentStore`` is the one class callers use.
 
-- One router process writes alerts in; the operator console (another process) reads and
-  acknowledges or resolves through this same class. SQLite in WAL mode gives readers that
-  never block and one writer at a time; the second writer waits on the lock
-  (``busy_timeout``), which is all the concurrency two processes need. No server to run.
-- Durable across restarts: the file lives at ``settings.state_dir / "incidents.db"``,
-  ``synchronous=FULL`` so a committed transaction survives a power cut, not only a crash.
-- Dedupe is a PRIMARY KEY on ``alert_id`` (deterministic: hash(usage event id, rule id)),
-  with the alert's revision: a replayed alert changes nothing; a newer revision (a
-  correction from the core) updates it.
-- Notifications use a transactional **outbox**: the row that tells sink S to announce
-  incident I at revision R is written in the same transaction as the change itself. Delivery
-  workers drain the outbox with retries and backoff; a sink that is down never loses an
-  incident, and its backlog is the number of its undelivered rows (``SINK_BACKLOG``).
-- The router commits its Kafka offsets only after the SQLite transaction committed:
-  at-least-once end to end, exact because replays dedupe on ``alert_id``.
+Why SQLite, and why an outbox: see ``store_db``. Dedupe is the PRIMARY KEY on ``alert_id``
+(deterministic: hash(usage event id, rule id)) with the alert's revision: a replayed alert
+changes nothing; a newer revision (a correction from the core) updates it.
 
 What blocks: every method runs SQL on the calling thread. Reads take microseconds; a write
 may wait up to ``busy_timeout_s`` for the other process's transaction. In async code, call
 the methods through ``asyncio.to_thread``. One instance may be shared by threads (an
 internal lock serializes them).
 
-Grouping: a firing alert joins the latest unresolved incident of its ``incident_key``
-(controller x campaign x rule) when its detection time is within ``window_ms`` (24 h by
-default) of that incident's alerts; otherwise it opens a new incident. Only the changes
-in ``model.NOTIFYING``, and alert counts reaching 10, 100, 1000..., write notifications:
-one page per incident, never one per address.
+Grouping (``grouping``): a firing alert joins the latest unresolved incident of its group
+(by default controller x campaign, configurable) when its detection time is within
+``window_ms`` (24 h by default) of that incident's alerts; otherwise it opens a new
+incident. Only the changes in ``model.NOTIFYING``, and alert counts reaching 10, 100,
+1000..., write notifications: one page per incident, never one per address.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import sqlite3
-import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from consentinel.streams.events import codec
+from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.records import Alert, AlertStatus
 from consentinel.streams.events.settings import Settings
 
+from .grouping import (
+    DEFAULT_GROUP_BY,
+    group_key,
+    incident_id_for,
+    parse_group_by,
+    with_alert,
+    with_resolved,
+    worst,
+)
 from .model import (
     BY_CORRECTION,
     BY_REFIRE,
@@ -56,102 +51,18 @@ from .model import (
     IncidentError,
     IncidentStatus,
     InvalidTransition,
-    OutboxItem,
     Stats,
     Transition,
     UnknownIncident,
 )
+from .outbox import Outbox
+from .store_db import INCIDENT_COLUMNS, incident_from_row
 
 DAY_MS = 86_400_000
-SCHEMA_VERSION = 1
 _MILESTONES = frozenset(10**k for k in range(1, 10))
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS incidents (
-    incident_id TEXT PRIMARY KEY,
-    incident_key TEXT NOT NULL,
-    rule_id TEXT NOT NULL,
-    rule_source TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    controller TEXT NOT NULL,
-    campaign_id TEXT,
-    purpose_used TEXT,
-    channel TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    status TEXT NOT NULL,
-    opened_at_ms INTEGER NOT NULL,
-    last_seen_ms INTEGER NOT NULL,
-    alert_count INTEGER NOT NULL,
-    resolved_alert_count INTEGER NOT NULL,
-    sample_alert_ids TEXT NOT NULL,
-    transitions TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS incidents_by_key ON incidents (incident_key, opened_at_ms);
-CREATE INDEX IF NOT EXISTS incidents_by_status ON incidents (status, last_seen_ms);
-CREATE TABLE IF NOT EXISTS alerts (
-    alert_id TEXT PRIMARY KEY,
-    incident_id TEXT,
-    revision INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    detected_at_ms INTEGER NOT NULL,
-    body BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alerts_by_incident ON alerts (incident_id, detected_at_ms);
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    incident_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    alert_id TEXT,
-    who TEXT
-);
-CREATE TABLE IF NOT EXISTS sinks (
-    name TEXT PRIMARY KEY,
-    active INTEGER NOT NULL,
-    registered_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    item_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    sink TEXT NOT NULL,
-    incident_id TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_ms INTEGER NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',
-    done_at_ms INTEGER,
-    last_error TEXT,
-    UNIQUE (sink, incident_id, revision)
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sink, state, item_id);
-"""
 
-_INCIDENT_COLUMNS = (
-    "incident_id, incident_key, rule_id, rule_source, severity, controller, campaign_id, "
-    "purpose_used, channel, summary, status, opened_at_ms, last_seen_ms, alert_count, "
-    "resolved_alert_count, sample_alert_ids, transitions, revision, updated_at_ms"
-)
-
-
-def wall_ms() -> int:
-    """Now, in epoch milliseconds."""
-    return time.time_ns() // 1_000_000
-
-
-def incident_id_for(incident_key: str, opened_at_ms: int, first_alert_id: str) -> str:
-    """Deterministic: the same alerts replayed into an empty store give the same ids."""
-    text = "\x1f".join(("incident", incident_key, str(opened_at_ms), first_alert_id))
-    return "in-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
-
-
-class IncidentStore:
+class IncidentStore(Outbox):
     """Incidents, their alerts (the evidence), the change feed and the outbox, in one file."""
 
     def __init__(
@@ -161,61 +72,20 @@ class IncidentStore:
         window_ms: int = DAY_MS,
         max_samples: int = 20,
         busy_timeout_s: float = 10.0,
+        group_by: Sequence[str] = DEFAULT_GROUP_BY,
     ) -> None:
-        self.path = Path(path)
+        self.group_by = parse_group_by(group_by)
+        super().__init__(path, busy_timeout_s=busy_timeout_s)
         self.window_ms = window_ms
         self.max_samples = max_samples
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        with self._write():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            found = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if found is None:
-                self._db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-                )
-            elif int(found[0]) > SCHEMA_VERSION:
-                raise IncidentError(
-                    f"{self.path} was written by a newer consentinel (schema {found[0]}, this "
-                    f"one reads {SCHEMA_VERSION}); upgrade consentinel or point "
-                    f"CONSENTINEL_HOME elsewhere"
-                )
 
     @classmethod
     def open(cls, settings: Settings, **options: Any) -> IncidentStore:
         """The deployment's store: ``settings.state_dir / "incidents.db"``."""
         return cls(settings.state_dir / "incidents.db", **options)
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
     def __enter__(self) -> IncidentStore:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; BEGIN IMMEDIATE takes the write lock up front."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # -- alerts in ---------------------------------------------------------------------
 
@@ -268,9 +138,12 @@ class IncidentStore:
                 samples = inc.sample_alert_ids
                 if len(samples) < self.max_samples:
                     samples = (*samples, alert.alert_id)
-                inc = _replace(
+                rules = with_alert(inc.rules, alert)
+                inc = dataclasses.replace(
                     inc,
                     alert_count=inc.alert_count + 1,
+                    rules=rules,
+                    severity=worst(r.severity for r in rules),
                     last_seen_ms=max(inc.last_seen_ms, alert.detected_at_ms),
                     sample_alert_ids=samples,
                     revision=inc.revision + 1,
@@ -307,8 +180,10 @@ class IncidentStore:
         resolved = inc.resolved_alert_count
         status = inc.status
         transitions = inc.transitions
+        rules = inc.rules
         if was_firing and not firing:
             resolved += 1
+            rules = with_resolved(rules, alert.rule_id, +1)
             kind = ChangeKind.ALERT_RESOLVED
             if resolved >= inc.alert_count and status is not IncidentStatus.RESOLVED:
                 status, kind, who = IncidentStatus.RESOLVED, ChangeKind.RESOLVED, BY_CORRECTION
@@ -316,14 +191,16 @@ class IncidentStore:
                 transitions = (*transitions, Transition(who, status, now, note))
         elif not was_firing and firing:
             resolved -= 1
+            rules = with_resolved(rules, alert.rule_id, -1)
             last = transitions[-1] if transitions else None
             if status is IncidentStatus.RESOLVED and last is not None and last.who == BY_CORRECTION:
                 status, kind, who = IncidentStatus.OPEN, ChangeKind.REOPENED, BY_REFIRE
                 note = f"alert {alert.alert_id} fired again (revision {alert.revision})"
                 transitions = (*transitions, Transition(who, status, now, note))
-        inc = _replace(
+        inc = dataclasses.replace(
             inc,
             resolved_alert_count=max(0, resolved),
+            rules=rules,
             status=status,
             transitions=transitions,
             revision=inc.revision + 1,
@@ -335,21 +212,22 @@ class IncidentStore:
     def _grouping_target(self, db: sqlite3.Connection, alert: Alert) -> Incident | None:
         t = alert.detected_at_ms
         row = db.execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE incident_key=? AND status!=? "
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE incident_key=? AND status!=? "
             "AND opened_at_ms<=? AND last_seen_ms>=? ORDER BY opened_at_ms DESC LIMIT 1",
             (
-                alert.incident_key,
+                group_key(alert, self.group_by),
                 IncidentStatus.RESOLVED.value,
                 t + self.window_ms,
                 t - self.window_ms,
             ),
         ).fetchone()
-        return None if row is None else _incident(row)
+        return None if row is None else incident_from_row(row)
 
     def _opened(self, alert: Alert, now: int) -> Incident:
+        key = group_key(alert, self.group_by)
         return Incident(
-            incident_id=incident_id_for(alert.incident_key, alert.detected_at_ms, alert.alert_id),
-            incident_key=alert.incident_key,
+            incident_id=incident_id_for(key, alert.detected_at_ms, alert.alert_id),
+            incident_key=key,
             rule_id=alert.rule_id,
             rule_source=alert.rule_source,
             severity=alert.severity.value,
@@ -367,6 +245,7 @@ class IncidentStore:
             transitions=(Transition("consentinel", IncidentStatus.OPEN, now, "first alert"),),
             revision=1,
             updated_at_ms=now,
+            rules=with_alert((), alert),
         )
 
     # -- people ------------------------------------------------------------------------
@@ -407,14 +286,14 @@ class IncidentStore:
                 f"say who {'acknowledges' if wanted is IncidentStatus.ACKNOWLEDGED else 'resolves'}"
                 f" incident {incident_id}: the lifecycle records a name for every step"
             )
-        now = wall_ms() if at_ms is None else at_ms
+        now = now_ms() if at_ms is None else at_ms
         with self._write() as db:
             inc = self._get(db, incident_id)
             if inc is None:
                 raise UnknownIncident(incident_id)
             if inc.status not in allowed_from:
                 raise InvalidTransition(inc, wanted)
-            inc = _replace(
+            inc = dataclasses.replace(
                 inc,
                 status=wanted,
                 transitions=(*inc.transitions, Transition(who, wanted, now, note[:2000])),
@@ -435,7 +314,7 @@ class IncidentStore:
     def list_incidents(self, status: str | None = None, limit: int = 100) -> list[Incident]:
         """Most recently active first. ``status``: open, acknowledged, resolved, ``active``
         (open or acknowledged) or None (all)."""
-        sql = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+        sql = f"SELECT {INCIDENT_COLUMNS} FROM incidents"
         args: list[Any] = []
         if status == "active":
             sql += " WHERE status!=?"
@@ -452,7 +331,7 @@ class IncidentStore:
         sql += " ORDER BY last_seen_ms DESC, incident_id LIMIT ?"
         args.append(limit)
         with self._lock:
-            return [_incident(r) for r in self._db.execute(sql, args)]
+            return [incident_from_row(r) for r in self._db.execute(sql, args)]
 
     def alerts_of(self, incident_id: str, limit: int = 500) -> list[Alert]:
         """The evidence, oldest first: each alert with its masked hint, declared purpose,
@@ -465,242 +344,44 @@ class IncidentStore:
             ).fetchall()
         return [codec.decode(Alert, r["body"]) for r in rows]
 
-    def changes_since(self, seq: int, limit: int = 500) -> list[Change]:
-        """Changes with a sequence number above ``seq``, in order (pass the last one seen)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, incident_id, kind, revision, status, at_ms, alert_id, who "
-                "FROM changes WHERE seq>? ORDER BY seq LIMIT ?",
-                (seq, limit),
-            ).fetchall()
-        return [
-            Change(
-                seq=r["seq"],
-                incident_id=r["incident_id"],
-                kind=ChangeKind(r["kind"]),
-                revision=r["revision"],
-                status=IncidentStatus(r["status"]),
-                at_ms=r["at_ms"],
-                alert_id=r["alert_id"],
-                who=r["who"],
-            )
-            for r in rows
-        ]
-
     def stats(self) -> Stats:
+        """Incidents by status, by rule broken (an incident counts once under each of its
+        rules) and by severity, each split by status; alerts stored; sink backlogs."""
         by_status: dict[str, int] = {s.value: 0 for s in IncidentStatus}
         by_rule: dict[str, dict[str, int]] = {}
         by_severity: dict[str, dict[str, int]] = {}
         with self._lock:
             rows = self._db.execute(
-                "SELECT rule_id, severity, status, COUNT(*) AS n FROM incidents "
-                "GROUP BY rule_id, severity, status"
+                "SELECT severity, status, COUNT(*) AS n FROM incidents GROUP BY severity, status"
+            ).fetchall()
+            rule_rows = self._db.execute(
+                "SELECT json_extract(r.value, '$.rule_id') AS rule_id, i.status, COUNT(*) AS n "
+                "FROM incidents i, json_each(i.rules) r GROUP BY 1, 2"
             ).fetchall()
             alerts = self._db.execute(
                 "SELECT COUNT(*) FROM alerts WHERE incident_id IS NOT NULL"
             ).fetchone()[0]
         for r in rows:
             by_status[r["status"]] = by_status.get(r["status"], 0) + r["n"]
-            rule = by_rule.setdefault(r["rule_id"], {})
-            rule[r["status"]] = rule.get(r["status"], 0) + r["n"]
             sev = by_severity.setdefault(r["severity"], {})
             sev[r["status"]] = sev.get(r["status"], 0) + r["n"]
+        for r in rule_rows:
+            rule = by_rule.setdefault(r["rule_id"], {})
+            rule[r["status"]] = rule.get(r["status"], 0) + r["n"]
         return Stats(by_status, by_rule, by_severity, int(alerts), self.backlog())
 
     def open_counts(self) -> dict[tuple[str, str], int]:
-        """Unresolved incidents by (rule, severity): the ``INCIDENTS_OPEN`` gauge."""
+        """Unresolved incidents by (rules, severity): the ``INCIDENTS_OPEN`` gauge. Each
+        incident counts once, so the gauge sums to the open incidents; its ``rule`` label
+        is every rule it breaks joined by ``+`` (``R1+R2+R17``), its severity the worst."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT rule_id, severity, COUNT(*) FROM incidents WHERE status!=? "
-                "GROUP BY rule_id, severity",
+                f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status!=?",
                 (IncidentStatus.RESOLVED.value,),
             ).fetchall()
-        return {(r[0], r[1]): int(r[2]) for r in rows}
-
-    # -- outbox (the router's delivery workers) ----------------------------------------
-
-    def register_sinks(self, names: Iterable[str], now_ms: int | None = None) -> None:
-        """The sinks notifications are written for, from now on (others are kept, inactive,
-        with their undelivered rows: re-adding a sink delivers them)."""
-        wanted = sorted(set(names))
-        now = wall_ms() if now_ms is None else now_ms
-        with self._write() as db:
-            db.execute("UPDATE sinks SET active=0")
-            for name in wanted:
-                db.execute(
-                    "INSERT INTO sinks (name, active, registered_at_ms) VALUES (?, 1, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET active=1",
-                    (name, now),
-                )
-
-    def pending(self, sink: str, limit: int = 50) -> list[OutboxItem]:
-        """The sink's undelivered notifications, oldest first (deliver them in this order)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT item_id, sink, kind, payload, created_at_ms, attempts, next_attempt_ms "
-                "FROM outbox WHERE sink=? AND state='pending' ORDER BY item_id LIMIT ?",
-                (sink, limit),
-            ).fetchall()
-        return [
-            OutboxItem(
-                item_id=r["item_id"],
-                sink=r["sink"],
-                kind=ChangeKind(r["kind"]),
-                incident=codec.decode(Incident, r["payload"]),
-                created_at_ms=r["created_at_ms"],
-                attempts=r["attempts"],
-                next_attempt_ms=r["next_attempt_ms"],
-            )
-            for r in rows
-        ]
-
-    def mark_delivered(self, item_id: int, now_ms: int) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET state='delivered', done_at_ms=?, attempts=attempts+1 "
-                "WHERE item_id=?",
-                (now_ms, item_id),
-            )
-
-    def mark_retry(self, item_id: int, next_attempt_ms: int, error: str) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET attempts=attempts+1, next_attempt_ms=?, last_error=? "
-                "WHERE item_id=?",
-                (next_attempt_ms, error[:500], item_id),
-            )
-
-    def mark_failed(self, item_id: int, now_ms: int, error: str) -> None:
-        """A permanent failure: the row leaves the backlog, kept with its error for people."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET state='failed', done_at_ms=?, attempts=attempts+1, "
-                "last_error=? WHERE item_id=?",
-                (now_ms, error[:500], item_id),
-            )
-
-    def backlog(self) -> dict[str, int]:
-        """Undelivered notifications per active sink (0 included)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT s.name, COUNT(o.item_id) FROM sinks s LEFT JOIN outbox o "
-                "ON o.sink=s.name AND o.state='pending' WHERE s.active=1 GROUP BY s.name"
-            ).fetchall()
-        return {r[0]: int(r[1]) for r in rows}
-
-    def prune(self, older_than_ms: int) -> int:
-        """Forget delivered outbox rows older than that; incidents, alerts and changes stay."""
-        with self._write() as db:
-            cur = db.execute(
-                "DELETE FROM outbox WHERE state='delivered' AND done_at_ms<?", (older_than_ms,)
-            )
-            return int(cur.rowcount)
-
-    # -- rows --------------------------------------------------------------------------
-
-    @staticmethod
-    def _active_sinks(db: sqlite3.Connection) -> list[str]:
-        return [r[0] for r in db.execute("SELECT name FROM sinks WHERE active=1 ORDER BY name")]
-
-    @staticmethod
-    def _get(db: sqlite3.Connection, incident_id: str) -> Incident | None:
-        row = db.execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE incident_id=?", (incident_id,)
-        ).fetchone()
-        return None if row is None else _incident(row)
-
-    @staticmethod
-    def _insert(db: sqlite3.Connection, inc: Incident) -> None:
-        values = _row(inc)
-        db.execute(
-            f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES ({', '.join('?' * len(values))})",
-            values,
-        )
-
-    @staticmethod
-    def _update(db: sqlite3.Connection, inc: Incident) -> None:
-        names = [c.strip() for c in _INCIDENT_COLUMNS.split(",")][1:]
-        values = _row(inc)
-        db.execute(
-            f"UPDATE incidents SET {', '.join(f'{n}=?' for n in names)} WHERE incident_id=?",
-            (*values[1:], values[0]),
-        )
-
-    @staticmethod
-    def _record(
-        db: sqlite3.Connection,
-        inc: Incident,
-        kind: ChangeKind,
-        now: int,
-        sinks: list[str],
-        alert_id: str | None,
-        who: str | None,
-        notify: bool,
-    ) -> Change:
-        cur = db.execute(
-            "INSERT INTO changes (incident_id, kind, revision, status, at_ms, alert_id, who) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (inc.incident_id, kind.value, inc.revision, inc.status.value, now, alert_id, who),
-        )
-        if notify and sinks:
-            payload = codec.encode(inc)
-            db.executemany(
-                "INSERT OR IGNORE INTO outbox (sink, incident_id, revision, kind, payload, "
-                "created_at_ms, next_attempt_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(s, inc.incident_id, inc.revision, kind.value, payload, now, now) for s in sinks],
-            )
-        seq = cur.lastrowid
-        assert seq is not None
-        return Change(seq, inc.incident_id, kind, inc.revision, inc.status, now, alert_id, who)
-
-
-def _replace(inc: Incident, **changes: Any) -> Incident:
-    return dataclasses.replace(inc, **changes)
-
-
-def _row(inc: Incident) -> tuple[Any, ...]:
-    return (
-        inc.incident_id,
-        inc.incident_key,
-        inc.rule_id,
-        inc.rule_source,
-        inc.severity,
-        inc.controller,
-        inc.campaign_id,
-        inc.purpose_used,
-        inc.channel,
-        inc.summary,
-        inc.status.value,
-        inc.opened_at_ms,
-        inc.last_seen_ms,
-        inc.alert_count,
-        inc.resolved_alert_count,
-        codec.dumps(list(inc.sample_alert_ids)).decode(),
-        codec.dumps(inc.transitions).decode(),
-        inc.revision,
-        inc.updated_at_ms,
-    )
-
-
-def _incident(row: sqlite3.Row) -> Incident:
-    return Incident(
-        incident_id=row["incident_id"],
-        incident_key=row["incident_key"],
-        rule_id=row["rule_id"],
-        rule_source=row["rule_source"],
-        severity=row["severity"],
-        controller=row["controller"],
-        campaign_id=row["campaign_id"],
-        purpose_used=row["purpose_used"],
-        channel=row["channel"],
-        summary=row["summary"],
-        status=IncidentStatus(row["status"]),
-        opened_at_ms=row["opened_at_ms"],
-        last_seen_ms=row["last_seen_ms"],
-        alert_count=row["alert_count"],
-        resolved_alert_count=row["resolved_alert_count"],
-        sample_alert_ids=tuple(codec.loads(row["sample_alert_ids"])),
-        transitions=tuple(codec.from_obj(Transition, t) for t in codec.loads(row["transitions"])),
-        revision=row["revision"],
-        updated_at_ms=row["updated_at_ms"],
-    )
+        counts: dict[tuple[str, str], int] = {}
+        for row in rows:
+            inc = incident_from_row(row)
+            key = ("+".join(inc.rule_ids), inc.severity)
+            counts[key] = counts.get(key, 0) + 1
+        return counts

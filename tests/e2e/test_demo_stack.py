@@ -187,9 +187,42 @@ def _incidents(stack: Stack) -> dict[str, dict[str, Any]]:
     return {i["incident_key"]: i for i in stack.api("/api/incidents?limit=1000")["incidents"]}
 
 
-def _settled(found: dict[str, dict[str, Any]], expected: list[scenario.Expected]) -> bool:
+@dataclass(frozen=True)
+class Matter:
+    """One incident the console should show: the demo's announced (controller x campaign x
+    rule) expectations of one controller x campaign, grouped as the router groups them by
+    default (one incident per controller x campaign, listing every rule broken)."""
+
+    key: str
+    rules: tuple[scenario.Expected, ...]
+
+    @property
+    def controller(self) -> str:
+        return self.rules[0].controller
+
+    @property
+    def alerts(self) -> int:
+        return sum(e.alerts for e in self.rules)
+
+    @property
+    def resolved_alerts(self) -> int:
+        return sum(e.alerts for e in self.rules if e.resolved)
+
+    @property
+    def resolved(self) -> bool:
+        return all(e.resolved for e in self.rules)
+
+
+def _matters(expected: list[scenario.Expected]) -> list[Matter]:
+    groups: dict[str, list[scenario.Expected]] = {}
     for e in expected:
-        inc = found.get(e.incident_key)
+        groups.setdefault(f"{e.controller}|{e.campaign or '-'}", []).append(e)
+    return [Matter(key, tuple(rules)) for key, rules in groups.items()]
+
+
+def _settled(found: dict[str, dict[str, Any]], expected: list[Matter]) -> bool:
+    for e in expected:
+        inc = found.get(e.key)
         if inc is None or inc["alert_count"] < e.alerts:
             return False
         if e.resolved and inc["status"] != "resolved":
@@ -199,7 +232,10 @@ def _settled(found: dict[str, dict[str, Any]], expected: list[scenario.Expected]
 
 def test_the_demo_raises_its_incidents_and_leaks_no_address(stack: Stack) -> None:
     world = World.build(SEED, SCALE)
-    expected = scenario.expectations(world)
+    expected = _matters(scenario.expectations(world))
+    # the rented readers' send breaks R1, R2 and R17: one incident listing the three
+    rented = [m for m in expected if {e.rule for e in m.rules} == {"R1", "R2", "R17"}]
+    assert len(rented) == 1, expected
 
     assert stack.run("topics", "create").returncode == 0, stack.log("topics")
     assert stack.run("registry", "apply", str(REGISTRY)).returncode == 0, stack.log("registry")
@@ -241,37 +277,27 @@ def test_the_demo_raises_its_incidents_and_leaks_no_address(stack: Stack) -> Non
         print(f"  {at:5.0f} s  {key} ({found.get(key, {}).get('status', '?')})")
 
     # exactly the announced incidents: lawful traffic raised none
-    assert set(found) == {e.incident_key for e in expected}, sorted(found)
-    for e in expected:
-        inc = found[e.incident_key]
-        assert inc["alert_count"] == e.alerts, (e.incident_key, inc)
-        if e.resolved:
-            assert inc["status"] == "resolved" and inc["resolved_alert_count"] == e.alerts, inc
-        else:
-            assert inc["status"] == "open" and inc["resolved_alert_count"] == 0, inc
-        assert inc["controller"] == e.controller and inc["rule_id"] == e.rule
+    assert set(found) == {m.key for m in expected}, sorted(found)
+    for m in expected:
+        inc = found[m.key]
+        assert inc["alert_count"] == m.alerts, (m.key, inc)
+        assert inc["resolved_alert_count"] == m.resolved_alerts, inc
+        assert inc["status"] == ("resolved" if m.resolved else "open"), inc
+        assert inc["controller"] == m.controller
+        assert {r["rule_id"]: r["alerts"] for r in inc["rules"]} == {
+            e.rule: e.alerts for e in m.rules
+        }, inc
 
     # evidence: masked hints, the consent as it stood, the rule and its source
     pages: list[bytes] = []
-    for e in expected:
-        inc = found[e.incident_key]
+    for m in expected:
+        inc = found[m.key]
         detail = stack.api(f"/api/incidents/{inc['incident_id']}")
-        evidence = detail["evidence"]
-        assert len(evidence) == e.alerts
-        assert {item["hint"] for item in evidence} >= set(e.hints)
-        for item in evidence:
-            assert "**" in item["hint"] and item["rule_id"] == e.rule and item["rule_source"]
-            assert item["subject_ref"].endswith("…")
-        if e.rule == "R13":
-            assert all(
-                set(i["consent_recipients"]) == {"assur-direct", "energie-verte"} for i in evidence
-            ), evidence[0]
-        if e.rule == "R5":
-            assert all(i["consent_state"] == "withdrawn" for i in evidence), evidence[0]
-        if e.rule == "R17":
-            assert all(i["purpose_used"] == "political.communication" for i in evidence)
-        if e.resolved:
-            assert all(i["status"] == "resolved" and i["correction_reason"] for i in evidence)
+        assert len(detail["evidence"]) == min(m.alerts, 500)
+        exported = stack.api(f"/api/incidents/{inc['incident_id']}/evidence.json")["evidence"]
+        assert len(exported) == m.alerts
+        for e in m.rules:
+            _check_evidence(e, [i for i in exported if i["rule_id"] == e.rule])
         for path in (
             f"/incidents/{inc['incident_id']}",
             f"/api/incidents/{inc['incident_id']}/evidence.csv",
@@ -281,6 +307,30 @@ def test_the_demo_raises_its_incidents_and_leaks_no_address(stack: Stack) -> Non
             assert status == 200, (path, status)
             pages.append(body)
         pages.append(codec.dumps(detail))
+    _after_evidence(stack, world, pages)
+
+
+def _check_evidence(e: scenario.Expected, evidence: list[dict[str, Any]]) -> None:
+    """The evidence of one rule of an incident: masked hints, the consent as it stood."""
+    assert len(evidence) == e.alerts, (e.rule, len(evidence))
+    assert {item["hint"] for item in evidence} >= set(e.hints)
+    for item in evidence:
+        assert "**" in item["hint"] and item["rule_id"] == e.rule and item["rule_source"]
+        assert item["subject_ref"].endswith("…")
+    if e.rule == "R13":
+        assert all(
+            set(i["consent_recipients"]) == {"assur-direct", "energie-verte"} for i in evidence
+        ), evidence[0]
+    if e.rule == "R5":
+        assert all(i["consent_state"] == "withdrawn" for i in evidence), evidence[0]
+    if e.rule == "R17":
+        assert all(i["purpose_used"] == "political.communication" for i in evidence)
+    if e.resolved:
+        assert all(i["status"] == "resolved" and i["correction_reason"] for i in evidence)
+
+
+def _after_evidence(stack: Stack, world: World, pages: list[bytes]) -> None:
+    """The console's other pages, then no raw address anywhere."""
     for path in ("/", "/api/incidents?limit=1000", "/api/stats", "/api/panels"):
         status, body = stack.get(path)
         assert status == 200, (path, status)

@@ -108,10 +108,12 @@ def scope(inc: Incident) -> str:
 
 
 def headline(kind: ChangeKind, inc: Incident) -> str:
-    """``[CRITICAL] R2 opened: acme / campaign spring (3 alerts)``."""
+    """``[CRITICAL] R2 opened: acme / campaign spring (3 alerts)``; an incident breaking
+    several rules names them all: ``R1+R2+R17 opened: ...``."""
     n = inc.alert_count
     return (
-        f"[{inc.severity.upper()}] {inc.rule_id} {_VERB.get(kind, kind.value)}: {scope(inc)} "
+        f"[{inc.severity.upper()}] {'+'.join(inc.rule_ids)} {_VERB.get(kind, kind.value)}: "
+        f"{scope(inc)} "
         f"({n} alert{'s' if n != 1 else ''})"
     )
 
@@ -126,9 +128,17 @@ def last_step(inc: Incident) -> str:
 
 def description(inc: Incident, link: str) -> list[str]:
     """The evidence summary, one fact a line (no address: hints and ids only)."""
+    if len(inc.rules) > 1:
+        rules = [f"{len(inc.rules)} rules broken, severity {inc.severity}:"] + [
+            f"- {r.rule_id} {r.rule_source} ({r.severity}): {r.alerts} alert(s), "
+            f"{r.resolved_alerts} corrected"
+            for r in inc.rules
+        ]
+    else:
+        rules = [f"Rule {inc.rule_id} {inc.rule_source}, severity {inc.severity}."]
     lines = [
         inc.summary,
-        f"Rule {inc.rule_id} {inc.rule_source}, severity {inc.severity}.",
+        *rules,
         f"Controller {inc.controller}, campaign {inc.campaign_id or '(none)'}, "
         f"channel {inc.channel}, purpose used {inc.purpose_used or '(undeclared)'}.",
         f"{inc.alert_count} alert(s), {inc.resolved_alert_count} corrected; first "

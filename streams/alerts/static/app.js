@@ -87,7 +87,7 @@ function incidentItem(inc) {
       el("span", { class: `chip ${inc.status}`, text: inc.status })),
     el("div", { class: "summary-line", text: inc.summary || "" }),
     el("div", { class: "line2", text:
-      `${inc.rule_id} · ${inc.campaign_id || "no campaign"} · ${inc.alert_count} use${inc.alert_count === 1 ? "" : "s"} · last seen ${ago(inc.last_seen_ms)}` }));
+      `${ruleIds(inc).join(", ")} · ${inc.campaign_id || "no campaign"} · ${inc.alert_count} alert${inc.alert_count === 1 ? "" : "s"} · last seen ${ago(inc.last_seen_ms)}` }));
   if (inc.incident_id === state.selected) li.classList.add("selected");
   if (inc._flash) { li.classList.add("flash"); delete inc._flash; }
   li.addEventListener("click", () => openIncident(inc.incident_id, true));
@@ -128,6 +128,21 @@ function connectFeed(since) {
 }
 
 // -- one incident ---------------------------------------------------------------------------------
+function ruleIds(inc) {
+  return inc.rules && inc.rules.length ? inc.rules.map((r) => r.rule_id) : [inc.rule_id];
+}
+function ruleRows(inc) {
+  // Every rule the incident's alerts break, with its counts and its legal source.
+  const rules = inc.rules && inc.rules.length ? inc.rules : [{
+    rule_id: inc.rule_id, rule_source: inc.rule_source, severity: inc.severity,
+    alerts: inc.alert_count, resolved_alerts: inc.resolved_alert_count }];
+  return rules.map((r) => el("tr", { "data-rule": r.rule_id },
+    el("td", { text: r.rule_id }),
+    el("td", { text: r.severity }),
+    el("td", { class: "num", text: String(r.alerts) }),
+    el("td", { class: "num", text: String(r.resolved_alerts) }),
+    el("td", { class: "small", text: r.rule_source })));
+}
 function metaRow(dl, label, value) {
   dl.append(el("dt", { text: label }), el("dd", { text: value == null || value === "" ? "—" : String(value) }));
 }
@@ -190,21 +205,21 @@ async function openIncident(id, push) {
   $("detail-body").hidden = false;
   $("detail-body").dataset.id = id;
   $("detail-body").dataset.status = inc.status;
-  $("d-title").textContent = `${inc.rule_id} · ${inc.controller}`;
+  $("d-title").textContent = `${ruleIds(inc).join(" + ")} · ${inc.controller}`;
   const chip = $("d-status");
   chip.textContent = inc.status;
   chip.className = `chip ${inc.status}`;
   $("d-summary").textContent = inc.summary;
   const dl = $("d-meta");
   dl.replaceChildren();
-  metaRow(dl, "Rule", inc.rule_id);
-  metaRow(dl, "Legal source", inc.rule_source);
+  metaRow(dl, ruleIds(inc).length > 1 ? "Rules" : "Rule", ruleIds(inc).join(", "));
   metaRow(dl, "Severity", inc.severity);
   metaRow(dl, "Controller", inc.controller);
   metaRow(dl, "Campaign", inc.campaign_id);
   metaRow(dl, "Purpose used", inc.purpose_used);
   metaRow(dl, "Channel", inc.channel);
-  metaRow(dl, "Uses", `${inc.alert_count} (${inc.resolved_alert_count} corrected)`);
+  metaRow(dl, "Alerts", `${inc.alert_count} (${inc.resolved_alert_count} corrected)`);
+  $("d-rules").tBodies[0].replaceChildren(...ruleRows(inc));
   metaRow(dl, "Opened", when(inc.opened_at_ms));
   metaRow(dl, "Last seen", when(inc.last_seen_ms));
   metaRow(dl, "Incident id", inc.incident_id);

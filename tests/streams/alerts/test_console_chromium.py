@@ -158,6 +158,31 @@ async def test_operator_works_an_incident_in_chromium(console_proc, tmp_path: Pa
             )
             assert await page.evaluate("document.querySelector('#incidents-empty').hidden")
 
+            # One matter, two rules: the campaign's incident lists both, with their counts.
+            with IncidentStore(db) as store:
+                support.fill(store, [_campaign_r17_alert()])
+            campaign_id = await page.evaluate(
+                "[...document.querySelectorAll('#incidents li')]"
+                ".find(li => li.querySelector('.ctrl').textContent === 'campaign-x').dataset.id"
+            )
+            await page.wait_for(
+                f"document.querySelector('#incidents li[data-id=\"{campaign_id}\"] .line2')"
+                ".textContent.startsWith('R2, R17 · cmp-2026-spring · 3 alerts')",
+                "both rules on the incident list",
+            )
+            await page.click(f'#incidents li[data-id="{campaign_id}"]')
+            await page.wait_for(
+                "document.querySelectorAll('#d-rules tbody tr').length === 2", "the rules table"
+            )
+            rules = await page.evaluate(
+                "[...document.querySelectorAll('#d-rules tbody tr')]"
+                ".map(tr => [...tr.cells].slice(0, 4).map(td => td.textContent))"
+            )
+            assert rules == [["R2", "critical", "2", "0"], ["R17", "warning", "1", "0"]]
+            assert await page.evaluate("document.querySelector('#d-title').textContent") == (
+                "R2 + R17 · campaign-x"
+            )
+
             # A new incident arrives while the operator watches: it appears on the feed.
             with IncidentStore(db) as store:
                 support.fill(store, [_broker_alert()])
@@ -278,4 +303,19 @@ def _broker_alert():
         campaign="rented-list-42",
         n=77,
         consent=support.NEWSLETTER_CONSENT,
+    )
+
+
+def _campaign_r17_alert():
+    """The campaign's first use breaks R17 too: the same incident, a second rule."""
+    return support._alert(
+        support.RAW_EMAILS[0],
+        support.Channel.EMAIL,
+        rule="R17",
+        source="Code électoral art. L. 52-8",
+        controller="campaign-x",
+        campaign="cmp-2026-spring",
+        n=0,
+        consent=support.NEWSLETTER_CONSENT,
+        severity=support.Severity.WARNING,
     )

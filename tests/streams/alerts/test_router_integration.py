@@ -24,8 +24,9 @@ from aiohttp import web
 from alerting import RouterProcess, alert, eventually, free_port, privacy, produce
 from consentinel.streams.alerts.model import IncidentStatus
 from consentinel.streams.alerts.sinks.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from consentinel.streams.alerts.store import IncidentStore, wall_ms
+from consentinel.streams.alerts.store import IncidentStore
 from consentinel.streams.events import codec, topics
+from consentinel.streams.events.clock import now_ms as wall_ms
 from consentinel.streams.events.records import AlertStatus
 from consentinel.streams.events.settings import Settings
 from kafka import KafkaConsumer, TopicPartition
@@ -201,8 +202,8 @@ sinks:
         router_settings,
         [
             alert("e1", at=now),
-            alert("e2", at=now + 1),  # same controller x campaign x rule: same incident
-            alert("e3", rule="R13", at=now + 2),
+            alert("e2", at=now + 1),  # same controller x campaign: same incident
+            alert("e3", rule="R13", at=now + 2),  # another rule, same matter: same incident
         ],
     )
 
@@ -210,55 +211,66 @@ sinks:
     try:
         await eventually(
             lambda: (
-                len(store.list_incidents()) == 2
+                len(store.list_incidents()) == 1
                 and sum(i.alert_count for i in store.list_incidents()) == 3
             ),
-            "the router opened 2 incidents for 3 alerts",
+            "the router opened 1 incident (2 rules) for 3 alerts",
             explain=router.tail,
         )
-        by_rule = {i.rule_id: i for i in store.list_incidents()}
-        r2, r13 = by_rule["R2"], by_rule["R13"]
+        (inc,) = store.list_incidents()
+        assert {r.rule_id: r.alerts for r in inc.rules} == {"R2": 2, "R13": 1}
+
+        def of_incident(found: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+            """The incident's Alertmanager alerts, by rule (one per rule it breaks)."""
+            return {
+                a["labels"]["rule"]: a
+                for a in found or []
+                if a["labels"].get("incident_id") == inc.incident_id
+            }
 
         async def in_alertmanager() -> bool:
             found = await _get_json(f"{alertmanager}/api/v2/alerts")
-            names = {a["labels"].get("incident_id") for a in found or []}
-            return {r2.incident_id, r13.incident_id} <= names
+            return set(of_incident(found)) == {"R2", "R13"}
 
-        await eventually(in_alertmanager, "both incidents are in Alertmanager", explain=router.tail)
-        am_alerts = await _get_json(f"{alertmanager}/api/v2/alerts")
-        (am_r2,) = [a for a in am_alerts if a["labels"]["incident_id"] == r2.incident_id]
-        assert am_r2["labels"] == {
+        await eventually(
+            in_alertmanager, "both rules of the incident are in Alertmanager", explain=router.tail
+        )
+        am = of_incident(await _get_json(f"{alertmanager}/api/v2/alerts"))
+        assert am["R2"]["labels"] == {
             "alertname": "consentinel_R2",
             "rule": "R2",
             "severity": "critical",
             "controller": "broker-lists",
             "campaign": "politics-27",
-            "incident_id": r2.incident_id,
+            "incident_id": inc.incident_id,
         }
-        assert am_r2["annotations"]["incident_url"].endswith(f"/incidents/{r2.incident_id}")
-        assert am_r2["status"]["state"] == "active"
+        assert am["R13"]["labels"]["alertname"] == "consentinel_R13"
+        assert am["R2"]["annotations"]["incident_url"].endswith(f"/incidents/{inc.incident_id}")
+        assert am["R2"]["annotations"]["rules"] == "R2, R13"
+        assert am["R2"]["status"]["state"] == "active"
 
         await eventually(
-            lambda: (
-                {a["labels"]["incident_id"] for a in _am_alerts_in(hook)}
-                >= {r2.incident_id, r13.incident_id}
-            ),
-            "Alertmanager's receiver got both incidents",
+            lambda: set(of_incident(_am_alerts_in(hook))) == {"R2", "R13"},
+            "Alertmanager's receiver got both rules of the incident",
             explain=router.tail,
         )
-        firing = [a for a in _am_alerts_in(hook) if a["labels"]["incident_id"] == r2.incident_id]
-        assert firing[0]["status"] == "firing"
+        firing = of_incident(_am_alerts_in(hook))
+        assert firing["R2"]["status"] == "firing"
         # the page went out when the incident opened (one page per incident, not per alert)
-        assert firing[0]["annotations"]["idempotency_key"] == f"{r2.incident_id}:1"
+        assert firing["R2"]["annotations"]["idempotency_key"] == f"{inc.incident_id}:1"
 
         # The console resolves through the same store API; the router tells Alertmanager.
-        store.resolve(r2.incident_id, "ana (dpo)", "broker told to stop")
+        store.resolve(inc.incident_id, "ana (dpo)", "broker told to stop")
         await eventually(
-            lambda: any(
-                a["labels"]["incident_id"] == r2.incident_id and a["status"] == "resolved"
-                for a in _am_alerts_in(hook)
+            lambda: (
+                {
+                    a["labels"]["rule"]
+                    for a in _am_alerts_in(hook)
+                    if a["labels"]["incident_id"] == inc.incident_id and a["status"] == "resolved"
+                }
+                == {"R2", "R13"}
             ),
-            "the resolution reached Alertmanager's receiver",
+            "the resolution of both rules reached Alertmanager's receiver",
             explain=router.tail,
         )
         assert store.backlog() == {"am": 0}
@@ -425,14 +437,17 @@ async def test_a_router_killed_and_restarted_loses_and_duplicates_nothing(
             explain=second.tail,
         )
         incidents = store.list_incidents()
-        assert len(incidents) == 4
-        assert sorted(i.alert_count for i in incidents) == [10, 10, 10, 10]
+        # one incident per controller x campaign: c-a's R2 and R13 are one matter
+        assert len(incidents) == 3
+        assert sorted(i.alert_count for i in incidents) == [10, 10, 20]
+        (c_a,) = [i for i in incidents if i.controller == "c-a"]
+        assert {r.rule_id: r.alerts for r in c_a.rules} == {"R2": 10, "R13": 10}
         assert sum(i.resolved_alert_count for i in incidents) == 2
         assert all(i.status is IncidentStatus.OPEN for i in incidents)
         assert store.stats().alerts == 40
         feed = store.changes_since(0, limit=10_000)
         assert Counter(c.kind.value for c in feed) == Counter(
-            {"opened": 4, "alert_added": 36, "alert_resolved": 2}
+            {"opened": 3, "alert_added": 37, "alert_resolved": 2}
         )
         assert len({(c.incident_id, c.revision) for c in feed}) == len(feed)
         assert second.stop() == 0

@@ -106,7 +106,7 @@ def test_incident_ids_are_deterministic_across_stores(tmp_path: Path) -> None:
     batch = [alert("e1"), alert("e2", at=T0 + 1), alert("e3", rule="R13")]
     ids = []
     for name in ("a.db", "b.db"):
-        with IncidentStore(tmp_path / name) as s:
+        with IncidentStore(tmp_path / name, group_by=("controller", "campaign", "rule")) as s:
             s.ingest_many(batch, now_ms=123 if name == "a.db" else 456)
             ids.append(sorted(i.incident_id for i in s.list_incidents()))
     assert ids[0] == ids[1] and len(ids[0]) == 2
