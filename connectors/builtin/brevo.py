@@ -45,6 +45,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.contract import (
     Address,
@@ -54,6 +55,7 @@ from consentinel.connectors.contract import (
     Output,
     Request,
 )
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
 
@@ -131,15 +133,15 @@ class BrevoConnector(Connector):
         em.verify_unsigned(request, self.instance)
 
     def map_request(self, request: Request) -> Output:
-        items = em.objects(em.json_body(request.body, "the body"), "the body", allow_single=True)
-        emit = em.Emitter(self, em.received_ms(request))
+        items = em.objects(tk.json_body(request.body, "the body"), "the body", allow_single=True)
+        emit = tk.Emitter(self, tk.received_ms(request))
         out = Output()
         for i, item in enumerate(items):
             where = "the event" if len(items) == 1 else f"event[{i}]"
             out.extend(self._item(emit, item, where))
         return out
 
-    def _item(self, emit: em.Emitter, item: Mapping[str, Any], where: str) -> Output:
+    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
         raw_event = em.text(item, "event", f"{where}.event", required=True)
         assert raw_event is not None
         event = event_name(raw_event)
@@ -151,7 +153,7 @@ class BrevoConnector(Connector):
     # -- transactional ---------------------------------------------------------------
 
     def _transactional(
-        self, emit: em.Emitter, item: Mapping[str, Any], event: str, where: str
+        self, emit: tk.Emitter, item: Mapping[str, Any], event: str, where: str
     ) -> Output:
         kind = TRANSACTIONAL.get(event)
         if kind is None:
@@ -206,7 +208,7 @@ class BrevoConnector(Connector):
     # -- marketing -------------------------------------------------------------------
 
     def _marketing(
-        self, emit: em.Emitter, item: Mapping[str, Any], event: str, where: str
+        self, emit: tk.Emitter, item: Mapping[str, Any], event: str, where: str
     ) -> Output:
         if event in ("contact_updated", "contact_deleted"):
             return Output()
@@ -299,7 +301,7 @@ class BrevoConnector(Connector):
 
     def _list_consent(
         self,
-        emit: em.Emitter,
+        emit: tk.Emitter,
         dedupe: tuple[object, ...],
         action: ConsentAction,
         address: Address,
@@ -343,7 +345,7 @@ def _when(item: Mapping[str, Any], fields: tuple[str, ...], where: str) -> tuple
         if value is None or value == "":
             continue
         field = f"{where}.{name}"
-        ms = em.millis_ms(value, field) if name == "ts_epoch" else em.seconds_ms(value, field)
+        ms = tt.millis_ms(value, field) if name == "ts_epoch" else tt.seconds_ms(value, field)
         return ms, f"{name}={value}"
     raise InvalidInput("missing_field", f"{where}.{fields[0]} is missing")
 

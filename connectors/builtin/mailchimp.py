@@ -49,6 +49,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.contract import (
     Address,
@@ -60,6 +61,7 @@ from consentinel.connectors.contract import (
     Request,
     Response,
 )
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import FatalConfigError, InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
 
@@ -119,7 +121,7 @@ class MailchimpConnector(Connector):
 
     def __init__(self, instance: Instance, edge: Edge) -> None:
         super().__init__(instance, edge)
-        self.zone = em.zone_option(instance)
+        self.zone = tt.zone_option(instance)
         notices = instance.options.get("list_notices") or {}
         if not isinstance(notices, Mapping):
             raise FatalConfigError(
@@ -145,9 +147,9 @@ class MailchimpConnector(Connector):
             raise InvalidInput("unknown_event", "type is not a Mailchimp audience event")
         assert kind is not None
         fired_raw = em.text(form, "fired_at", "fired_at", required=True)
-        occurred = em.local_ms(fired_raw, "fired_at", self.zone)
+        occurred = tt.local_ms(fired_raw, "fired_at", self.zone)
         data = em.sub(form, "data", "data", required=True)
-        emit = em.Emitter(self, em.received_ms(request))
+        emit = tk.Emitter(self, tk.received_ms(request))
         base = (kind, fired_raw)
         if kind == "campaign":
             return self._campaign(emit, base, data, occurred)
@@ -172,7 +174,7 @@ class MailchimpConnector(Connector):
 
     def _grant(
         self,
-        emit: em.Emitter,
+        emit: tk.Emitter,
         dedupe: tuple[object, ...],
         data: Mapping[str, Any],
         merges: Mapping[str, Any],
@@ -209,7 +211,7 @@ class MailchimpConnector(Connector):
 
     def _unsubscribe(
         self,
-        emit: em.Emitter,
+        emit: tk.Emitter,
         dedupe: tuple[object, ...],
         data: Mapping[str, Any],
         list_id: str,
@@ -264,7 +266,7 @@ class MailchimpConnector(Connector):
 
     def _cleaned(
         self,
-        emit: em.Emitter,
+        emit: tk.Emitter,
         dedupe: tuple[object, ...],
         data: Mapping[str, Any],
         list_id: str,
@@ -312,7 +314,7 @@ class MailchimpConnector(Connector):
 
     def _upemail(
         self,
-        emit: em.Emitter,
+        emit: tk.Emitter,
         base: tuple[object, ...],
         data: Mapping[str, Any],
         list_id: str,
@@ -360,7 +362,7 @@ class MailchimpConnector(Connector):
         )
 
     def _campaign(
-        self, emit: em.Emitter, base: tuple[object, ...], data: Mapping[str, Any], occurred: int
+        self, emit: tk.Emitter, base: tuple[object, ...], data: Mapping[str, Any], occurred: int
     ) -> Output:
         campaign = em.ident(data, "id", "data[id]", required=True)
         list_id = em.text(data, "list_id", "data[list_id]", required=True)
@@ -399,7 +401,7 @@ class MailchimpConnector(Connector):
         list_id = list_id.strip()
         address = em.email(self.edge, raw_email, "Email Address")
         times = {
-            name: em.local_ms(value, name, self.zone)
+            name: tt.local_ms(value, name, self.zone)
             for name in ("OPTIN_TIME", "CONFIRM_TIME", "LAST_CHANGED", "UNSUB_TIME")
             if (value := _column(row, name)) is not None
         }
@@ -416,7 +418,7 @@ class MailchimpConnector(Connector):
             method, ip = "single_opt_in", _column(row, "OPTIN_IP")
         else:
             method, ip = "import", None
-        emit = em.Emitter(self, Edge.now_ms())
+        emit = tk.Emitter(self, Edge.now_ms())
         mapped, unmapped = self._list_purposes(list_id)
         receipt = _column(row, "LEID", "EUID")
         point = f"mailchimp:list:{list_id}"
