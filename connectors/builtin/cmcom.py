@@ -214,6 +214,7 @@ class CMComConnector(Connector):
             tags=groupings,
         )
 
+
 def sign(request: Request, instance: Instance) -> Request:
     """``request`` with the instance's URL token, where CM.com would call it."""
     token = instance.secret("token").decode("utf-8")

@@ -346,6 +346,7 @@ class VonageConnector(Connector):
         )
         return Output(usage=[usage])
 
+
 def sign(request: Request, instance: Instance) -> Request:
     """``request`` signed as Vonage would sign it for ``instance``.
 

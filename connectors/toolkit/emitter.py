@@ -73,6 +73,8 @@ class Emitter:
         sender: str | None = None,
         declared_purpose: str | None = None,
         controller: str | None = None,
+        form_id: str | None = None,
+        is_test: bool = False,
     ) -> UsageEvent:
         return UsageEvent(
             event_id=self.event_id(dedupe, role),
@@ -91,6 +93,8 @@ class Emitter:
             tags=list(tags or []),
             declared_purpose=declared_purpose,
             source_event_type=source_event_type,
+            form_id=form_id,
+            is_test=is_test,
             attributes=clean_attributes(attributes),
         )
 
@@ -110,6 +114,8 @@ class Emitter:
         expires_at_ms: int | None = None,
         attributes: Mapping[str, Scalar | None] | None = None,
         controller: str | None = None,
+        recipients: list[str] | None = None,
+        collected_by: str | None = None,
     ) -> ConsentEvent:
         return ConsentEvent(
             event_id=self.event_id(dedupe, role),
@@ -124,6 +130,8 @@ class Emitter:
             purposes=list(purposes or []),
             channels=list(channels),
             scope=scope,
+            recipients=list(recipients or []),
+            collected_by=collected_by,
             proof=proof,
             expires_at_ms=expires_at_ms,
             unmapped_purposes=list(unmapped or []),
