@@ -101,7 +101,7 @@ def check_options(instance: Instance, problems: list[str]) -> None:
 
 def lead_events(
     emit: Emitter,
-    lead_id: str,
+    lead_id: str | None,
     addresses: Iterable[LeadAddress],
     occurred: int,
     *,

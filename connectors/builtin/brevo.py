@@ -109,6 +109,8 @@ class BrevoConnector(Connector):
     title: ClassVar[str] = "Brevo (Sendinblue) transactional and marketing webhooks"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "unsigned: shared token as Basic credentials, bearer token or in the URL"
+    #: Brevo drops a webhook answered with any 5xx; a 429 makes it retry
+    busy_status: ClassVar[int] = 429
     config_schema: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField(
             "token",

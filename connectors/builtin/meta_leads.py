@@ -152,7 +152,7 @@ class MetaLeadAdsConnector(Connector):
         )
         return lead_events(
             Emitter(self, received),
-            lead_id or "",
+            lead_id,
             addresses,
             at,
             policy=self.channels,

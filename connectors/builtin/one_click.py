@@ -37,7 +37,6 @@ import binascii
 import dataclasses
 import hashlib
 import hmac
-import json
 import time
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -57,6 +56,7 @@ from consentinel.connectors.contract import (
     Request,
     Response,
 )
+from consentinel.streams.events import codec
 from consentinel.streams.events.errors import ConsentinelError, InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
 
@@ -119,7 +119,7 @@ def issue_token(
     }
     if ttl_days:
         payload["x"] = now + int(float(ttl_days) * 86_400)
-    text = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    text = _b64(codec.dumps(payload))
     return f"{text}.{_mac(instance.secret('token_key'), text)}"
 
 
@@ -161,8 +161,8 @@ def check_token(instance: Instance, token: str | None) -> dict[str, Any]:
     if not found:
         raise _fail("bad_credentials", "the one-click token was not issued with this key")
     try:
-        data = json.loads(_unb64(payload))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        data = codec.loads(_unb64(payload))
+    except (InvalidInput, ValueError, binascii.Error):
         data = None
     if not isinstance(data, dict) or data.get("v") != 1:
         raise _fail("malformed_credentials", "the one-click token payload is not version 1")
