@@ -76,12 +76,15 @@ class Request:
         return values[0] if values else None
 
     def form(self) -> dict[str, list[str]]:
-        """The body parsed as application/x-www-form-urlencoded (blank values kept)."""
+        """The body parsed as application/x-www-form-urlencoded (blank values kept).
+
+        Raises ``InvalidInput`` ``bad_encoding`` when the body, or a percent-escaped value
+        in it, is not UTF-8: never turned into U+FFFD (it would reach a hint)."""
         try:
             text = self.body.decode("utf-8")
+            return parse_qs(text, keep_blank_values=True, errors="strict")
         except UnicodeDecodeError:
             raise InvalidInput("bad_encoding", "form body is not UTF-8") from None
-        return parse_qs(text, keep_blank_values=True)
 
     def with_headers(self, headers: Mapping[str, str]) -> Request:
         """This request with ``headers`` added or replaced (names lowercased). Pure."""

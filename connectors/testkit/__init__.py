@@ -52,7 +52,16 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import (
+    parse_qs,
+    parse_qsl,
+    quote,
+    quote_plus,
+    unquote_plus,
+    urlencode,
+    urlsplit,
+    urlunsplit,
+)
 
 from consentinel.connectors.contract import (
     AuthenticationFailed,
@@ -548,6 +557,43 @@ def malformed_bodies(
 # -- the suite ---------------------------------------------------------------------------
 
 
+#: one character of every class an address never holds, with the class for test ids
+ODD_CHARACTERS: dict[str, str] = {
+    "\x00": "Cc-nul",
+    "\u200b": "Cf-zero-width-space",
+    "\u202e": "Cf-rtl-override",
+    "\ud800": "Cs-surrogate",
+    "\ue000": "Co-private-use",
+    "\u0378": "Cn-unassigned",
+    "\ufffd": "replacement-character",  # noqa: F601 (not the same key as U+D800)
+}
+
+
+def inject(body: bytes, raw: str, char: str) -> bytes | None:
+    """``body`` with ``char`` put after the first character of the address ``raw``, escaped
+    as the body's format needs (JSON ``\\uXXXX`` or a form's percent escapes); None when
+    the address is not found as written."""
+    text = body.decode("utf-8", "replace")
+    if raw in text and text.lstrip()[:1] in ("{", "["):
+        escaped = "".join(f"\\u{u:04x}" for u in _utf16(char))
+        return text.replace(raw, raw[:1] + escaped + raw[1:], 1).encode("utf-8")
+    for encoded in (quote_plus(raw), quote(raw, safe="")):
+        if encoded and encoded in text:
+            try:
+                extra = quote(char, safe="")
+            except UnicodeEncodeError:
+                extra = "%ED%A0%80"  # a surrogate as (invalid) UTF-8 bytes
+            first = quote_plus(raw[:1]) if encoded == quote_plus(raw) else quote(raw[:1], safe="")
+            altered = first + extra + encoded[len(first) :]
+            return text.replace(encoded, altered, 1).encode("utf-8")
+    return None
+
+
+def _utf16(char: str) -> list[int]:
+    data = char.encode("utf-16-be", "surrogatepass")
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+
+
 def conformance_suite(case: ConnectorCase) -> type:
     """A pytest test class checking ``case`` against the connector contract."""
     import pytest
@@ -625,6 +671,54 @@ def conformance_suite(case: ConnectorCase) -> type:
             one, _ = mapped(sample)
             two, _ = mapped(sample)
             assert [e.event_id for e in all_events(one)] == [e.event_id for e in all_events(two)]
+
+        @pytest.mark.parametrize("name", list(samples))
+        def test_redelivery_with_a_new_signature_gives_same_ids(self, name: str) -> None:
+            # a platform's retry: the same event, delivered later, signed again
+            sample = samples[name]
+            one, _ = mapped(sample)
+            later = dataclasses.replace(
+                sample.request, received_at_ms=(sample.request.received_at_ms or 0) + 61_000
+            )
+            two, _ = mapped(Sample(name, case.sign(later, inst)))
+            assert [e.event_id for e in all_events(one)] == [e.event_id for e in all_events(two)], (
+                f"sample {name!r}: a redelivery got other event ids; build ids from the "
+                f"platform's own event identity only, never from delivery time or headers"
+            )
+
+        @pytest.mark.parametrize("char", list(ODD_CHARACTERS), ids=list(ODD_CHARACTERS.values()))
+        def test_address_with_an_invisible_character_is_refused(self, char: str) -> None:
+            injected = 0
+            for sample in case.samples:
+                _, edge = mapped(sample)
+                for raw in dict.fromkeys(edge.seen):
+                    body = inject(sample.request.body, raw, char)
+                    if body is None:
+                        continue
+                    injected += 1
+                    request = case.sign(with_body(sample.request, body), inst)
+                    connector = build_connector(case, make_edge(region))
+                    try:
+                        connector.verify(request)
+                        output = connector.map_request(request)
+                    except InvalidInput:
+                        continue
+                    except AuthenticationFailed:
+                        # a lone surrogate is not Unicode: a body holding one cannot be
+                        # parsed, so a signature inside it cannot be found either
+                        assert char == "\ud800", "re-signed request failed verification"
+                        continue
+                    assert output.rejected, (
+                        f"sample {sample.name!r}: an address holding {ODD_CHARACTERS[char]} "
+                        f"was taken; it must be refused (InvalidInput bad_email/bad_phone)"
+                    )
+            if not injected:  # only a connector that keys no address of the request
+                for sample in case.samples:  # (one-click: a signed token) may pass so
+                    _, edge = mapped(sample)
+                    assert not edge.seen, (
+                        f"sample {sample.name!r}: the kit could not find the addresses the "
+                        f"connector keyed in the request; write them plainly in the sample"
+                    )
 
         def test_ids_distinct_between_events(self) -> None:
             for kind in ("usage", "consent"):

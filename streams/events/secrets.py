@@ -52,9 +52,7 @@ def is_reference(value: object) -> bool:
     return isinstance(value, str) and value.startswith(PREFIXES)
 
 
-def resolve(
-    ref: str, *, environ: Mapping[str, str], base_dir: Path | None = None
-) -> Secret:
+def resolve(ref: str, *, environ: Mapping[str, str], base_dir: Path | None = None) -> Secret:
     """The secret a reference names.
 
     Blocks on reading the file of a ``file:`` reference (a local read). Raises
