@@ -135,13 +135,15 @@ class BrevoConnector(Connector):
         em.verify_unsigned(request, self.instance)
 
     def map_request(self, request: Request) -> Output:
-        items = em.objects(tk.json_body(request.body, "the body"), "the body", allow_single=True)
+        body = tk.json_body(request.body, "the body")
         emit = tk.Emitter(self, tk.received_ms(request))
-        out = Output()
-        for i, item in enumerate(items):
-            where = "the event" if len(items) == 1 else f"event[{i}]"
-            out.extend(self._item(emit, item, where))
-        return out
+        single = not isinstance(body, list) or len(body) == 1
+        return tk.map_batch(
+            body,
+            "the body",
+            lambda i, item: self._item(emit, item, "the event" if single else f"event[{i}]"),
+            allow_single=True,
+        )
 
     def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
         raw_event = em.text(item, "event", f"{where}.event", required=True)

@@ -108,16 +108,11 @@ class MandrillConnector(Connector):
         values = form.get("mandrill_events")
         if not values or not values[-1].strip():
             raise InvalidInput("missing_field", "the mandrill_events form field is missing")
-        items = em.objects(
-            tk.json_body(values[-1].encode("utf-8"), "mandrill_events"),
-            "mandrill_events",
-            allow_single=False,
-        )
+        body = tk.json_body(values[-1].encode("utf-8"), "mandrill_events")
         emit = tk.Emitter(self, tk.received_ms(request))
-        out = Output()
-        for i, item in enumerate(items):
-            out.extend(self._item(emit, item, f"mandrill_events[{i}]"))
-        return out
+        return tk.map_batch(
+            body, "mandrill_events", lambda i, it: self._item(emit, it, f"mandrill_events[{i}]")
+        )
 
     def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
         event = em.text(item, "event", f"{where}.event")

@@ -128,12 +128,9 @@ class SendGridConnector(Connector):
         verify_sendgrid(self.keys, request.body, request.headers, tolerance=self.max_age, now=now)
 
     def map_request(self, request: Request) -> Output:
-        items = em.objects(tk.json_body(request.body, "the body"), "the body", allow_single=False)
+        body = tk.json_body(request.body, "the body")
         emit = tk.Emitter(self, tk.received_ms(request))
-        out = Output()
-        for i, item in enumerate(items):
-            out.extend(self._item(emit, item, f"event[{i}]"))
-        return out
+        return tk.map_batch(body, "the body", lambda i, item: self._item(emit, item, f"event[{i}]"))
 
     def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
         event = em.text(item, "event", f"{where}.event", required=True)

@@ -12,7 +12,7 @@ Request helpers (``with_headers``, ``with_query``, ``with_body``) are methods of
 """
 
 from consentinel.connectors.toolkit import fields, times
-from consentinel.connectors.toolkit.batch import map_items
+from consentinel.connectors.toolkit.batch import map_batch, map_items
 from consentinel.connectors.toolkit.emitter import (
     MAX_ATTR,
     Emitter,
@@ -30,6 +30,7 @@ __all__ = [
     "fields",
     "json_body",
     "json_object",
+    "map_batch",
     "map_items",
     "received_ms",
     "secrets",
