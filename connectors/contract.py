@@ -232,6 +232,10 @@ class Connector(ABC):
     auth: ClassVar[str]
     #: configuration schema (options and secrets)
     config_schema: ClassVar[tuple[ConfigField, ...]] = ()
+    #: the platform event types it accepts (as the platform names them), for the reference
+    events: ClassVar[tuple[str, ...]] = ()
+    #: where an event's time (``occurred_at_ms``) comes from, in words
+    event_time: ClassVar[str] = ""
     #: what to answer when the event cannot be kept at all (Kafka away AND the ingest spool
     #: full): the status this platform retries. 503 by default; 429 for platforms that drop
     #: a webhook answered with any 5xx (Brevo).

@@ -111,6 +111,18 @@ class BrevoConnector(Connector):
     auth: ClassVar[str] = "unsigned: shared token as Basic credentials, bearer token or in the URL"
     #: Brevo drops a webhook answered with any 5xx; a 429 makes it retry
     busy_status: ClassVar[int] = 429
+    events: ClassVar[tuple[str, ...]] = (
+        "delivered",
+        "opened",
+        "click",
+        "soft_bounce",
+        "hard_bounce",
+        "spam",
+        "unsubscribed",
+        "list_addition",
+        "contact_deleted",
+    )
+    event_time: ClassVar[str] = '"ts_epoch" (Unix ms), else "ts_event" / "ts" (Unix seconds)'
     config_schema: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField(
             "token",

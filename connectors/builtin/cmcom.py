@@ -27,7 +27,7 @@ Inbound MO (JSON with ``from`` and ``message``; a flat form variant is accepted 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import verify_url_token
@@ -77,6 +77,11 @@ class CMComConnector(Connector):
     title = "CM.com Business Messaging: status reports and inbound SMS (STOP)"
     produces = "usage+consent"
     auth = "unsigned: secret token in the callback URL (?token=...)"
+    events: ClassVar[tuple[str, ...]] = (*_KINDS, "mo")
+    event_time: ClassVar[str] = (
+        'status "received" (ISO 8601) for reports, "timeUtc" for inbound '
+        "messages, else receive time"
+    )
     config_schema = (
         ConfigField("token", "secret in the callback URL", required=True, secret=True),
         ConfigField("token_previous", "previous URL secret while rotating", secret=True),

@@ -28,7 +28,7 @@ purpose / purpose_id, enabled, updated_at / created_at, id, regulation, country]
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _cmp
@@ -100,6 +100,11 @@ class DidomiConnector(Connector):
     title = "Didomi consent webhooks (events and users), TCF strings, consent exports"
     produces = "consent"
     auth = "unsigned: URL token (default), Basic credentials, or a bearer/header token"
+    events: ClassVar[tuple[str, ...]] = tuple(sorted(_TYPES))
+    event_time: ClassVar[str] = (
+        'the event\'s "updated_at" / "created_at" (ISO 8601), else receive '
+        "time; export rows: their date column"
+    )
     config_schema = (
         ConfigField("auth", "token (default), basic, bearer or header", default="token"),
         ConfigField("token", "URL/bearer/header token (auth token|bearer|header)", secret=True),

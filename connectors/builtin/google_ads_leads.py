@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors.auth import verify_shared_token
 from consentinel.connectors.contract import ConfigField, Connector, Edge, Instance, Output, Request
@@ -67,6 +67,8 @@ class GoogleAdsLeadsConnector(Connector):
     title = "Google Ads lead form webhook: leads with a form-level (implicit) consent"
     produces = "usage+consent"
     auth = "google_key body field compared in constant time (no signature)"
+    events: ClassVar[tuple[str, ...]] = ("lead",)
+    event_time: ClassVar[str] = "receive time (Google sends no submission time)"
     config_schema = (
         ConfigField(
             "google_key", "the key typed into the lead form webhook", required=True, secret=True

@@ -55,7 +55,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors.auth import lead_post_signature, verify_lead_post
 from consentinel.connectors.contract import ConfigField, Connector, Edge, Instance, Output, Request
@@ -114,6 +114,8 @@ class LeadPostConnector(Connector):
     title = "Signed lead / co-registration posts and lead batch files (one consent per partner)"
     produces = "usage+consent"
     auth = "X-Consentinel-Signature: t=<unix>,v1=hex HMAC-SHA256(secret, t + '.' + body)"
+    events: ClassVar[tuple[str, ...]] = ("lead",)
+    event_time: ClassVar[str] = 'consent: "optin_time"; use: "delivered_at", else receive time'
     config_schema = (
         ConfigField(
             "signing_secret", "secret shared with the lead vendor", required=True, secret=True

@@ -39,7 +39,7 @@ is dropped. ``testLead: true`` leads give no events unless option ``ingest_test_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors.auth import (
     linkedin_challenge_reply,
@@ -85,6 +85,8 @@ class LinkedInLeadGenConnector(Connector):
     title = "LinkedIn Lead Gen Forms (Lead Sync): lead responses, consents and deletions"
     produces = "usage+consent"
     auth = "X-LI-Signature: hex HMAC-SHA256(client secret, 'hmacsha256=' + body); challengeCode"
+    events: ClassVar[tuple[str, ...]] = ("CREATED", "DELETED")
+    event_time: ClassVar[str] = '"submittedAt" of the form response; "occurredAt" of a deletion'
     config_schema = (
         ConfigField("client_secret", "LinkedIn app client secret", required=True, secret=True),
         ConfigField(

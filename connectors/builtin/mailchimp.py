@@ -104,6 +104,11 @@ class MailchimpConnector(Connector):
     auth: ClassVar[str] = (
         "unsigned: shared secret in the webhook URL (?token= or last path segment)"
     )
+    events: ClassVar[tuple[str, ...]] = _EVENTS
+    event_time: ClassVar[str] = (
+        '"fired_at" (YYYY-MM-DD HH:MM:SS in the `timezone` option); export '
+        "rows: OPTIN_TIME, CONFIRM_TIME, LAST_CHANGED, UNSUB_TIME"
+    )
     config_schema: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField(
             "token",

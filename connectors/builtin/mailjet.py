@@ -64,6 +64,8 @@ class MailjetConnector(Connector):
     title: ClassVar[str] = "Mailjet event callbacks and unsubscribe exports"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "unsigned: Basic credentials in the callback URL [U] (or URL token)"
+    events: ClassVar[tuple[str, ...]] = tuple(KINDS)
+    event_time: ClassVar[str] = '"time" (Unix seconds); export rows: unsub_date'
     config_schema: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField(
             "token",

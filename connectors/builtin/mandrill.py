@@ -72,6 +72,8 @@ class MandrillConnector(Connector):
     title: ClassVar[str] = "Mailchimp Transactional (Mandrill) message event webhooks"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "X-Mandrill-Signature: HMAC-SHA1 of the URL + sorted POST params"
+    events: ClassVar[tuple[str, ...]] = tuple(KINDS)
+    event_time: ClassVar[str] = '"ts" (Unix seconds) of each event'
     config_schema: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField(
             "webhook_key",

@@ -30,7 +30,7 @@ booleans, ``1``/``0`` or ``"true"``/``"false"``; ``created_time`` as ISO 8601 wi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors.auth import meta_signature, meta_subscription_challenge, verify_meta
 from consentinel.connectors.contract import (
@@ -69,6 +69,8 @@ class MetaLeadAdsConnector(Connector):
     title = "Meta (Facebook/Instagram) Lead Ads: retrieved leads with their consent checkboxes"
     produces = "usage+consent"
     auth = "X-Hub-Signature-256: sha256=HMAC-SHA256(app secret, raw body); hub.verify_token GET"
+    events: ClassVar[tuple[str, ...]] = ("leadgen",)
+    event_time: ClassVar[str] = 'the lead\'s "created_time"'
     config_schema = (
         ConfigField("app_secret", "Meta app secret (signs every POST)", required=True, secret=True),
         ConfigField("app_secret_previous", "previous app secret, while rotating", secret=True),

@@ -193,6 +193,8 @@ class OneClickUnsubscribeConnector(Connector):
     title: ClassVar[str] = "RFC 8058 one-click unsubscribe endpoint (hosted by consentinel)"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "HMAC-SHA256-signed opaque token in the URL"
+    events: ClassVar[tuple[str, ...]] = ("one_click_unsubscribe",)
+    event_time: ClassVar[str] = "receive time of the POST (the unsubscription itself)"
     config_schema: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField(
             "token_key",

@@ -35,7 +35,7 @@ id, status / transaction type, date, receipt id].
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _cmp
@@ -85,6 +85,10 @@ class OneTrustConnector(Connector):
     title = "OneTrust consent receipts and data-subject profiles, consent exports"
     produces = "consent"
     auth = "bearer/header token set on the OneTrust workflow, Basic credentials, or URL token"
+    events: ClassVar[tuple[str, ...]] = ("receipt", "profile")
+    event_time: ClassVar[str] = (
+        '"interactionDate" of a receipt, "LastTransactionDate" of a profile purpose (ISO 8601)'
+    )
     config_schema = (
         ConfigField("auth", "bearer (default), header, basic or token", default="bearer"),
         ConfigField("token", "bearer/header/URL token", secret=True),

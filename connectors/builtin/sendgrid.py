@@ -89,6 +89,10 @@ class SendGridConnector(Connector):
     title: ClassVar[str] = "Twilio SendGrid signed Event Webhook and suppression exports"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "ECDSA P-256/SHA-256 over the timestamp header + raw body"
+    events: ClassVar[tuple[str, ...]] = (*KINDS, "group_resubscribe")
+    event_time: ClassVar[str] = (
+        '"timestamp" (Unix seconds) of each event; suppression exports: "created"'
+    )
     config_schema: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField(
             "verification_key",

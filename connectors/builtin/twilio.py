@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import twilio_signature, verify_twilio
@@ -86,6 +86,11 @@ class TwilioConnector(Connector):
     title = "Twilio Programmable Messaging: status callbacks, inbound replies, STOP/START"
     produces = "usage+consent"
     auth = "X-Twilio-Signature: HMAC-SHA1 (Auth Token) of the full URL + sorted form params"
+    events: ClassVar[tuple[str, ...]] = (*_KINDS, *sorted(_INBOUND))
+    event_time: ClassVar[str] = (
+        "receive time (Twilio sends none), RawDlrDoneDate for delivered "
+        "reports; export rows: their date column"
+    )
     config_schema = (
         ConfigField("auth_token", "account Auth Token", required=True, secret=True),
         ConfigField("auth_token_previous", "previous Auth Token while rotating", secret=True),

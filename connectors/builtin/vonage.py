@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from consentinel.connectors import toolkit as tk
@@ -124,6 +124,11 @@ class VonageConnector(Connector):
     title = "Vonage SMS API receipts and inbound SMS, Messages API status and inbound"
     produces = "usage+consent"
     auth = "SMS API: signed `sig` param (md5hash or HMAC); Messages API: Bearer JWT HS256"
+    events: ClassVar[tuple[str, ...]] = ("dlr", "inbound", *_MESSAGES_KINDS)
+    event_time: ClassVar[str] = (
+        'SMS API: "scts" of receipts, "message-timestamp" of inbound; Messages '
+        'API: "timestamp"; else receive time'
+    )
     config_schema = (
         ConfigField("signature_secret", "account signature secret", required=True, secret=True),
         ConfigField("signature_secret_previous", "previous signature secret", secret=True),
