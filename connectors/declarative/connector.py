@@ -21,6 +21,7 @@ from consentinel.connectors.contract import (
 )
 from consentinel.connectors.declarative.paths import MISSING
 from consentinel.connectors.declarative.spec import KindRule, Spec
+from consentinel.connectors.toolkit.batch import map_items
 from consentinel.streams.events import codec, ids
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
@@ -91,14 +92,23 @@ class DeclarativeConnector(Connector):
     def map_request(self, request: Request) -> Output:
         body = self._parse(request)
         received = request.received_at_ms or self.edge.now_ms()
+        events = self._events(body)
+        if len(events) == 1:  # one event: refused whole, as before
+            out = Output()
+            self._map_event(events[0], received, out)
+            return out
+        out = map_items(events, lambda i, event: self._one(event, received, i))
+        if out.rejected and len(out.rejected) == len(events):  # nothing good: refuse whole
+            raise InvalidInput(out.rejected[0].code, out.rejected[0].message)
+        return out
+
+    def _one(self, event: Any, received: int, index: int) -> Output:
+        """One event of a batch; its refusal names its position (``event #N``)."""
         out = Output()
-        for i, event in enumerate(self._events(body)):
-            try:
-                self._map_event(event, received, out)
-            except InvalidInput as exc:
-                if i == 0 and not out:
-                    raise
-                raise InvalidInput(exc.code, f"event #{i + 1}: {exc.message}") from None
+        try:
+            self._map_event(event, received, out)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.code, f"event #{index + 1}: {exc.message}") from None
         return out
 
     def map_row(self, row: Mapping[str, Any]) -> Output:

@@ -158,10 +158,15 @@ def test_bad_event_in_batch_names_its_position(mapping_file: Path) -> None:
         '[{"kind":"sent","contact":"a@example.org","medium":"mail","at":"2026-01-01 01:00:00",'
         '"id":"1"},{"kind":"sent","medium":"mail","at":"2026-01-01 01:00:00","id":"2"}]'
     )
-    with pytest.raises(InvalidInput) as info:
-        c.map_request(_form_request(payload))
+    out = c.map_request(_form_request(payload))
+    # item by item (Output.rejected): the good first event is kept, the second refused alone
+    assert len(out.usage) == 1
+    ((rejected),) = out.rejected
+    assert (rejected.index, rejected.code) == (1, "missing_address")
+    assert rejected.message.startswith("event #2:")
+    with pytest.raises(InvalidInput) as info:  # nothing good at all: refused whole
+        c.map_request(_form_request(payload.replace('"contact":"a@example.org",', "")))
     assert info.value.code == "missing_address"
-    assert info.value.message.startswith("event #2:")
 
 
 def test_unknown_type_message_shows_no_address(mapping_file: Path) -> None:
