@@ -28,6 +28,7 @@ from consentinel.streams.events.records import (
     Channel,
     ConsentAction,
     ConsentEvent,
+    Proof,
     Scalar,
     UsageEvent,
 )
@@ -272,8 +273,25 @@ class DeclarativeConnector(Connector):
                     channels=[channel],
                     scope=self._text(event, "scope") or self._text(event, "list_id"),
                     unmapped_purposes=unmapped,
+                    proof=self._proof(event, occurred),
                 )
             )
+
+    def _proof(self, event: Any, occurred: int) -> Proof | None:
+        """Proof by reference: the platform's record of the consent (``proof_ref``) and the
+        notice (``notice_version``), collected at the event's time; None without either."""
+        ref, notice = self._text(event, "proof_ref"), self._text(event, "notice_version")
+        ref = None if ref and _ADDRESS_LIKE.search(ref) else ref  # never an address
+        notice = None if notice and _ADDRESS_LIKE.search(notice) else notice
+        if ref is None and notice is None:
+            return None
+        return Proof(
+            method="platform_record",
+            collected_at_ms=occurred,
+            notice_version=notice[:200] if notice else None,
+            vendor_receipt=ref[:200] if ref else None,
+            record_ref=ref[:200] if ref else None,
+        )
 
     def _attributes(self, event: Any) -> dict[str, Scalar]:
         out: dict[str, Scalar] = {}
