@@ -34,12 +34,7 @@ Mapping (``fired_at`` is the event time):
 with an offset and Unix seconds are accepted as well. Interest groups (``INTERESTS``) are
 kept as an attribute, not mapped to purposes (the list is the purpose).
 
-Import (``map_row``): rows of the audience export (``Email Address``, ``OPTIN_TIME``,
-``OPTIN_IP``, ``CONFIRM_TIME``, ``CONFIRM_IP``, ``MEMBER_RATING``, ``LEID``, ``EUID``,
-``LAST_CHANGED``; unsubscribed exports add ``UNSUB_TIME``…). The list id comes from a
-``LIST_ID`` column or the ``list_id`` option. Each row → a grant (``double_opt_in`` with the
-confirmation time and IP when ``CONFIRM_TIME`` is set, ``single_opt_in`` with only
-``OPTIN_TIME``, ``import`` when neither: unprovable); an ``UNSUB_TIME`` adds the withdraw.
+Import (``map_row``): the audience export, see ``mailchimp_rows``.
 """
 
 from __future__ import annotations
@@ -51,6 +46,7 @@ from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
+from consentinel.connectors.builtin.mailchimp_rows import export_row
 from consentinel.connectors.contract import (
     Address,
     ConfigField,
@@ -174,7 +170,7 @@ class MailchimpConnector(Connector):
             return self._unsubscribe(emit, dedupe, data, list_id, address, occurred)
         return self._cleaned(emit, dedupe, data, list_id, address, occurred)
 
-    def _list_purposes(self, list_id: str) -> tuple[list[str], list[str]]:
+    def list_purposes(self, list_id: str) -> tuple[list[str], list[str]]:
         return em.purposes(self, [list_id])
 
     def _grant(
@@ -189,7 +185,7 @@ class MailchimpConnector(Connector):
         list_id = str(data["list_id"]).strip()
         ip_opt = em.text(data, "ip_opt", "data[ip_opt]")
         ip_signup = em.text(data, "ip_signup", "data[ip_signup]")
-        mapped, unmapped = self._list_purposes(list_id)
+        mapped, unmapped = self.list_purposes(list_id)
         interests = merges.get("INTERESTS")
         return emit.consent(
             dedupe,
@@ -227,7 +223,7 @@ class MailchimpConnector(Connector):
         reason = (em.text(data, "reason", "data[reason]") or "").lower()
         campaign = em.ident(data, "campaign_id", "data[campaign_id]")
         abuse = reason == "abuse"
-        mapped, unmapped = self._list_purposes(list_id)
+        mapped, unmapped = self.list_purposes(list_id)
         attrs = {"mailchimp_action": action[:32], "reason": reason[:32] or None}
         out = Output()
         if action != "delete":
@@ -296,7 +292,7 @@ class MailchimpConnector(Connector):
             ]
         )
         if abuse:
-            mapped, unmapped = self._list_purposes(list_id)
+            mapped, unmapped = self.list_purposes(list_id)
             out.consent.append(
                 emit.consent(
                     dedupe,
@@ -328,7 +324,7 @@ class MailchimpConnector(Connector):
         new = em.email(self.edge, data.get("new_email"), "data[new_email]")
         old = em.email(self.edge, data.get("old_email"), "data[old_email]")
         dedupe = (*base, list_id, old.key, new.key)
-        mapped, unmapped = self._list_purposes(list_id)
+        mapped, unmapped = self.list_purposes(list_id)
         point = f"mailchimp:list:{list_id}"
         return Output(
             consent=[
@@ -394,106 +390,8 @@ class MailchimpConnector(Connector):
     # -- file import -----------------------------------------------------------------
 
     def map_row(self, row: Mapping[str, Any]) -> Output:
-        raw_email = _column(row, "Email Address", "EMAIL", "email", "Email")
-        if raw_email is None:
-            raise InvalidInput("missing_field", "the Email Address column is missing or empty")
-        list_id = _column(row, "LIST_ID", "list_id") or self.instance.options.get("list_id")
-        if not isinstance(list_id, str) or not list_id.strip():
-            raise InvalidInput(
-                "missing_field",
-                "no list id: add a LIST_ID column or set the list_id option of the instance",
-            )
-        list_id = list_id.strip()
-        address = em.email(self.edge, raw_email, "Email Address")
-        times = {
-            name: tt.local_ms(value, name, self.zone)
-            for name in ("OPTIN_TIME", "CONFIRM_TIME", "LAST_CHANGED", "UNSUB_TIME")
-            if (value := _column(row, name)) is not None
-        }
-        confirmed, opted = times.get("CONFIRM_TIME"), times.get("OPTIN_TIME")
-        granted_at = confirmed or opted or times.get("LAST_CHANGED")
-        if granted_at is None:
-            raise InvalidInput(
-                "missing_field",
-                "the row has no OPTIN_TIME, CONFIRM_TIME or LAST_CHANGED column value",
-            )
-        if confirmed:
-            method, ip = "double_opt_in", _column(row, "CONFIRM_IP")
-        elif opted:
-            method, ip = "single_opt_in", _column(row, "OPTIN_IP")
-        else:
-            method, ip = "import", None
-        emit = tk.Emitter(self, Edge.now_ms())
-        mapped, unmapped = self._list_purposes(list_id)
-        receipt = _column(row, "LEID", "EUID")
-        point = f"mailchimp:list:{list_id}"
-        rating = _column(row, "MEMBER_RATING")
-        out = Output(
-            consent=[
-                emit.consent(
-                    ("row", list_id, address.key, granted_at),
-                    ConsentAction.GRANT,
-                    address,
-                    granted_at,
-                    role="grant",
-                    purposes=mapped,
-                    unmapped=unmapped,
-                    scope=list_id,
-                    proof=Proof(
-                        method=method,
-                        collected_at_ms=confirmed or opted,
-                        collection_point=point,
-                        notice_version=self.notices.get(list_id),
-                        ip_hash=em.ip_hash(ip),
-                        vendor_receipt=em.attr_text(receipt),
-                    ),
-                    attributes={
-                        "optin_at_ms": opted if confirmed else None,
-                        "optin_ip_hash": em.ip_hash(_column(row, "OPTIN_IP"))
-                        if confirmed
-                        else None,
-                        "member_rating": em.attr_text(rating),
-                        "imported": True,
-                    },
-                )
-            ]
-        )
-        unsub = times.get("UNSUB_TIME")
-        if unsub is not None:
-            out.consent.append(
-                emit.consent(
-                    ("row", list_id, address.key, unsub),
-                    ConsentAction.WITHDRAW,
-                    address,
-                    unsub,
-                    role="withdraw",
-                    purposes=mapped,
-                    unmapped=unmapped,
-                    scope=list_id,
-                    proof=Proof(
-                        method="unsubscribe",
-                        collected_at_ms=unsub,
-                        collection_point=point,
-                        vendor_receipt=em.attr_text(receipt),
-                    ),
-                    attributes={
-                        "reason": em.attr_text(_column(row, "UNSUB_REASON")),
-                        "imported": True,
-                    },
-                )
-            )
-        return out
-
-
-def _column(row: Mapping[str, Any], *names: str) -> str | None:
-    """The first non-blank text among columns ``names`` (numbers become text)."""
-    for name in names:
-        value = row.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None
+        """An audience export row (see ``mailchimp_rows``)."""
+        return export_row(self, row)
 
 
 def sign(request: Request, instance: Instance) -> Request:
