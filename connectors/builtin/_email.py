@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,9 +25,11 @@ from consentinel.connectors.auth import (
 )
 from consentinel.connectors.contract import (
     Address,
+    ConfigField,
     Connector,
     Edge,
     Instance,
+    Output,
     Request,
     sending_domain,
 )
@@ -259,3 +262,51 @@ def sign_unsigned(
 
 
 # -- events ------------------------------------------------------------------------------
+
+
+def unsigned_schema(
+    platform: str, *, token_doc: str, default_auth: str, purpose_doc: str
+) -> tuple[ConfigField, ...]:
+    """The options of a platform that signs nothing (Brevo, Mailjet): the shared token
+    (and its previous value while rotating), where it travels, the account, the purpose key."""
+    return (
+        ConfigField("token", f"shared secret: {token_doc}", required=True, secret=True),
+        ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
+        ConfigField(
+            "basic_user",
+            "user name of Basic credentials in the callback URL",
+            default="consentinel",
+        ),
+        ConfigField(
+            "auth", "where sign() puts the token: url, basic or bearer", default=default_auth
+        ),
+        ConfigField("account", f"the {platform} account, reported as sender"),
+        ConfigField(
+            "purpose_key", f"{purpose_doc} holding the sender's purpose", default="purpose"
+        ),
+    )
+
+
+class UnsignedBatchConnector(Connector):
+    """An e-mail platform that signs nothing and posts one event or an array of them:
+    verified by the shared token (see :func:`verify_unsigned`), mapped item by item."""
+
+    def verify(self, request: Request) -> None:
+        """Raises ``AuthenticationFailed`` unless the request carries the shared token."""
+        verify_unsigned(request, self.instance)
+
+    def map_request(self, request: Request) -> Output:
+        """A bare object is one event (refused whole); an array is mapped item by item."""
+        body = tk.json_body(request.body, "the body")
+        emit = tk.Emitter(self, tk.received_ms(request))
+        single = not isinstance(body, list) or len(body) == 1
+        return tk.map_batch(
+            body,
+            "the body",
+            lambda i, item: self._item(emit, item, "the event" if single else f"event[{i}]"),
+            allow_single=True,
+        )
+
+    @abstractmethod
+    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
+        """One platform event; raises ``InvalidInput`` naming ``where``."""

@@ -50,7 +50,6 @@ from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.contract import (
     Address,
     ConfigField,
-    Connector,
     Instance,
     Output,
     Request,
@@ -104,7 +103,7 @@ def event_name(raw: str) -> str:
     return _ALIASES.get(snake, snake)
 
 
-class BrevoConnector(Connector):
+class BrevoConnector(em.UnsignedBatchConnector):
     name: ClassVar[str] = "brevo"
     title: ClassVar[str] = "Brevo (Sendinblue) transactional and marketing webhooks"
     produces: ClassVar[str] = "usage+consent"
@@ -123,39 +122,12 @@ class BrevoConnector(Connector):
         "contact_deleted",
     )
     event_time: ClassVar[str] = '"ts_epoch" (Unix ms), else "ts_event" / "ts" (Unix seconds)'
-    config_schema: ClassVar[tuple[ConfigField, ...]] = (
-        ConfigField(
-            "token",
-            "shared secret: Basic password, bearer token or URL token",
-            required=True,
-            secret=True,
-        ),
-        ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
-        ConfigField(
-            "basic_user",
-            "user name of Basic credentials in the callback URL",
-            default="consentinel",
-        ),
-        ConfigField("auth", "where sign() puts the token: url, basic or bearer", default="url"),
-        ConfigField("account", "the Brevo account, reported as sender"),
-        ConfigField(
-            "purpose_key", "X-Mailin-custom key holding the sender's purpose", default="purpose"
-        ),
+    config_schema: ClassVar[tuple[ConfigField, ...]] = em.unsigned_schema(
+        "Brevo",
+        token_doc="Basic password, bearer token or URL token",
+        default_auth="url",
+        purpose_doc="X-Mailin-custom key",
     )
-
-    def verify(self, request: Request) -> None:
-        em.verify_unsigned(request, self.instance)
-
-    def map_request(self, request: Request) -> Output:
-        body = tk.json_body(request.body, "the body")
-        emit = tk.Emitter(self, tk.received_ms(request))
-        single = not isinstance(body, list) or len(body) == 1
-        return tk.map_batch(
-            body,
-            "the body",
-            lambda i, item: self._item(emit, item, "the event" if single else f"event[{i}]"),
-            allow_single=True,
-        )
 
     def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
         raw_event = em.text(item, "event", f"{where}.event", required=True)

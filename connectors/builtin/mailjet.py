@@ -38,7 +38,6 @@ from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.contract import (
     ConfigField,
-    Connector,
     Edge,
     Instance,
     Output,
@@ -59,42 +58,19 @@ KINDS: dict[str, UsageKind] = {
 }
 
 
-class MailjetConnector(Connector):
+class MailjetConnector(em.UnsignedBatchConnector):
     name: ClassVar[str] = "mailjet"
     title: ClassVar[str] = "Mailjet event callbacks and unsubscribe exports"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "unsigned: Basic credentials in the callback URL [U] (or URL token)"
     events: ClassVar[tuple[str, ...]] = tuple(KINDS)
     event_time: ClassVar[str] = '"time" (Unix seconds); export rows: unsub_date'
-    config_schema: ClassVar[tuple[ConfigField, ...]] = (
-        ConfigField(
-            "token",
-            "shared secret: the Basic password of the callback URL",
-            required=True,
-            secret=True,
-        ),
-        ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
-        ConfigField("basic_user", "user name of the Basic credentials", default="consentinel"),
-        ConfigField("auth", "where sign() puts the token: basic, url or bearer", default="basic"),
-        ConfigField("account", "the Mailjet account, reported as sender"),
-        ConfigField(
-            "purpose_key", "key of the JSON Payload holding the sender's purpose", default="purpose"
-        ),
+    config_schema: ClassVar[tuple[ConfigField, ...]] = em.unsigned_schema(
+        "Mailjet",
+        token_doc="the Basic password of the callback URL",
+        default_auth="basic",
+        purpose_doc="key of the JSON Payload",
     )
-
-    def verify(self, request: Request) -> None:
-        em.verify_unsigned(request, self.instance)
-
-    def map_request(self, request: Request) -> Output:
-        body = tk.json_body(request.body, "the body")
-        emit = tk.Emitter(self, tk.received_ms(request))
-        single = not isinstance(body, list) or len(body) == 1
-        return tk.map_batch(
-            body,
-            "the body",
-            lambda i, item: self._item(emit, item, "the event" if single else f"event[{i}]"),
-            allow_single=True,
-        )
 
     def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
         event = em.text(item, "event", f"{where}.event", required=True)
