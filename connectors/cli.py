@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="every connector: name, produces, auth, title")
     ls.add_argument("--config", help="also load this instances file (declarative mappings)")
+    sh = sub.add_parser("show", help="one connector: options, events, signature, event time")
+    sh.add_argument("name", help="connector name or declarative mapping file (.yaml)")
+    sub.add_parser("reference", help="print connectors/REFERENCE.md (every built-in)")
     t = sub.add_parser("test", help="map a sample payload and print the canonical events")
     t.add_argument("name", help="connector name or declarative mapping file (.yaml)")
     t.add_argument("sample", type=Path, help="raw body file (or CSV/JSONL with --rows)")
@@ -70,7 +73,30 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         return cmd_list(args.config, sys.stdout)
+    if args.command == "show":
+        return cmd_show(args.name, sys.stdout)
+    if args.command == "reference":
+        from consentinel.connectors.reference import reference
+
+        sys.stdout.write(reference())
+        return 0
     return cmd_test(args, sys.stdout)
+
+
+# -- show ---------------------------------------------------------------------------------
+
+
+def cmd_show(name: str, out: TextIO) -> int:
+    """Print one connector's reference; raises ``UnknownConnector`` for a wrong name."""
+    from consentinel.connectors.reference import describe
+
+    if name.endswith((".yaml", ".yml")) or Path(name).is_file():
+        from consentinel.connectors.declarative import load_mapping
+
+        out.write(describe(load_mapping(name)))
+        return 0
+    out.write(describe(registry.get(name)))
+    return 0
 
 
 # -- list ------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from typing import Any
 
 from consentinel.connectors import registry, yamlfile
 from consentinel.connectors.contract import Connector, Instance
+from consentinel.streams.events import secrets
 from consentinel.streams.events.errors import ConsentinelError, FatalConfigError
 from consentinel.streams.events.settings import Secret, Settings
 
@@ -287,27 +288,11 @@ def _secrets(
         if not isinstance(ref, str) or not ref:
             problems.append(f"{at} ({label}): secret `{key}` must be env:NAME or file:PATH")
             continue
-        if ref.startswith("env:"):
-            var = ref[4:]
-            if not env.get(var):
-                problems.append(
-                    f"{at} ({label}): secret `{key}`: environment variable {var} is not set"
-                )
-                continue
-            out[key] = Secret(env[var].encode("utf-8"))
-        elif ref.startswith("file:"):
-            path = base / ref[5:]
+        if secrets.is_reference(ref):
             try:
-                content = path.read_bytes().strip()
-            except OSError as exc:
-                problems.append(
-                    f"{at} ({label}): secret `{key}`: cannot read {path} ({exc.strerror})"
-                )
-                continue
-            if not content:
-                problems.append(f"{at} ({label}): secret `{key}`: {path} is empty")
-                continue
-            out[key] = Secret(content)
+                out[key] = secrets.resolve(ref, environ=env, base_dir=base)
+            except secrets.UnresolvedSecret as exc:
+                problems.append(f"{at} ({label}): secret `{key}`: {exc.problem}")
         elif settings.env == "development":
             print(
                 f"consentinel: {at} ({label}): secret `{key}` is written in the file; "

@@ -23,14 +23,14 @@ a connector never puts a raw address into an event.
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from consentinel.connectors.auth.errors import AuthConfigError, AuthenticationFailed
+from consentinel.streams.events import clock
 from consentinel.streams.events.errors import ConsentinelError, InvalidInput
 from consentinel.streams.events.identity import Pseudonymizer, mask, normalize
 from consentinel.streams.events.records import ConsentEvent, UsageEvent
@@ -76,12 +76,40 @@ class Request:
         return values[0] if values else None
 
     def form(self) -> dict[str, list[str]]:
-        """The body parsed as application/x-www-form-urlencoded (blank values kept)."""
+        """The body parsed as application/x-www-form-urlencoded (blank values kept).
+
+        Raises ``InvalidInput`` ``bad_encoding`` when the body, or a percent-escaped value
+        in it, is not UTF-8: never turned into U+FFFD (it would reach a hint)."""
         try:
             text = self.body.decode("utf-8")
+            return parse_qs(text, keep_blank_values=True, errors="strict")
         except UnicodeDecodeError:
             raise InvalidInput("bad_encoding", "form body is not UTF-8") from None
-        return parse_qs(text, keep_blank_values=True)
+
+    def with_headers(self, headers: Mapping[str, str]) -> Request:
+        """This request with ``headers`` added or replaced (names lowercased). Pure."""
+        merged = {**self.headers, **{k.lower(): v for k, v in headers.items()}}
+        return replace(self, headers=merged)
+
+    def with_query(self, params: Mapping[str, str]) -> Request:
+        """This request with query parameters set in both ``url`` and ``query`` (any of the
+        same name replaced, the others kept in order). Pure."""
+        parts = urlsplit(self.url)
+        pairs = [
+            (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params
+        ]
+        pairs.extend(params.items())
+        query: dict[str, list[str]] = {}
+        for k, v in pairs:
+            query.setdefault(k, []).append(v)
+        return replace(self, url=urlunsplit(parts._replace(query=urlencode(pairs))), query=query)
+
+    def with_body(self, body: bytes) -> Request:
+        """This request with another body (``content-length`` kept in step when present)."""
+        headers = dict(self.headers)
+        if "content-length" in headers:
+            headers["content-length"] = str(len(body))
+        return replace(self, body=body, headers=headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +215,8 @@ class Edge:
 
     @staticmethod
     def now_ms() -> int:
-        return time.time_ns() // 1_000_000
+        """The one clock (``consentinel.streams.events.clock.now_ms``)."""
+        return clock.now_ms()
 
 
 class Connector(ABC):
@@ -203,6 +232,10 @@ class Connector(ABC):
     auth: ClassVar[str]
     #: configuration schema (options and secrets)
     config_schema: ClassVar[tuple[ConfigField, ...]] = ()
+    #: the platform event types it accepts (as the platform names them), for the reference
+    events: ClassVar[tuple[str, ...]] = ()
+    #: where an event's time (``occurred_at_ms``) comes from, in words
+    event_time: ClassVar[str] = ""
     #: what to answer when the event cannot be kept at all (Kafka away AND the ingest spool
     #: full): the status this platform retries. 503 by default; 429 for platforms that drop
     #: a webhook answered with any 5xx (Brevo).

@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata
 from dataclasses import dataclass
 
+from consentinel.connectors import registered
 from consentinel.connectors.builtin import BUILTINS
 from consentinel.connectors.contract import Connector, Edge, Instance
 from consentinel.streams.events.errors import ConsentinelError
@@ -24,7 +25,9 @@ ENTRY_POINT_GROUP = "consentinel.connectors"
 #: Instance ``type`` of a declarative connector; its ``mapping`` option names the file.
 DECLARATIVE = "declarative"
 
-_registered: dict[str, type[Connector]] = {}
+_registered = registered.classes()
+register = registered.register  # declarative connectors, tests
+unregister = registered.unregister
 
 
 class UnknownConnector(ConsentinelError):
@@ -82,16 +85,6 @@ def _load(name: str, target: str) -> type[Connector]:
             f"point the entry point at the class"
         )
     return cls
-
-
-def register(cls: type[Connector]) -> type[Connector]:
-    """Add a connector class under ``cls.name`` (declarative connectors, tests)."""
-    _registered[cls.name] = cls
-    return cls
-
-
-def unregister(name: str) -> None:
-    _registered.pop(name, None)
 
 
 def known_names() -> list[str]:

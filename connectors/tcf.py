@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Final
 
+from consentinel.streams.events.errors import InvalidInput
+
 __all__ = [
     "PublisherRestriction",
     "PublisherTC",
@@ -39,11 +41,17 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SEGMENT_NAMES: Final = {1: "disclosed vendors", 2: "allowed vendors", 3: "publisher TC"}
 
 
-class TCStringError(ValueError):
-    """A TC string that cannot be decoded; ``segment``, ``field`` and ``offset`` say where."""
+class TCStringError(InvalidInput, ValueError):
+    """A TC string that cannot be decoded; ``segment``, ``field`` and ``offset`` say where.
+
+    Bad input (code ``bad_tc_string``): dead-lettered with its reason when it is the whole
+    payload; a connector that finds one inside a consent event keeps the event and notes
+    the string as undecodable."""
 
     def __init__(self, message: str, *, segment: str, field: str, offset: int) -> None:
-        super().__init__(f"TC string, {segment} segment, {field} at bit {offset}: {message}")
+        super().__init__(
+            "bad_tc_string", f"TC string, {segment} segment, {field} at bit {offset}: {message}"
+        )
         self.segment = segment
         self.field = field
         self.offset = offset

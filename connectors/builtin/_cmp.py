@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import (
     basic_auth_header,
     verify_basic_auth,
@@ -37,8 +38,9 @@ from consentinel.connectors.contract import (
     Request,
 )
 from consentinel.connectors.tcf import TCStringError, decode_tc_string
+from consentinel.connectors.toolkit import Emitter
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.ids import event_id
 from consentinel.streams.events.records import Channel, ConsentAction, ConsentEvent, Proof
 
 TCF_PURPOSES = range(1, 12)  # TCF v2.2 purposes 1..11
@@ -106,17 +108,17 @@ def verify(instance: Instance, request: Request, default: str = "token") -> None
     mode = auth_mode(instance, default)
     if mode == "basic":
         username = str(instance.options.get("username") or "")
-        verify_basic_auth(username, u.secrets(instance, "password"), request.headers)
+        verify_basic_auth(username, tk.secrets(instance, "password"), request.headers)
     elif mode == "bearer":
-        verify_header_token(u.secrets(instance, "token"), request.headers)
+        verify_header_token(tk.secrets(instance, "token"), request.headers)
     elif mode == "header":
         name = str(instance.options.get("token_header") or "X-Webhook-Token")
         verify_header_token(
-            u.secrets(instance, "token"), request.headers, header=name, auth_scheme=None
+            tk.secrets(instance, "token"), request.headers, header=name, auth_scheme=None
         )
     else:
         param = str(instance.options.get("token_param") or "token")
-        verify_url_token(u.secrets(instance, "token"), request.url, param=param)
+        verify_url_token(tk.secrets(instance, "token"), request.url, param=param)
 
 
 def sign(request: Request, instance: Instance, default: str = "token") -> Request:
@@ -124,15 +126,15 @@ def sign(request: Request, instance: Instance, default: str = "token") -> Reques
     if mode == "basic":
         username = str(instance.options.get("username") or "")
         password = instance.secret("password").decode("utf-8")
-        return u.with_headers(request, authorization=basic_auth_header(username, password))
+        return request.with_headers({"authorization": basic_auth_header(username, password)})
     token = instance.secret("token").decode("utf-8")
     if mode == "bearer":
-        return u.with_headers(request, authorization=f"Bearer {token}")
+        return request.with_headers({"authorization": f"Bearer {token}"})
     if mode == "header":
         name = str(instance.options.get("token_header") or "X-Webhook-Token")
-        return u.with_headers(request, **{name.lower(): token})
+        return request.with_headers({name.lower(): token})
     param = str(instance.options.get("token_param") or "token")
-    return u.with_query(request, **{param: token})
+    return request.with_query({param: token})
 
 
 # -- purposes ---------------------------------------------------------------------------
@@ -199,28 +201,23 @@ def consent_events(
     attributes: Mapping[str, Any],
     expires_at_ms: int | None = None,
 ) -> list[ConsentEvent]:
+    """One ConsentEvent per (action, channels) group; ids from ``dedupe`` (the platform's
+    identity of the consent record), the action and the channels."""
+    emit = Emitter(connector, received)
     return [
-        ConsentEvent(
-            event_id=event_id(
-                connector.instance.name,
-                *dedupe,
-                g.action.value,
-                ",".join(c.value for c in g.channels),
-            ),
-            occurred_at_ms=occurred,
-            received_at_ms=received,
-            source=connector.instance.name,
-            processor=connector.name,
-            subject_key=addr.key,
-            hint=addr.hint,
-            controller=controller,
-            action=g.action,
+        emit.consent(
+            (*dedupe, g.action.value, ",".join(c.value for c in g.channels)),
+            g.action,
+            addr,
+            occurred,
+            role=None,
+            channels=g.channels,
             purposes=g.purposes,
-            channels=list(g.channels),
+            unmapped=g.unmapped,
             proof=proof,
             expires_at_ms=expires_at_ms,
-            unmapped_purposes=g.unmapped,
-            attributes=dict(attributes),
+            attributes=attributes,
+            controller=controller,
         )
         for g in groups
     ]
@@ -238,10 +235,12 @@ def tcf_events(
     received: int,
     addr: Address,
     controller: str,
+    record_ref: str | None = None,
 ) -> tuple[list[ConsentEvent], dict[str, Any]]:
     """Grant/refuse per TCF purpose (``tcf:<n>`` through ``purpose_map``), channel web, the raw
-    string as ``vendor_receipt``. An undecodable string gives no events and ``tcf=undecodable``
-    in the attributes returned (for the other events of the payload)."""
+    string as ``vendor_receipt``, ``record_ref`` (the CMP's own record of this consent, when
+    the payload names one) as the proof by reference. An undecodable string gives no events
+    and ``tcf=undecodable`` in the attributes returned (for the other events of the payload)."""
     try:
         tc = decode_tc_string(raw)
     except TCStringError:
@@ -266,11 +265,16 @@ def tcf_events(
         "tcf_vendor_consent_count": len(vendors),
         "tcf_publisher_cc": tc.publisher_cc,
     }
+    try:
+        collected: int | None = tt.ms_of(tc.last_updated, "TC string LastUpdated")
+    except InvalidInput:
+        collected = None  # a CMP clock far off: the consent stands, its time is unknown
     proof = Proof(
         method="tcf",
-        collected_at_ms=u.ms_of(tc.last_updated),
+        collected_at_ms=collected,
         notice_version=f"gvl:{tc.vendor_list_version};policy:{tc.tcf_policy_version}",
         vendor_receipt=raw,
+        record_ref=record_ref,
     )
     events = consent_events(
         connector,

@@ -1,6 +1,6 @@
 """What the e-mail connectors share (mailchimp, mandrill, brevo, sendgrid, mailjet,
-one_click): field access that never crashes on wrong types, times, hashes, purposes,
-unsigned-platform credentials, and one place that builds events with the common fields.
+one_click): field access that never crashes on wrong types, hashes, purposes and
+unsigned-platform credentials. Events, times, secrets and JSON bodies come from the toolkit.
 
 Nothing here keeps or prints an address: addresses go straight to ``Edge.address``, and
 every error message names the field, never its value.
@@ -8,17 +8,14 @@ every error message names the field, never its value.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import ipaddress
-import math
-import re
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, tzinfo
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from urllib.parse import urlsplit
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import (
     AuthenticationFailed,
     basic_auth_header,
@@ -28,36 +25,20 @@ from consentinel.connectors.auth import (
 )
 from consentinel.connectors.contract import (
     Address,
+    ConfigField,
     Connector,
     Edge,
     Instance,
+    Output,
     Request,
     sending_domain,
 )
-from consentinel.streams.events import ids
 from consentinel.streams.events.codec import loads
-from consentinel.streams.events.errors import FatalConfigError, InvalidInput
-from consentinel.streams.events.records import (
-    Channel,
-    ConsentAction,
-    ConsentEvent,
-    Proof,
-    Scalar,
-    UsageEvent,
-    UsageKind,
-)
+from consentinel.streams.events.errors import InvalidInput
 
-_MIN_MS, _MAX_MS = 946_684_800_000, 4_102_444_800_000  # 2000-01-01 .. 2100-01-01
 _MAX_ATTR = 256  # longest attribute text kept; vendor strings can be huge
 
 # -- JSON and fields ---------------------------------------------------------------------
-
-
-def json_body(body: bytes, what: str) -> Any:
-    """The body parsed as JSON (``malformed_json`` when it is not)."""
-    if not body.strip():
-        raise InvalidInput("malformed_json", f"{what} is empty")
-    return loads(body)
 
 
 def objects(value: Any, what: str, *, allow_single: bool) -> list[dict[str, Any]]:
@@ -147,79 +128,6 @@ def attr_text(value: str | None) -> str | None:
 # -- times -------------------------------------------------------------------------------
 
 
-def _checked(ms: int, field: str) -> int:
-    if not _MIN_MS <= ms <= _MAX_MS:
-        raise InvalidInput("bad_timestamp", f"{field} is not a time between 2000 and 2100")
-    return ms
-
-
-def _number(value: Any, field: str) -> float:
-    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,16}(\.\d{1,9})?\s*", value):
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput("bad_timestamp", f"{field} is not a Unix time")
-    if not math.isfinite(value):
-        raise InvalidInput("bad_timestamp", f"{field} is not a finite number")
-    return float(value)
-
-
-def seconds_ms(value: Any, field: str) -> int:
-    """Unix seconds (number or digit string) to epoch milliseconds."""
-    if value is None or value == "":
-        raise InvalidInput("missing_field", f"{field} is missing")
-    return _checked(round(_number(value, field) * 1000), field)
-
-
-def millis_ms(value: Any, field: str) -> int:
-    """Unix milliseconds (number or digit string) to epoch milliseconds."""
-    if value is None or value == "":
-        raise InvalidInput("missing_field", f"{field} is missing")
-    return _checked(int(_number(value, field)), field)
-
-
-def local_ms(value: Any, field: str, zone: tzinfo) -> int:
-    """``YYYY-MM-DD HH:MM:SS`` read in ``zone``, or ISO 8601 with its own offset; Unix
-    seconds are accepted too (exports differ)."""
-    if value is None or value == "":
-        raise InvalidInput("missing_field", f"{field} is missing")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return seconds_ms(value, field)
-    if not isinstance(value, str):
-        raise InvalidInput("bad_timestamp", f"{field} is not a date and time")
-    textual = value.strip()
-    if re.fullmatch(r"\d{9,11}(\.\d+)?", textual):
-        return seconds_ms(textual, field)
-    try:
-        parsed = datetime.fromisoformat(textual.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput("bad_timestamp", f"{field} is not YYYY-MM-DD HH:MM:SS") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=zone)
-    return _checked(int(parsed.timestamp() * 1000), field)
-
-
-def zone_option(instance: Instance, option: str = "timezone") -> tzinfo:
-    """The IANA time zone named by an instance option (default UTC); a wrong name stops start."""
-    name = instance.options.get(option) or "UTC"
-    if not isinstance(name, str):
-        raise FatalConfigError(
-            [f"{option} must be an IANA time zone name"], f"connector instance {instance.name!r}"
-        )
-    if name.upper() in ("UTC", "Z", "ETC/UTC"):
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise FatalConfigError(
-            [f"{option}: {name!r} is not an IANA time zone (e.g. UTC, Europe/Paris)"],
-            f"connector instance {instance.name!r}",
-        ) from None
-
-
-def received_ms(request: Request | None) -> int:
-    return request.received_at_ms if request and request.received_at_ms else Edge.now_ms()
-
-
 # -- hashes, URLs ------------------------------------------------------------------------
 
 
@@ -294,14 +202,6 @@ def metadata_purpose(value: Any, key: str) -> str | None:
 # -- secrets and unsigned platforms ------------------------------------------------------
 
 
-def secrets(instance: Instance, name: str) -> list[bytes]:
-    """The secret ``name`` and, while rotating, ``<name>_previous`` when configured."""
-    found = [instance.secret(name)]
-    if f"{name}_previous" in instance.secrets:
-        found.append(instance.secret(f"{name}_previous"))
-    return found
-
-
 def path_token(request: Request) -> str | None:
     """The last non-empty segment of the request path (``/hooks/mailchimp/<token>``)."""
     path = request.path or urlsplit(request.url).path
@@ -319,7 +219,7 @@ def verify_unsigned(request: Request, instance: Instance, secret: str = "token")
 
     When an Authorization header is present it decides alone.
     """
-    tokens = secrets(instance, secret)
+    tokens = tk.secrets(instance, secret)
     authorization = (request.header("authorization") or "").strip()
     if authorization:
         kind = authorization.partition(" ")[0].lower()
@@ -345,23 +245,6 @@ def basic_user(instance: Instance) -> str:
     return str(instance.options.get("basic_user") or "consentinel")
 
 
-def with_query(request: Request, name: str, value: str) -> Request:
-    """The request with query parameter ``name`` set to ``value`` (others kept)."""
-    parts = urlsplit(request.url)
-    pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
-    pairs.append((name, value))
-    url = urlunsplit(parts._replace(query=urlencode(pairs)))
-    query: dict[str, list[str]] = {}
-    for k, v in pairs:
-        query.setdefault(k, []).append(v)
-    return dataclasses.replace(request, url=url, query=query)
-
-
-def with_headers(request: Request, headers: Mapping[str, str]) -> Request:
-    merged = {**request.headers, **{k.lower(): v for k, v in headers.items()}}
-    return dataclasses.replace(request, headers=merged)
-
-
 def sign_unsigned(
     request: Request, instance: Instance, *, default_mode: str, secret: str = "token"
 ) -> Request:
@@ -370,106 +253,60 @@ def sign_unsigned(
     mode = str(instance.options.get("auth") or default_mode)
     token = instance.secret(secret).decode("utf-8")
     if mode == "basic":
-        return with_headers(
-            request, {"authorization": basic_auth_header(basic_user(instance), token)}
+        return request.with_headers(
+            {"authorization": basic_auth_header(basic_user(instance), token)}
         )
     if mode == "bearer":
-        return with_headers(request, {"authorization": f"Bearer {token}"})
-    return with_query(request, "token", token)
+        return request.with_headers({"authorization": f"Bearer {token}"})
+    return request.with_query({"token": token})
 
 
 # -- events ------------------------------------------------------------------------------
 
 
-class Emitter:
-    """Builds events with what every event of one request shares: source, processor,
-    controller, received time. Ids are ``ids.event_id(source, *dedupe, role)``: the role
-    (``usage``, ``consent``, ``send``...) keeps two events of one platform event apart."""
+def unsigned_schema(
+    platform: str, *, token_doc: str, default_auth: str, purpose_doc: str
+) -> tuple[ConfigField, ...]:
+    """The options of a platform that signs nothing (Brevo, Mailjet): the shared token
+    (and its previous value while rotating), where it travels, the account, the purpose key."""
+    return (
+        ConfigField("token", f"shared secret: {token_doc}", required=True, secret=True),
+        ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
+        ConfigField(
+            "basic_user",
+            "user name of Basic credentials in the callback URL",
+            default="consentinel",
+        ),
+        ConfigField(
+            "auth", "where sign() puts the token: url, basic or bearer", default=default_auth
+        ),
+        ConfigField("account", f"the {platform} account, reported as sender"),
+        ConfigField(
+            "purpose_key", f"{purpose_doc} holding the sender's purpose", default="purpose"
+        ),
+    )
 
-    def __init__(self, connector: Connector, received_at_ms: int) -> None:
-        self.connector = connector
-        self.source = connector.instance.name
-        self.controller = connector.instance.controller
-        self.received_at_ms = received_at_ms
 
-    def event_id(self, dedupe: tuple[object, ...], role: str) -> str:
-        return ids.event_id(self.source, *dedupe, role)
+class UnsignedBatchConnector(Connector):
+    """An e-mail platform that signs nothing and posts one event or an array of them:
+    verified by the shared token (see :func:`verify_unsigned`), mapped item by item."""
 
-    def usage(
-        self,
-        dedupe: tuple[object, ...],
-        kind: UsageKind,
-        address: Address,
-        occurred_at_ms: int,
-        *,
-        role: str = "usage",
-        source_event_type: str | None = None,
-        attributes: Mapping[str, Scalar | None] | None = None,
-        tags: list[str] | None = None,
-        campaign_id: str | None = None,
-        list_id: str | None = None,
-        sender: str | None = None,
-        declared_purpose: str | None = None,
-        controller: str | None = None,
-    ) -> UsageEvent:
-        return UsageEvent(
-            event_id=self.event_id(dedupe, role),
-            occurred_at_ms=occurred_at_ms,
-            received_at_ms=self.received_at_ms,
-            source=self.source,
-            processor=self.connector.name,
-            channel=Channel.EMAIL,
-            kind=kind,
-            subject_key=address.key,
-            hint=address.hint,
-            controller=controller or self.controller,
-            campaign_id=campaign_id,
-            list_id=list_id,
-            sender=sender,
-            tags=list(tags or []),
-            declared_purpose=declared_purpose,
-            source_event_type=source_event_type,
-            attributes=clean_attributes(attributes),
+    def verify(self, request: Request) -> None:
+        """Raises ``AuthenticationFailed`` unless the request carries the shared token."""
+        verify_unsigned(request, self.instance)
+
+    def map_request(self, request: Request) -> Output:
+        """A bare object is one event (refused whole); an array is mapped item by item."""
+        body = tk.json_body(request.body, "the body")
+        emit = tk.Emitter(self, tk.received_ms(request))
+        single = not isinstance(body, list) or len(body) == 1
+        return tk.map_batch(
+            body,
+            "the body",
+            lambda i, item: self._item(emit, item, "the event" if single else f"event[{i}]"),
+            allow_single=True,
         )
 
-    def consent(
-        self,
-        dedupe: tuple[object, ...],
-        action: ConsentAction,
-        address: Address,
-        occurred_at_ms: int,
-        *,
-        role: str = "consent",
-        purposes: list[str] | None = None,
-        unmapped: list[str] | None = None,
-        scope: str | None = None,
-        proof: Proof | None = None,
-        attributes: Mapping[str, Scalar | None] | None = None,
-        controller: str | None = None,
-    ) -> ConsentEvent:
-        return ConsentEvent(
-            event_id=self.event_id(dedupe, role),
-            occurred_at_ms=occurred_at_ms,
-            received_at_ms=self.received_at_ms,
-            source=self.source,
-            processor=self.connector.name,
-            subject_key=address.key,
-            hint=address.hint,
-            controller=controller or self.controller,
-            action=action,
-            purposes=list(purposes or []),
-            channels=[Channel.EMAIL],
-            scope=scope,
-            proof=proof,
-            unmapped_purposes=list(unmapped or []),
-            attributes=clean_attributes(attributes),
-        )
-
-
-def clean_attributes(attributes: Mapping[str, Scalar | None] | None) -> dict[str, Scalar]:
-    out: dict[str, Scalar] = {}
-    for key, value in (attributes or {}).items():
-        if value is None:
-            continue
-        out[key] = value[:_MAX_ATTR] if isinstance(value, str) else value
-    return out
+    @abstractmethod
+    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
+        """One platform event; raises ``InvalidInput`` naming ``where``."""

@@ -1,5 +1,6 @@
 """What the lead-generator connectors share (meta_leads, linkedin_leads, google_ads_leads,
-lead_post): JSON bodies, times, hashes, secrets under rotation, channels per address.
+lead_post): the events of a lead, yes/no flags, safe URLs, channels per address. Events,
+times, secrets and JSON bodies come from the toolkit.
 
 Nothing here keeps or prints an address: addresses go straight to ``Edge.address``.
 """
@@ -8,74 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import re
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from consentinel.connectors.contract import Address, Edge, Instance, Request
-from consentinel.streams.events.codec import loads
+from consentinel.connectors.contract import Address, Instance, Output
+from consentinel.connectors.toolkit import Emitter
 from consentinel.streams.events.errors import FatalConfigError, InvalidInput
-from consentinel.streams.events.records import Channel
+from consentinel.streams.events.records import Channel, ConsentAction, Proof, Scalar, UsageKind
 
 #: Channels a phone number can be used on; e-mail addresses have only ``email``.
 PHONE_CHANNELS = frozenset({Channel.SMS, Channel.PHONE, Channel.WHATSAPP, Channel.RCS})
 
 _TRUE = frozenset({"1", "true", "yes", "y", "on", "checked"})
 _FALSE = frozenset({"", "0", "false", "no", "n", "off", "unchecked", "null", "none"})
-
-
-def json_object(body: bytes, what: str) -> dict[str, Any]:
-    """The body as a JSON object; ``malformed_json`` otherwise (message names ``what``)."""
-    data = loads(body)
-    if not isinstance(data, dict):
-        raise InvalidInput("malformed_json", f"{what} is not a JSON object")
-    return data
-
-
-def received_ms(request: Request | None) -> int:
-    return int(request.received_at_ms) if request and request.received_at_ms else Edge.now_ms()
-
-
-_MIN_MS, _MAX_MS = 946_684_800_000, 4_102_444_800_000  # 2000-01-01 .. 2100-01-01
-
-
-def epoch_ms(value: Any, field: str) -> int:
-    """Epoch milliseconds UTC (see ``_epoch_ms``), refused outside 2000..2100: a time that far
-    off is a unit mix-up, and placing consent there would be wrong evidence."""
-    ms = _epoch_ms(value, field)
-    if not _MIN_MS <= ms < _MAX_MS:
-        raise InvalidInput("bad_timestamp", f"{field} is outside 2000..2100 (wrong unit?)")
-    return ms
-
-
-def _epoch_ms(value: Any, field: str) -> int:
-    """Epoch milliseconds UTC from Unix seconds or milliseconds (numbers or digit strings,
-    told apart by size) or an ISO 8601 string that carries a time zone (``Z``, ``+00:00``,
-    ``+0000``). A string without a zone is ``bad_timestamp``: guessing one would shift
-    consent against use."""
-    if isinstance(value, bool) or value is None:
-        raise InvalidInput("bad_timestamp", f"{field} is not a time")
-    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
-        value = float(value)
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value <= 0:
-            raise InvalidInput("bad_timestamp", f"{field} is not a positive Unix time")
-        return int(value) if value >= 1e11 else round(value * 1000)
-    if not isinstance(value, str):
-        raise InvalidInput("bad_timestamp", f"{field} is neither a number nor a string")
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput("bad_timestamp", f"{field} is not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise InvalidInput("bad_timestamp", f"{field} has no time zone (add Z or +00:00)")
-    try:
-        return int(parsed.astimezone(UTC).timestamp() * 1000)
-    except (OverflowError, ValueError):
-        raise InvalidInput("bad_timestamp", f"{field} is out of range") from None
 
 
 def sha256_hex(text: str) -> str:
@@ -107,19 +55,6 @@ def flag(value: Any, field: str) -> bool:
         if word in _FALSE:
             return False
     raise InvalidInput("bad_value", f"{field} is not a recognisable yes/no value")
-
-
-def secrets(instance: Instance, name: str) -> list[bytes]:
-    """The secret ``name`` and, while rotating, ``<name>_previous`` when configured."""
-    found = [instance.secret(name)]
-    if f"{name}_previous" in instance.secrets:
-        found.append(instance.secret(f"{name}_previous"))
-    return found
-
-
-def with_headers(request: Request, **headers: str) -> Request:
-    merged = {**request.headers, **{k.replace("_", "-").lower(): v for k, v in headers.items()}}
-    return dataclasses.replace(request, headers=merged)
 
 
 _ADDRESS_LIKE = re.compile(r"@|\d[\d\s().+-]{6,}")
@@ -162,6 +97,68 @@ def check_options(instance: Instance, problems: list[str]) -> None:
     """Refuse to start with every problem listed (``FatalConfigError``)."""
     if problems:
         raise FatalConfigError(problems, f"connector instance {instance.name!r}")
+
+
+def lead_events(
+    emit: Emitter,
+    lead_id: str | None,
+    addresses: Iterable[LeadAddress],
+    occurred: int,
+    *,
+    policy: ChannelPolicy,
+    consents: Sequence[tuple[str, bool]],
+    proof: Proof,
+    attributes: Mapping[str, Scalar],
+    campaign_id: str | None,
+    form_id: str | None,
+    source_event_type: str,
+    is_test: bool = False,
+    consent_attributes: Mapping[str, Scalar] | None = None,
+    keyed_consents: bool = True,
+) -> Output:
+    """The events of one lead: a LEAD_DELIVERED use per address, and per address the
+    grant or refusal of each (consent id, ticked) on the channels that address can carry.
+    Ids come from the lead id, the address key and the consent id (``keyed_consents``)."""
+    out = Output()
+    for lead_address in addresses:
+        addr, kind = lead_address.address, lead_address.kind
+        out.usage.append(
+            emit.usage(
+                ("lead", lead_id, addr.key),
+                UsageKind.LEAD_DELIVERED,
+                addr,
+                occurred,
+                role=None,
+                channel=policy.usage_channel(kind),
+                campaign_id=campaign_id,
+                form_id=form_id,
+                source_event_type=source_event_type,
+                is_test=is_test,
+                attributes=attributes,
+            )
+        )
+        for consent_id, ticked in consents:
+            channels = policy.consent_channels(kind, consent_id)
+            if not channels:
+                continue
+            purpose = emit.connector.purpose(consent_id)
+            dedupe = ("consent", lead_id, addr.key, *([consent_id] if keyed_consents else []))
+            out.consent.append(
+                emit.consent(
+                    dedupe,
+                    ConsentAction.GRANT if ticked else ConsentAction.REFUSE,
+                    addr,
+                    occurred,
+                    role=None,
+                    channels=channels,
+                    purposes=[purpose] if purpose else [],
+                    unmapped=[] if purpose else [consent_id],
+                    scope=consent_id,
+                    proof=proof,
+                    attributes=consent_attributes or attributes,
+                )
+            )
+    return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """Small helpers shared by the SMS-gateway and CMP connectors (twilio, vonage, cmcom, didomi,
-onetrust): request parameters, times, secrets during rotation, keyword classification.
+onetrust): request parameters, keyword classification, senders. Events, times, secrets and
+JSON bodies come from the toolkit.
 
 Nothing here sees an address except to hand it to ``Edge.address``; nothing logs.
 """
@@ -9,31 +10,22 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl
 
-from consentinel.connectors.contract import Connector, Edge, Instance, Request
-from consentinel.streams.events import codec
+from consentinel.connectors.contract import Address, Connector, Output, Request
+from consentinel.connectors.toolkit import Emitter
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.ids import event_id
-from consentinel.streams.events.records import Channel, ConsentAction, ConsentEvent, Proof
+from consentinel.streams.events.records import (
+    Channel,
+    ConsentAction,
+    ConsentEvent,
+    Proof,
+    UsageKind,
+)
 
-_MIN_MS: Final = 946_684_800_000  # 2000-01-01
-_MAX_MS: Final = 4_102_444_800_000  # 2100-01-01
 MAX_ATTR: Final = 200  # longest attribute string we keep
 MAX_IDS: Final = 20  # longest id list we keep in an attribute
-
-
-# -- secrets ----------------------------------------------------------------------------
-
-
-def secrets(instance: Instance, name: str) -> list[bytes]:
-    """The secret ``name`` and, while rotating, ``<name>_previous`` when configured."""
-    values = [instance.secret(name)]
-    if f"{name}_previous" in instance.secrets:
-        values.append(instance.secret(f"{name}_previous"))
-    return values
 
 
 # -- request parameters -----------------------------------------------------------------
@@ -52,13 +44,6 @@ def flat_params(request: Request) -> dict[str, str]:
         pairs = request.form()
         return {k: v[0] for k, v in pairs.items() if v}
     return {k: v[0] for k, v in request.query.items() if v}
-
-
-def json_object(request: Request) -> dict[str, Any]:
-    data = codec.loads(request.body)
-    if not isinstance(data, dict):
-        raise InvalidInput("malformed_json", "the JSON body is not an object")
-    return data
 
 
 def text(obj: Mapping[str, Any], key: str, *, required: bool = False, what: str = "") -> str | None:
@@ -100,113 +85,6 @@ def id_list(values: Any) -> str:
         return ""
     items = [str(v) for v in values if isinstance(v, str | int) and not isinstance(v, bool)]
     return bounded(",".join(items[:MAX_IDS]))
-
-
-def with_query(request: Request, **params: str) -> Request:
-    """The request with query parameters set (replacing any of the same name)."""
-    from dataclasses import replace
-
-    parts = urlsplit(request.url)
-    pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
-    pairs.extend(params.items())
-    url = urlunsplit(parts._replace(query=urlencode(pairs)))
-    query: dict[str, list[str]] = {}
-    for k, v in pairs:
-        query.setdefault(k, []).append(v)
-    return replace(request, url=url, query=query)
-
-
-def with_body(request: Request, body: bytes) -> Request:
-    from dataclasses import replace
-
-    headers = dict(request.headers)
-    if "content-length" in headers:
-        headers["content-length"] = str(len(body))
-    return replace(request, body=body, headers=headers)
-
-
-def with_headers(request: Request, **headers: str) -> Request:
-    from dataclasses import replace
-
-    merged = dict(request.headers)
-    merged.update({k.lower().replace("_", "-"): v for k, v in headers.items()})
-    return replace(request, headers=merged)
-
-
-# -- times ------------------------------------------------------------------------------
-
-
-def _checked(ms: int, what: str) -> int:
-    if not _MIN_MS <= ms <= _MAX_MS:
-        raise InvalidInput("bad_timestamp", f"{what} is outside 2000..2100")
-    return ms
-
-
-def iso_ms(value: Any, what: str) -> int:
-    """ISO 8601 / RFC 3339 (``T`` or space; ``Z``, ``±HH:MM``, ``±HHMM``; no zone = UTC)."""
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput("bad_timestamp", f"{what} is not a date-time text")
-    raw = value.strip()
-    raw = re.sub(r"(\.\d{6})\d+", r"\1", raw)  # nanoseconds -> microseconds
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput("bad_timestamp", f"{what} is not an ISO 8601 date-time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return _checked(int(parsed.timestamp() * 1000), what)
-
-
-def epoch_ms(value: Any, what: str) -> int:
-    """Unix seconds or milliseconds (told apart by magnitude), number or digit text."""
-    if isinstance(value, bool):
-        raise InvalidInput("bad_timestamp", f"{what} is not a Unix time")
-    if isinstance(value, str) and re.fullmatch(r"\d{9,13}(\.\d+)?", value.strip()):
-        value = float(value)
-    if not isinstance(value, int | float):
-        raise InvalidInput("bad_timestamp", f"{what} is not a Unix time")
-    ms = int(value * 1000) if value < 100_000_000_000 else int(value)
-    return _checked(ms, what)
-
-
-def compact_ms(value: str, what: str) -> int:
-    """Carrier times ``YYMMDDhhmm`` or ``YYMMDDhhmmss``, taken as UTC."""
-    raw = value.strip()
-    fmt = {10: "%y%m%d%H%M", 12: "%y%m%d%H%M%S"}.get(len(raw))
-    if fmt is None or not raw.isdigit():
-        raise InvalidInput("bad_timestamp", f"{what} is not YYMMDDhhmm[ss]")
-    try:
-        parsed = datetime.strptime(raw, fmt).replace(tzinfo=UTC)
-    except ValueError:
-        raise InvalidInput("bad_timestamp", f"{what} is not a valid YYMMDDhhmm[ss]") from None
-    return _checked(int(parsed.timestamp() * 1000), what)
-
-
-def any_time_ms(value: Any, what: str) -> int:
-    """Whatever a file export holds: Unix s/ms, ISO 8601, or RFC 2822 (Twilio's API)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return epoch_ms(value, what)
-    if isinstance(value, str) and re.fullmatch(r"\s*\d{9,13}(\.\d+)?\s*", value):
-        return epoch_ms(value, what)
-    if isinstance(value, str) and re.match(r"\s*[A-Za-z]{3},", value):
-        from email.utils import parsedate_to_datetime
-
-        try:
-            parsed = parsedate_to_datetime(value.strip())
-        except (TypeError, ValueError):
-            raise InvalidInput("bad_timestamp", f"{what} is not an RFC 2822 date") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return _checked(int(parsed.timestamp() * 1000), what)
-    return iso_ms(value, what)
-
-
-def ms_of(dt: datetime) -> int:
-    return int((dt - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(milliseconds=1))
-
-
-def received_ms(request: Request | None) -> int:
-    return (request.received_at_ms if request is not None else 0) or Edge.now_ms()
 
 
 # -- SMS keywords and senders -----------------------------------------------------------
@@ -300,14 +178,12 @@ def first(values: Iterable[str | None]) -> str | None:
 
 
 def keyword_consent(
-    connector: Connector,
-    *,
+    emit: Emitter,
     keyword: str,
     dedupe: tuple[Any, ...],
+    address: Address,
     occurred: int,
-    received: int,
-    addr_key: str,
-    hint: str,
+    *,
     controller: str,
     channel: Channel,
     scope: str | None,
@@ -315,6 +191,7 @@ def keyword_consent(
 ) -> ConsentEvent:
     """The ConsentEvent of an SMS STOP (withdraw, all purposes) or START (grant of the
     purpose mapped for the scope, else unmapped)."""
+    connector = emit.connector
     purposes: list[str] = []
     unmapped: list[str] = []
     action = ConsentAction.WITHDRAW
@@ -326,29 +203,110 @@ def keyword_consent(
             purposes.append(canonical)
         else:
             unmapped.append(key)
-    return ConsentEvent(
-        event_id=event_id(connector.instance.name, *dedupe),
-        occurred_at_ms=occurred,
-        received_at_ms=received,
-        source=connector.instance.name,
-        processor=connector.name,
-        subject_key=addr_key,
-        hint=hint,
-        controller=controller,
-        action=action,
-        purposes=purposes,
+    proof = Proof(
+        method=f"keyword_{keyword}",
+        collected_at_ms=occurred,
+        collection_point=scope,
+        vendor_receipt=receipt,
+    )
+    return emit.consent(
+        dedupe,
+        action,
+        address,
+        occurred,
+        role=None,
         channels=[channel],
+        purposes=purposes,
+        unmapped=unmapped,
         scope=scope,
-        proof=Proof(
-            method=f"keyword_{keyword}",
-            collected_at_ms=occurred,
-            collection_point=scope,
-            vendor_receipt=receipt,
-        ),
-        unmapped_purposes=unmapped,
+        proof=proof,
+        controller=controller,
     )
 
 
 def parse_form_pairs(body: bytes) -> list[tuple[str, str]]:
     """Pairs of a form body, never failing (for ``sign`` on arbitrary test bodies)."""
     return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+
+
+def opted_out(
+    emit: Emitter,
+    receipt: str,
+    address: Address,
+    occurred: int,
+    *,
+    channel: Channel,
+    scope: str | None,
+    controller: str,
+    evidence: str,
+) -> ConsentEvent:
+    """The withdrawal a gateway reports by refusing a send to a number on its opt-out list
+    (Twilio error 21610, Vonage err-code 9)."""
+    return emit.consent(
+        (receipt, "opted_out"),
+        ConsentAction.WITHDRAW,
+        address,
+        occurred,
+        role=None,
+        channels=[channel],
+        scope=scope,
+        proof=Proof(method="gateway_opt_out_list", vendor_receipt=receipt),
+        attributes={"evidence": evidence},
+        controller=controller,
+    )
+
+
+def reply(
+    emit: Emitter,
+    dedupe: tuple[Any, ...],
+    consent_dedupe: tuple[Any, ...],
+    receipt: str | None,
+    address: Address,
+    occurred: int,
+    *,
+    channel: Channel,
+    controller: str,
+    sender: str | None,
+    event_type: str,
+    keyword: str | None,
+    scope: str | None,
+    attributes: Mapping[str, Any],
+    list_id: str | None = None,
+    campaign_id: str | None = None,
+    tags: list[str] | None = None,
+) -> Output:
+    """An inbound message: its REPLY usage (id from ``dedupe``) and, for STOP or START, the
+    keyword's consent event (id from ``consent_dedupe``)."""
+    out = Output()
+    out.usage.append(
+        emit.usage(
+            dedupe,
+            UsageKind.REPLY,
+            address,
+            occurred,
+            role=None,
+            channel=channel,
+            controller=controller,
+            list_id=list_id,
+            campaign_id=campaign_id,
+            tags=tags,
+            sender=sender,
+            source_event_type=event_type,
+            attributes=attributes,
+        )
+    )
+    if keyword in ("stop", "start"):
+        out.consent.append(
+            keyword_consent(
+                emit,
+                keyword,
+                consent_dedupe,
+                address,
+                occurred,
+                controller=controller,
+                channel=channel,
+                scope=scope,
+                receipt=receipt,
+            )
+        )
+    return out

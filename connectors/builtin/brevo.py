@@ -45,15 +45,16 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.contract import (
     Address,
     ConfigField,
-    Connector,
     Instance,
     Output,
     Request,
 )
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
 
@@ -102,44 +103,33 @@ def event_name(raw: str) -> str:
     return _ALIASES.get(snake, snake)
 
 
-class BrevoConnector(Connector):
+class BrevoConnector(em.UnsignedBatchConnector):
     name: ClassVar[str] = "brevo"
     title: ClassVar[str] = "Brevo (Sendinblue) transactional and marketing webhooks"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "unsigned: shared token as Basic credentials, bearer token or in the URL"
-    config_schema: ClassVar[tuple[ConfigField, ...]] = (
-        ConfigField(
-            "token",
-            "shared secret: Basic password, bearer token or URL token",
-            required=True,
-            secret=True,
-        ),
-        ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
-        ConfigField(
-            "basic_user",
-            "user name of Basic credentials in the callback URL",
-            default="consentinel",
-        ),
-        ConfigField("auth", "where sign() puts the token: url, basic or bearer", default="url"),
-        ConfigField("account", "the Brevo account, reported as sender"),
-        ConfigField(
-            "purpose_key", "X-Mailin-custom key holding the sender's purpose", default="purpose"
-        ),
+    #: Brevo drops a webhook answered with any 5xx; a 429 makes it retry
+    busy_status: ClassVar[int] = 429
+    events: ClassVar[tuple[str, ...]] = (
+        "delivered",
+        "opened",
+        "click",
+        "soft_bounce",
+        "hard_bounce",
+        "spam",
+        "unsubscribed",
+        "list_addition",
+        "contact_deleted",
+    )
+    event_time: ClassVar[str] = '"ts_epoch" (Unix ms), else "ts_event" / "ts" (Unix seconds)'
+    config_schema: ClassVar[tuple[ConfigField, ...]] = em.unsigned_schema(
+        "Brevo",
+        token_doc="Basic password, bearer token or URL token",
+        default_auth="url",
+        purpose_doc="X-Mailin-custom key",
     )
 
-    def verify(self, request: Request) -> None:
-        em.verify_unsigned(request, self.instance)
-
-    def map_request(self, request: Request) -> Output:
-        items = em.objects(em.json_body(request.body, "the body"), "the body", allow_single=True)
-        emit = em.Emitter(self, em.received_ms(request))
-        out = Output()
-        for i, item in enumerate(items):
-            where = "the event" if len(items) == 1 else f"event[{i}]"
-            out.extend(self._item(emit, item, where))
-        return out
-
-    def _item(self, emit: em.Emitter, item: Mapping[str, Any], where: str) -> Output:
+    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
         raw_event = em.text(item, "event", f"{where}.event", required=True)
         assert raw_event is not None
         event = event_name(raw_event)
@@ -151,7 +141,7 @@ class BrevoConnector(Connector):
     # -- transactional ---------------------------------------------------------------
 
     def _transactional(
-        self, emit: em.Emitter, item: Mapping[str, Any], event: str, where: str
+        self, emit: tk.Emitter, item: Mapping[str, Any], event: str, where: str
     ) -> Output:
         kind = TRANSACTIONAL.get(event)
         if kind is None:
@@ -206,7 +196,7 @@ class BrevoConnector(Connector):
     # -- marketing -------------------------------------------------------------------
 
     def _marketing(
-        self, emit: em.Emitter, item: Mapping[str, Any], event: str, where: str
+        self, emit: tk.Emitter, item: Mapping[str, Any], event: str, where: str
     ) -> Output:
         if event in ("contact_updated", "contact_deleted"):
             return Output()
@@ -299,7 +289,7 @@ class BrevoConnector(Connector):
 
     def _list_consent(
         self,
-        emit: em.Emitter,
+        emit: tk.Emitter,
         dedupe: tuple[object, ...],
         action: ConsentAction,
         address: Address,
@@ -343,7 +333,7 @@ def _when(item: Mapping[str, Any], fields: tuple[str, ...], where: str) -> tuple
         if value is None or value == "":
             continue
         field = f"{where}.{name}"
-        ms = em.millis_ms(value, field) if name == "ts_epoch" else em.seconds_ms(value, field)
+        ms = tt.millis_ms(value, field) if name == "ts_epoch" else tt.seconds_ms(value, field)
         return ms, f"{name}={value}"
     raise InvalidInput("missing_field", f"{where}.{fields[0]} is missing")
 

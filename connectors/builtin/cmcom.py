@@ -27,14 +27,15 @@ Inbound MO (JSON with ``from`` and ``message``; a flat form variant is accepted 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import verify_url_token
 from consentinel.connectors.builtin import _msgutil as u
 from consentinel.connectors.contract import ConfigField, Connector, Instance, Output, Request
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.ids import event_id
-from consentinel.streams.events.records import Channel, UsageEvent, UsageKind
+from consentinel.streams.events.records import Channel, UsageKind
 
 _STATUS = {
     "0": "accepted",
@@ -76,6 +77,11 @@ class CMComConnector(Connector):
     title = "CM.com Business Messaging: status reports and inbound SMS (STOP)"
     produces = "usage+consent"
     auth = "unsigned: secret token in the callback URL (?token=...)"
+    events: ClassVar[tuple[str, ...]] = (*_KINDS, "mo")
+    event_time: ClassVar[str] = (
+        'status "received" (ISO 8601) for reports, "timeUtc" for inbound '
+        "messages, else receive time"
+    )
     config_schema = (
         ConfigField("token", "secret in the callback URL", required=True, secret=True),
         ConfigField("token_previous", "previous URL secret while rotating", secret=True),
@@ -86,12 +92,12 @@ class CMComConnector(Connector):
 
     def verify(self, request: Request) -> None:
         verify_url_token(
-            u.secrets(self.instance, "token"), request.url, param=_token_param(self.instance)
+            tk.secrets(self.instance, "token"), request.url, param=_token_param(self.instance)
         )
 
     def map_request(self, request: Request) -> Output:
         if u.is_json(request):
-            data = u.json_object(request)
+            data = tk.json_object(request.body)
             messages = data.get("messages")
             if isinstance(messages, Mapping):
                 reports = messages.get("msg")
@@ -130,9 +136,9 @@ class CMComConnector(Connector):
             raise InvalidInput("missing_field", "the field 'to' is missing")
         addr = self.edge.address(to, "sms", self.instance.default_region)
         reference = _scalar(u.ci_get(m, "reference"), "reference")
-        received = u.received_ms(request)
+        received = tk.received_ms(request)
         stamp = _scalar(u.ci_get(m, "received", "sent"), "")
-        occurred = u.iso_ms(stamp, "received") if stamp else received
+        occurred = tt.iso_ms(stamp, "received") if stamp else received
         kind = _KINDS[status]
         groupings = [
             g
@@ -156,28 +162,22 @@ class CMComConnector(Connector):
         dedupe = (
             (reference, addr.key, "send") if kind is UsageKind.SEND else (reference, addr.key, code)
         )
-        return Output(
-            usage=[
-                UsageEvent(
-                    event_id=event_id(self.instance.name, *dedupe),
-                    occurred_at_ms=occurred,
-                    received_at_ms=received,
-                    source=self.instance.name,
-                    processor=self.name,
-                    channel=channel or Channel.SMS,
-                    kind=kind,
-                    subject_key=addr.key,
-                    hint=addr.hint,
-                    controller=u.controller_for(self, sender),
-                    campaign_id=u.bounded(reference) if reference else None,
-                    list_id=groupings[0] if groupings else None,
-                    sender=sender,
-                    tags=[u.bounded(g) for g in groupings],
-                    source_event_type=f"status.{status}",
-                    attributes=attrs,
-                )
-            ]
+        usage = tk.Emitter(self, received).usage(
+            dedupe,
+            kind,
+            addr,
+            occurred,
+            role=None,
+            channel=channel or Channel.SMS,
+            controller=u.controller_for(self, sender),
+            campaign_id=u.bounded(reference) if reference else None,
+            list_id=groupings[0] if groupings else None,
+            sender=sender,
+            tags=[u.bounded(g) for g in groupings],
+            source_event_type=f"status.{status}",
+            attributes=attrs,
         )
+        return Output(usage=[usage])
 
     def _inbound(self, request: Request, d: Mapping[str, Any]) -> Output:
         number = _scalar(u.ci_get(d, "from"), "number")
@@ -189,9 +189,9 @@ class CMComConnector(Connector):
         message = u.ci_get(d, "message", "text")
         body = _scalar(message, "text") if isinstance(message, Mapping) else message
         keyword = u.classify_keyword(body if isinstance(body, str) else None)
-        received = u.received_ms(request)
+        received = tk.received_ms(request)
         stamp = _scalar(u.ci_get(d, "timeUtc"), "")
-        occurred = u.iso_ms(stamp, "timeUtc") if stamp else received
+        occurred = tt.iso_ms(stamp, "timeUtc") if stamp else received
         reference = _scalar(u.ci_get(d, "reference"), "")
         raw_groupings = d.get("groupings")
         groupings = [
@@ -199,49 +199,28 @@ class CMComConnector(Connector):
             for g in (raw_groupings if isinstance(raw_groupings, list) else [])
             if isinstance(g, str) and g
         ][:3]
-        controller = u.controller_for(self, own)
         # CM.com gives an MO no id of its own: sender, time and text identify it (hashed)
         dedupe = ("mo", addr.key, own, stamp, reference, body if isinstance(body, str) else "")
-        out = Output()
-        out.usage.append(
-            UsageEvent(
-                event_id=event_id(self.instance.name, *dedupe),
-                occurred_at_ms=occurred,
-                received_at_ms=received,
-                source=self.instance.name,
-                processor=self.name,
-                channel=channel,
-                kind=UsageKind.REPLY,
-                subject_key=addr.key,
-                hint=addr.hint,
-                controller=controller,
-                campaign_id=u.bounded(reference) if reference else None,
-                sender=own,
-                tags=groupings,
-                source_event_type="mo",
-                attributes={"keyword": keyword or "none", "sender_type": u.sender_type(own)},
-            )
+        return u.reply(
+            tk.Emitter(self, received),
+            dedupe,
+            (*dedupe, "consent"),
+            reference,
+            addr,
+            occurred,
+            channel=channel,
+            controller=u.controller_for(self, own),
+            sender=own,
+            event_type="mo",
+            keyword=keyword,
+            scope=u.sender_scope(own),
+            attributes={"keyword": keyword or "none", "sender_type": u.sender_type(own)},
+            campaign_id=u.bounded(reference) if reference else None,
+            tags=groupings,
         )
-        if keyword in ("stop", "start"):
-            out.consent.append(
-                u.keyword_consent(
-                    self,
-                    keyword=keyword,
-                    dedupe=(*dedupe, "consent"),
-                    occurred=occurred,
-                    received=received,
-                    addr_key=addr.key,
-                    hint=addr.hint,
-                    controller=controller,
-                    channel=channel,
-                    scope=u.sender_scope(own),
-                    receipt=reference,
-                )
-            )
-        return out
 
 
 def sign(request: Request, instance: Instance) -> Request:
     """``request`` with the instance's URL token, where CM.com would call it."""
     token = instance.secret("token").decode("utf-8")
-    return u.with_query(request, **{_token_param(instance): token})
+    return request.with_query({_token_param(instance): token})

@@ -28,13 +28,14 @@ purpose / purpose_id, enabled, updated_at / created_at, id, regulation, country]
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _cmp
 from consentinel.connectors.builtin import _msgutil as u
 from consentinel.connectors.contract import ConfigField, Connector, Instance, Output, Request
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.ids import event_id
 from consentinel.streams.events.records import ConsentAction, ConsentEvent, Proof
 
 _TYPES = frozenset(
@@ -99,6 +100,11 @@ class DidomiConnector(Connector):
     title = "Didomi consent webhooks (events and users), TCF strings, consent exports"
     produces = "consent"
     auth = "unsigned: URL token (default), Basic credentials, or a bearer/header token"
+    events: ClassVar[tuple[str, ...]] = tuple(sorted(_TYPES))
+    event_time: ClassVar[str] = (
+        'the event\'s "updated_at" / "created_at" (ISO 8601), else receive '
+        "time; export rows: their date column"
+    )
     config_schema = (
         ConfigField("auth", "token (default), basic, bearer or header", default="token"),
         ConfigField("token", "URL/bearer/header token (auth token|bearer|header)", secret=True),
@@ -115,7 +121,7 @@ class DidomiConnector(Connector):
         _cmp.verify(self.instance, request)
 
     def map_request(self, request: Request) -> Output:
-        data = u.json_object(request)
+        data = tk.json_object(request.body)
         if any("__" in str(k) for k in data):
             data = _unflatten(data)
         kind = u.text(data, "type", required=True)
@@ -140,34 +146,29 @@ class DidomiConnector(Connector):
             what="user.organization_user_id",
             kind=u.text(user, "organization_user_id_type"),
         )
-        received = u.received_ms(request)
+        received = tk.received_ms(request)
         order: tuple[str, ...] = ("created_at", "updated_at")
         if not kind.endswith("created"):  # updated / deleted: the latest time of the entity
             order = ("deleted_at", "updated_at", "created_at")
         stamp_key = next((k for k in order if u.text(entity, k)), order[0])
         stamp = u.text(entity, stamp_key)
-        occurred = u.iso_ms(stamp, stamp_key) if stamp else received
+        occurred = tt.iso_ms(stamp, stamp_key) if stamp else received
         entity_id = u.text(entity, "id") or u.text(user, "id")
         dedupe = (entity_id, kind, stamp or u.text(entity, "version"))
         controller = u.controller_for(self, u.text(entity, "organization_id"))
         attrs: dict[str, Any] = {"regulation": u.bounded(regulation), "type": kind}
         if kind == "user.deleted":
-            return Output(
-                consent=[
-                    ConsentEvent(
-                        event_id=event_id(self.instance.name, *dedupe, "erase"),
-                        occurred_at_ms=occurred,
-                        received_at_ms=received,
-                        source=self.instance.name,
-                        processor=self.name,
-                        subject_key=addr.key,
-                        hint=addr.hint,
-                        controller=controller,
-                        action=ConsentAction.ERASE,
-                        attributes=attrs,
-                    )
-                ]
+            erase = tk.Emitter(self, received).consent(
+                (*dedupe, "erase"),
+                ConsentAction.ERASE,
+                addr,
+                occurred,
+                role=None,
+                channels=(),
+                attributes=attrs,
+                controller=controller,
             )
+            return Output(consent=[erase])
         consents = _obj(entity.get("consents"))
         status = (u.text(entity, "status") or "confirmed").lower()
         if status != "confirmed":
@@ -189,6 +190,7 @@ class DidomiConnector(Connector):
             collection_point=self._collection_point(entity, user),
             certificate_id=self._proof_id(entity),
             vendor_receipt=u.bounded(entity_id) if entity_id else None,
+            record_ref=u.bounded(entity_id) if entity_id else None,
         )
         out = Output()
         tc_string = u.text(consents, "tcfcs") or u.text(entity, "tcfcs")
@@ -202,6 +204,7 @@ class DidomiConnector(Connector):
                 received=received,
                 addr=addr,
                 controller=controller,
+                record_ref=u.bounded(entity_id) if entity_id else None,
             )
             attrs.update(tcf_attrs)
         out.consent.extend(
@@ -273,7 +276,7 @@ class DidomiConnector(Connector):
         stamp = u.ci_get(row, "updated_at", "created_at", "date", "timestamp")
         if stamp is None:
             raise InvalidInput("missing_field", "the row has no date column")
-        occurred = u.any_time_ms(stamp, "the row date")
+        occurred = tt.any_time_ms(stamp, "the row date")
         vendor = str(vendor_id).strip()
         action = ConsentAction.GRANT if enabled else ConsentAction.WITHDRAW
         groups = _cmp.resolve(
@@ -290,13 +293,14 @@ class DidomiConnector(Connector):
                 groups,
                 dedupe=("export", row_id, addr.key, vendor, occurred),
                 occurred=occurred,
-                received=u.received_ms(None),
+                received=tk.received_ms(None),
                 addr=addr,
                 controller=u.controller_for(self, u.ci_get(row, "organization_id")),
                 proof=Proof(
                     method="cmp_export",
                     collected_at_ms=occurred,
                     vendor_receipt=u.bounded(row_id) if isinstance(row_id, str) else None,
+                    record_ref=u.bounded(row_id) if isinstance(row_id, str) else None,
                 ),
                 attributes=attrs,
             )

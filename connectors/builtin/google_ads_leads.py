@@ -29,20 +29,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors.auth import verify_shared_token
 from consentinel.connectors.contract import ConfigField, Connector, Edge, Instance, Output, Request
+from consentinel.connectors.toolkit import Emitter, json_object, received_ms, secrets
 from consentinel.streams.events.codec import dumps, loads
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.ids import event_id
 from consentinel.streams.events.records import (
-    ConsentAction,
-    ConsentEvent,
     Proof,
     Scalar,
-    UsageEvent,
-    UsageKind,
 )
 
 from ._leads import (
@@ -50,9 +46,7 @@ from ._leads import (
     LeadAddress,
     check_options,
     flag,
-    json_object,
-    received_ms,
-    secrets,
+    lead_events,
     text_id,
 )
 
@@ -73,6 +67,8 @@ class GoogleAdsLeadsConnector(Connector):
     title = "Google Ads lead form webhook: leads with a form-level (implicit) consent"
     produces = "usage+consent"
     auth = "google_key body field compared in constant time (no signature)"
+    events: ClassVar[tuple[str, ...]] = ("lead",)
+    event_time: ClassVar[str] = "receive time (Google sends no submission time)"
     config_schema = (
         ConfigField(
             "google_key", "the key typed into the lead form webhook", required=True, secret=True
@@ -120,59 +116,28 @@ class GoogleAdsLeadsConnector(Connector):
                 attributes[key] = value
         if test:
             attributes["is_test"] = True
-        purpose = self.purpose(form_id)
         proof = Proof(
             method="implicit_form",
             collected_at_ms=received,
             collection_point=f"google-lead-form:{form_id}",
             vendor_receipt=lead_id,
         )
-        src, proc, controller = self.instance.name, self.name, self.instance.controller
-        out = Output()
-        for lead_address in addresses:
-            addr, kind = lead_address.address, lead_address.kind
-            out.usage.append(
-                UsageEvent(
-                    event_id=event_id(src, "lead", lead_id, addr.key),
-                    occurred_at_ms=received,
-                    received_at_ms=received,
-                    source=src,
-                    processor=proc,
-                    channel=self.channels.usage_channel(kind),
-                    kind=UsageKind.LEAD_DELIVERED,
-                    subject_key=addr.key,
-                    hint=addr.hint,
-                    controller=controller,
-                    campaign_id=text_id(lead.get("campaign_id"), "campaign_id"),
-                    form_id=form_id,
-                    source_event_type="lead",
-                    is_test=test,
-                    attributes=dict(attributes),
-                )
-            )
-            channels = self.channels.consent_channels(kind, form_id)
-            if not channels:
-                continue
-            out.consent.append(
-                ConsentEvent(
-                    event_id=event_id(src, "consent", lead_id, addr.key),
-                    occurred_at_ms=received,
-                    received_at_ms=received,
-                    source=src,
-                    processor=proc,
-                    subject_key=addr.key,
-                    hint=addr.hint,
-                    controller=controller,
-                    action=ConsentAction.GRANT,
-                    purposes=[purpose] if purpose else [],
-                    channels=channels,
-                    scope=form_id,
-                    proof=proof,
-                    unmapped_purposes=[] if purpose else [form_id],
-                    attributes={**attributes, "weak_proof": True},
-                )
-            )
-        return out
+        return lead_events(
+            Emitter(self, received),
+            lead_id,
+            addresses,
+            received,
+            policy=self.channels,
+            consents=[(form_id, True)],
+            proof=proof,
+            attributes=attributes,
+            campaign_id=text_id(lead.get("campaign_id"), "campaign_id"),
+            form_id=form_id,
+            source_event_type="lead",
+            is_test=test,
+            consent_attributes={**attributes, "weak_proof": True},
+            keyed_consents=False,
+        )
 
     def _addresses(self, rows: Any) -> list[LeadAddress]:
         if not isinstance(rows, list):

@@ -55,19 +55,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors.auth import lead_post_signature, verify_lead_post
 from consentinel.connectors.contract import ConfigField, Connector, Edge, Instance, Output, Request
+from consentinel.connectors.toolkit import Emitter, json_object, received_ms, secrets
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.codec import loads
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.ids import event_id
 from consentinel.streams.events.records import (
     ConsentAction,
-    ConsentEvent,
     Proof,
     Scalar,
-    UsageEvent,
     UsageKind,
 )
 
@@ -75,16 +74,11 @@ from ._leads import (
     ChannelPolicy,
     LeadAddress,
     check_options,
-    epoch_ms,
     flag,
-    json_object,
     mapping_option,
     parse_channels,
-    received_ms,
     safe_url,
-    secrets,
     sha256_hex,
-    with_headers,
 )
 
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -120,6 +114,8 @@ class LeadPostConnector(Connector):
     title = "Signed lead / co-registration posts and lead batch files (one consent per partner)"
     produces = "usage+consent"
     auth = "X-Consentinel-Signature: t=<unix>,v1=hex HMAC-SHA256(secret, t + '.' + body)"
+    events: ClassVar[tuple[str, ...]] = ("lead",)
+    event_time: ClassVar[str] = 'consent: "optin_time"; use: "delivered_at", else receive time'
     config_schema = (
         ConfigField(
             "signing_secret", "secret shared with the lead vendor", required=True, secret=True
@@ -198,7 +194,7 @@ class LeadPostConnector(Connector):
         optin_raw = self._get(lead, "optin_time")
         if optin_raw is None:
             raise InvalidInput("missing_field", "optin_time (or opt_in_date, timestamp) is missing")
-        optin = epoch_ms(optin_raw, "optin_time")
+        optin = tt.epoch_or_iso_ms(optin_raw, "optin_time", zone=None)
         addresses = self._addresses(lead)
         named = _text(self._get(lead, "vendor"), "vendor")
         vendor = self._controller(named[:_MAX_TEXT]) if named else self.instance.controller
@@ -216,26 +212,23 @@ class LeadPostConnector(Connector):
         proof = self._proof(lead, optin, lead_id, attributes)
         delivered = self._get(lead, "delivered_at")
         if delivered is not None:
-            used_at = epoch_ms(delivered, "delivered_at")
+            used_at = tt.epoch_or_iso_ms(delivered, "delivered_at", zone=None)
         else:
             used_at = received if received is not None else optin
         now = received if received is not None else Edge.now_ms()
-        src, proc = self.instance.name, self.name
+        emit = Emitter(self, now)
         out = Output()
         for lead_address in addresses:
             addr, kind = lead_address.address, lead_address.kind
             for buyer in buyers:
                 out.usage.append(
-                    UsageEvent(
-                        event_id=event_id(src, "lead", dedupe, addr.key, buyer),
-                        occurred_at_ms=used_at,
-                        received_at_ms=now,
-                        source=src,
-                        processor=proc,
+                    emit.usage(
+                        ("lead", dedupe, addr.key, buyer),
+                        UsageKind.LEAD_DELIVERED,
+                        addr,
+                        used_at,
+                        role=None,
                         channel=self.channels.usage_channel(kind),
-                        kind=UsageKind.LEAD_DELIVERED,
-                        subject_key=addr.key,
-                        hint=addr.hint,
                         controller=buyer,
                         campaign_id=_text(lead.get("campaign_id"), "campaign_id"),
                         list_id=_text(lead.get("list_id"), "list_id"),
@@ -244,27 +237,22 @@ class LeadPostConnector(Connector):
                     )
                 )
             scoped = self.channels.consent_channels(kind, consent_key, channels)
-            if not scoped:
-                continue
-            for controller in partners or [vendor]:
+            for controller in (partners or [vendor]) if scoped else []:
                 out.consent.append(
-                    ConsentEvent(
-                        event_id=event_id(src, "consent", dedupe, addr.key, controller),
-                        occurred_at_ms=optin,
-                        received_at_ms=now,
-                        source=src,
-                        processor=proc,
-                        subject_key=addr.key,
-                        hint=addr.hint,
-                        controller=controller,
-                        action=ConsentAction.GRANT,
-                        purposes=list(purposes),
+                    emit.consent(
+                        ("consent", dedupe, addr.key, controller),
+                        ConsentAction.GRANT,
+                        addr,
+                        optin,
+                        role=None,
                         channels=scoped,
+                        purposes=list(purposes),
+                        unmapped=list(unmapped),
                         recipients=list(partners),
                         collected_by=vendor if vendor != controller else None,
                         proof=proof,
-                        unmapped_purposes=list(unmapped),
-                        attributes=dict(attributes),
+                        attributes=attributes,
+                        controller=controller,
                     )
                 )
         return out
@@ -321,7 +309,9 @@ class LeadPostConnector(Connector):
         confirmed = flag(self._get(lead, "doi"), "doi")
         confirmed_at = self._get(lead, "confirmation_time")
         if confirmed_at is not None:
-            attrs["doi_confirmed_at_ms"] = epoch_ms(confirmed_at, "confirmation_time")
+            attrs["doi_confirmed_at_ms"] = tt.epoch_or_iso_ms(
+                confirmed_at, "confirmation_time", zone=None
+            )
             confirmed = True
         confirmation_ip = _text(self._get(lead, "confirmation_ip"), "confirmation_ip")
         if confirmation_ip:
@@ -390,4 +380,4 @@ def sign(request: Request, instance: Instance) -> Request:
     timed at the request's receipt time when it has one (else now)."""
     at = request.received_at_ms // 1000 if request.received_at_ms else int(time.time())
     header = lead_post_signature(instance.secret("signing_secret"), request.body, at)
-    return with_headers(request, x_consentinel_signature=header)
+    return request.with_headers({"x-consentinel-signature": header})

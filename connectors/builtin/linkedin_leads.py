@@ -39,7 +39,7 @@ is dropped. ``testLead: true`` leads give no events unless option ``ingest_test_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors.auth import (
     linkedin_challenge_reply,
@@ -55,30 +55,24 @@ from consentinel.connectors.contract import (
     Request,
     Response,
 )
+from consentinel.connectors.toolkit import Emitter, json_object, received_ms, secrets
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.codec import dumps
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.ids import event_id
 from consentinel.streams.events.records import (
     ConsentAction,
-    ConsentEvent,
     Proof,
     Scalar,
-    UsageEvent,
-    UsageKind,
 )
 
 from ._leads import (
     ChannelPolicy,
     LeadAddress,
     check_options,
-    epoch_ms,
     flag,
-    json_object,
+    lead_events,
     mapping_option,
-    received_ms,
-    secrets,
     text_id,
-    with_headers,
 )
 
 EMAIL_FIELDS = frozenset({"EMAIL", "WORK_EMAIL"})
@@ -91,6 +85,8 @@ class LinkedInLeadGenConnector(Connector):
     title = "LinkedIn Lead Gen Forms (Lead Sync): lead responses, consents and deletions"
     produces = "usage+consent"
     auth = "X-LI-Signature: hex HMAC-SHA256(client secret, 'hmacsha256=' + body); challengeCode"
+    events: ClassVar[tuple[str, ...]] = ("CREATED", "DELETED")
+    event_time: ClassVar[str] = '"submittedAt" of the form response; "occurredAt" of a deletion'
     config_schema = (
         ConfigField("client_secret", "LinkedIn app client secret", required=True, secret=True),
         ConfigField(
@@ -140,7 +136,7 @@ class LinkedInLeadGenConnector(Connector):
             if action not in ACTIONS:
                 raise InvalidInput("unknown_event", "leadAction is not CREATED or DELETED")
             if "occurredAt" in data:
-                occurred = epoch_ms(data["occurredAt"], "occurredAt")
+                occurred = tt.epoch_or_iso_ms(data["occurredAt"], "occurredAt", zone=None)
             if isinstance(embedded, str):
                 return Output()  # ids only: nothing to key; the response is what is ingested
             if not isinstance(embedded, dict):
@@ -166,7 +162,7 @@ class LinkedInLeadGenConnector(Connector):
         if not isinstance(form, dict):
             raise InvalidInput("missing_field", "formResponse is missing or not an object")
         if occurred is None and "occurredAt" in response:
-            occurred = epoch_ms(response["occurredAt"], "occurredAt")
+            occurred = tt.epoch_or_iso_ms(response["occurredAt"], "occurredAt", zone=None)
         addresses = self._addresses(form.get("answers"))
         form_urn = text_id(response.get("versionedLeadGenFormUrn"), "versionedLeadGenFormUrn")
         attributes: dict[str, Scalar] = {"lead_id": lead_id or ""}
@@ -181,32 +177,28 @@ class LinkedInLeadGenConnector(Connector):
             attributes["lead_type"] = lead_type
         if test:
             attributes["is_test"] = True
-        src, proc, controller = self.instance.name, self.name, self.instance.controller
+        emit = Emitter(self, received)
         out = Output()
         if action == "DELETED":
             if occurred is None:
                 raise InvalidInput("missing_field", "occurredAt of the DELETED action is missing")
             for lead_address in addresses:
-                addr = lead_address.address
                 out.consent.append(
-                    ConsentEvent(
-                        event_id=event_id(src, "erase", lead_id, addr.key),
-                        occurred_at_ms=occurred,
-                        received_at_ms=received,
-                        source=src,
-                        processor=proc,
-                        subject_key=addr.key,
-                        hint=addr.hint,
-                        controller=controller,
-                        action=ConsentAction.ERASE,
+                    emit.consent(
+                        ("erase", lead_id, lead_address.address.key),
+                        ConsentAction.ERASE,
+                        lead_address.address,
+                        occurred,
+                        role=None,
+                        channels=(),
                         proof=Proof(method="platform_deletion", vendor_receipt=lead_id),
-                        attributes=dict(attributes),
+                        attributes=attributes,
                     )
                 )
             return out
         if "submittedAt" not in response:
             raise InvalidInput("missing_field", "submittedAt is missing")
-        submitted = epoch_ms(response["submittedAt"], "submittedAt")
+        submitted = tt.epoch_or_iso_ms(response["submittedAt"], "submittedAt", zone=None)
         consents = _consents(form.get("consentResponses"))
         campaign = _campaign(response.get("leadMetadata"))
         proof = Proof(
@@ -216,51 +208,21 @@ class LinkedInLeadGenConnector(Connector):
             notice_version=form_urn,
             vendor_receipt=lead_id,
         )
-        for lead_address in addresses:
-            addr, kind = lead_address.address, lead_address.kind
-            out.usage.append(
-                UsageEvent(
-                    event_id=event_id(src, "lead", lead_id, addr.key),
-                    occurred_at_ms=submitted,
-                    received_at_ms=received,
-                    source=src,
-                    processor=proc,
-                    channel=self.channels.usage_channel(kind),
-                    kind=UsageKind.LEAD_DELIVERED,
-                    subject_key=addr.key,
-                    hint=addr.hint,
-                    controller=controller,
-                    campaign_id=campaign,
-                    form_id=form_urn,
-                    source_event_type="lead_form_response",
-                    is_test=test,
-                    attributes=dict(attributes),
-                )
-            )
-            for consent_id, accepted in consents:
-                channels = self.channels.consent_channels(kind, consent_id)
-                if not channels:
-                    continue
-                purpose = self.purpose(consent_id)
-                out.consent.append(
-                    ConsentEvent(
-                        event_id=event_id(src, "consent", lead_id, addr.key, consent_id),
-                        occurred_at_ms=submitted,
-                        received_at_ms=received,
-                        source=src,
-                        processor=proc,
-                        subject_key=addr.key,
-                        hint=addr.hint,
-                        controller=controller,
-                        action=ConsentAction.GRANT if accepted else ConsentAction.REFUSE,
-                        purposes=[purpose] if purpose else [],
-                        channels=channels,
-                        scope=consent_id,
-                        proof=proof,
-                        unmapped_purposes=[] if purpose else [consent_id],
-                        attributes=dict(attributes),
-                    )
-                )
+        lead = lead_events(
+            emit,
+            lead_id,
+            addresses,
+            submitted,
+            policy=self.channels,
+            consents=consents,
+            proof=proof,
+            attributes=attributes,
+            campaign_id=campaign,
+            form_id=form_urn,
+            source_event_type="lead_form_response",
+            is_test=test,
+        )
+        out.extend(lead)
         return out
 
     def _addresses(self, answers: Any) -> list[LeadAddress]:
@@ -328,4 +290,4 @@ def _campaign(metadata: Any) -> str | None:
 def sign(request: Request, instance: Instance) -> Request:
     """``request`` with the ``X-LI-Signature`` LinkedIn would send for ``instance``."""
     signature = linkedin_signature(instance.secret("client_secret"), request.body)
-    return with_headers(request, x_li_signature=signature)
+    return request.with_headers({"x-li-signature": signature})

@@ -34,12 +34,7 @@ Mapping (``fired_at`` is the event time):
 with an offset and Unix seconds are accepted as well. Interest groups (``INTERESTS``) are
 kept as an attribute, not mapped to purposes (the list is the purpose).
 
-Import (``map_row``): rows of the audience export (``Email Address``, ``OPTIN_TIME``,
-``OPTIN_IP``, ``CONFIRM_TIME``, ``CONFIRM_IP``, ``MEMBER_RATING``, ``LEID``, ``EUID``,
-``LAST_CHANGED``; unsubscribed exports add ``UNSUB_TIME``…). The list id comes from a
-``LIST_ID`` column or the ``list_id`` option. Each row → a grant (``double_opt_in`` with the
-confirmation time and IP when ``CONFIRM_TIME`` is set, ``single_opt_in`` with only
-``OPTIN_TIME``, ``import`` when neither: unprovable); an ``UNSUB_TIME`` adds the withdraw.
+Import (``map_row``): the audience export, see ``mailchimp_rows``.
 """
 
 from __future__ import annotations
@@ -49,7 +44,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
+from consentinel.connectors.builtin.mailchimp_rows import export_row
 from consentinel.connectors.contract import (
     Address,
     ConfigField,
@@ -60,6 +57,7 @@ from consentinel.connectors.contract import (
     Request,
     Response,
 )
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import FatalConfigError, InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
 
@@ -102,6 +100,11 @@ class MailchimpConnector(Connector):
     auth: ClassVar[str] = (
         "unsigned: shared secret in the webhook URL (?token= or last path segment)"
     )
+    events: ClassVar[tuple[str, ...]] = _EVENTS
+    event_time: ClassVar[str] = (
+        '"fired_at" (YYYY-MM-DD HH:MM:SS in the `timezone` option); export '
+        "rows: OPTIN_TIME, CONFIRM_TIME, LAST_CHANGED, UNSUB_TIME"
+    )
     config_schema: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField(
             "token",
@@ -119,7 +122,7 @@ class MailchimpConnector(Connector):
 
     def __init__(self, instance: Instance, edge: Edge) -> None:
         super().__init__(instance, edge)
-        self.zone = em.zone_option(instance)
+        self.zone = tt.zone_option(instance)
         notices = instance.options.get("list_notices") or {}
         if not isinstance(notices, Mapping):
             raise FatalConfigError(
@@ -145,9 +148,9 @@ class MailchimpConnector(Connector):
             raise InvalidInput("unknown_event", "type is not a Mailchimp audience event")
         assert kind is not None
         fired_raw = em.text(form, "fired_at", "fired_at", required=True)
-        occurred = em.local_ms(fired_raw, "fired_at", self.zone)
+        occurred = tt.local_ms(fired_raw, "fired_at", self.zone)
         data = em.sub(form, "data", "data", required=True)
-        emit = em.Emitter(self, em.received_ms(request))
+        emit = tk.Emitter(self, tk.received_ms(request))
         base = (kind, fired_raw)
         if kind == "campaign":
             return self._campaign(emit, base, data, occurred)
@@ -167,12 +170,12 @@ class MailchimpConnector(Connector):
             return self._unsubscribe(emit, dedupe, data, list_id, address, occurred)
         return self._cleaned(emit, dedupe, data, list_id, address, occurred)
 
-    def _list_purposes(self, list_id: str) -> tuple[list[str], list[str]]:
+    def list_purposes(self, list_id: str) -> tuple[list[str], list[str]]:
         return em.purposes(self, [list_id])
 
     def _grant(
         self,
-        emit: em.Emitter,
+        emit: tk.Emitter,
         dedupe: tuple[object, ...],
         data: Mapping[str, Any],
         merges: Mapping[str, Any],
@@ -182,7 +185,7 @@ class MailchimpConnector(Connector):
         list_id = str(data["list_id"]).strip()
         ip_opt = em.text(data, "ip_opt", "data[ip_opt]")
         ip_signup = em.text(data, "ip_signup", "data[ip_signup]")
-        mapped, unmapped = self._list_purposes(list_id)
+        mapped, unmapped = self.list_purposes(list_id)
         interests = merges.get("INTERESTS")
         return emit.consent(
             dedupe,
@@ -209,7 +212,7 @@ class MailchimpConnector(Connector):
 
     def _unsubscribe(
         self,
-        emit: em.Emitter,
+        emit: tk.Emitter,
         dedupe: tuple[object, ...],
         data: Mapping[str, Any],
         list_id: str,
@@ -220,7 +223,7 @@ class MailchimpConnector(Connector):
         reason = (em.text(data, "reason", "data[reason]") or "").lower()
         campaign = em.ident(data, "campaign_id", "data[campaign_id]")
         abuse = reason == "abuse"
-        mapped, unmapped = self._list_purposes(list_id)
+        mapped, unmapped = self.list_purposes(list_id)
         attrs = {"mailchimp_action": action[:32], "reason": reason[:32] or None}
         out = Output()
         if action != "delete":
@@ -264,7 +267,7 @@ class MailchimpConnector(Connector):
 
     def _cleaned(
         self,
-        emit: em.Emitter,
+        emit: tk.Emitter,
         dedupe: tuple[object, ...],
         data: Mapping[str, Any],
         list_id: str,
@@ -289,7 +292,7 @@ class MailchimpConnector(Connector):
             ]
         )
         if abuse:
-            mapped, unmapped = self._list_purposes(list_id)
+            mapped, unmapped = self.list_purposes(list_id)
             out.consent.append(
                 emit.consent(
                     dedupe,
@@ -312,7 +315,7 @@ class MailchimpConnector(Connector):
 
     def _upemail(
         self,
-        emit: em.Emitter,
+        emit: tk.Emitter,
         base: tuple[object, ...],
         data: Mapping[str, Any],
         list_id: str,
@@ -321,7 +324,7 @@ class MailchimpConnector(Connector):
         new = em.email(self.edge, data.get("new_email"), "data[new_email]")
         old = em.email(self.edge, data.get("old_email"), "data[old_email]")
         dedupe = (*base, list_id, old.key, new.key)
-        mapped, unmapped = self._list_purposes(list_id)
+        mapped, unmapped = self.list_purposes(list_id)
         point = f"mailchimp:list:{list_id}"
         return Output(
             consent=[
@@ -360,7 +363,7 @@ class MailchimpConnector(Connector):
         )
 
     def _campaign(
-        self, emit: em.Emitter, base: tuple[object, ...], data: Mapping[str, Any], occurred: int
+        self, emit: tk.Emitter, base: tuple[object, ...], data: Mapping[str, Any], occurred: int
     ) -> Output:
         campaign = em.ident(data, "id", "data[id]", required=True)
         list_id = em.text(data, "list_id", "data[list_id]", required=True)
@@ -387,106 +390,8 @@ class MailchimpConnector(Connector):
     # -- file import -----------------------------------------------------------------
 
     def map_row(self, row: Mapping[str, Any]) -> Output:
-        raw_email = _column(row, "Email Address", "EMAIL", "email", "Email")
-        if raw_email is None:
-            raise InvalidInput("missing_field", "the Email Address column is missing or empty")
-        list_id = _column(row, "LIST_ID", "list_id") or self.instance.options.get("list_id")
-        if not isinstance(list_id, str) or not list_id.strip():
-            raise InvalidInput(
-                "missing_field",
-                "no list id: add a LIST_ID column or set the list_id option of the instance",
-            )
-        list_id = list_id.strip()
-        address = em.email(self.edge, raw_email, "Email Address")
-        times = {
-            name: em.local_ms(value, name, self.zone)
-            for name in ("OPTIN_TIME", "CONFIRM_TIME", "LAST_CHANGED", "UNSUB_TIME")
-            if (value := _column(row, name)) is not None
-        }
-        confirmed, opted = times.get("CONFIRM_TIME"), times.get("OPTIN_TIME")
-        granted_at = confirmed or opted or times.get("LAST_CHANGED")
-        if granted_at is None:
-            raise InvalidInput(
-                "missing_field",
-                "the row has no OPTIN_TIME, CONFIRM_TIME or LAST_CHANGED column value",
-            )
-        if confirmed:
-            method, ip = "double_opt_in", _column(row, "CONFIRM_IP")
-        elif opted:
-            method, ip = "single_opt_in", _column(row, "OPTIN_IP")
-        else:
-            method, ip = "import", None
-        emit = em.Emitter(self, Edge.now_ms())
-        mapped, unmapped = self._list_purposes(list_id)
-        receipt = _column(row, "LEID", "EUID")
-        point = f"mailchimp:list:{list_id}"
-        rating = _column(row, "MEMBER_RATING")
-        out = Output(
-            consent=[
-                emit.consent(
-                    ("row", list_id, address.key, granted_at),
-                    ConsentAction.GRANT,
-                    address,
-                    granted_at,
-                    role="grant",
-                    purposes=mapped,
-                    unmapped=unmapped,
-                    scope=list_id,
-                    proof=Proof(
-                        method=method,
-                        collected_at_ms=confirmed or opted,
-                        collection_point=point,
-                        notice_version=self.notices.get(list_id),
-                        ip_hash=em.ip_hash(ip),
-                        vendor_receipt=em.attr_text(receipt),
-                    ),
-                    attributes={
-                        "optin_at_ms": opted if confirmed else None,
-                        "optin_ip_hash": em.ip_hash(_column(row, "OPTIN_IP"))
-                        if confirmed
-                        else None,
-                        "member_rating": em.attr_text(rating),
-                        "imported": True,
-                    },
-                )
-            ]
-        )
-        unsub = times.get("UNSUB_TIME")
-        if unsub is not None:
-            out.consent.append(
-                emit.consent(
-                    ("row", list_id, address.key, unsub),
-                    ConsentAction.WITHDRAW,
-                    address,
-                    unsub,
-                    role="withdraw",
-                    purposes=mapped,
-                    unmapped=unmapped,
-                    scope=list_id,
-                    proof=Proof(
-                        method="unsubscribe",
-                        collected_at_ms=unsub,
-                        collection_point=point,
-                        vendor_receipt=em.attr_text(receipt),
-                    ),
-                    attributes={
-                        "reason": em.attr_text(_column(row, "UNSUB_REASON")),
-                        "imported": True,
-                    },
-                )
-            )
-        return out
-
-
-def _column(row: Mapping[str, Any], *names: str) -> str | None:
-    """The first non-blank text among columns ``names`` (numbers become text)."""
-    for name in names:
-        value = row.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None
+        """An audience export row (see ``mailchimp_rows``)."""
+        return export_row(self, row)
 
 
 def sign(request: Request, instance: Instance) -> Request:

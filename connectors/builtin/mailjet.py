@@ -34,15 +34,16 @@ from collections.abc import Mapping
 from datetime import UTC
 from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.contract import (
     ConfigField,
-    Connector,
     Edge,
     Instance,
     Output,
     Request,
 )
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
 
@@ -57,46 +58,27 @@ KINDS: dict[str, UsageKind] = {
 }
 
 
-class MailjetConnector(Connector):
+class MailjetConnector(em.UnsignedBatchConnector):
     name: ClassVar[str] = "mailjet"
     title: ClassVar[str] = "Mailjet event callbacks and unsubscribe exports"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "unsigned: Basic credentials in the callback URL [U] (or URL token)"
-    config_schema: ClassVar[tuple[ConfigField, ...]] = (
-        ConfigField(
-            "token",
-            "shared secret: the Basic password of the callback URL",
-            required=True,
-            secret=True,
-        ),
-        ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
-        ConfigField("basic_user", "user name of the Basic credentials", default="consentinel"),
-        ConfigField("auth", "where sign() puts the token: basic, url or bearer", default="basic"),
-        ConfigField("account", "the Mailjet account, reported as sender"),
-        ConfigField(
-            "purpose_key", "key of the JSON Payload holding the sender's purpose", default="purpose"
-        ),
+    events: ClassVar[tuple[str, ...]] = tuple(KINDS)
+    event_time: ClassVar[str] = '"time" (Unix seconds); export rows: unsub_date'
+    config_schema: ClassVar[tuple[ConfigField, ...]] = em.unsigned_schema(
+        "Mailjet",
+        token_doc="the Basic password of the callback URL",
+        default_auth="basic",
+        purpose_doc="key of the JSON Payload",
     )
 
-    def verify(self, request: Request) -> None:
-        em.verify_unsigned(request, self.instance)
-
-    def map_request(self, request: Request) -> Output:
-        items = em.objects(em.json_body(request.body, "the body"), "the body", allow_single=True)
-        emit = em.Emitter(self, em.received_ms(request))
-        out = Output()
-        for i, item in enumerate(items):
-            where = "the event" if len(items) == 1 else f"event[{i}]"
-            out.extend(self._item(emit, item, where))
-        return out
-
-    def _item(self, emit: em.Emitter, item: Mapping[str, Any], where: str) -> Output:
+    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
         event = em.text(item, "event", f"{where}.event", required=True)
         kind = KINDS.get(event or "")
         if kind is None or event is None:
             raise InvalidInput("unknown_event", f"{where}.event is not a Mailjet event")
         address = em.email(self.edge, item.get("email"), f"{where}.email")
-        occurred = em.seconds_ms(item.get("time"), f"{where}.time")
+        occurred = tt.seconds_ms(item.get("time"), f"{where}.time")
         message_id = em.ident(item, "MessageID", f"{where}.MessageID") or em.ident(
             item, "mj_message_id", f"{where}.mj_message_id"
         )
@@ -180,10 +162,10 @@ class MailjetConnector(Connector):
     def map_row(self, row: Mapping[str, Any]) -> Output:
         address = em.email(self.edge, _cell(row, "email", "Email", "Contact"), "email")
         when = _cell(row, "unsub_date", "UnsubscribedAt", "date", "created_at", "Date")
-        occurred = em.local_ms(when, "unsub_date", UTC)
+        occurred = tt.local_ms(when, "unsub_date", UTC)
         list_id = _cell(row, "list_id", "ListID", "mj_list_id")
         mapped, unmapped = em.purposes(self, [list_id]) if list_id else ([], [])
-        emit = em.Emitter(self, Edge.now_ms())
+        emit = tk.Emitter(self, Edge.now_ms())
         return Output(
             consent=[
                 emit.consent(

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import mandrill_signature, verify_mandrill
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.contract import (
@@ -44,6 +45,7 @@ from consentinel.connectors.contract import (
     Request,
     Response,
 )
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
 
@@ -70,6 +72,8 @@ class MandrillConnector(Connector):
     title: ClassVar[str] = "Mailchimp Transactional (Mandrill) message event webhooks"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "X-Mandrill-Signature: HMAC-SHA1 of the URL + sorted POST params"
+    events: ClassVar[tuple[str, ...]] = tuple(KINDS)
+    event_time: ClassVar[str] = '"ts" (Unix seconds) of each event'
     config_schema: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField(
             "webhook_key",
@@ -95,7 +99,7 @@ class MandrillConnector(Connector):
 
     def verify(self, request: Request) -> None:
         verify_mandrill(
-            em.secrets(self.instance, "webhook_key"),
+            tk.secrets(self.instance, "webhook_key"),
             signed_url(request, self.instance),
             request.headers,
             request.body,
@@ -106,18 +110,13 @@ class MandrillConnector(Connector):
         values = form.get("mandrill_events")
         if not values or not values[-1].strip():
             raise InvalidInput("missing_field", "the mandrill_events form field is missing")
-        items = em.objects(
-            em.json_body(values[-1].encode("utf-8"), "mandrill_events"),
-            "mandrill_events",
-            allow_single=False,
+        body = tk.json_body(values[-1].encode("utf-8"), "mandrill_events")
+        emit = tk.Emitter(self, tk.received_ms(request))
+        return tk.map_batch(
+            body, "mandrill_events", lambda i, it: self._item(emit, it, f"mandrill_events[{i}]")
         )
-        emit = em.Emitter(self, em.received_ms(request))
-        out = Output()
-        for i, item in enumerate(items):
-            out.extend(self._item(emit, item, f"mandrill_events[{i}]"))
-        return out
 
-    def _item(self, emit: em.Emitter, item: Mapping[str, Any], where: str) -> Output:
+    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
         event = em.text(item, "event", f"{where}.event")
         if event is None:
             sync = em.text(item, "type", f"{where}.type")
@@ -131,7 +130,7 @@ class MandrillConnector(Connector):
             raise InvalidInput("unknown_event", f"{where}.event is not a Mandrill event")
         msg = em.sub(item, "msg", f"{where}.msg", required=True)
         address = em.email(self.edge, msg.get("email"), f"{where}.msg.email")
-        ts = em.seconds_ms(item.get("ts"), f"{where}.ts")
+        ts = tt.seconds_ms(item.get("ts"), f"{where}.ts")
         message_id = em.ident(item, "_id", f"{where}._id") or em.ident(
             msg, "_id", f"{where}.msg._id"
         )
@@ -195,7 +194,7 @@ class MandrillConnector(Connector):
             )
         return out
 
-    def _sync(self, emit: em.Emitter, item: Mapping[str, Any], sync: str, where: str) -> Output:
+    def _sync(self, emit: tk.Emitter, item: Mapping[str, Any], sync: str, where: str) -> Output:
         if sync != "blacklist":
             return Output()
         reject = em.sub(item, "reject", f"{where}.reject", required=True)
@@ -204,7 +203,7 @@ class MandrillConnector(Connector):
         if action != "add" or reason not in _WITHDRAW:
             return Output()
         address = em.email(self.edge, reject.get("email"), f"{where}.reject.email")
-        ts = em.seconds_ms(item.get("ts"), f"{where}.ts")
+        ts = tt.seconds_ms(item.get("ts"), f"{where}.ts")
         subaccount = em.text(reject, "subaccount", f"{where}.reject.subaccount")
         return Output(
             consent=[
@@ -237,7 +236,7 @@ def sign(request: Request, instance: Instance) -> Request:
         signed_url(request, instance),
         _pairs(request.body),
     )
-    return em.with_headers(request, {SIGNATURE_HEADER: signature})
+    return request.with_headers({SIGNATURE_HEADER: signature})
 
 
 def _pairs(body: bytes) -> list[tuple[str, str]]:

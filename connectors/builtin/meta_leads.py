@@ -30,7 +30,7 @@ booleans, ``1``/``0`` or ``"true"``/``"false"``; ``created_time`` as ISO 8601 wi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors.auth import meta_signature, meta_subscription_challenge, verify_meta
 from consentinel.connectors.contract import (
@@ -42,28 +42,21 @@ from consentinel.connectors.contract import (
     Request,
     Response,
 )
+from consentinel.connectors.toolkit import Emitter, json_object, received_ms, secrets
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.ids import event_id
 from consentinel.streams.events.records import (
-    ConsentAction,
-    ConsentEvent,
     Proof,
     Scalar,
-    UsageEvent,
-    UsageKind,
 )
 
 from ._leads import (
     ChannelPolicy,
     LeadAddress,
     check_options,
-    epoch_ms,
-    json_object,
+    lead_events,
     mapping_option,
-    received_ms,
-    secrets,
     text_id,
-    with_headers,
 )
 from ._leads import flag as _flag
 
@@ -76,6 +69,8 @@ class MetaLeadAdsConnector(Connector):
     title = "Meta (Facebook/Instagram) Lead Ads: retrieved leads with their consent checkboxes"
     produces = "usage+consent"
     auth = "X-Hub-Signature-256: sha256=HMAC-SHA256(app secret, raw body); hub.verify_token GET"
+    events: ClassVar[tuple[str, ...]] = ("leadgen",)
+    event_time: ClassVar[str] = 'the lead\'s "created_time"'
     config_schema = (
         ConfigField("app_secret", "Meta app secret (signs every POST)", required=True, secret=True),
         ConfigField("app_secret_previous", "previous app secret, while rotating", secret=True),
@@ -139,7 +134,7 @@ class MetaLeadAdsConnector(Connector):
         lead_id = text_id(lead.get("id"), "id", required=True)
         if "created_time" not in lead:
             raise InvalidInput("missing_field", "created_time is missing")
-        at = epoch_ms(lead["created_time"], "created_time")
+        at = tt.epoch_or_iso_ms(lead["created_time"], "created_time", zone=None)
         form_id = text_id(lead.get("form_id"), "form_id")
         addresses = self._addresses(lead.get("field_data"))
         boxes = _checkboxes(lead.get("custom_disclaimer_responses"))
@@ -157,55 +152,19 @@ class MetaLeadAdsConnector(Connector):
             notice_version=self.notices.get(form_id) if form_id else None,
             vendor_receipt=lead_id,
         )
-        controller = self.instance.controller
-        src, proc = self.instance.name, self.name
-        out = Output()
-        for lead_address in addresses:
-            addr, kind = lead_address.address, lead_address.kind
-            out.usage.append(
-                UsageEvent(
-                    event_id=event_id(src, "lead", lead_id, addr.key),
-                    occurred_at_ms=at,
-                    received_at_ms=received,
-                    source=src,
-                    processor=proc,
-                    channel=self.channels.usage_channel(kind),
-                    kind=UsageKind.LEAD_DELIVERED,
-                    subject_key=addr.key,
-                    hint=addr.hint,
-                    controller=controller,
-                    campaign_id=text_id(lead.get("campaign_id"), "campaign_id"),
-                    form_id=form_id,
-                    source_event_type="lead",
-                    attributes=dict(attributes),
-                )
-            )
-            for key, ticked in boxes:
-                channels = self.channels.consent_channels(kind, key)
-                if not channels:
-                    continue
-                purpose = self.purpose(key)
-                action = ConsentAction.GRANT if ticked else ConsentAction.REFUSE
-                out.consent.append(
-                    ConsentEvent(
-                        event_id=event_id(src, "consent", lead_id, addr.key, key),
-                        occurred_at_ms=at,
-                        received_at_ms=received,
-                        source=src,
-                        processor=proc,
-                        subject_key=addr.key,
-                        hint=addr.hint,
-                        controller=controller,
-                        action=action,
-                        purposes=[purpose] if purpose else [],
-                        channels=channels,
-                        scope=key,
-                        proof=proof,
-                        unmapped_purposes=[] if purpose else [key],
-                        attributes=dict(attributes),
-                    )
-                )
-        return out
+        return lead_events(
+            Emitter(self, received),
+            lead_id,
+            addresses,
+            at,
+            policy=self.channels,
+            consents=boxes,
+            proof=proof,
+            attributes=attributes,
+            campaign_id=text_id(lead.get("campaign_id"), "campaign_id"),
+            form_id=form_id,
+            source_event_type="lead",
+        )
 
     def _addresses(self, field_data: Any) -> list[LeadAddress]:
         if not isinstance(field_data, list):
@@ -259,6 +218,5 @@ def _check_notification(data: dict[str, Any]) -> None:
 
 def sign(request: Request, instance: Instance) -> Request:
     """``request`` with the ``X-Hub-Signature-256`` Meta would send for ``instance``."""
-    return with_headers(
-        request, x_hub_signature_256=meta_signature(instance.secret("app_secret"), request.body)
-    )
+    signature = meta_signature(instance.secret("app_secret"), request.body)
+    return request.with_headers({"x-hub-signature-256": signature})

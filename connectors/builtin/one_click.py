@@ -37,13 +37,13 @@ import binascii
 import dataclasses
 import hashlib
 import hmac
-import json
 import time
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import AuthenticationFailed
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.contract import (
@@ -56,6 +56,7 @@ from consentinel.connectors.contract import (
     Request,
     Response,
 )
+from consentinel.streams.events import codec
 from consentinel.streams.events.errors import ConsentinelError, InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
 
@@ -118,7 +119,7 @@ def issue_token(
     }
     if ttl_days:
         payload["x"] = now + int(float(ttl_days) * 86_400)
-    text = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    text = _b64(codec.dumps(payload))
     return f"{text}.{_mac(instance.secret('token_key'), text)}"
 
 
@@ -155,13 +156,13 @@ def check_token(instance: Instance, token: str | None) -> dict[str, Any]:
     if not dot or not payload or not mac or not payload.isascii() or not mac.isascii():
         raise _fail("malformed_credentials", "the one-click token is not <payload>.<mac>")
     found = False
-    for key in em.secrets(instance, "token_key"):
+    for key in tk.secrets(instance, "token_key"):
         found |= hmac.compare_digest(_mac(key, payload).encode("ascii"), mac.encode("ascii"))
     if not found:
         raise _fail("bad_credentials", "the one-click token was not issued with this key")
     try:
-        data = json.loads(_unb64(payload))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        data = codec.loads(_unb64(payload))
+    except (InvalidInput, ValueError, binascii.Error):
         data = None
     if not isinstance(data, dict) or data.get("v") != 1:
         raise _fail("malformed_credentials", "the one-click token payload is not version 1")
@@ -192,6 +193,8 @@ class OneClickUnsubscribeConnector(Connector):
     title: ClassVar[str] = "RFC 8058 one-click unsubscribe endpoint (hosted by consentinel)"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "HMAC-SHA256-signed opaque token in the URL"
+    events: ClassVar[tuple[str, ...]] = ("one_click_unsubscribe",)
+    event_time: ClassVar[str] = "receive time of the POST (the unsubscription itself)"
     config_schema: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField(
             "token_key",
@@ -218,7 +221,7 @@ class OneClickUnsubscribeConnector(Connector):
         payload = check_token(self.instance, token)
         if not one_click_body(request):
             raise InvalidInput("missing_field", "the body is not List-Unsubscribe=One-Click")
-        received = em.received_ms(request)
+        received = tk.received_ms(request)
         expires = payload.get("x")
         if isinstance(expires, int) and not isinstance(expires, bool) and expires * 1000 < received:
             raise InvalidInput(
@@ -235,7 +238,7 @@ class OneClickUnsubscribeConnector(Connector):
         assert isinstance(list_id, str) and isinstance(controller, str)
         address = Address(str(key), str(hint))
         digest = hashlib.sha256(token.encode("ascii")).hexdigest()
-        emit = em.Emitter(self, received)
+        emit = tk.Emitter(self, received)
         dedupe = ("one_click", digest)
         mapped, unmapped = em.purposes(self, [list_id])
         user_agent = request.header("user-agent")
@@ -286,7 +289,7 @@ def sign(request: Request, instance: Instance) -> Request:
     fresh = f"{payload}.{_mac(instance.secret('token_key'), payload)}"
     parts = urlsplit(request.url)
     if request.param("token") is not None:
-        return em.with_query(request, "token", fresh)
+        return request.with_query({"token": fresh})
     path = parts.path[: parts.path.rfind(token)] + fresh if token in parts.path else parts.path
     url = urlunsplit(parts._replace(path=path))
     req_path = request.path.replace(token, fresh) if request.path else path

@@ -35,8 +35,9 @@ id, status / transaction type, date, receipt id].
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _cmp
 from consentinel.connectors.builtin import _msgutil as u
 from consentinel.connectors.contract import (
@@ -47,6 +48,7 @@ from consentinel.connectors.contract import (
     Output,
     Request,
 )
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof
 
@@ -83,6 +85,10 @@ class OneTrustConnector(Connector):
     title = "OneTrust consent receipts and data-subject profiles, consent exports"
     produces = "consent"
     auth = "bearer/header token set on the OneTrust workflow, Basic credentials, or URL token"
+    events: ClassVar[tuple[str, ...]] = ("receipt", "profile")
+    event_time: ClassVar[str] = (
+        '"interactionDate" of a receipt, "LastTransactionDate" of a profile purpose (ISO 8601)'
+    )
     config_schema = (
         ConfigField("auth", "bearer (default), header, basic or token", default="bearer"),
         ConfigField("token", "bearer/header/URL token", secret=True),
@@ -98,8 +104,8 @@ class OneTrustConnector(Connector):
         _cmp.verify(self.instance, request, default="bearer")
 
     def map_request(self, request: Request) -> Output:
-        data = u.json_object(request)
-        received = u.received_ms(request)
+        data = tk.json_object(request.body)
+        received = tk.received_ms(request)
         content = data.get("content")
         if isinstance(content, list):
             out = Output()
@@ -149,7 +155,7 @@ class OneTrustConnector(Connector):
             return Output()
         addr = self._subject(d)
         stamp = u.text(d, "interactionDate")
-        occurred = u.iso_ms(stamp, "interactionDate") if stamp else received
+        occurred = tt.iso_ms(stamp, "interactionDate") if stamp else received
         purposes = d.get("purposes")
         if not isinstance(purposes, list):
             raise InvalidInput("missing_field", "purposes is not a list")
@@ -165,7 +171,7 @@ class OneTrustConnector(Connector):
             if action is not None:
                 choices.append(self._choice(purpose_id, action))
             if action is ConsentAction.GRANT and u.text(item, "ExpiryDate"):
-                when = u.iso_ms(item["ExpiryDate"], "purposes[].ExpiryDate")
+                when = tt.iso_ms(item["ExpiryDate"], "purposes[].ExpiryDate")
                 expiry = when if expiry is None else min(expiry, when)
             choices.extend(self._topics(item.get("Preferences")))
             notices.extend(_notices(item.get("PrivacyNotices")))
@@ -184,6 +190,7 @@ class OneTrustConnector(Connector):
             collection_point=_cmp.safe_label(source.get("content")) if source else None,
             notice_version=u.bounded(";".join(sorted(set(notices)))) if notices else None,
             vendor_receipt=receipt_ref,
+            record_ref=receipt_ref,
         )
         dedupe: tuple[Any, ...] = (receipt_ref,)
         if receipt_ref is None:
@@ -217,6 +224,7 @@ class OneTrustConnector(Connector):
                 received=received,
                 addr=addr,
                 controller=controller,
+                record_ref=receipt_ref,
             )
             out.consent.extend(tcf)
             for event in out.consent:
@@ -262,7 +270,7 @@ class OneTrustConnector(Connector):
                 ),
                 None,
             )
-            occurred = u.iso_ms(stamp, "Purposes[].LastTransactionDate") if stamp else received
+            occurred = tt.iso_ms(stamp, "Purposes[].LastTransactionDate") if stamp else received
             collection_point = u.text(item, "LastTransactionCollectionPointId")
             out.consent.extend(
                 _cmp.consent_events(
@@ -304,7 +312,7 @@ class OneTrustConnector(Connector):
         stamp = u.ci_get(row, "interaction_date", "last_transaction_date", "consent_date", "date")
         if stamp is None:
             raise InvalidInput("missing_field", "the row has no date column")
-        occurred = u.any_time_ms(stamp, "the row date")
+        occurred = tt.any_time_ms(stamp, "the row date")
         if action is None:
             return Output()
         receipt = u.ci_get(row, "receipt_id", "receipt")
@@ -314,7 +322,7 @@ class OneTrustConnector(Connector):
                 _cmp.resolve(self, [self._choice(purpose_id.strip(), action)]),
                 dedupe=("export", addr.key, purpose_id.strip(), action.value, occurred),
                 occurred=occurred,
-                received=u.received_ms(None),
+                received=tk.received_ms(None),
                 addr=addr,
                 controller=self.instance.controller,
                 proof=Proof(

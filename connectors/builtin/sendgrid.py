@@ -43,6 +43,7 @@ from collections.abc import Mapping
 from datetime import UTC
 from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import load_sendgrid_key, verify_sendgrid
 from consentinel.connectors.auth.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from consentinel.connectors.builtin import _email as em
@@ -55,6 +56,7 @@ from consentinel.connectors.contract import (
     Output,
     Request,
 )
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import ConsentinelError, InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
 from cryptography.hazmat.primitives import hashes, serialization
@@ -87,6 +89,10 @@ class SendGridConnector(Connector):
     title: ClassVar[str] = "Twilio SendGrid signed Event Webhook and suppression exports"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "ECDSA P-256/SHA-256 over the timestamp header + raw body"
+    events: ClassVar[tuple[str, ...]] = (*KINDS, "group_resubscribe")
+    event_time: ClassVar[str] = (
+        '"timestamp" (Unix seconds) of each event; suppression exports: "created"'
+    )
     config_schema: ClassVar[tuple[ConfigField, ...]] = (
         ConfigField(
             "verification_key",
@@ -113,7 +119,7 @@ class SendGridConnector(Connector):
     def __init__(self, instance: Instance, edge: Edge) -> None:
         super().__init__(instance, edge)
         self.keys = [
-            load_sendgrid_key(k.decode("utf-8")) for k in em.secrets(instance, "verification_key")
+            load_sendgrid_key(k.decode("utf-8")) for k in tk.secrets(instance, "verification_key")
         ]
         max_age = instance.options.get("max_age_s", 300)
         self.max_age: float | None = None if max_age is None else float(max_age)
@@ -126,14 +132,11 @@ class SendGridConnector(Connector):
         verify_sendgrid(self.keys, request.body, request.headers, tolerance=self.max_age, now=now)
 
     def map_request(self, request: Request) -> Output:
-        items = em.objects(em.json_body(request.body, "the body"), "the body", allow_single=False)
-        emit = em.Emitter(self, em.received_ms(request))
-        out = Output()
-        for i, item in enumerate(items):
-            out.extend(self._item(emit, item, f"event[{i}]"))
-        return out
+        body = tk.json_body(request.body, "the body")
+        emit = tk.Emitter(self, tk.received_ms(request))
+        return tk.map_batch(body, "the body", lambda i, item: self._item(emit, item, f"event[{i}]"))
 
-    def _item(self, emit: em.Emitter, item: Mapping[str, Any], where: str) -> Output:
+    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
         event = em.text(item, "event", f"{where}.event", required=True)
         assert event is not None
         if event in _IGNORED:
@@ -141,7 +144,7 @@ class SendGridConnector(Connector):
         if event not in KINDS and event != "group_resubscribe":
             raise InvalidInput("unknown_event", f"{where}.event is not a SendGrid event")
         address = em.email(self.edge, item.get("email"), f"{where}.email")
-        ts = em.seconds_ms(item.get("timestamp"), f"{where}.timestamp")
+        ts = tt.seconds_ms(item.get("timestamp"), f"{where}.timestamp")
         event_id = em.ident(item, "sg_event_id", f"{where}.sg_event_id")
         message_id = em.ident(item, "sg_message_id", f"{where}.sg_message_id")
         dedupe: tuple[object, ...] = (
@@ -189,7 +192,7 @@ class SendGridConnector(Connector):
 
     def _consent(
         self,
-        emit: em.Emitter,
+        emit: tk.Emitter,
         event: str,
         dedupe: tuple[object, ...],
         address: Address,
@@ -244,12 +247,12 @@ class SendGridConnector(Connector):
             raise InvalidInput("unknown_event", "the suppression column names no known export")
         address = em.email(self.edge, _cell(row, "email", "Email"), "email")
         created = _cell(row, "created", "created_at", "Created")
-        at = em.local_ms(created, "created", UTC)
+        at = tt.local_ms(created, "created", UTC)
         group = _cell(row, "group_id", "asm_group_id", "Group ID")
         if kind == "group_unsubscribes" and group is None:
             raise InvalidInput("missing_field", "group_id is missing for a group unsubscribe")
         mapped, unmapped = em.purposes(self, [group]) if group else ([], [])
-        emit = em.Emitter(self, Edge.now_ms())
+        emit = tk.Emitter(self, Edge.now_ms())
         return Output(
             consent=[
                 emit.consent(
@@ -305,8 +308,7 @@ def sign(request: Request, instance: Instance) -> Request:
         seconds = request.received_at_ms // 1000 if request.received_at_ms else int(time.time())
         stamp = str(seconds)
     signature = key.sign(stamp.encode("utf-8") + request.body, ec.ECDSA(hashes.SHA256()))
-    return em.with_headers(
-        request,
+    return request.with_headers(
         {
             SIGNATURE_HEADER: base64.b64encode(signature).decode("ascii"),
             TIMESTAMP_HEADER: stamp,

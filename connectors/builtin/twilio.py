@@ -36,8 +36,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import twilio_signature, verify_twilio
 from consentinel.connectors.builtin import _msgutil as u
 from consentinel.connectors.contract import (
@@ -47,14 +48,10 @@ from consentinel.connectors.contract import (
     Output,
     Request,
 )
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.ids import event_id
 from consentinel.streams.events.records import (
     Channel,
-    ConsentAction,
-    ConsentEvent,
-    Proof,
-    UsageEvent,
     UsageKind,
 )
 
@@ -72,6 +69,7 @@ _KINDS = {
 _IGNORED = frozenset({"scheduled", "canceled"})
 _INBOUND = frozenset({"received", "receiving"})
 _OPTED_OUT_ERROR = "21610"
+_MAX_COUNT = 1_000_000  # NumSegments, NumMedia: anything larger is not a real message
 
 
 def _split_channel(raw: str) -> tuple[Channel, str]:
@@ -88,6 +86,11 @@ class TwilioConnector(Connector):
     title = "Twilio Programmable Messaging: status callbacks, inbound replies, STOP/START"
     produces = "usage+consent"
     auth = "X-Twilio-Signature: HMAC-SHA1 (Auth Token) of the full URL + sorted form params"
+    events: ClassVar[tuple[str, ...]] = (*_KINDS, *sorted(_INBOUND))
+    event_time: ClassVar[str] = (
+        "receive time (Twilio sends none), RawDlrDoneDate for delivered "
+        "reports; export rows: their date column"
+    )
     config_schema = (
         ConfigField("auth_token", "account Auth Token", required=True, secret=True),
         ConfigField("auth_token_previous", "previous Auth Token while rotating", secret=True),
@@ -97,7 +100,7 @@ class TwilioConnector(Connector):
     def verify(self, request: Request) -> None:
         params: list[tuple[str, str]] | None = None if request.body.strip() else []  # GET
         verify_twilio(
-            u.secrets(self.instance, "auth_token"),
+            tk.secrets(self.instance, "auth_token"),
             request.url,
             request.headers,
             request.body,
@@ -126,11 +129,11 @@ class TwilioConnector(Connector):
         channel, number = _split_channel(to)
         addr = self.edge.address(number, channel.value, self.instance.default_region)
         kind = _KINDS[status]
-        received = u.received_ms(request)
+        received = tk.received_ms(request)
         occurred = received
         raw_dlr = u.text(p, "RawDlrDoneDate")
         if kind is UsageKind.DELIVER and raw_dlr:
-            occurred = u.compact_ms(raw_dlr, "RawDlrDoneDate")
+            occurred = tt.compact_ms(raw_dlr, "RawDlrDoneDate")
         service = u.text(p, "MessagingServiceSid")
         from_ = u.text(p, "From")
         own = _split_channel(from_)[1] if from_ else None
@@ -143,18 +146,16 @@ class TwilioConnector(Connector):
             attributes["error_code"] = u.bounded(error)
         if u.text(p, "AccountSid"):
             attributes["account"] = u.bounded(p["AccountSid"])
+        emit = tk.Emitter(self, received)
         out = Output()
         out.usage.append(
-            UsageEvent(
-                event_id=event_id(self.instance.name, *dedupe),
-                occurred_at_ms=occurred,
-                received_at_ms=received,
-                source=self.instance.name,
-                processor=self.name,
+            emit.usage(
+                dedupe,
+                kind,
+                addr,
+                occurred,
+                role=None,
                 channel=channel,
-                kind=kind,
-                subject_key=addr.key,
-                hint=addr.hint,
                 controller=controller,
                 list_id=service,
                 sender=sender,
@@ -163,22 +164,16 @@ class TwilioConnector(Connector):
             )
         )
         if error == _OPTED_OUT_ERROR:
-            scope = service or u.sender_scope(own)
             out.consent.append(
-                ConsentEvent(
-                    event_id=event_id(self.instance.name, sid, "opted_out"),
-                    occurred_at_ms=occurred,
-                    received_at_ms=received,
-                    source=self.instance.name,
-                    processor=self.name,
-                    subject_key=addr.key,
-                    hint=addr.hint,
+                u.opted_out(
+                    emit,
+                    sid,
+                    addr,
+                    occurred,
+                    channel=channel,
+                    scope=service or u.sender_scope(own),
                     controller=controller,
-                    action=ConsentAction.WITHDRAW,
-                    channels=[channel],
-                    scope=scope,
-                    proof=Proof(method="gateway_opt_out_list", vendor_receipt=sid),
-                    attributes={"evidence": "error_21610"},
+                    evidence="error_21610",
                 )
             )
         return out
@@ -198,7 +193,7 @@ class TwilioConnector(Connector):
         keyword = {"STOP": "stop", "START": "start", "HELP": "help"}.get(opt_out_type)
         if keyword is None:
             keyword = u.classify_keyword(p.get("Body"))
-        received = u.received_ms(request)
+        received = tk.received_ms(request)
         attributes: dict[str, Any] = {
             "keyword": keyword or "none",
             "keyword_source": "opt_out_type" if opt_out_type else "body",
@@ -206,45 +201,24 @@ class TwilioConnector(Connector):
         }
         for name in ("NumSegments", "NumMedia"):
             value = u.text(p, name)
-            if value and value.isdigit():
-                attributes[name.lower()] = int(value)
-        out = Output()
-        out.usage.append(
-            UsageEvent(
-                event_id=event_id(self.instance.name, sid, "received"),
-                occurred_at_ms=received,
-                received_at_ms=received,
-                source=self.instance.name,
-                processor=self.name,
-                channel=channel,
-                kind=UsageKind.REPLY,
-                subject_key=addr.key,
-                hint=addr.hint,
-                controller=controller,
-                list_id=service,
-                sender=service or own,
-                source_event_type="received",
-                attributes=attributes,
-            )
+            if value:
+                attributes[name.lower()] = tk.bounded_int(value, name, high=_MAX_COUNT)
+        return u.reply(
+            tk.Emitter(self, received),
+            (sid, "received"),
+            (sid, keyword),
+            sid,
+            addr,
+            received,
+            channel=channel,
+            controller=controller,
+            sender=service or own,
+            event_type="received",
+            keyword=keyword,
+            scope=service or u.sender_scope(own),
+            attributes=attributes,
+            list_id=service,
         )
-        if keyword in ("stop", "start"):
-            scope = service or u.sender_scope(own)
-            out.consent.append(
-                u.keyword_consent(
-                    self,
-                    keyword=keyword,
-                    dedupe=(sid, keyword),
-                    occurred=received,
-                    received=received,
-                    addr_key=addr.key,
-                    hint=addr.hint,
-                    controller=controller,
-                    channel=channel,
-                    scope=scope,
-                    receipt=sid,
-                )
-            )
-        return out
 
     # -- file import ---------------------------------------------------------------------
 
@@ -257,7 +231,7 @@ class TwilioConnector(Connector):
         when = u.ci_get(row, "date_created", "opted_out_at", "created_at", "date", "timestamp")
         if when is None:
             raise InvalidInput("missing_field", "the row has no date column")
-        occurred = u.any_time_ms(when, "the row date")
+        occurred = tt.any_time_ms(when, "the row date")
         service = u.ci_get(row, "messaging_service_sid", "service_sid", "messaging_service")
         service = str(service).strip() if isinstance(service, str | int) else None
         kind = u.ci_get(row, "opt_out_type", "type", "keyword", "status")
@@ -265,13 +239,11 @@ class TwilioConnector(Connector):
         if keyword not in ("stop", "start"):
             keyword = "stop"
         consent = u.keyword_consent(
-            self,
-            keyword=keyword,
-            dedupe=("export", addr.key, service, occurred, keyword),
-            occurred=occurred,
-            received=u.received_ms(None),
-            addr_key=addr.key,
-            hint=addr.hint,
+            tk.Emitter(self, tk.received_ms(None)),
+            keyword,
+            ("export", addr.key, service, occurred, keyword),
+            addr,
+            occurred,
             controller=u.controller_for(self, service),
             channel=channel,
             scope=service,
@@ -284,4 +256,4 @@ def sign(request: Request, instance: Instance) -> Request:
     """``request`` with the ``X-Twilio-Signature`` Twilio would send for ``instance``."""
     pairs = u.parse_form_pairs(request.body) if request.body.strip() else []
     signature = twilio_signature(instance.secret("auth_token"), request.url, pairs)
-    return u.with_headers(request, **{"x-twilio-signature": signature})
+    return request.with_headers({"x-twilio-signature": signature})

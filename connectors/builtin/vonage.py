@@ -42,9 +42,10 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import (
     sign_vonage_jwt,
     verify_vonage_jwt,
@@ -52,16 +53,19 @@ from consentinel.connectors.auth import (
     vonage_sms_signature,
 )
 from consentinel.connectors.builtin import _msgutil as u
-from consentinel.connectors.contract import ConfigField, Connector, Instance, Output, Request
+from consentinel.connectors.contract import (
+    Address,
+    ConfigField,
+    Connector,
+    Instance,
+    Output,
+    Request,
+)
+from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events import codec
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.ids import event_id
 from consentinel.streams.events.records import (
     Channel,
-    ConsentAction,
-    ConsentEvent,
-    Proof,
-    UsageEvent,
     UsageKind,
 )
 
@@ -97,7 +101,7 @@ def _bearer(request: Request) -> bool:
 
 def _sms_params(request: Request) -> dict[str, str]:
     if u.is_json(request):
-        data = u.json_object(request)
+        data = tk.json_object(request.body)
         return {
             k: (v if isinstance(v, str) else codec.dumps(v).decode())
             for k, v in data.items()
@@ -120,6 +124,11 @@ class VonageConnector(Connector):
     title = "Vonage SMS API receipts and inbound SMS, Messages API status and inbound"
     produces = "usage+consent"
     auth = "SMS API: signed `sig` param (md5hash or HMAC); Messages API: Bearer JWT HS256"
+    events: ClassVar[tuple[str, ...]] = ("dlr", "inbound", *_MESSAGES_KINDS)
+    event_time: ClassVar[str] = (
+        'SMS API: "scts" of receipts, "message-timestamp" of inbound; Messages '
+        'API: "timestamp"; else receive time'
+    )
     config_schema = (
         ConfigField("signature_secret", "account signature secret", required=True, secret=True),
         ConfigField("signature_secret_previous", "previous signature secret", secret=True),
@@ -130,7 +139,7 @@ class VonageConnector(Connector):
     )
 
     def verify(self, request: Request) -> None:
-        secrets = u.secrets(self.instance, "signature_secret")
+        secrets = tk.secrets(self.instance, "signature_secret")
         max_age = _max_age(self.instance)
         if _bearer(request):
             verify_vonage_jwt(secrets, request.headers, request.body, tolerance=max_age)
@@ -144,7 +153,7 @@ class VonageConnector(Connector):
 
     def map_request(self, request: Request) -> Output:
         if u.is_json(request):
-            data = u.json_object(request)
+            data = tk.json_object(request.body)
             if "message_uuid" in data:
                 return self._messages(request, data)
         params = _sms_params(request)
@@ -184,14 +193,14 @@ class VonageConnector(Connector):
         msisdn = u.text(p, "msisdn", required=True)
         assert msisdn is not None and message_id is not None
         addr = self.edge.address(msisdn, "sms", self.instance.default_region)
-        received = u.received_ms(request)
+        received = tk.received_ms(request)
         occurred = received
         stamp = u.text(p, "message-timestamp")
         scts = u.text(p, "scts")
         if kind is UsageKind.DELIVER and scts:
-            occurred = u.compact_ms(scts, "scts")
+            occurred = tt.compact_ms(scts, "scts")
         elif stamp:
-            occurred = u.iso_ms(stamp, "message-timestamp")
+            occurred = tt.iso_ms(stamp, "message-timestamp")
         sender = u.text(p, "to")
         controller = u.controller_for(self, sender)
         campaign, purpose, attrs = self._client_ref(u.text(p, "client-ref"))
@@ -203,18 +212,16 @@ class VonageConnector(Connector):
             if u.text(p, name):
                 attrs[name.replace("-", "_")] = u.bounded(p[name])
         dedupe = (message_id, "send") if kind is UsageKind.SEND else (message_id, status)
+        emit = tk.Emitter(self, received)
         out = Output()
         out.usage.append(
-            UsageEvent(
-                event_id=event_id(self.instance.name, *dedupe),
-                occurred_at_ms=occurred,
-                received_at_ms=received,
-                source=self.instance.name,
-                processor=self.name,
+            emit.usage(
+                dedupe,
+                kind,
+                addr,
+                occurred,
+                role=None,
                 channel=Channel.SMS,
-                kind=kind,
-                subject_key=addr.key,
-                hint=addr.hint,
                 controller=controller,
                 campaign_id=campaign,
                 sender=sender,
@@ -225,20 +232,15 @@ class VonageConnector(Connector):
         )
         if err == "9":
             out.consent.append(
-                ConsentEvent(
-                    event_id=event_id(self.instance.name, message_id, "opted_out"),
-                    occurred_at_ms=occurred,
-                    received_at_ms=received,
-                    source=self.instance.name,
-                    processor=self.name,
-                    subject_key=addr.key,
-                    hint=addr.hint,
-                    controller=controller,
-                    action=ConsentAction.WITHDRAW,
-                    channels=[Channel.SMS],
+                u.opted_out(
+                    emit,
+                    message_id,
+                    addr,
+                    occurred,
+                    channel=Channel.SMS,
                     scope=u.sender_scope(sender),
-                    proof=Proof(method="gateway_opt_out_list", vendor_receipt=message_id),
-                    attributes={"evidence": "err_code_9"},
+                    controller=controller,
+                    evidence="err_code_9",
                 )
             )
         return out
@@ -248,9 +250,9 @@ class VonageConnector(Connector):
         msisdn = u.text(p, "msisdn", required=True)
         assert msisdn is not None and message_id is not None
         addr = self.edge.address(msisdn, "sms", self.instance.default_region)
-        received = u.received_ms(request)
+        received = tk.received_ms(request)
         stamp = u.text(p, "message-timestamp")
-        occurred = u.iso_ms(stamp, "message-timestamp") if stamp else received
+        occurred = tt.iso_ms(stamp, "message-timestamp") if stamp else received
         keyword = u.classify_keyword(p.get("text"))
         if keyword is None and (u.text(p, "keyword") or "").upper() in u.STOP_WORDS:
             keyword = "stop"  # Vonage's keyword is the first word: "STOP please" opts out
@@ -258,8 +260,7 @@ class VonageConnector(Connector):
             received=received,
             occurred=occurred,
             message_id=message_id,
-            addr_key=addr.key,
-            hint=addr.hint,
+            addr=addr,
             channel=Channel.SMS,
             own=u.text(p, "to"),
             keyword=keyword,
@@ -272,49 +273,27 @@ class VonageConnector(Connector):
         received: int,
         occurred: int,
         message_id: str,
-        addr_key: str,
-        hint: str,
+        addr: Address,
         channel: Channel,
         own: str | None,
         keyword: str | None,
         event_type: str,
     ) -> Output:
-        controller = u.controller_for(self, own)
-        out = Output()
-        out.usage.append(
-            UsageEvent(
-                event_id=event_id(self.instance.name, message_id, "inbound"),
-                occurred_at_ms=occurred,
-                received_at_ms=received,
-                source=self.instance.name,
-                processor=self.name,
-                channel=channel,
-                kind=UsageKind.REPLY,
-                subject_key=addr_key,
-                hint=hint,
-                controller=controller,
-                sender=own,
-                source_event_type=event_type,
-                attributes={"keyword": keyword or "none", "sender_type": u.sender_type(own)},
-            )
+        return u.reply(
+            tk.Emitter(self, received),
+            (message_id, "inbound"),
+            (message_id, keyword),
+            message_id,
+            addr,
+            occurred,
+            channel=channel,
+            controller=u.controller_for(self, own),
+            sender=own,
+            event_type=event_type,
+            keyword=keyword,
+            scope=u.sender_scope(own),
+            attributes={"keyword": keyword or "none", "sender_type": u.sender_type(own)},
         )
-        if keyword in ("stop", "start"):
-            out.consent.append(
-                u.keyword_consent(
-                    self,
-                    keyword=keyword,
-                    dedupe=(message_id, keyword),
-                    occurred=occurred,
-                    received=received,
-                    addr_key=addr_key,
-                    hint=hint,
-                    controller=controller,
-                    channel=channel,
-                    scope=u.sender_scope(own),
-                    receipt=message_id,
-                )
-            )
-        return out
 
     # -- Messages API --------------------------------------------------------------------
 
@@ -322,9 +301,9 @@ class VonageConnector(Connector):
         message_uuid = u.text(d, "message_uuid", required=True)
         assert message_uuid is not None
         channel = u.sms_channel(u.text(d, "channel"))
-        received = u.received_ms(request)
+        received = tk.received_ms(request)
         stamp = u.text(d, "timestamp")
-        occurred = u.iso_ms(stamp, "timestamp") if stamp else received
+        occurred = tt.iso_ms(stamp, "timestamp") if stamp else received
         status = u.text(d, "status")
         if status is None:
             number = _number(d.get("from"), "from")
@@ -334,8 +313,7 @@ class VonageConnector(Connector):
                 received=received,
                 occurred=occurred,
                 message_id=message_uuid,
-                addr_key=addr.key,
-                hint=addr.hint,
+                addr=addr,
                 channel=channel,
                 own=own,
                 keyword=u.classify_keyword(d.get("text")),
@@ -357,27 +335,21 @@ class VonageConnector(Connector):
             if code:
                 attrs["error_code"] = u.bounded(code)
         dedupe = (message_uuid, "send") if kind is UsageKind.SEND else (message_uuid, status)
-        return Output(
-            usage=[
-                UsageEvent(
-                    event_id=event_id(self.instance.name, *dedupe),
-                    occurred_at_ms=occurred,
-                    received_at_ms=received,
-                    source=self.instance.name,
-                    processor=self.name,
-                    channel=channel,
-                    kind=kind,
-                    subject_key=addr.key,
-                    hint=addr.hint,
-                    controller=u.controller_for(self, sender),
-                    campaign_id=campaign,
-                    sender=sender,
-                    declared_purpose=purpose,
-                    source_event_type=f"messages.{status}",
-                    attributes=attrs,
-                )
-            ]
+        usage = tk.Emitter(self, received).usage(
+            dedupe,
+            kind,
+            addr,
+            occurred,
+            role=None,
+            channel=channel,
+            controller=u.controller_for(self, sender),
+            campaign_id=campaign,
+            sender=sender,
+            declared_purpose=purpose,
+            source_event_type=f"messages.{status}",
+            attributes=attrs,
         )
+        return Output(usage=[usage])
 
 
 def sign(request: Request, instance: Instance) -> Request:
@@ -391,7 +363,7 @@ def sign(request: Request, instance: Instance) -> Request:
     messages = _bearer(request)
     if not messages and u.is_json(request):
         try:
-            messages = "message_uuid" in u.json_object(request)
+            messages = "message_uuid" in tk.json_object(request.body)
         except InvalidInput:
             messages = False
     if messages:
@@ -401,12 +373,12 @@ def sign(request: Request, instance: Instance) -> Request:
             "api_key": str(instance.options.get("api_key") or ""),
             "payload_hash": hashlib.sha256(request.body).hexdigest(),
         }
-        return u.with_headers(request, authorization="Bearer " + sign_vonage_jwt(secret, claims))
+        return request.with_headers({"authorization": "Bearer " + sign_vonage_jwt(secret, claims)})
     method = str(instance.options.get("signature_method") or "md5hash")
     stamp = str(int(time.time()))
     if u.is_json(request):
         try:
-            data = u.json_object(request)
+            data = tk.json_object(request.body)
         except InvalidInput:
             return request  # undecodable JSON carries no signature: verify refuses it
         data = {k: v for k, v in data.items() if k != "sig"} | {"timestamp": stamp}
@@ -416,13 +388,13 @@ def sign(request: Request, instance: Instance) -> Request:
             if v is not None
         }
         data["sig"] = vonage_sms_signature(secret, as_text, method)  # type: ignore[arg-type]
-        return u.with_body(request, codec.dumps(data))
+        return request.with_body(codec.dumps(data))
     if request.body.strip():
         pairs = [(k, v) for k, v in u.parse_form_pairs(request.body) if k not in ("sig",)]
         pairs = [(k, v) for k, v in pairs if k != "timestamp"] + [("timestamp", stamp)]
         sig = vonage_sms_signature(secret, pairs, method)  # type: ignore[arg-type]
-        return u.with_body(request, urlencode([*pairs, ("sig", sig)]).encode("utf-8"))
+        return request.with_body(urlencode([*pairs, ("sig", sig)]).encode("utf-8"))
     query = {k: v[0] for k, v in request.query.items() if v and k not in ("sig", "timestamp")}
     query["timestamp"] = stamp
     query["sig"] = vonage_sms_signature(secret, query, method)  # type: ignore[arg-type]
-    return u.with_query(request, **query)
+    return request.with_query(query)

@@ -2,7 +2,7 @@
 
 ``load_mapping(path)`` reads and validates a mapping file (every problem with its line,
 as ``FatalConfigError``), builds a ``Connector`` class named after the file's ``name:``
-and registers it (``registry.register``), so instances refer to it with
+and registers it (``registered.register``), so instances refer to it with
 
     - name: postmark-main
       type: declarative
@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from consentinel.connectors import registered
+from consentinel.connectors.builtin import BUILTINS
 from consentinel.connectors.declarative.connector import DeclarativeConnector, schema_for
 from consentinel.connectors.declarative.spec import Spec, load_spec
 from consentinel.streams.events.errors import FatalConfigError
@@ -43,9 +45,6 @@ def build_class(spec: Spec) -> type[DeclarativeConnector]:
 
 def load_mapping(path: str | os.PathLike[str]) -> type[DeclarativeConnector]:
     """The connector class of a mapping file, built once per file version, registered."""
-    from consentinel.connectors import registry
-    from consentinel.connectors.builtin import BUILTINS
-
     p = Path(path).resolve()
     try:
         mtime = p.stat().st_mtime_ns
@@ -70,7 +69,7 @@ def load_mapping(path: str | os.PathLike[str]) -> type[DeclarativeConnector]:
             )
     cls = build_class(spec)
     _cache[str(p)] = (mtime, cls)
-    registry.register(cls)
+    registered.register(cls)
     return cls
 
 

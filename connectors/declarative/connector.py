@@ -21,12 +21,14 @@ from consentinel.connectors.contract import (
 )
 from consentinel.connectors.declarative.paths import MISSING
 from consentinel.connectors.declarative.spec import KindRule, Spec
+from consentinel.connectors.toolkit.batch import map_items
 from consentinel.streams.events import codec, ids
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
     Channel,
     ConsentAction,
     ConsentEvent,
+    Proof,
     Scalar,
     UsageEvent,
 )
@@ -91,14 +93,23 @@ class DeclarativeConnector(Connector):
     def map_request(self, request: Request) -> Output:
         body = self._parse(request)
         received = request.received_at_ms or self.edge.now_ms()
+        events = self._events(body)
+        if len(events) == 1:  # one event: refused whole, as before
+            out = Output()
+            self._map_event(events[0], received, out)
+            return out
+        out = map_items(events, lambda i, event: self._one(event, received, i))
+        if out.rejected and len(out.rejected) == len(events):  # nothing good: refuse whole
+            raise InvalidInput(out.rejected[0].code, out.rejected[0].message)
+        return out
+
+    def _one(self, event: Any, received: int, index: int) -> Output:
+        """One event of a batch; its refusal names its position (``event #N``)."""
         out = Output()
-        for i, event in enumerate(self._events(body)):
-            try:
-                self._map_event(event, received, out)
-            except InvalidInput as exc:
-                if i == 0 and not out:
-                    raise
-                raise InvalidInput(exc.code, f"event #{i + 1}: {exc.message}") from None
+        try:
+            self._map_event(event, received, out)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.code, f"event #{index + 1}: {exc.message}") from None
         return out
 
     def map_row(self, row: Mapping[str, Any]) -> Output:
@@ -262,8 +273,25 @@ class DeclarativeConnector(Connector):
                     channels=[channel],
                     scope=self._text(event, "scope") or self._text(event, "list_id"),
                     unmapped_purposes=unmapped,
+                    proof=self._proof(event, occurred),
                 )
             )
+
+    def _proof(self, event: Any, occurred: int) -> Proof | None:
+        """Proof by reference: the platform's record of the consent (``proof_ref``) and the
+        notice (``notice_version``), collected at the event's time; None without either."""
+        ref, notice = self._text(event, "proof_ref"), self._text(event, "notice_version")
+        ref = None if ref and _ADDRESS_LIKE.search(ref) else ref  # never an address
+        notice = None if notice and _ADDRESS_LIKE.search(notice) else notice
+        if ref is None and notice is None:
+            return None
+        return Proof(
+            method="platform_record",
+            collected_at_ms=occurred,
+            notice_version=notice[:200] if notice else None,
+            vendor_receipt=ref[:200] if ref else None,
+            record_ref=ref[:200] if ref else None,
+        )
 
     def _attributes(self, event: Any) -> dict[str, Scalar]:
         out: dict[str, Scalar] = {}

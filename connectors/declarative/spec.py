@@ -34,6 +34,8 @@ FIELD_NAMES = (
     "purpose",
     "scope",
     "is_test",
+    "proof_ref",  # the platform's own record of a consent (CMP event / receipt id)
+    "notice_version",  # the notice shown when the consent was given
 )
 REQUIRED_FIELDS = ("type", "address", "occurred_at", "event_id")
 TOP_KEYS = (

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from consentinel.streams.events import secrets
 from consentinel.streams.events.errors import FatalConfigError
 from consentinel.streams.events.settings import Secret, Settings
 
@@ -96,7 +97,7 @@ class Options:
     def url(self, key: str, secret_ok: bool = False) -> str:
         """A URL, inline or (``secret_ok``) by reference; http(s) only."""
         value = self.text(key)
-        if secret_ok and value.startswith(("env:", "file:")):
+        if secret_ok and secrets.is_reference(value):
             value = self._resolve(key, value).reveal().decode()
         if value and not value.startswith(("http://", "https://")):
             self.problem(f"'{key}' should be an http:// or https:// URL")
@@ -106,7 +107,7 @@ class Options:
         value = self._get(key, _MISSING if required else None)
         if value is None or value is _MISSING:
             return None
-        if not isinstance(value, str) or not value.startswith(("env:", "file:")):
+        if not isinstance(value, str) or not secrets.is_reference(value):
             self.problem(
                 f"'{key}' must be a reference, not the secret itself: write env:VARIABLE or "
                 f"file:/path/to/secret"
@@ -115,20 +116,11 @@ class Options:
         return self._resolve(key, value)
 
     def _resolve(self, key: str, ref: str) -> Secret:
-        kind, _, name = ref.partition(":")
-        if kind == "env":
-            if not os.environ.get(name):
-                self.problem(f"'{key}' refers to ${name}, which is not set (or empty)")
-                return Secret(b"")
-            return Secret(os.environ[name].strip().encode())
         try:
-            data = Path(name).read_bytes().strip()
-        except OSError as exc:
-            self.problem(f"'{key}' refers to {name}, which cannot be read ({exc.strerror})")
+            return secrets.resolve(ref, environ=os.environ)
+        except secrets.UnresolvedSecret as exc:
+            self.problem(f"'{key}' refers to {exc.shown}, which {exc.reason}")
             return Secret(b"")
-        if not data:
-            self.problem(f"'{key}' refers to {name}, which is empty")
-        return Secret(data)
 
     def number(self, key: str, default: float, low: float, high: float) -> float:
         value = self._get(key, default)

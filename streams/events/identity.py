@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 import phonenumbers
 
@@ -32,11 +33,37 @@ class AddressError(InvalidInput):
         super().__init__(f"bad_{kind}", f"{kind} address rejected: {why}")
 
 
+#: Unicode categories an address never holds: control, format (zero-width space, RTL
+#: override), surrogate, private use, unassigned.
+_FORBIDDEN = {
+    "Cc": "a control character (Cc)",
+    "Cf": "a format character (Cf, e.g. zero-width or direction override)",
+    "Cs": "a surrogate (Cs)",
+    "Co": "a private-use character (Co)",
+    "Cn": "an unassigned character (Cn)",
+}
+
+
+def _check_characters(value: str, kind: str) -> None:
+    """``AddressError`` naming the class and position (1-based) of the first character an
+    address cannot hold, or U+FFFD (what a decoder left for invalid bytes)."""
+    if value.isascii() and value.isprintable():
+        return
+    for position, char in enumerate(value, start=1):
+        if char == "\ufffd":
+            why = "the replacement character U+FFFD (invalid encoding upstream)"
+        else:
+            why = _FORBIDDEN.get(unicodedata.category(char), "")
+        if why:
+            raise AddressError(kind, f"{why} at position {position}")
+
+
 def normalize_email(raw: str) -> str:
     """Trim and lowercase; reject what is not an address (``AddressError``)."""
     if not isinstance(raw, str):
         raise AddressError("email", f"expected a string, got {type(raw).__name__}")
     value = raw.strip()
+    _check_characters(value, "email")
     lowered = value.lower()
     if lowered.startswith("mailto:"):
         lowered = value[7:].lower()
@@ -57,6 +84,7 @@ def normalize_phone(raw: str, default_region: str | None = None) -> str:
     if not isinstance(raw, str):
         raise AddressError("phone", f"expected a string, got {type(raw).__name__}")
     text = raw.strip()
+    _check_characters(text, "phone")
     if text.lower().startswith("tel:"):
         text = text[4:]
     digits = re.sub(r"[\s().\-/]", "", text)

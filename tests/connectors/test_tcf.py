@@ -489,3 +489,12 @@ def test_random_corruption_of_a_valid_string(seed: int) -> None:
         assert error.offset >= 0
     else:
         assert isinstance(result, TCString)
+
+
+def test_a_bad_tc_string_is_invalid_input_of_the_error_tree() -> None:
+    from consentinel.streams.events.errors import ConsentinelError, InvalidInput
+
+    with pytest.raises(InvalidInput) as info:
+        decode_tc_string("not a tc string")
+    assert isinstance(info.value, TCStringError) and isinstance(info.value, ConsentinelError)
+    assert info.value.code == "bad_tc_string"

@@ -3,29 +3,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
+import generate  # dashboards/grafana is on pytest's pythonpath
+import promql  # tests/dashboards too
 import pytest
 from consentinel.streams.events.metrics import CATALOG
 from consentinel.streams.events.records import Decision, Severity
 
 _HERE = Path(__file__).parent
 
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-promql = _load("consentinel_test_promql", _HERE / "promql.py")
-generate = _load("consentinel_grafana_generate", promql.ROOT / "dashboards/grafana/generate.py")
 
 #: Labels Prometheus itself puts on every scraped series (the scrape target's).
 TARGET_LABELS = {"job", "instance"}

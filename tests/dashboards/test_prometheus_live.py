@@ -18,7 +18,6 @@ remove it from ``GAPS``).
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
 import math
 import os
@@ -36,6 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import promql  # tests/dashboards is on pytest's pythonpath
 import pytest
 import yaml
 from kafka import KafkaProducer
@@ -55,18 +55,6 @@ TIMEOUT_S = 300  # generous: 2 shared cores, a Faust worker starting
 #: `consentinel import` is a one-shot process, so no panel charts its lines (it prints
 #: its own summary instead).
 GAPS: dict[str, str] = {}
-
-
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-promql = _load("consentinel_test_promql_live", Path(__file__).with_name("promql.py"))
 
 
 def _free_port(span: int = 1) -> int:

@@ -14,7 +14,6 @@ printed, not asserted.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import privacy  # tests/ is on pytest's pythonpath
 import pytest
 from consentinel.connectors.demo import scenario
 from consentinel.connectors.demo.world import World
@@ -45,17 +45,6 @@ CONNECTORS = ROOT / "deploy" / "demo" / "connectors.yaml"
 REGISTRY = ROOT / "deploy" / "demo" / "registry.yaml"
 SEED, SCALE, GRACE_S = 2027, "small", 6
 TIMEOUT_S = 240  # generous: 2 shared cores, a Faust worker starting
-
-
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-privacy = _load("consentinel_privacy_e2e", ROOT / "tests" / "privacy.py")
 
 
 def _free_port(span: int = 1) -> int:

@@ -4,7 +4,6 @@ co-partitioned, and nothing the tests wrote holds a raw address."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import io
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+import privacy  # tests/ is on pytest's pythonpath
 import pytest
 from aiokafka import AIOKafkaProducer
 from consentinel.streams import topics_admin
@@ -21,22 +21,15 @@ from consentinel.streams.events.partitioning import partition_for, subject_messa
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-_spec = importlib.util.spec_from_file_location("privacy", Path(__file__).parents[1] / "privacy.py")
-assert _spec and _spec.loader
-privacy = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(privacy)
-
 pytestmark = pytest.mark.integration
 
 SAMPLES_MODULE = Path(__file__).parents[1] / "streams" / "events" / "test_codec.py"
 
 
 def _samples() -> list[object]:
-    spec = importlib.util.spec_from_file_location("codec_samples", SAMPLES_MODULE)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.samples()
+    import test_codec  # tests/streams/events is on pytest's pythonpath
+
+    return list(test_codec.samples())
 
 
 def _drain(bootstrap: str, topic: str, expected: int, timeout_s: float = 30) -> list:

@@ -12,16 +12,16 @@ Waits are condition-based with generous timeouts; nothing asserts on time.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import privacy  # tests/ and tests/streams are on pytest's pythonpath
 import pytest
+import worker_harness as h
 from consentinel.streams import registry_cmd, topics_admin
 from consentinel.streams.events import topics
 from consentinel.streams.events.partitioning import partition_for, subject_message_key
@@ -43,19 +43,6 @@ HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parents[1] / "deploy" / "registry.example.yaml"
 GRACE_S = 4
 TIMEOUT_S = 120
-
-
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-h = _load("consentinel_worker_harness", HERE / "worker_harness.py")
-privacy = _load("consentinel_privacy", HERE.parent / "privacy.py")
 
 
 @pytest.fixture

@@ -246,3 +246,13 @@ def brevo_case() -> ConnectorCase:
 
 
 TestBrevoConformance = conformance_suite(brevo_case())
+
+
+def test_busy_status_is_one_brevo_retries() -> None:
+    # Brevo drops a webhook answered with a 5xx: when nothing can keep the event the ingest
+    # must answer 429, which Brevo retries.
+    from consentinel.connectors.builtin.brevo import BrevoConnector
+    from consentinel.connectors.contract import Connector
+
+    assert Connector.busy_status == 503
+    assert BrevoConnector.busy_status == 429

@@ -321,3 +321,15 @@ def mailchimp_case() -> ConnectorCase:
 
 
 TestMailchimpConformance = conformance_suite(mailchimp_case())
+
+
+@pytest.mark.parametrize("escaped", [b"%FF", b"%C3", b"%ED%A0%80"])
+def test_invalid_utf8_in_a_form_is_refused_not_replaced(escaped: bytes) -> None:
+    # percent-escaped bytes that are not UTF-8 used to become U+FFFD and reach a hint
+    body = (
+        b"type=subscribe&fired_at=2026-01-02+08%3A00%3A11&data[list_id]=a"
+        b"&data[email]=j" + escaped + b"ean%40example.org"
+    )
+    with pytest.raises(InvalidInput) as err:
+        MailchimpConnector(INSTANCE, make_edge()).map_request(request(body))
+    assert err.value.code == "bad_encoding"

@@ -315,3 +315,21 @@ def twilio_case() -> ConnectorCase:
 
 
 TestTwilioConformance = conformance_suite(twilio_case())
+
+
+@pytest.mark.parametrize("name", ["NumMedia", "NumSegments"])
+@pytest.mark.parametrize("value", [str(2**64), "9" * 40, "-1", "3.5", "lots"])
+def test_a_count_out_of_range_is_bad_input_not_a_crash(name: str, value: str) -> None:
+    # a count beyond 64 bits used to reach the encoder (500, payload lost): now it is
+    # bad input with a reason, dead-lettered by the runtime
+    fields = {**params("inbound_stop"), name: value}
+    with pytest.raises(InvalidInput) as info:
+        connector().map_request(form_request(fields))
+    assert info.value.code == "bad_value"
+    assert name in info.value.message and value not in info.value.message
+
+
+def test_a_plain_count_is_kept_as_an_integer() -> None:
+    fields = {**params("inbound_stop"), "NumMedia": "2", "NumSegments": "1"}
+    (usage,) = connector().map_request(form_request(fields)).usage
+    assert usage.attributes["nummedia"] == 2 and usage.attributes["numsegments"] == 1

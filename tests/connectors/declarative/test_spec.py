@@ -158,10 +158,15 @@ def test_bad_event_in_batch_names_its_position(mapping_file: Path) -> None:
         '[{"kind":"sent","contact":"a@example.org","medium":"mail","at":"2026-01-01 01:00:00",'
         '"id":"1"},{"kind":"sent","medium":"mail","at":"2026-01-01 01:00:00","id":"2"}]'
     )
-    with pytest.raises(InvalidInput) as info:
-        c.map_request(_form_request(payload))
+    out = c.map_request(_form_request(payload))
+    # item by item (Output.rejected): the good first event is kept, the second refused alone
+    assert len(out.usage) == 1
+    ((rejected),) = out.rejected
+    assert (rejected.index, rejected.code) == (1, "missing_address")
+    assert rejected.message.startswith("event #2:")
+    with pytest.raises(InvalidInput) as info:  # nothing good at all: refused whole
+        c.map_request(_form_request(payload.replace('"contact":"a@example.org",', "")))
     assert info.value.code == "missing_address"
-    assert info.value.message.startswith("event #2:")
 
 
 def test_unknown_type_message_shows_no_address(mapping_file: Path) -> None:
@@ -171,3 +176,25 @@ def test_unknown_type_message_shows_no_address(mapping_file: Path) -> None:
         c.map_request(_form_request(payload))
     assert info.value.code == "unknown_event_type"
     assert "@" not in info.value.message
+
+
+def test_a_cmp_mapping_names_its_proof_record(tmp_path: Path) -> None:
+    f = tmp_path / "acme_cmp.yaml"
+    f.write_text(
+        GOOD.replace("name: acme_forms", "name: acme_cmp").replace(
+            "  purpose: topic\n",
+            "  purpose: topic\n  proof_ref: receipt\n  notice_version: notice\n",
+        )
+    )
+    c = _connector(f)
+    payload = (
+        '[{"kind":"optin","contact":"a@example.org","medium":"mail","at":"2026-01-01 01:00:00",'
+        '"id":"1","receipt":"rcpt-77","notice":"privacy-v3"},'
+        '{"kind":"optin","contact":"b@example.org","medium":"mail","at":"2026-01-01 01:00:00",'
+        '"id":"2","receipt":"b@example.org"}]'
+    )
+    first, second = c.map_request(_form_request(payload)).consent
+    assert first.proof is not None
+    assert (first.proof.record_ref, first.proof.notice_version) == ("rcpt-77", "privacy-v3")
+    assert first.proof.collected_at_ms == first.occurred_at_ms
+    assert second.proof is None  # an address is never taken as a proof reference

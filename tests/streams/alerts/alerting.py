@@ -7,7 +7,6 @@ Loaded by ``conftest.py`` as the module ``alerting`` (tests run with
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import re
 import signal
@@ -19,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import privacy  # noqa: F401  (tests/ is on pytest's pythonpath; re-exported to the alert tests)
 from consentinel.streams.events import codec, ids, topics
 from consentinel.streams.events.records import (
     Alert,
@@ -29,11 +29,6 @@ from consentinel.streams.events.records import (
     Severity,
 )
 from consentinel.streams.events.settings import Settings
-
-_spec = importlib.util.spec_from_file_location("privacy", Path(__file__).parents[2] / "privacy.py")
-assert _spec is not None and _spec.loader is not None
-privacy = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(privacy)
 
 T0 = 1_760_000_000_000  # a fixed detection time (ms)
 HOUR = 3_600_000

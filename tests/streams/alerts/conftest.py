@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import alerting  # noqa: F401  (tests/streams/alerts is on pytest's pythonpath)
 import pytest
 from consentinel.streams.alerts.store import IncidentStore
-
-if "alerting" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location(
-        "alerting", Path(__file__).with_name("alerting.py")
-    )
-    assert _spec is not None and _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["alerting"] = _module
-    _spec.loader.exec_module(_module)
 
 
 #: One incident per controller x campaign x rule: the grouping most of these tests were

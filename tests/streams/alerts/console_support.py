@@ -7,9 +7,7 @@ collection URL a platform sent) so the tests can prove the console scrubs it.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import privacy  # noqa: F401  (tests/ is on pytest's pythonpath; the console tests use it)
 from consentinel.streams.events import ids
 from consentinel.streams.events.identity import Pseudonymizer, mask, normalize
 from consentinel.streams.events.records import (
@@ -20,11 +18,6 @@ from consentinel.streams.events.records import (
     Proof,
     Severity,
 )
-
-_spec = importlib.util.spec_from_file_location("privacy", Path(__file__).parents[2] / "privacy.py")
-assert _spec and _spec.loader
-privacy = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(privacy)
 
 PEPPER = b"console-test-pepper-0123456789"
 RAW_EMAILS = [

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import importlib.util
 import io
 import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import console_support as support  # tests/streams/alerts is on pytest's pythonpath
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -21,12 +21,6 @@ from consentinel.streams.alerts.console_metrics import parse, quantile, summariz
 from consentinel.streams.alerts.store import IncidentStore
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-_spec = importlib.util.spec_from_file_location(
-    "console_support", Path(__file__).with_name("console_support.py")
-)
-assert _spec and _spec.loader
-support = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(support)
 privacy = support.privacy
 
 TOKEN = "test-token-0123456789abcdef"

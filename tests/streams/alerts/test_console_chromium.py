@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import importlib.util
 import io
 import json
 import os
@@ -19,21 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import cdp  # tests/streams/alerts is on pytest's pythonpath
+import console_support as support
 import pytest
 from aiohttp import web
 from consentinel.streams.alerts.store import IncidentStore
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-support = _load("console_support")
-cdp = _load("cdp")
 
 TOKEN = "chromium-test-token-0123456789abcdef"
 

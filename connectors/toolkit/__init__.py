@@ -1,0 +1,38 @@
+"""The connector toolkit: what every connector needs beside the contract.
+
+- :class:`Emitter`: canonical events for every channel, ids from the platform's identity;
+- :mod:`.times`: event times with one set of bounds (2000..2100);
+- :mod:`.fields`: a JSON-object body through the one codec, integers that cannot overflow;
+- :func:`secrets`: an instance's secret with its ``<name>_previous`` during rotation;
+- :func:`received_ms`: the receive time of a request (the one clock otherwise);
+- :func:`map_items`: a batch mapped item by item, bad items refused one by one.
+
+Request helpers (``with_headers``, ``with_query``, ``with_body``) are methods of
+``contract.Request``.
+"""
+
+from consentinel.connectors.toolkit import fields, times
+from consentinel.connectors.toolkit.batch import map_batch, map_items
+from consentinel.connectors.toolkit.emitter import (
+    MAX_ATTR,
+    Emitter,
+    clean_attributes,
+    received_ms,
+)
+from consentinel.connectors.toolkit.fields import bounded_int, json_body, json_object
+from consentinel.connectors.toolkit.secrets import secrets
+
+__all__ = [
+    "MAX_ATTR",
+    "Emitter",
+    "bounded_int",
+    "clean_attributes",
+    "fields",
+    "json_body",
+    "json_object",
+    "map_batch",
+    "map_items",
+    "received_ms",
+    "secrets",
+    "times",
+]

@@ -1,0 +1,139 @@
+"""One way to build canonical events, for every channel (e-mail, SMS, phone, leads, CMP).
+
+An :class:`Emitter` holds what every event of one request shares (source, processor,
+controller, received time); a connector names only what its platform says. Event ids are
+``ids.event_id(source, *dedupe, role)``: ``dedupe`` is the platform's own identity of the
+event (message id, event id, lead id...), never a delivery time or header, so a redelivery
+maps to the same ids; ``role`` keeps two events of one platform event apart (``role=None``
+adds nothing, for connectors whose ids never had one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from consentinel.connectors.contract import Address, Connector, Request
+from consentinel.streams.events import clock, ids
+from consentinel.streams.events.records import (
+    Channel,
+    ConsentAction,
+    ConsentEvent,
+    Proof,
+    Scalar,
+    UsageEvent,
+    UsageKind,
+)
+
+MAX_ATTR = 256  # longest attribute text kept; vendor strings can be huge
+
+
+def received_ms(request: Request | None) -> int:
+    """When the runtime received the request, else now (file rows, tests)."""
+    return (request.received_at_ms if request is not None else 0) or clock.now_ms()
+
+
+def clean_attributes(attributes: Mapping[str, Scalar | None] | None) -> dict[str, Scalar]:
+    """Attributes without empty values, texts cut to :data:`MAX_ATTR` characters."""
+    out: dict[str, Scalar] = {}
+    for key, value in (attributes or {}).items():
+        if value is None:
+            continue
+        out[key] = value[:MAX_ATTR] if isinstance(value, str) else value
+    return out
+
+
+class Emitter:
+    """Builds the events of one request or row. Pure: never blocks, raises nothing itself
+    (the records validate their own fields)."""
+
+    def __init__(self, connector: Connector, received_at_ms: int) -> None:
+        self.connector = connector
+        self.source = connector.instance.name
+        self.controller = connector.instance.controller
+        self.received_at_ms = received_at_ms
+
+    def event_id(self, dedupe: Iterable[object], role: str | None) -> str:
+        parts = [*dedupe] if role is None else [*dedupe, role]
+        return ids.event_id(self.source, *parts)
+
+    def usage(
+        self,
+        dedupe: tuple[object, ...],
+        kind: UsageKind,
+        address: Address,
+        occurred_at_ms: int,
+        *,
+        channel: Channel = Channel.EMAIL,
+        role: str | None = "usage",
+        source_event_type: str | None = None,
+        attributes: Mapping[str, Scalar | None] | None = None,
+        tags: list[str] | None = None,
+        campaign_id: str | None = None,
+        list_id: str | None = None,
+        sender: str | None = None,
+        declared_purpose: str | None = None,
+        controller: str | None = None,
+        form_id: str | None = None,
+        is_test: bool = False,
+    ) -> UsageEvent:
+        return UsageEvent(
+            event_id=self.event_id(dedupe, role),
+            occurred_at_ms=occurred_at_ms,
+            received_at_ms=self.received_at_ms,
+            source=self.source,
+            processor=self.connector.name,
+            channel=channel,
+            kind=kind,
+            subject_key=address.key,
+            hint=address.hint,
+            controller=controller or self.controller,
+            campaign_id=campaign_id,
+            list_id=list_id,
+            sender=sender,
+            tags=list(tags or []),
+            declared_purpose=declared_purpose,
+            source_event_type=source_event_type,
+            form_id=form_id,
+            is_test=is_test,
+            attributes=clean_attributes(attributes),
+        )
+
+    def consent(
+        self,
+        dedupe: tuple[object, ...],
+        action: ConsentAction,
+        address: Address,
+        occurred_at_ms: int,
+        *,
+        channels: Iterable[Channel] = (Channel.EMAIL,),
+        role: str | None = "consent",
+        purposes: list[str] | None = None,
+        unmapped: list[str] | None = None,
+        scope: str | None = None,
+        proof: Proof | None = None,
+        expires_at_ms: int | None = None,
+        attributes: Mapping[str, Scalar | None] | None = None,
+        controller: str | None = None,
+        recipients: list[str] | None = None,
+        collected_by: str | None = None,
+    ) -> ConsentEvent:
+        return ConsentEvent(
+            event_id=self.event_id(dedupe, role),
+            occurred_at_ms=occurred_at_ms,
+            received_at_ms=self.received_at_ms,
+            source=self.source,
+            processor=self.connector.name,
+            subject_key=address.key,
+            hint=address.hint,
+            controller=controller or self.controller,
+            action=action,
+            purposes=list(purposes or []),
+            channels=list(channels),
+            scope=scope,
+            recipients=list(recipients or []),
+            collected_by=collected_by,
+            proof=proof,
+            expires_at_ms=expires_at_ms,
+            unmapped_purposes=list(unmapped or []),
+            attributes=clean_attributes(attributes),
+        )

@@ -1,0 +1,51 @@
+"""Payload parsing every connector needs: a JSON object body (through the one codec) and
+integers that cannot overflow.
+
+Messages name the field, never its value (a value may be an address).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from consentinel.streams.events.codec import loads
+from consentinel.streams.events.errors import InvalidInput
+
+INT64_MAX: Final = 2**63 - 1
+_DIGITS = re.compile(r"\s*[+-]?\d{1,40}\s*")
+
+
+def json_body(body: bytes, what: str) -> Any:
+    """The body parsed as JSON (``malformed_json`` when it is empty or not JSON)."""
+    if not body.strip():
+        raise InvalidInput("malformed_json", f"{what} is empty")
+    return loads(body)
+
+
+def json_object(body: bytes, what: str = "the JSON body") -> dict[str, Any]:
+    """The body as a JSON object; ``malformed_json`` otherwise (the message names ``what``)."""
+    data = loads(body)
+    if not isinstance(data, dict):
+        raise InvalidInput("malformed_json", f"{what} is not a JSON object")
+    return data
+
+
+def bounded_int(value: Any, field: str, *, low: int = 0, high: int = INT64_MAX) -> int:
+    """An integer (a JSON number without fraction or a digit string) in ``[low, high]``.
+
+    ``bad_value`` naming ``field`` when it is not an integer or lies outside the bounds: a
+    count beyond 64 bits is bad input to dead-letter, never a crash."""
+    if isinstance(value, bool):
+        raise InvalidInput("bad_value", f"{field} is not an integer")
+    if isinstance(value, str):
+        if not _DIGITS.fullmatch(value):
+            raise InvalidInput("bad_value", f"{field} is not an integer")
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        raise InvalidInput("bad_value", f"{field} is not an integer")
+    if not low <= value <= high:
+        raise InvalidInput("bad_value", f"{field} is outside {low}..{high}")
+    return value
