@@ -14,9 +14,9 @@ from consentinel.streams.events.records import (
     UsageEvent,
     UsageKind,
 )
-from consentinel.streams.holds import MAX_ALERTED, Alerted, Held, Holds, RuleState
+from consentinel.streams.checker.holds import MAX_ALERTED, Alerted, Held, Holds, RuleState
 from consentinel.streams.policy.engine import Evaluation, Finding
-from consentinel.streams.ticks import Tick, TickClock, tick_interval, tick_topic
+from consentinel.streams.checker.ticks import Tick, TickClock, tick_interval, tick_topic
 
 
 def _usage(n: int) -> UsageEvent:

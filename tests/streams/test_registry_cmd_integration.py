@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.registry_topic import read_all
+from consentinel.streams.registry.topic import read_all
 
 pytestmark = pytest.mark.integration
 

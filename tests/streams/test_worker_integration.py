@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from consentinel.streams import registry_cmd, topics_admin
+from consentinel.streams import topics_admin
+from consentinel.streams.registry import command as registry_cmd
 from consentinel.streams.events import topics
 from consentinel.streams.events.partitioning import partition_for, subject_message_key
 from consentinel.streams.events.records import (

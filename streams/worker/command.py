@@ -19,7 +19,7 @@ from consentinel.streams import topics_admin
 from consentinel.streams.events import metrics, topics
 from consentinel.streams.events.errors import FatalConfigError, RetriableError
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.ticks import TICK_TOPIC_CONFIG, tick_interval, tick_topic
+from consentinel.streams.checker.ticks import TICK_TOPIC_CONFIG, tick_interval, tick_topic
 
 log = logging.getLogger("consentinel.worker")
 
@@ -33,7 +33,7 @@ def prepare_topics(settings: Settings) -> None:
 
     with open(os.devnull, "w") as sink:
         problems = topics_admin.check(settings, out=sink)
-    from consentinel.streams.app import app_id
+    from consentinel.streams.worker.app import app_id
 
     changelogs = [f"{app_id(settings)}-{name}-changelog" for name in TABLES]
     tick = tick_topic(settings)
@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
         return EX_UNAVAILABLE
 
     import faust
-    from consentinel.streams.app import app_id, build, is_loopback
+    from consentinel.streams.worker.app import app_id, build, is_loopback
 
     runtime = build(settings)
     served = _serve_metrics(settings)

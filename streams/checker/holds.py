@@ -106,6 +106,15 @@ class Holds:
     def next_deadline(self) -> int | None:
         return min((h.deadline_ms for h in self.pending), default=None)
 
+    def due(self) -> int | None:
+        """When something of this subject is next due: the earliest pending deadline, or
+        the moment its oldest alerted use leaves the correction window (None: never)."""
+        pending = self.next_deadline()
+        if not self.alerted:
+            return pending
+        leaves = min(a.decided_at_ms for a in self.alerted) + ALERTED_WINDOW_MS
+        return leaves if pending is None else min(pending, leaves)
+
     def remember(self, entry: Alerted) -> None:
         """Keep an alerted use (replacing an older entry for the same use), newest last."""
         self.alerted = [a for a in self.alerted if a.usage.event_id != entry.usage.event_id]

@@ -35,13 +35,13 @@ from consentinel.streams.events import metrics, topics
 from consentinel.streams.events.partitioning import partition_for
 from consentinel.streams.events.sealing import Sealer
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.faust_fixes import seek_uncommitted_to_beginning
-from consentinel.streams.judge import Judge
-from consentinel.streams.offsets import Action, OffsetGuard
+from consentinel.streams.worker.faust_compat import seek_uncommitted_to_beginning
+from consentinel.streams.checker.judge import Judge
+from consentinel.streams.checker.offsets import Action, OffsetGuard
 from consentinel.streams.policy.engine import PolicySettings
-from consentinel.streams.processor import Names, Processor, Table, now_ms
-from consentinel.streams.registry_view import RegistryView
-from consentinel.streams.ticks import Tick, TickClock, tick_interval, tick_topic
+from consentinel.streams.checker.processor import Names, Processor, Table, now_ms
+from consentinel.streams.registry.view import RegistryView
+from consentinel.streams.checker.ticks import Tick, TickClock, tick_interval, tick_topic
 from faust.streams import _current_event
 from faust.types import TP
 

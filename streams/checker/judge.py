@@ -31,7 +31,7 @@ from consentinel.streams.events.records import (
     UsageEvent,
     Verdict,
 )
-from consentinel.streams.holds import (
+from consentinel.streams.checker.holds import (
     ALERTED_WINDOW_MS,
     MAX_PENDING,
     Alerted,
