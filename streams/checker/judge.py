@@ -20,6 +20,14 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from consentinel.streams.checker.holds import (
+    ALERTED_WINDOW_MS,
+    MAX_PENDING,
+    Alerted,
+    Held,
+    Holds,
+    RuleState,
+)
 from consentinel.streams.events.records import (
     USE_KINDS,
     Alert,
@@ -30,14 +38,6 @@ from consentinel.streams.events.records import (
     Declaration,
     UsageEvent,
     Verdict,
-)
-from consentinel.streams.checker.holds import (
-    ALERTED_WINDOW_MS,
-    MAX_PENDING,
-    Alerted,
-    Held,
-    Holds,
-    RuleState,
 )
 from consentinel.streams.policy import engine
 from consentinel.streams.policy import registry as policy_registry

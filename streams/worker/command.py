@@ -16,10 +16,10 @@ import sys
 from typing import Any
 
 from consentinel.streams import topics_admin
+from consentinel.streams.checker.ticks import TICK_TOPIC_CONFIG, tick_interval, tick_topic
 from consentinel.streams.events import metrics, topics
 from consentinel.streams.events.errors import FatalConfigError, RetriableError
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.checker.ticks import TICK_TOPIC_CONFIG, tick_interval, tick_topic
 
 log = logging.getLogger("consentinel.worker")
 

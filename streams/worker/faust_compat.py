@@ -81,7 +81,7 @@ def current_event(event: Any) -> Iterator[None]:
 
 
 def committed_offset(consumer: Any, tp: Any) -> int | None:
-    """The group's committed offset of ``tp`` as Faust last saw it (``Consumer._committed_offset``)."""
+    """The committed offset of ``tp`` as Faust last saw it (``Consumer._committed_offset``)."""
     offsets = getattr(consumer, "_committed_offset", None)
     return None if offsets is None else offsets.get(tp)
 

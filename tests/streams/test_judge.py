@@ -6,6 +6,8 @@ import itertools
 
 import pytest
 from consentinel.streams.checker import holds as holds_mod
+from consentinel.streams.checker.holds import Holds
+from consentinel.streams.checker.judge import Judge
 from consentinel.streams.events import ids
 from consentinel.streams.events.records import (
     AlertStatus,
@@ -19,8 +21,6 @@ from consentinel.streams.events.records import (
     UsageEvent,
     UsageKind,
 )
-from consentinel.streams.checker.holds import Holds
-from consentinel.streams.checker.judge import Judge
 from consentinel.streams.policy.engine import PolicySettings
 
 T0 = 1_767_225_600_000

@@ -6,9 +6,9 @@ import dataclasses
 import io
 from pathlib import Path
 
+from consentinel.streams.events.records import Channel, Declaration
 from consentinel.streams.registry import command as registry_cmd
 from consentinel.streams.registry import file as registry_file
-from consentinel.streams.events.records import Channel, Declaration
 from consentinel.streams.registry.topic import Registry
 
 ROOT = Path(__file__).resolve().parents[2]

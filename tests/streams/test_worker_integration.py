@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 from consentinel.streams import topics_admin
-from consentinel.streams.registry import command as registry_cmd
 from consentinel.streams.events import topics
 from consentinel.streams.events.partitioning import partition_for, subject_message_key
 from consentinel.streams.events.records import (
@@ -36,6 +35,7 @@ from consentinel.streams.events.records import (
     UsageKind,
 )
 from consentinel.streams.events.settings import Settings
+from consentinel.streams.registry import command as registry_cmd
 from kafka import KafkaConsumer, TopicPartition
 
 pytestmark = pytest.mark.integration
