@@ -40,6 +40,7 @@ from consentinel.streams.policy.engine import PolicySettings
 from consentinel.streams.registry.view import RegistryView
 from consentinel.streams.worker import faust_compat
 from consentinel.streams.worker.agent import CheckerAgent
+from consentinel.streams.worker.health import Readiness
 from faust.types import TP
 
 log = logging.getLogger("consentinel.worker")
@@ -122,6 +123,7 @@ class Runtime:
     processor: Processor
     registry: RegistryView
     names: Names
+    readiness: Readiness
 
 
 def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True) -> Runtime:
@@ -224,9 +226,19 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     app.on_partitions_revoked.connect(forget)  # type: ignore[arg-type]
     app.on_partitions_assigned.connect(forget)  # type: ignore[arg-type]
 
+    readiness = Readiness()
+
     @app.agent(source, name="checker", concurrency=1)
     async def checker(stream: Any) -> None:
         await registry.wait_ready()
+        await faust_compat.tables_recovered(app)  # the tables hold their changelogs
+        readiness.set()
+        log.info(
+            "ready: topics and changelogs visible, tables recovered, purpose registry read; "
+            "judging %s and %s",
+            names.consent,
+            names.usage,
+        )
         await agent.run(stream)
 
     @app.task  # type: ignore[untyped-decorator]
@@ -298,7 +310,9 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
                     lag += max(0, end - done)
             metrics.CONSUMER_LAG.labels(topic=base).set(lag)
 
-    return Runtime(app=app, processor=processor, registry=registry, names=names)
+    return Runtime(
+        app=app, processor=processor, registry=registry, names=names, readiness=readiness
+    )
 
 
 def create_app(settings: Settings, *, store: str = "rocksdb://") -> faust.App:

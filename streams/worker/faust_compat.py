@@ -118,8 +118,24 @@ def scanner(partitions: int) -> Callable[[Any, int], Iterable[tuple[bytes, bytes
     return scan
 
 
-def quiet_worker(worker: Any) -> None:
+def quiet_worker(worker: Any, set_levels: Callable[[int], None]) -> None:
     """No terminal spinner: with it, a log level of WARNING or above makes ``faust.Worker``
     set the root logger to DEBUG (``Worker._setup_spinner_handler``), so every aiokafka and
-    Faust debug call builds a record that is then dropped (5-10 % of the CPU)."""
+    Faust debug call builds a record that is then dropped (5-10 % of the CPU). And once
+    mode has configured logging (``Worker.on_setup_root_logger``, after its dictConfig),
+    ``set_levels(root level)`` gives the libraries' loggers their explicit levels again."""
     worker.spinner = None
+    original = worker.on_setup_root_logger
+
+    def on_setup_root_logger(logger: logging.Logger, level: int) -> None:
+        original(logger, level)
+        set_levels(logging.getLogger().level)
+
+    worker.on_setup_root_logger = on_setup_root_logger
+
+
+async def tables_recovered(app: Any) -> None:
+    """Until Faust has recovered the tables of the partitions assigned to this worker
+    (``app.tables.recovery.completed``, an attribute of the Recovery service that the
+    typed ``TableManagerT`` interface does not declare). Blocks until then."""
+    await app.tables.recovery.completed.wait()

@@ -11,7 +11,7 @@ from consentinel.streams.registry import command as registry_cmd
 from consentinel.streams.registry import file as registry_file
 from consentinel.streams.registry.topic import Registry
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "deploy" / "registry.example.yaml"
 
 BROKEN = """\

@@ -12,7 +12,7 @@ from consentinel.streams.registry.topic import read_all
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "registry.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "registry.example.yaml"
 EXE = Path(sys.executable).parent / "consentinel"
 
 
