@@ -197,8 +197,8 @@ class Processor:
             id(holds): {},
             id(stats): {},
         }
-        #: subject key -> decoded (history, holds), the latest state staged or read
-        self._cache: OrderedDict[bytes, tuple[ConsentHistory | None, Holds]] = OrderedDict()
+        #: subject key -> decoded (history, holds, partition), the latest staged or read
+        self._cache: OrderedDict[bytes, tuple[ConsentHistory | None, Holds, int]] = OrderedDict()
         self._batch: dict[bytes, _State] = {}
         self._current: bytes | None = None
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
@@ -321,7 +321,7 @@ class Processor:
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
-            history, holds = cached
+            history, holds, _ = cached
         else:
             raw = self._get(self.ledger, key)
             history = (
@@ -367,7 +367,7 @@ class Processor:
                 versions=(history.version_count if history else 0) - state.versions_before,
                 pending=len(state.holds.pending) - state.pending_before,
             )
-            self._cache[state.key] = (history, state.holds)
+            self._cache[state.key] = (history, state.holds, state.partition)
             self._cache.move_to_end(state.key)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -571,7 +571,14 @@ class Processor:
         self._entry.outputs.append((self.names.deadletter, source.encode(), codec.encode(letter)))
 
     def _check_partition(self, record: Record, key: bytes) -> None:
-        expected = partition_for(key, self.partitions)
+        state = self._batch.get(key)
+        cached = self._cache.get(key) if state is None else None
+        if state is not None:
+            expected = state.partition  # checked when it was loaded
+        elif cached is not None:
+            expected = cached[2]
+        else:
+            expected = partition_for(key, self.partitions)
         if record.partition != expected:
             raise InvalidInput(
                 "wrong_partition",

@@ -158,7 +158,8 @@ def evaluate(
         has_history = False
     else:
         has_history = True
-    own = history.state_at(controller, t)
+    allowance = policy.allowance_ms(channel)
+    own, effective = history.states_in_force(controller, t, allowance)
     summary = own.summary() if has_history else None
 
     def result(
@@ -174,8 +175,6 @@ def evaluate(
     if usage.kind not in USE_KINDS or usage.is_test:
         return result(Decision.ALLOWED, [])
 
-    allowance = policy.allowance_ms(channel)
-    effective = history.state_at(controller, t, allowance_ms=allowance) if allowance else own
     others = {c: history.state_at(c, t) for c in history.controllers() if c != controller}
     refs = _refs(usage, declaration)
 
