@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     if profiler:
         profiler.disable()
     own_rate, plain_rate = args.uses / own_s, args.uses / plain_s
-    print(f"  consentinel (checker.Processor): {own_rate:>10,.0f} uses/CPU-s  ({own_n:,} outputs)")
-    print(f"  plain dict-based check:          {plain_rate:>10,.0f} uses/CPU-s  ({plain_n:,} verdicts)")
+    print(f"  consentinel (checker.Processor): {own_rate:>10,.0f} uses/CPU-s  ({own_n:,} out)")
+    print(f"  plain dict-based check:          {plain_rate:>10,.0f} uses/CPU-s  ({plain_n:,} out)")
     print(f"  consentinel / plain: {own_rate / plain_rate:.2f}")
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
