@@ -183,7 +183,10 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     }
 
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
-        return await out[topic].send(key=key, value=value)
+        # Straight to Faust's producer (its public ``ProducerT.send``): the Topic/channel
+        # path costs a FutureMessage, a buffer round trip and a task per record, and the
+        # processor waits for the acknowledgements itself.
+        return await app.producer.send(topic, key, value, None, None, None)
 
     registry = RegistryView(settings.bootstrap_servers, settings.topic(topics.REGISTRY))
     processor = Processor(
