@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from consentinel.streams.checker.deadlines import DeadlineIndex
-from consentinel.streams.checker.holds import Holds
+from consentinel.streams.checker.holds import Holds, is_kept_key, kept_key
 from consentinel.streams.checker.judge import Judge, Step
 from consentinel.streams.checker.ticks import Tick, TickClock
 from consentinel.streams.events import codec, metrics, topics
@@ -138,6 +138,7 @@ class _State:
     pending_before: int
     history_dirty: bool = False
     holds_dirty: bool = False
+    kept_dirty: bool = False
 
 
 #: A staged table value (None: delete); the tuple's identity marks the latest staging.
@@ -330,6 +331,7 @@ class Processor:
                 else ConsentHistory.from_obj(codec.loads(raw), self.judge.max_versions)
             )
             holds = Holds.from_bytes(self._get(self.holds, key))
+            holds.load_kept(self._get(self.holds, kept_key(key)))
         state = _State(
             key=key,
             partition=partition,
@@ -345,8 +347,10 @@ class Processor:
     def _changed(self, state: _State, step: Step) -> None:
         if step.history_changed:
             state.history_dirty = True
-        if step.holds_changed:
-            state.holds_dirty = True
+        if step.kept_changed:
+            state.kept_dirty = True
+        if step.holds_changed or step.kept_changed:
+            state.holds_dirty |= step.holds_changed
             self.deadlines.set(state.partition, state.key, state.holds.due())
 
     def _stage_batch(self) -> None:
@@ -361,6 +365,8 @@ class Processor:
             if state.holds_dirty:
                 holds = state.holds
                 self._put(self.holds, state.key, holds.to_bytes() if holds else None)
+            if state.kept_dirty:
+                self._put(self.holds, kept_key(state.key), state.holds.kept_to_bytes())
             self._count(
                 state.partition,
                 subjects=(history.subject_count if history else 0) - state.subjects_before,
@@ -622,6 +628,21 @@ class Processor:
 
     # -- ticks: the grace period and the correction window -------------------------------
 
+    def _due_in_table(self, partition: int) -> dict[bytes, int | None]:
+        """Each subject's due time, read from the holds table (pending, alerted, kept)."""
+        due: dict[bytes, int | None] = {}
+        for key, raw in list(self._scan(self.holds, partition)):
+            holds = Holds()
+            if is_kept_key(key):
+                key = key[2:]
+                holds.load_kept(raw)
+            else:
+                holds = Holds.from_bytes(raw)
+            when = holds.due()
+            known = due.get(key)
+            due[key] = when if known is None else (known if when is None else min(known, when))
+        return due
+
     async def _on_tick(self, record: Record) -> None:
         tick = Tick.decode(record.value or b"")
         p = record.partition
@@ -630,13 +651,7 @@ class Processor:
             return  # consent written before this tick is not all read yet: decide nothing
         if not self.deadlines.built(p):
             await self.drain()  # the scan below reads the tables: every staged write first
-            self.deadlines.build(
-                p,
-                (
-                    (key, Holds.from_bytes(raw).due())
-                    for key, raw in list(self._scan(self.holds, p))
-                ),
-            )
+            self.deadlines.build(p, self._due_in_table(p).items())
         now = self.clock()
         for key in self.deadlines.pop_due(p, tick.t_ms):
             state = self._load(key, p)
@@ -644,5 +659,5 @@ class Processor:
             step = self.judge.expire(state.history, state.holds, tick.t_ms, now)
             self._emit(step, received)
             self._changed(state, step)
-            if not step.holds_changed:  # nothing due after all (an older due time): re-index
+            if not (step.holds_changed or step.kept_changed):  # nothing due after all: re-index
                 self.deadlines.set(p, key, state.holds.due())

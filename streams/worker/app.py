@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from consentinel.streams.checker.holds import is_kept_key
 from consentinel.streams.checker.judge import Judge
 from consentinel.streams.checker.processor import Names, Processor
 from consentinel.streams.checker.ticks import Tick, TickClock, tick_interval, tick_topic
@@ -77,6 +78,11 @@ ROCKSDB_OPTIONS: dict[str, dict[str, int]] = {
 }
 
 METRICS_INTERVAL_S = 5.0
+
+
+def subject_of(key: bytes) -> bytes:
+    """The subject key of a holds-table key (kept uses live beside the holds)."""
+    return key[2:] if is_kept_key(key) else key
 
 
 def app_id(settings: Settings) -> str:
@@ -201,7 +207,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         holds=holds,
         stats=stats,
         send=send,
-        scan=faust_compat.scanner(settings.partitions),
+        scan=faust_compat.scanner(settings.partitions, subject_of),
         ticks=clock,
         sealer=Sealer(settings.pepper.reveal()),
     )

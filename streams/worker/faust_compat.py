@@ -93,11 +93,14 @@ def forget_gap(consumer: Any, tp: Any) -> None:
         gaps.pop(tp, None)
 
 
-def scanner(partitions: int) -> Callable[[Any, int], Iterable[tuple[bytes, bytes]]]:
+def scanner(
+    partitions: int, subject_of: Callable[[bytes], bytes] = lambda key: key
+) -> Callable[[Any, int], Iterable[tuple[bytes, bytes]]]:
     """A function listing a table's (key, value) pairs held for one partition.
 
     RocksDB keeps one database per partition (``RocksDB._db_for_partition`` and
-    ``_visible_items``); the memory store is one dict, filtered by the key's partition.
+    ``_visible_items``); the memory store is one dict, filtered by the partition of each
+    key's subject (``subject_of``: a table may hold several keys per subject).
     Reads from the store only; blocks on the disk for RocksDB.
     """
     from consentinel.streams.events.partitioning import partition_for
@@ -112,7 +115,7 @@ def scanner(partitions: int) -> Callable[[Any, int], Iterable[tuple[bytes, bytes
         return [
             (k, v)
             for k, v in list(store.data.items())
-            if v is not None and partition_for(k, partitions) == partition
+            if v is not None and partition_for(subject_of(k), partitions) == partition
         ]
 
     return scan
