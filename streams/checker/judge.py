@@ -102,6 +102,7 @@ class Judge:
         evaluation: Evaluation,
         holds: Holds,
         now_ms: int,
+        raw: bytes | None = None,
     ) -> Step:
         step = Step(judged=True)
         step.verdicts.append(engine.make_verdict(usage, evaluation, now_ms))
@@ -119,16 +120,22 @@ class Judge:
             )
             step.holds_changed = True
         else:
-            holds.keep(Kept(usage, now_ms))
+            holds.keep(Kept.of(usage, now_ms, raw))
             step.kept_changed = True
         return step
 
     # -- events ----------------------------------------------------------------------------
 
     def usage(
-        self, usage: UsageEvent, history: ConsentHistory | None, holds: Holds, now_ms: int
+        self,
+        usage: UsageEvent,
+        history: ConsentHistory | None,
+        holds: Holds,
+        now_ms: int,
+        raw: bytes | None = None,
     ) -> tuple[Step, ConsentHistory | None]:
-        """Judge one usage event. Returns the step and the history (new if a contact was noted)."""
+        """Judge one usage event (``raw``: its record as encoded, if at hand). Returns the
+        step and the history (new if a contact was noted)."""
         step = Step()
         if holds.knows(usage.event_id):
             step.duplicate = True
@@ -147,7 +154,7 @@ class Judge:
                     step.extend(self._finalize(holds.pending[0], history, holds, now_ms))
                     holds.pending.pop(0)
             else:
-                step.extend(self._decide(usage, declaration, evaluation, holds, now_ms))
+                step.extend(self._decide(usage, declaration, evaluation, holds, now_ms, raw))
                 step.judged = True
         noted = history if history is not None else self.new_history(usage.subject_key)
         if noted.note_contact(usage, declaration.controller if declaration else None):
@@ -194,7 +201,7 @@ class Judge:
             )
             for entry in holds.alerted:
                 step.extend(self._recheck(entry, history, now_ms, reason))
-        for kept in [k for k in holds.kept if k.usage.occurred_at_ms >= event.occurred_at_ms]:
+        for kept in [k for k in holds.kept if k.occurred_at_ms >= event.occurred_at_ms]:
             step.extend(self._recheck_allowed(kept, history, holds, now_ms))
         return step, history
 

@@ -601,7 +601,9 @@ class Processor:
         key = subject_message_key(usage.subject_key)
         self._check_partition(record, key)
         state = self._load(key, record.partition)
-        step, history = self.judge.usage(usage, state.history, state.holds, self.clock())
+        step, history = self.judge.usage(
+            usage, state.history, state.holds, self.clock(), record.value
+        )
         state.history = history
         if step.duplicate:
             return  # already held or alerted: a replay
