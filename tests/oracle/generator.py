@@ -147,6 +147,26 @@ CONSENT_SHAPES: tuple[tuple[str, str, Channel, bool, bool], ...] = (
 )
 
 
+#: (controller, purpose, channel) of a consent -> the uses it is about (a thread)
+THREADS: dict[tuple[str, str, Channel], tuple[str, ...]] = {
+    (PUB, "editorial.newsletter", Channel.EMAIL): ("list:" + NEWS, "campaign:pub-weekly"),
+    (PUB, "marketing.partner_transfer", Channel.EMAIL): (
+        "campaign:acme-promo",
+        "campaign:broker-rental",
+        "campaign:pol-rented",
+    ),
+    (ACME, "marketing.direct", Channel.EMAIL): ("campaign:acme-promo",),
+    (ACME, "marketing.direct", Channel.SMS): ("campaign:acme-sms",),
+    (ACME, "marketing.telemarketing", Channel.PHONE): ("campaign:acme-calls",),
+    (ACME, "marketing.partner_transfer", Channel.EMAIL): ("campaign:acme-promo",),
+    (BROKER, "marketing.partner_transfer", Channel.EMAIL): (
+        "campaign:broker-rental",
+        "campaign:pol-rented",
+    ),
+    (POL, "political.communication", Channel.EMAIL): ("campaign:pol-rented",),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Arrival:
     """One event as the checker receives it: when, and what."""
@@ -234,20 +254,28 @@ class _Story:
             return Proof(method="checkbox", collected_at_ms=at_ms, collection_point="form-3")
         return None
 
-    def consent(self, at_ms: int) -> None:
+    def consent(
+        self,
+        at_ms: int,
+        shape: tuple[str, str, Channel, bool, bool] | None = None,
+        action: ConsentAction | None = None,
+    ) -> None:
         rng = self.rng
-        controller, purpose, channel, scopable, names = rng.choice(CONSENT_SHAPES)
+        controller, purpose, channel, scopable, names = shape or rng.choice(CONSENT_SHAPES)
         if controller in self.erased:
             return
-        action = rng.choices(
-            [
-                ConsentAction.GRANT,
-                ConsentAction.WITHDRAW,
-                ConsentAction.REFUSE,
-                ConsentAction.EXPIRE,
-            ],
-            weights=[60, 22, 9, 9],
-        )[0]
+        action = (
+            action
+            or rng.choices(
+                [
+                    ConsentAction.GRANT,
+                    ConsentAction.WITHDRAW,
+                    ConsentAction.REFUSE,
+                    ConsentAction.EXPIRE,
+                ],
+                weights=[60, 22, 9, 9],
+            )[0]
+        )
         grant = action is ConsentAction.GRANT
         recipients: list[str] = []
         if names and grant:
@@ -278,9 +306,9 @@ class _Story:
             )
         )
 
-    def use(self, at_ms: int) -> None:
+    def use(self, at_ms: int, shape: tuple[str, UsageKind, Channel, str] | None = None) -> None:
         rng = self.rng
-        ref, kind, channel, account = rng.choice(USE_SHAPES)
+        ref, kind, channel, account = shape or rng.choice(USE_SHAPES)
         ref_kind, name = ref.split(":", 1)
         controller = ACME if ref.startswith("campaign:acme") else account
         if controller in self.erased and at_ms < self.erased[controller]:
@@ -340,12 +368,38 @@ def _story(rng: random.Random, seed: int, index: int) -> _Story:
     steps = sorted(T0 + rng.randrange(SPAN) for _ in range(rng.randint(3, 14)))
     if rng.random() < 0.03:
         story.erase(steps[len(steps) // 2] + 1)
-    for t in steps:
+    for t in steps:  # noise: anything at any time
         if rng.random() < 0.4:
             story.consent(t)
         else:
             story.use(t)
+    for _ in range(rng.randint(0, 2)):  # threads: a consent, the uses it is for, an ending
+        shape = rng.choice(CONSENT_SHAPES)
+        uses = [u for u in USE_SHAPES if u[0] in THREADS[shape[0], shape[1], shape[2]]]
+        start = T0 + rng.randrange(SPAN)
+        if rng.random() < 0.85:
+            story.consent(start, shape, ConsentAction.GRANT)
+        end = start + rng.randrange(HOUR, 10 * DAY)
+        if rng.random() < 0.5:
+            story.consent(end, shape, rng.choice(WITHDRAWING))
+        for _ in range(rng.randint(1, 4)):
+            story.use(start + rng.randrange(1, 14 * DAY), rng.choice(uses))
     return story
+
+
+def _late_delay(rng: random.Random, consent: ConsentEvent, usages: list[UsageEvent]) -> int:
+    """How late a late consent arrives: after the subject's uses on its channel in the
+    next five days (so it changes verdicts already given), else 3 hours to 3 days late;
+    always well within the 7-day correction window."""
+    t = consent.occurred_at_ms
+    affected = [
+        u.occurred_at_ms
+        for u in usages
+        if t < u.occurred_at_ms <= t + 5 * DAY and u.channel in consent.channels
+    ]
+    if affected:
+        return max(affected) - t + rng.randrange(10 * 60 * SECOND, DAY)
+    return rng.randrange(3 * HOUR, 3 * DAY)
 
 
 def generate(seed: int, target_events: int, knobs: Knobs = Knobs()) -> History:
@@ -369,7 +423,7 @@ def generate(seed: int, target_events: int, knobs: Knobs = Knobs()) -> History:
                 and consent.controller not in story.erased
                 and rng.random() < knobs.late_share
             ):
-                delay = rng.randrange(3 * HOUR, 3 * DAY)
+                delay = _late_delay(rng, consent, story.usages)
                 late.add(consent.event_id)
             arrivals.append(Arrival(consent.occurred_at_ms + delay, consent))
     for arrival in list(arrivals):
