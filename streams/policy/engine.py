@@ -19,7 +19,9 @@ How a use is judged
    bases (contract, legitimate interest, legal obligation) for non-promotional or
    non-electronic uses need no consent; withdrawals still bind promotional uses (R5).
 4. The consent question is answered once, at the use's event time: the controller's own
-   grant for (purpose, channel, what the use names), else a partner's "opt-in
+   grant for (purpose, channel, what the use names; the declaration's ``data_sources``
+   count as named), else, for direct marketing and telemarketing, the controller's own
+   ``marketing.partner_transfer`` grant, else a partner's "opt-in
    partenaires" grant (``marketing.partner_transfer``, from the declaration's
    ``acquired_from`` or, when it is empty, any other controller) that names the
    controller (or, failing that, one that does not: R13 decides), else the withdrawal,
@@ -103,7 +105,10 @@ def _refs(usage: UsageEvent, declaration: Declaration | None) -> frozenset[str]:
         ids.declaration_id(kind, ref) for kind, ref in named if ref
     }
     if declaration is not None:
-        out.add(declaration.decl_id)
+        # the lists its addresses came from: a consent scoped to one of them covers the use
+        # even when the platform does not repeat the list id (deploy/REGISTRY.md)
+        sources = declaration.data_sources
+        out |= {declaration.decl_id, *sources, *(ids.declaration_id("list", s) for s in sources)}
     return frozenset(out)
 
 
@@ -198,6 +203,10 @@ def evaluate(
 
     grant = effective.grant_for(purpose, channel, refs)
     block = None if grant else effective.block_for(purpose, channel, refs)
+    if grant is None and block is None and purpose in PARTNER_COVERED:
+        # "opt-in partenaires" recorded under this controller's own name (a CMP's vendor
+        # list): receiving that partner's offers is what it allows; R13 checks the naming
+        grant = effective.grant_for(PARTNER_TRANSFER, channel, refs)
     via = None
     if (
         grant is None
