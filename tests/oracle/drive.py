@@ -18,24 +18,20 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from consentinel.streams import processor as processor_mod
+from consentinel.streams.checker.holds import is_kept_key
+from consentinel.streams.checker.judge import Judge
+from consentinel.streams.checker.processor import Names, Processor
+from consentinel.streams.checker.ticks import Tick, TickClock
 from consentinel.streams.events import codec
 from consentinel.streams.events.partitioning import partition_for, subject_message_key
 from consentinel.streams.events.records import Alert, ConsentEvent, Verdict
 from consentinel.streams.events.sealing import Sealer
-from consentinel.streams.judge import Judge
 from consentinel.streams.policy.engine import PolicySettings
-from consentinel.streams.processor import Names, Processor
-from consentinel.streams.ticks import Tick, TickClock
 
 if TYPE_CHECKING:  # loaded by path beside this module (no tests/__init__.py)
     from generator import History
 
 PARTITIONS = 2
-#: The worker sweeps alerted uses every 10 minutes of wall time; a simulated month has 4,000
-#: such sweeps, each decoding every subject's holds, which is all the run would measure.
-#: Once a simulated day keeps the sweep (forgetting alerted uses after 7 days) in the test.
-SIM_SWEEP_MS = 86_400_000
 NAMES = Names("consent", "usage", "tick", "verdicts", "alerts", "deadletter")
 
 
@@ -92,7 +88,9 @@ async def _run(history: History, grace_ms: int, tick_ms: int) -> Outputs:
         stats=tables["stats"],
         send=_Producer(out).send,
         scan=lambda table, p: [
-            (k, v) for k, v in list(table.items()) if partition_for(k, PARTITIONS) == p
+            (k, v)
+            for k, v in list(table.items())
+            if partition_for(k[2:] if is_kept_key(k) else k, PARTITIONS) == p
         ],
         ticks=TickClock(lambda p: None),
         sealer=Sealer(b"k" * 32),
@@ -130,9 +128,4 @@ def run(history: History, grace_ms: int = 120_000, tick_ms: int = 30_000) -> Out
     Blocks until every event is handled (no I/O: an event loop of its own). Raises what the
     checker raises (it dead-letters bad records itself; ``Outputs.deadletters`` counts them).
     """
-    sweep = processor_mod.SWEEP_MS
-    processor_mod.SWEEP_MS = SIM_SWEEP_MS
-    try:
-        return asyncio.run(_run(history, grace_ms, tick_ms))
-    finally:
-        processor_mod.SWEEP_MS = sweep
+    return asyncio.run(_run(history, grace_ms, tick_ms))
