@@ -18,10 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "print the settings in force (secrets masked)",
     ),
     "worker": (
-        "consentinel.streams.worker",
+        "consentinel.streams.worker.command",
         "run the stream processors (consent ledger, usage checker)",
     ),
-    "registry": ("consentinel.streams.registry_cmd", "apply or show purpose declarations"),
+    "registry": ("consentinel.streams.registry.command", "apply or show purpose declarations"),
     "ingest": ("consentinel.connectors.runtime.server", "run the webhook ingest server"),
     "import": (
         "consentinel.connectors.runtime.file_import",

@@ -19,7 +19,9 @@ How a use is judged
    bases (contract, legitimate interest, legal obligation) for non-promotional or
    non-electronic uses need no consent; withdrawals still bind promotional uses (R5).
 4. The consent question is answered once, at the use's event time: the controller's own
-   grant for (purpose, channel, what the use names), else a partner's "opt-in
+   grant for (purpose, channel, what the use names; the declaration's ``data_sources``
+   count as named), else, for direct marketing and telemarketing, the controller's own
+   ``marketing.partner_transfer`` grant, else a partner's "opt-in
    partenaires" grant (``marketing.partner_transfer``, from the declaration's
    ``acquired_from`` or, when it is empty, any other controller) that names the
    controller (or, failing that, one that does not: R13 decides), else the withdrawal,
@@ -103,7 +105,10 @@ def _refs(usage: UsageEvent, declaration: Declaration | None) -> frozenset[str]:
         ids.declaration_id(kind, ref) for kind, ref in named if ref
     }
     if declaration is not None:
-        out.add(declaration.decl_id)
+        # the lists its addresses came from: a consent scoped to one of them covers the use
+        # even when the platform does not repeat the list id (deploy/REGISTRY.md)
+        sources = declaration.data_sources
+        out |= {declaration.decl_id, *sources, *(ids.declaration_id("list", s) for s in sources)}
     return frozenset(out)
 
 
@@ -158,7 +163,8 @@ def evaluate(
         has_history = False
     else:
         has_history = True
-    own = history.state_at(controller, t)
+    allowance = policy.allowance_ms(channel)
+    own, effective = history.states_in_force(controller, t, allowance)
     summary = own.summary() if has_history else None
 
     def result(
@@ -174,8 +180,6 @@ def evaluate(
     if usage.kind not in USE_KINDS or usage.is_test:
         return result(Decision.ALLOWED, [])
 
-    allowance = policy.allowance_ms(channel)
-    effective = history.state_at(controller, t, allowance_ms=allowance) if allowance else own
     others = {c: history.state_at(c, t) for c in history.controllers() if c != controller}
     refs = _refs(usage, declaration)
 
@@ -199,6 +203,10 @@ def evaluate(
 
     grant = effective.grant_for(purpose, channel, refs)
     block = None if grant else effective.block_for(purpose, channel, refs)
+    if grant is None and block is None and purpose in PARTNER_COVERED:
+        # "opt-in partenaires" recorded under this controller's own name (a CMP's vendor
+        # list): receiving that partner's offers is what it allows; R13 checks the naming
+        grant = effective.grant_for(PARTNER_TRANSFER, channel, refs)
     via = None
     if (
         grant is None

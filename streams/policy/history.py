@@ -510,6 +510,30 @@ class ConsentHistory:
             )
         return _state(controller, t_ms, cum, line, approximate=approximate)
 
+    def states_in_force(
+        self, controller: str, t_ms: int, allowance_ms: int
+    ) -> tuple[ConsentState, ConsentState]:
+        """``(state_at(t), state_at(t, allowance_ms=...))``, each computed once.
+
+        The two differ only when a withdrawal falls within the allowance before ``t_ms``
+        (or the allowance reaches back past the folded base): otherwise the versions
+        stepped are the same, and the one state is returned twice.
+        """
+        own = self.state_at(controller, t_ms)
+        line = self._lines.get(controller)
+        if allowance_ms <= 0 or line is None:
+            return own, own
+        start = bisect.bisect_right(line.keys, _probe(t_ms - allowance_ms))
+        end = bisect.bisect_right(line.keys, _probe(t_ms))
+        base = line.base_key[0] if line.base_key is not None else None
+        approximate_then = start == 0 and base is not None and t_ms - allowance_ms < base
+        approximate_now = end == 0 and base is not None and t_ms < base
+        if approximate_then == approximate_now and not any(
+            v.entry.action is ConsentAction.WITHDRAW for v in line.versions[start:end]
+        ):
+            return own, own
+        return own, self.state_at(controller, t_ms, allowance_ms=allowance_ms)
+
     @staticmethod
     def _cum_at(line: _Line, t_ms: int) -> tuple[_Cum, bool]:
         index = bisect.bisect_right(line.keys, _probe(t_ms))

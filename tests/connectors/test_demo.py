@@ -17,15 +17,15 @@ from consentinel.connectors.demo import main, summary
 from consentinel.connectors.demo import scenario as sc
 from consentinel.connectors.demo.feed import Answer, Feed, Report
 from consentinel.connectors.demo.world import SCALES, World, hint
-from consentinel.streams import registry_file
+from consentinel.streams.checker.holds import Holds
+from consentinel.streams.checker.judge import Judge
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.identity import Pseudonymizer
 from consentinel.streams.events.records import Alert, AlertStatus, ConsentEvent, UsageEvent
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.holds import Holds
-from consentinel.streams.judge import Judge
 from consentinel.streams.policy.engine import PolicySettings
 from consentinel.streams.policy.history import ConsentHistory
+from consentinel.streams.registry import file as registry_file
 
 ROOT = Path(__file__).resolve().parents[2]
 CONNECTORS = ROOT / "deploy" / "demo" / "connectors.yaml"

@@ -22,7 +22,7 @@ from typing import Any
 import privacy  # tests/ and tests/streams are on pytest's pythonpath
 import pytest
 import worker_harness as h
-from consentinel.streams import registry_cmd, topics_admin
+from consentinel.streams import topics_admin
 from consentinel.streams.events import topics
 from consentinel.streams.events.partitioning import partition_for, subject_message_key
 from consentinel.streams.events.records import (
@@ -35,6 +35,7 @@ from consentinel.streams.events.records import (
     UsageKind,
 )
 from consentinel.streams.events.settings import Settings
+from consentinel.streams.registry import command as registry_cmd
 from kafka import KafkaConsumer, TopicPartition
 
 pytestmark = pytest.mark.integration

@@ -327,7 +327,7 @@ class Outputs:
 
 
 def declarations(path: str | Path) -> dict[str, Declaration]:
-    from consentinel.streams import registry_file
+    from consentinel.streams.registry import file as registry_file
 
     loaded = registry_file.load(path)
     assert loaded.ok, loaded.problems

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...events.records import LegalBasis, Severity
+from ...events.records import LegalBasis, Proof, Severity
 from ..purposes import CHANNEL_LABELS, ELECTRONIC_MESSAGES
 from ..settings import strength_severity
 from .base import Finding, RuleContext, finding, rule
@@ -59,13 +59,38 @@ _PROOF_PARTS = (
 )
 
 
+#: Proof fields that name a proof record kept by whoever collected the consent: a CMP's
+#: consent record, a receipt or TCF consent string, a lead certificate (TrustedForm, LeadiD).
+_PROOF_REFERENCES = ("record_ref", "vendor_receipt", "certificate_id")
+
+
+def proof_reference(proof: Proof | None) -> str | None:
+    """The proof record ``proof`` points to (``record_ref: cmp-123``), or None."""
+    if proof is None:
+        return None
+    for name in _PROOF_REFERENCES:
+        value = getattr(proof, name)
+        if value:
+            return f"{name}: {value}"
+    return None
+
+
 @rule("R3", "[S6 art. 7(1); S1; S3]", Severity.CRITICAL)
 def r3_proof(ctx: RuleContext) -> Finding | None:
-    """The consent the use rests on lacks proof ("unprovable consent"); strength configurable."""
+    """The consent the use rests on has no proof anywhere ("unprovable consent").
+
+    Provable: the event carries the elements rules.md lists (timestamp, notice version or
+    text hash, collection point, method), or it references a proof record its collector
+    keeps (``Proof.record_ref``: a CMP's consent record; ``vendor_receipt``: a receipt id
+    or TCF string; ``certificate_id``: a lead certificate). The reference travels in the
+    alert's evidence (the consent summary's proof). Strength configurable (``r3_strength``).
+    """
     severity = strength_severity(ctx.policy.r3_strength)
     if severity is None or not ctx.needs_consent or ctx.grant is None:
         return None
     proof = ctx.grant.proof
+    if proof_reference(proof) is not None:
+        return None
     missing = [
         label
         for label, names in _PROOF_PARTS
@@ -77,7 +102,8 @@ def r3_proof(ctx: RuleContext) -> Finding | None:
     return finding(
         r3_proof,
         f"unprovable consent: {ctx.what()} rests on consent event {ctx.grant.event_id} "
-        f"for {holder}, which lacks {', '.join(missing)}",
+        f"for {holder}, which lacks {', '.join(missing)} and references no proof record "
+        f"(CMP record, receipt or TCF string, lead certificate)",
         severity,
     )
 

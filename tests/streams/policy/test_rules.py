@@ -480,3 +480,132 @@ def test_partner_consent_does_not_override_the_persons_own_withdrawal(make, poli
     d = make.decl(controller="Shop", purpose=MKT, sourcing=Sourcing.PARTNER, acquired_from=[LQ])
     ev = evaluate(make.usage(controller="Shop", at=T0 + 9 * DAY), h, d, policy, final=True)
     assert rules_of(ev) == ["R5"]
+
+
+# -- #8 findings: proof by reference, narrow matching ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("proof", "reference"),
+    [
+        # a CMP keeps the consent record (Didomi, OneTrust): the event names it
+        (Proof(method="cmp", collected_at_ms=T0, record_ref="didomi:evt-81f3"), "evt-81f3"),
+        (Proof(record_ref="onetrust:receipt-9"), "receipt-9"),
+        # a TCF consent string, or a CMP receipt id, as the vendor receipt
+        (Proof(method="tcf", vendor_receipt="CPzHq4APzHq4AAHABBENAx"), "CPzHq4APzHq4AAHABBENAx"),
+        # a lead certificate kept by TrustedForm / LeadiD
+        (Proof(certificate_id="https://cert.trustedform.com/abc"), "trustedform"),
+    ],
+)
+def test_r3_a_consent_that_references_its_proof_record_is_provable(
+    make, policy, proof, reference
+) -> None:
+    """#8: 80 of 80 SMS on Didomi opt-ins raised R3; the CMP holds the proof."""
+    h = make.history(make.grant(proof=proof))
+    ev = evaluate(make.usage(), h, make.decl(), policy, final=True)
+    assert ev.findings == [] and ev.decision is Decision.ALLOWED
+    # the reference travels with the evidence
+    assert ev.consent is not None and ev.consent.proof == proof
+    assert reference in str(ev.consent.proof)
+
+
+def test_r3_still_fires_where_no_proof_exists_anywhere(make, policy) -> None:
+    for proof in (None, Proof(), Proof(method="checkbox", collected_at_ms=T0)):
+        ev = evaluate(
+            make.usage(), make.history(make.grant(proof=proof)), make.decl(), policy, final=True
+        )
+        assert rules_of(ev) == ["R3"], proof
+        assert "references no proof record" in ev.findings[0].summary
+    # its strength setting is unchanged
+    weak = make.history(make.grant(proof=None))
+    warn = evaluate(
+        make.usage(), weak, make.decl(), PolicySettings(r3_strength="warning"), final=True
+    )
+    assert warn.decision is Decision.WARNING
+    off = evaluate(make.usage(), weak, make.decl(), PolicySettings(r3_strength="off"), final=True)
+    assert off.findings == []
+
+
+def test_partner_offers_naming_acme_cover_acmes_own_direct_marketing(make, policy) -> None:
+    """#8: a consent to partner offers that names Acme, recorded under Acme (a CMP's
+    vendor list), allows Acme's marketing.direct (10 of 10 sends got R2)."""
+    h = make.history(
+        make.grant(
+            controller="Acme",
+            purposes=["marketing.partner_transfer"],
+            collected_by=LQ,
+            recipients=["Acme"],
+        )
+    )
+    for decl in (
+        make.decl(controller="Acme", purpose=MKT),
+        make.decl(controller="Acme", purpose=MKT, sourcing=Sourcing.PARTNER, acquired_from=[LQ]),
+    ):
+        ev = evaluate(make.usage(controller="Acme"), h, decl, policy, final=True)
+        assert ev.findings == [] and ev.decision is Decision.ALLOWED, rules_of(ev)
+    # the same grant does not cover a political message, and not naming Acme is R13's case
+    pol = evaluate(
+        make.usage(controller="Acme"),
+        h,
+        make.decl(controller="Acme", purpose=POL),
+        policy,
+        final=True,
+    )
+    assert "R2" in rules_of(pol)
+    unnamed = make.history(
+        make.grant(
+            controller="Acme",
+            purposes=["marketing.partner_transfer"],
+            collected_by=LQ,
+            recipients=[],
+        )
+    )
+    ev = evaluate(
+        make.usage(controller="Acme"),
+        unnamed,
+        make.decl(controller="Acme", purpose=MKT),
+        policy,
+        final=True,
+    )
+    assert rules_of(ev) == ["R13"]
+    # and the person's own later withdrawal of Acme's marketing still wins
+    withdrawn = make.history(
+        make.grant(
+            controller="Acme",
+            purposes=["marketing.partner_transfer"],
+            collected_by=LQ,
+            recipients=["Acme"],
+        ),
+        make.withdraw(at=T0 + 1, controller="Acme", purposes=[MKT]),
+    )
+    ev = evaluate(
+        make.usage(controller="Acme", at=T0 + 5 * DAY),
+        withdrawn,
+        make.decl(controller="Acme", purpose=MKT),
+        policy,
+        final=True,
+    )
+    assert rules_of(ev) == ["R5"]
+
+
+def test_a_list_scoped_consent_covers_a_campaign_declared_with_that_list_as_data_source(
+    make, policy
+) -> None:
+    """#8: the publisher's newsletter sent through Mandrill without the list id in its tags
+    got R2 (20 of 20) though its declaration names the list among its data sources."""
+    h = make.history(make.grant(scope="morning-news"))
+    usage = make.usage(campaign_id="mandrill-weekly")  # no list id, no tag
+    decl = make.decl(ref="mandrill-weekly", data_sources=["morning-news"])
+    ev = evaluate(usage, h, decl, policy, final=True)
+    assert ev.findings == [] and ev.decision is Decision.ALLOWED, rules_of(ev)
+    # a declaration that names another list is not covered
+    other = make.decl(ref="mandrill-weekly", data_sources=["evening-news"])
+    assert rules_of(evaluate(usage, h, other, policy, final=True)) == ["R2"]
+    # and an unsubscribe from that list binds the campaign too
+    gone = make.history(
+        make.grant(scope="morning-news"), make.withdraw(at=T0 + 1, scope="morning-news")
+    )
+    ev = evaluate(
+        make.usage(campaign_id="mandrill-weekly", at=T0 + 5 * DAY), gone, decl, policy, final=True
+    )
+    assert rules_of(ev) == ["R5"]

@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from consentinel.streams import processor as processor_mod
+from consentinel.streams.checker import processor as processor_mod
+from consentinel.streams.checker.holds import Holds
+from consentinel.streams.checker.judge import Judge
+from consentinel.streams.checker.processor import Names, Processor
+from consentinel.streams.checker.ticks import Tick, TickClock
 from consentinel.streams.events import codec, metrics
 from consentinel.streams.events.partitioning import partition_for, subject_message_key
 from consentinel.streams.events.records import (
@@ -25,11 +29,7 @@ from consentinel.streams.events.records import (
     Verdict,
 )
 from consentinel.streams.events.sealing import Sealer
-from consentinel.streams.holds import Holds
-from consentinel.streams.judge import Judge
 from consentinel.streams.policy.engine import PolicySettings
-from consentinel.streams.processor import Names, Processor
-from consentinel.streams.ticks import Tick, TickClock
 
 N = 6
 T0 = 1_767_225_600_000

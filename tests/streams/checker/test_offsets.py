@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consentinel.streams.offsets import Action, OffsetGuard
+from consentinel.streams.checker.offsets import Action, OffsetGuard
 
 
 def test_records_in_order_are_handled_and_repeats_only_acknowledged() -> None:

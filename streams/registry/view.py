@@ -18,7 +18,7 @@ import logging
 
 from consentinel.streams.events import metrics
 from consentinel.streams.events.records import Declaration
-from consentinel.streams.registry_topic import Registry
+from consentinel.streams.registry.topic import Registry
 
 log = logging.getLogger("consentinel.registry")
 

@@ -13,13 +13,16 @@ import argparse
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 from consentinel.streams import topics_admin
-from consentinel.streams.events import metrics, topics
+from consentinel.streams.checker.ticks import TICK_TOPIC_CONFIG, tick_interval, tick_topic
+from consentinel.streams.events import topics
 from consentinel.streams.events.errors import FatalConfigError, RetriableError
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.ticks import TICK_TOPIC_CONFIG, tick_interval, tick_topic
+from consentinel.streams.worker import health
+from consentinel.streams.worker.health import Readiness
 
 log = logging.getLogger("consentinel.worker")
 
@@ -27,18 +30,40 @@ EX_UNAVAILABLE = 69
 TABLES = ("ledger", "holds", "stats")
 
 
-def prepare_topics(settings: Settings) -> None:
-    """Check the topics the worker reads and writes; create its tick topic if missing."""
+#: Changelog topics: compacted (the last value of a key is the state), like Faust's own.
+CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
+#: How long the worker waits for topics it created to show in the broker's metadata.
+METADATA_WAIT_S = 60.0
+
+
+def changelog_topics(settings: Settings) -> list[str]:
+    from consentinel.streams.worker.app import app_id
+
+    return [f"{app_id(settings)}-{name}-changelog" for name in TABLES]
+
+
+def prepare_topics(settings: Settings, *, wait_s: float = METADATA_WAIT_S) -> list[str]:
+    """Check the topics the worker reads and writes; create its tick topic and its table
+    changelogs if missing, and wait until every one of them is visible in the broker's
+    metadata with its partitions (a changelog Faust creates itself can stay invisible for
+    minutes: every state write then fails with ``PartitionsMismatch`` and nothing is
+    acknowledged). Returns the topics created.
+
+    Blocks on the Kafka admin client (up to ``wait_s`` for the metadata). Raises
+    ``FatalConfigError`` (a topic missing or with the wrong partition count: what to do is
+    in the message) or ``RetriableError`` (no broker answers, or the metadata does not show
+    a created topic in time).
+    """
     from kafka.errors import TopicAlreadyExistsError
 
     with open(os.devnull, "w") as sink:
         problems = topics_admin.check(settings, out=sink)
-    from consentinel.streams.app import app_id
-
-    changelogs = [f"{app_id(settings)}-{name}-changelog" for name in TABLES]
+    changelogs = changelog_topics(settings)
     tick = tick_topic(settings)
     usage = settings.topic(topics.USAGE)
+    consent = settings.topic(topics.CONSENT)
     admin = topics_admin.admin_client(settings.bootstrap_servers)
+    created: list[str] = []
     try:
         current = topics_admin.describe(admin, [usage, tick, *changelogs])
         if usage in current and current[usage].partitions != settings.partitions:
@@ -58,31 +83,60 @@ def prepare_topics(settings: Settings) -> None:
                 )
         if problems:
             raise FatalConfigError(problems, "the Kafka topics for the worker")
-        if tick not in current:
+        wanted = {tick: dict(TICK_TOPIC_CONFIG), **{c: dict(CHANGELOG_CONFIG) for c in changelogs}}
+        for name, config in wanted.items():
+            if name in current:
+                continue
             try:
                 admin.create_topics(
                     {
-                        tick: {
+                        name: {
                             "num_partitions": settings.partitions,
                             "replication_factor": 1,
-                            "configs": dict(TICK_TOPIC_CONFIG),
+                            "configs": config,
                         }
                     }
                 )
-                log.info("created the tick topic %s (%d partitions)", tick, settings.partitions)
+                created.append(name)
+                log.info("created %s (%d partitions)", name, settings.partitions)
             except TopicAlreadyExistsError:
-                pass
+                pass  # another worker of the group created it meanwhile
+        _wait_visible(admin, [consent, usage, *wanted], settings.partitions, wait_s)
     finally:
         admin.close()
+    return created
 
 
-def _serve_metrics(settings: Settings) -> Any:
-    from prometheus_client import start_http_server
+def _wait_visible(admin: Any, names: list[str], partitions: int, wait_s: float) -> None:
+    """Until the broker's metadata shows every topic of ``names`` with ``partitions``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        current = topics_admin.describe(admin, names)
+        missing = [n for n in names if n not in current or current[n].partitions != partitions]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise RetriableError(
+                f"the broker's metadata still does not show {', '.join(missing)} with "
+                f"{partitions} partitions {wait_s:g}s after they were created: check the "
+                f"broker's health (controller, disk), then start the worker again"
+            )
+        time.sleep(0.2)
 
+
+def quiet_libraries(level: int) -> None:
+    """Explicit levels for the libraries' loggers: the Kafka clients at WARNING or above
+    (their INFO and DEBUG records are per fetch and per request), Faust and mode at the
+    worker's level. With no level of their own they would follow the root logger."""
+    for name in ("aiokafka", "kafka"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, level))
+    for name in ("faust", "mode"):
+        logging.getLogger(name).setLevel(level)
+
+
+def _serve_metrics(settings: Settings, readiness: Readiness) -> Any:
     try:
-        return start_http_server(
-            settings.metrics_port, addr=settings.web_host, registry=metrics.REGISTRY
-        )
+        return health.serve(settings.web_host, settings.metrics_port, readiness)
     except OSError as exc:
         raise FatalConfigError(
             [
@@ -104,7 +158,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(
         level=settings.log_level, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    quiet_libraries(logging.getLogger().level)
     try:
         prepare_topics(settings)
     except RetriableError as exc:
@@ -112,10 +166,11 @@ def main(argv: list[str]) -> int:
         return EX_UNAVAILABLE
 
     import faust
-    from consentinel.streams.app import app_id, build, is_loopback
+    from consentinel.streams.worker import faust_compat
+    from consentinel.streams.worker.app import app_id, build, is_loopback
 
     runtime = build(settings)
-    served = _serve_metrics(settings)
+    served = _serve_metrics(settings, runtime.readiness)
     names = runtime.names
     lines = [
         f"consentinel worker {app_id(settings)} (group), {settings.partitions} partitions, "
@@ -125,7 +180,8 @@ def main(argv: list[str]) -> int:
         f"  writes   {names.verdicts}, {names.alerts}, {names.deadletter}",
         f"  state    {settings.state_dir / 'faust'} (RocksDB; changelogs "
         f"{app_id(settings)}-*-changelog)",
-        f"  metrics  http://{settings.web_host}:{settings.metrics_port}/metrics",
+        f"  metrics  http://{settings.web_host}:{settings.metrics_port}/metrics "
+        f"(readiness: /healthz)",
     ]
     if is_loopback(settings.web_host):
         lines.append(
@@ -141,13 +197,12 @@ def main(argv: list[str]) -> int:
         quiet=True,
         redirect_stdouts=False,
     )
+    faust_compat.quiet_worker(worker, lambda level: quiet_libraries(level))
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         return code
     finally:
-        if isinstance(served, tuple):
-            server = served[0]
-            server.shutdown()
+        served.shutdown()
     return 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from consentinel.streams import holds as holds_mod
+from consentinel.streams.checker import holds as holds_mod
+from consentinel.streams.checker.holds import Holds
+from consentinel.streams.checker.judge import Judge
 from consentinel.streams.events import ids
 from consentinel.streams.events.records import (
     AlertStatus,
@@ -19,8 +21,6 @@ from consentinel.streams.events.records import (
     UsageEvent,
     UsageKind,
 )
-from consentinel.streams.holds import Holds
-from consentinel.streams.judge import Judge
 from consentinel.streams.policy.engine import PolicySettings
 
 T0 = 1_767_225_600_000
@@ -192,7 +192,7 @@ def test_an_undeclared_use_waits_then_raises_a_configuration_alert(judge: Judge)
 
 
 def test_pending_uses_per_subject_are_bounded(judge: Judge, monkeypatch) -> None:
-    monkeypatch.setattr("consentinel.streams.judge.MAX_PENDING", 3)
+    monkeypatch.setattr("consentinel.streams.checker.judge.MAX_PENDING", 3)
     holds = Holds()
     first = use(received=T0 + DAY)
     judge.usage(first, None, holds, T0 + DAY)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from consentinel.streams.checker.holds import MAX_ALERTED, Alerted, Held, Holds, RuleState
+from consentinel.streams.checker.ticks import Tick, TickClock, tick_interval, tick_topic
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
     AlertStatus,
@@ -14,9 +16,7 @@ from consentinel.streams.events.records import (
     UsageEvent,
     UsageKind,
 )
-from consentinel.streams.holds import MAX_ALERTED, Alerted, Held, Holds, RuleState
 from consentinel.streams.policy.engine import Evaluation, Finding
-from consentinel.streams.ticks import Tick, TickClock, tick_interval, tick_topic
 
 
 def _usage(n: int) -> UsageEvent:

@@ -10,7 +10,12 @@ history and holds back. So a crash can repeat outputs (same ids) but never lose 
   period runs out.
 - ``consent``: applied to the history; pending uses of the subject are judged again, and
   alerted uses in the correction window are re-evaluated: an alert a late consent
-  disproves is resolved (same alert id, revision + 1), one it proves is raised.
+  disproves is resolved (same alert id, revision + 1), one it proves is raised. Allowed
+  uses kept in the window that happened at or after the consent event are judged again
+  too: one a late withdrawal, refusal, expiry or erasure makes a violation raises the
+  alerts it would have raised (deterministic ids) with a correction verdict.
+- every use gets one verdict per event id: a use already pending, alerted or kept is a
+  repeat (a platform's redelivery, or Kafka's after a restart) and gives nothing.
 - ``expire``: pending uses past their deadline are decided as they stand (``final``).
 """
 
@@ -20,6 +25,15 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from consentinel.streams.checker.holds import (
+    ALERTED_WINDOW_MS,
+    MAX_PENDING,
+    Alerted,
+    Held,
+    Holds,
+    Kept,
+    RuleState,
+)
 from consentinel.streams.events.records import (
     USE_KINDS,
     Alert,
@@ -30,14 +44,6 @@ from consentinel.streams.events.records import (
     Declaration,
     UsageEvent,
     Verdict,
-)
-from consentinel.streams.holds import (
-    ALERTED_WINDOW_MS,
-    MAX_PENDING,
-    Alerted,
-    Held,
-    Holds,
-    RuleState,
 )
 from consentinel.streams.policy import engine
 from consentinel.streams.policy import registry as policy_registry
@@ -55,6 +61,7 @@ class Step:
     alerts: list[Alert] = field(default_factory=list)
     history_changed: bool = False
     holds_changed: bool = False
+    kept_changed: bool = False
     duplicate: bool = False
     judged: bool = False  # a use was judged (decided or held)
 
@@ -63,6 +70,7 @@ class Step:
         self.alerts += other.alerts
         self.history_changed |= other.history_changed
         self.holds_changed |= other.holds_changed
+        self.kept_changed |= other.kept_changed
 
     @property
     def corrections(self) -> list[Alert]:
@@ -94,6 +102,7 @@ class Judge:
         evaluation: Evaluation,
         holds: Holds,
         now_ms: int,
+        raw: bytes | None = None,
     ) -> Step:
         step = Step(judged=True)
         step.verdicts.append(engine.make_verdict(usage, evaluation, now_ms))
@@ -110,14 +119,23 @@ class Judge:
                 )
             )
             step.holds_changed = True
+        else:
+            holds.keep(Kept.of(usage, now_ms, raw))
+            step.kept_changed = True
         return step
 
     # -- events ----------------------------------------------------------------------------
 
     def usage(
-        self, usage: UsageEvent, history: ConsentHistory | None, holds: Holds, now_ms: int
+        self,
+        usage: UsageEvent,
+        history: ConsentHistory | None,
+        holds: Holds,
+        now_ms: int,
+        raw: bytes | None = None,
     ) -> tuple[Step, ConsentHistory | None]:
-        """Judge one usage event. Returns the step and the history (new if a contact was noted)."""
+        """Judge one usage event (``raw``: its record as encoded, if at hand). Returns the
+        step and the history (new if a contact was noted)."""
         step = Step()
         if holds.knows(usage.event_id):
             step.duplicate = True
@@ -136,7 +154,7 @@ class Judge:
                     step.extend(self._finalize(holds.pending[0], history, holds, now_ms))
                     holds.pending.pop(0)
             else:
-                step.extend(self._decide(usage, declaration, evaluation, holds, now_ms))
+                step.extend(self._decide(usage, declaration, evaluation, holds, now_ms, raw))
                 step.judged = True
         noted = history if history is not None else self.new_history(usage.subject_key)
         if noted.note_contact(usage, declaration.controller if declaration else None):
@@ -183,7 +201,34 @@ class Judge:
             )
             for entry in holds.alerted:
                 step.extend(self._recheck(entry, history, now_ms, reason))
+        for kept in [k for k in holds.kept if k.occurred_at_ms >= event.occurred_at_ms]:
+            step.extend(self._recheck_allowed(kept, history, holds, now_ms))
         return step, history
+
+    def _recheck_allowed(
+        self, kept: Kept, history: ConsentHistory, holds: Holds, now_ms: int
+    ) -> Step:
+        """Judge an allowed use again; if it is no longer allowed, raise its alerts."""
+        usage = kept.usage
+        declaration = self._resolve(usage)
+        current = engine.evaluate(usage, history, declaration, self.policy, final=True)
+        alerts = engine.make_alerts(usage, current, now_ms)
+        if not alerts:
+            return Step()
+        step = Step(holds_changed=True, kept_changed=True)
+        holds.kept = [k for k in holds.kept if k is not kept]
+        holds.remember(
+            Alerted(
+                usage=usage,
+                declaration=declaration,
+                evaluation=current,
+                decided_at_ms=now_ms,
+                rules={a.rule_id: RuleState(a.revision, a.status) for a in alerts},
+            )
+        )
+        step.alerts += alerts
+        step.verdicts.append(engine.make_verdict(usage, current, now_ms, correction=True))
+        return step
 
     def _recheck(self, entry: Alerted, history: ConsentHistory, now_ms: int, reason: str) -> Step:
         usage = entry.usage
@@ -245,5 +290,5 @@ class Judge:
             holds.pending = still
             step.holds_changed = True
         if holds.forget_before(now_ms - ALERTED_WINDOW_MS):
-            step.holds_changed = True
+            step.holds_changed = step.kept_changed = True
         return step

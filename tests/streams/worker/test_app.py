@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consentinel.streams.app import ROCKSDB_OPTIONS, app_id, build, is_loopback
 from consentinel.streams.events.partitioning import partition_for
+from consentinel.streams.worker.app import ROCKSDB_OPTIONS, app_id, build, is_loopback
 from faust.types.enums import ProcessingGuarantee
 
 
@@ -42,7 +42,7 @@ def test_rocksdb_memory_is_capped_per_partition() -> None:
 
 
 def test_the_memory_store_scan_keeps_to_one_partition(make_settings) -> None:
-    from consentinel.streams.app import _scanner
+    from consentinel.streams.worker.faust_compat import scanner as _scanner
 
     class FakeStore:
         data = {f"{i:064x}".encode(): b"{}" for i in range(40)}

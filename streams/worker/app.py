@@ -25,24 +25,23 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import weakref
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+from consentinel.streams.checker.holds import is_kept_key
+from consentinel.streams.checker.judge import Judge
+from consentinel.streams.checker.processor import Names, Processor
+from consentinel.streams.checker.ticks import Tick, TickClock, tick_interval, tick_topic
 from consentinel.streams.events import metrics, topics
-from consentinel.streams.events.partitioning import partition_for
+from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.sealing import Sealer
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.faust_fixes import seek_uncommitted_to_beginning
-from consentinel.streams.judge import Judge
-from consentinel.streams.offsets import Action, OffsetGuard
 from consentinel.streams.policy.engine import PolicySettings
-from consentinel.streams.processor import Names, Processor, Table, now_ms
-from consentinel.streams.registry_view import RegistryView
-from consentinel.streams.ticks import Tick, TickClock, tick_interval, tick_topic
-from faust.streams import _current_event
+from consentinel.streams.registry.view import RegistryView
+from consentinel.streams.worker import faust_compat
+from consentinel.streams.worker.agent import CheckerAgent
+from consentinel.streams.worker.health import Readiness
 from faust.types import TP
 
 log = logging.getLogger("consentinel.worker")
@@ -79,6 +78,11 @@ ROCKSDB_OPTIONS: dict[str, dict[str, int]] = {
 }
 
 METRICS_INTERVAL_S = 5.0
+
+
+def subject_of(key: bytes) -> bytes:
+    """The subject key of a holds-table key (kept uses live beside the holds)."""
+    return key[2:] if is_kept_key(key) else key
 
 
 def app_id(settings: Settings) -> str:
@@ -119,29 +123,13 @@ def _prometheus_monitor() -> Any:
     return PrometheusMonitor(metrics=_faust_metrics)
 
 
-def _scanner(partitions: int) -> Any:
-    def scan(table: Table, partition: int) -> Iterable[tuple[bytes, bytes]]:
-        store: Any = getattr(table, "data", None)
-        db_for = getattr(store, "_db_for_partition", None)
-        visible = getattr(store, "_visible_items", None)
-        if callable(db_for) and callable(visible):  # RocksDB: one database per partition
-            items: Iterable[tuple[bytes, bytes]] = visible(db_for(partition))
-            return items
-        return [  # memory store: one dict for every partition
-            (k, v)
-            for k, v in list(store.data.items())
-            if v is not None and partition_for(k, partitions) == partition
-        ]
-
-    return scan
-
-
 @dataclass
 class Runtime:
     app: faust.App
     processor: Processor
     registry: RegistryView
     names: Names
+    readiness: Readiness
 
 
 def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True) -> Runtime:
@@ -192,8 +180,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     stats = table("stats", "partition -> ledger and pending counters, for the gauges")
 
     def committed(topic: str, partition: int) -> int | None:
-        offsets = getattr(app.consumer, "_committed_offset", None)
-        return None if offsets is None else offsets.get(TP(topic, partition))
+        return faust_compat.committed_offset(app.consumer, TP(topic, partition))
 
     clock = TickClock(lambda p: committed(names.consent, p))
     out = {
@@ -202,7 +189,10 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     }
 
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
-        return await out[topic].send(key=key, value=value)
+        # Straight to Faust's producer (its public ``ProducerT.send``): the Topic/channel
+        # path costs a FutureMessage, a buffer round trip and a task per record, and the
+        # processor waits for the acknowledgements itself.
+        return await app.producer.send(topic, key, value, None, None, None)
 
     registry = RegistryView(settings.bootstrap_servers, settings.topic(topics.REGISTRY))
     processor = Processor(
@@ -217,11 +207,11 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         holds=holds,
         stats=stats,
         send=send,
-        scan=_scanner(settings.partitions),
+        scan=faust_compat.scanner(settings.partitions, subject_of),
         ticks=clock,
         sealer=Sealer(settings.pepper.reveal()),
     )
-    seek_uncommitted_to_beginning(app, (names.consent, names.usage, names.tick))
+    faust_compat.seek_uncommitted_to_beginning(app, (names.consent, names.usage, names.tick))
     source = app.topic(
         names.consent,
         names.usage,
@@ -232,55 +222,33 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         value_serializer="raw",
     )
 
-    guard = OffsetGuard()
-
-    async def forget_offsets(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        guard.reset()  # after a rebalance Faust seeks to the committed offsets itself
-
-    app.on_partitions_revoked.connect(forget_offsets)  # type: ignore[arg-type]
-    app.on_partitions_assigned.connect(forget_offsets)  # type: ignore[arg-type]
-
     async def rewind(topic: str, partition: int, offset: int) -> None:
         tp = TP(topic, partition)
-        gaps = getattr(app.consumer, "_gap", None)  # Faust's "skipped = acked" bookkeeping
-        if gaps is not None:
-            gaps.pop(tp, None)
+        faust_compat.forget_gap(app.consumer, tp)  # Faust's "skipped = acked" bookkeeping
         await app.consumer.seek(tp, offset)
+
+    agent = CheckerAgent(processor, rewind)
+
+    async def forget(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        agent.forget()
+
+    app.on_partitions_revoked.connect(forget)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(forget)  # type: ignore[arg-type]
+
+    readiness = Readiness()
 
     @app.agent(source, name="checker", concurrency=1)
     async def checker(stream: Any) -> None:
         await registry.wait_ready()
-        manual = stream.noack()  # acknowledged here, once handled (or known to be)
-
-        def finisher(event: Any) -> Any:
-            async def finish(write: Any) -> None:
-                # The staged state is written as if this record were current: Faust picks
-                # the RocksDB database and the changelog partition from the current event.
-                token = _current_event.set(weakref.ref(event))
-                try:
-                    write()
-                finally:
-                    _current_event.reset(token)
-                await manual.ack(event)
-
-            return finish
-
-        async for event in manual.events():
-            msg = event.message
-            action = guard.check(msg.topic, msg.partition, msg.offset)
-            if action is Action.REWIND:
-                expected = guard.expected(msg.topic, msg.partition)
-                if expected is not None:
-                    await rewind(msg.topic, msg.partition, expected)
-                continue
-            if action is Action.STALE:
-                continue
-            if action is Action.HANDLE:
-                # acknowledged by ``finish`` once its outputs are acked and its state written
-                await processor.submit(msg, finisher(event))
-                guard.handled(msg.topic, msg.partition, msg.offset)
-                continue
-            await manual.ack(event)
+        await faust_compat.tables_recovered(app)  # the tables hold their changelogs
+        readiness.set()
+        log.info(
+            "ready: topics and changelogs visible, tables recovered, purpose registry read; "
+            "judging %s and %s",
+            names.consent,
+            names.usage,
+        )
+        await agent.run(stream)
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_registry() -> None:
@@ -351,7 +319,9 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
                     lag += max(0, end - done)
             metrics.CONSUMER_LAG.labels(topic=base).set(lag)
 
-    return Runtime(app=app, processor=processor, registry=registry, names=names)
+    return Runtime(
+        app=app, processor=processor, registry=registry, names=names, readiness=readiness
+    )
 
 
 def create_app(settings: Settings, *, store: str = "rocksdb://") -> faust.App:

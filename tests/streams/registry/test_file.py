@@ -6,11 +6,12 @@ import dataclasses
 import io
 from pathlib import Path
 
-from consentinel.streams import registry_cmd, registry_file
 from consentinel.streams.events.records import Channel, Declaration
-from consentinel.streams.registry_topic import Registry
+from consentinel.streams.registry import command as registry_cmd
+from consentinel.streams.registry import file as registry_file
+from consentinel.streams.registry.topic import Registry
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "deploy" / "registry.example.yaml"
 
 BROKEN = """\

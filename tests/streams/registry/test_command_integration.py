@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.registry_topic import read_all
+from consentinel.streams.registry.topic import read_all
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "registry.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "registry.example.yaml"
 EXE = Path(sys.executable).parent / "consentinel"
 
 

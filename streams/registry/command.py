@@ -16,12 +16,12 @@ import sys
 import time
 from typing import TextIO
 
-from consentinel.streams import registry_file
 from consentinel.streams.events import codec, topics
 from consentinel.streams.events.errors import RetriableError
 from consentinel.streams.events.records import Declaration
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.registry_topic import read_all
+from consentinel.streams.registry import file as registry_file
+from consentinel.streams.registry.topic import read_all
 
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69

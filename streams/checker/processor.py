@@ -1,0 +1,665 @@
+"""The checker's event loop body, in batches: records in, outputs acknowledged, state written.
+
+``Processor.submit_batch`` takes the records of one partition (consent, usage and tick
+topics are co-partitioned and consumed by ONE agent, so nothing interleaves between
+reading a subject's state and writing it back) and, in offset order:
+
+1. decodes each record (a record that does not decode, or sits in a partition its
+   subject key does not hash to, goes to the dead-letter topic with the reason);
+2. loads the subject's consent history and holds ONCE per batch, through a bounded
+   read-through cache of decoded states (``cache_size`` subjects, least recently used
+   out), falling back to the staged writes, then to the tables;
+3. asks ``judge`` what changes, exactly as a one-at-a-time processor would: each record
+   sees the state every earlier record of the batch left;
+4. collects the verdicts and alerts; at the end of the batch sends them all, and STAGES
+   one write per changed key (ledger, holds) and, at most once a second per partition,
+   the partition's counters;
+5. once Kafka acknowledged every output of the batch (retrying forever with backoff: an
+   output is never dropped), writes the staged state to the tables, and only then says
+   the batch is done (``finish``: the agent acknowledges its records to Faust).
+
+Batches are pipelined: the next batch is judged while the acknowledgements of the
+previous ones are on their way. What makes that safe:
+
+- reads see the staged state (an overlay in front of the tables, and the cache), so every
+  record is judged against exactly the state a one-at-a-time processor would give it;
+- staged state is written, and batches finished, strictly in the order they were
+  handled, each only after ALL its outputs were acknowledged: the tables always hold the
+  writes of a prefix of the handled batches, every output of which Kafka has;
+- a batch is acknowledged to Faust only after its state is written, so a committed
+  offset never covers state that is not in the tables (or outputs that are not in Kafka).
+
+So a crash (anywhere) repeats outputs under the same ids instead of losing them. Grace
+deadlines and the end of the correction window live in a ``DeadlineIndex``: a tick
+decides the subjects due, never scans the holds (except once per partition newly
+assigned, to build the index). No log record per event; metric children are made once.
+
+Faust is not imported here: tables are plain mutable mappings of bytes, sending is a
+coroutine, so the glue is tested without a broker. ``worker.app`` wires it to Faust.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from consentinel.streams.checker.deadlines import DeadlineIndex
+from consentinel.streams.checker.holds import Holds, is_kept_key, kept_key
+from consentinel.streams.checker.judge import Judge, Step
+from consentinel.streams.checker.ticks import Tick, TickClock
+from consentinel.streams.events import codec, metrics, topics
+from consentinel.streams.events.clock import now_ms
+from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.partitioning import partition_for, subject_message_key
+from consentinel.streams.events.records import (
+    AlertStatus,
+    ConsentAction,
+    ConsentEvent,
+    DeadLetter,
+    UsageEvent,
+)
+from consentinel.streams.events.sealing import Sealer
+from consentinel.streams.policy.history import ConsentHistory
+
+log = logging.getLogger("consentinel.checker")
+
+Table = MutableMapping[bytes, bytes]
+#: (topic, key, value) -> awaitable completed when Kafka acknowledged the record
+Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
+#: (table, partition) -> the (key, value) pairs of that table held for that partition
+Scan = Callable[[Table, int], Iterable[tuple[bytes, bytes]]]
+
+#: Called once a batch's outputs are acknowledged, with the function that writes its
+#: staged state: must call it (in the batch's partition context), then acknowledge the
+#: batch's records. ``None``: the state is written directly.
+Finish = Callable[[Callable[[], None]], Awaitable[None]]
+Output = tuple[str, bytes | None, bytes]
+
+_SEND_BACKOFF_MAX_S = 30.0
+#: Batches handled whose outputs are not all acknowledged yet, at most.
+MAX_IN_FLIGHT = 32
+#: Decoded subject states kept in memory (read-through cache), by default.
+CACHE_SIZE = 50_000
+#: A partition's counters are written to the stats table at most this often.
+STATS_FLUSH_MS = 1_000
+
+
+class Record(Protocol):
+    """What the processor needs of a Kafka record (Faust's ``Message`` has it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class Names:
+    consent: str
+    usage: str
+    tick: str
+    verdicts: str
+    alerts: str
+    deadletter: str
+
+    def base(self, topic: str) -> str:
+        for name, base in (
+            (self.consent, topics.CONSENT),
+            (self.usage, topics.USAGE),
+            (self.tick, "tick"),
+        ):
+            if topic == name:
+                return base
+        return topic
+
+
+@dataclass
+class PartitionStats:
+    subjects: int = 0
+    versions: int = 0
+    pending: int = 0
+
+
+@dataclass
+class _State:
+    """A subject's state while a batch changes it; written back once per batch."""
+
+    key: bytes
+    partition: int
+    history: ConsentHistory | None
+    holds: Holds
+    subjects_before: int
+    versions_before: int
+    pending_before: int
+    history_dirty: bool = False
+    holds_dirty: bool = False
+    kept_dirty: bool = False
+
+
+#: A staged table value (None: delete); the tuple's identity marks the latest staging.
+_Staged = tuple[bytes | None]
+
+
+@dataclass
+class _InFlight:
+    """One handled batch: its outputs (and their acknowledgements) and its staged writes."""
+
+    finish: Finish | None = None
+    outputs: list[Output] = field(default_factory=list)
+    #: per output: the awaitable acknowledgement, or the exception the send raised
+    acks: list[Any] = field(default_factory=list)
+    writes: list[tuple[Table, dict[bytes, _Staged], bytes, _Staged]] = field(default_factory=list)
+
+
+class Processor:
+    def __init__(
+        self,
+        *,
+        judge: Judge,
+        names: Names,
+        partitions: int,
+        ledger: Table,
+        holds: Table,
+        stats: Table,
+        send: Send,
+        scan: Scan,
+        ticks: TickClock,
+        sealer: Sealer,
+        clock: Callable[[], int] = now_ms,
+        cache_size: int = CACHE_SIZE,
+    ) -> None:
+        self.judge = judge
+        self.names = names
+        self.partitions = partitions
+        self.ledger = ledger
+        self.holds = holds
+        self.stats = stats
+        self._send = send
+        self._scan = scan
+        self.ticks = ticks
+        self.sealer = sealer
+        self.clock = clock
+        self.cache_size = cache_size
+        self.deadlines = DeadlineIndex()
+        #: per partition: the counters (metrics read these); written at most once a second
+        self.partition_stats: dict[int, PartitionStats] = {}
+        self._stats_changed: set[int] = set()
+        self._stats_written: dict[int, int] = {}
+        #: (topic, partition) -> the offset after the last record handled (for the lag gauge)
+        self.progress: dict[tuple[str, int], int] = {}
+        #: staged values not yet written, per table (reads look here first)
+        self._overlay: dict[int, dict[bytes, _Staged]] = {
+            id(ledger): {},
+            id(holds): {},
+            id(stats): {},
+        }
+        #: subject key -> decoded (history, holds, partition), the latest staged or read
+        self._cache: OrderedDict[bytes, tuple[ConsentHistory | None, Holds, int]] = OrderedDict()
+        self._batch: dict[bytes, _State] = {}
+        self._current: bytes | None = None
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._entry = _InFlight()
+        self._queue: deque[_InFlight] = deque()
+        self._flusher: asyncio.Future[None] | None = None
+        self._moved = asyncio.Event()
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    async def handle(self, record: Record) -> None:
+        """Handle one record; return once its outputs are acknowledged and state written.
+
+        Blocks on Kafka's acknowledgements (retried forever); raises nothing for a bad
+        record (dead-lettered), only what the flusher raised (a bug) or CancelledError.
+        """
+        await self.submit(record)
+        await self.drain()
+
+    async def submit(self, record: Record, finish: Finish | None = None) -> None:
+        """Handle one record as a batch of one (see ``submit_batch``)."""
+        await self.submit_batch((record,), finish)
+
+    async def submit_batch(self, records: Sequence[Record], finish: Finish | None = None) -> None:
+        """Judge ``records`` (one partition's, in offset order) and send their outputs;
+        ``finish`` is called once every output is acknowledged.
+
+        Blocks on sending (not on the acknowledgements) and, past ``MAX_IN_FLIGHT``
+        batches in flight, until the oldest is finished; the first tick of a partition
+        newly assigned waits for every batch in flight (it reads the tables).
+        """
+        self._entry = _InFlight(finish)
+        self._batch = {}
+        try:
+            for record in records:
+                await self._dispatch(record)
+            self._stage_batch()
+            await self._send_outputs()
+        finally:
+            entry, self._entry = self._entry, _InFlight()
+            self._batch = {}
+            self._queue.append(entry)
+            self._start_flusher()
+        if len(self._queue) > MAX_IN_FLIGHT:
+            await self._wait_in_flight(MAX_IN_FLIGHT)
+
+    async def drain(self) -> None:
+        """Wait until every batch submitted is finished."""
+        await self._wait_in_flight(0)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+    def forget(self) -> None:
+        """Drop what is kept in memory about partitions (call on every rebalance: a
+        partition may come back after another worker changed it). Staged writes stay."""
+        self._cache.clear()
+        self.deadlines.forget()
+        self.partition_stats.clear()
+        self._stats_changed.clear()
+
+    async def _dispatch(self, record: Record) -> None:
+        topic = record.topic
+        self._current = None
+        try:
+            if topic == self.names.usage:
+                self._on_usage(record)
+            elif topic == self.names.consent:
+                try:
+                    self._on_consent(record)
+                finally:
+                    self.ticks.consent_done(record.partition, record.offset)
+            elif topic == self.names.tick:
+                await self._on_tick(record)
+            else:
+                log.warning("record from unexpected topic %s ignored", topic)
+        except InvalidInput as exc:
+            self._dead_letter(record, exc.code, exc.message)
+        except Exception as exc:
+            # A bug or a state we cannot read: never crash the worker and never drop the
+            # record silently: dead-letter it. The subject's state may be half-changed:
+            # go back to its last staged state (outputs already sent keep their ids).
+            if self._current is not None:
+                self._batch.pop(self._current, None)
+                self._cache.pop(self._current, None)
+            log.exception(
+                "cannot process %s[%d]@%d; sent to the dead-letter topic for replay",
+                topic,
+                record.partition,
+                record.offset,
+            )
+            self._dead_letter(
+                record,
+                "processing_error",
+                f"the worker failed on this record ({type(exc).__name__})",
+            )
+        self.progress[(topic, record.partition)] = record.offset + 1
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _get(self, table: Table, key: bytes) -> bytes | None:
+        staged = self._overlay[id(table)].get(key)
+        if staged is not None:
+            return staged[0]
+        return table.get(key)
+
+    def _put(self, table: Table, key: bytes, value: bytes | None) -> None:
+        """Stage a write (``None``: delete); it reaches the table once the outputs are acked."""
+        overlay = self._overlay[id(table)]
+        staged: _Staged = (value,)
+        overlay[key] = staged
+        self._entry.writes.append((table, overlay, key, staged))
+
+    def _load(self, key: bytes, partition: int) -> _State:
+        self._current = key
+        state = self._batch.get(key)
+        if state is not None:
+            return state
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            history, holds, _ = cached
+        else:
+            raw = self._get(self.ledger, key)
+            history = (
+                None
+                if raw is None
+                else ConsentHistory.from_obj(codec.loads(raw), self.judge.max_versions)
+            )
+            holds = Holds.from_bytes(self._get(self.holds, key))
+            holds.load_kept(self._get(self.holds, kept_key(key)))
+        state = _State(
+            key=key,
+            partition=partition,
+            history=history,
+            holds=holds,
+            subjects_before=history.subject_count if history else 0,
+            versions_before=history.version_count if history else 0,
+            pending_before=len(holds.pending),
+        )
+        self._batch[key] = state
+        return state
+
+    def _changed(self, state: _State, step: Step) -> None:
+        if step.history_changed:
+            state.history_dirty = True
+        if step.kept_changed:
+            state.kept_dirty = True
+        if step.holds_changed or step.kept_changed:
+            state.holds_dirty |= step.holds_changed
+            self.deadlines.set(state.partition, state.key, state.holds.due())
+
+    def _stage_batch(self) -> None:
+        """One write per changed key; the partitions' counters at most once a second."""
+        for state in self._batch.values():
+            history = state.history
+            if state.history_dirty and history is not None:
+                if history.subject_count == 0:
+                    self._put(self.ledger, state.key, None)
+                else:
+                    self._put(self.ledger, state.key, codec.dumps(history.to_obj()))
+            if state.holds_dirty:
+                holds = state.holds
+                self._put(self.holds, state.key, holds.to_bytes() if holds else None)
+            if state.kept_dirty:
+                self._put(self.holds, kept_key(state.key), state.holds.kept_to_bytes())
+            self._count(
+                state.partition,
+                subjects=(history.subject_count if history else 0) - state.subjects_before,
+                versions=(history.version_count if history else 0) - state.versions_before,
+                pending=len(state.holds.pending) - state.pending_before,
+            )
+            self._cache[state.key] = (history, state.holds, state.partition)
+            self._cache.move_to_end(state.key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        if self._stats_changed:
+            now = now_ms()
+            for p in sorted(self._stats_changed):
+                if now - self._stats_written.get(p, 0) >= STATS_FLUSH_MS:
+                    self._write_stats(p)
+                    self._stats_written[p] = now
+                    self._stats_changed.discard(p)
+
+    def _stats_key(self, partition: int) -> bytes:
+        return f"p{partition}".encode("ascii")
+
+    def _stats(self, partition: int) -> PartitionStats:
+        st = self.partition_stats.get(partition)
+        if st is None:
+            raw = self._get(self.stats, self._stats_key(partition))
+            obj = codec.loads(raw) if raw else {}
+            st = PartitionStats(
+                int(obj.get("subjects", 0)), int(obj.get("versions", 0)), int(obj.get("pending", 0))
+            )
+            self.partition_stats[partition] = st
+        return st
+
+    def _write_stats(self, partition: int) -> None:
+        st = self._stats(partition)
+        self._put(
+            self.stats,
+            self._stats_key(partition),
+            codec.dumps({"subjects": st.subjects, "versions": st.versions, "pending": st.pending}),
+        )
+
+    def _count(
+        self, partition: int, *, subjects: int = 0, versions: int = 0, pending: int = 0
+    ) -> None:
+        if not (subjects or versions or pending):
+            return
+        st = self._stats(partition)
+        st.subjects = max(0, st.subjects + subjects)
+        st.versions = max(0, st.versions + versions)
+        st.pending = max(0, st.pending + pending)
+        self._stats_changed.add(partition)
+
+    # -- outputs -------------------------------------------------------------------------
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        """The metric's child for these label values (in the metric's label order), made once."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
+    async def _send_outputs(self) -> None:
+        """Send the batch's outputs now; the flusher waits for (and retries) the acks."""
+        entry = self._entry
+        for record in entry.outputs:
+            entry.acks.append(await self._send_now(record))
+
+    async def _send_now(self, record: Output) -> Any:
+        try:
+            return await self._send(*record)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # retried by the flusher
+            return exc
+
+    async def _acknowledged(self, entry: _InFlight) -> None:
+        """Wait for every output of ``entry``; resend what failed, forever, with backoff."""
+        todo: list[int] = list(range(len(entry.acks)))
+        delay = 0.5
+        while True:
+            failed: list[int] = []
+            error: BaseException | None = None
+            for i in todo:
+                ack = entry.acks[i]
+                try:
+                    if isinstance(ack, BaseException):
+                        raise ack
+                    await ack
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failed.append(i)
+                    error = exc
+            if not failed:
+                return
+            log.warning(
+                "Kafka did not acknowledge %d output record(s) (%s: %s); retrying in %.1fs. "
+                "The input is not committed until they are.",
+                len(failed),
+                type(error).__name__,
+                error,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _SEND_BACKOFF_MAX_S)
+            for i in failed:
+                entry.acks[i] = await self._send_now(entry.outputs[i])
+            todo = failed
+
+    @staticmethod
+    def _apply(entry: _InFlight) -> None:
+        for table, overlay, key, staged in entry.writes:
+            value = staged[0]
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+            if overlay.get(key) is staged:  # no later batch staged this key
+                del overlay[key]
+
+    def _start_flusher(self) -> None:
+        if self._queue and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        """Finish batches in order, each once all its outputs are acknowledged."""
+        while self._queue:
+            entry = self._queue[0]
+            await self._acknowledged(entry)
+            self._queue.popleft()
+            try:
+                if entry.finish is None:
+                    self._apply(entry)
+                else:
+                    await entry.finish(lambda entry=entry: self._apply(entry))  # type: ignore[misc]
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Not acknowledged to Faust: the records are read again after a restart.
+                log.exception("the state of a handled batch could not be written")
+            self._moved.set()
+
+    async def _wait_in_flight(self, limit: int) -> None:
+        while len(self._queue) > limit:
+            self._start_flusher()
+            self._moved.clear()
+            flusher = self._flusher
+            waiter: asyncio.Future[Any] = asyncio.ensure_future(self._moved.wait())
+            watched: set[asyncio.Future[Any]] = {waiter}
+            if flusher is not None:
+                watched.add(flusher)
+            try:
+                await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            if flusher is not None and flusher.done() and not flusher.cancelled():
+                exc = flusher.exception()
+                if exc is not None:
+                    raise exc
+
+    def _emit(self, step: Step, received: dict[str, int]) -> None:
+        if not (step.verdicts or step.alerts):
+            return
+        outputs = self._entry.outputs
+        for v in step.verdicts:
+            outputs.append(
+                (self.names.verdicts, subject_message_key(v.subject_key), codec.encode(v))
+            )
+        for a in step.alerts:
+            outputs.append((self.names.alerts, a.incident_key.encode("utf-8"), codec.encode(a)))
+        child = self._child
+        for v in step.verdicts:
+            for rule in v.rule_ids or ["none"]:
+                child(metrics.VERDICTS, str(v.decision), rule).inc()
+            if not v.correction and v.usage_event_id in received:
+                latency = (v.decided_at_ms - received[v.usage_event_id]) / 1000
+                metrics.EVENT_TO_VERDICT.observe(max(0.0, latency))
+        for a in step.alerts:
+            if a.status is AlertStatus.RESOLVED:
+                child(metrics.CORRECTIONS, a.rule_id).inc()
+            else:
+                severity = str(a.severity)
+                child(metrics.ALERTS, a.rule_id, severity).inc()
+                child(metrics.ALERTS_BY_CONTROLLER, a.controller, a.rule_id, severity).inc()
+
+    def _dead_letter(self, record: Record, code: str, reason: str) -> None:
+        base = self.names.base(record.topic)
+        self._child(metrics.WORKER_DEADLETTERS, base, code).inc()
+        log.warning(
+            "%s[%d]@%d sent to the dead-letter topic: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+        )
+        source = "worker"
+        letter = DeadLetter(
+            source=source,
+            received_at_ms=self.clock(),
+            reason_code=code,
+            reason=reason,
+            sealed_payload=self.sealer.seal(record.value or b"", source),
+            key_id=self.sealer.key_id,
+            content_type="application/json",
+            stage="worker",
+            attributes={"topic": base, "partition": record.partition, "offset": record.offset},
+        )
+        self._entry.outputs.append((self.names.deadletter, source.encode(), codec.encode(letter)))
+
+    def _check_partition(self, record: Record, key: bytes) -> None:
+        state = self._batch.get(key)
+        cached = self._cache.get(key) if state is None else None
+        if state is not None:
+            expected = state.partition  # checked when it was loaded
+        elif cached is not None:
+            expected = cached[2]
+        else:
+            expected = partition_for(key, self.partitions)
+        if record.partition != expected:
+            raise InvalidInput(
+                "wrong_partition",
+                f"record in partition {record.partition} but its subject key hashes to "
+                f"{expected}: its producer did not key it with the subject key (murmur2); "
+                f"judging it here would miss its consent. Fix the producer, then replay",
+            )
+
+    # -- consent and usage ---------------------------------------------------------------
+
+    def _on_usage(self, record: Record) -> None:
+        usage = codec.decode(UsageEvent, record.value or b"")
+        self._child(metrics.EVENTS_CONSUMED, topics.USAGE, usage.source, str(usage.channel)).inc()
+        key = subject_message_key(usage.subject_key)
+        self._check_partition(record, key)
+        state = self._load(key, record.partition)
+        step, history = self.judge.usage(
+            usage, state.history, state.holds, self.clock(), record.value
+        )
+        state.history = history
+        if step.duplicate:
+            return  # already held or alerted: a replay
+        self._emit(step, {usage.event_id: usage.received_at_ms})
+        self._changed(state, step)
+
+    def _on_consent(self, record: Record) -> None:
+        event = codec.decode(ConsentEvent, record.value or b"")
+        if len(event.channels) > 1:
+            channel = "several"
+        else:
+            channel = str(event.channels[0]) if event.channels else "all"
+        self._child(metrics.EVENTS_CONSUMED, topics.CONSENT, event.source, channel).inc()
+        key = subject_message_key(event.subject_key)
+        self._check_partition(record, key)
+        state = self._load(key, record.partition)
+        received = {h.usage.event_id: h.usage.received_at_ms for h in state.holds.pending}
+        step, history = self.judge.consent(event, state.history, state.holds, self.clock())
+        state.history = history
+        if event.action is ConsentAction.ERASE:
+            log.info("erasure %s applied to the ledger", event.event_id)
+        self._emit(step, received)
+        self._changed(state, step)
+
+    # -- ticks: the grace period and the correction window -------------------------------
+
+    def _due_in_table(self, partition: int) -> dict[bytes, int | None]:
+        """Each subject's due time, read from the holds table (pending, alerted, kept)."""
+        due: dict[bytes, int | None] = {}
+        for key, raw in list(self._scan(self.holds, partition)):
+            holds = Holds()
+            if is_kept_key(key):
+                key = key[2:]
+                holds.load_kept(raw)
+            else:
+                holds = Holds.from_bytes(raw)
+            when = holds.due()
+            known = due.get(key)
+            due[key] = when if known is None else (known if when is None else min(known, when))
+        return due
+
+    async def _on_tick(self, record: Record) -> None:
+        tick = Tick.decode(record.value or b"")
+        p = record.partition
+        self._stats(p)
+        if not self.ticks.caught_up(p, tick):
+            return  # consent written before this tick is not all read yet: decide nothing
+        if not self.deadlines.built(p):
+            await self.drain()  # the scan below reads the tables: every staged write first
+            self.deadlines.build(p, self._due_in_table(p).items())
+        now = self.clock()
+        for key in self.deadlines.pop_due(p, tick.t_ms):
+            state = self._load(key, p)
+            received = {h.usage.event_id: h.usage.received_at_ms for h in state.holds.pending}
+            step = self.judge.expire(state.history, state.holds, tick.t_ms, now)
+            self._emit(step, received)
+            self._changed(state, step)
+            if not (step.holds_changed or step.kept_changed):  # nothing due after all: re-index
+                self.deadlines.set(p, key, state.holds.due())

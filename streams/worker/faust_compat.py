@@ -1,0 +1,144 @@
+"""Every use of Faust's private API, in one place: workarounds for faust-streaming 0.15.x
+bugs that lose records (each says what and why), and the private names the batched agent
+needs. Pinned to faust-streaming 0.15.3 (constraints.txt); re-check each against the
+source named in its docstring before upgrading.
+
+Uncommitted partitions after a restart (found by the SIGKILL test, 2026-11)
+-------------------------------------------------------------------------
+After recovery, Faust resumes the stream partitions, then seeks them to their committed
+offsets, then resumes flow control, which CLEARS every stream queue
+(``tables/recovery.py::on_recovery_completed``). Records fetched between the resume and
+the clear are dropped; for a partition with a committed offset the seek makes the
+consumer fetch them again, but aiokafka's ``seek_to_committed`` does not seek a
+partition that has no committed offset (or offset 0), so its position stays after the
+dropped records and they are never processed, and their offsets get committed. That is
+exactly a worker killed before its first commit, or a partition that had records but no
+commit yet. The fix: after Faust's seek, seek such partitions of our source topics to
+their beginning (what ``auto_offset_reset=earliest`` meant), so they are fetched again.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from weakref import WeakKeyDictionary
+
+log = logging.getLogger("consentinel.worker")
+
+_SOURCES: WeakKeyDictionary[Any, frozenset[str]] = WeakKeyDictionary()
+_MARK = "_consentinel_seeks_uncommitted"
+
+
+def seek_uncommitted_to_beginning(app: Any, topics: Iterable[str]) -> None:
+    """Install the fix for ``app``, whose agents read ``topics``."""
+    from faust.transport.drivers.aiokafka import Consumer
+
+    _SOURCES[app] = frozenset(topics)
+    if getattr(Consumer.seek_to_committed, _MARK, False):
+        return
+    original = Consumer.seek_to_committed
+
+    async def seek_to_committed(self: Any) -> Any:
+        committed = await original(self)
+        sources = _SOURCES.get(self.app, frozenset())
+        fresh = [tp for tp, offset in committed.items() if not offset and tp.topic in sources]
+        if fresh:
+            log.info(
+                "no committed offset yet for %d source partition(s): reading them from the "
+                "beginning",
+                len(fresh),
+            )
+            await self._thread.seek_to_beginning(*fresh)
+        return committed
+
+    setattr(seek_to_committed, _MARK, True)
+    Consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+
+
+# -- the other private names of Faust the worker relies on -------------------------------
+# Each is checked against faust-streaming 0.15.3 (constraints.txt pins it): re-read the
+# named source when upgrading.
+
+
+@contextmanager
+def current_event(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event for the block (``faust/streams.py``).
+
+    Table reads pick the RocksDB database, and table writes the changelog partition, from
+    the current event: a batch handled outside Faust's per-event iteration sets it to an
+    event of the partition being read or written. Blocks on nothing.
+    """
+    from faust.streams import _current_event
+
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def committed_offset(consumer: Any, tp: Any) -> int | None:
+    """The committed offset of ``tp`` as Faust last saw it (``Consumer._committed_offset``)."""
+    offsets = getattr(consumer, "_committed_offset", None)
+    return None if offsets is None else offsets.get(tp)
+
+
+def forget_gap(consumer: Any, tp: Any) -> None:
+    """Drop Faust's "skipped offsets count as acked" bookkeeping of ``tp`` (``Consumer._gap``)."""
+    gaps = getattr(consumer, "_gap", None)
+    if gaps is not None:
+        gaps.pop(tp, None)
+
+
+def scanner(
+    partitions: int, subject_of: Callable[[bytes], bytes] = lambda key: key
+) -> Callable[[Any, int], Iterable[tuple[bytes, bytes]]]:
+    """A function listing a table's (key, value) pairs held for one partition.
+
+    RocksDB keeps one database per partition (``RocksDB._db_for_partition`` and
+    ``_visible_items``); the memory store is one dict, filtered by the partition of each
+    key's subject (``subject_of``: a table may hold several keys per subject).
+    Reads from the store only; blocks on the disk for RocksDB.
+    """
+    from consentinel.streams.events.partitioning import partition_for
+
+    def scan(table: Any, partition: int) -> Iterable[tuple[bytes, bytes]]:
+        store: Any = getattr(table, "data", None)
+        db_for = getattr(store, "_db_for_partition", None)
+        visible = getattr(store, "_visible_items", None)
+        if callable(db_for) and callable(visible):
+            items: Iterable[tuple[bytes, bytes]] = visible(db_for(partition))
+            return items
+        return [
+            (k, v)
+            for k, v in list(store.data.items())
+            if v is not None and partition_for(subject_of(k), partitions) == partition
+        ]
+
+    return scan
+
+
+def quiet_worker(worker: Any, set_levels: Callable[[int], None]) -> None:
+    """No terminal spinner: with it, a log level of WARNING or above makes ``faust.Worker``
+    set the root logger to DEBUG (``Worker._setup_spinner_handler``), so every aiokafka and
+    Faust debug call builds a record that is then dropped (5-10 % of the CPU). And once
+    mode has configured logging (``Worker.on_setup_root_logger``, after its dictConfig),
+    ``set_levels(root level)`` gives the libraries' loggers their explicit levels again."""
+    worker.spinner = None
+    original = worker.on_setup_root_logger
+
+    def on_setup_root_logger(logger: logging.Logger, level: int) -> None:
+        original(logger, level)
+        set_levels(logging.getLogger().level)
+
+    worker.on_setup_root_logger = on_setup_root_logger
+
+
+async def tables_recovered(app: Any) -> None:
+    """Until Faust has recovered the tables of the partitions assigned to this worker
+    (``app.tables.recovery.completed``, an attribute of the Recovery service that the
+    typed ``TableManagerT`` interface does not declare). Blocks until then."""
+    await app.tables.recovery.completed.wait()

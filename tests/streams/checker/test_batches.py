@@ -1,0 +1,219 @@
+"""The batch pipeline: a batch gives exactly the one-at-a-time results, writes each
+changed key once, and holds its state and its acknowledgement back until Kafka has every
+output."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from consentinel.streams.checker import processor as processor_mod
+from consentinel.streams.checker.judge import Judge
+from consentinel.streams.checker.processor import Names, Processor
+from consentinel.streams.checker.ticks import Tick, TickClock
+from consentinel.streams.events import codec
+from consentinel.streams.events.partitioning import partition_for, subject_message_key
+from consentinel.streams.events.records import (
+    Alert,
+    Channel,
+    ConsentAction,
+    ConsentEvent,
+    Declaration,
+    Proof,
+    UsageEvent,
+    UsageKind,
+    Verdict,
+)
+from consentinel.streams.events.sealing import Sealer
+from consentinel.streams.policy.engine import PolicySettings
+
+N = 6
+T0 = 1_767_225_600_000
+DAY = 86_400_000
+GRACE = 60_000
+NAMES = Names("consent", "usage", "tick", "verdicts", "alerts", "deadletter")
+DECL = Declaration(
+    "list:morning", "list", "morning", "le-quotidien", "editorial.newsletter", Channel.EMAIL
+)
+PROOF = Proof("double_opt_in", T0, "https://x.test/f", notice_version="3")
+SUBJECTS = [f"{i:x}" * 64 for i in range(1, 4)]
+SUBJECTS = [s[:64] for s in SUBJECTS]
+PART = partition_for(subject_message_key(SUBJECTS[0]), N)
+
+
+@dataclass
+class Rec:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class CountingTable(dict[bytes, bytes]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+class Producer:
+    """Acknowledges at once, or (``failing``) fails every acknowledgement."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.failing = False
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
+        self.sent.append((topic, key, value))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.failing:
+            fut.set_exception(ConnectionError("broker down"))
+        else:
+            fut.set_result(None)
+        return fut
+
+
+def make() -> tuple[Processor, Producer, CountingTable, CountingTable]:
+    producer = Producer()
+    ledger, holds = CountingTable(), CountingTable()
+    proc = Processor(
+        judge=Judge(PolicySettings(grace_ms=GRACE), {DECL.decl_id: DECL}.get),
+        names=NAMES,
+        partitions=N,
+        ledger=ledger,
+        holds=holds,
+        stats={},
+        send=producer.send,
+        scan=lambda table, p: [(k, v) for k, v in table.items() if partition_for(k, N) == p],
+        ticks=TickClock(lambda p: 10_000),
+        sealer=Sealer(b"k" * 32),
+        clock=lambda: T0 + 2 * DAY,
+    )
+    return proc, producer, ledger, holds
+
+
+_ids = itertools.count(1)
+
+
+def consent(subject: str, at: int, action: ConsentAction = ConsentAction.GRANT) -> ConsentEvent:
+    return ConsentEvent(
+        event_id=f"cmp:{next(_ids)}",
+        occurred_at_ms=at,
+        received_at_ms=at,
+        source="cmp",
+        processor="test",
+        subject_key=subject,
+        hint="a***@e***.org",
+        controller="le-quotidien",
+        action=action,
+        purposes=["editorial.newsletter"],
+        channels=[Channel.EMAIL],
+        proof=PROOF,
+    )
+
+
+def use(subject: str, at: int) -> UsageEvent:
+    return UsageEvent(
+        event_id=f"esp:{next(_ids)}",
+        occurred_at_ms=at,
+        received_at_ms=at,
+        source="esp",
+        processor="test",
+        channel=Channel.EMAIL,
+        kind=UsageKind.SEND,
+        subject_key=subject,
+        hint="a***@e***.org",
+        controller="le-quotidien",
+        list_id="morning",
+    )
+
+
+def records() -> list[Rec]:
+    """Consent and uses of several subjects of one partition, interleaved."""
+    subjects = [
+        s
+        for s in (f"{i:064x}" for i in range(400))
+        if partition_for(subject_message_key(s), N) == PART
+    ][:3]
+    a, b, c = subjects
+    events: list[tuple[str, Any]] = [
+        ("usage", use(a, T0 + DAY)),  # no consent yet: pending
+        ("consent", consent(a, T0)),  # settles it: allowed
+        ("usage", use(a, T0 + DAY + 1)),  # allowed
+        ("consent", consent(a, T0 + DAY + 2, ConsentAction.WITHDRAW)),
+        ("usage", use(a, T0 + 2 * DAY)),  # a day after the withdrawal
+        ("usage", use(b, T0 + DAY)),  # no consent: pending, decided by the tick
+        ("consent", consent(c, T0)),
+        ("usage", use(c, T0 + DAY)),
+        ("usage", use(a, T0 + DAY + 1)),  # same as an earlier use? no: new id; allowed then
+        ("tick", Tick(T0 + 3 * DAY, 0)),
+        ("consent", consent(b, T0)),  # b's use already alerted: corrected
+    ]
+    out = []
+    for offset, (topic, event) in enumerate(events):
+        value = event.encode() if isinstance(event, Tick) else codec.encode(event)
+        key = None if isinstance(event, Tick) else subject_message_key(event.subject_key)
+        out.append(Rec(topic, PART, offset, key, value))
+    return out
+
+
+async def test_a_batch_gives_exactly_the_one_at_a_time_results() -> None:
+    recs = records()
+    one, one_out, one_ledger, one_holds = make()
+    for rec in recs:
+        await one.handle(rec)
+    batched, batch_out, ledger, holds = make()
+    await batched.submit_batch(recs)
+    await batched.drain()
+    assert batch_out.sent == one_out.sent, "same outputs, same order, same ids and bytes"
+    decisions = [codec.decode(Verdict, v).decision for t, _, v in one_out.sent if t == "verdicts"]
+    assert {"allowed", "violation"} <= {str(d) for d in decisions}
+    statuses = {str(codec.decode(Alert, v).status) for t, _, v in one_out.sent if t == "alerts"}
+    assert statuses == {"firing", "resolved"}, "the tick alerted, the late consent corrected"
+    assert dict(ledger) == dict(one_ledger) and dict(holds) == dict(one_holds)
+    assert batched.partition_stats == one.partition_stats
+    # one changelog record per changed key per batch
+    assert ledger.writes == len(ledger) == 3
+    assert one_ledger.writes > ledger.writes
+
+
+async def test_a_failed_output_holds_the_batch_state_and_acknowledgement_back(
+    monkeypatch: Any,
+) -> None:
+    real_sleep = asyncio.sleep
+    gate = asyncio.Event()
+
+    async def backoff(_: float) -> None:  # the flusher's retry delay: until we say so
+        await gate.wait()
+
+    monkeypatch.setattr(processor_mod.asyncio, "sleep", backoff)
+    proc, producer, ledger, holds = make()
+    finished: list[int] = []
+
+    async def finish(write: Any) -> None:
+        write()
+        finished.append(len(ledger))
+
+    producer.failing = True
+    recs = records()[:5]
+    await proc.submit_batch(recs, finish)
+    for _ in range(50):
+        await real_sleep(0)
+    assert producer.sent, "the outputs were sent..."
+    assert finished == [], "...but the batch is not acknowledged while they fail"
+    assert len(ledger) == 0 and len(holds) == 0, "and none of its state is written"
+    sent_before = len(producer.sent)
+    producer.failing = False
+    gate.set()
+    await proc.drain()
+    assert finished == [1], "acknowledged once, after every output was"
+    assert len(producer.sent) == 2 * sent_before, "every failed output was sent again"
+    assert subject_message_key(codec.decode(ConsentEvent, recs[1].value or b"").subject_key) in (
+        ledger
+    )
