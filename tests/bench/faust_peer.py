@@ -37,7 +37,13 @@ def build(args: argparse.Namespace) -> faust.App:
         value_serializer="raw",
         web_enabled=False,
     )
-    consents = app.Table("consents", default=None, partitions=int(args.partitions))
+    consents = app.Table(
+        "consents",
+        default=None,
+        key_type=bytes,  # bytes: Faust's raw serializer; values are our codec's JSON
+        value_type=bytes,
+        partitions=int(args.partitions),
+    )
     source = app.topic(args.consent, args.usage, key_serializer="raw", value_serializer="raw")
     verdicts = app.topic(args.verdicts, key_serializer="raw", value_serializer="raw")
 

@@ -114,6 +114,7 @@ def run(
         args += ["--partitions", str(partitions)]
     env = dict(os.environ)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    proc: Proc | None = None
     try:
         # 1. ledger build, the usage topic skipped
         move_offsets(bootstrap, group, usage_topic, to_end=True)
@@ -144,8 +145,16 @@ def run(
                 f"({drain_cap_s:.0f} s cap)"
             )
         print(f"  {name} peer: drain {fig.drain_rate:,.0f} events/s", flush=True)
+        for phase in ("build", "drain"):
+            log = home / "logs" / f"peer-{name}-{phase}.log"
+            if "Traceback" in log.read_text(errors="replace"):
+                fig.notes.append(
+                    f"{name}: the peer logged a traceback, its figures are void: {log}"
+                )
     finally:
         admin.close()
+        if proc is not None:  # interrupted: leave no peer running
+            proc.stop()
     fig.state_bytes = dir_size(state_dir)
     return fig
 

@@ -107,7 +107,18 @@ class Run:
         self.producer = h.Producer(settings)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {w.log_path.name}\n{w.log()[-2500:]}" for w in self.workers)
+        """Each worker's warnings and errors (Faust's tables of offsets left out)."""
+        parts = []
+        for w in self.workers:
+            lines = w.log().splitlines()
+            worth = [
+                line
+                for line in lines
+                if any(s in line for s in ("ERROR", "WARNING", "Error", "=====", "Rebalanc"))
+                and "producer buffer full" not in line
+            ]
+            parts.append(f"--- {w.log_path.name}\n" + "\n".join(worth[-30:] + lines[-3:]))
+        return "\n".join(parts)
 
     def close(self) -> None:
         for w in self.workers:
@@ -237,14 +248,30 @@ def test_a_killed_workers_partitions_move_to_the_survivor_with_their_state(
             run.outputs.alert_status()
         )
 
+    restored_ids = {
+        e.event_id
+        for e in after
+        if isinstance(e, UsageEvent) and e.subject_key in {sc.person(i)[0] for i in restored}
+    }
     for run in (solo, pair):
         h.wait_for(
             lambda run=run: complete(run),
             TIMEOUT_S,
             f"every verdict and alert of the {'pair' if run is pair else 'solo'} run",
             explain=lambda run=run: (
-                f"uses without a verdict: "
-                f"{len(set(expected) - set(run.outputs.first_verdicts()))}\n{run.logs()}"
+                "uses without a verdict (id, partition, consented before the kill): "
+                + str(
+                    sorted(
+                        (
+                            u.event_id,
+                            partition_for(subject_message_key(u.subject_key), PARTITIONS),
+                            u.event_id in restored_ids,
+                        )
+                        for u in uses
+                        if u.event_id not in run.outputs.first_verdicts()
+                    )[:20]
+                )
+                + f"\n{run.logs()}"
             ),
         )
     time.sleep(2)  # anything spurious still in flight shows up in the last poll
@@ -258,7 +285,6 @@ def test_a_killed_workers_partitions_move_to_the_survivor_with_their_state(
         (a.usage_event_id, a.rule_id) for a in pair.outputs.alerts if a.usage_event_id in consented
     ]
     assert wrongly_alerted == [], pair.logs()
-    restored_ids = {e.event_id for e in after if isinstance(e, UsageEvent)}
     got = pair.outputs.first_verdicts()
     assert {str(got[u].decision) for u in restored_ids} == {"allowed"}
     # the same alert ids as the single worker that was never killed, and as the policy
