@@ -147,8 +147,15 @@ def runs(kafka_bootstrap: str, make_settings, tmp_path: Path) -> Iterator[tuple[
     pair.close()
 
 
+@pytest.fixture
+def admin(kafka_bootstrap: str) -> Iterator[KafkaAdminClient]:
+    client = KafkaAdminClient(bootstrap_servers=kafka_bootstrap.split(","))
+    yield client
+    client.close()
+
+
 def test_a_killed_workers_partitions_move_to_the_survivor_with_their_state(
-    runs: tuple[Run, Run], kafka_bootstrap: str
+    runs: tuple[Run, Run], admin: KafkaAdminClient
 ) -> None:
     solo, pair = runs
     sc = h.Scenario(pair.settings)  # the same pepper in both runs: the same subject keys
@@ -175,7 +182,6 @@ def test_a_killed_workers_partitions_move_to_the_survivor_with_their_state(
     for run in (solo, pair):
         for w in run.workers:
             w.wait_judging(TIMEOUT_S)
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap.split(","))
     group = f"{pair.settings.topic_prefix}{pair.settings.app_id}"
     usage_topic = pair.settings.topic(topics.USAGE)
 
@@ -188,7 +194,7 @@ def test_a_killed_workers_partitions_move_to_the_survivor_with_their_state(
         TIMEOUT_S,
         "both workers of the pair to hold usage partitions",
         every_s=1.0,
-        explain=lambda: f"{admin.describe_groups([group])}\n{pair.logs()}",
+        explain=lambda: f"assignments: {assigned(admin, group, usage_topic)}\n{pair.logs()}",
     )
 
     def send(events: list[ConsentEvent | UsageEvent]) -> None:
@@ -228,9 +234,8 @@ def test_a_killed_workers_partitions_move_to_the_survivor_with_their_state(
         TIMEOUT_S,
         "the survivor to hold all the partitions",
         every_s=1.0,
-        explain=lambda: f"{admin.describe_groups([group])}\n{pair.logs()}",
+        explain=lambda: f"assignments: {assigned(admin, group, usage_topic)}\n{pair.logs()}",
     )
-    admin.close()
     restored_keys = {subject_message_key(sc.person(i)[0]) for i in restored}
     assert {partition_for(k, PARTITIONS) for k in restored_keys} == set(range(PARTITIONS))
 
