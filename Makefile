@@ -6,10 +6,14 @@ PY        ?= python3
 VENV      ?= .venv
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
+# the bench's own environment: consentinel plus the peers it is measured against (Quix
+# Streams); never in consentinel's dependencies, so `pip install consentinel` stays lean
+BENCH_VENV  ?= build/bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
 export KAFKA_PORT ?= 9092
 export CONSENTINEL_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 
-.PHONY: help setup broker broker-stop broker-status topics lint format test test-unit test-integration run bench clean
+.PHONY: help setup broker broker-stop broker-status topics lint format test test-unit test-integration run bench bench-env clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,8 +61,17 @@ test-unit: setup ## unit tests only (no broker)
 run: setup ## run the monitor: broker, topics, workers, ingest, console, demo feed
 	@bash deploy/run.sh
 
-bench: setup broker ## benchmarks (checker vs bare consumer; ingest) with printed figures
-	$(BIN)/python tests/bench/bench.py $(BENCH_ARGS)
+$(BENCH_STAMP): pyproject.toml constraints.txt tests/bench/requirements.txt
+	@test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -c constraints.txt -e '.[dev]' -r tests/bench/requirements.txt
+	@touch $(BENCH_STAMP)
+
+bench-env: $(BENCH_STAMP) ## the bench's own environment (build/bench-venv): consentinel + its peers
+	@$(BENCH_VENV)/bin/python -W ignore -c "import quixstreams; print('bench-env: quixstreams', quixstreams.__version__)"
+
+bench: setup bench-env broker ## benchmarks (checker vs ceilings and peers; ingest), BENCH_ARGS=--quick|--scaleout|...
+	$(BENCH_VENV)/bin/python tests/bench/bench.py $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and caches (not the broker's data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

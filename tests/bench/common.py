@@ -33,15 +33,22 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Proc:
-    """A consentinel subprocess with its log file and a peak-RSS sampler."""
+    """A consentinel subprocess (or, with ``cmd``, any program: a peer) with its log file
+    and a peak-RSS sampler."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        logdir: Path,
+        cmd: list[str] | None = None,
+    ) -> None:
         logdir.mkdir(parents=True, exist_ok=True)
         self.log_path = logdir / f"{name}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(
-            [str(BIN / "consentinel"), *args], env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
+        argv = [*(cmd or [str(BIN / "consentinel")]), *args]
+        self.popen = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.peak_rss = 0
         self._stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()

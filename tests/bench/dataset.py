@@ -165,13 +165,16 @@ def preload_registry_and_consent(bootstrap: str, prefix: str, subjects: int) -> 
     return time.monotonic() - started
 
 
-def preload_usage(bootstrap: str, prefix: str, subjects: int, count: int, seed: int = 7) -> float:
+def preload_usage(
+    bootstrap: str, prefix: str, subjects: int, count: int, seed: int = 7, first: int = 0
+) -> float:
+    """``count`` usage events numbered from ``first`` (a second batch gets new ids)."""
     started = time.monotonic()
     rng = random.Random(seed)
     now = int(time.time() * 1000)
 
     def records():
-        for n in range(count):
+        for n in range(first, first + count):
             u = usage(n, subjects, rng, Mix(), now)
             yield subject_message_key(u.subject_key), codec.encode(u)
 
