@@ -19,68 +19,18 @@ thread and serves on its own. Both raise ``OSError`` when the port is taken.
 
 from __future__ import annotations
 
-import hmac
-import os
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from aiohttp import web
-from consentinel.streams.events.errors import FatalConfigError
+from consentinel.streams.events.ops_access import UNAUTHORIZED, OpsAccess
 
 from .http_hygiene import SERVER_OPTIONS
 
-LOOPBACK = "127.0.0.1"
-_UNAUTHORIZED = (
-    "401: this endpoint needs CONSENTINEL_METRICS_TOKEN as `Authorization: Bearer <token>` "
-    "(in a Prometheus scrape config: authorization: {credentials_file: FILE})\n"
-)
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class OpsAccess:
-    """Where the operational endpoints listen and the token they need (``None``: none)."""
-
-    host: str = LOOPBACK
-    token: bytes | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> OpsAccess:
-        """``CONSENTINEL_METRICS_HOST``, ``CONSENTINEL_METRICS_TOKEN[_FILE]``; raises
-        ``FatalConfigError`` for an unreadable file or a token shorter than 16 bytes."""
-        env = os.environ if environ is None else environ
-        problems: list[str] = []
-        token: bytes | None = None
-        if env.get("CONSENTINEL_METRICS_TOKEN_FILE"):
-            path = env["CONSENTINEL_METRICS_TOKEN_FILE"]
-            try:
-                token = Path(path).read_bytes().strip()
-            except OSError as exc:
-                problems.append(f"CONSENTINEL_METRICS_TOKEN_FILE={path}: cannot read it ({exc})")
-        elif env.get("CONSENTINEL_METRICS_TOKEN"):
-            token = env["CONSENTINEL_METRICS_TOKEN"].encode("utf-8")
-        if token is not None and len(token) < 16:
-            problems.append(
-                "CONSENTINEL_METRICS_TOKEN: shorter than 16 bytes; make a longer one "
-                "(`head -c 24 /dev/urandom | base64`)"
-            )
-        if problems:
-            raise FatalConfigError(problems, "metrics endpoints")
-        return cls(env.get("CONSENTINEL_METRICS_HOST") or LOOPBACK, token)
-
-    def allows(self, authorization: str | None) -> bool:
-        """True when no token is set, or ``authorization`` is ``Bearer <the token>``."""
-        if self.token is None:
-            return True
-        if not authorization or not authorization.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(authorization[7:].strip().encode("utf-8"), self.token)
 
 
 OPS_ACCESS = web.AppKey("ops_access", OpsAccess)
@@ -89,7 +39,7 @@ OPS_ACCESS = web.AppKey("ops_access", OpsAccess)
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.app[OPS_ACCESS].allows(request.headers.get("Authorization")):
-        return web.Response(status=401, text=_UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+        return web.Response(status=401, text=UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
     return await handler(request)
 
 
@@ -136,7 +86,7 @@ def serve_metrics_in_thread(port: int, registry: Any, access: OpsAccess) -> WSGI
                 "401 Unauthorized",
                 [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")],
             )
-            return [_UNAUTHORIZED.encode()]
+            return [UNAUTHORIZED.encode()]
         return exposition(environ, start_response)
 
     server = make_server(access.host, port, app, _ThreadingServer, handler_class=_QuietHandler)

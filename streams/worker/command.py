@@ -20,6 +20,7 @@ from consentinel.streams import topics_admin
 from consentinel.streams.checker.ticks import TICK_TOPIC_CONFIG, tick_interval, tick_topic
 from consentinel.streams.events import topics
 from consentinel.streams.events.errors import FatalConfigError, RetriableError
+from consentinel.streams.events.ops_access import OpsAccess
 from consentinel.streams.events.settings import Settings
 from consentinel.streams.worker import health
 from consentinel.streams.worker.health import Readiness
@@ -135,12 +136,13 @@ def quiet_libraries(level: int) -> None:
 
 
 def _serve_metrics(settings: Settings, readiness: Readiness) -> Any:
+    access = OpsAccess.from_env()
     try:
-        return health.serve(settings.web_host, settings.metrics_port, readiness)
+        return health.serve(settings.metrics_port, readiness, access)
     except OSError as exc:
         raise FatalConfigError(
             [
-                f"cannot serve metrics on {settings.web_host}:{settings.metrics_port} "
+                f"cannot serve metrics on {access.host}:{settings.metrics_port} "
                 f"({exc.strerror}): another process has the port; set CONSENTINEL_METRICS_PORT "
                 f"to a free one"
             ],
@@ -180,7 +182,7 @@ def main(argv: list[str]) -> int:
         f"  writes   {names.verdicts}, {names.alerts}, {names.deadletter}",
         f"  state    {settings.state_dir / 'faust'} (RocksDB; changelogs "
         f"{app_id(settings)}-*-changelog)",
-        f"  metrics  http://{settings.web_host}:{settings.metrics_port}/metrics "
+        f"  metrics  http://{OpsAccess.from_env().host}:{settings.metrics_port}/metrics "
         f"(readiness: /healthz)",
     ]
     if is_loopback(settings.web_host):

@@ -15,6 +15,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from consentinel.streams.events import codec, metrics
 from consentinel.streams.events.clock import now_ms
+from consentinel.streams.events.ops_access import UNAUTHORIZED, OpsAccess
 
 
 class Readiness:
@@ -45,12 +46,18 @@ class _Server(WSGIServer):
     daemon_threads = True
 
 
-def _app(readiness: Readiness) -> Callable[..., Iterable[bytes]]:
+def _app(readiness: Readiness, access: OpsAccess) -> Callable[..., Iterable[bytes]]:
     from prometheus_client import make_wsgi_app
 
     prometheus = make_wsgi_app(metrics.REGISTRY)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not access.allows(environ.get("HTTP_AUTHORIZATION")):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")],
+            )
+            return [UNAUTHORIZED.encode()]
         if environ.get("PATH_INFO") == "/healthz":
             ready = readiness.is_set()
             body: bytes = codec.dumps({"ready": ready, "since_ms": readiness.since_ms})
@@ -63,11 +70,14 @@ def _app(readiness: Readiness) -> Callable[..., Iterable[bytes]]:
     return app
 
 
-def serve(host: str, port: int, readiness: Readiness) -> WSGIServer:
+def serve(port: int, readiness: Readiness, access: OpsAccess | None = None) -> WSGIServer:
     """Serve in a daemon thread; ``shutdown()`` the returned server to stop.
 
     Raises OSError when the port cannot be bound.
     """
-    server = make_server(host, port, _app(readiness), server_class=_Server, handler_class=_Quiet)
+    access = access or OpsAccess()
+    server = make_server(
+        access.host, port, _app(readiness, access), server_class=_Server, handler_class=_Quiet
+    )
     threading.Thread(target=server.serve_forever, name="consentinel-metrics", daemon=True).start()
     return server

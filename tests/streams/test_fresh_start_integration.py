@@ -14,14 +14,13 @@ Run through the worker's public interface only (commands, topics, settings).
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import worker_harness as h  # tests/streams is on pytest's pythonpath
 from consentinel.streams.events.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -38,18 +37,6 @@ STALL_SIGNS = (
     "could not be written",  # today's worker: "the state of a handled record could not be …"
     "Traceback",
 )
-
-
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-h = _load("consentinel_worker_harness", HERE / "worker_harness.py")
 
 
 def cli(env: dict[str, str], *args: str) -> None:

@@ -18,17 +18,15 @@ timeouts; nothing asserts on time.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+import worker_harness as h  # tests/streams is on pytest's pythonpath
 from consentinel.streams.events import topics
 from consentinel.streams.events.partitioning import partition_for, subject_message_key
 from consentinel.streams.events.records import ConsentEvent, UsageEvent
@@ -47,16 +45,6 @@ GRACE_S = 30
 TIMEOUT_S = 150
 
 
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-h = _load("consentinel_worker_harness", HERE / "worker_harness.py")
 # kafka-python cannot decode Faust's member metadata (its own format) and warns with the
 # whole raw record on every describe: the assignments, which it does decode, are enough
 logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
