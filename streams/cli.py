@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "console": ("consentinel.streams.alerts.console", "run the operator console"),
     "demo": ("consentinel.connectors.demo", "post the demo traffic through the real connectors"),
-    "reference": ("consentinel.streams.events.reference", "print topics, records, settings"),
+    "reference": ("consentinel.streams.reference_cmd", "print topics, records, settings"),
 }
 
 

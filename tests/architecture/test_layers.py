@@ -81,6 +81,7 @@ LAYERS = (
     ("consentinel.streams.cli", "cli"),
     ("consentinel.streams.topics_admin", "admin"),
     ("consentinel.streams.settings_cmd", "admin"),
+    ("consentinel.streams.reference_cmd", "admin"),
     ("consentinel.connectors", "connectors"),
     ("consentinel.streams", "streams-root"),
 )

@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from consentinel.streams.events import reference, topics
+from consentinel.streams import reference_cmd as reference
+from consentinel.streams.events import topics
 from consentinel.streams.events.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -1,6 +1,6 @@
 """The reference for topics, records and settings, generated from their definitions.
 
-``REFERENCE.md`` beside this module is this module's output, checked in; a test
+``events/REFERENCE.md`` is this module's output, checked in; a test
 regenerates it and fails when it differs, so a record field, a topic or a setting added
 without regenerating is caught. Regenerate with ``consentinel reference all --write``.
 
@@ -32,11 +32,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import records, topics
-from .errors import FatalConfigError
-from .settings import Secret, Settings
+from .events import records, topics
+from .events.errors import FatalConfigError
+from .events.settings import Secret, Settings
 
-PATH = Path(__file__).with_name("REFERENCE.md")
+PATH = Path(__file__).parent / "events" / "REFERENCE.md"
 
 #: What each topic is keyed by and what its values are.
 TOPIC_RECORDS: dict[str, tuple[str, type[Any]]] = {
