@@ -25,6 +25,7 @@ from pathlib import Path
 
 from aiohttp import web
 from consentinel.streams.events.errors import FatalConfigError
+from consentinel.streams.events.ops_access import OpsAccess
 from consentinel.streams.events.settings import Settings
 
 from . import console_handlers as h
@@ -32,7 +33,6 @@ from .console_access import ACCESS, COOKIE, CSRF_HEADER, Access, auth, security_
 from .console_feed import FEED, Feed, feed
 from .console_metrics import MetricsReader
 from .http_hygiene import SERVER_OPTIONS
-from .ops_endpoints import OpsAccess
 from .store import IncidentStore
 
 __all__ = ["COOKIE", "CSRF_HEADER", "default_metrics_urls", "main", "make_app"]

@@ -43,6 +43,7 @@ from consentinel.streams.events.metrics import (
     REGISTRY,
     SINK_BACKLOG,
 )
+from consentinel.streams.events.ops_access import OpsAccess
 from consentinel.streams.events.records import Alert
 from consentinel.streams.events.settings import Settings
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -52,7 +53,7 @@ from . import kafka_logs
 from .delivery import DeliveryWorker
 from .model import Change, ChangeKind
 from .openapi import router_document
-from .ops_endpoints import OpsAccess, ops_app, serve
+from .ops_endpoints import ops_app, serve
 from .sinks.base import RefreshingSink
 from .store import DAY_MS, IncidentStore
 

@@ -9,7 +9,6 @@ import alerting  # noqa: F401  (tests/streams/alerts is on pytest's pythonpath)
 import pytest
 from consentinel.streams.alerts.store import IncidentStore
 
-
 #: One incident per controller x campaign x rule: the grouping most of these tests were
 #: written for (they follow one rule's incident through delivery and its lifecycle). The
 #: default grouping (controller x campaign, every rule in one incident) has its own tests

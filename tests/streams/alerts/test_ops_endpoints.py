@@ -12,10 +12,11 @@ import aiohttp
 import pytest
 from alerting import free_port
 from consentinel.streams.alerts import config as router_config
-from consentinel.streams.alerts.ops_endpoints import OpsAccess, serve_metrics_in_thread
+from consentinel.streams.alerts.ops_endpoints import serve_metrics_in_thread
 from consentinel.streams.alerts.router import Router
 from consentinel.streams.events.errors import FatalConfigError
 from consentinel.streams.events.metrics import REGISTRY
+from consentinel.streams.events.ops_access import OpsAccess
 
 OPS_TOKEN = "ops-token-0123456789abcdef"
 
