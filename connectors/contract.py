@@ -187,11 +187,24 @@ class Instance:
 
 def sending_domain(sender: str | None) -> str | None:
     """What a sender may leave the connector as: a From address as its domain only
-    (``news@shop.example.com`` -> ``shop.example.com``; it may name a person); sender ids,
-    short codes and account names unchanged."""
-    if sender and "@" in sender:
+    (``news@shop.example.com`` -> ``shop.example.com``; it may name a person); a full
+    telephone number (a long code: it may be a person's own mobile) as its masked hint
+    (``+1 5** * ** ** 06``); sender ids, short codes and account names unchanged."""
+    if not sender:
+        return sender
+    if "@" in sender:
         return sender.strip().lower().rpartition("@")[2].strip(" >") or None
+    bare = sender.strip()
+    for prefix in ("whatsapp:", "rcs:", "tel:", "sms:"):
+        if bare.lower().startswith(prefix):
+            bare = bare[len(prefix) :]
+    digits = "".join(ch for ch in bare if ch not in " -.()")
+    if len(digits.lstrip("+")) >= _LONG_CODE_DIGITS and digits.lstrip("+").isdigit():
+        return mask("+" + digits.lstrip("+"), "phone")
     return sender
+
+
+_LONG_CODE_DIGITS = 7  # short codes have at most 6 digits; anything longer is a phone number
 
 
 class Edge:

@@ -91,12 +91,14 @@ def assert_no_raw_address(
     region: str = "FR",
     keyed: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> None:
-    """No form of any address in any encoded event (business sender numbers aside: a short
-    code or a company's long number; a sender e-mail address leaves as its domain only)."""
+    """No form of any address in any encoded event. A sender leaves as an id, a short code,
+    a masked long number (it may be a person's mobile) or, for e-mail, its domain only."""
     senders = {e.sender for e in events if isinstance(e, UsageEvent) and e.sender}
     for sender in senders:
         if "@" in sender:
             raise AssertionError("`sender` holds an e-mail address: keep its domain only")
+        if _PHONE_RE.fullmatch(sender.strip()):
+            raise AssertionError("`sender` holds a full phone number: mask it (sending_domain)")
         for raw in keyed:
             if sender in address_forms(raw, region):
                 raise AssertionError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from consentinel.connectors.contract import Address, Connector, Request
+from consentinel.connectors.contract import Address, Connector, Request, sending_domain
 from consentinel.streams.events import clock, ids
 from consentinel.streams.events.records import (
     Channel,
@@ -89,7 +89,7 @@ class Emitter:
             controller=controller or self.controller,
             campaign_id=campaign_id,
             list_id=list_id,
-            sender=sender,
+            sender=sending_domain(sender),
             tags=list(tags or []),
             declared_purpose=declared_purpose,
             source_event_type=source_event_type,
