@@ -49,11 +49,14 @@ def _router_alerts(home: Path) -> set[str]:
     for path in home.rglob("*"):
         if path.suffix not in (".db", ".sqlite", ".sqlite3"):
             continue
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            db = sqlite3.connect(path, timeout=10)  # WAL: reading beside the router is fine
+        except sqlite3.Error:
+            continue
         try:
             ids |= {row[0] for row in db.execute("SELECT alert_id FROM alerts")}
-        except sqlite3.DatabaseError:
-            pass
+        except sqlite3.Error:
+            pass  # not the store, or the router is creating it
         finally:
             db.close()
     return ids
