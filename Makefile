@@ -75,3 +75,18 @@ bench: setup bench-env broker ## benchmarks (checker vs ceilings and peers; inge
 
 clean: ## remove the virtualenv and caches (not the broker's data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: soak cluster cluster-stop cluster-status
+SOAK_KILLS ?= 20
+
+soak: setup broker ## SIGKILL worker, ingest, router in turn under load (SOAK_KILLS=20 each); prints counts
+	$(BIN)/python tests/soak/soak.py --kills $(SOAK_KILLS) --bootstrap $(CONSENTINEL_BOOTSTRAP_SERVERS) $(SOAK_ARGS)
+
+cluster: ## start a local 3-broker KRaft cluster (127.0.0.1:19092-19094; RF 3, min ISR 2)
+	@bash deploy/kafka.sh cluster start
+
+cluster-stop: ## stop the local 3-broker cluster
+	@bash deploy/kafka.sh cluster stop
+
+cluster-status: ## is the local 3-broker cluster running?
+	@bash deploy/kafka.sh cluster status

@@ -23,17 +23,22 @@ started_broker=0
 
 say() { printf 'consentinel: %s\n' "$*"; }
 
+# A pid is signalled only while it is still a child of this script: a process that exited
+# may have had its pid reused by something that is not ours.
+ours() { [ "$(ps -o ppid= -p "$1" 2>/dev/null | tr -d ' ')" = "$$" ]; }
+
 cleanup() {
   trap - EXIT INT TERM
   say "stopping ${#pids[@]} process(es)…"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do ours "$pid" && kill -TERM "$pid" 2>/dev/null || true; done
   for _ in $(seq 1 30); do
     alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    for pid in "${pids[@]}"; do ours "$pid" && alive=1; done
     [ $alive -eq 0 ] && break
     sleep 0.5
   done
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do ours "$pid" && kill -KILL "$pid" 2>/dev/null || true; done
+  # the broker only if this run started it (kafka.sh stops the pid in its own pid file)
   if [ $started_broker -eq 1 ]; then bash deploy/kafka.sh stop || true; fi
   say "stopped. Logs are in $LOGDIR"
 }

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system tools the tests and the monitor use, when missing (Debian packages):
 # Prometheus, Alertmanager and promtool; headless Chromium. Quiet when all are present.
+#
+# It installs and does nothing else: it never stops, disables or kills a service or a
+# process. Debian starts the prometheus and prometheus-alertmanager services when it
+# installs them; they are left alone (they may be the user's). consentinel's tests do not
+# need them stopped: they run their own Prometheus and Alertmanager on free loopback ports,
+# with their own data directories and Alertmanager's gossip port disabled.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
@@ -16,8 +22,4 @@ echo "consentinel: installing ${need[*]} (Debian packages, first run only)"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $(printf "%s\n" "${need[@]}" | sort -u) >/dev/null
-# services installed by the packages are not ours to run
-for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
-  (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || true
-  pkill -f "^/usr/bin/$svc" 2>/dev/null || true
-done
+echo "consentinel: installed. Services the packages started (if any) are left running; the tests do not use them."
