@@ -7,10 +7,8 @@ console serves an incident store seeded with alerts whose text fields are CSV-in
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,21 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hostile_corpus as corpus  # tests/hostile is on pytest's pythonpath
+import hostile_harness as harness
 import pytest
-
-
-def _load(name: str, file: str) -> Any:
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(file))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-harness = _load("hostile_harness", "harness.py")
-corpus = _load("hostile_corpus", "corpus.py")
 
 ROWS = harness.ROWS
 CSV_PROBES = corpus.CSV_PROBES

@@ -29,7 +29,8 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-harness = sys.modules["hostile_harness"]
+import hostile_harness as harness  # noqa: E402  (tests/hostile is on pytest's pythonpath)
+
 corpus = sys.modules["hostile_corpus"]
 
 MiB = 1024 * 1024

@@ -6,7 +6,7 @@ CONSENTINEL_TEST_CLUSTER_PORT, default 19092-19094; never the shared broker) and
 the end. Topics have replication factor 3 and the brokers min.insync.replicas 2, so the
 ingest server's acks=all still completes with one broker of three down: that is the
 property under test. An ingest server and a worker run as subprocesses on the cluster; a
-signed load (tests/soak/harness.py) posts through the real connectors throughout, and
+signed load (tests/soak/soak_harness.py) posts through the real connectors throughout, and
 retries a 503 as platforms do.
 
 Waits are condition-based with generous timeouts; nothing asserts on time.
@@ -14,10 +14,8 @@ Waits are condition-based with generous timeouts; nothing asserts on time.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,18 +32,7 @@ CLUSTER_PORT = int(os.environ.get("CONSENTINEL_TEST_CLUSTER_PORT", "19092"))
 REPLICAS = 3
 
 
-def _load(name: str, path: Path) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _load("consentinel_soak_harness", ROOT / "tests" / "soak" / "harness.py")
+import soak_harness as H  # noqa: E402  (tests/soak is on pytest's pythonpath)
 
 
 def _cluster(*args: str) -> str:

@@ -4,7 +4,7 @@ steady signed load, on the local broker; then print what was accepted and what c
     .venv/bin/python tests/soak/soak.py [--kills 20] [--interval 4]
 
 Each round SIGKILLs one process (worker, ingest, router, worker, ...), restarts it and waits
-until it serves again. The load (tests/soak/harness.py) retries 503s and refused connections
+until it serves again. The load (tests/soak/soak_harness.py) retries 503s and refused connections
 as platforms do, so only requests answered 2xx count as accepted. At the end it prints, per
 kind, expected vs found and duplicate records by id: usage and consent events (every event
 answered 2xx must be on its topic), verdicts and alerts (the pure policy over the accepted
@@ -17,30 +17,21 @@ Exit status 0 when nothing is missing, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sqlite3
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 from consentinel.streams.events.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 
 
-def _harness() -> Any:
-    spec = importlib.util.spec_from_file_location("consentinel_soak_harness", HERE / "harness.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["consentinel_soak_harness"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _harness()
+# run as a program: the harness beside it, the worker tests' helpers it uses
+sys.path[:0] = [str(HERE), str(HERE.parent / "streams")]
+import soak_harness as H  # noqa: E402
 
 
 def _router_alerts(home: Path) -> set[str]:

@@ -65,19 +65,8 @@ POLITICAL = "c2027-lettre-aux-lecteurs"
 DAY_MS = 86_400_000
 
 
-def _load_module(name: str, path: Path) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 #: the worker tests' oracle and helpers (tests/streams/worker_harness.py)
-wh = _load_module("consentinel_worker_harness", ROOT / "tests" / "streams" / "worker_harness.py")
+import worker_harness as wh  # noqa: E402  (tests/streams is on the path)
 
 
 def free_port() -> int:
