@@ -80,6 +80,9 @@ VARIABLES: tuple[Variable, ...] = (
              "router's group is <app_id>-router"),
     Variable("CONSENTINEL_PARTITIONS", "partitions", "partitions of the co-partitioned "
              "topics when `topics create` makes them"),
+    Variable("CONSENTINEL_REPLICATION_FACTOR", "replication_factor", "replicas of every "
+             "topic and changelog consentinel creates: 3 on a production cluster (brokers "
+             "with min.insync.replicas=2), 1 on the local single-node broker"),
     Variable("CONSENTINEL_DEFAULT_REGION", "default_region", "ISO country for phone "
              "numbers written without a country code"),
     Variable("CONSENTINEL_GRACE_SECONDS", "grace_seconds", "how long a use with no consent "

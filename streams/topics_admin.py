@@ -96,7 +96,7 @@ def create(
                     {
                         spec.name: {
                             "num_partitions": spec.partitions,
-                            "replication_factor": 1,
+                            "replication_factor": settings.replication_factor,
                             "configs": spec.config,
                         }
                     },

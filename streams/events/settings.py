@@ -56,6 +56,9 @@ class Settings:
     bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = ""
     partitions: int = 6
+    # replicas of every topic consentinel creates (3 on a production cluster, with the
+    # brokers' min.insync.replicas at 2); 1 fits the local single-node broker only
+    replication_factor: int = 1
     app_id: str = "consentinel"
     default_region: str = "FR"
     grace_seconds: float = 120.0
@@ -249,6 +252,7 @@ def _load(environ: dict[str, str]) -> Settings:
         "topic_prefix": raw.get("CONSENTINEL_TOPIC_PREFIX", ""),
         "app_id": raw.get("CONSENTINEL_APP_ID", "consentinel"),
         "partitions": _num(raw, "PARTITIONS", int, 6, problems, 1, 1024),
+        "replication_factor": _num(raw, "REPLICATION_FACTOR", int, 1, problems, 1, 32),
         "default_region": region,
         "grace_seconds": _num(raw, "GRACE_SECONDS", float, 120.0, problems, 0, 86_400),
         "withdrawal_allowance_s": _allowance(raw, problems),

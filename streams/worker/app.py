@@ -146,6 +146,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         stream_wait_empty=True,
         table_standby_replicas=0,
         topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         # a worker that died (SIGKILL, OOM) is noticed in 10 s, so a restart does not wait
         # a minute for its partitions; heartbeats run in the consumer thread

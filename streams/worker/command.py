@@ -93,7 +93,7 @@ def prepare_topics(settings: Settings, *, wait_s: float = METADATA_WAIT_S) -> li
                     {
                         name: {
                             "num_partitions": settings.partitions,
-                            "replication_factor": 1,
+                            "replication_factor": settings.replication_factor,
                             "configs": config,
                         }
                     }
