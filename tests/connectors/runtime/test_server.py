@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
@@ -64,7 +66,10 @@ async def ingest(
     cfg = config.load_text(CONFIG, settings, environ=ENV)
     producer = RecordingProducer(settings)
     server = IngestServer(settings, cfg, producer, max_body=64 * 1024)
-    client = TestClient(TestServer(server.app(), **server.runner_kwargs()))
+    test_server = TestServer(server.app())
+    # the options `consentinel ingest` runs with (logs, timeouts): given to the runner
+    await test_server.start_server(loop=asyncio.get_running_loop(), **server.runner_kwargs())
+    client = TestClient(test_server)
     await client.start_server()
     try:
         yield client, producer, server
