@@ -374,6 +374,11 @@ class IngestServer:
             await self._deliver([(topic, name.encode("utf-8"), codec.encode(letter))])
         except RetriableError as err:
             return self._busy(name, connector, err)
+        except InvalidInput as err:  # the broker refuses what fits max_request_size
+            self._count(name, "error")
+            msg = "Kafka refuses records under --max-record-kb: raise message.max.bytes"
+            log.error("ingest instance=%s outcome=unwritable code=%s: %s", name, err.code, msg)
+            return _json(500, {"error": "unwritable", "message": "the record cannot be stored"})
         self.deadletters.count(name, exc.code)
         self._count(name, "invalid" if status is None else "error")
         log.info("ingest instance=%s outcome=deadlettered code=%s", name, exc.code)
