@@ -157,7 +157,8 @@ class Spool:
         segments = [s for s in segments if s >= first_seg]
         for i, seg in enumerate(segments):
             self._scan(seg, first_off if seg == first_seg else 0, last=i == len(segments) - 1)
-        self._segment = segments[-1] if segments else max(first_seg, 1)
+        # a new segment when the position's is gone: its offset must not apply to new entries
+        self._segment = segments[-1] if segments and segments[-1] >= first_seg else first_seg + 1
         self._fd = os.open(self._path(self._segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size
         if self._pending:

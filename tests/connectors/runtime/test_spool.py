@@ -177,3 +177,21 @@ async def test_another_pepper_or_a_second_owner_refuses_to_start(tmp_path: Path)
     spool.close()
     with pytest.raises(FatalConfigError, match="another pepper"):
         Spool(tmp_path, Sealer(b"a-different-pepper-0123456789")).open()
+
+
+async def test_a_position_whose_segment_is_gone_does_not_hide_new_entries(tmp_path: Path) -> None:
+    spool = _open(tmp_path)
+    await spool.append(_records(1))
+    await spool.forward_once(Sink().send)  # position: the end of segment 1
+    spool.close()
+    for segment in tmp_path.glob("*.spool"):
+        segment.unlink()  # an operator cleaned the directory, or a disk lost it
+    again = _open(tmp_path)
+    await again.append(_records(2))
+    again.close()
+    sink = Sink()
+    third = _open(tmp_path)
+    assert third.events == 2
+    await third.forward_once(sink.send)
+    assert sink.got == _records(2)
+    third.close()
