@@ -30,9 +30,9 @@ import hmac
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 from consentinel.connectors import config as config_mod
@@ -47,7 +47,7 @@ from consentinel.connectors.runtime.deadletters import DeadLetters, output_recor
 from consentinel.connectors.runtime.limits import ByteBudget, Limits, protocol_logger
 from consentinel.connectors.runtime.producer import EventProducer, Record
 from consentinel.connectors.runtime.spool import Spool
-from consentinel.connectors.runtime.webrequest import request_of
+from consentinel.connectors.runtime.webrequest import check, request_of
 from consentinel.streams.events import codec, metrics, topics
 from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.errors import InvalidInput, RetriableError
@@ -57,7 +57,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 log = logging.getLogger("consentinel.ingest")
 
-_T = TypeVar("_T")
 #: InvalidInput codes that mean "could not even be decoded" (400); others are 422.
 UNDECODABLE = frozenset(
     {"malformed_json", "bad_encoding", "malformed_form", "empty_body", "not_an_object"}
@@ -212,16 +211,12 @@ class IngestServer:
             await self.budget.release(share)
             self._latency[name].observe(time.perf_counter() - started)
 
-    async def _off_loop(self, fn: Callable[[Request], _T], req: Request) -> _T:
-        """Run a connector step (CPU: parsing, HMACs) on the pool, not on the event loop."""
-        loop = asyncio.get_running_loop()
-        result: _T = await loop.run_in_executor(self._pool, fn, req)
-        return result
-
     async def _handle(self, name: str, connector: Connector, req: Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        checked = await loop.run_in_executor(self._pool, check, connector, req)
         # 1. platform handshakes
         try:
-            answer = await self._off_loop(connector.handshake, req)
+            answer = checked.handshake()
         except AuthenticationFailed as exc:
             return self._unauthorized(name, exc)
         except InvalidInput as exc:
@@ -236,7 +231,7 @@ class IngestServer:
             )
         # 2. authenticate
         try:
-            await self._off_loop(connector.verify, req)
+            checked.verified()
         except AuthenticationFailed as exc:
             return self._unauthorized(name, exc)
         except AuthConfigError as exc:
@@ -250,7 +245,7 @@ class IngestServer:
             return _json(401, {"error": "unauthorized", "reason": exc.code})
         # 3. map
         try:
-            output = await self._off_loop(connector.map_request, req)
+            output = checked.output()
         except InvalidInput as exc:
             return await self._invalid(name, connector, req, exc)
         except Exception as exc:  # a connector bug: keep the payload, tell the platform

@@ -1,11 +1,14 @@
-"""An aiohttp request as the connector contract sees it (``contract.Request``)."""
+"""An aiohttp request as the connector contract sees it (``contract.Request``), and the
+connector's steps on it (``check``), run together off the event loop."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
-from consentinel.connectors.contract import Request
+from consentinel.connectors.contract import Connector, Output, Request, Response
 
 
 def request_of(request: web.Request, public_url: str, body: bytes, received_ms: int) -> Request:
@@ -34,3 +37,50 @@ def request_of(request: web.Request, public_url: str, body: bytes, received_ms: 
         remote=request.remote or "",
         received_at_ms=received_ms,
     )
+
+
+@dataclass(slots=True)
+class Checked:
+    """What a connector's ``handshake``, ``verify`` and ``map_request`` gave for a request:
+    where it stopped (``stage``) and the handshake's answer, the output or the exception.
+    The accessors give them back, raising the exception at the step that raised it."""
+
+    stage: str  # "handshake" (an answer, or it raised), "verify" (it raised) or "map"
+    value: Any
+
+    def handshake(self) -> Response | None:
+        if self.stage != "handshake":
+            return None
+        if isinstance(self.value, BaseException):
+            raise self.value
+        answer: Response = self.value
+        return answer
+
+    def verified(self) -> None:
+        if self.stage == "verify":
+            raise self.value
+
+    def output(self) -> Output:
+        if isinstance(self.value, BaseException):
+            raise self.value
+        output: Output = self.value
+        return output
+
+
+def check(connector: Connector, req: Request) -> Checked:
+    """Handshake, verify and map in one go: CPU work (form parsing, HMACs, JSON) that the
+    server runs on its thread pool, off the event loop. Never raises."""
+    try:
+        answer = connector.handshake(req)
+    except Exception as exc:
+        return Checked("handshake", exc)
+    if answer is not None:
+        return Checked("handshake", answer)
+    try:
+        connector.verify(req)
+    except Exception as exc:
+        return Checked("verify", exc)
+    try:
+        return Checked("map", connector.map_request(req))
+    except Exception as exc:
+        return Checked("map", exc)
