@@ -59,8 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="the ingest spool's directory (default <CONSENTINEL_HOME>/state/ingest-spool)",
     )
-    p.add_argument("--spool-max-mb", type=float, default=1024.0, help="spool bound (MiB)")
-    p.add_argument("--spool-max-age-h", type=float, default=72.0, help="spool bound (hours)")
+    p.add_argument(
+        "--spool-max-mb", type=float, default=1024.0, help="spool bound (MiB, default 1024)"
+    )
+    p.add_argument(
+        "--spool-max-age-h", type=float, default=72.0, help="spool bound (hours, default 72)"
+    )
     p.add_argument(
         "--no-spool",
         action="store_true",
@@ -126,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"consentinel ingest: {exc}", file=sys.stderr)
             return 78
     limits = Limits.for_record(max_record, max_body)
+    if max_body is not None and max_body > limits.max_body:
+        print(
+            f"consentinel ingest: --max-body-mb lowered to {limits.max_body} bytes, the largest "
+            f"body whose dead letter fits a {max_record}-byte record",
+            file=sys.stderr,
+        )
     server = IngestServer(settings, cfg, producer, limits=limits, spool=spool)
 
     async def run() -> None:
