@@ -189,7 +189,8 @@ class IngestServer:
         declared = request.content_length
         if declared is not None and declared > self.max_body:
             return self._too_large(name)
-        share = declared if declared is not None else self.max_body
+        # a body of unknown length (chunked) may be as large as the limit
+        share = declared if declared is not None else self.max_body if request.body_exists else 0
         if not await self.budget.acquire(share, self.limits.busy_wait_s):
             err = RetriableError("too many request bodies at once", retry_after=2.0)
             return self._busy(name, connector, err)
@@ -300,6 +301,8 @@ class IngestServer:
         """Kafka, or the spool; True when spooled. ``RetriableError`` when neither keeps
         them (spool full or disabled); ``InvalidInput`` when Kafka refuses a record."""
         spool = self.spool
+        if not records:
+            return False
         if spool is None:
             await self.producer.send_records(records)
             return False
