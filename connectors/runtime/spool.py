@@ -366,16 +366,17 @@ class Spool:
                 sent = await self.forward_once(send)
             except RetriableError as exc:
                 log.warning("spool: %d record(s) wait for Kafka: %s", self._events, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
             except InvalidInput as exc:  # cannot happen for what the server checked
                 log.error("spool: the oldest entry cannot be forwarded (%s); retrying", exc.code)
-                await asyncio.sleep(5.0)
+            except Exception as exc:  # a bug or the disk: keep the loop, say what happened
+                log.error("spool: forwarding failed (%s); retrying", type(exc).__name__)
+            else:
+                backoff = 0.5
+                if not self._pending:
+                    log.info("spool: forwarded everything (last batch %d record(s))", sent)
                 continue
-            backoff = 0.5
-            if not self._pending:
-                log.info("spool: forwarded everything (last batch %d record(s))", sent)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     def close(self) -> None:
         """Close the files and the I/O thread (waits for an append in progress)."""

@@ -195,3 +195,27 @@ async def test_a_position_whose_segment_is_gone_does_not_hide_new_entries(tmp_pa
     await third.forward_once(sink.send)
     assert sink.got == _records(2)
     third.close()
+
+
+async def test_the_forward_loop_survives_an_unexpected_error(tmp_path: Path) -> None:
+    spool = _open(tmp_path)
+    sink = Sink()
+    failures = [RuntimeError("a bug in a dependency (test)")]
+
+    async def flaky(records: list[Record]) -> int:
+        if failures:
+            raise failures.pop()
+        return await sink.send(records)
+
+    task = asyncio.ensure_future(spool.forward(flaky))
+    try:
+        await spool.append(_records(1))
+        for _ in range(100):
+            if spool.empty:
+                break
+            await asyncio.sleep(0.1)
+        assert not failures, "the failing send was never tried"
+        assert spool.empty and sink.got == _records(1), "the loop died with the error"
+    finally:
+        task.cancel()
+        spool.close()
