@@ -8,10 +8,17 @@
 
 What blocks: ``send_all`` and ``send_records`` wait for every acknowledgement, at most
 ``ack_timeout`` seconds. Any broker fault (unreachable, timeout, not enough replicas) is
-a ``RetriableError``: the caller answers 503 or keeps its checkpoint. Some records may
-still land after a timeout; their ids are deterministic, so a retry adds duplicates of
-the same id only. After a failure the underlying client is replaced, so a producer whose
-broker went away recovers on its own once it is back.
+a ``RetriableError``: the caller spools, answers ``busy_status`` or keeps its
+checkpoint. Some records may still land after a timeout; their ids are deterministic, so
+a retry adds duplicates of the same id only. After a timeout or a connection-level fault
+the underlying client is replaced, so a producer whose broker went away recovers on its
+own once it is back.
+
+A record that can never be written (larger than ``max_request_size``, or refused by the
+broker for its size) is ``InvalidInput`` ``record_too_large``, raised before anything of
+the call is produced when the size is known here; it never closes the client, which
+every connector instance of the process shares. ``fits`` says beforehand whether a
+record can be written.
 
 Keys: usage and consent records are keyed by ``partitioning.subject_message_key`` and
 placed by ``partitioning.partition_for`` (``placement.partitions`` for many keys at once),
@@ -29,12 +36,27 @@ import logging
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NoBrokersAvailable,
+    NodeNotReadyError,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    RequestTimedOutError,
+)
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from consentinel.connectors.contract import Output
 from consentinel.connectors.runtime import placement
 from consentinel.connectors.runtime.batching import PartitionBatcher
 from consentinel.streams.events import codec, topics
-from consentinel.streams.events.errors import RetriableError
+from consentinel.streams.events.errors import InvalidInput, RetriableError
 from consentinel.streams.events.partitioning import subject_message_key
 from consentinel.streams.events.records import DeadLetter
 from consentinel.streams.events.settings import Settings
@@ -42,6 +64,26 @@ from consentinel.streams.events.settings import Settings
 log = logging.getLogger("consentinel.connectors.producer")
 
 Record = tuple[str, bytes, bytes]  # topic, key, value
+
+#: faults of the client or the connection: the client is replaced (others keep it)
+_BROKEN_CLIENT = (
+    KafkaConnectionError,
+    NodeNotReadyError,
+    NoBrokersAvailable,
+    KafkaTimeoutError,
+    RequestTimedOutError,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
+    IllegalStateError,
+)
+#: faults of one record: it can never be written as it is
+_TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
+
+
+def record_size(key: bytes, value: bytes) -> int:
+    """The bytes one record takes in a batch of its own (what ``max_request_size`` bounds)."""
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, []))
 
 
 def records_of(output: Output, settings: Settings) -> list[Record]:
@@ -136,11 +178,28 @@ class EventProducer:
             self._producer = None
             self._discard(producer)
 
+    def fits(self, key: bytes, value: bytes) -> bool:
+        """Whether a record is small enough to be written at all."""
+        return record_size(key, value) <= self.max_request_size
+
     async def send_records(self, records: Iterable[Record]) -> int:
-        """Produce and wait until every record is acknowledged; returns how many."""
+        """Produce and wait until every record is acknowledged; returns how many.
+
+        Blocks at most ``ack_timeout`` seconds. Raises ``InvalidInput``
+        ``record_too_large`` (nothing of this call produced when the size is known here)
+        and ``RetriableError`` for broker faults.
+        """
         batch = list(records)
         if not batch:
             return 0
+        for topic, key, value in batch:
+            if not self.fits(key, value):
+                raise InvalidInput(
+                    "record_too_large",
+                    f"a {record_size(key, value)}-byte record for {topic} exceeds the "
+                    f"producer's max_request_size ({self.max_request_size}); it can never "
+                    "be written as it is",
+                )
         producer = await self._ensure()
         batcher = self._batcher
         try:
@@ -164,8 +223,14 @@ class EventProducer:
                 f"Kafka did not acknowledge {len(batch)} record(s) within {self.ack_timeout:g} s",
                 retry_after=5.0,
             ) from None
+        except _TOO_LARGE as exc:  # one record's fault: the shared client stays
+            raise InvalidInput(
+                "record_too_large",
+                f"Kafka refused a record of this request for its size ({type(exc).__name__})",
+            ) from None
         except (KafkaError, OSError) as exc:
-            self._fail(producer)
+            if isinstance(exc, (*_BROKEN_CLIENT, OSError)):
+                self._fail(producer)
             raise RetriableError(
                 f"Kafka refused or lost the records ({type(exc).__name__}); retry later",
                 retry_after=5.0,

@@ -6,30 +6,33 @@ Routes (every method):
     /healthz                                 liveness and Kafka state (loopback or token)
     /metrics                                 Prometheus metrics (loopback or token)
 
-Per request, in order (connectors/contract.py): read the raw body once (size limit);
-``handshake`` -> its answer; ``verify`` -> 401 on ``AuthenticationFailed`` (counted by
-reason, nothing produced); ``map_request`` -> on ``InvalidInput`` the raw body is sealed
-to the dead-letter topic with its reason and the answer is 400/422 with the code and
-sentence (503 if even the dead letter cannot be written); the events are produced and
-the answer is 200 only after Kafka acknowledged them; a broker fault is 503 with
-Retry-After, so the platform retries and the deterministic ids absorb the duplicate.
+Per request, in order (connectors/contract.py): refuse a declared body over the limit
+(413, ``limits``) and reserve its bytes (``busy_status`` when the budget stays full);
+read the raw body once (408 when it is too slow); then, off the event loop on a small
+thread pool, ``handshake`` -> its answer; ``verify`` -> 401 on ``AuthenticationFailed``
+(counted by reason, nothing produced); ``map_request`` -> on ``InvalidInput`` the raw
+body is sealed to the dead-letter topic with its reason and the answer is 400/422 with
+the code and sentence. Each ``ItemRejected`` of an output, and each event too large to
+be written, becomes a dead letter of its own and the rest is produced: 200. The answer
+comes only after Kafka acknowledged, or, when Kafka is away or slower than
+``ack_timeout``, after the records are fsync'd in the ingest spool (``spool``), which
+forwards them in order. Only when the spool is full (or disabled) is the answer the
+connector's ``busy_status`` with Retry-After.
 
 Log lines carry the instance, outcome, counts and event ids; never a body or an address.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
 import hmac
 import logging
 import math
-import signal
-import sys
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qs
 
 from aiohttp import web
 from consentinel.connectors import config as config_mod
@@ -40,9 +43,13 @@ from consentinel.connectors.contract import (
     Edge,
     Request,
 )
-from consentinel.connectors.runtime.deadletters import DeadLetters
-from consentinel.connectors.runtime.producer import EventProducer
-from consentinel.streams.events import codec, metrics
+from consentinel.connectors.runtime.deadletters import DeadLetters, output_records
+from consentinel.connectors.runtime.limits import ByteBudget, Limits, protocol_logger
+from consentinel.connectors.runtime.producer import EventProducer, Record
+from consentinel.connectors.runtime.spool import Spool
+from consentinel.connectors.runtime.webrequest import check, request_of
+from consentinel.streams.events import codec, metrics, topics
+from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.errors import InvalidInput, RetriableError
 from consentinel.streams.events.identity import Pseudonymizer
 from consentinel.streams.events.settings import Settings
@@ -50,16 +57,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 log = logging.getLogger("consentinel.ingest")
 
-MAX_BODY = 5 * 1024 * 1024
 #: InvalidInput codes that mean "could not even be decoded" (400); others are 422.
 UNDECODABLE = frozenset(
     {"malformed_json", "bad_encoding", "malformed_form", "empty_body", "not_an_object"}
 )
 _LOOPBACK = ("127.", "::1", "localhost")
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _json(
@@ -82,13 +84,20 @@ class IngestServer:
         cfg: config_mod.ConnectorsConfig,
         producer: EventProducer | None = None,
         *,
-        max_body: int = MAX_BODY,
+        max_body: int | None = None,
+        limits: Limits | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.settings = settings
         self.cfg = cfg
         self.producer = producer or EventProducer(settings, client_id="consentinel-ingest")
-        self.deadletters = DeadLetters(settings)
-        self.max_body = max_body
+        self.limits = limits or Limits.for_record(self.producer.max_request_size, max_body)
+        self.max_body = self.limits.max_body
+        self.deadletters = DeadLetters(settings, self.limits.max_record)
+        self.spool = spool
+        self.budget = ByteBudget(self.limits.inflight_bytes)
+        self._pool = ThreadPoolExecutor(self.limits.verify_threads, "ingest-verify")
+        self._forwarder: asyncio.Task[None] | None = None
         pseudo = Pseudonymizer(settings.pepper.reveal())
         self.connectors: dict[str, Connector] = {}
         for name, inst in cfg.instances.items():
@@ -114,14 +123,30 @@ class IngestServer:
         app.on_cleanup.append(self._cleanup)
         return app
 
+    def runner_kwargs(self) -> dict[str, Any]:
+        """aiohttp server options: no access log, protocol errors logged without the
+        request, idle (and header) timeout."""
+        return {
+            "access_log": None,
+            "logger": protocol_logger(),
+            "keepalive_timeout": self.limits.header_timeout_s,
+        }
+
     async def _startup(self, app: web.Application) -> None:
+        if self.spool is not None:
+            self._forwarder = asyncio.ensure_future(self.spool.forward(self.producer.send_records))
         try:
             await self.producer.start()
         except RetriableError as exc:
-            log.warning("starting without Kafka: %s; webhooks get 503 until it answers", exc)
+            log.warning("starting without Kafka: %s; requests are spooled until it answers", exc)
 
     async def _cleanup(self, app: web.Application) -> None:
+        if self._forwarder is not None:
+            self._forwarder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._forwarder
         await self.producer.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _trusted(self, request: web.Request) -> bool:
         remote = request.remote or ""
@@ -134,12 +159,14 @@ class IngestServer:
     async def healthz(self, request: web.Request) -> web.Response:
         if not self._trusted(request):
             return _json(401, {"error": "unauthorized"})
+        spool = self.spool
         return _json(
             200,
             {
                 "status": "ok",
                 "kafka": "connected" if self.producer.connected else "not connected",
                 "instances": sorted(self.connectors),
+                "spooled": spool.events if spool is not None else 0,
             },
         )
 
@@ -150,33 +177,6 @@ class IngestServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # -- one webhook -------------------------------------------------------------------
-    def _request(self, request: web.Request, body: bytes, received: int) -> Request:
-        name = request.match_info["instance"]
-        inst = self.connectors[name].instance
-        tail = request.match_info.get("tail", "")
-        qs = request.query_string
-        if inst.public_url:
-            url = inst.public_url + (f"/{tail}" if tail else "") + (f"?{qs}" if qs else "")
-        else:
-            url = f"{request.scheme}://{request.host}{request.raw_path}"
-        headers: dict[str, str] = {}
-        for key, value in request.headers.items():
-            k = key.lower()
-            if k in headers:
-                headers[k] = f"{headers[k]}, {value}"
-            else:
-                headers[k] = value
-        return Request(
-            method=request.method,
-            url=url,
-            path=f"/{tail}" if tail else "/",
-            query=parse_qs(qs, keep_blank_values=True) if qs else {},
-            headers=headers,
-            body=body,
-            remote=request.remote or "",
-            received_at_ms=received,
-        )
-
     async def hook(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["instance"]
         connector = self.connectors.get(name)
@@ -185,26 +185,39 @@ class IngestServer:
                 404, {"error": "unknown_instance", "message": "no connector instance at this URL"}
             )
         started = time.perf_counter()
-        received = _now_ms()
+        received = now_ms()
+        declared = request.content_length
+        if declared is not None and declared > self.max_body:
+            return self._too_large(name)
+        # a body of unknown length (chunked) may be as large as the limit
+        share = declared if declared is not None else self.max_body if request.body_exists else 0
+        if not await self.budget.acquire(share, self.limits.busy_wait_s):
+            err = RetriableError("too many request bodies at once", retry_after=2.0)
+            return self._busy(name, connector, err)
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self._count(name, "invalid")
-            log.warning("ingest instance=%s outcome=too_large limit=%d", name, self.max_body)
-            return _json(
-                413, {"error": "too_large", "message": f"the body exceeds {self.max_body} bytes"}
-            )
-        req = self._request(request, body, received)
-        try:
-            response = await self._handle(name, connector, req)
+            try:
+                async with asyncio.timeout(self.limits.body_timeout_s):
+                    body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return self._too_large(name)
+            except TimeoutError:
+                self._count(name, "invalid")
+                log.info("ingest instance=%s outcome=slow_body", name)
+                answer = _json(408, {"error": "timeout", "message": "the body came too slowly"})
+                answer.force_close()
+                return answer
+            req = request_of(request, connector.instance.public_url, body, received)
+            return await self._handle(name, connector, req)
         finally:
+            await self.budget.release(share)
             self._latency[name].observe(time.perf_counter() - started)
-        return response
 
     async def _handle(self, name: str, connector: Connector, req: Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        checked = await loop.run_in_executor(self._pool, check, connector, req)
         # 1. platform handshakes
         try:
-            answer = connector.handshake(req)
+            answer = checked.handshake()
         except AuthenticationFailed as exc:
             return self._unauthorized(name, exc)
         except InvalidInput as exc:
@@ -219,7 +232,7 @@ class IngestServer:
             )
         # 2. authenticate
         try:
-            connector.verify(req)
+            checked.verified()
         except AuthenticationFailed as exc:
             return self._unauthorized(name, exc)
         except AuthConfigError as exc:
@@ -233,39 +246,76 @@ class IngestServer:
             return _json(401, {"error": "unauthorized", "reason": exc.code})
         # 3. map
         try:
-            output = connector.map_request(req)
+            output = checked.output()
         except InvalidInput as exc:
-            return await self._invalid(name, req, exc)
+            return await self._invalid(name, connector, req, exc)
         except Exception as exc:  # a connector bug: keep the payload, tell the platform
             log.exception(
                 "ingest instance=%s outcome=error: connector raised %s", name, type(exc).__name__
             )
             err = InvalidInput("connector_error", f"the connector failed ({type(exc).__name__})")
-            return await self._invalid(name, req, err, status=500)
-        # 4. produce, answer after the acknowledgement
+            return await self._invalid(name, connector, req, err, status=500)
+        # 4. produce (or spool), answer after the acknowledgement (or the fsync)
+        records, rejected = output_records(
+            output, self.settings, self.deadletters, self.producer.fits, name, req
+        )
         try:
-            await self.producer.send_all(output)
+            spooled = await self._deliver(records)
+        except InvalidInput as exc:  # Kafka refused a record it was expected to take
+            return await self._invalid(name, connector, req, exc)
         except RetriableError as exc:
-            return self._unavailable(name, exc)
+            return self._busy(name, connector, exc)
         self._count(name, "accepted")
-        if output.usage:
-            self._events[(name, "usage")].inc(len(output.usage))
-        if output.consent:
-            self._events[(name, "consent")].inc(len(output.consent))
+        for code in rejected:
+            self.deadletters.count(name, code)
+            metrics.INGEST_ITEMS_REJECTED.labels(instance=name, reason=code).inc()
+        usage = len(output.usage) - rejected["usage_too_large"]
+        consent = len(output.consent) - rejected["consent_too_large"]
+        self._events[(name, "usage")].inc(usage)
+        self._events[(name, "consent")].inc(consent)
         if log.isEnabledFor(logging.INFO):
             event_ids = [u.event_id for u in output.usage] + [c.event_id for c in output.consent]
             more = len(event_ids) - 10
             log.info(
-                "ingest instance=%s outcome=accepted usage=%d consent=%d ids=%s",
+                "ingest instance=%s outcome=accepted usage=%d consent=%d rejected=%d spooled=%s "
+                "ids=%s",
                 name,
-                len(output.usage),
-                len(output.consent),
+                usage,
+                consent,
+                rejected.total(),
+                spooled,
                 ",".join(event_ids[:10]) + (f",+{more}" if more > 0 else ""),
             )
         return _json(
             200,
-            {"accepted": len(output), "usage": len(output.usage), "consent": len(output.consent)},
+            {
+                "accepted": usage + consent,
+                "usage": usage,
+                "consent": consent,
+                "rejected": rejected.total(),
+                "spooled": spooled,
+            },
         )
+
+    async def _deliver(self, records: list[Record]) -> bool:
+        """Kafka, or the spool; True when spooled. ``RetriableError`` when neither keeps
+        them (spool full or disabled); ``InvalidInput`` when Kafka refuses a record."""
+        spool = self.spool
+        if not records:
+            return False
+        if spool is None:
+            await self.producer.send_records(records)
+            return False
+        if not spool.empty:  # keep the order: behind what already waits
+            await spool.append(records)
+            return True
+        try:
+            await self.producer.send_records(records)
+            return False
+        except RetriableError as exc:
+            log.warning("ingest: Kafka did not take a request (%s); spooling it", exc)
+            await spool.append(records)
+            return True
 
     def _count(self, name: str, outcome: str) -> None:
         counter = self._counters.get((name, outcome))
@@ -275,24 +325,38 @@ class IngestServer:
             )
         counter.inc()
 
+    def _too_large(self, name: str) -> web.Response:
+        self._count(name, "invalid")
+        log.warning("ingest instance=%s outcome=too_large limit=%d", name, self.max_body)
+        answer = _json(
+            413, {"error": "too_large", "message": f"the body exceeds {self.max_body} bytes"}
+        )
+        answer.force_close()  # the rest of the body is not read
+        return answer
+
     def _unauthorized(self, name: str, exc: AuthenticationFailed) -> web.Response:
         self._count(name, "unauthorized")
         metrics.AUTH_FAILURES.labels(instance=name, reason=exc.reason).inc()
         log.info("ingest instance=%s outcome=unauthorized reason=%s", name, exc.reason)
         return _json(401, {"error": "unauthorized", "reason": exc.reason})
 
-    def _unavailable(self, name: str, exc: RetriableError) -> web.Response:
+    def _busy(self, name: str, connector: Connector, exc: RetriableError) -> web.Response:
         self._count(name, "unavailable")
         retry = max(1, math.ceil(exc.retry_after))
         log.warning("ingest instance=%s outcome=unavailable: %s", name, exc)
         return _json(
-            503,
+            connector.busy_status,
             {"error": "unavailable", "message": "events not stored; retry later"},
             {"Retry-After": str(retry)},
         )
 
     async def _invalid(
-        self, name: str, req: Request, exc: InvalidInput, status: int | None = None
+        self,
+        name: str,
+        connector: Connector,
+        req: Request,
+        exc: InvalidInput,
+        status: int | None = None,
     ) -> web.Response:
         letter = self.deadletters.letter(
             name,
@@ -303,10 +367,16 @@ class IngestServer:
             attributes={"method": req.method, "bytes": len(req.body)},
             received_at_ms=req.received_at_ms,
         )
+        topic = self.settings.topic(topics.DEADLETTER)
         try:
-            await self.producer.send_deadletter(letter)
+            await self._deliver([(topic, name.encode("utf-8"), codec.encode(letter))])
         except RetriableError as err:
-            return self._unavailable(name, err)
+            return self._busy(name, connector, err)
+        except InvalidInput as err:  # the broker refuses what fits max_request_size
+            self._count(name, "error")
+            msg = "Kafka refuses records under --max-record-kb: raise message.max.bytes"
+            log.error("ingest instance=%s outcome=unwritable code=%s: %s", name, err.code, msg)
+            return _json(500, {"error": "unwritable", "message": "the record cannot be stored"})
         self.deadletters.count(name, exc.code)
         self._count(name, "invalid" if status is None else "error")
         log.info("ingest instance=%s outcome=deadlettered code=%s", name, exc.code)
@@ -317,68 +387,8 @@ class IngestServer:
 # -- command line ----------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="consentinel ingest",
-        description="Run the webhook ingest server for the instances of a connectors file.",
-    )
-    p.add_argument(
-        "--config",
-        help=f"instances file (default ${config_mod.CONFIG_ENV} or ./{config_mod.DEFAULT_FILE})",
-    )
-    p.add_argument("--host", help="bind address (default CONSENTINEL_WEB_HOST, loopback)")
-    p.add_argument("--port", type=int, help="port (default CONSENTINEL_INGEST_PORT)")
-    p.add_argument(
-        "--max-body-mb",
-        type=float,
-        default=MAX_BODY / 1024 / 1024,
-        help="largest accepted body in MiB (default 5)",
-    )
-    return p
-
-
-async def serve(server: IngestServer, host: str, port: int, stop: asyncio.Event) -> None:
-    runner = web.AppRunner(server.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    print(
-        f"consentinel ingest: listening on http://{host}:{port}/hooks/<instance> for "
-        f"{len(server.connectors)} instance(s): {', '.join(sorted(server.connectors))}",
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    settings = Settings.from_env()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    cfg = config_mod.load(config_mod.default_path(args.config), settings)
-    if not cfg.instances:
-        print(
-            f"consentinel ingest: {cfg.path} defines no instance; nothing to serve", file=sys.stderr
-        )
-        return 78
-    host = args.host or settings.web_host
-    if not host.startswith(_LOOPBACK):
-        print(
-            f"consentinel ingest: binding {host}, not loopback: put it behind TLS", file=sys.stderr
-        )
-    server = IngestServer(settings, cfg, max_body=int(args.max_body_mb * 1024 * 1024))
+    """``consentinel ingest`` (connectors/runtime/ingest_command.py)."""
+    from consentinel.connectors.runtime import ingest_command
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(server, host, args.port or settings.ingest_port, stop)
-
-    asyncio.run(run())
-    return 0
+    return ingest_command.main(argv)

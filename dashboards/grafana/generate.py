@@ -619,6 +619,59 @@ def pipeline() -> Board:
         ],
         unit="reqps",
     )
+    b.panel(
+        "timeseries",
+        "Ingest spool: records waiting for Kafka",
+        [("max by (instance) (consentinel_ingest_spool_events)", "{{instance}}")],
+        w=8,
+        description="Answered 2xx and kept on the ingest server's disk while Kafka was away or slow.",
+    )
+    b.panel(
+        "timeseries",
+        "Ingest spool: bytes and age of the oldest entry",
+        [
+            ("max by (instance) (consentinel_ingest_spool_bytes)", "{{instance}} bytes"),
+            (
+                "max by (instance) (consentinel_ingest_spool_oldest_age_seconds)",
+                "{{instance}} oldest (s)",
+            ),
+        ],
+        w=8,
+        description="Past its bounds (1 GiB, 72 h by default) the server answers 503/429.",
+    )
+    b.panel(
+        "timeseries",
+        "Ingest spool: spooled and forwarded",
+        [
+            (
+                f"sum by (instance) (rate(consentinel_ingest_spool_appended_total[{RI}])) * 60",
+                "{{instance}} spooled",
+            ),
+            (
+                f"sum by (instance) (rate(consentinel_ingest_spool_forwarded_total[{RI}])) * 60",
+                "{{instance}} forwarded",
+            ),
+        ],
+        w=8,
+        description="Records a minute.",
+    )
+    b.panel(
+        "timeseries",
+        "Batch items refused one by one",
+        [
+            (
+                f'sum by (instance, reason) (rate(consentinel_ingest_items_rejected_total{{instance=~"$connector"}}[{RI}])) * 60',
+                "{{instance}} {{reason}}",
+            )
+        ],
+        description="Items dead-lettered a minute while the rest of their batch was accepted.",
+    )
+    b.panel(
+        "timeseries",
+        "Request body bytes held at once",
+        [("max by (instance) (consentinel_ingest_body_bytes_in_flight)", "{{instance}}")],
+        unit="bytes",
+    )
     b.row("Alert delivery")
     b.panel(
         "timeseries",

@@ -135,6 +135,36 @@ INGEST_LATENCY = _histogram(
     "Webhook handling time, receipt to Kafka acknowledgement, by connector instance.",
     ("instance",),
 )
+INGEST_SPOOL_EVENTS = _gauge(
+    "consentinel_ingest_spool_events",
+    "Records (events and dead letters) answered 2xx and kept in the ingest spool, waiting "
+    "for Kafka.",
+)
+INGEST_SPOOL_BYTES = _gauge(
+    "consentinel_ingest_spool_bytes", "Bytes of the ingest spool's entries waiting for Kafka."
+)
+INGEST_SPOOL_OLDEST_AGE = _gauge(
+    "consentinel_ingest_spool_oldest_age_seconds",
+    "Age of the oldest entry waiting in the ingest spool (0 when it is empty).",
+)
+INGEST_SPOOL_APPENDED = _counter(
+    "consentinel_ingest_spool_appended_total",
+    "Records written to the ingest spool because Kafka was away or slow.",
+)
+INGEST_SPOOL_FORWARDED = _counter(
+    "consentinel_ingest_spool_forwarded_total",
+    "Records forwarded from the ingest spool to Kafka (acknowledged).",
+)
+INGEST_BODY_BYTES_IN_FLIGHT = _gauge(
+    "consentinel_ingest_body_bytes_in_flight",
+    "Bytes of request bodies the ingest server holds at once (reserved by Content-Length).",
+)
+INGEST_ITEMS_REJECTED = _counter(
+    "consentinel_ingest_items_rejected_total",
+    "Items of accepted batches refused one by one and dead-lettered, by connector instance "
+    "and reason code.",
+    ("instance", "reason"),
+)
 
 # -- alerts -------------------------------------------------------------------------------
 INCIDENTS_OPEN = _gauge(

@@ -97,3 +97,15 @@ def second_broker(kafka_bootstrap: str) -> Iterator[SecondBroker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def spool_broker(kafka_bootstrap: str) -> Iterator[SecondBroker]:
+    port = int(os.environ.get("CONSENTINEL_TEST_SPOOL_KAFKA_PORT", "9377"))
+    assert f":{port}" not in kafka_bootstrap, "the private broker must not be the shared one"
+    broker = SecondBroker(port)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
@@ -64,7 +65,10 @@ async def ingest(
     cfg = config.load_text(CONFIG, settings, environ=ENV)
     producer = RecordingProducer(settings)
     server = IngestServer(settings, cfg, producer, max_body=64 * 1024)
-    client = TestClient(TestServer(server.app()))
+    test_server = TestServer(server.app())
+    # the options `consentinel ingest` runs with (logs, timeouts): given to the runner
+    await test_server.start_server(loop=asyncio.get_running_loop(), **server.runner_kwargs())
+    client = TestClient(test_server)
     await client.start_server()
     try:
         yield client, producer, server
@@ -82,7 +86,13 @@ async def test_valid_post_produces_after_ack(ingest) -> None:  # type: ignore[no
     body = (SAMPLES / "postmark_spam.json").read_bytes()
     resp = await client.post("/hooks/postmark-main", data=body, headers=AUTH)
     assert resp.status == 200
-    assert await resp.json() == {"accepted": 2, "usage": 1, "consent": 1}
+    assert await resp.json() == {
+        "accepted": 2,
+        "usage": 1,
+        "consent": 1,
+        "rejected": 0,
+        "spooled": False,
+    }
     assert [r[0] for r in producer.records] == ["unit." + topics.USAGE, "unit." + topics.CONSENT]
     usage = codec.decode(UsageEvent, producer.records[0][2])
     assert producer.records[0][1] == usage.subject_key.encode()
@@ -136,7 +146,7 @@ async def test_broker_down_is_503_with_retry_after(ingest) -> None:  # type: ign
     assert resp.status == 503 and resp.headers["Retry-After"] == "3"
     bad = b'{"RecordType":"Nope"}'
     resp = await client.post("/hooks/postmark-main", data=bad, headers=AUTH)
-    assert resp.status == 503, "a dead letter that cannot be written is a 503, not a 4xx"
+    assert resp.status == 503, "without a spool, a dead letter that cannot be written is a 503"
 
 
 async def test_url_rebuilt_from_public_url_and_tail(ingest) -> None:  # type: ignore[no-untyped-def]
