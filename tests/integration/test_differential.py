@@ -114,7 +114,8 @@ def test_worker_with_kills_agrees_with_the_oracle(settings: Settings, tmp_path: 
                 worker.wait_judging()
 
         # every use decided, then quiet for a while (corrections are done)
-        deadline = time.monotonic() + max(240.0, events / 100)
+        # today's worker judges ~60 events/s on a loaded 2-core machine (issue #9)
+        deadline = time.monotonic() + max(240.0, events / 30)
         quiet_since, seen = time.monotonic(), 0
         while time.monotonic() < deadline:
             outputs.poll()
