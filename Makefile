@@ -13,7 +13,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 export KAFKA_PORT ?= 9092
 export CONSENTINEL_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 
-.PHONY: help setup broker broker-stop broker-status topics lint format test test-unit test-integration run bench bench-env clean
+.PHONY: help setup broker broker-stop broker-status topics lint format test test-unit test-integration verify run bench bench-env clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,11 @@ test: setup broker ## the whole suite: lint, unit and integration tests on the r
 
 test-unit: setup ## unit tests only (no broker)
 	$(BIN)/python -m pytest -m 'not integration'
+
+verify: setup broker ## differential test, 1e6 events: worker (with SIGKILLs) vs the offline oracle; prints time and peak memory
+	CONSENTINEL_REQUIRE_BROKER=1 CONSENTINEL_DIFF_EVENTS=$${CONSENTINEL_DIFF_EVENTS:-1000000} \
+	  /usr/bin/time -f 'verify: %e s elapsed, peak RSS %M KB (test process)' \
+	  $(BIN)/python -m pytest -s -p no:cacheprovider tests/integration/test_differential.py
 
 run: setup ## run the monitor: broker, topics, workers, ingest, console, demo feed
 	@bash deploy/run.sh

@@ -107,8 +107,8 @@ def _refs(usage: UsageEvent, declaration: Declaration | None) -> frozenset[str]:
     if declaration is not None:
         # the lists its addresses came from: a consent scoped to one of them covers the use
         # even when the platform does not repeat the list id (deploy/REGISTRY.md)
-        sources = declaration.data_sources
-        out |= {declaration.decl_id, *sources, *(ids.declaration_id("list", s) for s in sources)}
+        bare = [s.removeprefix("list:") for s in declaration.data_sources]
+        out |= {declaration.decl_id, *bare, *(ids.declaration_id("list", s) for s in bare)}
     return frozenset(out)
 
 

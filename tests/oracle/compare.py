@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from consentinel.streams.events.records import Alert, AlertStatus, UsageEvent, Verdict
 
@@ -99,3 +100,39 @@ def compare(
         if v is not None and sorted(set(v.rule_ids)) != sorted(rules):
             report.wrong_last_verdict.append((use, sorted(set(v.rule_ids)), sorted(rules)))
     return report
+
+
+def explain(report: Report, history: Any, verdicts: Iterable[Verdict]) -> str:
+    """Sort the differences by cause: a late consent that arrived after the use had been
+    allowed (today's checker re-judges alerted uses only, #8 item 1), by its action, and
+    the rest (unexplained: a real disagreement to look at)."""
+    first: dict[str, Verdict] = {}
+    for v in verdicts:
+        first.setdefault(v.usage_event_id, v)
+    arrived: dict[str, int] = {}
+    late_by_subject: dict[str, list[tuple[int, str]]] = {}
+    for a in history.arrivals:
+        arrived.setdefault(a.event.event_id, a.at_ms)
+        if a.event.event_id in history.late_ids:
+            late_by_subject.setdefault(a.event.subject_key, []).append(
+                (a.at_ms, str(a.event.action))
+            )
+    uses = {u.event_id: u for u in history.usages}
+    causes: Counter[str] = Counter()
+    unexplained: list[str] = []
+    differing = {u for u, _ in report.missing_alert + report.extra_alert}
+    differing |= {u for u, _, _ in report.wrong_last_verdict}
+    for use in sorted(differing):
+        u, v = uses[use], first.get(use)
+        lates = [
+            action
+            for at, action in late_by_subject.get(u.subject_key, [])
+            if at > arrived[use] and v is not None and not v.rule_ids
+        ]
+        if lates:
+            causes[f"late {'/'.join(sorted(set(lates)))} after an allowed verdict"] += 1
+        else:
+            unexplained.append(use)
+    parts = [f"{n} uses: {cause}" for cause, n in sorted(causes.items())]
+    parts.append(f"{len(unexplained)} unexplained {unexplained[:10]}")
+    return "; ".join(parts)

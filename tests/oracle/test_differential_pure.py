@@ -58,7 +58,8 @@ def check(seed: int, events: int, knobs: Any) -> None:
     assert report.ok, (
         f"the checker disagrees with the oracle on {history.describe()} "
         f"(late withdrawals {'on' if knobs.late_withdrawals else 'off'}); replay with "
-        f"CONSENTINEL_SEED={seed} CONSENTINEL_EVENTS={events}\n{report.text()}"
+        f"CONSENTINEL_SEED={seed} CONSENTINEL_EVENTS={events}\n{report.text()}\n"
+        f"causes: {compare.explain(report, history, out.verdicts)}"
     )
 
 
