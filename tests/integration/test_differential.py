@@ -12,20 +12,22 @@ Replay: ``CONSENTINEL_SEED=<seed>`` (printed on failure).
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import itertools
 import os
 import random
 import resource
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
+import compare
+import generator as gen
+import oracle
 import pytest
-from consentinel.streams import registry_cmd, topics_admin
+import worker_harness as h
+from consentinel.streams import topics_admin
 from consentinel.streams.events.settings import Settings
+from consentinel.streams.registry import command as registry_cmd
 
 pytestmark = pytest.mark.integration
 
@@ -33,24 +35,6 @@ HERE = Path(__file__).resolve().parent
 ORACLE = HERE.parent / "oracle"
 GRACE_S = 2
 KILLS = 3
-
-
-def _load(name: str, path: Path) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_loader = _load("consentinel_oracle_loader", ORACLE / "loader.py")
-gen = _loader.load("generator")
-oracle = _loader.load("oracle")
-compare = _loader.load("compare")
-h = _load("consentinel_worker_harness", HERE.parent / "streams" / "worker_harness.py")
 
 
 def _registry_yaml(path: Path) -> Path:

@@ -11,31 +11,15 @@ Replay one seed: ``CONSENTINEL_SEED=123 pytest tests/oracle/test_differential_pu
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
-import sys
-from pathlib import Path
 from typing import Any
 
+import compare
+import drive
+import generator as gen
+import oracle
 import pytest
-
-
-def _load_loader() -> Any:
-    path = Path(__file__).resolve().parent / "loader.py"
-    spec = importlib.util.spec_from_file_location("consentinel_oracle_loader", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["consentinel_oracle_loader"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_loader = _load_loader()
-gen = _loader.load("generator")
-oracle = _loader.load("oracle")
-drive = _loader.load("drive")
-compare = _loader.load("compare")
 
 SEEDS = (20261204, 7, 1312, 99991)
 EVENTS_PER_SEED = 5_000
