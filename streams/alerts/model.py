@@ -105,9 +105,17 @@ class Incident:
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
-        """Every rule broken, in the order they first fired (the first alert's alone for an
+        """Every rule broken, in the reference's order (R2 before R13, then configuration
+        rules), whatever order partitions delivered them in (the first alert's alone for an
         incident stored before rules were counted)."""
-        return tuple(r.rule_id for r in self.rules) or (self.rule_id,)
+        return tuple(sorted((r.rule_id for r in self.rules), key=rule_order)) or (self.rule_id,)
+
+
+def rule_order(rule_id: str) -> tuple[int, int, str]:
+    """Sort key of rule ids: ``R<n>`` by number, then anything else (``CFG-…``) by name."""
+    if rule_id[:1] == "R" and rule_id[1:].isdigit():
+        return (0, int(rule_id[1:]), "")
+    return (1, 0, rule_id)
 
 
 @dataclass(frozen=True, slots=True)

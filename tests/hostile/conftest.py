@@ -70,7 +70,8 @@ def _port_open(port: int) -> bool:
 
 
 def _seed_store(path: Path) -> None:
-    """Alerts whose campaign, controller, purpose and summary are CSV-injection probes."""
+    """Alerts whose summary, purpose and rule source are CSV-injection probes, all of one
+    incident (one controller and campaign: the default grouping), so one export holds them."""
     from consentinel.streams.alerts.store import IncidentStore
     from consentinel.streams.events import ids
     from consentinel.streams.events.records import Alert, Channel, Severity
@@ -88,12 +89,12 @@ def _seed_store(path: Path) -> None:
                 usage_event_id=usage,
                 subject_key="sk-" + uuid.uuid4().hex,
                 hint="a***@e***.org",
-                controller=probe,
+                controller="hostile-controller",
                 channel=Channel.EMAIL,
                 summary=probe,
                 occurred_at_ms=1_780_000_000_000 + n,
                 detected_at_ms=1_780_000_000_000 + n * 1000,
-                campaign_id=probe,
+                campaign_id="csv-probes",
                 purpose_used=probe,
             )
         )
