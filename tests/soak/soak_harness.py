@@ -207,8 +207,8 @@ def create_topics(settings: Settings, replication: int) -> None:
 
     ``consentinel topics create`` makes replication factor 1 topics; on a cluster with
     min.insync.replicas=2 those could never be written with acks=all."""
-    from consentinel.streams.registry import command as registry_cmd
     from consentinel.streams.checker.ticks import TICK_TOPIC_CONFIG, tick_topic
+    from consentinel.streams.registry import command as registry_cmd
     from kafka.admin import KafkaAdminClient, NewTopic
 
     specs = topics.topic_specs(settings.partitions, settings.topic_prefix)
