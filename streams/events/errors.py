@@ -4,7 +4,9 @@
   payload (encrypted) to the dead-letter topic with ``code``; processors dead-letter it.
   Retrying cannot help.
 - ``RetriableError``: a dependency is down or slow (broker, sink). Retried with backoff,
-  counted in metrics; a webhook is answered 503 with Retry-After, never 2xx.
+  counted in metrics. The ingest server keeps a webhook's verified events in its durable
+  spool (fsync'd, sealed) and answers 2xx; only when the spool is full is it answered the
+  connector's ``busy_status`` (503, or 429) with Retry-After.
 - ``FatalConfigError``: the process is misconfigured. It refuses to start and lists
   every problem with what to do about it.
 
