@@ -8,22 +8,17 @@ machine), independently of ``CONSENTINEL_WEB_HOST`` (the console's). When
 must carry ``Authorization: Bearer <token>`` (Prometheus: ``authorization: {credentials_file:
 ...}`` in the scrape config); anything else is 401. Comparisons are constant-time.
 
-Two servers use it: the router's aiohttp app (``ops_app`` + ``serve``) and the worker's
-Prometheus exposition (``serve_metrics_in_thread``, a WSGI server in a daemon thread, as
-``prometheus_client.start_http_server`` runs one).
+The router's aiohttp app uses it (``ops_app`` + ``serve``); the worker's WSGI exposition
+(``streams/worker/health.py``) applies the same ``OpsAccess``.
 
-What blocks: ``serve`` awaits the bind; ``serve_metrics_in_thread`` binds on the calling
-thread and serves on its own. Both raise ``OSError`` when the port is taken.
+What blocks: ``serve`` awaits the bind and raises ``OSError`` when the port is taken.
 ``OpsAccess.from_env`` raises ``FatalConfigError`` listing every problem.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Awaitable, Callable, Iterable
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from aiohttp import web
 from consentinel.streams.events.ops_access import UNAUTHORIZED, OpsAccess
@@ -62,33 +57,3 @@ async def serve(app: web.Application, port: int) -> tuple[web.AppRunner, int]:
     server: Any = site._server
     sockets = getattr(server, "sockets", None) or []
     return runner, (sockets[0].getsockname()[1] if sockets else port)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """No access log: the request line could carry what we do not log."""
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-def serve_metrics_in_thread(port: int, registry: Any, access: OpsAccess) -> WSGIServer:
-    """The worker's ``/metrics`` (Prometheus text) behind ``access``, served by a daemon
-    thread; ``shutdown()`` the returned server to stop it."""
-    from prometheus_client import make_wsgi_app
-
-    exposition = make_wsgi_app(registry)
-
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        if not access.allows(environ.get("HTTP_AUTHORIZATION")):
-            start_response(
-                "401 Unauthorized",
-                [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")],
-            )
-            return [UNAUTHORIZED.encode()]
-        return exposition(environ, start_response)
-
-    server = make_server(access.host, port, app, _ThreadingServer, handler_class=_QuietHandler)
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server

@@ -3,19 +3,13 @@ by default whatever CONSENTINEL_WEB_HOST says, and behind a token when one is se
 
 from __future__ import annotations
 
-import asyncio
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 import pytest
-from alerting import free_port
 from consentinel.streams.alerts import config as router_config
-from consentinel.streams.alerts.ops_endpoints import serve_metrics_in_thread
 from consentinel.streams.alerts.router import Router
 from consentinel.streams.events.errors import FatalConfigError
-from consentinel.streams.events.metrics import REGISTRY
 from consentinel.streams.events.ops_access import OpsAccess
 
 OPS_TOKEN = "ops-token-0123456789abcdef"
@@ -91,24 +85,3 @@ def test_ops_access_compares_the_bearer_token() -> None:
     assert not access.allows(OPS_TOKEN)
     assert not access.allows(f"Bearer {OPS_TOKEN}x")
     assert OpsAccess().allows(None)
-
-
-async def test_the_worker_exposition_helper_is_guarded_too() -> None:
-    port = free_port()
-    server = serve_metrics_in_thread(port, REGISTRY, OpsAccess(token=OPS_TOKEN.encode()))
-    try:
-        assert server.server_address[0] == "127.0.0.1"
-
-        def get(headers: dict[str, str]) -> int:
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
-            try:
-                with urllib.request.urlopen(req, timeout=30) as resp:
-                    return int(resp.status)
-            except urllib.error.HTTPError as exc:
-                return exc.code
-
-        assert await asyncio.to_thread(get, {}) == 401
-        assert await asyncio.to_thread(get, {"Authorization": f"Bearer {OPS_TOKEN}"}) == 200
-    finally:
-        server.shutdown()
-        server.server_close()
