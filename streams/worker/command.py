@@ -182,7 +182,7 @@ def main(argv: list[str]) -> int:
         f"  writes   {names.verdicts}, {names.alerts}, {names.deadletter}",
         f"  state    {settings.state_dir / 'faust'} (RocksDB; changelogs "
         f"{app_id(settings)}-*-changelog)",
-        f"  metrics  http://{OpsAccess.from_env().host}:{settings.metrics_port}/metrics "
+        f"  metrics  http://{served.server_address[0]}:{settings.metrics_port}/metrics "
         f"(readiness: /healthz)",
     ]
     if is_loopback(settings.web_host):
