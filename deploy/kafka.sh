@@ -19,7 +19,9 @@
 #   CONSENTINEL_HOME       cache root (default $HOME/.cache/consentinel); jars in kafka-<version>/lib,
 #                          data and logs in kafka-data-<port>/
 #   KAFKA_HEAP_OPTS        default "-Xms512m -Xmx1g"
-#   KAFKA_START_TIMEOUT    seconds to wait for the broker to answer (default 60)
+#   KAFKA_START_TIMEOUT    seconds to wait for the broker to answer while its log shows no
+#                          progress (default 60); loading a large data dir keeps extending it
+#   KAFKA_START_MAX        the longest start-up wait, progress or not (default 900)
 #   KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM before SIGKILL (default 30)
 # Set by deploy/kafka-cluster.sh for each node of a local cluster (rarely by hand):
 #   KAFKA_DATA_DIR         this node's data dir (default $CONSENTINEL_HOME/kafka-data-<port>)
@@ -39,6 +41,7 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 CONSENTINEL_HOME="${CONSENTINEL_HOME:-$HOME/.cache/consentinel}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
+KAFKA_START_MAX="${KAFKA_START_MAX:-900}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 
 PROG="deploy/kafka.sh"
@@ -61,7 +64,7 @@ validate_ports() {
     die 2 "KAFKA_CONTROLLER_PORT must differ from KAFKA_PORT (both are $KAFKA_PORT)."
 }
 validate_ports
-for _v in KAFKA_START_TIMEOUT KAFKA_STOP_TIMEOUT; do
+for _v in KAFKA_START_TIMEOUT KAFKA_START_MAX KAFKA_STOP_TIMEOUT; do
   [[ "${!_v}" =~ ^[0-9]+$ ]] || die 2 "$_v='${!_v}' must be a whole number of seconds."
 done
 # Absolute, so the pid/cmdline checks work from any working directory.
@@ -280,7 +283,7 @@ take_lock() {  # serialise start/stop/reset for one data dir (two test runs star
   mkdir -p "$DATA_DIR"
   exec 9>"$DATA_DIR/.lock"
   if command -v flock >/dev/null 2>&1; then
-    flock -w $((KAFKA_START_TIMEOUT + KAFKA_STOP_TIMEOUT + 30)) 9 ||
+    flock -w $((KAFKA_START_MAX + KAFKA_STOP_TIMEOUT + 30)) 9 ||
       die 1 "another $PROG command holds $DATA_DIR/.lock and did not finish; check 'ps aux | grep kafka.sh'."
   fi
 }
@@ -396,13 +399,30 @@ format_storage() {
 # Commands.
 
 wait_until_ready() {  # pid log_offset -> 0 when it answers, 1 if the process died, 2 on timeout
-  local pid=$1 off=$2 deadline=$((SECONDS + KAFKA_START_TIMEOUT))
-  while (( SECONDS < deadline )); do
+  # KAFKA_START_TIMEOUT counts seconds *without progress*: a broker that is still loading a
+  # large data dir writes to server.log ("... completed in ..."), and each write moves the
+  # deadline. KAFKA_START_MAX bounds the whole wait whatever the log says.
+  local pid=$1 off=$2 deadline=$((SECONDS + KAFKA_START_TIMEOUT)) hard=$((SECONDS + KAFKA_START_MAX))
+  local size last=-1 noted=0
+  while (( SECONDS < deadline && SECONDS < hard )); do
     proc_alive "$pid" || return 1
     if log_says_started "$off" && kafka_answers; then return 0; fi
+    size=$(stat -c %s "$SERVER_LOG" 2>/dev/null || echo 0)
+    if (( size != last )); then
+      last=$size
+      deadline=$((SECONDS + KAFKA_START_TIMEOUT))
+    fi
+    if (( SECONDS - noted >= 30 )); then
+      noted=$SECONDS
+      (( noted > 30 )) && say "still starting (the broker is loading its logs: $(progress_line "$off")); waiting while it makes progress ..."
+    fi
     sleep 0.3
   done
   return 2
+}
+
+progress_line() {  # byte offset -> the last "n/m completed" the log loader printed, if any
+  tail -c +$(( $1 + 1 )) "$SERVER_LOG" 2>/dev/null | grep -o '[0-9]*/[0-9]* completed' | tail -n 1 || true
 }
 
 stop_pid() {  # pid -> SIGTERM, wait, SIGKILL
@@ -495,10 +515,10 @@ cmd_start() {
       ;;
     *)
       show_last_logs 25 "$off"
-      warn "broker did not answer on $HOST:$KAFKA_PORT within ${KAFKA_START_TIMEOUT} s; stopping it (pid $pid) so nothing half-started is left behind."
+      warn "broker did not answer on $HOST:$KAFKA_PORT (no progress for ${KAFKA_START_TIMEOUT} s, or ${KAFKA_START_MAX} s in all); stopping it (pid $pid) so nothing half-started is left behind."
       stop_pid "$pid" || true
-      die 1 "Kafka did not start within ${KAFKA_START_TIMEOUT} s (logs above; full log: $SERVER_LOG).
-  On a slow or busy machine retry with a longer timeout: KAFKA_START_TIMEOUT=180 $PROG start"
+      die 1 "Kafka did not start: no progress for ${KAFKA_START_TIMEOUT} s, or more than ${KAFKA_START_MAX} s in all (logs above; full log: $SERVER_LOG).
+  On a slow or busy machine retry with longer waits: KAFKA_START_TIMEOUT=180 KAFKA_START_MAX=1800 $PROG start"
       ;;
   esac
 }

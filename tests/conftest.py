@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from consentinel.streams.events.settings import Settings
+from topicnames import fresh_prefix, of_this_run
 
 BOOTSTRAP = os.environ.get("CONSENTINEL_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
@@ -38,7 +38,7 @@ def kafka_bootstrap() -> str:
 @pytest.fixture
 def topic_prefix() -> str:
     """A unique topic prefix per test, so tests never see each other's records."""
-    return f"t{uuid.uuid4().hex[:10]}."
+    return fresh_prefix("t")
 
 
 @pytest.fixture
@@ -86,6 +86,30 @@ def pytest_sessionstart(session):
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP.split(","))
     try:
         session.config.preexisting_topics = set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Delete the topics this run created (and only those: see ``tests/topicnames.py``).
+    Best effort: a broker that is gone by now is reported, never turned into a failure."""
+    if not _broker_answers(BOOTSTRAP):
+        return
+    from kafka.admin import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP.split(","), request_timeout_ms=60_000)
+    except Exception as exc:  # clean-up must not fail the run
+        print(f"\ntest topics not deleted: the broker did not answer ({exc})")
+        return
+    try:
+        ours = sorted(t for t in admin.list_topics() if of_this_run(t))
+        for start in range(0, len(ours), 200):
+            admin.delete_topics(ours[start : start + 200], timeout_ms=60_000)
+        if ours:
+            print(f"\ndeleted the {len(ours)} topics this run created")
+    except Exception as exc:
+        print(f"\nsome test topics not deleted ({exc}); left over, they slow the broker start")
     finally:
         admin.close()
 

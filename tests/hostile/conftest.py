@@ -19,6 +19,7 @@ from typing import Any
 import hostile_corpus as corpus  # tests/hostile is on pytest's pythonpath
 import hostile_harness as harness
 import pytest
+from topicnames import fresh_prefix
 
 ROWS = harness.ROWS
 CSV_PROBES = corpus.CSV_PROBES
@@ -113,7 +114,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     base = tmp_path_factory.mktemp("hostile")
     logs = base / "logs"
     logs.mkdir()
-    prefix = f"hostile{uuid.uuid4().hex[:8]}."
+    prefix = fresh_prefix("hostile")
     token = "hostile-console-token-" + uuid.uuid4().hex
     ingest_port, console_port = harness.free_port(), harness.free_port()
     env = {

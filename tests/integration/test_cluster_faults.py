@@ -33,6 +33,7 @@ REPLICAS = 3
 
 
 import soak_harness as H  # noqa: E402  (tests/soak is on pytest's pythonpath)
+from topicnames import fresh_prefix  # noqa: E402
 
 
 def _cluster(*args: str) -> str:
@@ -101,7 +102,7 @@ def test_broker_sigkill_during_ingest_loses_no_event_and_no_alert(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     settings: Settings = make_settings(
-        topic_prefix=f"cf{run}.",
+        topic_prefix=fresh_prefix("cf"),
         bootstrap_servers=cluster,
         partitions=3,
         grace_seconds=30,

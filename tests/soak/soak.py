@@ -30,8 +30,9 @@ HERE = Path(__file__).resolve().parent
 
 
 # run as a program: the harness beside it, the worker tests' helpers it uses
-sys.path[:0] = [str(HERE), str(HERE.parent / "streams")]
+sys.path[:0] = [str(HERE), str(HERE.parent / "streams"), str(HERE.parent)]
 import soak_harness as H  # noqa: E402
+from topicnames import fresh_prefix  # noqa: E402
 
 
 def _router_alerts(home: Path) -> set[str]:
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             "CONSENTINEL_ENV": "test",
             "CONSENTINEL_HOME": str(home / "home"),
             "CONSENTINEL_BOOTSTRAP_SERVERS": args.bootstrap,
-            "CONSENTINEL_TOPIC_PREFIX": f"soak{run}.",
+            "CONSENTINEL_TOPIC_PREFIX": fresh_prefix("soak"),
             "CONSENTINEL_APP_ID": f"consentinel-soak{run}",
             "CONSENTINEL_PARTITIONS": "3",
             "CONSENTINEL_GRACE_SECONDS": "30",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from consentinel.streams.events.partitioning import partition_for, subject_messa
 from consentinel.streams.events.records import ConsentEvent, UsageEvent
 from consentinel.streams.events.settings import Settings
 from kafka.admin import KafkaAdminClient
+from topicnames import fresh_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -127,9 +127,8 @@ def runs(kafka_bootstrap: str, make_settings, tmp_path: Path) -> Iterator[tuple[
         )
         return s
 
-    tag = uuid.uuid4().hex[:8]
-    solo = Run("solo", settings(f"t{tag}s."), tmp_path, workers=1)
-    pair = Run("pair", settings(f"t{tag}p."), tmp_path, workers=2)
+    solo = Run("solo", settings(fresh_prefix("solo")), tmp_path, workers=1)
+    pair = Run("pair", settings(fresh_prefix("pair")), tmp_path, workers=2)
     yield solo, pair
     solo.close()
     pair.close()

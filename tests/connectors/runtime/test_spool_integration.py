@@ -25,6 +25,7 @@ from consentinel.connectors.auth import basic_auth_header
 from consentinel.connectors.declarative import EXAMPLES
 from consentinel.streams.events import codec, topics
 from consentinel.streams.events.records import UsageEvent
+from topicnames import fresh_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +127,7 @@ def test_outage_and_sigkill_lose_nothing_answered_2xx(
     from consentinel.streams import topics_admin
 
     settings = make_settings(
-        topic_prefix=f"spool{int(time.time())}.", bootstrap_servers=spool_broker.bootstrap
+        topic_prefix=fresh_prefix("spool"), bootstrap_servers=spool_broker.bootstrap
     )
     with open(os.devnull, "w") as sink:
         topics_admin.create(settings, out=sink)
