@@ -124,6 +124,10 @@ class World:
                 decl = self.declaration(u)
                 who = decl.controller if decl else u.controller
                 self.contacts.setdefault((u.subject_key, who), []).append(u.occurred_at_ms)
+        # who dealt with whom, indexed once (a scan of every pair per use is quadratic)
+        self.known: dict[str, set[str]] = {s: set(lines) for s, lines in self.by_subject.items()}
+        for subject, controller in [*self.erased, *self.contacts]:
+            self.known.setdefault(subject, set()).add(controller)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -148,10 +152,8 @@ class World:
         ]
 
     def controllers(self, subject: str) -> set[str]:
-        out = set(self.by_subject.get(subject, {}))
-        out |= {c for (s, c) in self.erased if s == subject}
-        out |= {c for (s, c) in self.contacts if s == subject}
-        return out
+        """Every controller the subject has dealt with: consents, erasures, contacts."""
+        return self.known.get(subject, set())
 
 
 def _speaks(e: ConsentEvent, purpose: str | None, channel: str, refs: set[str]) -> bool:

@@ -279,6 +279,7 @@ class Outputs:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            max_poll_records=5000,
         )
         names = [settings.topic(topics.VERDICTS), settings.topic(topics.ALERTS)]
         self.verdict_topic, self.alert_topic = names
