@@ -29,16 +29,7 @@ from consentinel.connectors.auth import (
     verify_url_token,
 )
 from consentinel.connectors.builtin import _msgutil as u
-from consentinel.connectors.contract import (
-    Address,
-    AuthConfigError,
-    Connector,
-    Edge,
-    Instance,
-    Request,
-)
 from consentinel.connectors.tcf import TCStringError, decode_tc_string
-from consentinel.connectors.toolkit import Emitter
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import Channel, ConsentAction, ConsentEvent, Proof
@@ -52,8 +43,8 @@ _ADDRESS_LIKE = re.compile(r"@|\d{6,}")
 
 
 def address(
-    edge: Edge, raw: Any, *, region: str, what: str, kind: str | None = None
-) -> tuple[Address, str]:
+    edge: tk.Edge, raw: Any, *, region: str, what: str, kind: str | None = None
+) -> tuple[tk.Address, str]:
     """Key an identifier that is an e-mail or a phone number, decided by ``kind`` (a platform's
     identifier type) or else by shape; anything else (a CRM id) is ``no_address``."""
     if not isinstance(raw, str) or not raw.strip():
@@ -92,16 +83,16 @@ def digest(value: str) -> str:
 # -- authentication ---------------------------------------------------------------------
 
 
-def auth_mode(instance: Instance, default: str = "token") -> str:
+def auth_mode(instance: tk.Instance, default: str = "token") -> str:
     mode = str(instance.options.get("auth") or default)
     if mode not in ("token", "basic", "bearer", "header"):
-        raise AuthConfigError(
+        raise tk.AuthConfigError(
             f"instance {instance.name!r}: options.auth must be token, basic, bearer or header"
         )
     return mode
 
 
-def verify(instance: Instance, request: Request, default: str = "token") -> None:
+def verify(instance: tk.Instance, request: tk.Request, default: str = "token") -> None:
     """``token``: ``?token=`` in the URL (``options['token_param']``); ``basic``: Authorization
     Basic (``options['username']``, secret ``password``); ``bearer``: ``Authorization: Bearer``
     static token (secret ``token``); ``header``: the bare token in ``options['token_header']``."""
@@ -121,7 +112,7 @@ def verify(instance: Instance, request: Request, default: str = "token") -> None
         verify_url_token(tk.secrets(instance, "token"), request.url, param=param)
 
 
-def sign(request: Request, instance: Instance, default: str = "token") -> Request:
+def sign(request: tk.Request, instance: tk.Instance, default: str = "token") -> tk.Request:
     mode = auth_mode(instance, default)
     if mode == "basic":
         username = str(instance.options.get("username") or "")
@@ -147,7 +138,7 @@ class Choice:
     channels: tuple[Channel, ...] = ()
 
 
-def channels_for(instance: Instance, vendor_id: str) -> tuple[Channel, ...]:
+def channels_for(instance: tk.Instance, vendor_id: str) -> tuple[Channel, ...]:
     table = instance.options.get("purpose_channels") or {}
     value = table.get(vendor_id) if isinstance(table, Mapping) else None
     names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
@@ -163,7 +154,7 @@ class Group:
     unmapped: list[str]
 
 
-def resolve(connector: Connector, choices: Iterable[Choice]) -> list[Group]:
+def resolve(connector: tk.Connector, choices: Iterable[Choice]) -> list[Group]:
     """Group vendor choices into (action, channels) with canonical and unmapped purposes."""
     items = list(choices)
     negative: set[tuple[str, tuple[Channel, ...]]] = set()
@@ -189,13 +180,13 @@ def resolve(connector: Connector, choices: Iterable[Choice]) -> list[Group]:
 
 
 def consent_events(
-    connector: Connector,
+    connector: tk.Connector,
     groups: Sequence[Group],
     *,
     dedupe: tuple[Any, ...],
     occurred: int,
     received: int,
-    addr: Address,
+    addr: tk.Address,
     controller: str,
     proof: Proof | None,
     attributes: Mapping[str, Any],
@@ -203,7 +194,7 @@ def consent_events(
 ) -> list[ConsentEvent]:
     """One ConsentEvent per (action, channels) group; ids from ``dedupe`` (the platform's
     identity of the consent record), the action and the channels."""
-    emit = Emitter(connector, received)
+    emit = tk.Emitter(connector, received)
     return [
         emit.consent(
             (*dedupe, g.action.value, ",".join(c.value for c in g.channels)),
@@ -227,13 +218,13 @@ def consent_events(
 
 
 def tcf_events(
-    connector: Connector,
+    connector: tk.Connector,
     raw: str,
     *,
     dedupe: tuple[Any, ...],
     occurred: int,
     received: int,
-    addr: Address,
+    addr: tk.Address,
     controller: str,
     record_ref: str | None = None,
 ) -> tuple[list[ConsentEvent], dict[str, Any]]:

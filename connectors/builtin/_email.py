@@ -23,16 +23,6 @@ from consentinel.connectors.auth import (
     verify_header_token,
     verify_shared_token,
 )
-from consentinel.connectors.contract import (
-    Address,
-    ConfigField,
-    Connector,
-    Edge,
-    Instance,
-    Output,
-    Request,
-    sending_domain,
-)
 from consentinel.streams.events.codec import loads
 from consentinel.streams.events.errors import InvalidInput
 
@@ -112,7 +102,7 @@ def id_list(value: Any, field: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def email(edge: Edge, value: Any, field: str) -> Address:
+def email(edge: tk.Edge, value: Any, field: str) -> tk.Address:
     """Key an e-mail address; ``missing_field`` when absent, ``bad_email`` when not one."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise InvalidInput("missing_field", f"{field} is missing")
@@ -161,13 +151,13 @@ def sender_address(value: Any) -> str | None:
     """
     if not isinstance(value, str) or "@" not in value or len(value) > _MAX_ATTR:
         return None
-    return sending_domain(value)
+    return tk.sending_domain(value)
 
 
 # -- purposes ----------------------------------------------------------------------------
 
 
-def purposes(connector: Connector, vendor_ids: Iterable[str]) -> tuple[list[str], list[str]]:
+def purposes(connector: tk.Connector, vendor_ids: Iterable[str]) -> tuple[list[str], list[str]]:
     """(canonical purposes, unmapped vendor ids): never a guess; unmapped fails closed."""
     mapped: list[str] = []
     unmapped: list[str] = []
@@ -180,7 +170,7 @@ def purposes(connector: Connector, vendor_ids: Iterable[str]) -> tuple[list[str]
     return list(dict.fromkeys(mapped)), list(dict.fromkeys(unmapped))
 
 
-def declared_purpose(connector: Connector, vendor_purpose: str | None) -> str | None:
+def declared_purpose(connector: tk.Connector, vendor_purpose: str | None) -> str | None:
     """A sender-declared purpose (metadata, custom args) mapped to a canonical key."""
     return connector.purpose(vendor_purpose) if vendor_purpose else None
 
@@ -202,14 +192,14 @@ def metadata_purpose(value: Any, key: str) -> str | None:
 # -- secrets and unsigned platforms ------------------------------------------------------
 
 
-def path_token(request: Request) -> str | None:
+def path_token(request: tk.Request) -> str | None:
     """The last non-empty segment of the request path (``/hooks/mailchimp/<token>``)."""
     path = request.path or urlsplit(request.url).path
     segments = [s for s in path.split("/") if s]
     return segments[-1] if segments else None
 
 
-def verify_unsigned(request: Request, instance: Instance, secret: str = "token") -> None:
+def verify_unsigned(request: tk.Request, instance: tk.Instance, secret: str = "token") -> None:
     """Authenticate a platform that signs nothing, by the shared secret wherever it is:
 
     - ``Authorization: Basic`` (credentials embedded in the callback URL): user name = the
@@ -241,13 +231,13 @@ def verify_unsigned(request: Request, instance: Instance, secret: str = "token")
     verify_shared_token(tokens, presented, name=name)
 
 
-def basic_user(instance: Instance) -> str:
+def basic_user(instance: tk.Instance) -> str:
     return str(instance.options.get("basic_user") or "consentinel")
 
 
 def sign_unsigned(
-    request: Request, instance: Instance, *, default_mode: str, secret: str = "token"
-) -> Request:
+    request: tk.Request, instance: tk.Instance, *, default_mode: str, secret: str = "token"
+) -> tk.Request:
     """Put the secret where the platform would: ``auth`` option ``url`` (query ``token``),
     ``basic`` (the header a client sends for ``https://user:pass@host``) or ``bearer``."""
     mode = str(instance.options.get("auth") or default_mode)
@@ -266,36 +256,36 @@ def sign_unsigned(
 
 def unsigned_schema(
     platform: str, *, token_doc: str, default_auth: str, purpose_doc: str
-) -> tuple[ConfigField, ...]:
+) -> tuple[tk.ConfigField, ...]:
     """The options of a platform that signs nothing (Brevo, Mailjet): the shared token
     (and its previous value while rotating), where it travels, the account, the purpose key."""
     return (
-        ConfigField("token", f"shared secret: {token_doc}", required=True, secret=True),
-        ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
-        ConfigField(
+        tk.ConfigField("token", f"shared secret: {token_doc}", required=True, secret=True),
+        tk.ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
+        tk.ConfigField(
             "basic_user",
             "user name of Basic credentials in the callback URL",
             default="consentinel",
         ),
-        ConfigField(
+        tk.ConfigField(
             "auth", "where sign() puts the token: url, basic or bearer", default=default_auth
         ),
-        ConfigField("account", f"the {platform} account, reported as sender"),
-        ConfigField(
+        tk.ConfigField("account", f"the {platform} account, reported as sender"),
+        tk.ConfigField(
             "purpose_key", f"{purpose_doc} holding the sender's purpose", default="purpose"
         ),
     )
 
 
-class UnsignedBatchConnector(Connector):
+class UnsignedBatchConnector(tk.Connector):
     """An e-mail platform that signs nothing and posts one event or an array of them:
     verified by the shared token (see :func:`verify_unsigned`), mapped item by item."""
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         """Raises ``AuthenticationFailed`` unless the request carries the shared token."""
         verify_unsigned(request, self.instance)
 
-    def map_request(self, request: Request) -> Output:
+    def map_request(self, request: tk.Request) -> tk.Output:
         """A bare object is one event (refused whole); an array is mapped item by item."""
         body = tk.json_body(request.body, "the body")
         emit = tk.Emitter(self, tk.received_ms(request))
@@ -308,5 +298,5 @@ class UnsignedBatchConnector(Connector):
         )
 
     @abstractmethod
-    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
+    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> tk.Output:
         """One platform event; raises ``InvalidInput`` naming ``where``."""

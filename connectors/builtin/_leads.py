@@ -14,8 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from consentinel.connectors.contract import Address, Instance, Output
-from consentinel.connectors.toolkit import Emitter
+from consentinel.connectors import toolkit as tk
 from consentinel.streams.events.errors import FatalConfigError, InvalidInput
 from consentinel.streams.events.records import Channel, ConsentAction, Proof, Scalar, UsageKind
 
@@ -82,7 +81,7 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, path, urlencode(query), ""))
 
 
-def mapping_option(instance: Instance, name: str, problems: list[str]) -> dict[str, Any]:
+def mapping_option(instance: tk.Instance, name: str, problems: list[str]) -> dict[str, Any]:
     """An option that must be a mapping (absent: empty); a problem is noted otherwise."""
     value = instance.options.get(name)
     if value is None:
@@ -93,14 +92,14 @@ def mapping_option(instance: Instance, name: str, problems: list[str]) -> dict[s
     return {str(k): v for k, v in value.items()}
 
 
-def check_options(instance: Instance, problems: list[str]) -> None:
+def check_options(instance: tk.Instance, problems: list[str]) -> None:
     """Refuse to start with every problem listed (``FatalConfigError``)."""
     if problems:
         raise FatalConfigError(problems, f"connector instance {instance.name!r}")
 
 
 def lead_events(
-    emit: Emitter,
+    emit: tk.Emitter,
     lead_id: str | None,
     addresses: Iterable[LeadAddress],
     occurred: int,
@@ -115,11 +114,11 @@ def lead_events(
     is_test: bool = False,
     consent_attributes: Mapping[str, Scalar] | None = None,
     keyed_consents: bool = True,
-) -> Output:
+) -> tk.Output:
     """The events of one lead: a LEAD_DELIVERED use per address, and per address the
     grant or refusal of each (consent id, ticked) on the channels that address can carry.
     Ids come from the lead id, the address key and the consent id (``keyed_consents``)."""
-    out = Output()
+    out = tk.Output()
     for lead_address in addresses:
         addr, kind = lead_address.address, lead_address.kind
         out.usage.append(
@@ -165,7 +164,7 @@ def lead_events(
 class LeadAddress:
     """One address of a lead: its key and hint, and whether it is an e-mail or a phone."""
 
-    address: Address
+    address: tk.Address
     kind: str  # "email" | "phone"
 
 
@@ -181,7 +180,7 @@ class ChannelPolicy:
       lead's phone, and the reverse.
     """
 
-    def __init__(self, instance: Instance, problems: list[str]) -> None:
+    def __init__(self, instance: tk.Instance, problems: list[str]) -> None:
         self.phone_channel = _channel(instance.options.get("phone_channel", "sms"), problems)
         if self.phone_channel is not None and self.phone_channel not in PHONE_CHANNELS:
             problems.append("phone_channel must be one of sms, phone, whatsapp, rcs")

@@ -13,8 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
-from consentinel.connectors.contract import Address, Connector, Output, Request
-from consentinel.connectors.toolkit import Emitter
+from consentinel.connectors import toolkit as tk
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
     Channel,
@@ -31,14 +30,14 @@ MAX_IDS: Final = 20  # longest id list we keep in an attribute
 # -- request parameters -----------------------------------------------------------------
 
 
-def is_json(request: Request) -> bool:
+def is_json(request: tk.Request) -> bool:
     ctype = (request.header("content-type") or "").lower()
     if "json" in ctype:
         return True
     return "form" not in ctype and request.body.lstrip()[:1] in (b"{", b"[")
 
 
-def flat_params(request: Request) -> dict[str, str]:
+def flat_params(request: tk.Request) -> dict[str, str]:
     """Form body (POST) or query (GET, or a POST without a body) as name -> first value."""
     if request.body.strip():
         pairs = request.form()
@@ -163,7 +162,7 @@ def sms_channel(kind: str | None) -> Channel:
     return mapping[name]
 
 
-def controller_for(connector: Connector, *refs: str | None) -> str:
+def controller_for(connector: tk.Connector, *refs: str | None) -> str:
     """``options['controllers']`` maps a sender / service / organization to a controller."""
     table = connector.instance.options.get("controllers") or {}
     if isinstance(table, Mapping):
@@ -178,10 +177,10 @@ def first(values: Iterable[str | None]) -> str | None:
 
 
 def keyword_consent(
-    emit: Emitter,
+    emit: tk.Emitter,
     keyword: str,
     dedupe: tuple[Any, ...],
-    address: Address,
+    address: tk.Address,
     occurred: int,
     *,
     controller: str,
@@ -230,9 +229,9 @@ def parse_form_pairs(body: bytes) -> list[tuple[str, str]]:
 
 
 def opted_out(
-    emit: Emitter,
+    emit: tk.Emitter,
     receipt: str,
-    address: Address,
+    address: tk.Address,
     occurred: int,
     *,
     channel: Channel,
@@ -257,11 +256,11 @@ def opted_out(
 
 
 def reply(
-    emit: Emitter,
+    emit: tk.Emitter,
     dedupe: tuple[Any, ...],
     consent_dedupe: tuple[Any, ...],
     receipt: str | None,
-    address: Address,
+    address: tk.Address,
     occurred: int,
     *,
     channel: Channel,
@@ -274,10 +273,10 @@ def reply(
     list_id: str | None = None,
     campaign_id: str | None = None,
     tags: list[str] | None = None,
-) -> Output:
+) -> tk.Output:
     """An inbound message: its REPLY usage (id from ``dedupe``) and, for STOP or START, the
     keyword's consent event (id from ``consent_dedupe``)."""
-    out = Output()
+    out = tk.Output()
     out.usage.append(
         emit.usage(
             dedupe,

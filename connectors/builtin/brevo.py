@@ -47,13 +47,6 @@ from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
-from consentinel.connectors.contract import (
-    Address,
-    ConfigField,
-    Instance,
-    Output,
-    Request,
-)
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
@@ -122,14 +115,14 @@ class BrevoConnector(em.UnsignedBatchConnector):
         "contact_deleted",
     )
     event_time: ClassVar[str] = '"ts_epoch" (Unix ms), else "ts_event" / "ts" (Unix seconds)'
-    config_schema: ClassVar[tuple[ConfigField, ...]] = em.unsigned_schema(
+    config_schema: ClassVar[tuple[tk.ConfigField, ...]] = em.unsigned_schema(
         "Brevo",
         token_doc="Basic password, bearer token or URL token",
         default_auth="url",
         purpose_doc="X-Mailin-custom key",
     )
 
-    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
+    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> tk.Output:
         raw_event = em.text(item, "event", f"{where}.event", required=True)
         assert raw_event is not None
         event = event_name(raw_event)
@@ -142,7 +135,7 @@ class BrevoConnector(em.UnsignedBatchConnector):
 
     def _transactional(
         self, emit: tk.Emitter, item: Mapping[str, Any], event: str, where: str
-    ) -> Output:
+    ) -> tk.Output:
         kind = TRANSACTIONAL.get(event)
         if kind is None:
             raise InvalidInput("unknown_event", f"{where}.event is not a Brevo transactional event")
@@ -154,7 +147,7 @@ class BrevoConnector(em.UnsignedBatchConnector):
         receipt = hashlib.sha256(message_id.encode("utf-8")).hexdigest() if message_id else None
         vendor_purpose = em.metadata_purpose(item.get("X-Mailin-custom"), self._purpose_key)
         purpose = em.declared_purpose(self, vendor_purpose)
-        out = Output(
+        out = tk.Output(
             usage=[
                 emit.usage(
                     dedupe,
@@ -197,9 +190,9 @@ class BrevoConnector(em.UnsignedBatchConnector):
 
     def _marketing(
         self, emit: tk.Emitter, item: Mapping[str, Any], event: str, where: str
-    ) -> Output:
+    ) -> tk.Output:
         if event in ("contact_updated", "contact_deleted"):
-            return Output()
+            return tk.Output()
         if event != "list_addition" and event not in MARKETING:
             raise InvalidInput("unknown_event", f"{where}.event is not a Brevo marketing event")
         address = em.email(self.edge, item.get("email"), f"{where}.email")
@@ -208,7 +201,7 @@ class BrevoConnector(em.UnsignedBatchConnector):
         lists = em.id_list(item.get("list_id"), f"{where}.list_id")
         dedupe = ("marketing", campaign, address.key, event, stamp)
         if event == "list_addition":
-            return Output(
+            return tk.Output(
                 consent=[
                     self._list_consent(
                         emit,
@@ -239,7 +232,7 @@ class BrevoConnector(em.UnsignedBatchConnector):
             if event == "click"
             else None,
         }
-        out = Output()
+        out = tk.Output()
         if event == "delivered":
             out.usage.append(
                 emit.usage(
@@ -292,7 +285,7 @@ class BrevoConnector(em.UnsignedBatchConnector):
         emit: tk.Emitter,
         dedupe: tuple[object, ...],
         action: ConsentAction,
-        address: Address,
+        address: tk.Address,
         occurred: int,
         list_id: str,
         method: str,
@@ -338,7 +331,7 @@ def _when(item: Mapping[str, Any], fields: tuple[str, ...], where: str) -> tuple
     raise InvalidInput("missing_field", f"{where}.{fields[0]} is missing")
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """The request carrying the instance token where Brevo would (``auth`` option: ``url``
     query token by default, ``basic`` for credentials in the callback URL, ``bearer``)."""
     return em.sign_unsigned(request, instance, default_mode="url")

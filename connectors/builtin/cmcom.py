@@ -32,7 +32,6 @@ from typing import Any, ClassVar
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import verify_url_token
 from consentinel.connectors.builtin import _msgutil as u
-from consentinel.connectors.contract import ConfigField, Connector, Instance, Output, Request
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import Channel, UsageKind
@@ -59,7 +58,7 @@ _KINDS = {
 }
 
 
-def _token_param(instance: Instance) -> str:
+def _token_param(instance: tk.Instance) -> str:
     return str(instance.options.get("token_param") or "token")
 
 
@@ -72,7 +71,7 @@ def _scalar(value: Any, key: str) -> str | None:
     return None
 
 
-class CMComConnector(Connector):
+class CMComConnector(tk.Connector):
     name = "cmcom"
     title = "CM.com Business Messaging: status reports and inbound SMS (STOP)"
     produces = "usage+consent"
@@ -83,26 +82,26 @@ class CMComConnector(Connector):
         "messages, else receive time"
     )
     config_schema = (
-        ConfigField("token", "secret in the callback URL", required=True, secret=True),
-        ConfigField("token_previous", "previous URL secret while rotating", secret=True),
-        ConfigField("token_param", "query parameter carrying the token", default="token"),
-        ConfigField("sender", "our sender id / short code, for status reports"),
-        ConfigField("controllers", "map sender / short code -> controller"),
+        tk.ConfigField("token", "secret in the callback URL", required=True, secret=True),
+        tk.ConfigField("token_previous", "previous URL secret while rotating", secret=True),
+        tk.ConfigField("token_param", "query parameter carrying the token", default="token"),
+        tk.ConfigField("sender", "our sender id / short code, for status reports"),
+        tk.ConfigField("controllers", "map sender / short code -> controller"),
     )
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         verify_url_token(
             tk.secrets(self.instance, "token"), request.url, param=_token_param(self.instance)
         )
 
-    def map_request(self, request: Request) -> Output:
+    def map_request(self, request: tk.Request) -> tk.Output:
         if u.is_json(request):
             data = tk.json_object(request.body)
             messages = data.get("messages")
             if isinstance(messages, Mapping):
                 reports = messages.get("msg")
                 items = reports if isinstance(reports, list) else [reports]
-                out = Output()
+                out = tk.Output()
                 for item in items:
                     if not isinstance(item, Mapping):
                         raise InvalidInput("missing_field", "messages.msg is not an object")
@@ -119,7 +118,7 @@ class CMComConnector(Connector):
             return self._inbound(request, params)
         raise InvalidInput("unknown_event", "neither a status report nor an inbound message")
 
-    def _status(self, request: Request, m: Mapping[str, Any]) -> Output:
+    def _status(self, request: tk.Request, m: Mapping[str, Any]) -> tk.Output:
         raw_status = m.get("status")
         code = _scalar(raw_status, "code") if isinstance(raw_status, Mapping) else None
         if code is None:
@@ -130,7 +129,7 @@ class CMComConnector(Connector):
         if status is None:
             raise InvalidInput("unknown_event", "the status code is not a known CM.com status")
         if status == "cancelled":
-            return Output()
+            return tk.Output()
         to = _scalar(u.ci_get(m, "to"), "number")
         if to is None:
             raise InvalidInput("missing_field", "the field 'to' is missing")
@@ -177,9 +176,9 @@ class CMComConnector(Connector):
             source_event_type=f"status.{status}",
             attributes=attrs,
         )
-        return Output(usage=[usage])
+        return tk.Output(usage=[usage])
 
-    def _inbound(self, request: Request, d: Mapping[str, Any]) -> Output:
+    def _inbound(self, request: tk.Request, d: Mapping[str, Any]) -> tk.Output:
         number = _scalar(u.ci_get(d, "from"), "number")
         if number is None:
             raise InvalidInput("missing_field", "the field 'from' is missing")
@@ -220,7 +219,7 @@ class CMComConnector(Connector):
         )
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """``request`` with the instance's URL token, where CM.com would call it."""
     token = instance.secret("token").decode("utf-8")
     return request.with_query({_token_param(instance): token})

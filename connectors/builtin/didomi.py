@@ -33,7 +33,6 @@ from typing import Any, ClassVar
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _cmp
 from consentinel.connectors.builtin import _msgutil as u
-from consentinel.connectors.contract import ConfigField, Connector, Instance, Output, Request
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, ConsentEvent, Proof
@@ -95,7 +94,7 @@ def _enabled(value: Any) -> bool | None:
     return None
 
 
-class DidomiConnector(Connector):
+class DidomiConnector(tk.Connector):
     name = "didomi"
     title = "Didomi consent webhooks (events and users), TCF strings, consent exports"
     produces = "consent"
@@ -106,21 +105,21 @@ class DidomiConnector(Connector):
         "time; export rows: their date column"
     )
     config_schema = (
-        ConfigField("auth", "token (default), basic, bearer or header", default="token"),
-        ConfigField("token", "URL/bearer/header token (auth token|bearer|header)", secret=True),
-        ConfigField("token_previous", "previous token while rotating", secret=True),
-        ConfigField("password", "Basic password (auth basic)", secret=True),
-        ConfigField("username", "Basic user name (auth basic)"),
-        ConfigField("token_param", "query parameter of the URL token", default="token"),
-        ConfigField("purpose_channels", "vendor purpose id -> channel or list of channels"),
-        ConfigField("regulations", "only these regulations (default: all)"),
-        ConfigField("controllers", "organization_id -> controller"),
+        tk.ConfigField("auth", "token (default), basic, bearer or header", default="token"),
+        tk.ConfigField("token", "URL/bearer/header token (auth token|bearer|header)", secret=True),
+        tk.ConfigField("token_previous", "previous token while rotating", secret=True),
+        tk.ConfigField("password", "Basic password (auth basic)", secret=True),
+        tk.ConfigField("username", "Basic user name (auth basic)"),
+        tk.ConfigField("token_param", "query parameter of the URL token", default="token"),
+        tk.ConfigField("purpose_channels", "vendor purpose id -> channel or list of channels"),
+        tk.ConfigField("regulations", "only these regulations (default: all)"),
+        tk.ConfigField("controllers", "organization_id -> controller"),
     )
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         _cmp.verify(self.instance, request)
 
-    def map_request(self, request: Request) -> Output:
+    def map_request(self, request: tk.Request) -> tk.Output:
         data = tk.json_object(request.body)
         if any("__" in str(k) for k in data):
             data = _unflatten(data)
@@ -128,7 +127,7 @@ class DidomiConnector(Connector):
         if kind not in _TYPES:
             raise InvalidInput("unknown_event", "type is not a Didomi event or user webhook")
         if kind == "event.deleted":
-            return Output()
+            return tk.Output()
         params = _obj(data.get("parameters"))
         entity = _obj(params.get("new_entity") or params.get("entity"))
         if not entity:
@@ -136,7 +135,7 @@ class DidomiConnector(Connector):
         regulation = (u.text(data, "regulation") or u.text(entity, "regulation") or "gdpr").lower()
         wanted = self.instance.options.get("regulations")
         if isinstance(wanted, list) and wanted and regulation not in wanted:
-            return Output()
+            return tk.Output()
         user = _obj(entity.get("user")) if kind.startswith("event.") else entity
         region = _cmp.region_of(user.get("country"), self.instance.default_region)
         addr, _ = _cmp.address(
@@ -168,7 +167,7 @@ class DidomiConnector(Connector):
                 attributes=attrs,
                 controller=controller,
             )
-            return Output(consent=[erase])
+            return tk.Output(consent=[erase])
         consents = _obj(entity.get("consents"))
         status = (u.text(entity, "status") or "confirmed").lower()
         if status != "confirmed":
@@ -192,7 +191,7 @@ class DidomiConnector(Connector):
             vendor_receipt=u.bounded(entity_id) if entity_id else None,
             record_ref=u.bounded(entity_id) if entity_id else None,
         )
-        out = Output()
+        out = tk.Output()
         tc_string = u.text(consents, "tcfcs") or u.text(entity, "tcfcs")
         tcf: list[ConsentEvent] = []
         if tc_string:
@@ -263,7 +262,7 @@ class DidomiConnector(Connector):
         proof_id = entity.get("proof_id")
         return u.bounded(proof_id) if isinstance(proof_id, str) and proof_id else None
 
-    def map_row(self, row: Mapping[str, Any]) -> Output:
+    def map_row(self, row: Mapping[str, Any]) -> tk.Output:
         raw = u.ci_get(row, "organization_user_id", "email", "phone", "user")
         region = _cmp.region_of(u.ci_get(row, "country"), self.instance.default_region)
         addr, _ = _cmp.address(self.edge, raw, region=region, what="the user column")
@@ -287,7 +286,7 @@ class DidomiConnector(Connector):
         if isinstance(regulation, str):
             attrs["regulation"] = u.bounded(regulation.lower())
         row_id = u.ci_get(row, "event_id", "id")
-        return Output(
+        return tk.Output(
             consent=_cmp.consent_events(
                 self,
                 groups,
@@ -307,6 +306,6 @@ class DidomiConnector(Connector):
         )
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """``request`` authenticated as Didomi would call this instance (per ``options['auth']``)."""
     return _cmp.sign(request, instance)

@@ -31,9 +31,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import verify_shared_token
-from consentinel.connectors.contract import ConfigField, Connector, Edge, Instance, Output, Request
-from consentinel.connectors.toolkit import Emitter, json_object, received_ms, secrets
 from consentinel.streams.events.codec import dumps, loads
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
@@ -62,7 +61,7 @@ _ATTRIBUTES = (
 )
 
 
-class GoogleAdsLeadsConnector(Connector):
+class GoogleAdsLeadsConnector(tk.Connector):
     name = "google_ads_leads"
     title = "Google Ads lead form webhook: leads with a form-level (implicit) consent"
     produces = "usage+consent"
@@ -70,22 +69,22 @@ class GoogleAdsLeadsConnector(Connector):
     events: ClassVar[tuple[str, ...]] = ("lead",)
     event_time: ClassVar[str] = "receive time (Google sends no submission time)"
     config_schema = (
-        ConfigField(
+        tk.ConfigField(
             "google_key", "the key typed into the lead form webhook", required=True, secret=True
         ),
-        ConfigField("google_key_previous", "previous key, while rotating", secret=True),
-        ConfigField("consent_channels", "form id -> channel(s)", default={}),
-        ConfigField("phone_channel", "channel of phone addresses", default="sms"),
-        ConfigField("ingest_test_leads", "map is_test leads (flagged)", default=False),
+        tk.ConfigField("google_key_previous", "previous key, while rotating", secret=True),
+        tk.ConfigField("consent_channels", "form id -> channel(s)", default={}),
+        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms"),
+        tk.ConfigField("ingest_test_leads", "map is_test leads (flagged)", default=False),
     )
 
-    def __init__(self, instance: Instance, edge: Edge) -> None:
+    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
         super().__init__(instance, edge)
         problems: list[str] = []
         self.channels = ChannelPolicy(instance, problems)
         check_options(instance, problems)
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         presented = None
         try:
             data = loads(request.body)
@@ -93,21 +92,21 @@ class GoogleAdsLeadsConnector(Connector):
             data = None
         if isinstance(data, dict) and isinstance(data.get("google_key"), str):
             presented = data["google_key"]
-        verify_shared_token(secrets(self.instance, "google_key"), presented, name="google_key")
+        verify_shared_token(tk.secrets(self.instance, "google_key"), presented, name="google_key")
 
-    def map_request(self, request: Request) -> Output:
-        return self._lead(json_object(request.body, "Google Ads lead"), received_ms(request))
+    def map_request(self, request: tk.Request) -> tk.Output:
+        return self._lead(tk.json_object(request.body, "Google Ads lead"), tk.received_ms(request))
 
-    def map_row(self, row: Mapping[str, Any]) -> Output:
+    def map_row(self, row: Mapping[str, Any]) -> tk.Output:
         """A ``WebhookLead`` object per JSONL line (``google_key`` not needed)."""
-        return self._lead(dict(row), Edge.now_ms())
+        return self._lead(dict(row), tk.Edge.now_ms())
 
-    def _lead(self, lead: dict[str, Any], received: int) -> Output:
+    def _lead(self, lead: dict[str, Any], received: int) -> tk.Output:
         lead_id = text_id(lead.get("lead_id"), "lead_id", required=True)
         form_id = text_id(lead.get("form_id"), "form_id", required=True) or ""
         test = flag(lead.get("is_test"), "is_test")
         if test and not self.instance.options.get("ingest_test_leads", False):
-            return Output()
+            return tk.Output()
         addresses = self._addresses(lead.get("user_column_data"))
         attributes: dict[str, Scalar] = {"lead_id": lead_id or ""}
         for key in _ATTRIBUTES:
@@ -123,7 +122,7 @@ class GoogleAdsLeadsConnector(Connector):
             vendor_receipt=lead_id,
         )
         return lead_events(
-            Emitter(self, received),
+            tk.Emitter(self, received),
             lead_id,
             addresses,
             received,
@@ -162,7 +161,7 @@ class GoogleAdsLeadsConnector(Connector):
         return list(found.values())
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """``request`` with the instance's ``google_key`` written into its JSON body (the body is
     re-serialized; a body that is not a JSON object is returned unchanged: it cannot carry a
     key)."""

@@ -57,9 +57,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import lead_post_signature, verify_lead_post
-from consentinel.connectors.contract import ConfigField, Connector, Edge, Instance, Output, Request
-from consentinel.connectors.toolkit import Emitter, json_object, received_ms, secrets
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.codec import loads
 from consentinel.streams.events.errors import InvalidInput
@@ -109,7 +108,7 @@ PURPOSE_FALLBACK = ("list_id", "campaign_id", "vendor_id")
 _MAX_TEXT = 512
 
 
-class LeadPostConnector(Connector):
+class LeadPostConnector(tk.Connector):
     name = "lead_post"
     title = "Signed lead / co-registration posts and lead batch files (one consent per partner)"
     produces = "usage+consent"
@@ -117,19 +116,19 @@ class LeadPostConnector(Connector):
     events: ClassVar[tuple[str, ...]] = ("lead",)
     event_time: ClassVar[str] = 'consent: "optin_time"; use: "delivered_at", else receive time'
     config_schema = (
-        ConfigField(
+        tk.ConfigField(
             "signing_secret", "secret shared with the lead vendor", required=True, secret=True
         ),
-        ConfigField("signing_secret_previous", "previous secret, while rotating", secret=True),
-        ConfigField("tolerance_s", "accepted age of the signed timestamp (s)", default=300),
-        ConfigField("field_map", "canonical field -> the vendor's key(s)", default={}),
-        ConfigField("controller_aliases", "partner / buyer name -> controller id", default={}),
-        ConfigField("consent_channels", "vendor purpose -> channel(s)", default={}),
-        ConfigField("phone_channel", "channel of phone addresses", default="sms"),
-        ConfigField("ingest_test_leads", "map is_test leads", default=False),
+        tk.ConfigField("signing_secret_previous", "previous secret, while rotating", secret=True),
+        tk.ConfigField("tolerance_s", "accepted age of the signed timestamp (s)", default=300),
+        tk.ConfigField("field_map", "canonical field -> the vendor's key(s)", default={}),
+        tk.ConfigField("controller_aliases", "partner / buyer name -> controller id", default={}),
+        tk.ConfigField("consent_channels", "vendor purpose -> channel(s)", default={}),
+        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms"),
+        tk.ConfigField("ingest_test_leads", "map is_test leads", default=False),
     )
 
-    def __init__(self, instance: Instance, edge: Edge) -> None:
+    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
         super().__init__(instance, edge)
         problems: list[str] = []
         self.channels = ChannelPolicy(instance, problems)
@@ -151,27 +150,27 @@ class LeadPostConnector(Connector):
             problems.append("tolerance_s must be a positive number of seconds (or null)")
         check_options(instance, problems)
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         verify_lead_post(
-            secrets(self.instance, "signing_secret"),
+            tk.secrets(self.instance, "signing_secret"),
             request.body,
             request.headers,
             tolerance=self.tolerance,
             now=request.received_at_ms / 1000 if request.received_at_ms else None,
         )
 
-    def map_request(self, request: Request) -> Output:
+    def map_request(self, request: tk.Request) -> tk.Output:
         ctype = (request.header("content-type") or "").lower()
         if "x-www-form-urlencoded" in ctype:
             lead: dict[str, Any] = {
                 k.removesuffix("[]"): v[0] if len(v) == 1 else v for k, v in request.form().items()
             }
         else:
-            lead = json_object(request.body, "lead post")
-        received = received_ms(request)
+            lead = tk.json_object(request.body, "lead post")
+        received = tk.received_ms(request)
         return self._lead(lead, received, request.header("idempotency-key"))
 
-    def map_row(self, row: Mapping[str, Any]) -> Output:
+    def map_row(self, row: Mapping[str, Any]) -> tk.Output:
         """One lead of a batch file (CSV columns or a JSONL object), the fields above."""
         lead = {str(k): v for k, v in row.items() if v is not None and v != ""}
         return self._lead(lead, None, None)
@@ -185,12 +184,12 @@ class LeadPostConnector(Connector):
                 return value
         return None
 
-    def _lead(self, raw: Mapping[str, Any], received: int | None, idem: str | None) -> Output:
+    def _lead(self, raw: Mapping[str, Any], received: int | None, idem: str | None) -> tk.Output:
         lead = {str(k).strip().lower(): v for k, v in raw.items()}
         if flag(self._get(lead, "is_test"), "is_test") and not self.instance.options.get(
             "ingest_test_leads", False
         ):
-            return Output()
+            return tk.Output()
         optin_raw = self._get(lead, "optin_time")
         if optin_raw is None:
             raise InvalidInput("missing_field", "optin_time (or opt_in_date, timestamp) is missing")
@@ -215,9 +214,9 @@ class LeadPostConnector(Connector):
             used_at = tt.epoch_or_iso_ms(delivered, "delivered_at", zone=None)
         else:
             used_at = received if received is not None else optin
-        now = received if received is not None else Edge.now_ms()
-        emit = Emitter(self, now)
-        out = Output()
+        now = received if received is not None else tk.Edge.now_ms()
+        emit = tk.Emitter(self, now)
+        out = tk.Output()
         for lead_address in addresses:
             addr, kind = lead_address.address, lead_address.kind
             for buyer in buyers:
@@ -375,7 +374,7 @@ def _keys(value: Any, field: str) -> list[str]:
     return [k for k in (_text(v, f"{field}[]") for v in _items(value, field, "|;,")) if k]
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """``request`` with the ``X-Consentinel-Signature`` a vendor would send for ``instance``,
     timed at the request's receipt time when it has one (else now)."""
     at = request.received_at_ms // 1000 if request.received_at_ms else int(time.time())

@@ -41,21 +41,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import (
     linkedin_challenge_reply,
     linkedin_signature,
     verify_linkedin,
 )
-from consentinel.connectors.contract import (
-    ConfigField,
-    Connector,
-    Edge,
-    Instance,
-    Output,
-    Request,
-    Response,
-)
-from consentinel.connectors.toolkit import Emitter, json_object, received_ms, secrets
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.codec import dumps
 from consentinel.streams.events.errors import InvalidInput
@@ -80,7 +71,7 @@ PHONE_FIELDS = frozenset({"PHONE_NUMBER", "WORK_PHONE", "WORK_PHONE_NUMBER", "MO
 ACTIONS = frozenset({"CREATED", "DELETED"})
 
 
-class LinkedInLeadGenConnector(Connector):
+class LinkedInLeadGenConnector(tk.Connector):
     name = "linkedin_lead_gen"
     title = "LinkedIn Lead Gen Forms (Lead Sync): lead responses, consents and deletions"
     produces = "usage+consent"
@@ -88,17 +79,17 @@ class LinkedInLeadGenConnector(Connector):
     events: ClassVar[tuple[str, ...]] = ("CREATED", "DELETED")
     event_time: ClassVar[str] = '"submittedAt" of the form response; "occurredAt" of a deletion'
     config_schema = (
-        ConfigField("client_secret", "LinkedIn app client secret", required=True, secret=True),
-        ConfigField(
+        tk.ConfigField("client_secret", "LinkedIn app client secret", required=True, secret=True),
+        tk.ConfigField(
             "client_secret_previous", "previous client secret, while rotating", secret=True
         ),
-        ConfigField("question_fields", "questionId -> email | phone", default={}),
-        ConfigField("consent_channels", "consentId -> channel(s)", default={}),
-        ConfigField("phone_channel", "channel of phone addresses", default="sms"),
-        ConfigField("ingest_test_leads", "map testLead responses (flagged)", default=False),
+        tk.ConfigField("question_fields", "questionId -> email | phone", default={}),
+        tk.ConfigField("consent_channels", "consentId -> channel(s)", default={}),
+        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms"),
+        tk.ConfigField("ingest_test_leads", "map testLead responses (flagged)", default=False),
     )
 
-    def __init__(self, instance: Instance, edge: Edge) -> None:
+    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
         super().__init__(instance, edge)
         problems: list[str] = []
         self.channels = ChannelPolicy(instance, problems)
@@ -109,24 +100,24 @@ class LinkedInLeadGenConnector(Connector):
                 problems.append(f"question_fields[{question!r}] must be 'email' or 'phone'")
         check_options(instance, problems)
 
-    def handshake(self, request: Request) -> Response | None:
+    def handshake(self, request: tk.Request) -> tk.Response | None:
         code = request.param("challengeCode")
         if request.method != "GET" or not code:
             return None
         reply = linkedin_challenge_reply(self.instance.secret("client_secret"), code)
-        return Response(200, dumps(reply), "application/json")
+        return tk.Response(200, dumps(reply), "application/json")
 
-    def verify(self, request: Request) -> None:
-        verify_linkedin(secrets(self.instance, "client_secret"), request.body, request.headers)
+    def verify(self, request: tk.Request) -> None:
+        verify_linkedin(tk.secrets(self.instance, "client_secret"), request.body, request.headers)
 
-    def map_request(self, request: Request) -> Output:
-        return self._map(json_object(request.body, "LinkedIn payload"), received_ms(request))
+    def map_request(self, request: tk.Request) -> tk.Output:
+        return self._map(tk.json_object(request.body, "LinkedIn payload"), tk.received_ms(request))
 
-    def map_row(self, row: Mapping[str, Any]) -> Output:
+    def map_row(self, row: Mapping[str, Any]) -> tk.Output:
         """A lead form response (or a notification embedding one) per JSONL line."""
-        return self._map(dict(row), Edge.now_ms())
+        return self._map(dict(row), tk.Edge.now_ms())
 
-    def _map(self, data: dict[str, Any], received: int) -> Output:
+    def _map(self, data: dict[str, Any], received: int) -> tk.Output:
         occurred: int | None = None
         action = data.get("leadAction")
         embedded = data.get("leadGenFormResponse")
@@ -138,7 +129,7 @@ class LinkedInLeadGenConnector(Connector):
             if "occurredAt" in data:
                 occurred = tt.epoch_or_iso_ms(data["occurredAt"], "occurredAt", zone=None)
             if isinstance(embedded, str):
-                return Output()  # ids only: nothing to key; the response is what is ingested
+                return tk.Output()  # ids only: nothing to key; the response is what is ingested
             if not isinstance(embedded, dict):
                 raise InvalidInput("missing_field", "leadGenFormResponse is missing")
             response = embedded
@@ -153,11 +144,11 @@ class LinkedInLeadGenConnector(Connector):
 
     def _response(
         self, response: dict[str, Any], action: str, occurred: int | None, received: int
-    ) -> Output:
+    ) -> tk.Output:
         lead_id = text_id(response.get("id"), "id", required=True)
         test = flag(response.get("testLead"), "testLead")
         if test and not self.instance.options.get("ingest_test_leads", False):
-            return Output()
+            return tk.Output()
         form = response.get("formResponse")
         if not isinstance(form, dict):
             raise InvalidInput("missing_field", "formResponse is missing or not an object")
@@ -177,8 +168,8 @@ class LinkedInLeadGenConnector(Connector):
             attributes["lead_type"] = lead_type
         if test:
             attributes["is_test"] = True
-        emit = Emitter(self, received)
-        out = Output()
+        emit = tk.Emitter(self, received)
+        out = tk.Output()
         if action == "DELETED":
             if occurred is None:
                 raise InvalidInput("missing_field", "occurredAt of the DELETED action is missing")
@@ -287,7 +278,7 @@ def _campaign(metadata: Any) -> str | None:
     return text_id(sponsored.get("campaign"), "leadMetadata.sponsoredLeadMetadata.campaign")
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """``request`` with the ``X-LI-Signature`` LinkedIn would send for ``instance``."""
     signature = linkedin_signature(instance.secret("client_secret"), request.body)
     return request.with_headers({"x-li-signature": signature})

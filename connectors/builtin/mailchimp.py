@@ -47,16 +47,6 @@ from typing import Any, ClassVar
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.builtin.mailchimp_rows import export_row
-from consentinel.connectors.contract import (
-    Address,
-    ConfigField,
-    Connector,
-    Edge,
-    Instance,
-    Output,
-    Request,
-    Response,
-)
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import FatalConfigError, InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
@@ -93,7 +83,7 @@ def list_subject_key(source: str, list_id: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class MailchimpConnector(Connector):
+class MailchimpConnector(tk.Connector):
     name: ClassVar[str] = "mailchimp"
     title: ClassVar[str] = "Mailchimp Marketing audience webhooks and audience CSV exports"
     produces: ClassVar[str] = "usage+consent"
@@ -105,22 +95,22 @@ class MailchimpConnector(Connector):
         '"fired_at" (YYYY-MM-DD HH:MM:SS in the `timezone` option); export '
         "rows: OPTIN_TIME, CONFIRM_TIME, LAST_CHANGED, UNSUB_TIME"
     )
-    config_schema: ClassVar[tuple[ConfigField, ...]] = (
-        ConfigField(
+    config_schema: ClassVar[tuple[tk.ConfigField, ...]] = (
+        tk.ConfigField(
             "token",
             "secret in the webhook URL (?token=... or last path segment)",
             required=True,
             secret=True,
         ),
-        ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
-        ConfigField("timezone", "IANA zone of fired_at and export times [U]", default="UTC"),
-        ConfigField("list_id", "audience id for imported export rows without a LIST_ID column"),
-        ConfigField(
+        tk.ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
+        tk.ConfigField("timezone", "IANA zone of fired_at and export times [U]", default="UTC"),
+        tk.ConfigField("list_id", "audience id for imported export rows without a LIST_ID column"),
+        tk.ConfigField(
             "list_notices", "list id -> version of the notice its sign-up form shows", default={}
         ),
     )
 
-    def __init__(self, instance: Instance, edge: Edge) -> None:
+    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
         super().__init__(instance, edge)
         self.zone = tt.zone_option(instance)
         notices = instance.options.get("list_notices") or {}
@@ -133,15 +123,15 @@ class MailchimpConnector(Connector):
 
     # -- webhook ---------------------------------------------------------------------
 
-    def handshake(self, request: Request) -> Response | None:
+    def handshake(self, request: tk.Request) -> tk.Response | None:
         if request.method.upper() in ("GET", "HEAD"):
-            return Response(200, b"", "text/plain")
+            return tk.Response(200, b"", "text/plain")
         return None
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         em.verify_unsigned(request, self.instance)
 
-    def map_request(self, request: Request) -> Output:
+    def map_request(self, request: tk.Request) -> tk.Output:
         form = nested_form(request.form())
         kind = em.text(form, "type", "type", required=True)
         if kind not in _EVENTS:
@@ -163,9 +153,9 @@ class MailchimpConnector(Connector):
         address = em.email(self.edge, raw_email, "data[email]")
         dedupe = (*base, list_id, address.key)
         if kind == "subscribe":
-            return Output(consent=[self._grant(emit, dedupe, data, merges, address, occurred)])
+            return tk.Output(consent=[self._grant(emit, dedupe, data, merges, address, occurred)])
         if kind == "profile":
-            return Output()
+            return tk.Output()
         if kind == "unsubscribe":
             return self._unsubscribe(emit, dedupe, data, list_id, address, occurred)
         return self._cleaned(emit, dedupe, data, list_id, address, occurred)
@@ -179,7 +169,7 @@ class MailchimpConnector(Connector):
         dedupe: tuple[object, ...],
         data: Mapping[str, Any],
         merges: Mapping[str, Any],
-        address: Address,
+        address: tk.Address,
         occurred: int,
     ) -> Any:
         list_id = str(data["list_id"]).strip()
@@ -216,16 +206,16 @@ class MailchimpConnector(Connector):
         dedupe: tuple[object, ...],
         data: Mapping[str, Any],
         list_id: str,
-        address: Address,
+        address: tk.Address,
         occurred: int,
-    ) -> Output:
+    ) -> tk.Output:
         action = (em.text(data, "action", "data[action]") or "unsub").lower()
         reason = (em.text(data, "reason", "data[reason]") or "").lower()
         campaign = em.ident(data, "campaign_id", "data[campaign_id]")
         abuse = reason == "abuse"
         mapped, unmapped = self.list_purposes(list_id)
         attrs = {"mailchimp_action": action[:32], "reason": reason[:32] or None}
-        out = Output()
+        out = tk.Output()
         if action != "delete":
             out.usage.append(
                 emit.usage(
@@ -271,13 +261,13 @@ class MailchimpConnector(Connector):
         dedupe: tuple[object, ...],
         data: Mapping[str, Any],
         list_id: str,
-        address: Address,
+        address: tk.Address,
         occurred: int,
-    ) -> Output:
+    ) -> tk.Output:
         reason = (em.text(data, "reason", "data[reason]") or "").lower()
         campaign = em.ident(data, "campaign_id", "data[campaign_id]")
         abuse = reason == "abuse"
-        out = Output(
+        out = tk.Output(
             usage=[
                 emit.usage(
                     dedupe,
@@ -320,13 +310,13 @@ class MailchimpConnector(Connector):
         data: Mapping[str, Any],
         list_id: str,
         occurred: int,
-    ) -> Output:
+    ) -> tk.Output:
         new = em.email(self.edge, data.get("new_email"), "data[new_email]")
         old = em.email(self.edge, data.get("old_email"), "data[old_email]")
         dedupe = (*base, list_id, old.key, new.key)
         mapped, unmapped = self.list_purposes(list_id)
         point = f"mailchimp:list:{list_id}"
-        return Output(
+        return tk.Output(
             consent=[
                 emit.consent(
                     dedupe,
@@ -364,15 +354,17 @@ class MailchimpConnector(Connector):
 
     def _campaign(
         self, emit: tk.Emitter, base: tuple[object, ...], data: Mapping[str, Any], occurred: int
-    ) -> Output:
+    ) -> tk.Output:
         campaign = em.ident(data, "id", "data[id]", required=True)
         list_id = em.text(data, "list_id", "data[list_id]", required=True)
         status = (em.text(data, "status", "data[status]") or "").lower()
         assert campaign is not None and list_id is not None
         if status != "sent":
-            return Output()
-        fan_out = Address(list_subject_key(self.instance.name, list_id), f"* (list {list_id[:64]})")
-        return Output(
+            return tk.Output()
+        fan_out = tk.Address(
+            list_subject_key(self.instance.name, list_id), f"* (list {list_id[:64]})"
+        )
+        return tk.Output(
             usage=[
                 emit.usage(
                     (*base, list_id, campaign),
@@ -389,12 +381,12 @@ class MailchimpConnector(Connector):
 
     # -- file import -----------------------------------------------------------------
 
-    def map_row(self, row: Mapping[str, Any]) -> Output:
+    def map_row(self, row: Mapping[str, Any]) -> tk.Output:
         """An audience export row (see ``mailchimp_rows``)."""
         return export_row(self, row)
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """The request with the instance token in the URL query, as the registered webhook URL
     carries it (``https://host/hooks/mailchimp?token=...``)."""
     return em.sign_unsigned(request, instance, default_mode="url")

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
-from consentinel.connectors.contract import Edge, Output
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from consentinel.connectors.builtin.mailchimp import MailchimpConnector
 
 
-def export_row(connector: MailchimpConnector, row: Mapping[str, Any]) -> Output:
+def export_row(connector: MailchimpConnector, row: Mapping[str, Any]) -> tk.Output:
     """The consent of one audience export row: a grant with its opt-in proof (double
     opt-in when CONFIRM_TIME is set) and, with UNSUB_TIME, the withdrawal after it."""
     raw_email = _column(row, "Email Address", "EMAIL", "email", "Email")
@@ -56,12 +55,12 @@ def export_row(connector: MailchimpConnector, row: Mapping[str, Any]) -> Output:
         method, ip = "single_opt_in", _column(row, "OPTIN_IP")
     else:
         method, ip = "import", None
-    emit = tk.Emitter(connector, Edge.now_ms())
+    emit = tk.Emitter(connector, tk.Edge.now_ms())
     mapped, unmapped = connector.list_purposes(list_id)
     receipt = _column(row, "LEID", "EUID")
     point = f"mailchimp:list:{list_id}"
     rating = _column(row, "MEMBER_RATING")
-    out = Output(
+    out = tk.Output(
         consent=[
             emit.consent(
                 ("row", list_id, address.key, granted_at),

@@ -36,13 +36,6 @@ from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
-from consentinel.connectors.contract import (
-    ConfigField,
-    Edge,
-    Instance,
-    Output,
-    Request,
-)
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
@@ -65,14 +58,14 @@ class MailjetConnector(em.UnsignedBatchConnector):
     auth: ClassVar[str] = "unsigned: Basic credentials in the callback URL [U] (or URL token)"
     events: ClassVar[tuple[str, ...]] = tuple(KINDS)
     event_time: ClassVar[str] = '"time" (Unix seconds); export rows: unsub_date'
-    config_schema: ClassVar[tuple[ConfigField, ...]] = em.unsigned_schema(
+    config_schema: ClassVar[tuple[tk.ConfigField, ...]] = em.unsigned_schema(
         "Mailjet",
         token_doc="the Basic password of the callback URL",
         default_auth="basic",
         purpose_doc="key of the JSON Payload",
     )
 
-    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
+    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> tk.Output:
         event = em.text(item, "event", f"{where}.event", required=True)
         kind = KINDS.get(event or "")
         if kind is None or event is None:
@@ -113,7 +106,7 @@ class MailjetConnector(em.UnsignedBatchConnector):
             "error": _short(item.get("error")),
             "list_unsubscribe_header": True if header_unsub else None,
         }
-        out = Output()
+        out = tk.Output()
         if event == "sent":
             out.usage.append(
                 emit.usage(
@@ -159,14 +152,14 @@ class MailjetConnector(em.UnsignedBatchConnector):
 
     # -- file import -----------------------------------------------------------------
 
-    def map_row(self, row: Mapping[str, Any]) -> Output:
+    def map_row(self, row: Mapping[str, Any]) -> tk.Output:
         address = em.email(self.edge, _cell(row, "email", "Email", "Contact"), "email")
         when = _cell(row, "unsub_date", "UnsubscribedAt", "date", "created_at", "Date")
         occurred = tt.local_ms(when, "unsub_date", UTC)
         list_id = _cell(row, "list_id", "ListID", "mj_list_id")
         mapped, unmapped = em.purposes(self, [list_id]) if list_id else ([], [])
-        emit = tk.Emitter(self, Edge.now_ms())
-        return Output(
+        emit = tk.Emitter(self, tk.Edge.now_ms())
+        return tk.Output(
             consent=[
                 emit.consent(
                     ("row", list_id, address.key, occurred),
@@ -187,7 +180,7 @@ class MailjetConnector(em.UnsignedBatchConnector):
         )
 
 
-def _account(instance: Instance) -> str | None:
+def _account(instance: tk.Instance) -> str | None:
     account = instance.options.get("account")
     return str(account) if account else None
 
@@ -208,7 +201,7 @@ def _cell(row: Mapping[str, Any], *names: str) -> str | None:
     return None
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """The request carrying the instance token as Mailjet would: ``Authorization: Basic``
     from credentials in the callback URL (``auth`` option: ``basic`` default, ``url``,
     ``bearer``)."""

@@ -37,14 +37,6 @@ from urllib.parse import parse_qsl
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import mandrill_signature, verify_mandrill
 from consentinel.connectors.builtin import _email as em
-from consentinel.connectors.contract import (
-    ConfigField,
-    Connector,
-    Instance,
-    Output,
-    Request,
-    Response,
-)
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
@@ -67,37 +59,39 @@ _IGNORED = frozenset({"inbound"})
 _SYNC = frozenset({"whitelist", "blacklist"})
 
 
-class MandrillConnector(Connector):
+class MandrillConnector(tk.Connector):
     name: ClassVar[str] = "mandrill"
     title: ClassVar[str] = "Mailchimp Transactional (Mandrill) message event webhooks"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "X-Mandrill-Signature: HMAC-SHA1 of the URL + sorted POST params"
     events: ClassVar[tuple[str, ...]] = tuple(KINDS)
     event_time: ClassVar[str] = '"ts" (Unix seconds) of each event'
-    config_schema: ClassVar[tuple[ConfigField, ...]] = (
-        ConfigField(
+    config_schema: ClassVar[tuple[tk.ConfigField, ...]] = (
+        tk.ConfigField(
             "webhook_key",
             "the webhook's key shown by Mandrill (not the API key)",
             required=True,
             secret=True,
         ),
-        ConfigField("webhook_key_previous", "previous key, accepted while rotating", secret=True),
-        ConfigField(
+        tk.ConfigField(
+            "webhook_key_previous", "previous key, accepted while rotating", secret=True
+        ),
+        tk.ConfigField(
             "webhook_url",
             "the webhook URL exactly as registered in Mandrill "
             "(default: the URL the request came to)",
         ),
-        ConfigField(
+        tk.ConfigField(
             "purpose_key", "msg.metadata key holding the sender's purpose", default="purpose"
         ),
     )
 
-    def handshake(self, request: Request) -> Response | None:
+    def handshake(self, request: tk.Request) -> tk.Response | None:
         if request.method.upper() == "HEAD":
-            return Response(200, b"", "text/plain")
+            return tk.Response(200, b"", "text/plain")
         return None
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         verify_mandrill(
             tk.secrets(self.instance, "webhook_key"),
             signed_url(request, self.instance),
@@ -105,7 +99,7 @@ class MandrillConnector(Connector):
             request.body,
         )
 
-    def map_request(self, request: Request) -> Output:
+    def map_request(self, request: tk.Request) -> tk.Output:
         form = request.form()
         values = form.get("mandrill_events")
         if not values or not values[-1].strip():
@@ -116,7 +110,7 @@ class MandrillConnector(Connector):
             body, "mandrill_events", lambda i, it: self._item(emit, it, f"mandrill_events[{i}]")
         )
 
-    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
+    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> tk.Output:
         event = em.text(item, "event", f"{where}.event")
         if event is None:
             sync = em.text(item, "type", f"{where}.type")
@@ -124,7 +118,7 @@ class MandrillConnector(Connector):
                 return self._sync(emit, item, sync, where)
             raise InvalidInput("missing_field", f"{where}.event is missing")
         if event in _IGNORED:
-            return Output()
+            return tk.Output()
         kind = KINDS.get(event)
         if kind is None:
             raise InvalidInput("unknown_event", f"{where}.event is not a Mandrill event")
@@ -157,7 +151,7 @@ class MandrillConnector(Connector):
             if kind is UsageKind.BOUNCE
             else None,
         }
-        out = Output(
+        out = tk.Output(
             usage=[
                 emit.usage(
                     dedupe,
@@ -194,18 +188,18 @@ class MandrillConnector(Connector):
             )
         return out
 
-    def _sync(self, emit: tk.Emitter, item: Mapping[str, Any], sync: str, where: str) -> Output:
+    def _sync(self, emit: tk.Emitter, item: Mapping[str, Any], sync: str, where: str) -> tk.Output:
         if sync != "blacklist":
-            return Output()
+            return tk.Output()
         reject = em.sub(item, "reject", f"{where}.reject", required=True)
         action = (em.text(item, "action", f"{where}.action") or "add").lower()
         reason = (em.text(reject, "reason", f"{where}.reject.reason") or "").lower()
         if action != "add" or reason not in _WITHDRAW:
-            return Output()
+            return tk.Output()
         address = em.email(self.edge, reject.get("email"), f"{where}.reject.email")
         ts = tt.seconds_ms(item.get("ts"), f"{where}.ts")
         subaccount = em.text(reject, "subaccount", f"{where}.reject.subaccount")
-        return Output(
+        return tk.Output(
             consent=[
                 emit.consent(
                     ("sync", sync, action, reason, item.get("ts"), address.key),
@@ -224,12 +218,12 @@ class MandrillConnector(Connector):
         )
 
 
-def signed_url(request: Request, instance: Instance) -> str:
+def signed_url(request: tk.Request, instance: tk.Instance) -> str:
     configured = instance.options.get("webhook_url")
     return configured if isinstance(configured, str) and configured else request.url
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """The request with the ``X-Mandrill-Signature`` Mandrill would send for its body."""
     signature = mandrill_signature(
         instance.secret("webhook_key"),

@@ -32,17 +32,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import meta_signature, meta_subscription_challenge, verify_meta
-from consentinel.connectors.contract import (
-    ConfigField,
-    Connector,
-    Edge,
-    Instance,
-    Output,
-    Request,
-    Response,
-)
-from consentinel.connectors.toolkit import Emitter, json_object, received_ms, secrets
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
@@ -64,7 +55,7 @@ EMAIL_FIELDS = frozenset({"email", "email_address", "work_email"})
 PHONE_FIELDS = frozenset({"phone_number", "phone", "mobile_number", "work_phone_number"})
 
 
-class MetaLeadAdsConnector(Connector):
+class MetaLeadAdsConnector(tk.Connector):
     name = "meta_lead_ads"
     title = "Meta (Facebook/Instagram) Lead Ads: retrieved leads with their consent checkboxes"
     produces = "usage+consent"
@@ -72,18 +63,20 @@ class MetaLeadAdsConnector(Connector):
     events: ClassVar[tuple[str, ...]] = ("leadgen",)
     event_time: ClassVar[str] = 'the lead\'s "created_time"'
     config_schema = (
-        ConfigField("app_secret", "Meta app secret (signs every POST)", required=True, secret=True),
-        ConfigField("app_secret_previous", "previous app secret, while rotating", secret=True),
-        ConfigField(
+        tk.ConfigField(
+            "app_secret", "Meta app secret (signs every POST)", required=True, secret=True
+        ),
+        tk.ConfigField("app_secret_previous", "previous app secret, while rotating", secret=True),
+        tk.ConfigField(
             "verify_token", "token typed into the webhook subscription", required=True, secret=True
         ),
-        ConfigField("accept_legacy_sha1", "accept X-Hub-Signature (SHA-1) alone", default=False),
-        ConfigField("form_notices", "form id -> notice (disclaimer) version", default={}),
-        ConfigField("consent_channels", "checkbox key -> channel(s)", default={}),
-        ConfigField("phone_channel", "channel of phone addresses", default="sms"),
+        tk.ConfigField("accept_legacy_sha1", "accept X-Hub-Signature (SHA-1) alone", default=False),
+        tk.ConfigField("form_notices", "form id -> notice (disclaimer) version", default={}),
+        tk.ConfigField("consent_channels", "checkbox key -> channel(s)", default={}),
+        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms"),
     )
 
-    def __init__(self, instance: Instance, edge: Edge) -> None:
+    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
         super().__init__(instance, edge)
         problems: list[str] = []
         self.channels = ChannelPolicy(instance, problems)
@@ -92,29 +85,29 @@ class MetaLeadAdsConnector(Connector):
         }
         check_options(instance, problems)
 
-    def handshake(self, request: Request) -> Response | None:
+    def handshake(self, request: tk.Request) -> tk.Response | None:
         if request.method != "GET" or request.param("hub.mode") is None:
             return None
         query = {k: v[0] for k, v in request.query.items() if v}
-        challenge = meta_subscription_challenge(query, secrets(self.instance, "verify_token"))
-        return Response(200, challenge.encode("utf-8"), "text/plain")
+        challenge = meta_subscription_challenge(query, tk.secrets(self.instance, "verify_token"))
+        return tk.Response(200, challenge.encode("utf-8"), "text/plain")
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         verify_meta(
-            secrets(self.instance, "app_secret"),
+            tk.secrets(self.instance, "app_secret"),
             request.body,
             request.headers,
             accept_legacy_sha1=bool(self.instance.options.get("accept_legacy_sha1", False)),
         )
 
-    def map_request(self, request: Request) -> Output:
-        data = json_object(request.body, "Meta payload")
-        received = received_ms(request)
+    def map_request(self, request: tk.Request) -> tk.Output:
+        data = tk.json_object(request.body, "Meta payload")
+        received = tk.received_ms(request)
         if "object" in data or "entry" in data:
             _check_notification(data)
-            return Output()  # ids only: the retrieved lead object is what is ingested
+            return tk.Output()  # ids only: the retrieved lead object is what is ingested
         if isinstance(data.get("data"), list):
-            out = Output()
+            out = tk.Output()
             for lead in data["data"]:
                 if not isinstance(lead, dict):
                     raise InvalidInput("malformed_json", "data[] holds a non-object")
@@ -124,13 +117,13 @@ class MetaLeadAdsConnector(Connector):
             return self._lead(data, received)
         raise InvalidInput("unknown_event", "neither a leadgen notification nor a lead object")
 
-    def map_row(self, row: Mapping[str, Any]) -> Output:
+    def map_row(self, row: Mapping[str, Any]) -> tk.Output:
         """A lead object per JSONL line (the Graph shape, as retrieved)."""
-        return self._lead(dict(row), Edge.now_ms())
+        return self._lead(dict(row), tk.Edge.now_ms())
 
     # -- the lead object -------------------------------------------------------------------
 
-    def _lead(self, lead: dict[str, Any], received: int) -> Output:
+    def _lead(self, lead: dict[str, Any], received: int) -> tk.Output:
         lead_id = text_id(lead.get("id"), "id", required=True)
         if "created_time" not in lead:
             raise InvalidInput("missing_field", "created_time is missing")
@@ -153,7 +146,7 @@ class MetaLeadAdsConnector(Connector):
             vendor_receipt=lead_id,
         )
         return lead_events(
-            Emitter(self, received),
+            tk.Emitter(self, received),
             lead_id,
             addresses,
             at,
@@ -216,7 +209,7 @@ def _check_notification(data: dict[str, Any]) -> None:
                 raise InvalidInput("missing_field", "entry[].changes[].value is missing")
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """``request`` with the ``X-Hub-Signature-256`` Meta would send for ``instance``."""
     signature = meta_signature(instance.secret("app_secret"), request.body)
     return request.with_headers({"x-hub-signature-256": signature})

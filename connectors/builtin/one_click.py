@@ -46,16 +46,6 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import AuthenticationFailed
 from consentinel.connectors.builtin import _email as em
-from consentinel.connectors.contract import (
-    Address,
-    ConfigField,
-    Connector,
-    Edge,
-    Instance,
-    Output,
-    Request,
-    Response,
-)
 from consentinel.streams.events import codec
 from consentinel.streams.events.errors import ConsentinelError, InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
@@ -89,11 +79,11 @@ def _mac(key: bytes, payload: str) -> str:
 
 
 def issue_token(
-    instance: Instance,
-    address: Address | str,
+    instance: tk.Instance,
+    address: tk.Address | str,
     list_id: str,
     *,
-    edge: Edge | None = None,
+    edge: tk.Edge | None = None,
     issued_at: int | None = None,
     controller: str | None = None,
 ) -> str:
@@ -123,14 +113,14 @@ def issue_token(
     return f"{text}.{_mac(instance.secret('token_key'), text)}"
 
 
-def unsubscribe_url(instance: Instance, token: str) -> str:
+def unsubscribe_url(instance: tk.Instance, token: str) -> str:
     """``<public_url>/<token>``: the HTTPS URI for ``List-Unsubscribe``."""
     if not instance.public_url:
         raise ConsentinelError(f"instance {instance.name!r}: set public_url to issue links")
     return instance.public_url.rstrip("/") + "/" + quote(token, safe="")
 
 
-def list_unsubscribe_headers(instance: Instance, token: str) -> dict[str, str]:
+def list_unsubscribe_headers(instance: tk.Instance, token: str) -> dict[str, str]:
     """The two headers RFC 8058 asks for (both must be covered by the DKIM signature)."""
     return {
         "List-Unsubscribe": f"<{unsubscribe_url(instance, token)}>",
@@ -138,7 +128,7 @@ def list_unsubscribe_headers(instance: Instance, token: str) -> dict[str, str]:
     }
 
 
-def _presented(request: Request) -> str | None:
+def _presented(request: tk.Request) -> str | None:
     token = request.param("token") or em.path_token(request)
     return token if token and len(token) <= _MAX_TOKEN else None
 
@@ -147,7 +137,7 @@ def _fail(reason: Any, message: str) -> AuthenticationFailed:
     return AuthenticationFailed(reason, message, scheme=SCHEME)
 
 
-def check_token(instance: Instance, token: str | None) -> dict[str, Any]:
+def check_token(instance: tk.Instance, token: str | None) -> dict[str, Any]:
     """The token's payload when its mac is ours; raises ``AuthenticationFailed`` when it is
     missing, malformed or forged. Expiry is not checked here (see the connector)."""
     if not token:
@@ -169,7 +159,7 @@ def check_token(instance: Instance, token: str | None) -> dict[str, Any]:
     return data
 
 
-def one_click_body(request: Request) -> bool:
+def one_click_body(request: tk.Request) -> bool:
     """Whether the body is ``List-Unsubscribe=One-Click`` (form-urlencoded or multipart)."""
     ctype = (request.header("content-type") or "").lower()
     if ctype.startswith("multipart/"):
@@ -188,35 +178,35 @@ def one_click_body(request: Request) -> bool:
     return ("List-Unsubscribe", "One-Click") in pairs
 
 
-class OneClickUnsubscribeConnector(Connector):
+class OneClickUnsubscribeConnector(tk.Connector):
     name: ClassVar[str] = "one_click_unsubscribe"
     title: ClassVar[str] = "RFC 8058 one-click unsubscribe endpoint (hosted by consentinel)"
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "HMAC-SHA256-signed opaque token in the URL"
     events: ClassVar[tuple[str, ...]] = ("one_click_unsubscribe",)
     event_time: ClassVar[str] = "receive time of the POST (the unsubscription itself)"
-    config_schema: ClassVar[tuple[ConfigField, ...]] = (
-        ConfigField(
+    config_schema: ClassVar[tuple[tk.ConfigField, ...]] = (
+        tk.ConfigField(
             "token_key",
             "key that signs the tokens in List-Unsubscribe URLs",
             required=True,
             secret=True,
         ),
-        ConfigField("token_key_previous", "previous key, accepted while rotating", secret=True),
-        ConfigField(
+        tk.ConfigField("token_key_previous", "previous key, accepted while rotating", secret=True),
+        tk.ConfigField(
             "token_ttl_days", "how long a link works (days; 0: forever)", default=DEFAULT_TTL_DAYS
         ),
     )
 
-    def handshake(self, request: Request) -> Response | None:
+    def handshake(self, request: tk.Request) -> tk.Response | None:
         if request.method.upper() in ("GET", "HEAD"):
-            return Response(200, PAGE, "text/html")  # aiohttp adds the charset
+            return tk.Response(200, PAGE, "text/html")  # aiohttp adds the charset
         return None
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         check_token(self.instance, _presented(request))
 
-    def map_request(self, request: Request) -> Output:
+    def map_request(self, request: tk.Request) -> tk.Output:
         token = _presented(request) or ""
         payload = check_token(self.instance, token)
         if not one_click_body(request):
@@ -236,14 +226,14 @@ class OneClickUnsubscribeConnector(Connector):
                 "missing_field", "the one-click token lacks list, controller or subject"
             )
         assert isinstance(list_id, str) and isinstance(controller, str)
-        address = Address(str(key), str(hint))
+        address = tk.Address(str(key), str(hint))
         digest = hashlib.sha256(token.encode("ascii")).hexdigest()
         emit = tk.Emitter(self, received)
         dedupe = ("one_click", digest)
         mapped, unmapped = em.purposes(self, [list_id])
         user_agent = request.header("user-agent")
         attributes = {"user_agent": user_agent[:200] if user_agent else None}
-        return Output(
+        return tk.Output(
             usage=[
                 emit.usage(
                     dedupe,
@@ -279,7 +269,7 @@ class OneClickUnsubscribeConnector(Connector):
         )
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """The request with its URL token re-signed with the instance's ``token_key`` (the
     token's payload is kept; a request without a token gets nothing to sign)."""
     token = _presented(request)

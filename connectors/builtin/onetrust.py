@@ -40,14 +40,6 @@ from typing import Any, ClassVar
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _cmp
 from consentinel.connectors.builtin import _msgutil as u
-from consentinel.connectors.contract import (
-    Address,
-    ConfigField,
-    Connector,
-    Instance,
-    Output,
-    Request,
-)
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof
@@ -80,7 +72,7 @@ def _action(value: Any, what: str) -> ConsentAction | None:
     return _ACTIONS[key]
 
 
-class OneTrustConnector(Connector):
+class OneTrustConnector(tk.Connector):
     name = "onetrust"
     title = "OneTrust consent receipts and data-subject profiles, consent exports"
     produces = "consent"
@@ -90,25 +82,25 @@ class OneTrustConnector(Connector):
         '"interactionDate" of a receipt, "LastTransactionDate" of a profile purpose (ISO 8601)'
     )
     config_schema = (
-        ConfigField("auth", "bearer (default), header, basic or token", default="bearer"),
-        ConfigField("token", "bearer/header/URL token", secret=True),
-        ConfigField("token_previous", "previous token while rotating", secret=True),
-        ConfigField("password", "Basic password (auth basic)", secret=True),
-        ConfigField("username", "Basic user name (auth basic)"),
-        ConfigField("token_header", "header of the bare token (auth header)"),
-        ConfigField("purpose_channels", "purpose/topic id -> channel or list of channels"),
-        ConfigField("include_test", "map receipts marked test: true", default=False),
+        tk.ConfigField("auth", "bearer (default), header, basic or token", default="bearer"),
+        tk.ConfigField("token", "bearer/header/URL token", secret=True),
+        tk.ConfigField("token_previous", "previous token while rotating", secret=True),
+        tk.ConfigField("password", "Basic password (auth basic)", secret=True),
+        tk.ConfigField("username", "Basic user name (auth basic)"),
+        tk.ConfigField("token_header", "header of the bare token (auth header)"),
+        tk.ConfigField("purpose_channels", "purpose/topic id -> channel or list of channels"),
+        tk.ConfigField("include_test", "map receipts marked test: true", default=False),
     )
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         _cmp.verify(self.instance, request, default="bearer")
 
-    def map_request(self, request: Request) -> Output:
+    def map_request(self, request: tk.Request) -> tk.Output:
         data = tk.json_object(request.body)
         received = tk.received_ms(request)
         content = data.get("content")
         if isinstance(content, list):
-            out = Output()
+            out = tk.Output()
             for item in content:
                 if not isinstance(item, dict):
                     raise InvalidInput("missing_field", "content holds a non-object")
@@ -122,7 +114,7 @@ class OneTrustConnector(Connector):
 
     # -- subject ---------------------------------------------------------------------------
 
-    def _subject(self, d: Mapping[str, Any]) -> Address:
+    def _subject(self, d: Mapping[str, Any]) -> tk.Address:
         raw = d.get("identifier", d.get("Identifier"))
         kind = u.text(d, "identifierType") or u.text(d, "IdentifierType")
         try:
@@ -150,9 +142,9 @@ class OneTrustConnector(Connector):
 
     # -- receipts --------------------------------------------------------------------------
 
-    def _receipt(self, d: dict[str, Any], received: int) -> Output:
+    def _receipt(self, d: dict[str, Any], received: int) -> tk.Output:
         if d.get("test") is True and not self.instance.options.get("include_test"):
-            return Output()
+            return tk.Output()
         addr = self._subject(d)
         stamp = u.text(d, "interactionDate")
         occurred = tt.iso_ms(stamp, "interactionDate") if stamp else received
@@ -198,7 +190,7 @@ class OneTrustConnector(Connector):
             dedupe = (addr.key, stamp, ",".join(f"{v}={a}" for v, a in picked))
         controller = self.instance.controller
         groups = _cmp.resolve(self, choices)
-        out = Output()
+        out = tk.Output()
         for group in groups:
             out.consent.extend(
                 _cmp.consent_events(
@@ -248,12 +240,12 @@ class OneTrustConnector(Connector):
 
     # -- profiles --------------------------------------------------------------------------
 
-    def _profile(self, d: Mapping[str, Any], received: int) -> Output:
+    def _profile(self, d: Mapping[str, Any], received: int) -> tk.Output:
         addr = self._subject(d)
         purposes = d.get("Purposes")
         if not isinstance(purposes, list):
             raise InvalidInput("missing_field", "Purposes is not a list")
-        out = Output()
+        out = tk.Output()
         for item in purposes:
             if not isinstance(item, dict):
                 raise InvalidInput("missing_field", "Purposes holds a non-object")
@@ -294,7 +286,7 @@ class OneTrustConnector(Connector):
 
     # -- file import -----------------------------------------------------------------------
 
-    def map_row(self, row: Mapping[str, Any]) -> Output:
+    def map_row(self, row: Mapping[str, Any]) -> tk.Output:
         raw = u.ci_get(row, "identifier", "email", "phone", "data_subject")
         kind = u.ci_get(row, "identifier_type")
         addr, _ = _cmp.address(
@@ -314,9 +306,9 @@ class OneTrustConnector(Connector):
             raise InvalidInput("missing_field", "the row has no date column")
         occurred = tt.any_time_ms(stamp, "the row date")
         if action is None:
-            return Output()
+            return tk.Output()
         receipt = u.ci_get(row, "receipt_id", "receipt")
-        return Output(
+        return tk.Output(
             consent=_cmp.consent_events(
                 self,
                 _cmp.resolve(self, [self._choice(purpose_id.strip(), action)]),
@@ -355,6 +347,6 @@ def _tc_string(d: Mapping[str, Any]) -> str | None:
     return None
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """``request`` authenticated as the OneTrust workflow would call this instance."""
     return _cmp.sign(request, instance, default="bearer")

@@ -47,15 +47,6 @@ from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import load_sendgrid_key, verify_sendgrid
 from consentinel.connectors.auth.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from consentinel.connectors.builtin import _email as em
-from consentinel.connectors.contract import (
-    Address,
-    ConfigField,
-    Connector,
-    Edge,
-    Instance,
-    Output,
-    Request,
-)
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import ConsentinelError, InvalidInput
 from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
@@ -84,7 +75,7 @@ _ROW_KINDS = {
 _ROW_NOT_CONSENT = frozenset({"bounces", "blocks", "invalid_emails"})
 
 
-class SendGridConnector(Connector):
+class SendGridConnector(tk.Connector):
     name: ClassVar[str] = "sendgrid"
     title: ClassVar[str] = "Twilio SendGrid signed Event Webhook and suppression exports"
     produces: ClassVar[str] = "usage+consent"
@@ -93,30 +84,30 @@ class SendGridConnector(Connector):
     event_time: ClassVar[str] = (
         '"timestamp" (Unix seconds) of each event; suppression exports: "created"'
     )
-    config_schema: ClassVar[tuple[ConfigField, ...]] = (
-        ConfigField(
+    config_schema: ClassVar[tuple[tk.ConfigField, ...]] = (
+        tk.ConfigField(
             "verification_key",
             "the Signed Event Webhook verification key (Base64)",
             required=True,
             secret=True,
         ),
-        ConfigField(
+        tk.ConfigField(
             "verification_key_previous", "previous key, accepted while rotating", secret=True
         ),
-        ConfigField("signing_key", "PEM private key for sign() (tests, demo feed)", secret=True),
-        ConfigField(
+        tk.ConfigField("signing_key", "PEM private key for sign() (tests, demo feed)", secret=True),
+        tk.ConfigField(
             "max_age_s", "accepted age of the signed timestamp, s (null: no check)", default=300
         ),
-        ConfigField("account", "the SendGrid account or subuser, reported as sender"),
-        ConfigField(
+        tk.ConfigField("account", "the SendGrid account or subuser, reported as sender"),
+        tk.ConfigField(
             "purpose_key", "custom arg holding the sender's purpose", default="consentinel_purpose"
         ),
-        ConfigField(
+        tk.ConfigField(
             "import_kind", "default kind of imported suppression rows", default="unsubscribes"
         ),
     )
 
-    def __init__(self, instance: Instance, edge: Edge) -> None:
+    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
         super().__init__(instance, edge)
         self.keys = [
             load_sendgrid_key(k.decode("utf-8")) for k in tk.secrets(instance, "verification_key")
@@ -127,20 +118,20 @@ class SendGridConnector(Connector):
         account = instance.options.get("account")
         self._account = str(account) if account else None
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         now = request.received_at_ms / 1000 if request.received_at_ms else None
         verify_sendgrid(self.keys, request.body, request.headers, tolerance=self.max_age, now=now)
 
-    def map_request(self, request: Request) -> Output:
+    def map_request(self, request: tk.Request) -> tk.Output:
         body = tk.json_body(request.body, "the body")
         emit = tk.Emitter(self, tk.received_ms(request))
         return tk.map_batch(body, "the body", lambda i, item: self._item(emit, item, f"event[{i}]"))
 
-    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> Output:
+    def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> tk.Output:
         event = em.text(item, "event", f"{where}.event", required=True)
         assert event is not None
         if event in _IGNORED:
-            return Output()
+            return tk.Output()
         if event not in KINDS and event != "group_resubscribe":
             raise InvalidInput("unknown_event", f"{where}.event is not a SendGrid event")
         address = em.email(self.edge, item.get("email"), f"{where}.email")
@@ -151,7 +142,7 @@ class SendGridConnector(Connector):
             (event_id,) if event_id else (message_id, event, item.get("timestamp"), address.key)
         )
         group = em.ident(item, "asm_group_id", f"{where}.asm_group_id")
-        out = Output()
+        out = tk.Output()
         kind = KINDS.get(event)
         if kind is not None:
             raw_purpose = item.get(self._purpose_key)
@@ -195,7 +186,7 @@ class SendGridConnector(Connector):
         emit: tk.Emitter,
         event: str,
         dedupe: tuple[object, ...],
-        address: Address,
+        address: tk.Address,
         ts: int,
         group: str | None,
         item: Mapping[str, Any],
@@ -236,13 +227,13 @@ class SendGridConnector(Connector):
 
     # -- file import -----------------------------------------------------------------
 
-    def map_row(self, row: Mapping[str, Any]) -> Output:
+    def map_row(self, row: Mapping[str, Any]) -> tk.Output:
         kind = _cell(row, "suppression") or str(
             self.instance.options.get("import_kind") or "unsubscribes"
         )
         kind = kind.lower()
         if kind in _ROW_NOT_CONSENT:
-            return Output()
+            return tk.Output()
         if kind not in _ROW_KINDS:
             raise InvalidInput("unknown_event", "the suppression column names no known export")
         address = em.email(self.edge, _cell(row, "email", "Email"), "email")
@@ -252,8 +243,8 @@ class SendGridConnector(Connector):
         if kind == "group_unsubscribes" and group is None:
             raise InvalidInput("missing_field", "group_id is missing for a group unsubscribe")
         mapped, unmapped = em.purposes(self, [group]) if group else ([], [])
-        emit = tk.Emitter(self, Edge.now_ms())
-        return Output(
+        emit = tk.Emitter(self, tk.Edge.now_ms())
+        return tk.Output(
             consent=[
                 emit.consent(
                     ("row", kind, group, address.key, at),
@@ -291,7 +282,7 @@ def _cell(row: Mapping[str, Any], *names: str) -> str | None:
     return None
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """The request signed as SendGrid would, with the instance's ``signing_key`` (PEM
     private key whose public half is ``verification_key``). The timestamp header is kept
     when present, else the request's receipt time (or now) in Unix seconds."""

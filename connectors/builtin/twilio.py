@@ -41,13 +41,6 @@ from typing import Any, ClassVar
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import twilio_signature, verify_twilio
 from consentinel.connectors.builtin import _msgutil as u
-from consentinel.connectors.contract import (
-    ConfigField,
-    Connector,
-    Instance,
-    Output,
-    Request,
-)
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
@@ -81,7 +74,7 @@ def _split_channel(raw: str) -> tuple[Channel, str]:
     return Channel.SMS, raw
 
 
-class TwilioConnector(Connector):
+class TwilioConnector(tk.Connector):
     name = "twilio"
     title = "Twilio Programmable Messaging: status callbacks, inbound replies, STOP/START"
     produces = "usage+consent"
@@ -92,12 +85,12 @@ class TwilioConnector(Connector):
         "reports; export rows: their date column"
     )
     config_schema = (
-        ConfigField("auth_token", "account Auth Token", required=True, secret=True),
-        ConfigField("auth_token_previous", "previous Auth Token while rotating", secret=True),
-        ConfigField("controllers", "map MessagingServiceSid or sender -> controller"),
+        tk.ConfigField("auth_token", "account Auth Token", required=True, secret=True),
+        tk.ConfigField("auth_token_previous", "previous Auth Token while rotating", secret=True),
+        tk.ConfigField("controllers", "map MessagingServiceSid or sender -> controller"),
     )
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         params: list[tuple[str, str]] | None = None if request.body.strip() else []  # GET
         verify_twilio(
             tk.secrets(self.instance, "auth_token"),
@@ -107,7 +100,7 @@ class TwilioConnector(Connector):
             params=params,
         )
 
-    def map_request(self, request: Request) -> Output:
+    def map_request(self, request: tk.Request) -> tk.Output:
         params = u.flat_params(request)
         sid = u.text(params, "MessageSid") or u.text(params, "SmsSid")
         if sid is None:
@@ -116,14 +109,14 @@ class TwilioConnector(Connector):
         if status in _INBOUND or (not status and "Body" in params):
             return self._inbound(request, params, sid)
         if status in _IGNORED:
-            return Output()
+            return tk.Output()
         if status not in _KINDS:
             raise InvalidInput("unknown_event", "MessageStatus is not a known Twilio status")
         return self._status(request, params, sid, status)
 
     # -- status callbacks ----------------------------------------------------------------
 
-    def _status(self, request: Request, p: dict[str, str], sid: str, status: str) -> Output:
+    def _status(self, request: tk.Request, p: dict[str, str], sid: str, status: str) -> tk.Output:
         to = u.text(p, "To", required=True)
         assert to is not None
         channel, number = _split_channel(to)
@@ -147,7 +140,7 @@ class TwilioConnector(Connector):
         if u.text(p, "AccountSid"):
             attributes["account"] = u.bounded(p["AccountSid"])
         emit = tk.Emitter(self, received)
-        out = Output()
+        out = tk.Output()
         out.usage.append(
             emit.usage(
                 dedupe,
@@ -180,7 +173,7 @@ class TwilioConnector(Connector):
 
     # -- inbound -------------------------------------------------------------------------
 
-    def _inbound(self, request: Request, p: dict[str, str], sid: str) -> Output:
+    def _inbound(self, request: tk.Request, p: dict[str, str], sid: str) -> tk.Output:
         from_ = u.text(p, "From", required=True)
         assert from_ is not None
         channel, number = _split_channel(from_)
@@ -222,7 +215,7 @@ class TwilioConnector(Connector):
 
     # -- file import ---------------------------------------------------------------------
 
-    def map_row(self, row: Mapping[str, Any]) -> Output:
+    def map_row(self, row: Mapping[str, Any]) -> tk.Output:
         phone = u.ci_get(row, "phone_number", "phone", "number", "from", "address")
         if not isinstance(phone, str) or not phone.strip():
             raise InvalidInput("missing_field", "the row has no phone number column")
@@ -249,10 +242,10 @@ class TwilioConnector(Connector):
             scope=service,
             receipt=None,
         )
-        return Output(consent=[replace(consent, attributes={"import": "opt_out_export"})])
+        return tk.Output(consent=[replace(consent, attributes={"import": "opt_out_export"})])
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """``request`` with the ``X-Twilio-Signature`` Twilio would send for ``instance``."""
     pairs = u.parse_form_pairs(request.body) if request.body.strip() else []
     signature = twilio_signature(instance.secret("auth_token"), request.url, pairs)

@@ -53,14 +53,6 @@ from consentinel.connectors.auth import (
     vonage_sms_signature,
 )
 from consentinel.connectors.builtin import _msgutil as u
-from consentinel.connectors.contract import (
-    Address,
-    ConfigField,
-    Connector,
-    Instance,
-    Output,
-    Request,
-)
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events import codec
 from consentinel.streams.events.errors import InvalidInput
@@ -88,18 +80,18 @@ _IGNORED = frozenset({"unknown"})
 _DEFAULT_MAX_AGE = 300.0
 
 
-def _max_age(instance: Instance) -> float | None:
+def _max_age(instance: tk.Instance) -> float | None:
     if "max_age_s" not in instance.options:
         return _DEFAULT_MAX_AGE
     value = instance.options["max_age_s"]
     return float(value) if value else None
 
 
-def _bearer(request: Request) -> bool:
+def _bearer(request: tk.Request) -> bool:
     return (request.header("authorization") or "").lower().startswith("bearer ")
 
 
-def _sms_params(request: Request) -> dict[str, str]:
+def _sms_params(request: tk.Request) -> dict[str, str]:
     if u.is_json(request):
         data = tk.json_object(request.body)
         return {
@@ -119,7 +111,7 @@ def _number(value: Any, what: str) -> str:
     return str(value).strip()
 
 
-class VonageConnector(Connector):
+class VonageConnector(tk.Connector):
     name = "vonage"
     title = "Vonage SMS API receipts and inbound SMS, Messages API status and inbound"
     produces = "usage+consent"
@@ -130,15 +122,15 @@ class VonageConnector(Connector):
         'API: "timestamp"; else receive time'
     )
     config_schema = (
-        ConfigField("signature_secret", "account signature secret", required=True, secret=True),
-        ConfigField("signature_secret_previous", "previous signature secret", secret=True),
-        ConfigField("signature_method", "md5hash (default), md5, sha1, sha256 or sha512"),
-        ConfigField("max_age_s", "freshness window of signed timestamps (s)", default=300),
-        ConfigField("api_key", "account API key (put in JWTs made by `sign`)"),
-        ConfigField("controllers", "map sender id / number -> controller"),
+        tk.ConfigField("signature_secret", "account signature secret", required=True, secret=True),
+        tk.ConfigField("signature_secret_previous", "previous signature secret", secret=True),
+        tk.ConfigField("signature_method", "md5hash (default), md5, sha1, sha256 or sha512"),
+        tk.ConfigField("max_age_s", "freshness window of signed timestamps (s)", default=300),
+        tk.ConfigField("api_key", "account API key (put in JWTs made by `sign`)"),
+        tk.ConfigField("controllers", "map sender id / number -> controller"),
     )
 
-    def verify(self, request: Request) -> None:
+    def verify(self, request: tk.Request) -> None:
         secrets = tk.secrets(self.instance, "signature_secret")
         max_age = _max_age(self.instance)
         if _bearer(request):
@@ -151,7 +143,7 @@ class VonageConnector(Connector):
         method = str(self.instance.options.get("signature_method") or "md5hash")
         verify_vonage_sms(secrets, params, method=method, tolerance=max_age)  # type: ignore[arg-type]
 
-    def map_request(self, request: Request) -> Output:
+    def map_request(self, request: tk.Request) -> tk.Output:
         if u.is_json(request):
             data = tk.json_object(request.body)
             if "message_uuid" in data:
@@ -182,11 +174,11 @@ class VonageConnector(Connector):
                 attrs["list"] = u.bounded(value.strip())
         return (u.bounded(campaign.strip()) or None), purpose, attrs
 
-    def _dlr(self, request: Request, p: dict[str, str]) -> Output:
+    def _dlr(self, request: tk.Request, p: dict[str, str]) -> tk.Output:
         message_id = u.text(p, "messageId", required=True)
         status = (u.text(p, "status") or "").lower()
         if status in _IGNORED:
-            return Output()
+            return tk.Output()
         if status not in _DLR_KINDS:
             raise InvalidInput("unknown_event", "status is not a known Vonage receipt status")
         kind = _DLR_KINDS[status]
@@ -213,7 +205,7 @@ class VonageConnector(Connector):
                 attrs[name.replace("-", "_")] = u.bounded(p[name])
         dedupe = (message_id, "send") if kind is UsageKind.SEND else (message_id, status)
         emit = tk.Emitter(self, received)
-        out = Output()
+        out = tk.Output()
         out.usage.append(
             emit.usage(
                 dedupe,
@@ -245,7 +237,7 @@ class VonageConnector(Connector):
             )
         return out
 
-    def _sms_inbound(self, request: Request, p: dict[str, str]) -> Output:
+    def _sms_inbound(self, request: tk.Request, p: dict[str, str]) -> tk.Output:
         message_id = u.text(p, "messageId", required=True)
         msisdn = u.text(p, "msisdn", required=True)
         assert msisdn is not None and message_id is not None
@@ -273,12 +265,12 @@ class VonageConnector(Connector):
         received: int,
         occurred: int,
         message_id: str,
-        addr: Address,
+        addr: tk.Address,
         channel: Channel,
         own: str | None,
         keyword: str | None,
         event_type: str,
-    ) -> Output:
+    ) -> tk.Output:
         return u.reply(
             tk.Emitter(self, received),
             (message_id, "inbound"),
@@ -297,7 +289,7 @@ class VonageConnector(Connector):
 
     # -- Messages API --------------------------------------------------------------------
 
-    def _messages(self, request: Request, d: dict[str, Any]) -> Output:
+    def _messages(self, request: tk.Request, d: dict[str, Any]) -> tk.Output:
         message_uuid = u.text(d, "message_uuid", required=True)
         assert message_uuid is not None
         channel = u.sms_channel(u.text(d, "channel"))
@@ -349,10 +341,10 @@ class VonageConnector(Connector):
             source_event_type=f"messages.{status}",
             attributes=attrs,
         )
-        return Output(usage=[usage])
+        return tk.Output(usage=[usage])
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """``request`` signed as Vonage would sign it for ``instance``.
 
     A Messages API request (a Bearer header, or a JSON body with ``message_uuid``) gets a fresh

@@ -8,9 +8,24 @@
 - :func:`map_items`: a batch mapped item by item, bad items refused one by one.
 
 Request helpers (``with_headers``, ``with_query``, ``with_body``) are methods of
-``contract.Request``.
+``contract.Request``. The contract's names a connector uses are here too, so a connector
+module needs one import, ``from consentinel.connectors import toolkit as tk``, and reads
+``tk.Connector``, ``tk.Request``, ``tk.Output``.
 """
 
+from consentinel.connectors.contract import (
+    Address,
+    AuthConfigError,
+    ConfigField,
+    Connector,
+    Edge,
+    Instance,
+    ItemRejected,
+    Output,
+    Request,
+    Response,
+    sending_domain,
+)
 from consentinel.connectors.toolkit import fields, times
 from consentinel.connectors.toolkit.batch import map_batch, map_items
 from consentinel.connectors.toolkit.emitter import (
@@ -24,7 +39,17 @@ from consentinel.connectors.toolkit.secrets import secrets
 
 __all__ = [
     "MAX_ATTR",
+    "Address",
+    "AuthConfigError",
+    "ConfigField",
+    "Connector",
+    "Edge",
     "Emitter",
+    "Instance",
+    "ItemRejected",
+    "Output",
+    "Request",
+    "Response",
     "bounded_int",
     "clean_attributes",
     "fields",
@@ -34,5 +59,6 @@ __all__ = [
     "map_items",
     "received_ms",
     "secrets",
+    "sending_domain",
     "times",
 ]
