@@ -200,6 +200,7 @@ def main(argv: list[str]) -> int:
         redirect_stdouts=False,
     )
     faust_compat.quiet_worker(worker, lambda level: quiet_libraries(level))
+    faust_compat.prompt_shutdown(worker)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

@@ -19,6 +19,7 @@ their beginning (what ``auto_offset_reset=earliest`` meant), so they are fetched
 
 from __future__ import annotations
 
+import gc
 import logging
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -135,6 +136,23 @@ def quiet_worker(worker: Any, set_levels: Callable[[int], None]) -> None:
         set_levels(logging.getLogger().level)
 
     worker.on_setup_root_logger = on_setup_root_logger
+
+
+def prompt_shutdown(worker: Any) -> None:
+    """A stop signal freezes the garbage collector's generations before Faust stops.
+    ``RocksDB.stop`` (faust/stores/rocksdb.py) runs a full ``gc.collect()`` for each
+    table, on the event loop; with a million events of state that was about 10 s per
+    table (the 1e6 differential run, 2026-12), so a SIGTERM took over 60 s, the
+    consumer's keepalive thread stalled and the group coordinator dropped the member.
+    Frozen objects are skipped by ``gc.collect``; the process exits after the stop, so
+    nothing frozen needs collecting."""
+    schedule = worker._schedule_shutdown
+
+    def schedule_shutdown(signal: Any) -> None:
+        gc.freeze()
+        schedule(signal)
+
+    worker._schedule_shutdown = schedule_shutdown
 
 
 async def tables_recovered(app: Any) -> None:
