@@ -266,13 +266,20 @@ def unsigned_schema(
             "basic_user",
             "user name of Basic credentials in the callback URL",
             default="consentinel",
+            kind="text",
         ),
         tk.ConfigField(
-            "auth", "where sign() puts the token: url, basic or bearer", default=default_auth
+            "auth",
+            "where sign() puts the token: url, basic or bearer",
+            default=default_auth,
+            kind="text",
         ),
-        tk.ConfigField("account", f"the {platform} account, reported as sender"),
+        tk.ConfigField("account", f"the {platform} account, reported as sender", kind="text"),
         tk.ConfigField(
-            "purpose_key", f"{purpose_doc} holding the sender's purpose", default="purpose"
+            "purpose_key",
+            f"{purpose_doc} holding the sender's purpose",
+            default="purpose",
+            kind="text",
         ),
     )
 

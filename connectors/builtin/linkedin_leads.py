@@ -83,10 +83,14 @@ class LinkedInLeadGenConnector(tk.Connector):
         tk.ConfigField(
             "client_secret_previous", "previous client secret, while rotating", secret=True
         ),
-        tk.ConfigField("question_fields", "questionId -> email | phone", default={}),
-        tk.ConfigField("consent_channels", "consentId -> channel(s)", default={}),
-        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms"),
-        tk.ConfigField("ingest_test_leads", "map testLead responses (flagged)", default=False),
+        tk.ConfigField(
+            "question_fields", "questionId -> email | phone", default={}, kind="mapping"
+        ),
+        tk.ConfigField("consent_channels", "consentId -> channel(s)", default={}, kind="mapping"),
+        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms", kind="text"),
+        tk.ConfigField(
+            "ingest_test_leads", "map testLead responses (flagged)", default=False, kind="yes/no"
+        ),
     )
 
     def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:

@@ -103,10 +103,17 @@ class MailchimpConnector(tk.Connector):
             secret=True,
         ),
         tk.ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
-        tk.ConfigField("timezone", "IANA zone of fired_at and export times [U]", default="UTC"),
-        tk.ConfigField("list_id", "audience id for imported export rows without a LIST_ID column"),
         tk.ConfigField(
-            "list_notices", "list id -> version of the notice its sign-up form shows", default={}
+            "timezone", "IANA zone of fired_at and export times [U]", default="UTC", kind="text"
+        ),
+        tk.ConfigField(
+            "list_id", "audience id for imported export rows without a LIST_ID column", kind="text"
+        ),
+        tk.ConfigField(
+            "list_notices",
+            "list id -> version of the notice its sign-up form shows",
+            default={},
+            kind="mapping",
         ),
     )
 

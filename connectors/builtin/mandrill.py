@@ -80,9 +80,13 @@ class MandrillConnector(tk.Connector):
             "webhook_url",
             "the webhook URL exactly as registered in Mandrill "
             "(default: the URL the request came to)",
+            kind="text",
         ),
         tk.ConfigField(
-            "purpose_key", "msg.metadata key holding the sender's purpose", default="purpose"
+            "purpose_key",
+            "msg.metadata key holding the sender's purpose",
+            default="purpose",
+            kind="text",
         ),
     )
 

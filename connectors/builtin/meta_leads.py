@@ -70,10 +70,19 @@ class MetaLeadAdsConnector(tk.Connector):
         tk.ConfigField(
             "verify_token", "token typed into the webhook subscription", required=True, secret=True
         ),
-        tk.ConfigField("accept_legacy_sha1", "accept X-Hub-Signature (SHA-1) alone", default=False),
-        tk.ConfigField("form_notices", "form id -> notice (disclaimer) version", default={}),
-        tk.ConfigField("consent_channels", "checkbox key -> channel(s)", default={}),
-        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms"),
+        tk.ConfigField(
+            "accept_legacy_sha1",
+            "accept X-Hub-Signature (SHA-1) alone",
+            default=False,
+            kind="yes/no",
+        ),
+        tk.ConfigField(
+            "form_notices", "form id -> notice (disclaimer) version", default={}, kind="mapping"
+        ),
+        tk.ConfigField(
+            "consent_channels", "checkbox key -> channel(s)", default={}, kind="mapping"
+        ),
+        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms", kind="text"),
     )
 
     def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:

@@ -194,7 +194,10 @@ class OneClickUnsubscribeConnector(tk.Connector):
         ),
         tk.ConfigField("token_key_previous", "previous key, accepted while rotating", secret=True),
         tk.ConfigField(
-            "token_ttl_days", "how long a link works (days; 0: forever)", default=DEFAULT_TTL_DAYS
+            "token_ttl_days",
+            "how long a link works (days; 0: forever)",
+            default=DEFAULT_TTL_DAYS,
+            kind="number",
         ),
     )
 

@@ -96,14 +96,25 @@ class SendGridConnector(tk.Connector):
         ),
         tk.ConfigField("signing_key", "PEM private key for sign() (tests, demo feed)", secret=True),
         tk.ConfigField(
-            "max_age_s", "accepted age of the signed timestamp, s (null: no check)", default=300
+            "max_age_s",
+            "accepted age of the signed timestamp, s (null: no check)",
+            default=300,
+            kind="number",
         ),
-        tk.ConfigField("account", "the SendGrid account or subuser, reported as sender"),
         tk.ConfigField(
-            "purpose_key", "custom arg holding the sender's purpose", default="consentinel_purpose"
+            "account", "the SendGrid account or subuser, reported as sender", kind="text"
         ),
         tk.ConfigField(
-            "import_kind", "default kind of imported suppression rows", default="unsubscribes"
+            "purpose_key",
+            "custom arg holding the sender's purpose",
+            default="consentinel_purpose",
+            kind="text",
+        ),
+        tk.ConfigField(
+            "import_kind",
+            "default kind of imported suppression rows",
+            default="unsubscribes",
+            kind="text",
         ),
     )
 
