@@ -49,7 +49,7 @@ from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+from consentinel.streams.events.records import ConsentAction, UsageKind
 
 TRANSACTIONAL: dict[str, UsageKind] = {
     "request": UsageKind.SEND,
@@ -171,17 +171,14 @@ class BrevoConnector(em.UnsignedBatchConnector):
         )
         if event in _WITHDRAW:
             out.consent.append(
-                emit.consent(
+                emit.proven(
                     dedupe,
                     ConsentAction.WITHDRAW,
                     address,
                     occurred,
-                    proof=Proof(
-                        method=_WITHDRAW[event],
-                        collected_at_ms=occurred,
-                        collection_point="brevo:transactional",
-                        vendor_receipt=receipt,
-                    ),
+                    method=_WITHDRAW[event],
+                    collection_point="brevo:transactional",
+                    vendor_receipt=receipt,
                 )
             )
         return out
@@ -265,17 +262,14 @@ class BrevoConnector(em.UnsignedBatchConnector):
                 )
             else:
                 out.consent.append(
-                    emit.consent(
+                    emit.proven(
                         dedupe,
                         ConsentAction.WITHDRAW,
                         address,
                         occurred,
-                        proof=Proof(
-                            method=_WITHDRAW[event],
-                            collected_at_ms=occurred,
-                            collection_point="brevo:marketing",
-                            vendor_receipt=campaign,
-                        ),
+                        method=_WITHDRAW[event],
+                        collection_point="brevo:marketing",
+                        vendor_receipt=campaign,
                     )
                 )
         return out
@@ -292,7 +286,7 @@ class BrevoConnector(em.UnsignedBatchConnector):
         campaign: str | None,
     ) -> Any:
         mapped, unmapped = em.purposes(self, [list_id])
-        return emit.consent(
+        return emit.proven(
             (*dedupe, list_id),
             action,
             address,
@@ -300,12 +294,9 @@ class BrevoConnector(em.UnsignedBatchConnector):
             purposes=mapped,
             unmapped=unmapped,
             scope=list_id,
-            proof=Proof(
-                method=method,
-                collected_at_ms=occurred,
-                collection_point=f"brevo:list:{list_id}",
-                vendor_receipt=campaign,
-            ),
+            method=method,
+            collection_point=f"brevo:list:{list_id}",
+            vendor_receipt=campaign,
         )
 
     @property

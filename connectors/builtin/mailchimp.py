@@ -49,7 +49,7 @@ from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.builtin.mailchimp_rows import export_row
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import FatalConfigError, InvalidInput
-from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+from consentinel.streams.events.records import ConsentAction, UsageKind
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _EVENTS = ("subscribe", "unsubscribe", "profile", "cleaned", "upemail", "campaign")
@@ -184,7 +184,7 @@ class MailchimpConnector(tk.Connector):
         ip_signup = em.text(data, "ip_signup", "data[ip_signup]")
         mapped, unmapped = self.list_purposes(list_id)
         interests = merges.get("INTERESTS")
-        return emit.consent(
+        return emit.proven(
             dedupe,
             ConsentAction.GRANT,
             address,
@@ -192,14 +192,11 @@ class MailchimpConnector(tk.Connector):
             purposes=mapped,
             unmapped=unmapped,
             scope=list_id,
-            proof=Proof(
-                method="double_opt_in" if em.ip_hash(ip_opt) else "opt_in",
-                collected_at_ms=occurred,
-                collection_point=f"mailchimp:list:{list_id}",
-                notice_version=self.notices.get(list_id),
-                ip_hash=em.ip_hash(ip_opt) or em.ip_hash(ip_signup),
-                vendor_receipt=em.ident(data, "id", "data[id]"),
-            ),
+            method="double_opt_in" if em.ip_hash(ip_opt) else "opt_in",
+            collection_point=f"mailchimp:list:{list_id}",
+            notice_version=self.notices.get(list_id),
+            ip_hash=em.ip_hash(ip_opt) or em.ip_hash(ip_signup),
+            vendor_receipt=em.ident(data, "id", "data[id]"),
             attributes={
                 "ip_signup_hash": em.ip_hash(ip_signup),
                 "email_type": em.attr_text(em.text(data, "email_type", "data[email_type]")),
@@ -242,7 +239,7 @@ class MailchimpConnector(tk.Connector):
             else ("list_delete" if action == "delete" else "unsubscribe_link")
         )
         out.consent.append(
-            emit.consent(
+            emit.proven(
                 dedupe,
                 ConsentAction.WITHDRAW,
                 address,
@@ -250,13 +247,10 @@ class MailchimpConnector(tk.Connector):
                 purposes=mapped,
                 unmapped=unmapped,
                 scope=list_id,
-                proof=Proof(
-                    method=method,
-                    collected_at_ms=occurred,
-                    collection_point=f"mailchimp:list:{list_id}",
-                    ip_hash=em.ip_hash(data.get("ip_opt")),
-                    vendor_receipt=campaign,
-                ),
+                method=method,
+                collection_point=f"mailchimp:list:{list_id}",
+                ip_hash=em.ip_hash(data.get("ip_opt")),
+                vendor_receipt=campaign,
                 attributes=attrs,
             )
         )
@@ -291,7 +285,7 @@ class MailchimpConnector(tk.Connector):
         if abuse:
             mapped, unmapped = self.list_purposes(list_id)
             out.consent.append(
-                emit.consent(
+                emit.proven(
                     dedupe,
                     ConsentAction.WITHDRAW,
                     address,
@@ -299,12 +293,9 @@ class MailchimpConnector(tk.Connector):
                     purposes=mapped,
                     unmapped=unmapped,
                     scope=list_id,
-                    proof=Proof(
-                        method="spam_complaint",
-                        collected_at_ms=occurred,
-                        collection_point=f"mailchimp:list:{list_id}",
-                        vendor_receipt=campaign,
-                    ),
+                    method="spam_complaint",
+                    collection_point=f"mailchimp:list:{list_id}",
+                    vendor_receipt=campaign,
                     attributes={"reason": "abuse"},
                 )
             )
@@ -325,7 +316,7 @@ class MailchimpConnector(tk.Connector):
         point = f"mailchimp:list:{list_id}"
         return tk.Output(
             consent=[
-                emit.consent(
+                emit.proven(
                     dedupe,
                     ConsentAction.GRANT,
                     new,
@@ -334,15 +325,12 @@ class MailchimpConnector(tk.Connector):
                     purposes=mapped,
                     unmapped=unmapped,
                     scope=list_id,
-                    proof=Proof(
-                        method="address_change",
-                        collected_at_ms=occurred,
-                        collection_point=point,
-                        vendor_receipt=em.ident(data, "new_id", "data[new_id]"),
-                    ),
+                    method="address_change",
+                    collection_point=point,
+                    vendor_receipt=em.ident(data, "new_id", "data[new_id]"),
                     attributes={"replaces_subject_key": old.key},
                 ),
-                emit.consent(
+                emit.proven(
                     dedupe,
                     ConsentAction.EXPIRE,
                     old,
@@ -351,9 +339,8 @@ class MailchimpConnector(tk.Connector):
                     purposes=mapped,
                     unmapped=unmapped,
                     scope=list_id,
-                    proof=Proof(
-                        method="address_change", collected_at_ms=occurred, collection_point=point
-                    ),
+                    method="address_change",
+                    collection_point=point,
                     attributes={"replaced_by_subject_key": new.key, "reason": "address_changed"},
                 ),
             ]

@@ -91,7 +91,7 @@ def export_row(connector: MailchimpConnector, row: Mapping[str, Any]) -> tk.Outp
     unsub = times.get("UNSUB_TIME")
     if unsub is not None:
         out.consent.append(
-            emit.consent(
+            emit.proven(
                 ("row", list_id, address.key, unsub),
                 ConsentAction.WITHDRAW,
                 address,
@@ -100,12 +100,9 @@ def export_row(connector: MailchimpConnector, row: Mapping[str, Any]) -> tk.Outp
                 purposes=mapped,
                 unmapped=unmapped,
                 scope=list_id,
-                proof=Proof(
-                    method="unsubscribe",
-                    collected_at_ms=unsub,
-                    collection_point=point,
-                    vendor_receipt=em.attr_text(receipt),
-                ),
+                method="unsubscribe",
+                collection_point=point,
+                vendor_receipt=em.attr_text(receipt),
                 attributes={
                     "reason": em.attr_text(_column(row, "UNSUB_REASON")),
                     "imported": True,

@@ -48,7 +48,7 @@ from consentinel.connectors.auth import AuthenticationFailed
 from consentinel.connectors.builtin import _email as em
 from consentinel.streams.events import codec
 from consentinel.streams.events.errors import ConsentinelError, InvalidInput
-from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+from consentinel.streams.events.records import ConsentAction, UsageKind
 
 SCHEME = "one_click"
 _DOMAIN = b"consentinel-one-click-v1."
@@ -250,7 +250,7 @@ class OneClickUnsubscribeConnector(tk.Connector):
                 )
             ],
             consent=[
-                emit.consent(
+                emit.proven(
                     dedupe,
                     ConsentAction.WITHDRAW,
                     address,
@@ -259,13 +259,10 @@ class OneClickUnsubscribeConnector(tk.Connector):
                     purposes=mapped,
                     unmapped=unmapped,
                     scope=list_id,
-                    proof=Proof(
-                        method="one_click_unsubscribe",
-                        collected_at_ms=received,
-                        collection_point=f"list-unsubscribe:{list_id}",
-                        ip_hash=em.ip_hash(request.remote),
-                        vendor_receipt=f"sha256:{digest}",
-                    ),
+                    method="one_click_unsubscribe",
+                    collection_point=f"list-unsubscribe:{list_id}",
+                    ip_hash=em.ip_hash(request.remote),
+                    vendor_receipt=f"sha256:{digest}",
                     attributes=attributes,
                 )
             ],
