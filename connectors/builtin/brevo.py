@@ -285,14 +285,12 @@ class BrevoConnector(em.UnsignedBatchConnector):
         method: str,
         campaign: str | None,
     ) -> Any:
-        mapped, unmapped = em.purposes(self, [list_id])
         return emit.proven(
             (*dedupe, list_id),
             action,
             address,
             occurred,
-            purposes=mapped,
-            unmapped=unmapped,
+            vendor_purposes=[list_id],
             scope=list_id,
             method=method,
             collection_point=f"brevo:list:{list_id}",

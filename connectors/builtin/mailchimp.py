@@ -182,15 +182,13 @@ class MailchimpConnector(tk.Connector):
         list_id = str(data["list_id"]).strip()
         ip_opt = em.text(data, "ip_opt", "data[ip_opt]")
         ip_signup = em.text(data, "ip_signup", "data[ip_signup]")
-        mapped, unmapped = self.list_purposes(list_id)
         interests = merges.get("INTERESTS")
         return emit.proven(
             dedupe,
             ConsentAction.GRANT,
             address,
             occurred,
-            purposes=mapped,
-            unmapped=unmapped,
+            vendor_purposes=[list_id],
             scope=list_id,
             method="double_opt_in" if em.ip_hash(ip_opt) else "opt_in",
             collection_point=f"mailchimp:list:{list_id}",
@@ -217,7 +215,6 @@ class MailchimpConnector(tk.Connector):
         reason = (em.text(data, "reason", "data[reason]") or "").lower()
         campaign = em.ident(data, "campaign_id", "data[campaign_id]")
         abuse = reason == "abuse"
-        mapped, unmapped = self.list_purposes(list_id)
         attrs = {"mailchimp_action": action[:32], "reason": reason[:32] or None}
         out = tk.Output()
         if action != "delete":
@@ -244,8 +241,7 @@ class MailchimpConnector(tk.Connector):
                 ConsentAction.WITHDRAW,
                 address,
                 occurred,
-                purposes=mapped,
-                unmapped=unmapped,
+                vendor_purposes=[list_id],
                 scope=list_id,
                 method=method,
                 collection_point=f"mailchimp:list:{list_id}",
@@ -283,15 +279,13 @@ class MailchimpConnector(tk.Connector):
             ]
         )
         if abuse:
-            mapped, unmapped = self.list_purposes(list_id)
             out.consent.append(
                 emit.proven(
                     dedupe,
                     ConsentAction.WITHDRAW,
                     address,
                     occurred,
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[list_id],
                     scope=list_id,
                     method="spam_complaint",
                     collection_point=f"mailchimp:list:{list_id}",
@@ -312,7 +306,6 @@ class MailchimpConnector(tk.Connector):
         new = em.email(self.edge, data.get("new_email"), "data[new_email]")
         old = em.email(self.edge, data.get("old_email"), "data[old_email]")
         dedupe = (*base, list_id, old.key, new.key)
-        mapped, unmapped = self.list_purposes(list_id)
         point = f"mailchimp:list:{list_id}"
         return tk.Output(
             consent=[
@@ -322,8 +315,7 @@ class MailchimpConnector(tk.Connector):
                     new,
                     occurred,
                     role="new",
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[list_id],
                     scope=list_id,
                     method="address_change",
                     collection_point=point,
@@ -336,8 +328,7 @@ class MailchimpConnector(tk.Connector):
                     old,
                     occurred,
                     role="old",
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[list_id],
                     scope=list_id,
                     method="address_change",
                     collection_point=point,

@@ -124,7 +124,6 @@ class MailjetConnector(em.UnsignedBatchConnector):
         )
         if event in ("spam", "unsub"):
             scoped = event == "unsub" and list_id is not None
-            mapped, unmapped = em.purposes(self, [list_id]) if scoped and list_id else ([], [])
             if event == "spam":
                 method = "spam_complaint"
             else:
@@ -135,8 +134,7 @@ class MailjetConnector(em.UnsignedBatchConnector):
                     ConsentAction.WITHDRAW,
                     address,
                     occurred,
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[list_id] if scoped and list_id else [],
                     scope=list_id if scoped else None,
                     method=method,
                     collection_point=f"mailjet:list:{list_id}" if scoped else "mailjet",
@@ -154,7 +152,6 @@ class MailjetConnector(em.UnsignedBatchConnector):
         when = tk.first_cell(row, "unsub_date", "UnsubscribedAt", "date", "created_at", "Date")
         occurred = tt.local_ms(when, "unsub_date", UTC)
         list_id = tk.first_cell(row, "list_id", "ListID", "mj_list_id")
-        mapped, unmapped = em.purposes(self, [list_id]) if list_id else ([], [])
         emit = tk.Emitter(self, tk.Edge.now_ms())
         return tk.Output(
             consent=[
@@ -163,8 +160,7 @@ class MailjetConnector(em.UnsignedBatchConnector):
                     ConsentAction.WITHDRAW,
                     address,
                     occurred,
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[list_id] if list_id else [],
                     scope=list_id,
                     method="unsubscribe",
                     collection_point=f"mailjet:list:{list_id}" if list_id else "mailjet",

@@ -233,7 +233,6 @@ class OneClickUnsubscribeConnector(tk.Connector):
         digest = hashlib.sha256(token.encode("ascii")).hexdigest()
         emit = tk.Emitter(self, received)
         dedupe = ("one_click", digest)
-        mapped, unmapped = em.purposes(self, [list_id])
         user_agent = request.header("user-agent")
         attributes = {"user_agent": user_agent[:200] if user_agent else None}
         return tk.Output(
@@ -256,8 +255,7 @@ class OneClickUnsubscribeConnector(tk.Connector):
                     address,
                     received,
                     controller=controller,
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[list_id],
                     scope=list_id,
                     method="one_click_unsubscribe",
                     collection_point=f"list-unsubscribe:{list_id}",

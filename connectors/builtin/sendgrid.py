@@ -205,13 +205,10 @@ class SendGridConnector(tk.Connector):
     ) -> Any:
         if event not in ("spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe"):
             return None
-        mapped: list[str] = []
-        unmapped: list[str] = []
         scope = None
         if event.startswith("group_"):
             if group is None:
                 raise InvalidInput("missing_field", f"{where}.asm_group_id is missing")
-            mapped, unmapped = em.purposes(self, [group])
             scope = group
         method = {
             "spamreport": "spam_complaint",
@@ -224,8 +221,7 @@ class SendGridConnector(tk.Connector):
             ConsentAction.GRANT if event == "group_resubscribe" else ConsentAction.WITHDRAW,
             address,
             ts,
-            purposes=mapped,
-            unmapped=unmapped,
+            vendor_purposes=[scope] if scope else [],
             scope=scope,
             method=method,
             collection_point=f"sendgrid:asm_group:{group}" if scope else "sendgrid",
@@ -250,7 +246,6 @@ class SendGridConnector(tk.Connector):
         group = tk.first_cell(row, "group_id", "asm_group_id", "Group ID")
         if kind == "group_unsubscribes" and group is None:
             raise InvalidInput("missing_field", "group_id is missing for a group unsubscribe")
-        mapped, unmapped = em.purposes(self, [group]) if group else ([], [])
         emit = tk.Emitter(self, tk.Edge.now_ms())
         return tk.Output(
             consent=[
@@ -259,8 +254,7 @@ class SendGridConnector(tk.Connector):
                     ConsentAction.WITHDRAW,
                     address,
                     at,
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[group] if group else [],
                     scope=group,
                     method=_ROW_KINDS[kind],
                     collection_point=f"sendgrid:asm_group:{group}" if group else "sendgrid",
