@@ -60,6 +60,7 @@ from ._leads import (
     ChannelPolicy,
     LeadAddress,
     check_options,
+    consent_answers,
     flag,
     lead_events,
     mapping_option,
@@ -194,7 +195,13 @@ class LinkedInLeadGenConnector(tk.Connector):
         if "submittedAt" not in response:
             raise InvalidInput("missing_field", "submittedAt is missing")
         submitted = tt.epoch_or_iso_ms(response["submittedAt"], "submittedAt", zone=None)
-        consents = _consents(form.get("consentResponses"))
+        consents = consent_answers(
+            form.get("consentResponses"),
+            "formResponse.consentResponses",
+            "consentId",
+            "consentResponses[].consentId",
+            "accepted",
+        )
         campaign = _campaign(response.get("leadMetadata"))
         proof = Proof(
             method="checkbox",
@@ -257,20 +264,6 @@ class LinkedInLeadGenConnector(tk.Connector):
             if kind in ("email", "phone"):
                 return kind
         return None
-
-
-def _consents(responses: Any) -> list[tuple[str, bool]]:
-    if responses is None:
-        return []
-    if not isinstance(responses, list):
-        raise InvalidInput("malformed_json", "formResponse.consentResponses is not a list")
-    out: dict[str, bool] = {}
-    for item in responses:
-        if not isinstance(item, dict):
-            raise InvalidInput("malformed_json", "consentResponses[] is not an object")
-        consent_id = text_id(item.get("consentId"), "consentResponses[].consentId", required=True)
-        out[consent_id or ""] = flag(item.get("accepted"), "consentResponses[].accepted")
-    return list(out.items())
 
 
 def _campaign(metadata: Any) -> str | None:
