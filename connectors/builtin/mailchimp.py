@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
@@ -81,6 +82,18 @@ def list_subject_key(source: str, list_id: str) -> str:
     (no pepper; a fixed prefix): ``sha256("consentinel:list-fanout" | source | list id)``."""
     text = "\x1f".join(("consentinel:list-fanout", source, list_id))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """What an audience member's event carries: its dedupe identity, data, list, address."""
+
+    emit: tk.Emitter
+    dedupe: tuple[object, ...]
+    data: Mapping[str, Any]
+    list_id: str
+    address: tk.Address
+    occurred: int
 
 
 class MailchimpConnector(tk.Connector):
@@ -163,9 +176,8 @@ class MailchimpConnector(tk.Connector):
             return tk.Output(consent=[self._grant(emit, dedupe, data, merges, address, occurred)])
         if kind == "profile":
             return tk.Output()
-        if kind == "unsubscribe":
-            return self._unsubscribe(emit, dedupe, data, list_id, address, occurred)
-        return self._cleaned(emit, dedupe, data, list_id, address, occurred)
+        member = _Member(emit, dedupe, data, list_id, address, occurred)
+        return self._unsubscribe(member) if kind == "unsubscribe" else self._cleaned(member)
 
     def list_purposes(self, list_id: str) -> tuple[list[str], list[str]]:
         return em.purposes(self, [list_id])
@@ -202,31 +214,23 @@ class MailchimpConnector(tk.Connector):
             },
         )
 
-    def _unsubscribe(
-        self,
-        emit: tk.Emitter,
-        dedupe: tuple[object, ...],
-        data: Mapping[str, Any],
-        list_id: str,
-        address: tk.Address,
-        occurred: int,
-    ) -> tk.Output:
-        action = (em.text(data, "action", "data[action]") or "unsub").lower()
-        reason = (em.text(data, "reason", "data[reason]") or "").lower()
-        campaign = em.ident(data, "campaign_id", "data[campaign_id]")
+    def _unsubscribe(self, m: _Member) -> tk.Output:
+        action = (em.text(m.data, "action", "data[action]") or "unsub").lower()
+        reason = (em.text(m.data, "reason", "data[reason]") or "").lower()
+        campaign = em.ident(m.data, "campaign_id", "data[campaign_id]")
         abuse = reason == "abuse"
         attrs = {"mailchimp_action": action[:32], "reason": reason[:32] or None}
         out = tk.Output()
         if action != "delete":
             out.usage.append(
-                emit.usage(
-                    dedupe,
+                m.emit.usage(
+                    m.dedupe,
                     UsageKind.COMPLAINT if abuse else UsageKind.UNSUBSCRIBE_LINK,
-                    address,
-                    occurred,
+                    m.address,
+                    m.occurred,
                     source_event_type="unsubscribe",
                     campaign_id=campaign,
-                    list_id=list_id,
+                    list_id=m.list_id,
                     attributes=attrs,
                 )
             )
@@ -236,59 +240,51 @@ class MailchimpConnector(tk.Connector):
             else ("list_delete" if action == "delete" else "unsubscribe_link")
         )
         out.consent.append(
-            emit.proven(
-                dedupe,
+            m.emit.proven(
+                m.dedupe,
                 ConsentAction.WITHDRAW,
-                address,
-                occurred,
-                vendor_purposes=[list_id],
-                scope=list_id,
+                m.address,
+                m.occurred,
+                vendor_purposes=[m.list_id],
+                scope=m.list_id,
                 method=method,
-                collection_point=f"mailchimp:list:{list_id}",
-                ip_hash=em.ip_hash(data.get("ip_opt")),
+                collection_point=f"mailchimp:list:{m.list_id}",
+                ip_hash=em.ip_hash(m.data.get("ip_opt")),
                 vendor_receipt=campaign,
                 attributes=attrs,
             )
         )
         return out
 
-    def _cleaned(
-        self,
-        emit: tk.Emitter,
-        dedupe: tuple[object, ...],
-        data: Mapping[str, Any],
-        list_id: str,
-        address: tk.Address,
-        occurred: int,
-    ) -> tk.Output:
-        reason = (em.text(data, "reason", "data[reason]") or "").lower()
-        campaign = em.ident(data, "campaign_id", "data[campaign_id]")
+    def _cleaned(self, m: _Member) -> tk.Output:
+        reason = (em.text(m.data, "reason", "data[reason]") or "").lower()
+        campaign = em.ident(m.data, "campaign_id", "data[campaign_id]")
         abuse = reason == "abuse"
         out = tk.Output(
             usage=[
-                emit.usage(
-                    dedupe,
+                m.emit.usage(
+                    m.dedupe,
                     UsageKind.COMPLAINT if abuse else UsageKind.BOUNCE,
-                    address,
-                    occurred,
+                    m.address,
+                    m.occurred,
                     source_event_type="cleaned",
                     campaign_id=campaign,
-                    list_id=list_id,
+                    list_id=m.list_id,
                     attributes={"reason": reason[:32] or None},
                 )
             ]
         )
         if abuse:
             out.consent.append(
-                emit.proven(
-                    dedupe,
+                m.emit.proven(
+                    m.dedupe,
                     ConsentAction.WITHDRAW,
-                    address,
-                    occurred,
-                    vendor_purposes=[list_id],
-                    scope=list_id,
+                    m.address,
+                    m.occurred,
+                    vendor_purposes=[m.list_id],
+                    scope=m.list_id,
                     method="spam_complaint",
-                    collection_point=f"mailchimp:list:{list_id}",
+                    collection_point=f"mailchimp:list:{m.list_id}",
                     vendor_receipt=campaign,
                     attributes={"reason": "abuse"},
                 )
