@@ -229,21 +229,17 @@ class BrevoConnector(em.UnsignedBatchConnector):
             if event == "click"
             else None,
         }
-        out = tk.Output()
-        if event == "delivered":
-            out.usage.append(
-                emit.usage(
-                    dedupe,
-                    UsageKind.SEND,
-                    address,
-                    occurred,
-                    role="send",
-                    attributes={**attributes, "derived_from": "delivered"},
-                    **common,
-                )
+        send_from = "delivered" if event == "delivered" else None
+        out = tk.Output(
+            usage=emit.usages(
+                dedupe,
+                kind,
+                address,
+                occurred,
+                send_derived_from=send_from,
+                attributes=attributes,
+                **common,
             )
-        out.usage.append(
-            emit.usage(dedupe, kind, address, occurred, attributes=attributes, **common)
         )
         if event in _WITHDRAW:
             if event == "unsubscribe" and lists:

@@ -106,21 +106,17 @@ class MailjetConnector(em.UnsignedBatchConnector):
             "error": tk.short_text(item.get("error")),
             "list_unsubscribe_header": True if header_unsub else None,
         }
-        out = tk.Output()
-        if event == "sent":
-            out.usage.append(
-                emit.usage(
-                    dedupe,
-                    UsageKind.SEND,
-                    address,
-                    occurred,
-                    role="send",
-                    attributes={**attributes, "derived_from": "sent"},
-                    **common,
-                )
+        send_from = "sent" if event == "sent" else None
+        out = tk.Output(
+            usage=emit.usages(
+                dedupe,
+                kind,
+                address,
+                occurred,
+                send_derived_from=send_from,
+                attributes=attributes,
+                **common,
             )
-        out.usage.append(
-            emit.usage(dedupe, kind, address, occurred, attributes=attributes, **common)
         )
         if event in ("spam", "unsub"):
             scoped = event == "unsub" and list_id is not None
