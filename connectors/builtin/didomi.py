@@ -105,13 +105,11 @@ class DidomiConnector(tk.Connector):
         "time; export rows: their date column"
     )
     config_schema = (
-        tk.ConfigField(
-            "auth", "token (default), basic, bearer or header", default="token", kind="text"
+        *_cmp.auth_schema(
+            "token",
+            "token (default), basic, bearer or header",
+            "URL/bearer/header token (auth token|bearer|header)",
         ),
-        tk.ConfigField("token", "URL/bearer/header token (auth token|bearer|header)", secret=True),
-        tk.ConfigField("token_previous", "previous token while rotating", secret=True),
-        tk.ConfigField("password", "Basic password (auth basic)", secret=True),
-        tk.ConfigField("username", "Basic user name (auth basic)", kind="text"),
         tk.ConfigField(
             "token_param", "query parameter of the URL token", default="token", kind="text"
         ),
