@@ -39,13 +39,37 @@ from consentinel.streams.events.settings import Secret
 
 @dataclass(frozen=True, slots=True)
 class ConfigField:
-    """One entry of a connector's configuration schema."""
+    """One entry of a connector's configuration schema.
+
+    ``kind`` is the option's declared type, one of ``OPTION_KINDS`` (``text``, ``number``,
+    ``yes/no``, ``mapping``, ``list``); ``connectors show`` and connectors/REFERENCE.md print
+    it. A secret needs none (it is given by reference). Left empty, the reference says the
+    type is not declared.
+    """
 
     name: str
     doc: str
     required: bool = False
     secret: bool = False  # given by reference (env:NAME or file:PATH), never printed
     default: Any = None
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind and self.kind not in OPTION_KINDS:
+            raise ValueError(
+                f"option {self.name!r}: kind {self.kind!r} is not one of {', '.join(OPTION_KINDS)}"
+            )
+
+    @property
+    def kind_words(self) -> str:
+        """What the reference prints in the option's ``kind`` column."""
+        if self.secret:
+            return "secret (env:NAME or file:PATH)"
+        return self.kind or "(not declared)"
+
+
+#: the option types a ``ConfigField`` may declare
+OPTION_KINDS = ("text", "number", "yes/no", "mapping", "list")
 
 
 @dataclass(frozen=True, slots=True)

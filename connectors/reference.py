@@ -1,9 +1,9 @@
 """A connector's reference, written from its own declarations (never by hand).
 
 ``describe(cls)`` is what ``consentinel connectors show NAME`` prints: options with their
-defaults, secrets marked, accepted platform events, signature scheme and where event time
-comes from. ``reference()`` is ``connectors/REFERENCE.md`` for every built-in connector;
-a test fails when the checked-in file differs from it.
+declared kinds and defaults, secrets marked, accepted platform events, signature scheme
+and where event time comes from. ``reference()`` is ``connectors/REFERENCE.md`` for every
+built-in connector; a test fails when the checked-in file differs from it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def describe(cls: type[Connector]) -> str:
     if cls.config_schema:
         lines += ["| option | kind | required | default | meaning |", "|---|---|---|---|---|"]
         for f in cls.config_schema:
-            kind = "secret (env:NAME or file:PATH)" if f.secret else type_of(f.default)
+            kind = f.kind_words
             default = "" if f.secret or f.default is None else f"`{f.default!r}`"
             required = "yes" if f.required else "no"
             lines.append(
@@ -46,7 +46,10 @@ def describe(cls: type[Connector]) -> str:
 
 
 def type_of(default: object) -> str:
-    """The option's type as its default shows it (text when there is none)."""
+    """The option's type as its default shows it (text when there is none).
+
+    Kept for callers of the old reference; the reference itself prints the declared
+    ``ConfigField.kind``."""
     if isinstance(default, bool):
         return "yes/no"
     if isinstance(default, int | float):

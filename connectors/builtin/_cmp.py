@@ -92,6 +92,18 @@ def auth_mode(instance: tk.Instance, default: str = "token") -> str:
     return mode
 
 
+def auth_schema(default: str, modes: str, token_doc: str) -> tuple[tk.ConfigField, ...]:
+    """The options of :func:`verify`: ``auth`` (``modes``, ``default`` first), the token
+    and its previous value, Basic credentials."""
+    return (
+        tk.ConfigField("auth", modes, default=default, kind="text"),
+        tk.ConfigField("token", token_doc, secret=True),
+        tk.ConfigField("token_previous", "previous token while rotating", secret=True),
+        tk.ConfigField("password", "Basic password (auth basic)", secret=True),
+        tk.ConfigField("username", "Basic user name (auth basic)", kind="text"),
+    )
+
+
 def verify(instance: tk.Instance, request: tk.Request, default: str = "token") -> None:
     """``token``: ``?token=`` in the URL (``options['token_param']``); ``basic``: Authorization
     Basic (``options['username']``, secret ``password``); ``bearer``: ``Authorization: Bearer``

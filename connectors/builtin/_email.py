@@ -159,15 +159,7 @@ def sender_address(value: Any) -> str | None:
 
 def purposes(connector: tk.Connector, vendor_ids: Iterable[str]) -> tuple[list[str], list[str]]:
     """(canonical purposes, unmapped vendor ids): never a guess; unmapped fails closed."""
-    mapped: list[str] = []
-    unmapped: list[str] = []
-    for vendor_id in vendor_ids:
-        canonical = connector.purpose(vendor_id)
-        if canonical:
-            mapped.append(canonical)
-        else:
-            unmapped.append(vendor_id)
-    return list(dict.fromkeys(mapped)), list(dict.fromkeys(unmapped))
+    return tk.map_purposes(connector, vendor_ids)
 
 
 def declared_purpose(connector: tk.Connector, vendor_purpose: str | None) -> str | None:
@@ -266,13 +258,20 @@ def unsigned_schema(
             "basic_user",
             "user name of Basic credentials in the callback URL",
             default="consentinel",
+            kind="text",
         ),
         tk.ConfigField(
-            "auth", "where sign() puts the token: url, basic or bearer", default=default_auth
+            "auth",
+            "where sign() puts the token: url, basic or bearer",
+            default=default_auth,
+            kind="text",
         ),
-        tk.ConfigField("account", f"the {platform} account, reported as sender"),
+        tk.ConfigField("account", f"the {platform} account, reported as sender", kind="text"),
         tk.ConfigField(
-            "purpose_key", f"{purpose_doc} holding the sender's purpose", default="purpose"
+            "purpose_key",
+            f"{purpose_doc} holding the sender's purpose",
+            default="purpose",
+            kind="text",
         ),
     )
 

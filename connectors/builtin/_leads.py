@@ -59,6 +59,27 @@ def flag(value: Any, field: str) -> bool:
 _ADDRESS_LIKE = re.compile(r"@|\d[\d\s().+-]{6,}")
 
 
+def consent_answers(
+    responses: Any, where: str, id_key: str, id_field: str, flag_key: str
+) -> list[tuple[str, bool]]:
+    """A form's consent answers (a list of objects, each a consent id and a tick) as
+    ``(id, ticked)``, each id once (the last answer wins); absent is no answer.
+
+    ``where`` names the list in messages, ``id_field`` the id."""
+    if responses is None:
+        return []
+    if not isinstance(responses, list):
+        raise InvalidInput("malformed_json", f"{where} is not a list")
+    name = where.rpartition(".")[2]
+    out: dict[str, bool] = {}
+    for item in responses:
+        if not isinstance(item, dict):
+            raise InvalidInput("malformed_json", f"{name}[] is not an object")
+        consent_id = text_id(item.get(id_key), id_field, required=True)
+        out[consent_id or ""] = flag(item.get(flag_key), f"{name}[].{flag_key}")
+    return list(out.items())
+
+
 def safe_url(url: str) -> str:
     """The URL minus credentials, fragment, and query values or path segments that may hold an
     address (an ``@``, or a run of 7+ digits): proof of where, without the who."""

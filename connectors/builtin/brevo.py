@@ -49,7 +49,7 @@ from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+from consentinel.streams.events.records import ConsentAction, UsageKind
 
 TRANSACTIONAL: dict[str, UsageKind] = {
     "request": UsageKind.SEND,
@@ -171,17 +171,14 @@ class BrevoConnector(em.UnsignedBatchConnector):
         )
         if event in _WITHDRAW:
             out.consent.append(
-                emit.consent(
+                emit.proven(
                     dedupe,
                     ConsentAction.WITHDRAW,
                     address,
                     occurred,
-                    proof=Proof(
-                        method=_WITHDRAW[event],
-                        collected_at_ms=occurred,
-                        collection_point="brevo:transactional",
-                        vendor_receipt=receipt,
-                    ),
+                    method=_WITHDRAW[event],
+                    collection_point="brevo:transactional",
+                    vendor_receipt=receipt,
                 )
             )
         return out
@@ -232,21 +229,17 @@ class BrevoConnector(em.UnsignedBatchConnector):
             if event == "click"
             else None,
         }
-        out = tk.Output()
-        if event == "delivered":
-            out.usage.append(
-                emit.usage(
-                    dedupe,
-                    UsageKind.SEND,
-                    address,
-                    occurred,
-                    role="send",
-                    attributes={**attributes, "derived_from": "delivered"},
-                    **common,
-                )
+        send_from = "delivered" if event == "delivered" else None
+        out = tk.Output(
+            usage=emit.usages(
+                dedupe,
+                kind,
+                address,
+                occurred,
+                send_derived_from=send_from,
+                attributes=attributes,
+                **common,
             )
-        out.usage.append(
-            emit.usage(dedupe, kind, address, occurred, attributes=attributes, **common)
         )
         if event in _WITHDRAW:
             if event == "unsubscribe" and lists:
@@ -265,17 +258,14 @@ class BrevoConnector(em.UnsignedBatchConnector):
                 )
             else:
                 out.consent.append(
-                    emit.consent(
+                    emit.proven(
                         dedupe,
                         ConsentAction.WITHDRAW,
                         address,
                         occurred,
-                        proof=Proof(
-                            method=_WITHDRAW[event],
-                            collected_at_ms=occurred,
-                            collection_point="brevo:marketing",
-                            vendor_receipt=campaign,
-                        ),
+                        method=_WITHDRAW[event],
+                        collection_point="brevo:marketing",
+                        vendor_receipt=campaign,
                     )
                 )
         return out
@@ -291,21 +281,16 @@ class BrevoConnector(em.UnsignedBatchConnector):
         method: str,
         campaign: str | None,
     ) -> Any:
-        mapped, unmapped = em.purposes(self, [list_id])
-        return emit.consent(
+        return emit.proven(
             (*dedupe, list_id),
             action,
             address,
             occurred,
-            purposes=mapped,
-            unmapped=unmapped,
+            vendor_purposes=[list_id],
             scope=list_id,
-            proof=Proof(
-                method=method,
-                collected_at_ms=occurred,
-                collection_point=f"brevo:list:{list_id}",
-                vendor_receipt=campaign,
-            ),
+            method=method,
+            collection_point=f"brevo:list:{list_id}",
+            vendor_receipt=campaign,
         )
 
     @property

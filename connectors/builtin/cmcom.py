@@ -84,9 +84,11 @@ class CMComConnector(tk.Connector):
     config_schema = (
         tk.ConfigField("token", "secret in the callback URL", required=True, secret=True),
         tk.ConfigField("token_previous", "previous URL secret while rotating", secret=True),
-        tk.ConfigField("token_param", "query parameter carrying the token", default="token"),
-        tk.ConfigField("sender", "our sender id / short code, for status reports"),
-        tk.ConfigField("controllers", "map sender / short code -> controller"),
+        tk.ConfigField(
+            "token_param", "query parameter carrying the token", default="token", kind="text"
+        ),
+        tk.ConfigField("sender", "our sender id / short code, for status reports", kind="text"),
+        tk.ConfigField("controllers", "map sender / short code -> controller", kind="mapping"),
     )
 
     def verify(self, request: tk.Request) -> None:

@@ -105,15 +105,19 @@ class DidomiConnector(tk.Connector):
         "time; export rows: their date column"
     )
     config_schema = (
-        tk.ConfigField("auth", "token (default), basic, bearer or header", default="token"),
-        tk.ConfigField("token", "URL/bearer/header token (auth token|bearer|header)", secret=True),
-        tk.ConfigField("token_previous", "previous token while rotating", secret=True),
-        tk.ConfigField("password", "Basic password (auth basic)", secret=True),
-        tk.ConfigField("username", "Basic user name (auth basic)"),
-        tk.ConfigField("token_param", "query parameter of the URL token", default="token"),
-        tk.ConfigField("purpose_channels", "vendor purpose id -> channel or list of channels"),
-        tk.ConfigField("regulations", "only these regulations (default: all)"),
-        tk.ConfigField("controllers", "organization_id -> controller"),
+        *_cmp.auth_schema(
+            "token",
+            "token (default), basic, bearer or header",
+            "URL/bearer/header token (auth token|bearer|header)",
+        ),
+        tk.ConfigField(
+            "token_param", "query parameter of the URL token", default="token", kind="text"
+        ),
+        tk.ConfigField(
+            "purpose_channels", "vendor purpose id -> channel or list of channels", kind="mapping"
+        ),
+        tk.ConfigField("regulations", "only these regulations (default: all)", kind="list"),
+        tk.ConfigField("controllers", "organization_id -> controller", kind="mapping"),
     )
 
     def verify(self, request: tk.Request) -> None:

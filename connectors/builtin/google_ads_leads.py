@@ -73,9 +73,11 @@ class GoogleAdsLeadsConnector(tk.Connector):
             "google_key", "the key typed into the lead form webhook", required=True, secret=True
         ),
         tk.ConfigField("google_key_previous", "previous key, while rotating", secret=True),
-        tk.ConfigField("consent_channels", "form id -> channel(s)", default={}),
-        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms"),
-        tk.ConfigField("ingest_test_leads", "map is_test leads (flagged)", default=False),
+        tk.ConfigField("consent_channels", "form id -> channel(s)", default={}, kind="mapping"),
+        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms", kind="text"),
+        tk.ConfigField(
+            "ingest_test_leads", "map is_test leads (flagged)", default=False, kind="yes/no"
+        ),
     )
 
     def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:

@@ -120,12 +120,23 @@ class LeadPostConnector(tk.Connector):
             "signing_secret", "secret shared with the lead vendor", required=True, secret=True
         ),
         tk.ConfigField("signing_secret_previous", "previous secret, while rotating", secret=True),
-        tk.ConfigField("tolerance_s", "accepted age of the signed timestamp (s)", default=300),
-        tk.ConfigField("field_map", "canonical field -> the vendor's key(s)", default={}),
-        tk.ConfigField("controller_aliases", "partner / buyer name -> controller id", default={}),
-        tk.ConfigField("consent_channels", "vendor purpose -> channel(s)", default={}),
-        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms"),
-        tk.ConfigField("ingest_test_leads", "map is_test leads", default=False),
+        tk.ConfigField(
+            "tolerance_s", "accepted age of the signed timestamp (s)", default=300, kind="number"
+        ),
+        tk.ConfigField(
+            "field_map", "canonical field -> the vendor's key(s)", default={}, kind="mapping"
+        ),
+        tk.ConfigField(
+            "controller_aliases",
+            "partner / buyer name -> controller id",
+            default={},
+            kind="mapping",
+        ),
+        tk.ConfigField(
+            "consent_channels", "vendor purpose -> channel(s)", default={}, kind="mapping"
+        ),
+        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms", kind="text"),
+        tk.ConfigField("ingest_test_leads", "map is_test leads", default=False, kind="yes/no"),
     )
 
     def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:

@@ -60,6 +60,7 @@ from ._leads import (
     ChannelPolicy,
     LeadAddress,
     check_options,
+    consent_answers,
     flag,
     lead_events,
     mapping_option,
@@ -83,10 +84,14 @@ class LinkedInLeadGenConnector(tk.Connector):
         tk.ConfigField(
             "client_secret_previous", "previous client secret, while rotating", secret=True
         ),
-        tk.ConfigField("question_fields", "questionId -> email | phone", default={}),
-        tk.ConfigField("consent_channels", "consentId -> channel(s)", default={}),
-        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms"),
-        tk.ConfigField("ingest_test_leads", "map testLead responses (flagged)", default=False),
+        tk.ConfigField(
+            "question_fields", "questionId -> email | phone", default={}, kind="mapping"
+        ),
+        tk.ConfigField("consent_channels", "consentId -> channel(s)", default={}, kind="mapping"),
+        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms", kind="text"),
+        tk.ConfigField(
+            "ingest_test_leads", "map testLead responses (flagged)", default=False, kind="yes/no"
+        ),
     )
 
     def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
@@ -190,7 +195,13 @@ class LinkedInLeadGenConnector(tk.Connector):
         if "submittedAt" not in response:
             raise InvalidInput("missing_field", "submittedAt is missing")
         submitted = tt.epoch_or_iso_ms(response["submittedAt"], "submittedAt", zone=None)
-        consents = _consents(form.get("consentResponses"))
+        consents = consent_answers(
+            form.get("consentResponses"),
+            "formResponse.consentResponses",
+            "consentId",
+            "consentResponses[].consentId",
+            "accepted",
+        )
         campaign = _campaign(response.get("leadMetadata"))
         proof = Proof(
             method="checkbox",
@@ -253,20 +264,6 @@ class LinkedInLeadGenConnector(tk.Connector):
             if kind in ("email", "phone"):
                 return kind
         return None
-
-
-def _consents(responses: Any) -> list[tuple[str, bool]]:
-    if responses is None:
-        return []
-    if not isinstance(responses, list):
-        raise InvalidInput("malformed_json", "formResponse.consentResponses is not a list")
-    out: dict[str, bool] = {}
-    for item in responses:
-        if not isinstance(item, dict):
-            raise InvalidInput("malformed_json", "consentResponses[] is not an object")
-        consent_id = text_id(item.get("consentId"), "consentResponses[].consentId", required=True)
-        out[consent_id or ""] = flag(item.get("accepted"), "consentResponses[].accepted")
-    return list(out.items())
 
 
 def _campaign(metadata: Any) -> str | None:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
@@ -49,7 +50,7 @@ from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.builtin.mailchimp_rows import export_row
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import FatalConfigError, InvalidInput
-from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+from consentinel.streams.events.records import ConsentAction, UsageKind
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _EVENTS = ("subscribe", "unsubscribe", "profile", "cleaned", "upemail", "campaign")
@@ -83,6 +84,18 @@ def list_subject_key(source: str, list_id: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """What an audience member's event carries: its dedupe identity, data, list, address."""
+
+    emit: tk.Emitter
+    dedupe: tuple[object, ...]
+    data: Mapping[str, Any]
+    list_id: str
+    address: tk.Address
+    occurred: int
+
+
 class MailchimpConnector(tk.Connector):
     name: ClassVar[str] = "mailchimp"
     title: ClassVar[str] = "Mailchimp Marketing audience webhooks and audience CSV exports"
@@ -103,10 +116,17 @@ class MailchimpConnector(tk.Connector):
             secret=True,
         ),
         tk.ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
-        tk.ConfigField("timezone", "IANA zone of fired_at and export times [U]", default="UTC"),
-        tk.ConfigField("list_id", "audience id for imported export rows without a LIST_ID column"),
         tk.ConfigField(
-            "list_notices", "list id -> version of the notice its sign-up form shows", default={}
+            "timezone", "IANA zone of fired_at and export times [U]", default="UTC", kind="text"
+        ),
+        tk.ConfigField(
+            "list_id", "audience id for imported export rows without a LIST_ID column", kind="text"
+        ),
+        tk.ConfigField(
+            "list_notices",
+            "list id -> version of the notice its sign-up form shows",
+            default={},
+            kind="mapping",
         ),
     )
 
@@ -156,9 +176,8 @@ class MailchimpConnector(tk.Connector):
             return tk.Output(consent=[self._grant(emit, dedupe, data, merges, address, occurred)])
         if kind == "profile":
             return tk.Output()
-        if kind == "unsubscribe":
-            return self._unsubscribe(emit, dedupe, data, list_id, address, occurred)
-        return self._cleaned(emit, dedupe, data, list_id, address, occurred)
+        member = _Member(emit, dedupe, data, list_id, address, occurred)
+        return self._unsubscribe(member) if kind == "unsubscribe" else self._cleaned(member)
 
     def list_purposes(self, list_id: str) -> tuple[list[str], list[str]]:
         return em.purposes(self, [list_id])
@@ -175,24 +194,19 @@ class MailchimpConnector(tk.Connector):
         list_id = str(data["list_id"]).strip()
         ip_opt = em.text(data, "ip_opt", "data[ip_opt]")
         ip_signup = em.text(data, "ip_signup", "data[ip_signup]")
-        mapped, unmapped = self.list_purposes(list_id)
         interests = merges.get("INTERESTS")
-        return emit.consent(
+        return emit.proven(
             dedupe,
             ConsentAction.GRANT,
             address,
             occurred,
-            purposes=mapped,
-            unmapped=unmapped,
+            vendor_purposes=[list_id],
             scope=list_id,
-            proof=Proof(
-                method="double_opt_in" if em.ip_hash(ip_opt) else "opt_in",
-                collected_at_ms=occurred,
-                collection_point=f"mailchimp:list:{list_id}",
-                notice_version=self.notices.get(list_id),
-                ip_hash=em.ip_hash(ip_opt) or em.ip_hash(ip_signup),
-                vendor_receipt=em.ident(data, "id", "data[id]"),
-            ),
+            method="double_opt_in" if em.ip_hash(ip_opt) else "opt_in",
+            collection_point=f"mailchimp:list:{list_id}",
+            notice_version=self.notices.get(list_id),
+            ip_hash=em.ip_hash(ip_opt) or em.ip_hash(ip_signup),
+            vendor_receipt=em.ident(data, "id", "data[id]"),
             attributes={
                 "ip_signup_hash": em.ip_hash(ip_signup),
                 "email_type": em.attr_text(em.text(data, "email_type", "data[email_type]")),
@@ -200,32 +214,23 @@ class MailchimpConnector(tk.Connector):
             },
         )
 
-    def _unsubscribe(
-        self,
-        emit: tk.Emitter,
-        dedupe: tuple[object, ...],
-        data: Mapping[str, Any],
-        list_id: str,
-        address: tk.Address,
-        occurred: int,
-    ) -> tk.Output:
-        action = (em.text(data, "action", "data[action]") or "unsub").lower()
-        reason = (em.text(data, "reason", "data[reason]") or "").lower()
-        campaign = em.ident(data, "campaign_id", "data[campaign_id]")
+    def _unsubscribe(self, m: _Member) -> tk.Output:
+        action = (em.text(m.data, "action", "data[action]") or "unsub").lower()
+        reason = (em.text(m.data, "reason", "data[reason]") or "").lower()
+        campaign = em.ident(m.data, "campaign_id", "data[campaign_id]")
         abuse = reason == "abuse"
-        mapped, unmapped = self.list_purposes(list_id)
         attrs = {"mailchimp_action": action[:32], "reason": reason[:32] or None}
         out = tk.Output()
         if action != "delete":
             out.usage.append(
-                emit.usage(
-                    dedupe,
+                m.emit.usage(
+                    m.dedupe,
                     UsageKind.COMPLAINT if abuse else UsageKind.UNSUBSCRIBE_LINK,
-                    address,
-                    occurred,
+                    m.address,
+                    m.occurred,
                     source_event_type="unsubscribe",
                     campaign_id=campaign,
-                    list_id=list_id,
+                    list_id=m.list_id,
                     attributes=attrs,
                 )
             )
@@ -235,69 +240,52 @@ class MailchimpConnector(tk.Connector):
             else ("list_delete" if action == "delete" else "unsubscribe_link")
         )
         out.consent.append(
-            emit.consent(
-                dedupe,
+            m.emit.proven(
+                m.dedupe,
                 ConsentAction.WITHDRAW,
-                address,
-                occurred,
-                purposes=mapped,
-                unmapped=unmapped,
-                scope=list_id,
-                proof=Proof(
-                    method=method,
-                    collected_at_ms=occurred,
-                    collection_point=f"mailchimp:list:{list_id}",
-                    ip_hash=em.ip_hash(data.get("ip_opt")),
-                    vendor_receipt=campaign,
-                ),
+                m.address,
+                m.occurred,
+                vendor_purposes=[m.list_id],
+                scope=m.list_id,
+                method=method,
+                collection_point=f"mailchimp:list:{m.list_id}",
+                ip_hash=em.ip_hash(m.data.get("ip_opt")),
+                vendor_receipt=campaign,
                 attributes=attrs,
             )
         )
         return out
 
-    def _cleaned(
-        self,
-        emit: tk.Emitter,
-        dedupe: tuple[object, ...],
-        data: Mapping[str, Any],
-        list_id: str,
-        address: tk.Address,
-        occurred: int,
-    ) -> tk.Output:
-        reason = (em.text(data, "reason", "data[reason]") or "").lower()
-        campaign = em.ident(data, "campaign_id", "data[campaign_id]")
+    def _cleaned(self, m: _Member) -> tk.Output:
+        reason = (em.text(m.data, "reason", "data[reason]") or "").lower()
+        campaign = em.ident(m.data, "campaign_id", "data[campaign_id]")
         abuse = reason == "abuse"
         out = tk.Output(
             usage=[
-                emit.usage(
-                    dedupe,
+                m.emit.usage(
+                    m.dedupe,
                     UsageKind.COMPLAINT if abuse else UsageKind.BOUNCE,
-                    address,
-                    occurred,
+                    m.address,
+                    m.occurred,
                     source_event_type="cleaned",
                     campaign_id=campaign,
-                    list_id=list_id,
+                    list_id=m.list_id,
                     attributes={"reason": reason[:32] or None},
                 )
             ]
         )
         if abuse:
-            mapped, unmapped = self.list_purposes(list_id)
             out.consent.append(
-                emit.consent(
-                    dedupe,
+                m.emit.proven(
+                    m.dedupe,
                     ConsentAction.WITHDRAW,
-                    address,
-                    occurred,
-                    purposes=mapped,
-                    unmapped=unmapped,
-                    scope=list_id,
-                    proof=Proof(
-                        method="spam_complaint",
-                        collected_at_ms=occurred,
-                        collection_point=f"mailchimp:list:{list_id}",
-                        vendor_receipt=campaign,
-                    ),
+                    m.address,
+                    m.occurred,
+                    vendor_purposes=[m.list_id],
+                    scope=m.list_id,
+                    method="spam_complaint",
+                    collection_point=f"mailchimp:list:{m.list_id}",
+                    vendor_receipt=campaign,
                     attributes={"reason": "abuse"},
                 )
             )
@@ -314,39 +302,32 @@ class MailchimpConnector(tk.Connector):
         new = em.email(self.edge, data.get("new_email"), "data[new_email]")
         old = em.email(self.edge, data.get("old_email"), "data[old_email]")
         dedupe = (*base, list_id, old.key, new.key)
-        mapped, unmapped = self.list_purposes(list_id)
         point = f"mailchimp:list:{list_id}"
         return tk.Output(
             consent=[
-                emit.consent(
+                emit.proven(
                     dedupe,
                     ConsentAction.GRANT,
                     new,
                     occurred,
                     role="new",
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[list_id],
                     scope=list_id,
-                    proof=Proof(
-                        method="address_change",
-                        collected_at_ms=occurred,
-                        collection_point=point,
-                        vendor_receipt=em.ident(data, "new_id", "data[new_id]"),
-                    ),
+                    method="address_change",
+                    collection_point=point,
+                    vendor_receipt=em.ident(data, "new_id", "data[new_id]"),
                     attributes={"replaces_subject_key": old.key},
                 ),
-                emit.consent(
+                emit.proven(
                     dedupe,
                     ConsentAction.EXPIRE,
                     old,
                     occurred,
                     role="old",
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[list_id],
                     scope=list_id,
-                    proof=Proof(
-                        method="address_change", collected_at_ms=occurred, collection_point=point
-                    ),
+                    method="address_change",
+                    collection_point=point,
                     attributes={"replaced_by_subject_key": new.key, "reason": "address_changed"},
                 ),
             ]

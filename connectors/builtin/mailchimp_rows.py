@@ -56,7 +56,6 @@ def export_row(connector: MailchimpConnector, row: Mapping[str, Any]) -> tk.Outp
     else:
         method, ip = "import", None
     emit = tk.Emitter(connector, tk.Edge.now_ms())
-    mapped, unmapped = connector.list_purposes(list_id)
     receipt = _column(row, "LEID", "EUID")
     point = f"mailchimp:list:{list_id}"
     rating = _column(row, "MEMBER_RATING")
@@ -68,8 +67,7 @@ def export_row(connector: MailchimpConnector, row: Mapping[str, Any]) -> tk.Outp
                 address,
                 granted_at,
                 role="grant",
-                purposes=mapped,
-                unmapped=unmapped,
+                vendor_purposes=[list_id],
                 scope=list_id,
                 proof=Proof(
                     method=method,
@@ -91,21 +89,17 @@ def export_row(connector: MailchimpConnector, row: Mapping[str, Any]) -> tk.Outp
     unsub = times.get("UNSUB_TIME")
     if unsub is not None:
         out.consent.append(
-            emit.consent(
+            emit.proven(
                 ("row", list_id, address.key, unsub),
                 ConsentAction.WITHDRAW,
                 address,
                 unsub,
                 role="withdraw",
-                purposes=mapped,
-                unmapped=unmapped,
+                vendor_purposes=[list_id],
                 scope=list_id,
-                proof=Proof(
-                    method="unsubscribe",
-                    collected_at_ms=unsub,
-                    collection_point=point,
-                    vendor_receipt=em.attr_text(receipt),
-                ),
+                method="unsubscribe",
+                collection_point=point,
+                vendor_receipt=em.attr_text(receipt),
                 attributes={
                     "reason": em.attr_text(_column(row, "UNSUB_REASON")),
                     "imported": True,

@@ -38,7 +38,7 @@ from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+from consentinel.streams.events.records import ConsentAction, UsageKind
 
 KINDS: dict[str, UsageKind] = {
     "sent": UsageKind.DELIVER,
@@ -102,50 +102,41 @@ class MailjetConnector(em.UnsignedBatchConnector):
             "vendor_purpose": vendor_purpose if purpose is None else None,
             "url_host": em.url_host(item.get("url")) if event == "click" else None,
             "hard_bounce": hard if isinstance(hard, bool) else None,
-            "error_related_to": _short(item.get("error_related_to")),
-            "error": _short(item.get("error")),
+            "error_related_to": tk.short_text(item.get("error_related_to")),
+            "error": tk.short_text(item.get("error")),
             "list_unsubscribe_header": True if header_unsub else None,
         }
-        out = tk.Output()
-        if event == "sent":
-            out.usage.append(
-                emit.usage(
-                    dedupe,
-                    UsageKind.SEND,
-                    address,
-                    occurred,
-                    role="send",
-                    attributes={**attributes, "derived_from": "sent"},
-                    **common,
-                )
+        send_from = "sent" if event == "sent" else None
+        out = tk.Output(
+            usage=emit.usages(
+                dedupe,
+                kind,
+                address,
+                occurred,
+                send_derived_from=send_from,
+                attributes=attributes,
+                **common,
             )
-        out.usage.append(
-            emit.usage(dedupe, kind, address, occurred, attributes=attributes, **common)
         )
         if event in ("spam", "unsub"):
             scoped = event == "unsub" and list_id is not None
-            mapped, unmapped = em.purposes(self, [list_id]) if scoped and list_id else ([], [])
             if event == "spam":
                 method = "spam_complaint"
             else:
                 method = "list_unsubscribe_header" if header_unsub else "unsubscribe_link"
             out.consent.append(
-                emit.consent(
+                emit.proven(
                     dedupe,
                     ConsentAction.WITHDRAW,
                     address,
                     occurred,
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[list_id] if scoped and list_id else [],
                     scope=list_id if scoped else None,
-                    proof=Proof(
-                        method=method,
-                        collected_at_ms=occurred,
-                        collection_point=f"mailjet:list:{list_id}" if scoped else "mailjet",
-                        ip_hash=em.ip_hash(item.get("ip")),
-                        vendor_receipt=message_id,
-                    ),
-                    attributes={"geo": _short(item.get("geo"))},
+                    method=method,
+                    collection_point=f"mailjet:list:{list_id}" if scoped else "mailjet",
+                    ip_hash=em.ip_hash(item.get("ip")),
+                    vendor_receipt=message_id,
+                    attributes={"geo": tk.short_text(item.get("geo"))},
                 )
             )
         return out
@@ -153,27 +144,22 @@ class MailjetConnector(em.UnsignedBatchConnector):
     # -- file import -----------------------------------------------------------------
 
     def map_row(self, row: Mapping[str, Any]) -> tk.Output:
-        address = em.email(self.edge, _cell(row, "email", "Email", "Contact"), "email")
-        when = _cell(row, "unsub_date", "UnsubscribedAt", "date", "created_at", "Date")
+        address = em.email(self.edge, tk.first_cell(row, "email", "Email", "Contact"), "email")
+        when = tk.first_cell(row, "unsub_date", "UnsubscribedAt", "date", "created_at", "Date")
         occurred = tt.local_ms(when, "unsub_date", UTC)
-        list_id = _cell(row, "list_id", "ListID", "mj_list_id")
-        mapped, unmapped = em.purposes(self, [list_id]) if list_id else ([], [])
+        list_id = tk.first_cell(row, "list_id", "ListID", "mj_list_id")
         emit = tk.Emitter(self, tk.Edge.now_ms())
         return tk.Output(
             consent=[
-                emit.consent(
+                emit.proven(
                     ("row", list_id, address.key, occurred),
                     ConsentAction.WITHDRAW,
                     address,
                     occurred,
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[list_id] if list_id else [],
                     scope=list_id,
-                    proof=Proof(
-                        method="unsubscribe",
-                        collected_at_ms=occurred,
-                        collection_point=f"mailjet:list:{list_id}" if list_id else "mailjet",
-                    ),
+                    method="unsubscribe",
+                    collection_point=f"mailjet:list:{list_id}" if list_id else "mailjet",
                     attributes={"imported": True},
                 )
             ]
@@ -183,22 +169,6 @@ class MailjetConnector(em.UnsignedBatchConnector):
 def _account(instance: tk.Instance) -> str | None:
     account = instance.options.get("account")
     return str(account) if account else None
-
-
-def _short(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    return value.strip()[:64] or None
-
-
-def _cell(row: Mapping[str, Any], *names: str) -> str | None:
-    for name in names:
-        value = row.get(name)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None
 
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:

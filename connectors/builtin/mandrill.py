@@ -39,7 +39,7 @@ from consentinel.connectors.auth import mandrill_signature, verify_mandrill
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+from consentinel.streams.events.records import ConsentAction, UsageKind
 
 SIGNATURE_HEADER = "x-mandrill-signature"
 
@@ -80,9 +80,13 @@ class MandrillConnector(tk.Connector):
             "webhook_url",
             "the webhook URL exactly as registered in Mandrill "
             "(default: the URL the request came to)",
+            kind="text",
         ),
         tk.ConfigField(
-            "purpose_key", "msg.metadata key holding the sender's purpose", default="purpose"
+            "purpose_key",
+            "msg.metadata key holding the sender's purpose",
+            default="purpose",
+            kind="text",
         ),
     )
 
@@ -170,19 +174,16 @@ class MandrillConnector(tk.Connector):
         )
         if event in _WITHDRAW:
             out.consent.append(
-                emit.consent(
+                emit.proven(
                     dedupe,
                     ConsentAction.WITHDRAW,
                     address,
                     ts,
                     scope=em.attr_text(subaccount),
-                    proof=Proof(
-                        method=_WITHDRAW[event],
-                        collected_at_ms=ts,
-                        collection_point="mandrill",
-                        ip_hash=em.ip_hash(item.get("ip")),
-                        vendor_receipt=message_id,
-                    ),
+                    method=_WITHDRAW[event],
+                    collection_point="mandrill",
+                    ip_hash=em.ip_hash(item.get("ip")),
+                    vendor_receipt=message_id,
                     attributes={"subaccount": em.attr_text(subaccount)},
                 )
             )
@@ -201,17 +202,14 @@ class MandrillConnector(tk.Connector):
         subaccount = em.text(reject, "subaccount", f"{where}.reject.subaccount")
         return tk.Output(
             consent=[
-                emit.consent(
+                emit.proven(
                     ("sync", sync, action, reason, item.get("ts"), address.key),
                     ConsentAction.WITHDRAW,
                     address,
                     ts,
                     scope=em.attr_text(subaccount),
-                    proof=Proof(
-                        method=_WITHDRAW[reason],
-                        collected_at_ms=ts,
-                        collection_point="mandrill:rejection_list",
-                    ),
+                    method=_WITHDRAW[reason],
+                    collection_point="mandrill:rejection_list",
                     attributes={"subaccount": em.attr_text(subaccount), "sync": sync},
                 )
             ]

@@ -45,11 +45,11 @@ from ._leads import (
     ChannelPolicy,
     LeadAddress,
     check_options,
+    consent_answers,
     lead_events,
     mapping_option,
     text_id,
 )
-from ._leads import flag as _flag
 
 EMAIL_FIELDS = frozenset({"email", "email_address", "work_email"})
 PHONE_FIELDS = frozenset({"phone_number", "phone", "mobile_number", "work_phone_number"})
@@ -70,10 +70,19 @@ class MetaLeadAdsConnector(tk.Connector):
         tk.ConfigField(
             "verify_token", "token typed into the webhook subscription", required=True, secret=True
         ),
-        tk.ConfigField("accept_legacy_sha1", "accept X-Hub-Signature (SHA-1) alone", default=False),
-        tk.ConfigField("form_notices", "form id -> notice (disclaimer) version", default={}),
-        tk.ConfigField("consent_channels", "checkbox key -> channel(s)", default={}),
-        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms"),
+        tk.ConfigField(
+            "accept_legacy_sha1",
+            "accept X-Hub-Signature (SHA-1) alone",
+            default=False,
+            kind="yes/no",
+        ),
+        tk.ConfigField(
+            "form_notices", "form id -> notice (disclaimer) version", default={}, kind="mapping"
+        ),
+        tk.ConfigField(
+            "consent_channels", "checkbox key -> channel(s)", default={}, kind="mapping"
+        ),
+        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms", kind="text"),
     )
 
     def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
@@ -130,7 +139,13 @@ class MetaLeadAdsConnector(tk.Connector):
         at = tt.epoch_or_iso_ms(lead["created_time"], "created_time", zone=None)
         form_id = text_id(lead.get("form_id"), "form_id")
         addresses = self._addresses(lead.get("field_data"))
-        boxes = _checkboxes(lead.get("custom_disclaimer_responses"))
+        boxes = consent_answers(
+            lead.get("custom_disclaimer_responses"),
+            "custom_disclaimer_responses",
+            "checkbox_key",
+            "checkbox_key",
+            "is_checked",
+        )
         attributes: dict[str, Scalar] = {"lead_id": lead_id or ""}
         for key in ("ad_id", "adset_id", "platform"):
             value = text_id(lead.get(key), key)
@@ -180,20 +195,6 @@ class MetaLeadAdsConnector(tk.Connector):
         if not found:
             raise InvalidInput("missing_field", "field_data has no email or phone_number value")
         return list(found.values())
-
-
-def _checkboxes(responses: Any) -> list[tuple[str, bool]]:
-    if responses is None:
-        return []
-    if not isinstance(responses, list):
-        raise InvalidInput("malformed_json", "custom_disclaimer_responses is not a list")
-    boxes: dict[str, bool] = {}
-    for item in responses:
-        if not isinstance(item, dict):
-            raise InvalidInput("malformed_json", "custom_disclaimer_responses[] is not an object")
-        key = text_id(item.get("checkbox_key"), "checkbox_key", required=True)
-        boxes[key or ""] = _flag(item.get("is_checked"), "custom_disclaimer_responses[].is_checked")
-    return list(boxes.items())
 
 
 def _check_notification(data: dict[str, Any]) -> None:

@@ -48,7 +48,7 @@ from consentinel.connectors.auth import AuthenticationFailed
 from consentinel.connectors.builtin import _email as em
 from consentinel.streams.events import codec
 from consentinel.streams.events.errors import ConsentinelError, InvalidInput
-from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+from consentinel.streams.events.records import ConsentAction, UsageKind
 
 SCHEME = "one_click"
 _DOMAIN = b"consentinel-one-click-v1."
@@ -194,7 +194,10 @@ class OneClickUnsubscribeConnector(tk.Connector):
         ),
         tk.ConfigField("token_key_previous", "previous key, accepted while rotating", secret=True),
         tk.ConfigField(
-            "token_ttl_days", "how long a link works (days; 0: forever)", default=DEFAULT_TTL_DAYS
+            "token_ttl_days",
+            "how long a link works (days; 0: forever)",
+            default=DEFAULT_TTL_DAYS,
+            kind="number",
         ),
     )
 
@@ -230,7 +233,6 @@ class OneClickUnsubscribeConnector(tk.Connector):
         digest = hashlib.sha256(token.encode("ascii")).hexdigest()
         emit = tk.Emitter(self, received)
         dedupe = ("one_click", digest)
-        mapped, unmapped = em.purposes(self, [list_id])
         user_agent = request.header("user-agent")
         attributes = {"user_agent": user_agent[:200] if user_agent else None}
         return tk.Output(
@@ -247,22 +249,18 @@ class OneClickUnsubscribeConnector(tk.Connector):
                 )
             ],
             consent=[
-                emit.consent(
+                emit.proven(
                     dedupe,
                     ConsentAction.WITHDRAW,
                     address,
                     received,
                     controller=controller,
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[list_id],
                     scope=list_id,
-                    proof=Proof(
-                        method="one_click_unsubscribe",
-                        collected_at_ms=received,
-                        collection_point=f"list-unsubscribe:{list_id}",
-                        ip_hash=em.ip_hash(request.remote),
-                        vendor_receipt=f"sha256:{digest}",
-                    ),
+                    method="one_click_unsubscribe",
+                    collection_point=f"list-unsubscribe:{list_id}",
+                    ip_hash=em.ip_hash(request.remote),
+                    vendor_receipt=f"sha256:{digest}",
                     attributes=attributes,
                 )
             ],

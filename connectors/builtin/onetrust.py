@@ -82,14 +82,16 @@ class OneTrustConnector(tk.Connector):
         '"interactionDate" of a receipt, "LastTransactionDate" of a profile purpose (ISO 8601)'
     )
     config_schema = (
-        tk.ConfigField("auth", "bearer (default), header, basic or token", default="bearer"),
-        tk.ConfigField("token", "bearer/header/URL token", secret=True),
-        tk.ConfigField("token_previous", "previous token while rotating", secret=True),
-        tk.ConfigField("password", "Basic password (auth basic)", secret=True),
-        tk.ConfigField("username", "Basic user name (auth basic)"),
-        tk.ConfigField("token_header", "header of the bare token (auth header)"),
-        tk.ConfigField("purpose_channels", "purpose/topic id -> channel or list of channels"),
-        tk.ConfigField("include_test", "map receipts marked test: true", default=False),
+        *_cmp.auth_schema(
+            "bearer", "bearer (default), header, basic or token", "bearer/header/URL token"
+        ),
+        tk.ConfigField("token_header", "header of the bare token (auth header)", kind="text"),
+        tk.ConfigField(
+            "purpose_channels", "purpose/topic id -> channel or list of channels", kind="mapping"
+        ),
+        tk.ConfigField(
+            "include_test", "map receipts marked test: true", default=False, kind="yes/no"
+        ),
     )
 
     def verify(self, request: tk.Request) -> None:

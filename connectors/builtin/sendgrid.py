@@ -49,7 +49,7 @@ from consentinel.connectors.auth.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEA
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import ConsentinelError, InvalidInput
-from consentinel.streams.events.records import ConsentAction, Proof, UsageKind
+from consentinel.streams.events.records import ConsentAction, UsageKind
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -96,14 +96,25 @@ class SendGridConnector(tk.Connector):
         ),
         tk.ConfigField("signing_key", "PEM private key for sign() (tests, demo feed)", secret=True),
         tk.ConfigField(
-            "max_age_s", "accepted age of the signed timestamp, s (null: no check)", default=300
+            "max_age_s",
+            "accepted age of the signed timestamp, s (null: no check)",
+            default=300,
+            kind="number",
         ),
-        tk.ConfigField("account", "the SendGrid account or subuser, reported as sender"),
         tk.ConfigField(
-            "purpose_key", "custom arg holding the sender's purpose", default="consentinel_purpose"
+            "account", "the SendGrid account or subuser, reported as sender", kind="text"
         ),
         tk.ConfigField(
-            "import_kind", "default kind of imported suppression rows", default="unsubscribes"
+            "purpose_key",
+            "custom arg holding the sender's purpose",
+            default="consentinel_purpose",
+            kind="text",
+        ),
+        tk.ConfigField(
+            "import_kind",
+            "default kind of imported suppression rows",
+            default="unsubscribes",
+            kind="text",
         ),
     )
 
@@ -146,7 +157,7 @@ class SendGridConnector(tk.Connector):
         kind = KINDS.get(event)
         if kind is not None:
             raw_purpose = item.get(self._purpose_key)
-            vendor_purpose = _short(raw_purpose)
+            vendor_purpose = tk.short_text(raw_purpose)
             purpose = em.declared_purpose(self, vendor_purpose)
             campaign = em.ident(item, "marketing_campaign_id", f"{where}.marketing_campaign_id")
             campaign = campaign or em.ident(item, "singlesend_id", f"{where}.singlesend_id")
@@ -167,12 +178,12 @@ class SendGridConnector(tk.Connector):
                         "message_id": em.attr_text(message_id),
                         "vendor_purpose": em.attr_text(vendor_purpose) if purpose is None else None,
                         "machine_open": machine if isinstance(machine, bool) else None,
-                        "bounce_type": _short(item.get("type"))
+                        "bounce_type": tk.short_text(item.get("type"))
                         if kind is UsageKind.BOUNCE
                         else None,
-                        "bounce_classification": _short(item.get("bounce_classification")),
+                        "bounce_classification": tk.short_text(item.get("bounce_classification")),
                         "url_host": em.url_host(item.get("url")) if event == "click" else None,
-                        "campaign_name": _short(item.get("marketing_campaign_name")),
+                        "campaign_name": tk.short_text(item.get("marketing_campaign_name")),
                     },
                 )
             )
@@ -194,13 +205,10 @@ class SendGridConnector(tk.Connector):
     ) -> Any:
         if event not in ("spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe"):
             return None
-        mapped: list[str] = []
-        unmapped: list[str] = []
         scope = None
         if event.startswith("group_"):
             if group is None:
                 raise InvalidInput("missing_field", f"{where}.asm_group_id is missing")
-            mapped, unmapped = em.purposes(self, [group])
             scope = group
         method = {
             "spamreport": "spam_complaint",
@@ -208,27 +216,23 @@ class SendGridConnector(tk.Connector):
             "group_unsubscribe": "unsubscribe_link",
             "group_resubscribe": "preference_center",
         }[event]
-        return emit.consent(
+        return emit.proven(
             dedupe,
             ConsentAction.GRANT if event == "group_resubscribe" else ConsentAction.WITHDRAW,
             address,
             ts,
-            purposes=mapped,
-            unmapped=unmapped,
+            vendor_purposes=[scope] if scope else [],
             scope=scope,
-            proof=Proof(
-                method=method,
-                collected_at_ms=ts,
-                collection_point=f"sendgrid:asm_group:{group}" if scope else "sendgrid",
-                ip_hash=em.ip_hash(item.get("ip")),
-                vendor_receipt=em.attr_text(em.ident(item, "sg_event_id", f"{where}.sg_event_id")),
-            ),
+            method=method,
+            collection_point=f"sendgrid:asm_group:{group}" if scope else "sendgrid",
+            ip_hash=em.ip_hash(item.get("ip")),
+            vendor_receipt=em.attr_text(em.ident(item, "sg_event_id", f"{where}.sg_event_id")),
         )
 
     # -- file import -----------------------------------------------------------------
 
     def map_row(self, row: Mapping[str, Any]) -> tk.Output:
-        kind = _cell(row, "suppression") or str(
+        kind = tk.first_cell(row, "suppression") or str(
             self.instance.options.get("import_kind") or "unsubscribes"
         )
         kind = kind.lower()
@@ -236,50 +240,29 @@ class SendGridConnector(tk.Connector):
             return tk.Output()
         if kind not in _ROW_KINDS:
             raise InvalidInput("unknown_event", "the suppression column names no known export")
-        address = em.email(self.edge, _cell(row, "email", "Email"), "email")
-        created = _cell(row, "created", "created_at", "Created")
+        address = em.email(self.edge, tk.first_cell(row, "email", "Email"), "email")
+        created = tk.first_cell(row, "created", "created_at", "Created")
         at = tt.local_ms(created, "created", UTC)
-        group = _cell(row, "group_id", "asm_group_id", "Group ID")
+        group = tk.first_cell(row, "group_id", "asm_group_id", "Group ID")
         if kind == "group_unsubscribes" and group is None:
             raise InvalidInput("missing_field", "group_id is missing for a group unsubscribe")
-        mapped, unmapped = em.purposes(self, [group]) if group else ([], [])
         emit = tk.Emitter(self, tk.Edge.now_ms())
         return tk.Output(
             consent=[
-                emit.consent(
+                emit.proven(
                     ("row", kind, group, address.key, at),
                     ConsentAction.WITHDRAW,
                     address,
                     at,
-                    purposes=mapped,
-                    unmapped=unmapped,
+                    vendor_purposes=[group] if group else [],
                     scope=group,
-                    proof=Proof(
-                        method=_ROW_KINDS[kind],
-                        collected_at_ms=at,
-                        collection_point=f"sendgrid:asm_group:{group}" if group else "sendgrid",
-                        ip_hash=em.ip_hash(_cell(row, "ip")),
-                    ),
+                    method=_ROW_KINDS[kind],
+                    collection_point=f"sendgrid:asm_group:{group}" if group else "sendgrid",
+                    ip_hash=em.ip_hash(tk.first_cell(row, "ip")),
                     attributes={"imported": True, "suppression": kind},
                 )
             ]
         )
-
-
-def _short(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    return value.strip()[:64] or None
-
-
-def _cell(row: Mapping[str, Any], *names: str) -> str | None:
-    for name in names:
-        value = row.get(name)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None
 
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:

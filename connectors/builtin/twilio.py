@@ -87,7 +87,9 @@ class TwilioConnector(tk.Connector):
     config_schema = (
         tk.ConfigField("auth_token", "account Auth Token", required=True, secret=True),
         tk.ConfigField("auth_token_previous", "previous Auth Token while rotating", secret=True),
-        tk.ConfigField("controllers", "map MessagingServiceSid or sender -> controller"),
+        tk.ConfigField(
+            "controllers", "map MessagingServiceSid or sender -> controller", kind="mapping"
+        ),
     )
 
     def verify(self, request: tk.Request) -> None:

@@ -124,10 +124,14 @@ class VonageConnector(tk.Connector):
     config_schema = (
         tk.ConfigField("signature_secret", "account signature secret", required=True, secret=True),
         tk.ConfigField("signature_secret_previous", "previous signature secret", secret=True),
-        tk.ConfigField("signature_method", "md5hash (default), md5, sha1, sha256 or sha512"),
-        tk.ConfigField("max_age_s", "freshness window of signed timestamps (s)", default=300),
-        tk.ConfigField("api_key", "account API key (put in JWTs made by `sign`)"),
-        tk.ConfigField("controllers", "map sender id / number -> controller"),
+        tk.ConfigField(
+            "signature_method", "md5hash (default), md5, sha1, sha256 or sha512", kind="text"
+        ),
+        tk.ConfigField(
+            "max_age_s", "freshness window of signed timestamps (s)", default=300, kind="number"
+        ),
+        tk.ConfigField("api_key", "account API key (put in JWTs made by `sign`)", kind="text"),
+        tk.ConfigField("controllers", "map sender id / number -> controller", kind="mapping"),
     )
 
     def verify(self, request: tk.Request) -> None:

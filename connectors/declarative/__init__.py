@@ -27,6 +27,19 @@ EXAMPLES = Path(__file__).parent / "examples"
 _cache: dict[str, tuple[int, type[DeclarativeConnector]]] = {}
 
 
+def accepted_events(spec: Spec) -> tuple[str, ...]:
+    """The vendor event types the mapping's ``kinds:`` lists, then its ``ignore:`` ones."""
+    ignored = sorted(spec.ignore - set(spec.kinds))
+    return (*spec.kinds, *(f"{vendor} (ignored)" for vendor in ignored))
+
+
+def event_time_words(spec: Spec) -> str:
+    """Where ``occurred_at_ms`` comes from: the mapping's ``fields.occurred_at`` path, read
+    in its ``time:`` format."""
+    zone = f", naive times in {spec.time.timezone}" if spec.time.timezone != "UTC" else ""
+    return f"the payload's `{spec.fields['occurred_at'].text}` ({spec.time.format}{zone})"
+
+
 def build_class(spec: Spec) -> type[DeclarativeConnector]:
     """A connector class for a compiled mapping (not registered)."""
     attrs = {
@@ -34,6 +47,8 @@ def build_class(spec: Spec) -> type[DeclarativeConnector]:
         "title": spec.title,
         "produces": spec.produces,
         "auth": spec.auth_words,
+        "events": accepted_events(spec),
+        "event_time": event_time_words(spec),
         "config_schema": schema_for(spec),
         "spec": spec,
         "mapping_file": spec.file,

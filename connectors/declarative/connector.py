@@ -40,7 +40,7 @@ _MAX_EVENTS = 10_000
 
 def schema_for(spec: Spec) -> tuple[ConfigField, ...]:
     """Options and secrets an instance of this mapping needs."""
-    out = [ConfigField("mapping", "the declarative mapping file", required=True)]
+    out = [ConfigField("mapping", "the declarative mapping file", required=True, kind="text")]
     if spec.auth.scheme == "basic":
         out += [
             ConfigField("username", "Basic user name in the callback URL", True, secret=True),

@@ -1,8 +1,12 @@
 """The connector toolkit: what every connector needs beside the contract.
 
-- :class:`Emitter`: canonical events for every channel, ids from the platform's identity;
+- :class:`Emitter`: canonical events for every channel, ids from the platform's identity
+  (``Emitter.proven``: a consent whose proof was collected when it occurred;
+  ``Emitter.usages``: a report's usage with the send it implies; ``vendor_purposes=``:
+  the platform's purpose ids mapped by :func:`map_purposes`);
 - :mod:`.times`: event times with one set of bounds (2000..2100);
-- :mod:`.fields`: a JSON-object body through the one codec, integers that cannot overflow;
+- :mod:`.fields`: a JSON-object body through the one codec, integers that cannot overflow,
+  short vendor texts and export-row cells;
 - :func:`secrets`: an instance's secret with its ``<name>_previous`` during rotation;
 - :func:`received_ms`: the receive time of a request (the one clock otherwise);
 - :func:`map_items`: a batch mapped item by item, bad items refused one by one.
@@ -32,9 +36,16 @@ from consentinel.connectors.toolkit.emitter import (
     MAX_ATTR,
     Emitter,
     clean_attributes,
+    map_purposes,
     received_ms,
 )
-from consentinel.connectors.toolkit.fields import bounded_int, json_body, json_object
+from consentinel.connectors.toolkit.fields import (
+    bounded_int,
+    first_cell,
+    json_body,
+    json_object,
+    short_text,
+)
 from consentinel.connectors.toolkit.secrets import secrets
 
 __all__ = [
@@ -53,12 +64,15 @@ __all__ = [
     "bounded_int",
     "clean_attributes",
     "fields",
+    "first_cell",
     "json_body",
     "json_object",
     "map_batch",
     "map_items",
+    "map_purposes",
     "received_ms",
     "secrets",
     "sending_domain",
+    "short_text",
     "times",
 ]

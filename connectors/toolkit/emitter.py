@@ -11,6 +11,7 @@ adds nothing, for connectors whose ids never had one).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from consentinel.connectors.contract import Address, Connector, Request, sending_domain
 from consentinel.streams.events import clock, ids
@@ -40,6 +41,20 @@ def clean_attributes(attributes: Mapping[str, Scalar | None] | None) -> dict[str
             continue
         out[key] = value[:MAX_ATTR] if isinstance(value, str) else value
     return out
+
+
+def map_purposes(connector: Connector, vendor_ids: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(canonical purposes, unmapped vendor ids), each once in order: never a guess; an
+    unmapped id fails closed."""
+    mapped: list[str] = []
+    unmapped: list[str] = []
+    for vendor_id in vendor_ids:
+        canonical = connector.purpose(vendor_id)
+        if canonical:
+            mapped.append(canonical)
+        else:
+            unmapped.append(vendor_id)
+    return list(dict.fromkeys(mapped)), list(dict.fromkeys(unmapped))
 
 
 class Emitter:
@@ -98,6 +113,40 @@ class Emitter:
             attributes=clean_attributes(attributes),
         )
 
+    def usages(
+        self,
+        dedupe: tuple[object, ...],
+        kind: UsageKind,
+        address: Address,
+        occurred_at_ms: int,
+        *,
+        send_derived_from: str | None = None,
+        attributes: Mapping[str, Scalar | None] | None = None,
+        **usage: Any,
+    ) -> list[UsageEvent]:
+        """The usage of a platform event, preceded by the ``send`` it implies when
+        ``send_derived_from`` names the vendor event (a delivery report of a send that was
+        never reported: role ``send``, attribute ``derived_from``). ``usage`` takes the
+        keyword arguments of :meth:`usage`."""
+        out: list[UsageEvent] = []
+        if send_derived_from is not None:
+            derived = {**(attributes or {}), "derived_from": send_derived_from}
+            out.append(
+                self.usage(
+                    dedupe,
+                    UsageKind.SEND,
+                    address,
+                    occurred_at_ms,
+                    role="send",
+                    attributes=derived,
+                    **usage,
+                )
+            )
+        out.append(
+            self.usage(dedupe, kind, address, occurred_at_ms, attributes=attributes, **usage)
+        )
+        return out
+
     def consent(
         self,
         dedupe: tuple[object, ...],
@@ -116,7 +165,15 @@ class Emitter:
         controller: str | None = None,
         recipients: list[str] | None = None,
         collected_by: str | None = None,
+        vendor_purposes: Iterable[str] | None = None,
     ) -> ConsentEvent:
+        """``vendor_purposes``: the platform's purpose ids (a list id, a group...), mapped
+        through the instance's ``purpose_map`` (:func:`map_purposes`) and added to
+        ``purposes``, the ids it does not map to ``unmapped``."""
+        if vendor_purposes is not None:
+            mapped, missing = map_purposes(self.connector, vendor_purposes)
+            purposes = list(dict.fromkeys([*(purposes or []), *mapped]))
+            unmapped = list(dict.fromkeys([*(unmapped or []), *missing]))
         return ConsentEvent(
             event_id=self.event_id(dedupe, role),
             occurred_at_ms=occurred_at_ms,
@@ -137,3 +194,30 @@ class Emitter:
             unmapped_purposes=list(unmapped or []),
             attributes=clean_attributes(attributes),
         )
+
+    def proven(
+        self,
+        dedupe: tuple[object, ...],
+        action: ConsentAction,
+        address: Address,
+        occurred_at_ms: int,
+        *,
+        method: str,
+        collection_point: str,
+        vendor_receipt: str | None = None,
+        ip_hash: str | None = None,
+        notice_version: str | None = None,
+        **consent: Any,
+    ) -> ConsentEvent:
+        """A consent whose proof was collected when it occurred (the usual case for a
+        platform's report): ``Proof.collected_at_ms`` is the event time. ``consent`` takes
+        the keyword arguments of :meth:`consent` (purposes, scope, attributes, role...)."""
+        proof = Proof(
+            method=method,
+            collected_at_ms=occurred_at_ms,
+            collection_point=collection_point,
+            notice_version=notice_version,
+            ip_hash=ip_hash,
+            vendor_receipt=vendor_receipt,
+        )
+        return self.consent(dedupe, action, address, occurred_at_ms, proof=proof, **consent)

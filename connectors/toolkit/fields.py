@@ -7,6 +7,7 @@ Messages name the field, never its value (a value may be an address).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Final
 
 from consentinel.streams.events.codec import loads
@@ -49,3 +50,22 @@ def bounded_int(value: Any, field: str, *, low: int = 0, high: int = INT64_MAX) 
     if not low <= value <= high:
         raise InvalidInput("bad_value", f"{field} is outside {low}..{high}")
     return value
+
+
+def short_text(value: Any, limit: int = 64) -> str | None:
+    """A vendor text trimmed and cut to ``limit`` characters; ``None`` when not a text or
+    blank."""
+    if not isinstance(value, str):
+        return None
+    return value.strip()[:limit] or None
+
+
+def first_cell(row: Mapping[str, Any], *names: str) -> str | None:
+    """The first of ``names`` an export row fills, as text (integers as their digits)."""
+    for name in names:
+        value = row.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None

@@ -40,3 +40,36 @@ def test_show_prints_options_secrets_events_and_event_time() -> None:
     assert "`'consentinel'`" in text  # basic_user's default
     assert "event time: " in text and "events: delivered, opened" in text
     assert "answer when nothing can keep an event: 429" in text
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_every_option_declares_its_kind(name: str) -> None:
+    for field in registry.get(name).config_schema:
+        assert field.secret or field.kind, f"{name}: option {field.name} declares no kind"
+
+
+def test_the_reference_prints_the_declared_kind_not_a_guess_from_the_default() -> None:
+    text = describe(registry.get("didomi"))
+    # no default: a guess from it would say "text"
+    assert "| `purpose_channels` | mapping | no |" in text
+    assert "| `regulations` | list | no |" in text
+
+
+def test_an_undeclared_kind_is_said_so_and_an_unknown_kind_is_refused() -> None:
+    from consentinel.connectors.contract import ConfigField
+
+    assert ConfigField("x", "doc").kind_words == "(not declared)"
+    with pytest.raises(ValueError, match="kind 'integer' is not one of"):
+        ConfigField("x", "doc", kind="integer")
+
+
+def test_show_prints_a_declarative_mappings_events_and_event_time() -> None:
+    mapping = Path(__file__).resolve().parents[2] / "connectors/declarative/examples/postmark.yaml"
+    out = io.StringIO()
+    assert cli.cmd_show(str(mapping), out) == 0
+    text = out.getvalue()
+    assert "- events: Delivery, Bounce, SpamComplaint, Open, Click" in text
+    assert "- event time: the payload's `DeliveredAt|BouncedAt|ReceivedAt|ChangedAt` (rfc3339)" in (
+        text
+    )
+    assert "(not declared)" not in text
