@@ -4,6 +4,7 @@
 - ``export --incident ID --case REF --out FILE``: the incident's pack, signed with the key
   that ``CONSENTINEL_EVIDENCE_KEY`` (``env:NAME`` or ``file:PATH``) names. The declarations
   in force are read from the registry topic unless ``--no-registry``.
+- ``chain``: walk the incident store's hash chain; exit 1 naming the first edited row.
 - ``verify FILE [--public-key HEX|env:NAME|file:PATH]``: exit 0 when the pack verifies,
   1 with the reason when it does not.
 """
@@ -23,6 +24,7 @@ from consentinel.streams.events.secrets import UnresolvedSecret, is_reference, r
 from consentinel.streams.events.settings import Settings
 
 from . import evidence_pack
+from .chain import ChainBroken
 from .evidence_pack import EvidenceError
 from .store import IncidentStore
 
@@ -47,7 +49,7 @@ def signing_key(settings: Settings, environ: dict[str, str] | None = None) -> An
         ) from None
     try:
         return evidence_pack.private_key(seed.reveal())
-    except EvidenceError as exc:
+    except (EvidenceError, ChainBroken) as exc:
         raise FatalConfigError([f"CONSENTINEL_EVIDENCE_KEY: {exc}"], "evidence signing key") from None
 
 
@@ -98,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--no-registry", action="store_true", help="do not read the declarations from Kafka"
     )
+    sub.add_parser("chain", help="verify the incident store's hash chain")
     ve = sub.add_parser("verify", help="check a pack's hashes and signature")
     ve.add_argument("file", type=Path)
     ve.add_argument(
@@ -126,6 +129,11 @@ def main(argv: list[str]) -> int:
             )
             return 0
         settings = Settings.from_env()
+        if args.action == "chain":
+            with IncidentStore.open(settings) as store:
+                report = store.verify_chain()
+            print(f"OK: {report.rows} change(s) chained; head {report.head}")
+            return 0
         signing_key(settings)  # fail on a missing key before reading anything
         decls = {} if args.no_registry else _declarations(settings)
         with IncidentStore.open(settings) as store:
@@ -133,7 +141,7 @@ def main(argv: list[str]) -> int:
         args.out.write_bytes(data)
         print(f"wrote {args.out} ({len(data)} bytes) for incident {args.incident}")
         return 0
-    except EvidenceError as exc:
+    except (EvidenceError, ChainBroken) as exc:
         print(f"consentinel evidence {args.action}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -32,6 +32,8 @@ from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.records import Alert, AlertStatus
 from consentinel.streams.events.settings import Settings
 
+from .chain import ChainReport
+from .chain import verify as verify_chain
 from .grouping import (
     DEFAULT_GROUP_BY,
     group_key,
@@ -302,7 +304,8 @@ class IncidentStore(Outbox):
             )
             self._update(db, inc)
             kind = ChangeKind(wanted.value)
-            self._record(db, inc, kind, now, self._active_sinks(db), None, who, True)
+            sinks = self._active_sinks(db)
+            self._record(db, inc, kind, now, sinks, None, who, True, note[:2000])
         return inc
 
     # -- reads -------------------------------------------------------------------------
@@ -343,6 +346,11 @@ class IncidentStore(Outbox):
                 (incident_id, limit),
             ).fetchall()
         return [codec.decode(Alert, r["body"]) for r in rows]
+
+    def verify_chain(self) -> ChainReport:
+        """Walk the hash chain over the changes (``chain``); raises ``ChainBroken``."""
+        with self._lock:
+            return verify_chain(self._db)
 
     def stats(self) -> Stats:
         """Incidents by status, by rule broken (an incident counts once under each of its

@@ -40,9 +40,11 @@ from consentinel.streams.events import codec
 
 from .model import Incident, IncidentError, IncidentStatus, RuleCount, Transition
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: incidents per controller x campaign x rule. 2: ``incidents.rules`` (per-rule counts),
-filled for version-1 rows from their one rule when the file is opened."""
+filled for version-1 rows from their one rule when the file is opened. 3: the hash chain
+over ``changes`` (``note``, ``prev_hash``, ``hash``; see ``chain``), existing rows chained
+when the file is opened."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -87,7 +89,10 @@ CREATE TABLE IF NOT EXISTS changes (
     status TEXT NOT NULL,
     at_ms INTEGER NOT NULL,
     alert_id TEXT,
-    who TEXT
+    who TEXT,
+    note TEXT,
+    prev_hash TEXT,
+    hash TEXT
 );
 CREATE TABLE IF NOT EXISTS sinks (
     name TEXT PRIMARY KEY,
@@ -148,8 +153,11 @@ class Database:
                     f"one reads {SCHEMA_VERSION}); upgrade consentinel or point "
                     f"CONSENTINEL_HOME elsewhere"
                 )
-            elif int(found[0]) < 2:
-                self._to_version_2(self._db)
+            else:
+                if int(found[0]) < 2:
+                    self._to_version_2(self._db)
+                if int(found[0]) < 3:
+                    self._to_version_3(self._db)
 
     @staticmethod
     def _to_version_2(db: sqlite3.Connection) -> None:
@@ -163,6 +171,18 @@ class Database:
             "'resolved_alerts', resolved_alert_count)) WHERE rules='[]'"
         )
         db.execute("UPDATE meta SET value='2' WHERE key='schema'")
+
+    @staticmethod
+    def _to_version_3(db: sqlite3.Connection) -> None:
+        """Adds the chain's columns to ``changes`` and chains the rows already there."""
+        from .chain import backfill
+
+        columns = {r["name"] for r in db.execute("PRAGMA table_info(changes)")}
+        for name in ("note", "prev_hash", "hash"):
+            if name not in columns:
+                db.execute(f"ALTER TABLE changes ADD COLUMN {name} TEXT")
+        backfill(db)
+        db.execute("UPDATE meta SET value='3' WHERE key='schema'")
 
     def close(self) -> None:
         with self._lock:
