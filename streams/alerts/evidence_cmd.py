@@ -49,8 +49,9 @@ def signing_key(settings: Settings, environ: dict[str, str] | None = None) -> An
         ) from None
     try:
         return evidence_pack.private_key(seed.reveal())
-    except (EvidenceError, ChainBroken) as exc:
-        raise FatalConfigError([f"CONSENTINEL_EVIDENCE_KEY: {exc}"], "evidence signing key") from None
+    except EvidenceError as exc:
+        problem = f"CONSENTINEL_EVIDENCE_KEY: {exc}"
+        raise FatalConfigError([problem], "evidence signing key") from None
 
 
 def export_pack(
@@ -89,7 +90,8 @@ def _public_key(value: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="consentinel evidence", description=__doc__.split("\n")[0])
+    doc = (__doc__ or "").split("\n")[0]
+    parser = argparse.ArgumentParser(prog="consentinel evidence", description=doc)
     sub = parser.add_subparsers(dest="action", required=True)
     kg = sub.add_parser("keygen", help="write a new Ed25519 signing key (mode 0600)")
     kg.add_argument("--out", required=True, type=Path, help="the key file to create")
@@ -145,5 +147,6 @@ def main(argv: list[str]) -> int:
         print(f"consentinel evidence {args.action}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"consentinel evidence {args.action}: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        problem = f"{exc.filename}: {exc.strerror}"
+        print(f"consentinel evidence {args.action}: {problem}", file=sys.stderr)
         return 1

@@ -31,15 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from consentinel.streams.events import codec
+from consentinel.streams.events.errors import ConsentinelError, InvalidInput
+from consentinel.streams.events.records import Alert
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-
-from consentinel.streams.events import codec
-from consentinel.streams.events.errors import ConsentinelError, InvalidInput
-from consentinel.streams.events.records import Alert
 
 from .console_evidence import evidence_item, incident_view, iso
 from .model import Incident
@@ -124,10 +123,7 @@ def build(
         raise EvidenceError("a case reference is required (the operator's file number)")
     items = [evidence_item(a) for a in alerts]
     used = sorted({i["declaration_id"] for i in items if i["declaration_id"]})
-    decls = [
-        {"declaration_id": d, "in_force": codec.to_obj(declarations[d]) if d in declarations else None}
-        for d in used
-    ]
+    decls = [{"declaration_id": d, "in_force": codec.to_obj(declarations.get(d))} for d in used]
     parts: dict[str, Any] = {
         "case": {"case_ref": case_ref.strip(), "exported_at": iso(exported_at_ms)},
         "incident": incident_view(inc),

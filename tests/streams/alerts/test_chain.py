@@ -75,7 +75,6 @@ def test_a_version_2_store_is_migrated_and_chained(tmp_path: Path) -> None:
     db.close()
     with IncidentStore(path) as store:
         assert store.verify_chain().rows == 4
-        (inc,) = store.list_incidents()
         store.ingest(alert("e3"), now_ms=5)
         assert store.verify_chain().rows == 5
     assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone() == ("3",)
