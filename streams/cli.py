@@ -34,7 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "console": ("consentinel.streams.alerts.console", "run the operator console"),
     "demo": ("consentinel.connectors.demo", "post the demo traffic through the real connectors"),
-    "evidence": ("consentinel.streams.alerts.evidence_cmd", "export or verify a signed evidence pack"),
+    "evidence": (
+        "consentinel.streams.casework.evidence_cmd",
+        "export or verify a signed evidence pack",
+    ),
     "reference": ("consentinel.streams.reference_cmd", "print topics, records, settings"),
 }
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from alerting import alert
-from consentinel.streams.alerts import evidence_cmd, evidence_pack
+from consentinel.streams.alerts import evidence_pack
 from consentinel.streams.alerts.evidence_pack import EvidenceError
 from consentinel.streams.alerts.store import IncidentStore
+from consentinel.streams.casework import evidence_cmd
 from consentinel.streams.events import codec
 from consentinel.streams.events.errors import FatalConfigError
 from consentinel.streams.events.records import Channel, Declaration

@@ -17,16 +17,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from consentinel.streams.alerts import evidence_pack
+from consentinel.streams.alerts.chain import ChainBroken
+from consentinel.streams.alerts.evidence_pack import EvidenceError
+from consentinel.streams.alerts.store import IncidentStore
 from consentinel.streams.events import topics
 from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.errors import FatalConfigError
 from consentinel.streams.events.secrets import UnresolvedSecret, is_reference, resolve
 from consentinel.streams.events.settings import Settings
-
-from . import evidence_pack
-from .chain import ChainBroken
-from .evidence_pack import EvidenceError
-from .store import IncidentStore
+from consentinel.streams.registry.topic import read_all
 
 
 def signing_key(settings: Settings, environ: dict[str, str] | None = None) -> Any:
@@ -75,8 +75,6 @@ def export_pack(
 
 
 def _declarations(settings: Settings) -> dict[str, Any]:
-    from consentinel.streams.registry.topic import read_all
-
     return dict(read_all(settings.bootstrap_servers, settings.topic(topics.REGISTRY)).snapshot())
 
 
