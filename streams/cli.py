@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "consentinel.streams.casework.evidence_cmd",
         "export or verify a signed evidence pack",
     ),
+    "subject": ("consentinel.streams.casework.subject_lookup", "what is held about one address"),
     "reference": ("consentinel.streams.reference_cmd", "print topics, records, settings"),
 }
 

@@ -32,8 +32,6 @@ from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.records import Alert, AlertStatus
 from consentinel.streams.events.settings import Settings
 
-from .chain import ChainReport
-from .chain import verify as verify_chain
 from .grouping import (
     DEFAULT_GROUP_BY,
     group_key,
@@ -346,11 +344,6 @@ class IncidentStore(Outbox):
                 (incident_id, limit),
             ).fetchall()
         return [codec.decode(Alert, r["body"]) for r in rows]
-
-    def verify_chain(self) -> ChainReport:
-        """Walk the hash chain over the changes (``chain``); raises ``ChainBroken``."""
-        with self._lock:
-            return verify_chain(self._db)
 
     def stats(self) -> Stats:
         """Incidents by status, by rule broken (an incident counts once under each of its

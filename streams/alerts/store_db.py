@@ -34,11 +34,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consentinel.streams.events import codec
+from consentinel.streams.events.records import Alert
 
 from .model import Incident, IncidentError, IncidentStatus, RuleCount, Transition
+
+if TYPE_CHECKING:
+    from .chain import ChainReport
 
 SCHEMA_VERSION = 3
 """1: incidents per controller x campaign x rule. 2: ``incidents.rules`` (per-rule counts),
@@ -183,6 +187,23 @@ class Database:
                 db.execute(f"ALTER TABLE changes ADD COLUMN {name} TEXT")
         backfill(db)
         db.execute("UPDATE meta SET value='3' WHERE key='schema'")
+
+    def verify_chain(self) -> ChainReport:
+        """Walk the hash chain over the changes (``chain``); raises ``ChainBroken``."""
+        from .chain import verify
+
+        with self._lock:
+            return verify(self._db)
+
+    def alerts_of_subject(self, subject_key: str, limit: int = 1000) -> list[tuple[str, Alert]]:
+        """(incident id or "", alert) for every alert about one subject, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT incident_id, body FROM alerts WHERE json_extract(body, '$.subject_key')=?"
+                " ORDER BY detected_at_ms, alert_id LIMIT ?",
+                (subject_key, limit),
+            ).fetchall()
+        return [(r["incident_id"] or "", codec.decode(Alert, r["body"])) for r in rows]
 
     def close(self) -> None:
         with self._lock:
