@@ -46,6 +46,7 @@ TOPIC_RECORDS: dict[str, tuple[str, type[Any]]] = {
     topics.VERDICTS: ("subject key", records.Verdict),
     topics.ALERTS: ("incident key (controller, campaign, rule)", records.Alert),
     topics.DEADLETTER: ("source (connector instance)", records.DeadLetter),
+    topics.AUDIT: ("subject key looked up", records.AuditEvent),
 }
 
 #: Records that appear inside others.

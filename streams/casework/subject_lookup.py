@@ -3,7 +3,8 @@
 The address is normalized and pseudonymized here, with the deployment's pepper, exactly as
 the connectors do (``events.identity``); only the subject key is used from then on. The
 raw address is never logged or written anywhere: the output echoes the operator's own
-input once, and otherwise shows masked hints.
+input once, and otherwise shows masked hints. Each lookup is first written to the audit
+topic (who, when, which subject key); a lookup that cannot be audited is not shown.
 
 Read: the consent topic (the subject's whole consent history), the usage topic (recent
 uses, as far as its retention reaches), and the incident store (alerts about the subject
@@ -14,6 +15,7 @@ subject key: a read of the whole topic, fine for an operator's lookup, not for a
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,9 +24,10 @@ from typing import Any, TypeVar
 from consentinel.streams.alerts.console_evidence import iso, subject_ref
 from consentinel.streams.alerts.store import IncidentStore
 from consentinel.streams.events import codec, topics
+from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.errors import InvalidInput, RetriableError
 from consentinel.streams.events.identity import Pseudonymizer, normalize
-from consentinel.streams.events.records import Alert, ConsentEvent, UsageEvent
+from consentinel.streams.events.records import Alert, AuditEvent, ConsentEvent, UsageEvent
 from consentinel.streams.events.settings import Settings
 
 T = TypeVar("T", ConsentEvent, UsageEvent)
@@ -96,6 +99,26 @@ def look_up(settings: Settings, key: str, store: IncidentStore) -> SubjectFile:
     return found
 
 
+def audit(settings: Settings, key: str, actor: str, via: str) -> AuditEvent:
+    """Write the lookup to the audit topic (acks=all, confirmed) before showing anything."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    at = now_ms()
+    event = AuditEvent(f"lookup:{actor}:{at}:{key[:16]}", at, actor, "subject_lookup", via, key)
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers.split(","), acks="all"
+        )
+        producer.send(
+            settings.topic(topics.AUDIT), key=key.encode(), value=codec.encode(event)
+        ).get(timeout=30)
+        producer.close()
+    except KafkaError as exc:
+        raise RetriableError(f"the lookup could not be audited ({type(exc).__name__})") from None
+    return event
+
+
 def render(found: SubjectFile, echo: str, out: Callable[[str], Any]) -> None:
     out(f"subject {echo!r} = {subject_ref(found.subject_key)}")
     out(f"consent history ({len(found.consent)}):")
@@ -128,6 +151,7 @@ def main(argv: list[str]) -> int:
         print(f"consentinel subject: {exc}", file=sys.stderr)
         return 2
     try:
+        audit(settings, key, getpass.getuser(), "cli")
         with IncidentStore.open(settings) as store:
             found = look_up(settings, key, store)
     except RetriableError as exc:

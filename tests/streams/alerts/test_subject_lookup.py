@@ -11,6 +11,7 @@ from consentinel.streams.alerts.store import IncidentStore
 from consentinel.streams.casework import subject_lookup
 from consentinel.streams.events import codec, topics
 from consentinel.streams.events.records import (
+    AuditEvent,
     Channel,
     ConsentAction,
     ConsentEvent,
@@ -74,3 +75,18 @@ def test_a_lookup_finds_only_that_subject_and_prints_no_address(
     text = "\n".join(lines)
     assert "withdraw" in text and "R2" in text
     assert text.lower().count("jeanne.martin@example.org") == 1  # the operator's own input
+
+
+def test_a_lookup_is_written_to_the_audit_topic(kafka_settings: Settings) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    key = subject_lookup.subject_key(kafka_settings, ADDRESS)
+    event = subject_lookup.audit(kafka_settings, key, "ana", "cli")
+    tp = TopicPartition(kafka_settings.topic(topics.AUDIT), 0)
+    consumer = KafkaConsumer(bootstrap_servers=kafka_settings.bootstrap_servers, group_id=None)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    got = [m for batch in consumer.poll(timeout_ms=10_000).values() for m in batch]
+    consumer.close()
+    assert [codec.decode(AuditEvent, m.value) for m in got] == [event]
+    assert b"@" not in got[0].value and got[0].key == key.encode()
