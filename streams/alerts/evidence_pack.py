@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from consentinel.streams.events import codec
-from consentinel.streams.events.errors import ConsentinelError, InvalidInput
+from consentinel.streams.events.errors import ConsentinelError, FatalConfigError, InvalidInput
 from consentinel.streams.events.records import Alert
+from consentinel.streams.events.secrets import UnresolvedSecret, resolve
+from consentinel.streams.events.settings import Settings
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -97,6 +99,31 @@ def keygen(path: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(seed + "\n")
     return public_hex(key)
+
+
+def signing_key(settings: Settings, environ: dict[str, str] | None = None) -> Ed25519PrivateKey:
+    """The Ed25519 key the settings name; a clear ``FatalConfigError`` when absent."""
+    ref = settings.evidence_key
+    if not ref:
+        raise FatalConfigError(
+            [
+                "CONSENTINEL_EVIDENCE_KEY is not set: evidence packs are signed. Make a key "
+                "with `consentinel evidence keygen --out FILE` and set "
+                "CONSENTINEL_EVIDENCE_KEY=file:FILE"
+            ],
+            "evidence signing key",
+        )
+    try:
+        seed = resolve(ref, environ=dict(os.environ if environ is None else environ))
+    except UnresolvedSecret as exc:
+        raise FatalConfigError(
+            [f"CONSENTINEL_EVIDENCE_KEY: {exc.problem}"], "evidence signing key"
+        ) from None
+    try:
+        return private_key(seed.reveal())
+    except EvidenceError as exc:
+        problem = f"CONSENTINEL_EVIDENCE_KEY: {exc}"
+        raise FatalConfigError([problem], "evidence signing key") from None
 
 
 # -- building ----------------------------------------------------------------------------

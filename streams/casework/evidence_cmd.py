@@ -19,39 +19,13 @@ from typing import Any
 
 from consentinel.streams.alerts import evidence_pack
 from consentinel.streams.alerts.chain import ChainBroken
-from consentinel.streams.alerts.evidence_pack import EvidenceError
+from consentinel.streams.alerts.evidence_pack import EvidenceError, signing_key
 from consentinel.streams.alerts.store import IncidentStore
 from consentinel.streams.events import topics
 from consentinel.streams.events.clock import now_ms
-from consentinel.streams.events.errors import FatalConfigError
 from consentinel.streams.events.secrets import UnresolvedSecret, is_reference, resolve
 from consentinel.streams.events.settings import Settings
 from consentinel.streams.registry.topic import read_all
-
-
-def signing_key(settings: Settings, environ: dict[str, str] | None = None) -> Any:
-    """The Ed25519 key the settings name; a clear ``FatalConfigError`` when absent."""
-    ref = settings.evidence_key
-    if not ref:
-        raise FatalConfigError(
-            [
-                "CONSENTINEL_EVIDENCE_KEY is not set: evidence packs are signed. Make a key "
-                "with `consentinel evidence keygen --out FILE` and set "
-                "CONSENTINEL_EVIDENCE_KEY=file:FILE"
-            ],
-            "evidence signing key",
-        )
-    try:
-        seed = resolve(ref, environ=dict(os.environ if environ is None else environ))
-    except UnresolvedSecret as exc:
-        raise FatalConfigError(
-            [f"CONSENTINEL_EVIDENCE_KEY: {exc.problem}"], "evidence signing key"
-        ) from None
-    try:
-        return evidence_pack.private_key(seed.reveal())
-    except EvidenceError as exc:
-        problem = f"CONSENTINEL_EVIDENCE_KEY: {exc}"
-        raise FatalConfigError([problem], "evidence signing key") from None
 
 
 def export_pack(

@@ -106,12 +106,12 @@ def test_keygen_writes_a_0600_key_and_never_overwrites(tmp_path: Path) -> None:
 def test_a_missing_or_bad_signing_key_is_a_clear_config_error(tmp_path: Path) -> None:
     base = {"CONSENTINEL_HOME": str(tmp_path)}
     with pytest.raises(FatalConfigError, match="CONSENTINEL_EVIDENCE_KEY is not set"):
-        evidence_cmd.signing_key(Settings.from_env(base))
+        evidence_pack.signing_key(Settings.from_env(base))
     s = Settings.from_env({**base, "CONSENTINEL_EVIDENCE_KEY": "env:NO_SUCH_KEY_VAR"})
     with pytest.raises(FatalConfigError, match="NO_SUCH_KEY_VAR is not set"):
-        evidence_cmd.signing_key(s, {})
+        evidence_pack.signing_key(s, {})
     with pytest.raises(FatalConfigError, match="not a hex Ed25519 seed"):
-        evidence_cmd.signing_key(s, {"NO_SUCH_KEY_VAR": "not-hex"})
+        evidence_pack.signing_key(s, {"NO_SUCH_KEY_VAR": "not-hex"})
 
 
 def test_the_cli_exports_and_verifies_and_reports_tampering(
