@@ -250,7 +250,7 @@ def console_document() -> dict[str, Any]:
                     "description": "the operator's case reference, carried in the pack",
                 },
             ]
-        },  # fmt: skip
+        },
         "/api/stats": _get(
             "incident counts by status, rule and severity; sink backlogs",
             _json({"$ref": "#/components/schemas/Stats"}, "the counts"),
