@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "console": ("consentinel.streams.alerts.console", "run the operator console"),
     "demo": ("consentinel.connectors.demo", "post the demo traffic through the real connectors"),
+    "evidence": (
+        "consentinel.streams.casework.evidence_cmd",
+        "export or verify a signed evidence pack",
+    ),
+    "subject": ("consentinel.streams.casework.subject_lookup", "what is held about one address"),
     "reference": ("consentinel.streams.reference_cmd", "print topics, records, settings"),
 }
 

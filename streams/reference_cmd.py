@@ -46,6 +46,7 @@ TOPIC_RECORDS: dict[str, tuple[str, type[Any]]] = {
     topics.VERDICTS: ("subject key", records.Verdict),
     topics.ALERTS: ("incident key (controller, campaign, rule)", records.Alert),
     topics.DEADLETTER: ("source (connector instance)", records.DeadLetter),
+    topics.AUDIT: ("subject key looked up", records.AuditEvent),
 }
 
 #: Records that appear inside others.
@@ -109,6 +110,9 @@ VARIABLES: tuple[Variable, ...] = (
              "bytes); or CONSENTINEL_PEPPER_FILE, a file holding it", secret=True),
     Variable("CONSENTINEL_TOKEN", "token", "the console's token (at least 16 bytes); or "
              "CONSENTINEL_TOKEN_FILE, a file holding it", secret=True),
+    Variable("CONSENTINEL_EVIDENCE_KEY", "evidence_key", "the Ed25519 key that signs "
+             "evidence packs: env:NAME or file:PATH (make one with `consentinel evidence "
+             "keygen`); unset, `evidence export` refuses", "evidence export"),
     Variable("CONSENTINEL_METRICS_HOST", None, "address the worker's and the router's "
              "/metrics and /healthz bind", "router, console (ops_endpoints); worker",
              unset="`127.0.0.1`"),

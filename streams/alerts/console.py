@@ -32,6 +32,7 @@ from . import console_handlers as h
 from .console_access import ACCESS, COOKIE, CSRF_HEADER, Access, auth, security_headers
 from .console_feed import FEED, Feed, feed
 from .console_metrics import MetricsReader
+from .console_pack import SETTINGS, evidence_pack_download
 from .http_hygiene import SERVER_OPTIONS
 from .store import IncidentStore
 
@@ -70,6 +71,8 @@ def make_app(
     app.router.add_post("/api/incidents/{incident_id}/acknowledge", h.acknowledge)
     app.router.add_post("/api/incidents/{incident_id}/resolve", h.resolve)
     app.router.add_get("/api/incidents/{incident_id}/evidence.{fmt:csv|json}", h.export)
+    app[SETTINGS] = settings
+    app.router.add_get("/api/incidents/{incident_id}/evidence-pack", evidence_pack_download)
     app.router.add_get("/api/stats", h.stats)
     app.router.add_get("/api/panels", h.panels)
     app.router.add_get("/api/feed", feed)

@@ -11,14 +11,13 @@ in one incident, not a join key for other systems.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from consentinel.streams.events import codec
+from consentinel.streams.events.csv_safe import csv_text
 from consentinel.streams.events.identity import mask_email, mask_phone
 from consentinel.streams.events.records import Alert
 
@@ -127,29 +126,7 @@ def evidence_json(inc: Incident, alerts: Iterable[Alert], exported_at_ms: int) -
 
 
 def evidence_csv(alerts: Iterable[Alert]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(FIELDS), lineterminator="\r\n")
-    writer.writeheader()
-    for alert in alerts:
-        writer.writerow({k: _cell(v) for k, v in evidence_item(alert).items()})
-    return out.getvalue()
-
-
-#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection"),
-#: plus the fullwidth forms some spreadsheets fold into them, and white space before them.
-FORMULA_STARTS = frozenset("=+-@\t\r\n \uff1d\uff0b\uff0d\uff20")
-
-
-def _cell(value: Any) -> Any:
-    """A CSV cell; text starting like a formula gets a leading ``'`` (OWASP), so ``-1+1``
-    shows as text and never runs. Numbers stay numbers."""
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        value = "; ".join(map(str, value))
-    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
-        return "'" + value
-    return value
+    return csv_text(FIELDS, (evidence_item(a) for a in alerts))
 
 
 FIELDS: tuple[str, ...] = (

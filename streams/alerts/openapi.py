@@ -234,6 +234,23 @@ def console_document() -> dict[str, Any]:
                 },
             ]
         },
+        "/api/incidents/{incident_id}/evidence-pack": _get(
+            "the signed evidence pack (one canonical JSON file: parts, SHA-256 manifest, "
+            "Ed25519 signature; check it with `consentinel evidence verify`)",
+            _text("application/json", "the pack (Content-Disposition: attachment)"),
+        )
+        | {
+            "parameters": [
+                _INCIDENT_ID,
+                {
+                    "name": "case",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "maxLength": 200},
+                    "description": "the operator's case reference, carried in the pack",
+                },
+            ]
+        },
         "/api/stats": _get(
             "incident counts by status, rule and severity; sink backlogs",
             _json({"$ref": "#/components/schemas/Stats"}, "the counts"),

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from consentinel.streams.events import codec
 from consentinel.streams.events.clock import now_ms as wall_clock
 
+from . import chain
 from .model import Change, ChangeKind, Incident, IncidentStatus, OutboxItem
 from .store_db import Database
 
@@ -141,12 +142,12 @@ class Outbox(Database):
         alert_id: str | None,
         who: str | None,
         notify: bool,
+        note: str | None = None,
     ) -> Change:
-        cur = db.execute(
-            "INSERT INTO changes (incident_id, kind, revision, status, at_ms, alert_id, who) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (inc.incident_id, kind.value, inc.revision, inc.status.value, now, alert_id, who),
-        )
+        seq = chain.append(
+            db, inc.incident_id, kind.value, inc.revision, inc.status.value, now, alert_id, who,
+            note,
+        )  # fmt: skip
         if notify and sinks:
             payload = codec.encode(inc)
             db.executemany(
@@ -154,6 +155,4 @@ class Outbox(Database):
                 "created_at_ms, next_attempt_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(s, inc.incident_id, inc.revision, kind.value, payload, now, now) for s in sinks],
             )
-        seq = cur.lastrowid
-        assert seq is not None
         return Change(seq, inc.incident_id, kind, inc.revision, inc.status, now, alert_id, who)

@@ -302,7 +302,8 @@ class IncidentStore(Outbox):
             )
             self._update(db, inc)
             kind = ChangeKind(wanted.value)
-            self._record(db, inc, kind, now, self._active_sinks(db), None, who, True)
+            sinks = self._active_sinks(db)
+            self._record(db, inc, kind, now, sinks, None, who, True, note[:2000])
         return inc
 
     # -- reads -------------------------------------------------------------------------

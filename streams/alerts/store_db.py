@@ -34,15 +34,21 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consentinel.streams.events import codec
+from consentinel.streams.events.records import Alert
 
 from .model import Incident, IncidentError, IncidentStatus, RuleCount, Transition
 
-SCHEMA_VERSION = 2
+if TYPE_CHECKING:
+    from .chain import ChainReport
+
+SCHEMA_VERSION = 3
 """1: incidents per controller x campaign x rule. 2: ``incidents.rules`` (per-rule counts),
-filled for version-1 rows from their one rule when the file is opened."""
+filled for version-1 rows from their one rule when the file is opened. 3: the hash chain
+over ``changes`` (``note``, ``prev_hash``, ``hash``; see ``chain``), existing rows chained
+when the file is opened."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -87,7 +93,10 @@ CREATE TABLE IF NOT EXISTS changes (
     status TEXT NOT NULL,
     at_ms INTEGER NOT NULL,
     alert_id TEXT,
-    who TEXT
+    who TEXT,
+    note TEXT,
+    prev_hash TEXT,
+    hash TEXT
 );
 CREATE TABLE IF NOT EXISTS sinks (
     name TEXT PRIMARY KEY,
@@ -148,8 +157,11 @@ class Database:
                     f"one reads {SCHEMA_VERSION}); upgrade consentinel or point "
                     f"CONSENTINEL_HOME elsewhere"
                 )
-            elif int(found[0]) < 2:
-                self._to_version_2(self._db)
+            else:
+                if int(found[0]) < 2:
+                    self._to_version_2(self._db)
+                if int(found[0]) < 3:
+                    self._to_version_3(self._db)
 
     @staticmethod
     def _to_version_2(db: sqlite3.Connection) -> None:
@@ -163,6 +175,35 @@ class Database:
             "'resolved_alerts', resolved_alert_count)) WHERE rules='[]'"
         )
         db.execute("UPDATE meta SET value='2' WHERE key='schema'")
+
+    @staticmethod
+    def _to_version_3(db: sqlite3.Connection) -> None:
+        """Adds the chain's columns to ``changes`` and chains the rows already there."""
+        from .chain import backfill
+
+        columns = {r["name"] for r in db.execute("PRAGMA table_info(changes)")}
+        for name in ("note", "prev_hash", "hash"):
+            if name not in columns:
+                db.execute(f"ALTER TABLE changes ADD COLUMN {name} TEXT")
+        backfill(db)
+        db.execute("UPDATE meta SET value='3' WHERE key='schema'")
+
+    def verify_chain(self) -> ChainReport:
+        """Walk the hash chain over the changes (``chain``); raises ``ChainBroken``."""
+        from .chain import verify
+
+        with self._lock:
+            return verify(self._db)
+
+    def alerts_of_subject(self, subject_key: str, limit: int = 1000) -> list[tuple[str, Alert]]:
+        """(incident id or "", alert) for every alert about one subject, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT incident_id, body FROM alerts WHERE json_extract(body, '$.subject_key')=?"
+                " ORDER BY detected_at_ms, alert_id LIMIT ?",
+                (subject_key, limit),
+            ).fetchall()
+        return [(r["incident_id"] or "", codec.decode(Alert, r["body"])) for r in rows]
 
     def close(self) -> None:
         with self._lock:

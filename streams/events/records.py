@@ -283,3 +283,20 @@ class DeadLetter:
     stage: str = "ingest"  # ingest | import | worker
     attributes: dict[str, Scalar] = field(default_factory=dict)
     v: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """An operator's look at personal data (a data-subject lookup), for the audit trail.
+
+    ``subject_key`` is the pseudonym looked up, never the address the operator typed."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    event_id: str
+    at_ms: int
+    actor: str  # who looked: the OS user of the CLI, or the console's operator
+    action: str  # subject_lookup
+    via: str  # cli | console
+    subject_key: str
+    v: int = 1

@@ -77,6 +77,8 @@ class Settings:
     log_level: str = "INFO"
     pepper: Secret = field(default_factory=lambda: Secret(b""), repr=False)
     token: Secret = field(default_factory=lambda: Secret(b""), repr=False)
+    # reference (env:NAME or file:PATH) to the Ed25519 seed that signs evidence packs
+    evidence_key: str = ""
     announcements: tuple[str, ...] = ()
 
     @property
@@ -272,6 +274,7 @@ def _load(environ: dict[str, str]) -> Settings:
         "log_level": _choice(
             raw, "LOG_LEVEL", "info", ("debug", "info", "warning", "error"), problems
         ).upper(),
+        "evidence_key": raw.get("CONSENTINEL_EVIDENCE_KEY", ""),
     }
     values["pepper"] = _secret(raw, "PEPPER", home, env, problems, notes, 32)
     values["token"] = _secret(raw, "TOKEN", home, env, problems, notes, 24)

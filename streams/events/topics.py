@@ -10,6 +10,7 @@ REGISTRY = "consentinel.registry.v1"
 VERDICTS = "consentinel.verdicts.v1"
 ALERTS = "consentinel.alerts.v1"
 DEADLETTER = "consentinel.deadletter.v1"
+AUDIT = "consentinel.audit.v1"
 
 _DAY_MS = 86_400_000
 
@@ -71,6 +72,12 @@ def topic_specs(partitions: int, prefix: str = "") -> list[TopicSpec]:
             partitions,
             {"retention.ms": str(30 * _DAY_MS), "cleanup.policy": "delete"},
             "what could not be taken in, sealed, with why",
+        ),
+        TopicSpec(
+            topic_name(AUDIT, prefix),
+            1,
+            dict(keep_forever),
+            "who looked up which subject, when (data-subject lookups)",
         ),
     ]
 

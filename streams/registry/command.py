@@ -6,7 +6,8 @@ and publishes only new and changed declarations (kafka-python, acks=all, each se
 confirmed). Declarations in force that the file no longer has are left alone unless
 ``--prune`` is given, which publishes tombstones for them.
 
-``show`` reads the topic to its end and prints what is in force.
+``show`` reads the topic to its end and prints what is in force; ``export --format
+csv|json`` writes it as GDPR art. 30 records of processing (``records_of_processing``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from consentinel.streams.events.errors import RetriableError
 from consentinel.streams.events.records import Declaration
 from consentinel.streams.events.settings import Settings
 from consentinel.streams.registry import file as registry_file
+from consentinel.streams.registry import records_of_processing as art30
 from consentinel.streams.registry.topic import read_all
 
 EX_DATAERR = 65
@@ -145,6 +147,20 @@ def show(settings: Settings, *, out: TextIO = sys.stdout) -> int:
     return 0
 
 
+def export(settings: Settings, fmt: str, out_path: str | None) -> int:
+    """``registry export``: the art. 30 view of the declarations in force."""
+    registry = read_all(settings.bootstrap_servers, settings.topic(topics.REGISTRY))
+    rows = art30.records(registry.snapshot().values(), settings.retention_days)
+    text = art30.as_csv(rows) if fmt == "csv" else codec.dumps(rows).decode("utf-8") + "\n"
+    if out_path is None:
+        sys.stdout.write(text)
+    else:
+        with open(out_path, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        print(f"wrote {len(rows)} record(s) of processing to {out_path}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="consentinel registry",
@@ -159,11 +175,16 @@ def main(argv: list[str]) -> int:
     )
     a.add_argument("--dry-run", action="store_true", help="say what would change, publish nothing")
     sub.add_parser("show", help="print the declarations in force")
+    e = sub.add_parser("export", help="write the GDPR art. 30 records of processing")
+    e.add_argument("--format", choices=("csv", "json"), default="csv")
+    e.add_argument("--out", help="the file to write (default: standard output)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     try:
         if args.action == "apply":
             return apply(settings, args.file, prune=args.prune, dry_run=args.dry_run)
+        if args.action == "export":
+            return export(settings, args.format, args.out)
         return show(settings)
     except RetriableError as exc:
         print(f"consentinel registry: {exc}", file=sys.stderr)

@@ -78,6 +78,7 @@ LAYERS = (
     ("consentinel.streams.registry", "registry"),
     ("consentinel.streams.worker", "worker"),
     ("consentinel.streams.alerts", "alerts"),
+    ("consentinel.streams.casework", "casework"),
     ("consentinel.streams.cli", "cli"),
     ("consentinel.streams.topics_admin", "admin"),
     ("consentinel.streams.settings_cmd", "admin"),
@@ -105,13 +106,15 @@ ALLOWED = {
     "worker": {"events", "policy", "checker", "registry", "admin", "worker"},
     "alerts": {"events", "policy", "alerts"},
     "connectors": {"events", "connectors"},
+    # casework: the operator's case tools (evidence packs, art. 30 records, subject lookup)
+    "casework": {"events", "policy", "registry", "alerts", "casework"},
     "cli": {"events", "cli"},
     "namespace": set(),
 }
 FAUST_LAYERS = {"worker"}
 FAUST_COMPAT = "consentinel.streams.worker.faust_compat"
 #: the layer each CLI command's module may belong to (the CLI imports them by name)
-CLI_TARGETS = {"admin", "registry", "worker", "alerts", "connectors"}
+CLI_TARGETS = {"admin", "registry", "worker", "alerts", "connectors", "casework"}
 
 MODULES = _modules()
 

@@ -368,3 +368,33 @@ def test_quantiles_follow_prometheus() -> None:
     assert quantile(samples, "x", 0.75) == pytest.approx(1.0)
     assert quantile(samples, "x", 0.99) == pytest.approx(1.0 + 9.0 * 0.96)
     assert summarize({})["coverage"]["share_with_consent"] is None
+
+
+async def test_the_signed_evidence_pack_downloads_and_verifies(
+    store: IncidentStore, make_settings, tmp_path: Path
+) -> None:
+    from consentinel.streams.alerts import evidence_pack
+
+    seed = tmp_path / "evidence.key"
+    pub = evidence_pack.keygen(seed)
+    settings = make_settings(evidence_key=f"file:{seed}")
+    async with TestClient(TestServer(console.make_app(settings, store, []))) as c:
+        inc = await _campaign_incident(c)
+        path = f"/api/incidents/{inc['incident_id']}/evidence-pack"
+        assert (await c.get(f"{path}?case=X")).status == 401  # behind the token
+        assert (await c.get(path, headers=_bearer())).status == 400  # no case reference
+        resp = await c.get(f"{path}?case=CNIL-42", headers=_bearer())
+        assert resp.status == 200 and "attachment" in resp.headers["Content-Disposition"]
+        data = await resp.read()
+    _no_raw(data, "the evidence pack")
+    ok = evidence_pack.verify(data, pub)
+    assert (ok.case_ref, ok.incident_id) == ("CNIL-42", inc["incident_id"])
+
+
+async def test_the_pack_says_how_to_configure_a_missing_key(client: TestClient) -> None:
+    inc = await _campaign_incident(client)
+    resp = await client.get(
+        f"/api/incidents/{inc['incident_id']}/evidence-pack?case=A", headers=_bearer()
+    )
+    assert resp.status == 503
+    assert "consentinel evidence keygen" in (await resp.json())["error"]

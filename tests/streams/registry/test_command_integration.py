@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from consentinel.streams.events import codec
 from consentinel.streams.events.settings import Settings
 from consentinel.streams.registry.topic import read_all
 
@@ -92,3 +93,18 @@ def test_an_invalid_file_publishes_nothing(kafka_settings: Settings, tmp_path: P
     assert "line 6" in result.stderr and "spam" in result.stderr
     assert "nothing was published" in result.stderr
     assert _in_force(kafka_settings) == set()
+
+
+def test_export_writes_the_records_of_processing(kafka_settings: Settings, tmp_path: Path) -> None:
+    assert _run(kafka_settings, "apply", str(EXAMPLE)).returncode == 0
+    as_csv = _run(kafka_settings, "export", "--format", "csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    lines = as_csv.stdout.splitlines()
+    assert lines[0].startswith("record,controller,purpose") and len(lines) == 6
+    out = tmp_path / "art30.json"
+    as_json = _run(kafka_settings, "export", "--format", "json", "--out", str(out))
+    assert as_json.returncode == 0, as_json.stderr
+    assert "wrote 5 record(s)" in as_json.stderr
+    rows = codec.loads(out.read_bytes())
+    assert {r["record"] for r in rows} == _in_force(kafka_settings)
+    assert all(r["legal_basis"] and r["controller"] for r in rows)
