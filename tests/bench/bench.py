@@ -25,11 +25,11 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import benchtopics
 import ceiling
 import checker
 import dataset
@@ -45,7 +45,7 @@ def checker_section(
 ) -> None:
     rows = []
     for subjects in subject_counts:
-        prefix = f"bench{uuid.uuid4().hex[:6]}."
+        prefix = benchtopics.fresh_prefix("bench")
         home = Path(tempfile.mkdtemp(prefix="consentinel-bench-"))
         settings = Settings.from_env(
             {
@@ -203,6 +203,27 @@ def peer_section(
         print(f"  {line}")
 
 
+def sections(
+    args: argparse.Namespace,
+    bootstrap: str,
+    subjects: list[int],
+    usages: int,
+    peer_names: list[str],
+) -> None:
+    if args.only in (None, "checker"):
+        checker_section(bootstrap, subjects, usages, args.drain_cap, peer_names)
+    if args.only == "scaleout" or (args.scaleout and args.only is None):
+        import scaleout
+
+        so_subjects = 10_000 if args.quick else args.scaleout_subjects
+        fig = scaleout.run(bootstrap, so_subjects, usages, args.drain_cap)
+        print(scaleout.report(fig))
+    if args.only in (None, "ingest"):
+        import ingest
+
+        ingest.section(bootstrap, quick=args.quick)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -236,18 +257,10 @@ def main() -> int:
     for name in peer_names:
         if name not in peers.SCRIPTS:
             parser.error(f"--peers: unknown peer {name!r} (known: {', '.join(peers.SCRIPTS)})")
-    if args.only in (None, "checker"):
-        checker_section(bootstrap, subjects, usages, args.drain_cap, peer_names)
-    if args.only == "scaleout" or (args.scaleout and args.only is None):
-        import scaleout
-
-        so_subjects = 10_000 if args.quick else args.scaleout_subjects
-        fig = scaleout.run(bootstrap, so_subjects, usages, args.drain_cap)
-        print(scaleout.report(fig))
-    if args.only in (None, "ingest"):
-        import ingest
-
-        ingest.section(bootstrap, quick=args.quick)
+    try:
+        sections(args, bootstrap, subjects, usages, peer_names)
+    finally:
+        benchtopics.delete_created(bootstrap)
     print(f"\nbench finished in {time.monotonic() - started:.0f} s")
     return 0
 

@@ -20,9 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
+import benchtopics
 from common import ROOT, Proc, env_for, free_port, percentile, table
 from consentinel.connectors import config as connectors_config
 from consentinel.connectors.builtin import sendgrid
@@ -181,7 +181,7 @@ def _wait_http(url: str, timeout_s: float = 60) -> None:
 
 
 def section(bootstrap: str, quick: bool = False) -> None:
-    prefix = f"benchin{uuid.uuid4().hex[:6]}."
+    prefix = benchtopics.fresh_prefix("benchin")
     home = Path(tempfile.mkdtemp(prefix="consentinel-bench-ingest-"))
     env = env_for(
         prefix, home, bootstrap, partitions=6, ingest_port=free_port(), metrics_port=free_port()

@@ -22,10 +22,10 @@ import re
 import signal
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import benchtopics
 import dataset
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from checker import end_offsets, steady_rate, wait_committed
@@ -109,7 +109,7 @@ async def _takeover(
 
 def run(bootstrap: str, subjects: int, usages: int, drain_cap_s: float) -> ScaleoutFigures:
     fig = ScaleoutFigures(subjects=subjects)
-    prefix = f"benchso{uuid.uuid4().hex[:6]}."
+    prefix = benchtopics.fresh_prefix("benchso")
     home = Path(tempfile.mkdtemp(prefix="consentinel-bench-scaleout-"))
     settings = Settings.from_env(
         {
