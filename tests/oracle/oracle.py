@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from oracle_channels import channel_findings
 from consentinel.streams.events.ids import declaration_id
 from consentinel.streams.events.records import (
     USE_KINDS,
@@ -325,7 +326,7 @@ def judge(world: World, u: UsageEvent) -> set[str]:
         consulted += _in_force(world.events(subject, via, t))
     if any(e.unmapped_purposes for e in consulted):
         found.add("CFG-UNMAPPED")
-    return found
+    return found | channel_findings(u, channel, promotional)
 
 
 def _only_a_partner(world: World, subject: str, supplier: str, user: str, t: int) -> bool:
