@@ -326,7 +326,9 @@ def judge(world: World, u: UsageEvent) -> set[str]:
         consulted += _in_force(world.events(subject, via, t))
     if any(e.unmapped_purposes for e in consulted):
         found.add("CFG-UNMAPPED")
-    return found | channel_findings(u, channel, promotional)
+    return found | channel_findings(
+        u, channel, promotional, decl, provable(grant.proof) if grant else False
+    )
 
 
 def _only_a_partner(world: World, subject: str, supplier: str, user: str, t: int) -> bool:

@@ -12,6 +12,7 @@ import holidays
 
 from ...events.records import Channel, LegalBasis, Severity, UsageKind
 from .base import Finding, RuleContext, days, finding, rule
+from .basis import provable
 
 PARIS = ZoneInfo("Europe/Paris")
 #: Mon-Fri 10:00-13:00 and 14:00-20:00, minutes after local midnight [start, end)
@@ -47,7 +48,7 @@ def sales_call(ctx: RuleContext) -> bool:
 
 
 def provable_consent(ctx: RuleContext) -> bool:
-    return ctx.grant is not None and ctx.grant.proof is not None
+    return ctx.grant is not None and provable(ctx.grant.proof)
 
 
 def outside_hours(at: datetime) -> str | None:
