@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from oracle_channels import channel_findings
 from consentinel.streams.events.ids import declaration_id
 from consentinel.streams.events.records import (
     USE_KINDS,
@@ -49,6 +48,7 @@ from consentinel.streams.events.records import (
     UsageEvent,
     UsageKind,
 )
+from oracle_channels import channel_findings
 
 ELECTRONIC = {Channel.EMAIL, Channel.SMS, Channel.RCS, Channel.WHATSAPP}
 NEVER_PROMOTIONAL = {"service.transactional", "security.fraud"}

@@ -78,9 +78,9 @@ def channel_findings(
     found: set[str] = set()
     if not promotional:
         return found
-    if channel == "sms" and u.kind in (UsageKind.SEND, UsageKind.DELIVER):
-        if u.attributes.get("sender_type") == "long_code":
-            found.add("R8")
+    sent = u.kind in (UsageKind.SEND, UsageKind.DELIVER)
+    if channel == "sms" and sent and u.attributes.get("sender_type") == "long_code":
+        found.add("R8")
     if channel in ("sms", "rcs") and u.kind is UsageKind.SEND:
         at = _local(u.occurred_at_ms, FRANCE)
         if not OPENS <= (at.hour, at.minute) < CLOSES:

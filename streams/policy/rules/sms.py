@@ -38,7 +38,7 @@ def r8_sms_from_long_code(ctx: RuleContext) -> Finding | None:
 
 @rule("R9", "[FR10]", Severity.WARNING)
 def r9_sms_quiet_hours(ctx: RuleContext) -> Finding | None:
-    """Promotional SMS/RCS sent outside the charter hours (08:00–21:30 Paris time by
+    """Promotional SMS/RCS sent outside the charter hours (08:00-21:30 Paris time by
     default; ``PolicySettings.sms_hours``)."""
     u = ctx.usage
     if ctx.channel not in _CHARTER_CHANNELS or u.kind is not UsageKind.SEND:
@@ -52,7 +52,7 @@ def r9_sms_quiet_hours(ctx: RuleContext) -> Finding | None:
     return finding(
         r9_sms_quiet_hours,
         f"{ctx.what()} sent at {now // 60:02d}:{now % 60:02d} Paris time, outside the "
-        f"charter hours {start // 60:02d}:{start % 60:02d}–{end // 60:02d}:{end % 60:02d}",
+        f"charter hours {start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}",
     )
 
 

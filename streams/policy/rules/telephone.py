@@ -60,12 +60,12 @@ def outside_hours(at: datetime) -> str | None:
     minutes = at.hour * 60 + at.minute
     if any(start <= minutes < end for start, end in CALL_WINDOWS):
         return None
-    return f"at {at.strftime('%H:%M')}, outside 10:00–13:00 / 14:00–20:00"
+    return f"at {at.strftime('%H:%M')}, outside 10:00-13:00 / 14:00-20:00"
 
 
 @rule("R10", "[FR6]", Severity.CRITICAL)
 def r10_calling_hours(ctx: RuleContext) -> Finding | None:
-    """A sales call outside Mon–Fri 10:00–13:00 / 14:00–20:00 in the consumer's time zone,
+    """A sales call outside Mon-Fri 10:00-13:00 / 14:00-20:00 in the consumer's time zone,
     or on a French public holiday, without provable prior consent."""
     if not sales_call(ctx) or provable_consent(ctx):
         return None
