@@ -198,6 +198,8 @@ class Declaration:
     promotional: bool = True
     description: str = ""
     updated_at_ms: int = 0
+    bloctel_cleaned_at_ms: int | None = None  # R12: when the call file was last cleaned
+    sector: str | None = None  # R12: "press" (Bloctel exception), "home_energy_renovation"
     v: int = 1
 
 

@@ -27,6 +27,8 @@ class PolicySettings:
     r13_strength: str = "violation"  # violation | warning | off
     retention_days: int = 1095
     max_versions: int = 64
+    # R9: the SMS charter's sending window, minutes after local midnight [start, end)
+    sms_hours: tuple[int, int] = (480, 1290)
 
     def __post_init__(self) -> None:
         problems = [
@@ -41,6 +43,9 @@ class PolicySettings:
             problems.append(f"retention_days={self.retention_days}: expected at least 1")
         if self.max_versions < 2:
             problems.append(f"max_versions={self.max_versions}: expected at least 2")
+        start, end = self.sms_hours
+        if not 0 <= start < end <= 1440:
+            problems.append(f"sms_hours={self.sms_hours}: expected 0 <= start < end <= 1440")
         if problems:
             raise FatalConfigError(problems, "policy settings")
 

@@ -48,6 +48,7 @@ from consentinel.streams.events.records import (
     UsageEvent,
     UsageKind,
 )
+from oracle_channels import channel_findings
 
 ELECTRONIC = {Channel.EMAIL, Channel.SMS, Channel.RCS, Channel.WHATSAPP}
 NEVER_PROMOTIONAL = {"service.transactional", "security.fraud"}
@@ -327,7 +328,9 @@ def judge(world: World, u: UsageEvent) -> set[str]:
         consulted += _in_force(world.events(subject, via, t))
     if any(e.unmapped_purposes for e in consulted):
         found.add("CFG-UNMAPPED")
-    return found
+    return found | channel_findings(
+        u, channel, promotional, decl, provable(grant.proof) if grant else False
+    )
 
 
 def _only_a_partner(world: World, subject: str, supplier: str, user: str, t: int) -> bool:

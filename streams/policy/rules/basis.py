@@ -75,6 +75,15 @@ def proof_reference(proof: Proof | None) -> str | None:
     return None
 
 
+def provable(proof: Proof | None) -> bool:
+    """R3's notion of proof: a proof record referenced, or every element rules.md lists."""
+    if proof_reference(proof) is not None:
+        return True
+    return proof is not None and all(
+        any(getattr(proof, n) is not None for n in names) for _, names in _PROOF_PARTS
+    )
+
+
 @rule("R3", "[S6 art. 7(1); S1; S3]", Severity.CRITICAL)
 def r3_proof(ctx: RuleContext) -> Finding | None:
     """The consent the use rests on has no proof anywhere ("unprovable consent").

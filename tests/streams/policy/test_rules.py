@@ -20,6 +20,7 @@ DAY = 86_400_000
 LQ = "Le Quotidien"
 MKT = "marketing.direct"
 POL = "political.communication"
+NOON = 11 * 3_600_000  # 12:00 Paris in winter: SMS inside the R9 charter hours
 
 
 def rules_of(ev) -> list[str]:
@@ -35,6 +36,10 @@ def test_every_rule_declares_id_source_and_severity() -> None:
         "R5",
         "R13",
         "R14",
+        "R8",
+        "R9",
+        "R10",
+        "R12",
         "R17",
         "R20",
         "CFG-UNDECLARED",
@@ -57,7 +62,7 @@ def test_r1_marketing_email_without_any_opt_in(make, policy) -> None:
     assert ev.decision is Decision.VIOLATION
     assert "R1" in rules_of(ev) and "R2" in rules_of(ev)
     ok = evaluate(
-        make.usage(controller="Shop", channel=Channel.SMS),
+        make.usage(at=T0 + NOON + DAY, controller="Shop", channel=Channel.SMS),
         h,
         make.decl(controller="Shop", purpose=MKT, channel=Channel.SMS),
         policy,
@@ -210,11 +215,11 @@ def test_r5_email_after_unsubscribe_past_the_allowance(make, policy) -> None:
 def test_r5_sms_after_stop_has_no_allowance(make, policy) -> None:
     h = make.history(
         make.grant(at=T0, purposes=[MKT], channels=[Channel.SMS], controller="Shop"),
-        make.withdraw(at=T0 + DAY, channels=[Channel.SMS], controller="Shop"),
+        make.withdraw(at=T0 + NOON + DAY, channels=[Channel.SMS], controller="Shop"),
     )
     d = make.decl(controller="Shop", purpose=MKT, channel=Channel.SMS)
     before = evaluate(
-        make.usage(at=T0 + DAY - 1, controller="Shop", channel=Channel.SMS),
+        make.usage(at=T0 + NOON + DAY - 1, controller="Shop", channel=Channel.SMS),
         h,
         d,
         policy,
@@ -222,7 +227,7 @@ def test_r5_sms_after_stop_has_no_allowance(make, policy) -> None:
     )
     assert before.decision is Decision.ALLOWED
     after = evaluate(
-        make.usage(at=T0 + DAY + 1000, controller="Shop", channel=Channel.SMS),
+        make.usage(at=T0 + NOON + DAY + 1000, controller="Shop", channel=Channel.SMS),
         h,
         d,
         policy,
