@@ -83,6 +83,7 @@ LAYERS = (
     ("consentinel.streams.topics_admin", "admin"),
     ("consentinel.streams.settings_cmd", "admin"),
     ("consentinel.streams.reference_cmd", "admin"),
+    ("consentinel.streams.rules_cmd", "admin"),
     ("consentinel.connectors", "connectors"),
     ("consentinel.streams", "streams-root"),
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from consentinel.streams.policy import rules_cmd
+from consentinel.streams import rules_cmd
 from consentinel.streams.policy.rules import ALL_RULES
 
 
