@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "consentinel.streams.worker.command",
         "run the stream processors (consent ledger, usage checker)",
     ),
-    "rules": ("consentinel.streams.rules_cmd", "list the rules (id, severity, source)"),
+    "rules": ("consentinel.streams.registry.rules_cmd", "list the rules (id, severity, source)"),
     "registry": ("consentinel.streams.registry.command", "apply or show purpose declarations"),
     "ingest": ("consentinel.connectors.runtime.server", "run the webhook ingest server"),
     "import": (

@@ -83,7 +83,6 @@ LAYERS = (
     ("consentinel.streams.topics_admin", "admin"),
     ("consentinel.streams.settings_cmd", "admin"),
     ("consentinel.streams.reference_cmd", "admin"),
-    ("consentinel.streams.rules_cmd", "admin"),
     ("consentinel.connectors", "connectors"),
     ("consentinel.streams", "streams-root"),
 )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from consentinel.streams import rules_cmd
 from consentinel.streams.policy.rules import ALL_RULES
+from consentinel.streams.registry import rules_cmd
 
 
 def test_rules_list_prints_every_rule_with_severity_source_and_needs(capsys) -> None:
