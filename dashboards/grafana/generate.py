@@ -261,6 +261,16 @@ def overview() -> Board:
     )
     b.panel(
         "stat",
+        "Grace ticks skipped (15 min)",
+        [("sum(increase(consentinel_ticks_skipped_total[15m]))", "")],
+        w=4,
+        h=5,
+        thresholds=[(None, "green"), (30, "red")],
+        description="Grace-period ticks a worker could not send. While they are skipped no held "
+        "use is decided: the worker's log says why (a WARNING once a minute).",
+    )
+    b.panel(
+        "stat",
         "Worst consumer lag",
         [("max(consentinel_consumer_lag)", "")],
         w=4,

@@ -18,10 +18,12 @@ after a deadline knows of every consent written within G after that use reached 
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from consentinel.streams.events import codec
+from consentinel.streams.events import codec, metrics
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.settings import Settings
 
@@ -80,3 +82,55 @@ class TickClock:
         if tick.consent_end is None:
             return False
         return self.position(partition) >= tick.consent_end
+
+
+class TickSkips:
+    """Ticks the worker could not send, said once a minute while it lasts.
+
+    A worker that sends no tick decides no held use: the grace period never ends for them.
+    A skip now and then (a rebalance) is normal; a run of them is what the person on call
+    must see, with the reason, so each skip is counted, and once skips have lasted
+    ``every_s`` seconds a WARNING is logged, then again every ``every_s`` seconds until a
+    tick is sent again.
+    """
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        every_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = log
+        self._every_s = every_s
+        self._clock = clock
+        self._since: float | None = None
+        self._warned: float | None = None
+        self.count = 0
+
+    def skipped(self, reason: str) -> None:
+        metrics.TICKS_SKIPPED.inc()
+        now = self._clock()
+        self.count += 1
+        if self._since is None:
+            self._since = now
+        if now - self._since < self._every_s:
+            return  # a start-up, a rebalance: normal
+        if self._warned is None or now - self._warned >= self._every_s:
+            self._warned = now
+            self._log.warning(
+                "no grace-period tick sent for %.0f s (%d skipped): %s; held uses are "
+                "decided only once ticks are sent again",
+                now - self._since,
+                self.count,
+                reason,
+            )
+
+    def sent(self) -> None:
+        if self._since is not None and self._warned is not None:
+            self._log.warning(
+                "grace-period ticks sent again after %.0f s (%d skipped)",
+                self._clock() - self._since,
+                self.count,
+            )
+        self._since = self._warned = None
+        self.count = 0

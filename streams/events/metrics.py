@@ -86,6 +86,11 @@ CORRECTIONS = _counter(
     "consentinel_corrections_total", "Alerts resolved by a later consent (corrections).", ("rule",)
 )
 PENDING = _gauge("consentinel_pending_usages", "Usage events held pending consent (grace period).")
+TICKS_SKIPPED = _counter(
+    "consentinel_ticks_skipped_total",
+    "Grace-period ticks not sent (no partition, registry unread, end offsets unreadable); "
+    "held uses wait while it grows.",
+)
 LEDGER_SUBJECTS = _gauge(
     "consentinel_ledger_subjects", "Subjects with a consent history held by this worker."
 )

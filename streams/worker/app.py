@@ -32,7 +32,13 @@ import faust
 from consentinel.streams.checker.holds import is_kept_key
 from consentinel.streams.checker.judge import Judge
 from consentinel.streams.checker.processor import Names, Processor
-from consentinel.streams.checker.ticks import Tick, TickClock, tick_interval, tick_topic
+from consentinel.streams.checker.ticks import (
+    Tick,
+    TickClock,
+    TickSkips,
+    tick_interval,
+    tick_topic,
+)
 from consentinel.streams.events import metrics, topics
 from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.sealing import Sealer
@@ -78,6 +84,8 @@ ROCKSDB_OPTIONS: dict[str, dict[str, int]] = {
 }
 
 METRICS_INTERVAL_S = 5.0
+#: Longest wait for the consent end offsets a tick carries (then the tick is skipped).
+TICK_QUERY_TIMEOUT_S = 10.0
 
 
 def subject_of(key: bytes) -> bytes:
@@ -258,20 +266,28 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     def owned(topic: str) -> list[TP]:
         return sorted(tp for tp in app.assignor.assigned_actives() if tp.topic == topic)
 
+    skips = TickSkips(log)
+
     async def tick() -> None:
         if not registry.ready.is_set():
+            skips.skipped("the purpose registry is not read yet")
             return
         tps = owned(names.consent)
         if not tps:
+            skips.skipped(f"no partition of {names.consent} is assigned to this worker")
             return
         t = now_ms()
         try:
             # The end offsets as of now, asked of the broker (the consumer's cached
-            # highwater can predate consent written just before this tick).
-            ends = await app.consumer.highwaters(*tps)
+            # highwater can predate consent written just before this tick). Bounded: a
+            # consumer thread that does not answer must not stop the ticks for good.
+            ends = await asyncio.wait_for(app.consumer.highwaters(*tps), TICK_QUERY_TIMEOUT_S)
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:  # not started, rebalancing: the next tick will do
-            log.debug("tick skipped: %s", exc)
+            skips.skipped(f"the consent end offsets were not read ({type(exc).__name__}: {exc})")
             return
+        skips.sent()
         for tp in tps:
             end = ends.get(tp)
             await out[names.tick].send(

@@ -14,8 +14,12 @@ the time from a SIGKILL to the first verdict on a moved partition.
 ``make bench`` runs this in the bench's own environment (build/bench-venv), where the peers
 are installed; consentinel's own dependencies never include them.
 
+Bootstrap (``--bootstrap``, issue #9): a 1,000,000-line consent export through ``consentinel
+import`` while a worker builds its ledger, timed to judged-ready.
+
 Options: --subjects 100000[,1000000,10000000]  --usages 200000  --quick (a small smoke run)
-         --peers quix,faust|none  --only checker|ingest|scaleout  --scaleout
+         --peers quix,faust|none  --only checker|ingest|scaleout|bootstrap  --scaleout
+         --bootstrap  --bootstrap-lines 1000000
 """
 
 from __future__ import annotations
@@ -218,6 +222,11 @@ def sections(
         so_subjects = 10_000 if args.quick else args.scaleout_subjects
         fig = scaleout.run(bootstrap, so_subjects, usages, args.drain_cap)
         print(scaleout.report(fig))
+    if args.only == "bootstrap" or (args.bootstrap and args.only is None):
+        import bootstrap as ledger_bootstrap
+
+        lines = 20_000 if args.quick else args.bootstrap_lines
+        print(ledger_bootstrap.report(ledger_bootstrap.run(bootstrap, lines)))
     if args.only in (None, "ingest"):
         import ingest
 
@@ -237,7 +246,7 @@ def main() -> int:
         "--drain-cap", type=float, default=150.0, help="seconds of drain measured at most"
     )
     parser.add_argument("--quick", action="store_true", help="10k subjects, 20k usages")
-    parser.add_argument("--only", choices=("checker", "ingest", "scaleout"))
+    parser.add_argument("--only", choices=("checker", "ingest", "scaleout", "bootstrap"))
     parser.add_argument(
         "--scaleout",
         action="store_true",
@@ -246,6 +255,12 @@ def main() -> int:
     parser.add_argument(
         "--scaleout-subjects", type=int, default=100_000, help="subjects of the scale-out run"
     )
+    parser.add_argument(
+        "--bootstrap",
+        action="store_true",
+        help="also import a consent export and time the ledger build (--bootstrap-lines)",
+    )
+    parser.add_argument("--bootstrap-lines", type=int, default=1_000_000)
     args = parser.parse_args()
     bootstrap = os.environ.get("CONSENTINEL_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     subjects = [int(s) for s in args.subjects.split(",")]

@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 ORACLE = HERE.parent / "oracle"
 GRACE_S = 2
 KILLS = 3
+#: No verdict for this long while uses are undecided: the worker has stalled.
+STALL_S = 300.0
 
 
 def _registry_yaml(path: Path) -> Path:
@@ -115,6 +117,11 @@ def test_worker_with_kills_agrees_with_the_oracle(settings: Settings, tmp_path: 
                 quiet_since, seen = time.monotonic(), n
             if undecided == 0 and time.monotonic() - quiet_since > 3 * GRACE_S + 5:
                 break
+            # a worker that stops deciding is a finding, not a reason to wait for hours
+            assert undecided == 0 or time.monotonic() - quiet_since < STALL_S, (
+                f"the worker stalled: {undecided} uses undecided and no verdict or alert "
+                f"for {STALL_S:.0f} s; {replay}\n{worker.log()[-6000:]}"
+            )
             assert worker.alive(), f"the worker died:\n{worker.log()[-4000:]}"
     finally:
         producer.close()

@@ -50,3 +50,28 @@ def test_build_keeps_what_changed_since_the_table_was_read() -> None:
     assert index.get(2, A) == 900
     index.forget()
     assert not index.built(2) and len(index) == 0
+
+
+def test_a_run_of_skipped_ticks_is_said_once_a_minute_with_its_reason(caplog) -> None:
+    import logging
+
+    from consentinel.streams.checker.ticks import TickSkips
+
+    now = [0.0]
+    skips = TickSkips(logging.getLogger("t"), every_s=60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, "t"):
+        for t in range(0, 150, 5):  # one skip every 5 s for 150 s
+            now[0] = float(t)
+            skips.skipped("the consent end offsets were not read (KafkaTimeoutError: x)")
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 2  # at 60 s and at 120 s: not at start-up, not every skip
+        assert "KafkaTimeoutError" in said[0] and "for 60 s" in said[0]
+        now[0] = 151.0
+        skips.sent()
+        assert "sent again after 151 s (30 skipped)" in caplog.records[-1].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "t"):
+        now[0] = 200.0
+        skips.skipped("a rebalance")
+        skips.sent()  # a short gap is normal: nothing said
+        assert not caplog.records
