@@ -252,27 +252,18 @@ def unsigned_schema(
     """The options of a platform that signs nothing (Brevo, Mailjet): the shared token
     (and its previous value while rotating), where it travels, the account, the purpose key."""
     return (
-        tk.ConfigField("token", f"shared secret: {token_doc}", required=True, secret=True),
-        tk.ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
-        tk.ConfigField(
+        *tk.rotating_secret("token", f"shared secret: {token_doc}"),
+        tk.option(
             "basic_user",
+            "text",
             "user name of Basic credentials in the callback URL",
-            default="consentinel",
-            kind="text",
+            "consentinel",
         ),
-        tk.ConfigField(
-            "auth",
-            "where sign() puts the token: url, basic or bearer",
-            default=default_auth,
-            kind="text",
+        tk.option(
+            "auth", "text", "where sign() puts the token: url, basic or bearer", default_auth
         ),
-        tk.ConfigField("account", f"the {platform} account, reported as sender", kind="text"),
-        tk.ConfigField(
-            "purpose_key",
-            f"{purpose_doc} holding the sender's purpose",
-            default="purpose",
-            kind="text",
-        ),
+        tk.option("account", "text", f"the {platform} account, reported as sender"),
+        tk.option("purpose_key", "text", f"{purpose_doc} holding the sender's purpose", "purpose"),
     )
 
 

@@ -57,7 +57,6 @@ def export_row(connector: MailchimpConnector, row: Mapping[str, Any]) -> tk.Outp
         method, ip = "import", None
     emit = tk.Emitter(connector, tk.Edge.now_ms())
     receipt = _column(row, "LEID", "EUID")
-    point = f"mailchimp:list:{list_id}"
     rating = _column(row, "MEMBER_RATING")
     out = tk.Output(
         consent=[
@@ -72,7 +71,7 @@ def export_row(connector: MailchimpConnector, row: Mapping[str, Any]) -> tk.Outp
                 proof=Proof(
                     method=method,
                     collected_at_ms=confirmed or opted,
-                    collection_point=point,
+                    collection_point=f"mailchimp:list:{list_id}",
                     notice_version=connector.notices.get(list_id),
                     ip_hash=em.ip_hash(ip),
                     vendor_receipt=em.attr_text(receipt),
@@ -89,16 +88,15 @@ def export_row(connector: MailchimpConnector, row: Mapping[str, Any]) -> tk.Outp
     unsub = times.get("UNSUB_TIME")
     if unsub is not None:
         out.consent.append(
-            emit.proven(
+            emit.scoped(
                 ("row", list_id, address.key, unsub),
                 ConsentAction.WITHDRAW,
                 address,
                 unsub,
                 role="withdraw",
-                vendor_purposes=[list_id],
                 scope=list_id,
+                platform="mailchimp",
                 method="unsubscribe",
-                collection_point=point,
                 vendor_receipt=em.attr_text(receipt),
                 attributes={
                     "reason": em.attr_text(_column(row, "UNSUB_REASON")),

@@ -186,18 +186,9 @@ class OneClickUnsubscribeConnector(tk.Connector):
     events: ClassVar[tuple[str, ...]] = ("one_click_unsubscribe",)
     event_time: ClassVar[str] = "receive time of the POST (the unsubscription itself)"
     config_schema: ClassVar[tuple[tk.ConfigField, ...]] = (
-        tk.ConfigField(
-            "token_key",
-            "key that signs the tokens in List-Unsubscribe URLs",
-            required=True,
-            secret=True,
-        ),
-        tk.ConfigField("token_key_previous", "previous key, accepted while rotating", secret=True),
-        tk.ConfigField(
-            "token_ttl_days",
-            "how long a link works (days; 0: forever)",
-            default=DEFAULT_TTL_DAYS,
-            kind="number",
+        *tk.rotating_secret("token_key", "key that signs the tokens in List-Unsubscribe URLs"),
+        tk.option(
+            "token_ttl_days", "number", "how long a link works (days; 0: forever)", DEFAULT_TTL_DAYS
         ),
     )
 
