@@ -57,15 +57,8 @@ def text(obj: Mapping[str, Any], key: str, field: str, *, required: bool = False
 
 
 def ident(obj: Mapping[str, Any], key: str, field: str, *, required: bool = False) -> str | None:
-    """An identifier as text: strings and integers (several platforms send int64 ids)."""
-    value = obj.get(key)
-    if value is None or value == "" or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise InvalidInput("missing_field", f"{field} is missing")
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidInput("bad_value", f"{field} is not a string or an integer")
-    return str(value).strip()
+    """``obj[key]`` as an identifier (see :func:`toolkit.ident`)."""
+    return tk.ident(obj.get(key), field, required=required)
 
 
 def sub(obj: Mapping[str, Any], key: str, field: str, *, required: bool = False) -> dict[str, Any]:

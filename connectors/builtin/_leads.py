@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from consentinel.connectors import toolkit as tk
-from consentinel.streams.events.errors import FatalConfigError, InvalidInput
+from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import Channel, ConsentAction, Proof, Scalar, UsageKind
 
 #: Channels a phone number can be used on; e-mail addresses have only ``email``.
@@ -29,15 +29,8 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
 
 
-def text_id(value: Any, field: str, *, required: bool = False) -> str | None:
-    """An identifier as text: strings and integers (Google and Meta ids are int64)."""
-    if value is None or value == "":
-        if required:
-            raise InvalidInput("missing_field", f"{field} is missing")
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidInput("bad_value", f"{field} is not a string or an integer")
-    return str(value).strip()
+#: an identifier as text (Google and Meta ids are int64): see :func:`toolkit.ident`
+text_id = tk.ident
 
 
 def flag(value: Any, field: str) -> bool:
@@ -102,21 +95,9 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, path, urlencode(query), ""))
 
 
-def mapping_option(instance: tk.Instance, name: str, problems: list[str]) -> dict[str, Any]:
-    """An option that must be a mapping (absent: empty); a problem is noted otherwise."""
-    value = instance.options.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        problems.append(f"option {name!r} must be a mapping")
-        return {}
-    return {str(k): v for k, v in value.items()}
-
-
-def check_options(instance: tk.Instance, problems: list[str]) -> None:
-    """Refuse to start with every problem listed (``FatalConfigError``)."""
-    if problems:
-        raise FatalConfigError(problems, f"connector instance {instance.name!r}")
+#: options checked at start (kept here for the lead connectors that import them)
+mapping_option = tk.mapping_option
+check_options = tk.check_options
 
 
 def lead_events(
@@ -232,6 +213,50 @@ class ChannelPolicy:
             return [self.usage_channel(kind)]
         fits = {Channel.EMAIL} if kind == "email" else PHONE_CHANNELS
         return [c for c in dict.fromkeys(chosen) if c in fits]
+
+
+def lead_options(consent_doc: str, test_doc: str = "") -> tuple[tk.ConfigField, ...]:
+    """The options of :class:`ChannelPolicy` (``consent_doc``: what a consent id is on this
+    platform) and, with ``test_doc``, ``ingest_test_leads`` (see
+    :meth:`LeadConnector.skip_test`)."""
+    test = (tk.option("ingest_test_leads", "yes/no", test_doc, False),) if test_doc else ()
+    return (
+        tk.option("consent_channels", "mapping", f"{consent_doc} -> channel(s)", {}),
+        tk.option("phone_channel", "text", "channel of phone addresses", "sms"),
+        *test,
+    )
+
+
+class LeadConnector(tk.Connector):
+    """A lead generator: its options checked at start with every problem listed, the
+    channels of each address from a :class:`ChannelPolicy` (``self.channels``)."""
+
+    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
+        super().__init__(instance, edge)
+        problems: list[str] = []
+        self.channels = ChannelPolicy(instance, problems)
+        self.configure(problems)
+        check_options(instance, problems)
+
+    def configure(self, problems: list[str]) -> None:
+        """Read the connector's own options, noting each problem in ``problems``."""
+
+    def skip_test(self, is_test: bool) -> bool:
+        """A test lead is dropped unless the option ``ingest_test_leads`` is set."""
+        return is_test and not self.instance.options.get("ingest_test_leads", False)
+
+    def addresses(self, found: Iterable[tuple[str, Any]], missing: str) -> list[LeadAddress]:
+        """The lead's distinct addresses from ``(kind, value)`` pairs (``kind`` ``email`` or
+        ``phone``; a blank or non-text value is skipped); ``missing_field`` saying
+        ``missing`` when there is none."""
+        out: dict[str, LeadAddress] = {}
+        for kind, value in found:
+            if isinstance(value, str) and value.strip():
+                address = self.edge.address(value, kind)
+                out.setdefault(address.key, LeadAddress(address, kind))
+        if not out:
+            raise InvalidInput("missing_field", missing)
+        return list(out.values())
 
 
 def _channel(value: Any, problems: list[str]) -> Channel | None:

@@ -70,10 +70,10 @@ from consentinel.streams.events.records import (
 )
 
 from ._leads import (
-    ChannelPolicy,
     LeadAddress,
-    check_options,
+    LeadConnector,
     flag,
+    lead_options,
     mapping_option,
     parse_channels,
     safe_url,
@@ -108,7 +108,7 @@ PURPOSE_FALLBACK = ("list_id", "campaign_id", "vendor_id")
 _MAX_TEXT = 512
 
 
-class LeadPostConnector(tk.Connector):
+class LeadPostConnector(LeadConnector):
     name = "lead_post"
     title = "Signed lead / co-registration posts and lead batch files (one consent per partner)"
     produces = "usage+consent"
@@ -116,36 +116,17 @@ class LeadPostConnector(tk.Connector):
     events: ClassVar[tuple[str, ...]] = ("lead",)
     event_time: ClassVar[str] = 'consent: "optin_time"; use: "delivered_at", else receive time'
     config_schema = (
-        tk.ConfigField(
-            "signing_secret", "secret shared with the lead vendor", required=True, secret=True
-        ),
-        tk.ConfigField("signing_secret_previous", "previous secret, while rotating", secret=True),
-        tk.ConfigField(
-            "tolerance_s", "accepted age of the signed timestamp (s)", default=300, kind="number"
-        ),
-        tk.ConfigField(
-            "field_map", "canonical field -> the vendor's key(s)", default={}, kind="mapping"
-        ),
-        tk.ConfigField(
-            "controller_aliases",
-            "partner / buyer name -> controller id",
-            default={},
-            kind="mapping",
-        ),
-        tk.ConfigField(
-            "consent_channels", "vendor purpose -> channel(s)", default={}, kind="mapping"
-        ),
-        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms", kind="text"),
-        tk.ConfigField("ingest_test_leads", "map is_test leads", default=False, kind="yes/no"),
+        *tk.rotating_secret("signing_secret", "secret shared with the lead vendor"),
+        tk.option("tolerance_s", "number", "accepted age of the signed timestamp (s)", 300),
+        tk.option("field_map", "mapping", "canonical field -> the vendor's key(s)", {}),
+        tk.option("controller_aliases", "mapping", "partner / buyer name -> controller id", {}),
+        *lead_options("vendor purpose", "map is_test leads"),
     )
 
-    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
-        super().__init__(instance, edge)
-        problems: list[str] = []
-        self.channels = ChannelPolicy(instance, problems)
-        aliases = mapping_option(instance, "controller_aliases", problems)
+    def configure(self, problems: list[str]) -> None:
+        aliases = mapping_option(self.instance, "controller_aliases", problems)
         self.aliases = {k.strip().lower(): str(v) for k, v in aliases.items()}
-        custom = mapping_option(instance, "field_map", problems)
+        custom = mapping_option(self.instance, "field_map", problems)
         self.fields = dict(FIELDS)
         for name, keys in custom.items():
             listed = [keys] if isinstance(keys, str) else keys
@@ -153,13 +134,12 @@ class LeadPostConnector(tk.Connector):
                 problems.append(f"field_map[{name!r}]: a known field mapped to a key or keys")
                 continue
             self.fields[name] = tuple(str(k).lower() for k in listed) + FIELDS[name]
-        tolerance = instance.options.get("tolerance_s", 300)
+        tolerance = self.instance.options.get("tolerance_s", 300)
         self.tolerance: float | None = None
         if isinstance(tolerance, int | float) and not isinstance(tolerance, bool) and tolerance > 0:
             self.tolerance = float(tolerance)
         elif tolerance is not None:
             problems.append("tolerance_s must be a positive number of seconds (or null)")
-        check_options(instance, problems)
 
     def verify(self, request: tk.Request) -> None:
         verify_lead_post(
@@ -197,9 +177,7 @@ class LeadPostConnector(tk.Connector):
 
     def _lead(self, raw: Mapping[str, Any], received: int | None, idem: str | None) -> tk.Output:
         lead = {str(k).strip().lower(): v for k, v in raw.items()}
-        if flag(self._get(lead, "is_test"), "is_test") and not self.instance.options.get(
-            "ingest_test_leads", False
-        ):
+        if self.skip_test(flag(self._get(lead, "is_test"), "is_test")):
             return tk.Output()
         optin_raw = self._get(lead, "optin_time")
         if optin_raw is None:
@@ -227,44 +205,41 @@ class LeadPostConnector(tk.Connector):
             used_at = received if received is not None else optin
         now = received if received is not None else tk.Edge.now_ms()
         emit = tk.Emitter(self, now)
+        use = {
+            "campaign_id": _text(lead.get("campaign_id"), "campaign_id"),
+            "list_id": _text(lead.get("list_id"), "list_id"),
+            "source_event_type": "lead_post",
+            "attributes": {**attributes, "collected_by": vendor},
+        }
+        consent = {
+            "purposes": purposes,
+            "unmapped": unmapped,
+            "recipients": partners,
+            "proof": proof,
+            "attributes": attributes,
+        }
         out = tk.Output()
         for lead_address in addresses:
             addr, kind = lead_address.address, lead_address.kind
+            channel = self.channels.usage_channel(kind)
             for buyer in buyers:
-                out.usage.append(
-                    emit.usage(
-                        ("lead", dedupe, addr.key, buyer),
-                        UsageKind.LEAD_DELIVERED,
-                        addr,
-                        used_at,
-                        role=None,
-                        channel=self.channels.usage_channel(kind),
-                        controller=buyer,
-                        campaign_id=_text(lead.get("campaign_id"), "campaign_id"),
-                        list_id=_text(lead.get("list_id"), "list_id"),
-                        source_event_type="lead_post",
-                        attributes={**attributes, "collected_by": vendor},
-                    )
+                at = emit.at(("lead", dedupe, addr.key, buyer), addr, used_at)
+                usage = at.usage(
+                    UsageKind.LEAD_DELIVERED, role=None, channel=channel, controller=buyer, **use
                 )
+                out.usage.append(usage)
             scoped = self.channels.consent_channels(kind, consent_key, channels)
             for controller in (partners or [vendor]) if scoped else []:
-                out.consent.append(
-                    emit.consent(
-                        ("consent", dedupe, addr.key, controller),
-                        ConsentAction.GRANT,
-                        addr,
-                        optin,
-                        role=None,
-                        channels=scoped,
-                        purposes=list(purposes),
-                        unmapped=list(unmapped),
-                        recipients=list(partners),
-                        collected_by=vendor if vendor != controller else None,
-                        proof=proof,
-                        attributes=attributes,
-                        controller=controller,
-                    )
+                at = emit.at(("consent", dedupe, addr.key, controller), addr, optin)
+                grant = at.consent(
+                    ConsentAction.GRANT,
+                    role=None,
+                    channels=scoped,
+                    collected_by=vendor if vendor != controller else None,
+                    controller=controller,
+                    **consent,
                 )
+                out.consent.append(grant)
         return out
 
     def _addresses(self, lead: Mapping[str, Any]) -> list[LeadAddress]:

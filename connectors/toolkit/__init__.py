@@ -8,7 +8,7 @@
   the platform's purpose ids mapped by :func:`map_purposes`);
 - :mod:`.times`: event times with one set of bounds (2000..2100);
 - :mod:`.fields`: a JSON-object body through the one codec, integers that cannot overflow,
-  short vendor texts and export-row cells;
+  identifiers (string or int64), short vendor texts and export-row cells;
 - :func:`secrets`: an instance's secret with its ``<name>_previous`` during rotation, and
   :func:`rotating_secret`, the two options that declare it;
 - :mod:`.options`: options declared in one line (:func:`option`), read as text
@@ -48,6 +48,7 @@ from consentinel.connectors.toolkit.emitter import (
 from consentinel.connectors.toolkit.fields import (
     bounded_int,
     first_cell,
+    ident,
     json_body,
     json_object,
     short_text,
@@ -80,6 +81,7 @@ __all__ = [
     "clean_attributes",
     "fields",
     "first_cell",
+    "ident",
     "json_body",
     "json_object",
     "map_batch",

@@ -52,6 +52,19 @@ def bounded_int(value: Any, field: str, *, low: int = 0, high: int = INT64_MAX) 
     return value
 
 
+def ident(value: Any, field: str, *, required: bool = False) -> str | None:
+    """An identifier as text: strings and integers (platforms send int64 ids as either);
+    None when absent or blank (``missing_field`` naming ``field`` if ``required``),
+    ``bad_value`` when it is anything else."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InvalidInput("missing_field", f"{field} is missing")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidInput("bad_value", f"{field} is not a string or an integer")
+    return str(value).strip()
+
+
 def short_text(value: Any, limit: int = 64) -> str | None:
     """A vendor text trimmed and cut to ``limit`` characters; ``None`` when not a text or
     blank."""
