@@ -255,6 +255,30 @@ def opted_out(
     )
 
 
+def status_report(
+    at: tk.Occurrence,
+    kind: UsageKind,
+    *,
+    opt_out: tuple[str, str] | None = None,
+    scope: str | None = None,
+    **usage: Any,
+) -> tk.Output:
+    """A gateway's status report: its usage (``usage``: the keyword arguments of
+    ``Emitter.usage``, ``channel`` and ``controller`` required) and, when the gateway refused the
+    send because the number is on its opt-out list (``opt_out``: the message id and the
+    evidence), the withdrawal that proves (see :func:`opted_out`), scoped to ``scope``."""
+    out = tk.Output(usage=[at.usage(kind, role=None, **usage)])
+    if opt_out is not None:
+        receipt, evidence = opt_out
+        channel, controller = usage.get("channel", Channel.SMS), usage["controller"]
+        where = {"channel": channel, "scope": scope, "controller": controller}
+        withdraw = opted_out(
+            at.emit, receipt, at.address, at.occurred_at_ms, **where, evidence=evidence
+        )
+        out.consent.append(withdraw)
+    return out
+
+
 def reply(
     emit: tk.Emitter,
     dedupe: tuple[Any, ...],
@@ -309,3 +333,29 @@ def reply(
             )
         )
     return out
+
+
+def reply_to(
+    emit: tk.Emitter,
+    dedupe: tuple[Any, ...],
+    consent_dedupe: tuple[Any, ...],
+    receipt: str | None,
+    address: tk.Address,
+    occurred: int,
+    *,
+    own: str | None,
+    keyword: str | None,
+    **reply_kw: Any,
+) -> tk.Output:
+    """:func:`reply` to one of our numbers or sender ids (``own``): it is the sender, the
+    scope of a keyword (see :func:`sender_scope`) and picks the controller; the attributes
+    say the keyword and the kind of sender. ``reply_kw``: ``channel``, ``event_type`` and
+    the optional arguments of :func:`reply`."""
+    kw: dict[str, Any] = {
+        "controller": controller_for(emit.connector, own),
+        "sender": own,
+        "keyword": keyword,
+        "scope": sender_scope(own),
+        "attributes": {"keyword": keyword or "none", "sender_type": sender_type(own)},
+    }
+    return reply(emit, dedupe, consent_dedupe, receipt, address, occurred, **kw, **reply_kw)

@@ -110,14 +110,12 @@ class DidomiConnector(tk.Connector):
             "token (default), basic, bearer or header",
             "URL/bearer/header token (auth token|bearer|header)",
         ),
-        tk.ConfigField(
-            "token_param", "query parameter of the URL token", default="token", kind="text"
+        tk.option("token_param", "text", "query parameter of the URL token", "token"),
+        tk.option(
+            "purpose_channels", "mapping", "vendor purpose id -> channel or list of channels"
         ),
-        tk.ConfigField(
-            "purpose_channels", "vendor purpose id -> channel or list of channels", kind="mapping"
-        ),
-        tk.ConfigField("regulations", "only these regulations (default: all)", kind="list"),
-        tk.ConfigField("controllers", "organization_id -> controller", kind="mapping"),
+        tk.option("regulations", "list", "only these regulations (default: all)"),
+        tk.option("controllers", "mapping", "organization_id -> controller"),
     )
 
     def verify(self, request: tk.Request) -> None:
@@ -195,34 +193,14 @@ class DidomiConnector(tk.Connector):
             vendor_receipt=u.bounded(entity_id) if entity_id else None,
             record_ref=u.bounded(entity_id) if entity_id else None,
         )
-        out = tk.Output()
+        record = _cmp.Record(self, addr, occurred, received, controller)
         tc_string = u.text(consents, "tcfcs") or u.text(entity, "tcfcs")
         tcf: list[ConsentEvent] = []
         if tc_string:
-            tcf, tcf_attrs = _cmp.tcf_events(
-                self,
-                tc_string,
-                dedupe=dedupe,
-                occurred=occurred,
-                received=received,
-                addr=addr,
-                controller=controller,
-                record_ref=u.bounded(entity_id) if entity_id else None,
-            )
+            tcf, tcf_attrs = record.tcf(tc_string, dedupe, record_ref=proof.record_ref)
             attrs.update(tcf_attrs)
-        out.consent.extend(
-            _cmp.consent_events(
-                self,
-                _cmp.resolve(self, choices),
-                dedupe=dedupe,
-                occurred=occurred,
-                received=received,
-                addr=addr,
-                controller=controller,
-                proof=proof,
-                attributes=attrs,
-            )
-        )
+        groups = _cmp.resolve(self, choices)
+        out = tk.Output(consent=record.events(groups, dedupe, proof=proof, attributes=attrs))
         out.consent.extend(tcf)
         return out
 
@@ -290,24 +268,17 @@ class DidomiConnector(tk.Connector):
         if isinstance(regulation, str):
             attrs["regulation"] = u.bounded(regulation.lower())
         row_id = u.ci_get(row, "event_id", "id")
-        return tk.Output(
-            consent=_cmp.consent_events(
-                self,
-                groups,
-                dedupe=("export", row_id, addr.key, vendor, occurred),
-                occurred=occurred,
-                received=tk.received_ms(None),
-                addr=addr,
-                controller=u.controller_for(self, u.ci_get(row, "organization_id")),
-                proof=Proof(
-                    method="cmp_export",
-                    collected_at_ms=occurred,
-                    vendor_receipt=u.bounded(row_id) if isinstance(row_id, str) else None,
-                    record_ref=u.bounded(row_id) if isinstance(row_id, str) else None,
-                ),
-                attributes=attrs,
-            )
+        receipt = u.bounded(row_id) if isinstance(row_id, str) else None
+        controller = u.controller_for(self, u.ci_get(row, "organization_id"))
+        record = _cmp.Record(self, addr, occurred, tk.received_ms(None), controller)
+        proof = Proof(
+            method="cmp_export",
+            collected_at_ms=occurred,
+            vendor_receipt=receipt,
+            record_ref=receipt,
         )
+        dedupe = ("export", row_id, addr.key, vendor, occurred)
+        return tk.Output(consent=record.events(groups, dedupe, proof=proof, attributes=attrs))
 
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:

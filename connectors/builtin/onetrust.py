@@ -85,13 +85,9 @@ class OneTrustConnector(tk.Connector):
         *_cmp.auth_schema(
             "bearer", "bearer (default), header, basic or token", "bearer/header/URL token"
         ),
-        tk.ConfigField("token_header", "header of the bare token (auth header)", kind="text"),
-        tk.ConfigField(
-            "purpose_channels", "purpose/topic id -> channel or list of channels", kind="mapping"
-        ),
-        tk.ConfigField(
-            "include_test", "map receipts marked test: true", default=False, kind="yes/no"
-        ),
+        tk.option("token_header", "text", "header of the bare token (auth header)"),
+        tk.option("purpose_channels", "mapping", "purpose/topic id -> channel or list of channels"),
+        tk.option("include_test", "yes/no", "map receipts marked test: true", False),
     )
 
     def verify(self, request: tk.Request) -> None:
@@ -190,36 +186,16 @@ class OneTrustConnector(tk.Connector):
         if receipt_ref is None:
             picked = sorted((c.vendor_id, c.action.value) for c in choices)
             dedupe = (addr.key, stamp, ",".join(f"{v}={a}" for v, a in picked))
-        controller = self.instance.controller
-        groups = _cmp.resolve(self, choices)
+        record = _cmp.Record(self, addr, occurred, received, self.instance.controller)
         out = tk.Output()
-        for group in groups:
+        for group in _cmp.resolve(self, choices):
+            expires = expiry if group.action is ConsentAction.GRANT else None
             out.consent.extend(
-                _cmp.consent_events(
-                    self,
-                    [group],
-                    dedupe=dedupe,
-                    occurred=occurred,
-                    received=received,
-                    addr=addr,
-                    controller=controller,
-                    proof=proof,
-                    attributes=attrs,
-                    expires_at_ms=expiry if group.action is ConsentAction.GRANT else None,
-                )
+                record.events([group], dedupe, proof=proof, attributes=attrs, expires_at_ms=expires)
             )
         tc_string = _tc_string(d)
         if tc_string:
-            tcf, tcf_attrs = _cmp.tcf_events(
-                self,
-                tc_string,
-                dedupe=dedupe,
-                occurred=occurred,
-                received=received,
-                addr=addr,
-                controller=controller,
-                record_ref=receipt_ref,
-            )
+            tcf, tcf_attrs = record.tcf(tc_string, dedupe, record_ref=receipt_ref)
             out.consent.extend(tcf)
             for event in out.consent:
                 event.attributes.update(tcf_attrs)
@@ -266,23 +242,18 @@ class OneTrustConnector(tk.Connector):
             )
             occurred = tt.iso_ms(stamp, "Purposes[].LastTransactionDate") if stamp else received
             collection_point = u.text(item, "LastTransactionCollectionPointId")
+            version = item.get("Version")
+            proof = Proof(
+                method="cmp_profile",
+                collected_at_ms=occurred,
+                collection_point=_cmp.safe_label(collection_point),
+                notice_version=u.bounded(version) if "Version" in item else None,
+            )
+            record = _cmp.Record(self, addr, occurred, received, self.instance.controller)
+            dedupe = ("profile", addr.key, purpose_id, item.get("Status"), stamp)
+            groups = _cmp.resolve(self, choices)
             out.consent.extend(
-                _cmp.consent_events(
-                    self,
-                    _cmp.resolve(self, choices),
-                    dedupe=("profile", addr.key, purpose_id, item.get("Status"), stamp),
-                    occurred=occurred,
-                    received=received,
-                    addr=addr,
-                    controller=self.instance.controller,
-                    proof=Proof(
-                        method="cmp_profile",
-                        collected_at_ms=occurred,
-                        collection_point=_cmp.safe_label(collection_point),
-                        notice_version=u.bounded(item["Version"]) if "Version" in item else None,
-                    ),
-                    attributes={"kind": "profile"},
-                )
+                record.events(groups, dedupe, proof=proof, attributes={"kind": "profile"})
             )
         return out
 
@@ -310,23 +281,17 @@ class OneTrustConnector(tk.Connector):
         if action is None:
             return tk.Output()
         receipt = u.ci_get(row, "receipt_id", "receipt")
-        return tk.Output(
-            consent=_cmp.consent_events(
-                self,
-                _cmp.resolve(self, [self._choice(purpose_id.strip(), action)]),
-                dedupe=("export", addr.key, purpose_id.strip(), action.value, occurred),
-                occurred=occurred,
-                received=tk.received_ms(None),
-                addr=addr,
-                controller=self.instance.controller,
-                proof=Proof(
-                    method="cmp_export",
-                    collected_at_ms=occurred,
-                    vendor_receipt=u.bounded(receipt) if isinstance(receipt, str) else None,
-                ),
-                attributes={"import": "consent_export"},
-            )
+        proof = Proof(
+            method="cmp_export",
+            collected_at_ms=occurred,
+            vendor_receipt=u.bounded(receipt) if isinstance(receipt, str) else None,
         )
+        purpose = purpose_id.strip()
+        record = _cmp.Record(self, addr, occurred, tk.received_ms(None), self.instance.controller)
+        groups = _cmp.resolve(self, [self._choice(purpose, action)])
+        dedupe = ("export", addr.key, purpose, action.value, occurred)
+        attrs = {"import": "consent_export"}
+        return tk.Output(consent=record.events(groups, dedupe, proof=proof, attributes=attrs))
 
 
 def _notices(value: Any) -> list[str]:

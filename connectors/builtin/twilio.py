@@ -85,11 +85,8 @@ class TwilioConnector(tk.Connector):
         "reports; export rows: their date column"
     )
     config_schema = (
-        tk.ConfigField("auth_token", "account Auth Token", required=True, secret=True),
-        tk.ConfigField("auth_token_previous", "previous Auth Token while rotating", secret=True),
-        tk.ConfigField(
-            "controllers", "map MessagingServiceSid or sender -> controller", kind="mapping"
-        ),
+        *tk.rotating_secret("auth_token", "account Auth Token"),
+        tk.option("controllers", "mapping", "map MessagingServiceSid or sender -> controller"),
     )
 
     def verify(self, request: tk.Request) -> None:
@@ -141,37 +138,19 @@ class TwilioConnector(tk.Connector):
             attributes["error_code"] = u.bounded(error)
         if u.text(p, "AccountSid"):
             attributes["account"] = u.bounded(p["AccountSid"])
-        emit = tk.Emitter(self, received)
-        out = tk.Output()
-        out.usage.append(
-            emit.usage(
-                dedupe,
-                kind,
-                addr,
-                occurred,
-                role=None,
-                channel=channel,
-                controller=controller,
-                list_id=service,
-                sender=sender,
-                source_event_type=status,
-                attributes=attributes,
-            )
+        at = tk.Emitter(self, received).at(dedupe, addr, occurred)
+        return u.status_report(
+            at,
+            kind,
+            opt_out=(sid, "error_21610") if error == _OPTED_OUT_ERROR else None,
+            scope=service or u.sender_scope(own),
+            channel=channel,
+            controller=controller,
+            list_id=service,
+            sender=sender,
+            source_event_type=status,
+            attributes=attributes,
         )
-        if error == _OPTED_OUT_ERROR:
-            out.consent.append(
-                u.opted_out(
-                    emit,
-                    sid,
-                    addr,
-                    occurred,
-                    channel=channel,
-                    scope=service or u.sender_scope(own),
-                    controller=controller,
-                    evidence="error_21610",
-                )
-            )
-        return out
 
     # -- inbound -------------------------------------------------------------------------
 
