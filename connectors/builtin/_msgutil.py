@@ -336,26 +336,26 @@ def reply(
 
 
 def reply_to(
-    emit: tk.Emitter,
-    dedupe: tuple[Any, ...],
+    at: tk.Occurrence,
     consent_dedupe: tuple[Any, ...],
     receipt: str | None,
-    address: tk.Address,
-    occurred: int,
     *,
     own: str | None,
     keyword: str | None,
     **reply_kw: Any,
 ) -> tk.Output:
-    """:func:`reply` to one of our numbers or sender ids (``own``): it is the sender, the
-    scope of a keyword (see :func:`sender_scope`) and picks the controller; the attributes
-    say the keyword and the kind of sender. ``reply_kw``: ``channel``, ``event_type`` and
-    the optional arguments of :func:`reply`."""
+    """:func:`reply` (the inbound message ``at``) to one of our numbers or sender ids
+    (``own``): it is the sender, the scope of a keyword (see :func:`sender_scope`) and picks
+    the controller; the attributes say the keyword and the kind of sender. ``reply_kw``:
+    ``channel``, ``event_type`` and the optional arguments of :func:`reply`."""
     kw: dict[str, Any] = {
-        "controller": controller_for(emit.connector, own),
+        "controller": controller_for(at.emit.connector, own),
         "sender": own,
         "keyword": keyword,
         "scope": sender_scope(own),
         "attributes": {"keyword": keyword or "none", "sender_type": sender_type(own)},
     }
-    return reply(emit, dedupe, consent_dedupe, receipt, address, occurred, **kw, **reply_kw)
+    occurred = at.occurred_at_ms
+    return reply(
+        at.emit, at.dedupe, consent_dedupe, receipt, at.address, occurred, **kw, **reply_kw
+    )

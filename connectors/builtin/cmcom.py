@@ -196,12 +196,9 @@ class CMComConnector(tk.Connector):
         # CM.com gives an MO no id of its own: sender, time and text identify it (hashed)
         dedupe = ("mo", addr.key, own, stamp, reference, body if isinstance(body, str) else "")
         return u.reply_to(
-            tk.Emitter(self, received),
-            dedupe,
+            tk.Emitter(self, received).at(dedupe, addr, occurred),
             (*dedupe, "consent"),
             reference,
-            addr,
-            occurred,
             own=own,
             keyword=keyword,
             channel=channel,

@@ -252,12 +252,9 @@ class VonageConnector(tk.Connector):
         event_type: str,
     ) -> tk.Output:
         return u.reply_to(
-            tk.Emitter(self, received),
-            (message_id, "inbound"),
+            tk.Emitter(self, received).at((message_id, "inbound"), addr, occurred),
             (message_id, keyword),
             message_id,
-            addr,
-            occurred,
             own=own,
             keyword=keyword,
             channel=channel,
