@@ -39,6 +39,60 @@ _PHONE_SHAPE = re.compile(r"(tel:)?\+?[\d\s().\-/]{6,22}")
 _ADDRESS_LIKE = re.compile(r"@|\d{6,}")
 
 
+_TRUE = frozenset({"true", "1", "yes", "y", "enabled", "granted", "opt_in"})
+_FALSE = frozenset({"false", "0", "no", "n", "disabled", "denied", "opt_out"})
+
+
+# -- payload shapes ---------------------------------------------------------------------
+
+
+def unflatten(data: dict[str, Any]) -> dict[str, Any]:
+    """``{"a__b__0__c": v}`` -> ``{"a": {"b": [{"c": v}]}}`` (a CMP's "flatten" delivery
+    mode, e.g. Didomi's)."""
+    root: dict[str, Any] = {}
+    for key, value in data.items():
+        parts = key.split("__")
+        node: Any = root
+        for here in parts[:-1]:
+            child = node.get(here) if isinstance(node, dict) else None
+            if child is None:
+                child = {}
+                node[here] = child
+            node = child
+        if isinstance(node, dict):
+            node[parts[-1]] = value
+    result: dict[str, Any] = _lists(root)
+    return result
+
+
+def _lists(node: Any) -> Any:
+    if isinstance(node, dict):
+        fixed = {k: _lists(v) for k, v in node.items()}
+        if fixed and all(k.isdigit() for k in fixed):
+            return [fixed[k] for k in sorted(fixed, key=int)]
+        return fixed
+    return node
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is an object, else an empty one (optional sub-objects)."""
+    return value if isinstance(value, dict) else {}
+
+
+def enabled(value: Any) -> bool | None:
+    """A consent flag as CMPs write it (booleans, 1/0, yes/no, granted/denied...); None
+    when it is none of them."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str | int):
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    return None
+
+
 # -- addresses --------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from consentinel.connectors import toolkit as tk
+from consentinel.streams.events.codec import loads
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import Channel, ConsentAction, Proof, Scalar, UsageKind
 
@@ -280,3 +281,50 @@ def parse_channels(values: Any, field: str) -> list[Channel]:
         except ValueError:
             raise InvalidInput("unknown_channel", f"{field} names an unknown channel") from None
     return out
+
+
+# -- flat lead fields (lead posts and lead files) -------------------------------------
+
+MAX_CELL = 512  # longest partner name, certificate or user agent kept
+
+
+def cell_text(value: Any, field: str) -> str | None:
+    """A flat lead field (a post or file cell) as text: numbers as their digits, blank is
+    None; ``bad_value`` naming ``field`` for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidInput("bad_value", f"{field} is not a text or a number")
+    return str(value).strip() or None
+
+
+def _cell_items(value: Any, field: str, separators: str) -> list[Any]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            value = loads(text)
+        else:
+            return [v for v in re.split(f"[{re.escape(separators)}]", text) if v.strip()]
+    if not isinstance(value, list):
+        raise InvalidInput("bad_value", f"{field} is not a list")
+    return value
+
+
+def cell_names(value: Any, field: str) -> list[str]:
+    """Partner or buyer names: strings, or objects with an ``id`` or ``name`` (a list, a JSON
+    array text, or a text split on ``|`` or ``;``), each cut to :data:`MAX_CELL`."""
+    if value is None:
+        return []
+    out = []
+    for item in _cell_items(value, field, "|;"):
+        if isinstance(item, dict):
+            item = item.get("id") or item.get("name")
+        name = cell_text(item, f"{field}[]")
+        if name:
+            out.append(name[:MAX_CELL])
+    return out
+
+
+def cell_keys(value: Any, field: str) -> list[str]:
+    """Purpose or channel keys: a list, a JSON array text, or a text split on ``|;,``."""
+    return [k for k in (cell_text(v, f"{field}[]") for v in _cell_items(value, field, "|;,")) if k]

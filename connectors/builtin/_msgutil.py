@@ -162,6 +162,17 @@ def sms_channel(kind: str | None) -> Channel:
     return mapping[name]
 
 
+def split_channel(raw: str) -> tuple[Channel, str]:
+    """A gateway address with its channel prefix (``whatsapp:+33…``, ``rcs:…``) as
+    (channel, number); no prefix is SMS, an unknown one ``unsupported_channel``."""
+    prefix, sep, rest = raw.partition(":")
+    if sep and prefix.lower() in ("whatsapp", "rcs", "sms", "mms"):
+        return sms_channel(prefix), rest
+    if sep and prefix.isalpha():
+        return sms_channel(prefix), rest  # raises unsupported_channel
+    return Channel.SMS, raw
+
+
 def controller_for(connector: tk.Connector, *refs: str | None) -> str:
     """``options['controllers']`` maps a sender / service / organization to a controller."""
     table = connector.instance.options.get("controllers") or {}

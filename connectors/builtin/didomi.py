@@ -47,51 +47,6 @@ _TYPES = frozenset(
         "user.deleted",
     }
 )
-_TRUE = frozenset({"true", "1", "yes", "y", "enabled", "granted", "opt_in"})
-_FALSE = frozenset({"false", "0", "no", "n", "disabled", "denied", "opt_out"})
-
-
-def _unflatten(data: dict[str, Any]) -> dict[str, Any]:
-    """``{"a__b__0__c": v}`` -> ``{"a": {"b": [{"c": v}]}}`` (Didomi's flatten mode)."""
-    root: dict[str, Any] = {}
-    for key, value in data.items():
-        parts = key.split("__")
-        node: Any = root
-        for here in parts[:-1]:
-            child = node.get(here) if isinstance(node, dict) else None
-            if child is None:
-                child = {}
-                node[here] = child
-            node = child
-        if isinstance(node, dict):
-            node[parts[-1]] = value
-    result: dict[str, Any] = _lists(root)
-    return result
-
-
-def _lists(node: Any) -> Any:
-    if isinstance(node, dict):
-        fixed = {k: _lists(v) for k, v in node.items()}
-        if fixed and all(k.isdigit() for k in fixed):
-            return [fixed[k] for k in sorted(fixed, key=int)]
-        return fixed
-    return node
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _enabled(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str | int):
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-    return None
 
 
 class DidomiConnector(tk.Connector):
@@ -124,21 +79,21 @@ class DidomiConnector(tk.Connector):
     def map_request(self, request: tk.Request) -> tk.Output:
         data = tk.json_object(request.body)
         if any("__" in str(k) for k in data):
-            data = _unflatten(data)
+            data = _cmp.unflatten(data)
         kind = u.text(data, "type", required=True)
         if kind not in _TYPES:
             raise InvalidInput("unknown_event", "type is not a Didomi event or user webhook")
         if kind == "event.deleted":
             return tk.Output()
-        params = _obj(data.get("parameters"))
-        entity = _obj(params.get("new_entity") or params.get("entity"))
+        params = _cmp.obj(data.get("parameters"))
+        entity = _cmp.obj(params.get("new_entity") or params.get("entity"))
         if not entity:
             raise InvalidInput("missing_field", "parameters.entity / new_entity is missing")
         regulation = (u.text(data, "regulation") or u.text(entity, "regulation") or "gdpr").lower()
         wanted = self.instance.options.get("regulations")
         if isinstance(wanted, list) and wanted and regulation not in wanted:
             return tk.Output()
-        user = _obj(entity.get("user")) if kind.startswith("event.") else entity
+        user = _cmp.obj(entity.get("user")) if kind.startswith("event.") else entity
         region = _cmp.region_of(user.get("country"), self.instance.default_region)
         addr, _ = _cmp.address(
             self.edge,
@@ -170,7 +125,7 @@ class DidomiConnector(tk.Connector):
                 controller=controller,
             )
             return tk.Output(consent=[erase])
-        consents = _obj(entity.get("consents"))
+        consents = _cmp.obj(entity.get("consents"))
         status = (u.text(entity, "status") or "confirmed").lower()
         if status != "confirmed":
             attrs["status"] = u.bounded(status)
@@ -179,7 +134,7 @@ class DidomiConnector(tk.Connector):
         )
         if values_only:
             attrs["purposes_with_values_only"] = values_only
-        vendors = _obj(consents.get("vendors"))
+        vendors = _cmp.obj(consents.get("vendors"))
         for side in ("enabled", "disabled"):
             listed = vendors.get(side)
             if isinstance(listed, list):
@@ -213,7 +168,7 @@ class DidomiConnector(tk.Connector):
             vendor_id = u.text(item, "id")
             if vendor_id is None:
                 raise InvalidInput("missing_field", "a purpose in consents.purposes has no id")
-            enabled = _enabled(item.get("enabled"))
+            enabled = _cmp.enabled(item.get("enabled"))
             if enabled is None:
                 values_only += 1
                 continue
@@ -227,12 +182,12 @@ class DidomiConnector(tk.Connector):
 
     @staticmethod
     def _collection_point(entity: Mapping[str, Any], user: Mapping[str, Any]) -> str | None:
-        for meta in (_obj(entity.get("metadata")), _obj(user.get("metadata"))):
+        for meta in (_cmp.obj(entity.get("metadata")), _cmp.obj(user.get("metadata"))):
             for key in ("form", "collection_point", "source", "domain", "url"):
                 label = _cmp.safe_label(meta.get(key))
                 if label:
                     return label
-        return _cmp.safe_label(_obj(entity.get("source")).get("domain"))
+        return _cmp.safe_label(_cmp.obj(entity.get("source")).get("domain"))
 
     @staticmethod
     def _proof_id(entity: Mapping[str, Any]) -> str | None:
@@ -251,7 +206,7 @@ class DidomiConnector(tk.Connector):
         vendor_id = u.ci_get(row, "purpose_id", "purpose")
         if not isinstance(vendor_id, str | int) or not str(vendor_id).strip():
             raise InvalidInput("missing_field", "the row has no purpose column")
-        enabled = _enabled(u.ci_get(row, "enabled", "status", "consent", "value"))
+        enabled = _cmp.enabled(u.ci_get(row, "enabled", "status", "consent", "value"))
         if enabled is None:
             raise InvalidInput("missing_field", "the row has no enabled/status column")
         stamp = u.ci_get(row, "updated_at", "created_at", "date", "timestamp")

@@ -40,7 +40,6 @@ Import (``map_row``): the audience export, see ``mailchimp_rows``.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -49,32 +48,11 @@ from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.builtin.mailchimp_rows import export_row
 from consentinel.connectors.toolkit import times as tt
+from consentinel.connectors.toolkit.fields import nested_form
 from consentinel.streams.events.errors import FatalConfigError, InvalidInput
 from consentinel.streams.events.records import ConsentAction, ConsentEvent, UsageEvent, UsageKind
 
-_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _EVENTS = ("subscribe", "unsubscribe", "profile", "cleaned", "upemail", "campaign")
-
-
-def nested_form(pairs: Mapping[str, list[str]]) -> dict[str, Any]:
-    """``data[merges][FNAME]=Ana`` → ``{"data": {"merges": {"FNAME": "Ana"}}}`` (last value
-    of a repeated key wins; a key that is both a value and an object is ``malformed_form``)."""
-    out: dict[str, Any] = {}
-    for key, values in pairs.items():
-        match = _KEY.match(key)
-        if not match:
-            raise InvalidInput("malformed_form", "a form field name has unbalanced brackets")
-        path = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
-        node = out
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise InvalidInput("malformed_form", f"form field {part!r} is both text and nested")
-            node = child
-        if isinstance(node.get(path[-1]), dict):
-            raise InvalidInput("malformed_form", f"form field {path[-1]!r} is both text and nested")
-        node[path[-1]] = values[-1] if values else ""
-    return out
 
 
 def list_subject_key(source: str, list_id: str) -> str:

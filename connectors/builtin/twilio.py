@@ -44,7 +44,6 @@ from consentinel.connectors.builtin import _msgutil as u
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
-    Channel,
     UsageKind,
 )
 
@@ -63,15 +62,6 @@ _IGNORED = frozenset({"scheduled", "canceled"})
 _INBOUND = frozenset({"received", "receiving"})
 _OPTED_OUT_ERROR = "21610"
 _MAX_COUNT = 1_000_000  # NumSegments, NumMedia: anything larger is not a real message
-
-
-def _split_channel(raw: str) -> tuple[Channel, str]:
-    prefix, sep, rest = raw.partition(":")
-    if sep and prefix.lower() in ("whatsapp", "rcs", "sms", "mms"):
-        return u.sms_channel(prefix), rest
-    if sep and prefix.isalpha():
-        return u.sms_channel(prefix), rest  # raises unsupported_channel
-    return Channel.SMS, raw
 
 
 class TwilioConnector(tk.Connector):
@@ -118,7 +108,7 @@ class TwilioConnector(tk.Connector):
     def _status(self, request: tk.Request, p: dict[str, str], sid: str, status: str) -> tk.Output:
         to = u.text(p, "To", required=True)
         assert to is not None
-        channel, number = _split_channel(to)
+        channel, number = u.split_channel(to)
         addr = self.edge.address(number, channel.value, self.instance.default_region)
         kind = _KINDS[status]
         received = tk.received_ms(request)
@@ -128,7 +118,7 @@ class TwilioConnector(tk.Connector):
             occurred = tt.compact_ms(raw_dlr, "RawDlrDoneDate")
         service = u.text(p, "MessagingServiceSid")
         from_ = u.text(p, "From")
-        own = _split_channel(from_)[1] if from_ else None
+        own = u.split_channel(from_)[1] if from_ else None
         sender = service or own
         controller = u.controller_for(self, service, own)
         error = u.text(p, "ErrorCode")
@@ -157,10 +147,10 @@ class TwilioConnector(tk.Connector):
     def _inbound(self, request: tk.Request, p: dict[str, str], sid: str) -> tk.Output:
         from_ = u.text(p, "From", required=True)
         assert from_ is not None
-        channel, number = _split_channel(from_)
+        channel, number = u.split_channel(from_)
         addr = self.edge.address(number, channel.value, self.instance.default_region)
         to = u.text(p, "To")
-        own = _split_channel(to)[1] if to else None
+        own = u.split_channel(to)[1] if to else None
         service = u.text(p, "MessagingServiceSid")
         controller = u.controller_for(self, service, own)
         opt_out_type = (u.text(p, "OptOutType") or "").upper()
@@ -200,7 +190,7 @@ class TwilioConnector(tk.Connector):
         phone = u.ci_get(row, "phone_number", "phone", "number", "from", "address")
         if not isinstance(phone, str) or not phone.strip():
             raise InvalidInput("missing_field", "the row has no phone number column")
-        channel, number = _split_channel(phone.strip())
+        channel, number = u.split_channel(phone.strip())
         addr = self.edge.address(number, channel.value, self.instance.default_region)
         when = u.ci_get(row, "date_created", "opted_out_at", "created_at", "date", "timestamp")
         if when is None:

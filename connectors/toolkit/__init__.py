@@ -51,6 +51,7 @@ from consentinel.connectors.toolkit.fields import (
     ident,
     json_body,
     json_object,
+    nested_form,
     short_text,
 )
 from consentinel.connectors.toolkit.occurrence import Occurrence
@@ -88,6 +89,7 @@ __all__ = [
     "map_items",
     "map_purposes",
     "mapping_option",
+    "nested_form",
     "option",
     "option_text",
     "received_ms",
