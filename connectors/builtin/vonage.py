@@ -228,38 +228,15 @@ class VonageConnector(tk.Connector):
         keyword = u.classify_keyword(p.get("text"))
         if keyword is None and (u.text(p, "keyword") or "").upper() in u.STOP_WORDS:
             keyword = "stop"  # Vonage's keyword is the first word: "STOP please" opts out
-        return self._reply(
-            received=received,
-            occurred=occurred,
-            message_id=message_id,
-            addr=addr,
-            channel=Channel.SMS,
-            own=u.text(p, "to"),
-            keyword=keyword,
-            event_type="inbound",
-        )
+        at = tk.Emitter(self, received).at((message_id, "inbound"), addr, occurred)
+        own = u.text(p, "to")
+        return self._reply(at, message_id, own, keyword, channel=Channel.SMS, event_type="inbound")
 
     def _reply(
-        self,
-        *,
-        received: int,
-        occurred: int,
-        message_id: str,
-        addr: tk.Address,
-        channel: Channel,
-        own: str | None,
-        keyword: str | None,
-        event_type: str,
+        self, at: tk.Occurrence, message_id: str, own: str | None, keyword: str | None, **kw: Any
     ) -> tk.Output:
-        return u.reply_to(
-            tk.Emitter(self, received).at((message_id, "inbound"), addr, occurred),
-            (message_id, keyword),
-            message_id,
-            own=own,
-            keyword=keyword,
-            channel=channel,
-            event_type=event_type,
-        )
+        """An inbound message to ``own`` (``kw``: ``channel`` and ``event_type``)."""
+        return u.reply_to(at, (message_id, keyword), message_id, own=own, keyword=keyword, **kw)
 
     # -- Messages API --------------------------------------------------------------------
 
@@ -275,16 +252,10 @@ class VonageConnector(tk.Connector):
             number = _number(d.get("from"), "from")
             addr = self.edge.address(number, channel.value, self.instance.default_region)
             own = _number(d["to"], "to") if d.get("to") else None
-            return self._reply(
-                received=received,
-                occurred=occurred,
-                message_id=message_uuid,
-                addr=addr,
-                channel=channel,
-                own=own,
-                keyword=u.classify_keyword(d.get("text")),
-                event_type="messages.inbound",
-            )
+            at = tk.Emitter(self, received).at((message_uuid, "inbound"), addr, occurred)
+            keyword = u.classify_keyword(d.get("text"))
+            event = "messages.inbound"
+            return self._reply(at, message_uuid, own, keyword, channel=channel, event_type=event)
         status = status.lower()
         if status not in _MESSAGES_KINDS:
             raise InvalidInput("unknown_event", "status is not a known Messages API status")
