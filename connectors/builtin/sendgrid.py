@@ -37,7 +37,6 @@ purposes); ``bounces``, ``blocks`` and ``invalid_emails`` are not consent: no ev
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Mapping
 from datetime import UTC
@@ -45,13 +44,15 @@ from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import load_sendgrid_key, verify_sendgrid
-from consentinel.connectors.auth.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from consentinel.connectors.auth.sendgrid import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    sendgrid_signature,
+)
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.toolkit import times as tt
-from consentinel.streams.events.errors import ConsentinelError, InvalidInput
+from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, UsageKind
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 KINDS: dict[str, UsageKind] = {
     "processed": UsageKind.SEND,
@@ -223,22 +224,9 @@ def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """The request signed as SendGrid would, with the instance's ``signing_key`` (PEM
     private key whose public half is ``verification_key``). The timestamp header is kept
     when present, else the request's receipt time (or now) in Unix seconds."""
-    try:
-        key = serialization.load_pem_private_key(instance.secret("signing_key"), password=None)
-    except ValueError:
-        raise ConsentinelError(
-            f"instance {instance.name!r}: signing_key is not a PEM private key"
-        ) from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ConsentinelError(f"instance {instance.name!r}: signing_key is not an EC key")
     stamp = request.header(TIMESTAMP_HEADER)
     if not stamp:
         seconds = request.received_at_ms // 1000 if request.received_at_ms else int(time.time())
         stamp = str(seconds)
-    signature = key.sign(stamp.encode("utf-8") + request.body, ec.ECDSA(hashes.SHA256()))
-    return request.with_headers(
-        {
-            SIGNATURE_HEADER: base64.b64encode(signature).decode("ascii"),
-            TIMESTAMP_HEADER: stamp,
-        },
-    )
+    signature = sendgrid_signature(instance.secret("signing_key"), stamp, request.body)
+    return request.with_headers({SIGNATURE_HEADER: signature, TIMESTAMP_HEADER: stamp})
