@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -246,15 +246,28 @@ class LeadConnector(tk.Connector):
         """A test lead is dropped unless the option ``ingest_test_leads`` is set."""
         return is_test and not self.instance.options.get("ingest_test_leads", False)
 
-    def addresses(self, found: Iterable[tuple[str, Any]], missing: str) -> list[LeadAddress]:
-        """The lead's distinct addresses from ``(kind, value)`` pairs (``kind`` ``email`` or
-        ``phone``; a blank or non-text value is skipped); ``missing_field`` saying
-        ``missing`` when there is none."""
+    def addresses(
+        self,
+        items: Any,
+        where: str,
+        pick: Callable[[dict[str, Any]], Iterable[tuple[str, Any]]],
+        missing: str,
+    ) -> list[LeadAddress]:
+        """The lead's distinct addresses from the list of answers ``items`` (``where`` names
+        it): ``pick`` gives the ``(kind, value)`` pairs of one answer (``kind`` ``email`` or
+        ``phone``; nothing for names and free text, personal data dropped unread; a blank or
+        non-text value is skipped). ``missing_field`` saying ``missing`` when there is none,
+        ``malformed_json`` when ``items`` is not a list of objects."""
+        if not isinstance(items, list):
+            raise InvalidInput("missing_field", f"{where} is missing or not a list")
         out: dict[str, LeadAddress] = {}
-        for kind, value in found:
-            if isinstance(value, str) and value.strip():
-                address = self.edge.address(value, kind)
-                out.setdefault(address.key, LeadAddress(address, kind))
+        for item in items:
+            if not isinstance(item, dict):
+                raise InvalidInput("malformed_json", f"{where}[] is not an object")
+            for kind, value in pick(item):
+                if isinstance(value, str) and value.strip():
+                    address = self.edge.address(value, kind)
+                    out.setdefault(address.key, LeadAddress(address, kind))
         if not out:
             raise InvalidInput("missing_field", missing)
         return list(out.values())

@@ -27,7 +27,7 @@ no events unless the option ``ingest_test_leads`` is set (then usage is flagged 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
@@ -39,7 +39,7 @@ from consentinel.streams.events.records import (
     Scalar,
 )
 
-from ._leads import LeadAddress, LeadConnector, flag, lead_events, lead_options, text_id
+from ._leads import LeadConnector, flag, lead_events, lead_options, text_id
 
 EMAIL_COLUMNS = frozenset({"EMAIL", "WORK_EMAIL"})
 PHONE_COLUMNS = frozenset({"PHONE_NUMBER", "WORK_PHONE"})
@@ -88,7 +88,11 @@ class GoogleAdsLeadsConnector(LeadConnector):
         test = flag(lead.get("is_test"), "is_test")
         if self.skip_test(test):
             return tk.Output()
-        addresses = self._addresses(lead.get("user_column_data"))
+        rows, missing = (
+            lead.get("user_column_data"),
+            "user_column_data has no EMAIL or PHONE_NUMBER",
+        )
+        addresses = self.addresses(rows, "user_column_data", _column, missing)
         attributes: dict[str, Scalar] = {"lead_id": lead_id or ""}
         for key in _ATTRIBUTES:
             value = text_id(lead.get(key), key)
@@ -119,22 +123,14 @@ class GoogleAdsLeadsConnector(LeadConnector):
             keyed_consents=False,
         )
 
-    def _addresses(self, rows: Any) -> list[LeadAddress]:
-        if not isinstance(rows, list):
-            raise InvalidInput("missing_field", "user_column_data is missing or not a list")
-        return self.addresses(_columns(rows), "user_column_data has no EMAIL or PHONE_NUMBER")
 
-
-def _columns(rows: list[Any]) -> Iterator[tuple[str, Any]]:
-    """``(kind, value)`` of the e-mail and phone columns; FULL_NAME and other answers are
-    personal data, dropped unread."""
-    for row in rows:
-        if not isinstance(row, dict):
-            raise InvalidInput("malformed_json", "user_column_data[] is not an object")
-        column = row.get("column_id")
-        column = column.strip().upper() if isinstance(column, str) else ""
-        if column in EMAIL_COLUMNS or column in PHONE_COLUMNS:
-            yield "email" if column in EMAIL_COLUMNS else "phone", row.get("string_value")
+def _column(row: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``(kind, value)`` of an e-mail or phone column of ``user_column_data``."""
+    column = row.get("column_id")
+    column = column.strip().upper() if isinstance(column, str) else ""
+    if column in EMAIL_COLUMNS or column in PHONE_COLUMNS:
+        return [("email" if column in EMAIL_COLUMNS else "phone", row.get("string_value"))]
+    return []
 
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:

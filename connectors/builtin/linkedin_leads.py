@@ -38,7 +38,7 @@ is dropped. ``testLead: true`` leads give no events unless option ``ingest_test_
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
@@ -57,7 +57,6 @@ from consentinel.streams.events.records import (
 )
 
 from ._leads import (
-    LeadAddress,
     LeadConnector,
     consent_answers,
     flag,
@@ -146,7 +145,9 @@ class LinkedInLeadGenConnector(LeadConnector):
             raise InvalidInput("missing_field", "formResponse is missing or not an object")
         if occurred is None and "occurredAt" in response:
             occurred = tt.epoch_or_iso_ms(response["occurredAt"], "occurredAt", zone=None)
-        addresses = self._addresses(form.get("answers"))
+        missing = "no answer is an email or phone (set predefinedField or option question_fields)"
+        answers = form.get("answers")
+        addresses = self.addresses(answers, "formResponse.answers", self._answer, missing)
         form_urn = text_id(response.get("versionedLeadGenFormUrn"), "versionedLeadGenFormUrn")
         attributes: dict[str, Scalar] = {"lead_id": lead_id or ""}
         owner = response.get("owner")
@@ -214,23 +215,12 @@ class LinkedInLeadGenConnector(LeadConnector):
         out.extend(lead)
         return out
 
-    def _addresses(self, answers: Any) -> list[LeadAddress]:
-        if not isinstance(answers, list):
-            raise InvalidInput("missing_field", "formResponse.answers is missing or not a list")
-        missing = "no answer is an email or phone (set predefinedField or option question_fields)"
-        return self.addresses(self._answers(answers), missing)
-
-    def _answers(self, answers: list[Any]) -> Iterator[tuple[str, Any]]:
-        """``(kind, text)`` of the e-mail and phone answers; names and free-text answers are
-        personal data, dropped unread."""
-        for answer in answers:
-            if not isinstance(answer, dict):
-                raise InvalidInput("malformed_json", "formResponse.answers[] is not an object")
-            kind = self._kind(answer)
-            details = answer.get("answerDetails")
-            text = details.get("textQuestionAnswer") if isinstance(details, dict) else None
-            if kind is not None and isinstance(text, dict):
-                yield kind, text.get("answer")
+    def _answer(self, answer: dict[str, Any]) -> list[tuple[str, Any]]:
+        """``(kind, text)`` of an e-mail or phone answer of ``formResponse.answers``."""
+        kind = self._kind(answer)
+        details = answer.get("answerDetails")
+        text = details.get("textQuestionAnswer") if isinstance(details, dict) else None
+        return [(kind, text.get("answer"))] if kind and isinstance(text, dict) else []
 
     def _kind(self, answer: dict[str, Any]) -> str | None:
         field = answer.get("predefinedField")

@@ -64,38 +64,19 @@ def list_subject_key(source: str, list_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Member:
-    """What an audience member's event carries: its dedupe identity, data, list, address."""
+    """An audience member's event: its occurrence (identity, address, time), data, list."""
 
-    emit: tk.Emitter
-    dedupe: tuple[object, ...]
+    at: tk.Occurrence
     data: Mapping[str, Any]
     list_id: str
-    address: tk.Address
-    occurred: int
 
     def usage(self, kind: UsageKind, event: str, **usage: Any) -> UsageEvent:
-        return self.emit.usage(
-            self.dedupe,
-            kind,
-            self.address,
-            self.occurred,
-            source_event_type=event,
-            list_id=self.list_id,
-            **usage,
-        )
+        return self.at.usage(kind, source_event_type=event, list_id=self.list_id, **usage)
 
     def consent(self, action: ConsentAction, method: str, **proven: Any) -> ConsentEvent:
         """The member's consent to the list (its purpose through ``purpose_map``)."""
-        return self.emit.scoped(
-            self.dedupe,
-            action,
-            self.address,
-            self.occurred,
-            scope=self.list_id,
-            platform="mailchimp",
-            method=method,
-            **proven,
-        )
+        list_id = self.list_id
+        return self.at.scoped(action, scope=list_id, platform="mailchimp", method=method, **proven)
 
 
 class MailchimpConnector(tk.Connector):
@@ -158,7 +139,7 @@ class MailchimpConnector(tk.Connector):
         merges = em.sub(data, "merges", "data[merges]")
         raw_email = data.get("email") or data.get("new_email") or merges.get("EMAIL")
         address = em.email(self.edge, raw_email, "data[email]")
-        member = _Member(emit, (*base, list_id, address.key), data, list_id, address, occurred)
+        member = _Member(emit.at((*base, list_id, address.key), address, occurred), data, list_id)
         if kind == "subscribe":
             return tk.Output(consent=[self._grant(member, merges)])
         if kind == "profile":

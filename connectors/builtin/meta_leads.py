@@ -29,7 +29,7 @@ booleans, ``1``/``0`` or ``"true"``/``"false"``; ``created_time`` as ISO 8601 wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
@@ -42,7 +42,6 @@ from consentinel.streams.events.records import (
 )
 
 from ._leads import (
-    LeadAddress,
     LeadConnector,
     consent_answers,
     lead_events,
@@ -118,7 +117,8 @@ class MetaLeadAdsConnector(LeadConnector):
             raise InvalidInput("missing_field", "created_time is missing")
         at = tt.epoch_or_iso_ms(lead["created_time"], "created_time", zone=None)
         form_id = text_id(lead.get("form_id"), "form_id")
-        addresses = self._addresses(lead.get("field_data"))
+        missing = "field_data has no email or phone_number value"
+        addresses = self.addresses(lead.get("field_data"), "field_data", _answers, missing)
         boxes = consent_answers(
             lead.get("custom_disclaimer_responses"),
             "custom_disclaimer_responses",
@@ -154,26 +154,17 @@ class MetaLeadAdsConnector(LeadConnector):
             source_event_type="lead",
         )
 
-    def _addresses(self, field_data: Any) -> list[LeadAddress]:
-        if not isinstance(field_data, list):
-            raise InvalidInput("missing_field", "field_data is missing or not a list")
-        return self.addresses(_answers(field_data), "field_data has no email or phone_number value")
 
-
-def _answers(field_data: list[Any]) -> Iterator[tuple[str, Any]]:
-    """``(kind, value)`` of the e-mail and phone answers; names and free-text answers are
-    personal data, dropped unread."""
-    for item in field_data:
-        if not isinstance(item, dict):
-            raise InvalidInput("malformed_json", "field_data[] holds a non-object")
-        name = str(item.get("name", "")).strip().lower()
-        kind = "email" if name in EMAIL_FIELDS else "phone" if name in PHONE_FIELDS else None
-        if kind is None:
-            continue
-        values = item.get("values")
-        if not isinstance(values, list):
-            raise InvalidInput("malformed_json", "field_data[].values is not a list")
-        yield from ((kind, value) for value in values)
+def _answers(item: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``(kind, value)`` of an e-mail or phone answer of ``field_data``."""
+    name = str(item.get("name", "")).strip().lower()
+    kind = "email" if name in EMAIL_FIELDS else "phone" if name in PHONE_FIELDS else None
+    if kind is None:
+        return []
+    values = item.get("values")
+    if not isinstance(values, list):
+        raise InvalidInput("malformed_json", "field_data[].values is not a list")
+    return [(kind, value) for value in values]
 
 
 def _check_notification(data: dict[str, Any]) -> None:
