@@ -27,6 +27,7 @@ Inbound MO (JSON with ``from`` and ``message``; a flat form variant is accepted 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
@@ -100,12 +101,9 @@ class CMComConnector(tk.Connector):
             if isinstance(messages, Mapping):
                 reports = messages.get("msg")
                 items = reports if isinstance(reports, list) else [reports]
-                out = tk.Output()
-                for item in items:
-                    if not isinstance(item, Mapping):
-                        raise InvalidInput("missing_field", "messages.msg is not an object")
-                    out.extend(self._status(request, item))
-                return out
+                refused = "messages.msg is not an object"
+                report = partial(self._status, request)
+                return tk.map_all(items, report, refused, code="missing_field")
             if "from" in data and "message" in data:
                 return self._inbound(request, data)
             raise InvalidInput("unknown_event", "neither a status report nor an inbound message")

@@ -30,6 +30,7 @@ booleans, ``1``/``0`` or ``"true"``/``"false"``; ``created_time`` as ISO 8601 wi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
@@ -95,12 +96,8 @@ class MetaLeadAdsConnector(LeadConnector):
             _check_notification(data)
             return tk.Output()  # ids only: the retrieved lead object is what is ingested
         if isinstance(data.get("data"), list):
-            out = tk.Output()
-            for lead in data["data"]:
-                if not isinstance(lead, dict):
-                    raise InvalidInput("malformed_json", "data[] holds a non-object")
-                out.extend(self._lead(lead, received))
-            return out
+            lead = partial(self._lead, received=received)
+            return tk.map_all(data["data"], lead, "data[] holds a non-object")
         if "field_data" in data:
             return self._lead(data, received)
         raise InvalidInput("unknown_event", "neither a leadgen notification nor a lead object")

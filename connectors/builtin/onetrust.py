@@ -34,7 +34,8 @@ id, status / transaction type, date, receipt id].
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
@@ -98,12 +99,8 @@ class OneTrustConnector(tk.Connector):
         received = tk.received_ms(request)
         content = data.get("content")
         if isinstance(content, list):
-            out = tk.Output()
-            for item in content:
-                if not isinstance(item, dict):
-                    raise InvalidInput("missing_field", "content holds a non-object")
-                out.extend(self._profile(item, received))
-            return out
+            profile = partial(self._profile, received=received)
+            return tk.map_all(content, profile, "content holds a non-object", code="missing_field")
         if "Purposes" in data:
             return self._profile(data, received)
         if "purposes" in data:
@@ -146,17 +143,10 @@ class OneTrustConnector(tk.Connector):
         addr = self._subject(d)
         stamp = u.text(d, "interactionDate")
         occurred = tt.iso_ms(stamp, "interactionDate") if stamp else received
-        purposes = d.get("purposes")
-        if not isinstance(purposes, list):
-            raise InvalidInput("missing_field", "purposes is not a list")
         choices: list[_cmp.Choice] = []
         expiry: int | None = None
         notices = _notices(d.get("privacyNotices"))
-        for item in purposes:
-            if not isinstance(item, dict):
-                raise InvalidInput("missing_field", "purposes holds a non-object")
-            purpose_id = u.text(item, "Id", required=True, what="purposes[].Id")
-            assert purpose_id is not None
+        for item, purpose_id in _purposes(d.get("purposes"), "purposes"):
             action = _action(item.get("TransactionType"), "purposes[].TransactionType")
             if action is not None:
                 choices.append(self._choice(purpose_id, action))
@@ -220,15 +210,8 @@ class OneTrustConnector(tk.Connector):
 
     def _profile(self, d: Mapping[str, Any], received: int) -> tk.Output:
         addr = self._subject(d)
-        purposes = d.get("Purposes")
-        if not isinstance(purposes, list):
-            raise InvalidInput("missing_field", "Purposes is not a list")
         out = tk.Output()
-        for item in purposes:
-            if not isinstance(item, dict):
-                raise InvalidInput("missing_field", "Purposes holds a non-object")
-            purpose_id = u.text(item, "Id", required=True, what="Purposes[].Id")
-            assert purpose_id is not None
+        for item, purpose_id in _purposes(d.get("Purposes"), "Purposes"):
             action = _action(item.get("Status"), "Purposes[].Status")
             choices = [self._choice(purpose_id, action)] if action is not None else []
             choices.extend(self._topics(item.get("Topics") or item.get("Preferences")))
@@ -292,6 +275,19 @@ class OneTrustConnector(tk.Connector):
         dedupe = ("export", addr.key, purpose, action.value, occurred)
         attrs = {"import": "consent_export"}
         return tk.Output(consent=record.events(groups, dedupe, proof=proof, attributes=attrs))
+
+
+def _purposes(value: Any, where: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Each purpose object of ``where`` with its ``Id``; ``missing_field`` when it is not a
+    list of objects with ids."""
+    if not isinstance(value, list):
+        raise InvalidInput("missing_field", f"{where} is not a list")
+    for item in value:
+        if not isinstance(item, dict):
+            raise InvalidInput("missing_field", f"{where} holds a non-object")
+        purpose_id = u.text(item, "Id", required=True, what=f"{where}[].Id")
+        assert purpose_id is not None
+        yield item, purpose_id
 
 
 def _notices(value: Any) -> list[str]:

@@ -15,7 +15,8 @@
   (:func:`option_text`), checked at start with every problem listed (:func:`mapping_option`,
   :func:`check_options`);
 - :func:`received_ms`: the receive time of a request (the one clock otherwise);
-- :func:`map_items`: a batch mapped item by item, bad items refused one by one.
+- :func:`map_items`: a batch mapped item by item, bad items refused one by one;
+  :func:`map_all`: a page of records mapped whole.
 
 Request helpers (``with_headers``, ``with_query``, ``with_body``) are methods of
 ``contract.Request``. The contract's names a connector uses are here too, so a connector
@@ -37,7 +38,7 @@ from consentinel.connectors.contract import (
     sending_domain,
 )
 from consentinel.connectors.toolkit import fields, times
-from consentinel.connectors.toolkit.batch import map_batch, map_items
+from consentinel.connectors.toolkit.batch import map_all, map_batch, map_items
 from consentinel.connectors.toolkit.emitter import (
     MAX_ATTR,
     Emitter,
@@ -85,6 +86,7 @@ __all__ = [
     "ident",
     "json_body",
     "json_object",
+    "map_all",
     "map_batch",
     "map_items",
     "map_purposes",
