@@ -151,36 +151,27 @@ class TwilioConnector(tk.Connector):
         addr = self.edge.address(number, channel.value, self.instance.default_region)
         to = u.text(p, "To")
         own = u.split_channel(to)[1] if to else None
-        service = u.text(p, "MessagingServiceSid")
-        controller = u.controller_for(self, service, own)
         opt_out_type = (u.text(p, "OptOutType") or "").upper()
         keyword = {"STOP": "stop", "START": "start", "HELP": "help"}.get(opt_out_type)
         if keyword is None:
             keyword = u.classify_keyword(p.get("Body"))
-        received = tk.received_ms(request)
-        attributes: dict[str, Any] = {
-            "keyword": keyword or "none",
-            "keyword_source": "opt_out_type" if opt_out_type else "body",
-            "sender_type": u.sender_type(own),
-        }
+        attributes: dict[str, Any] = {"keyword_source": "opt_out_type" if opt_out_type else "body"}
         for name in ("NumSegments", "NumMedia"):
             value = u.text(p, name)
             if value:
                 attributes[name.lower()] = tk.bounded_int(value, name, high=_MAX_COUNT)
-        return u.reply(
-            tk.Emitter(self, received),
-            (sid, "received"),
+        received = tk.received_ms(request)
+        service = u.text(p, "MessagingServiceSid")
+        return u.reply_to(
+            tk.Emitter(self, received).at((sid, "received"), addr, received),
             (sid, keyword),
             sid,
-            addr,
-            received,
-            channel=channel,
-            controller=controller,
-            sender=service or own,
-            event_type="received",
+            own=own,
             keyword=keyword,
-            scope=service or u.sender_scope(own),
+            service=service,
             attributes=attributes,
+            channel=channel,
+            event_type="received",
             list_id=service,
         )
 
