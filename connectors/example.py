@@ -15,49 +15,50 @@ from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import verify_header_token
-from consentinel.connectors.contract import ConfigField, Connector, Instance, Output, Request
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, UsageKind
 
 KINDS = {"delivered": UsageKind.DELIVER, "opened": UsageKind.OPEN}
 
 
-class PingmailConnector(Connector):
-    name: ClassVar[str] = "pingmail"
-    title: ClassVar[str] = "Pingmail (example): delivery and unsubscribe webhooks"
-    produces: ClassVar[str] = "usage+consent"
-    auth: ClassVar[str] = "Authorization: Bearer <token>"
+class PingmailConnector(tk.Connector):
+    name = "pingmail"
+    title = "Pingmail (example): delivery and unsubscribe webhooks"
+    produces = "usage+consent"
+    auth = "Authorization: Bearer <token>"
     events: ClassVar[tuple[str, ...]] = (*KINDS, "unsubscribed")
     event_time: ClassVar[str] = '"at" (Unix seconds) of each event'
-    config_schema: ClassVar[tuple[ConfigField, ...]] = (
-        ConfigField("token", "the bearer token set on the webhook", required=True, secret=True),
-        ConfigField("token_previous", "the previous token, while rotating", secret=True),
+    config_schema = (
+        *tk.rotating_secret("token", "the bearer token set on the webhook"),
+        tk.option("account", "text", "the Pingmail account, reported as sender"),
     )
 
-    def verify(self, request: Request) -> None:
-        """Constant-time token check; raises ``AuthenticationFailed``."""
+    def verify(self, request: tk.Request) -> None:
+        """Constant-time token check (``token_previous`` too); raises ``AuthenticationFailed``."""
         verify_header_token(tk.secrets(self.instance, "token"), request.headers)
 
-    def map_request(self, request: Request) -> Output:
+    def map_request(self, request: tk.Request) -> tk.Output:
         """Each item alone: a bad one becomes an ``ItemRejected``, the others events."""
         emit = tk.Emitter(self, tk.received_ms(request))
         body = tk.json_body(request.body, "the body")
         return tk.map_batch(body, "the body", lambda i, item: self._item(emit, item, i))
 
-    def _item(self, emit: tk.Emitter, item: dict[str, Any], index: int) -> Output:
+    def _item(self, emit: tk.Emitter, item: dict[str, Any], index: int) -> tk.Output:
         kind, event_id = item.get("type"), item.get("id")
         if not isinstance(event_id, str) or not event_id:
             raise InvalidInput("missing_field", f"event[{index}].id is missing")
         address = self.edge.address(str(item.get("to") or ""), "email")
-        at = tk.times.seconds_ms(item.get("at"), f"event[{index}].at")
-        if kind == "unsubscribed":  # the platform's own id: a redelivery keeps the same ids
-            return Output(consent=[emit.consent((event_id,), ConsentAction.WITHDRAW, address, at)])
+        when = tk.times.seconds_ms(item.get("at"), f"event[{index}].at")
+        at = emit.at((event_id,), address, when)  # the platform's own id: redelivery, same ids
+        if kind == "unsubscribed":
+            return tk.Output(consent=[at.consent(ConsentAction.WITHDRAW)])
         if kind not in KINDS:
             raise InvalidInput("unknown_event", f"event[{index}].type is not a Pingmail event")
-        return Output(usage=[emit.usage((event_id,), KINDS[kind], address, at)])
+        sender = tk.option_text(self.instance, "account") or None
+        return tk.Output(usage=[at.usage(KINDS[kind], sender=sender)])
 
 
-def sign(request: Request, instance: Instance) -> Request:
+def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """``request`` as Pingmail would send it for ``instance`` (tests, dry runs)."""
     token = instance.secret("token").decode("utf-8")
     return request.with_headers({"authorization": f"Bearer {token}"})

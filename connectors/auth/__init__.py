@@ -26,6 +26,7 @@ from .linkedin import (
 )
 from .mandrill import mandrill_signature, verify_mandrill
 from .meta import meta_signature, meta_subscription_challenge, verify_meta
+from .one_click import is_one_click_body, one_click_token, verify_one_click_token
 from .sendgrid import SendGridKey, load_sendgrid_key, verify_sendgrid
 from .shared_token import verify_header_token, verify_shared_token, verify_url_token
 from .twilio import twilio_signature, verify_twilio
@@ -48,6 +49,7 @@ __all__ = [
     "get_header",
     "hmac_header_signature",
     "is_challenge_code",
+    "is_one_click_body",
     "lead_post_signature",
     "linkedin_challenge_reply",
     "linkedin_challenge_response",
@@ -56,6 +58,7 @@ __all__ = [
     "mandrill_signature",
     "meta_signature",
     "meta_subscription_challenge",
+    "one_click_token",
     "sign_vonage_jwt",
     "twilio_signature",
     "verify_basic_auth",
@@ -65,6 +68,7 @@ __all__ = [
     "verify_linkedin",
     "verify_mandrill",
     "verify_meta",
+    "verify_one_click_token",
     "verify_sendgrid",
     "verify_shared_token",
     "verify_twilio",

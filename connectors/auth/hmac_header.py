@@ -14,17 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Final, Literal, TypeAlias, cast
 
-from ._common import (
-    DEFAULT_TOLERANCE,
-    Secret,
-    Secrets,
-    check_fresh,
-    matches_any,
-    parse_unix_seconds,
-    require_header,
-    secret_list,
-    to_bytes,
-)
+from . import _common as c
 from .errors import AuthConfigError, AuthenticationFailed
 
 SCHEME = "hmac_header"
@@ -45,7 +35,7 @@ class HmacHeaderScheme:
     prefix: str = ""
     timestamp_header: str | None = None
     timestamp_separator: str = "."
-    tolerance: float | None = DEFAULT_TOLERANCE
+    tolerance: float | None = c.DEFAULT_TOLERANCE
 
     def __post_init__(self) -> None:
         problems = _value_problems(
@@ -65,7 +55,7 @@ class HmacHeaderScheme:
         prefix = config.get("prefix", "")
         stamp = config.get("timestamp_header")
         separator = config.get("timestamp_separator", ".")
-        tolerance = config.get("tolerance", DEFAULT_TOLERANCE)
+        tolerance = config.get("tolerance", c.DEFAULT_TOLERANCE)
         if header is None:
             problems.append("'header' is required (the name of the signature header)")
         for key, value in (
@@ -137,22 +127,22 @@ def _digest(scheme: HmacHeaderScheme, secret: bytes, message: bytes) -> str:
 def _message(scheme: HmacHeaderScheme, body: bytes, timestamp: str | None) -> bytes:
     if scheme.timestamp_header is None:
         return body
-    return to_bytes(timestamp or "") + to_bytes(scheme.timestamp_separator) + body
+    return c.to_bytes(timestamp or "") + c.to_bytes(scheme.timestamp_separator) + body
 
 
 def hmac_header_signature(
-    scheme: HmacHeaderScheme, secret: Secret, body: bytes, *, timestamp: str | None = None
+    scheme: HmacHeaderScheme, secret: c.Secret, body: bytes, *, timestamp: str | None = None
 ) -> str:
     """The signature header value (prefix included) for ``body`` (and ``timestamp``, if the
     scheme signs one)."""
     if scheme.timestamp_header is not None and timestamp is None:
         raise ValueError("this scheme signs a timestamp; pass timestamp=")
-    return scheme.prefix + _digest(scheme, to_bytes(secret), _message(scheme, body, timestamp))
+    return scheme.prefix + _digest(scheme, c.to_bytes(secret), _message(scheme, body, timestamp))
 
 
 def verify_hmac_header(
     scheme: HmacHeaderScheme,
-    secret: Secrets,
+    secret: c.Secrets,
     body: bytes,
     headers: Mapping[str, str],
     *,
@@ -163,11 +153,11 @@ def verify_hmac_header(
     The prefix is matched case-insensitively. When the scheme has a timestamp header, its value
     must be Unix seconds within ``scheme.tolerance`` of ``now``.
     """
-    secrets = secret_list(secret, scheme=SCHEME)
-    value = require_header(headers, scheme.header, scheme=SCHEME)
+    secrets = c.secret_list(secret, scheme=SCHEME)
+    value = c.require_header(headers, scheme.header, scheme=SCHEME)
     timestamp: str | None = None
     if scheme.timestamp_header is not None:
-        timestamp = require_header(
+        timestamp = c.require_header(
             headers, scheme.timestamp_header, scheme=SCHEME, reason="missing_timestamp"
         )
     prefix = scheme.prefix
@@ -180,7 +170,7 @@ def verify_hmac_header(
         presented = presented.lower()
     message = _message(scheme, body, timestamp)
     expected = [_digest(scheme, s, message).encode("ascii") for s in secrets]
-    if not matches_any(expected, presented):
+    if not c.matches_any(expected, presented):
         raise AuthenticationFailed(
             "bad_signature",
             f"{scheme.header} does not match; check the secret and the scheme settings "
@@ -189,5 +179,5 @@ def verify_hmac_header(
         )
     if timestamp is not None:
         what = f"the {scheme.timestamp_header} header"
-        signed_at = parse_unix_seconds(timestamp, scheme=SCHEME, what=what)
-        check_fresh(signed_at, tolerance=scheme.tolerance, now=now, scheme=SCHEME, what=what)
+        signed_at = c.parse_unix_seconds(timestamp, scheme=SCHEME, what=what)
+        c.check_fresh(signed_at, tolerance=scheme.tolerance, now=now, scheme=SCHEME, what=what)

@@ -10,17 +10,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from ._common import (
-    DEFAULT_TOLERANCE,
-    Secret,
-    Secrets,
-    check_fresh,
-    matches_any,
-    parse_unix_seconds,
-    require_header,
-    secret_list,
-    to_bytes,
-)
+from . import _common as c
 from .errors import AuthenticationFailed
 
 SCHEME = "lead_post"
@@ -31,26 +21,26 @@ def _v1(secret: bytes, timestamp: str, body: bytes) -> str:
     return hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
 
 
-def lead_post_signature(secret: Secret, body: bytes, timestamp: int) -> str:
+def lead_post_signature(secret: c.Secret, body: bytes, timestamp: int) -> str:
     """The ``X-Consentinel-Signature`` header value for ``body`` signed at ``timestamp``."""
     t = str(int(timestamp))
-    return f"t={t},v1={_v1(to_bytes(secret), t, body)}"
+    return f"t={t},v1={_v1(c.to_bytes(secret), t, body)}"
 
 
 def verify_lead_post(
-    secret: Secrets,
+    secret: c.Secrets,
     body: bytes,
     headers: Mapping[str, str],
     *,
-    tolerance: float | None = DEFAULT_TOLERANCE,
+    tolerance: float | None = c.DEFAULT_TOLERANCE,
     now: float | None = None,
 ) -> None:
     """Check a lead post; return None or raise :class:`AuthenticationFailed`.
 
     ``tolerance`` (seconds, default 300) bounds the age of ``t``; None disables that check.
     """
-    secrets = secret_list(secret, scheme=SCHEME)
-    value = require_header(headers, SIGNATURE_HEADER, scheme=SCHEME)
+    secrets = c.secret_list(secret, scheme=SCHEME)
+    value = c.require_header(headers, SIGNATURE_HEADER, scheme=SCHEME)
     timestamps: list[str] = []
     signatures: list[str] = []
     for item in value.split(","):
@@ -83,7 +73,7 @@ def verify_lead_post(
     expected = [_v1(s, timestamp, body).encode("ascii") for s in secrets]
     found = False
     for presented in signatures:
-        found |= matches_any(expected, presented)
+        found |= c.matches_any(expected, presented)
     if not found:
         raise AuthenticationFailed(
             "bad_signature",
@@ -91,7 +81,7 @@ def verify_lead_post(
             "body is signed exactly as sent",
             scheme=SCHEME,
         )
-    signed_at = parse_unix_seconds(timestamp, scheme=SCHEME, what=f"t= in {SIGNATURE_HEADER}")
-    check_fresh(
+    signed_at = c.parse_unix_seconds(timestamp, scheme=SCHEME, what=f"t= in {SIGNATURE_HEADER}")
+    c.check_fresh(
         signed_at, tolerance=tolerance, now=now, scheme=SCHEME, what=f"t= in {SIGNATURE_HEADER}"
     )

@@ -10,45 +10,34 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from ._common import (
-    FormParams,
-    Secret,
-    Secrets,
-    bounded_pairs,
-    form_pairs,
-    matches_any,
-    parse_form,
-    require_header,
-    secret_list,
-    to_bytes,
-)
+from . import _common as c
 from .errors import AuthenticationFailed
 
 SCHEME = "mandrill"
 SIGNATURE_HEADER = "X-Mandrill-Signature"
 
 
-def mandrill_signature(webhook_key: Secret, url: str, params: FormParams) -> str:
+def mandrill_signature(webhook_key: c.Secret, url: str, params: c.FormParams) -> str:
     """The ``X-Mandrill-Signature`` value for ``url`` and the POST ``params``.
 
     A repeated parameter name counts once, with its last value (what PHP's ``$_POST``, which
     Mandrill's reference code uses, would see).
     """
     last: dict[str, str] = {}
-    for name, value in form_pairs(params):
+    for name, value in c.form_pairs(params):
         last[name] = value
     signed = url + "".join(name + last[name] for name in sorted(last))
-    mac = hmac.new(to_bytes(webhook_key), to_bytes(signed), hashlib.sha1)
+    mac = hmac.new(c.to_bytes(webhook_key), c.to_bytes(signed), hashlib.sha1)
     return base64.b64encode(mac.digest()).decode("ascii")
 
 
 def verify_mandrill(
-    webhook_key: Secrets,
+    webhook_key: c.Secrets,
     url: str,
     headers: Mapping[str, str],
     body: bytes,
     *,
-    params: FormParams | None = None,
+    params: c.FormParams | None = None,
 ) -> None:
     """Check a Mandrill webhook POST; return None or raise :class:`AuthenticationFailed`.
 
@@ -60,14 +49,14 @@ def verify_mandrill(
     :data:`~._common.MAX_FORM_FIELDS` parameters, refused before decoding), ``bad_signature``.
     Pure CPU (one pass to decode the form, one HMAC per key), never blocks.
     """
-    keys = secret_list(webhook_key, scheme=SCHEME, what="webhook key")
-    presented = require_header(headers, SIGNATURE_HEADER, scheme=SCHEME)
+    keys = c.secret_list(webhook_key, scheme=SCHEME, what="webhook key")
+    presented = c.require_header(headers, SIGNATURE_HEADER, scheme=SCHEME)
     if params is not None:
-        pairs = bounded_pairs(params, scheme=SCHEME)
+        pairs = c.bounded_pairs(params, scheme=SCHEME)
     else:
-        pairs = parse_form(body, scheme=SCHEME)
+        pairs = c.parse_form(body, scheme=SCHEME)
     expected = [mandrill_signature(key, url, pairs).encode("ascii") for key in keys]
-    if not matches_any(expected, presented):
+    if not c.matches_any(expected, presented):
         raise AuthenticationFailed(
             "bad_signature",
             f"{SIGNATURE_HEADER} does not match; check the webhook key (not the API key) and that "

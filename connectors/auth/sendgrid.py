@@ -102,3 +102,17 @@ def verify_sendgrid(
         )
     signed_at = parse_unix_seconds(timestamp, scheme=SCHEME, what=TIMESTAMP_HEADER)
     check_fresh(signed_at, tolerance=tolerance, now=now, scheme=SCHEME, what=TIMESTAMP_HEADER)
+
+
+def sendgrid_signature(private_key_pem: bytes, timestamp: str, body: bytes) -> str:
+    """The signature header value SendGrid would send for ``timestamp`` and ``body``, made
+    with the PEM private key whose public half is the verification key (tests, demo feeds).
+    Raises :class:`AuthConfigError` when the key is not an EC private key in PEM."""
+    try:
+        key = serialization.load_pem_private_key(private_key_pem, password=None)
+    except ValueError:
+        raise AuthConfigError(f"{SCHEME}: signing_key is not a PEM private key") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise AuthConfigError(f"{SCHEME}: signing_key is not an EC key")
+    signature = key.sign(timestamp.encode("utf-8") + body, _ECDSA_SHA256)
+    return base64.b64encode(signature).decode("ascii")

@@ -20,21 +20,7 @@ from collections.abc import Mapping
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-from ._common import (
-    MAX_FORM_FIELDS,
-    FormParams,
-    Secret,
-    Secrets,
-    bounded_pairs,
-    form_pairs,
-    matches_any,
-    parse_form,
-    require_header,
-    secret_list,
-    to_bytes,
-    too_many_fields,
-    url_query,
-)
+from . import _common as c
 from .errors import AuthenticationFailed
 
 SCHEME = "twilio"
@@ -45,15 +31,15 @@ MAX_FORM_BYTES: Final = 64 * 1024
 body is at most 1,600 characters; WhatsApp 4,096)."""
 
 
-def twilio_signature(auth_token: Secret, url: str, params: FormParams = ()) -> str:
+def twilio_signature(auth_token: c.Secret, url: str, params: c.FormParams = ()) -> str:
     """The ``X-Twilio-Signature`` value for ``url`` and form ``params`` (empty for JSON/GET)."""
     by_name: dict[str, set[str]] = {}
-    for name, value in form_pairs(params):
+    for name, value in c.form_pairs(params):
         by_name.setdefault(name, set()).add(value)
     parts = [url]
     for name in sorted(by_name):
         parts.extend(name + value for value in sorted(by_name[name]))
-    mac = hmac.new(to_bytes(auth_token), to_bytes("".join(parts)), hashlib.sha1)
+    mac = hmac.new(c.to_bytes(auth_token), c.to_bytes("".join(parts)), hashlib.sha1)
     return base64.b64encode(mac.digest()).decode("ascii")
 
 
@@ -82,12 +68,12 @@ def url_variants(url: str) -> tuple[str, ...]:
 
 
 def verify_twilio(
-    auth_token: Secrets,
+    auth_token: c.Secrets,
     url: str,
     headers: Mapping[str, str],
     body: bytes = b"",
     *,
-    params: FormParams | None = None,
+    params: c.FormParams | None = None,
 ) -> None:
     """Check a Twilio webhook; return None or raise :class:`AuthenticationFailed`.
 
@@ -100,25 +86,25 @@ def verify_twilio(
     :data:`~._common.MAX_FORM_FIELDS`), ``body_hash_mismatch``, ``bad_signature``. Pure CPU
     (bounded as above, one SHA-256 of a JSON body), never blocks.
     """
-    tokens = secret_list(auth_token, scheme=SCHEME, what="auth token")
-    presented = require_header(headers, SIGNATURE_HEADER, scheme=SCHEME)
+    tokens = c.secret_list(auth_token, scheme=SCHEME, what="auth token")
+    presented = c.require_header(headers, SIGNATURE_HEADER, scheme=SCHEME)
 
     try:
-        query = parse_qs(url_query(url), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        query = parse_qs(c.url_query(url), keep_blank_values=True, max_num_fields=c.MAX_FORM_FIELDS)
     except ValueError:
-        raise too_many_fields(SCHEME, MAX_FORM_FIELDS) from None
+        raise c.too_many_fields(SCHEME, c.MAX_FORM_FIELDS) from None
     body_hashes = query.get("bodySHA256")
     pairs: list[tuple[str, str]] = []
     if body_hashes:
         actual = hashlib.sha256(body).hexdigest().encode("ascii")
-        if not matches_any([actual], body_hashes[0].strip().lower()):
+        if not c.matches_any([actual], body_hashes[0].strip().lower()):
             raise AuthenticationFailed(
                 "body_hash_mismatch",
                 "the body does not match the bodySHA256 in the URL (was the body altered?)",
                 scheme=SCHEME,
             )
     elif params is not None:
-        pairs = bounded_pairs(params, scheme=SCHEME)
+        pairs = c.bounded_pairs(params, scheme=SCHEME)
     elif len(body) > MAX_FORM_BYTES:
         raise AuthenticationFailed(
             "malformed_request",
@@ -127,14 +113,14 @@ def verify_twilio(
             scheme=SCHEME,
         )
     else:
-        pairs = parse_form(body, scheme=SCHEME)
+        pairs = c.parse_form(body, scheme=SCHEME)
 
     expected = [
         twilio_signature(token, variant, pairs).encode("ascii")
         for token in tokens
         for variant in url_variants(url)
     ]
-    if not matches_any(expected, presented):
+    if not c.matches_any(expected, presented):
         raise AuthenticationFailed(
             "bad_signature",
             f"{SIGNATURE_HEADER} does not match; check the auth token and that the URL is exactly "

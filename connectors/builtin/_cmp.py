@@ -39,6 +39,60 @@ _PHONE_SHAPE = re.compile(r"(tel:)?\+?[\d\s().\-/]{6,22}")
 _ADDRESS_LIKE = re.compile(r"@|\d{6,}")
 
 
+_TRUE = frozenset({"true", "1", "yes", "y", "enabled", "granted", "opt_in"})
+_FALSE = frozenset({"false", "0", "no", "n", "disabled", "denied", "opt_out"})
+
+
+# -- payload shapes ---------------------------------------------------------------------
+
+
+def unflatten(data: dict[str, Any]) -> dict[str, Any]:
+    """``{"a__b__0__c": v}`` -> ``{"a": {"b": [{"c": v}]}}`` (a CMP's "flatten" delivery
+    mode, e.g. Didomi's)."""
+    root: dict[str, Any] = {}
+    for key, value in data.items():
+        parts = key.split("__")
+        node: Any = root
+        for here in parts[:-1]:
+            child = node.get(here) if isinstance(node, dict) else None
+            if child is None:
+                child = {}
+                node[here] = child
+            node = child
+        if isinstance(node, dict):
+            node[parts[-1]] = value
+    result: dict[str, Any] = _lists(root)
+    return result
+
+
+def _lists(node: Any) -> Any:
+    if isinstance(node, dict):
+        fixed = {k: _lists(v) for k, v in node.items()}
+        if fixed and all(k.isdigit() for k in fixed):
+            return [fixed[k] for k in sorted(fixed, key=int)]
+        return fixed
+    return node
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is an object, else an empty one (optional sub-objects)."""
+    return value if isinstance(value, dict) else {}
+
+
+def enabled(value: Any) -> bool | None:
+    """A consent flag as CMPs write it (booleans, 1/0, yes/no, granted/denied...); None
+    when it is none of them."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str | int):
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    return None
+
+
 # -- addresses --------------------------------------------------------------------------
 
 
@@ -84,7 +138,7 @@ def digest(value: str) -> str:
 
 
 def auth_mode(instance: tk.Instance, default: str = "token") -> str:
-    mode = str(instance.options.get("auth") or default)
+    mode = tk.option_text(instance, "auth", default)
     if mode not in ("token", "basic", "bearer", "header"):
         raise tk.AuthConfigError(
             f"instance {instance.name!r}: options.auth must be token, basic, bearer or header"
@@ -96,11 +150,10 @@ def auth_schema(default: str, modes: str, token_doc: str) -> tuple[tk.ConfigFiel
     """The options of :func:`verify`: ``auth`` (``modes``, ``default`` first), the token
     and its previous value, Basic credentials."""
     return (
-        tk.ConfigField("auth", modes, default=default, kind="text"),
-        tk.ConfigField("token", token_doc, secret=True),
-        tk.ConfigField("token_previous", "previous token while rotating", secret=True),
+        tk.option("auth", "text", modes, default),
+        *tk.rotating_secret("token", token_doc, required=False),
         tk.ConfigField("password", "Basic password (auth basic)", secret=True),
-        tk.ConfigField("username", "Basic user name (auth basic)", kind="text"),
+        tk.option("username", "text", "Basic user name (auth basic)"),
     )
 
 
@@ -191,6 +244,53 @@ def resolve(connector: tk.Connector, choices: Iterable[Choice]) -> list[Group]:
     return sorted(groups.values(), key=lambda g: (order[g.action], [c.value for c in g.channels]))
 
 
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consent record of a CMP about one subject: what each of its events shares."""
+
+    connector: tk.Connector
+    addr: tk.Address
+    occurred: int
+    received: int
+    controller: str
+
+    def events(
+        self,
+        groups: Sequence[Group],
+        dedupe: tuple[Any, ...],
+        *,
+        proof: Proof | None,
+        attributes: Mapping[str, Any],
+        expires_at_ms: int | None = None,
+    ) -> list[ConsentEvent]:
+        """One ConsentEvent per (action, channels) group; ids from ``dedupe`` (the
+        platform's identity of the consent record), the action and the channels."""
+        emit = tk.Emitter(self.connector, self.received)
+        return [
+            emit.consent(
+                (*dedupe, g.action.value, ",".join(c.value for c in g.channels)),
+                g.action,
+                self.addr,
+                self.occurred,
+                role=None,
+                channels=g.channels,
+                purposes=g.purposes,
+                unmapped=g.unmapped,
+                proof=proof,
+                expires_at_ms=expires_at_ms,
+                attributes=attributes,
+                controller=self.controller,
+            )
+            for g in groups
+        ]
+
+    def tcf(
+        self, raw: str, dedupe: tuple[Any, ...], record_ref: str | None = None
+    ) -> tuple[list[ConsentEvent], dict[str, Any]]:
+        """See :func:`tcf_events`."""
+        return _tcf(self, raw, dedupe, record_ref)
+
+
 def consent_events(
     connector: tk.Connector,
     groups: Sequence[Group],
@@ -204,26 +304,11 @@ def consent_events(
     attributes: Mapping[str, Any],
     expires_at_ms: int | None = None,
 ) -> list[ConsentEvent]:
-    """One ConsentEvent per (action, channels) group; ids from ``dedupe`` (the platform's
-    identity of the consent record), the action and the channels."""
-    emit = tk.Emitter(connector, received)
-    return [
-        emit.consent(
-            (*dedupe, g.action.value, ",".join(c.value for c in g.channels)),
-            g.action,
-            addr,
-            occurred,
-            role=None,
-            channels=g.channels,
-            purposes=g.purposes,
-            unmapped=g.unmapped,
-            proof=proof,
-            expires_at_ms=expires_at_ms,
-            attributes=attributes,
-            controller=controller,
-        )
-        for g in groups
-    ]
+    """:meth:`Record.events` of the record these arguments describe."""
+    record = Record(connector, addr, occurred, received, controller)
+    return record.events(
+        groups, dedupe, proof=proof, attributes=attributes, expires_at_ms=expires_at_ms
+    )
 
 
 # -- TCF --------------------------------------------------------------------------------
@@ -244,6 +329,12 @@ def tcf_events(
     string as ``vendor_receipt``, ``record_ref`` (the CMP's own record of this consent, when
     the payload names one) as the proof by reference. An undecodable string gives no events
     and ``tcf=undecodable`` in the attributes returned (for the other events of the payload)."""
+    return _tcf(Record(connector, addr, occurred, received, controller), raw, dedupe, record_ref)
+
+
+def _tcf(
+    record: Record, raw: str, dedupe: tuple[Any, ...], record_ref: str | None
+) -> tuple[list[ConsentEvent], dict[str, Any]]:
     try:
         tc = decode_tc_string(raw)
     except TCStringError:
@@ -279,15 +370,6 @@ def tcf_events(
         vendor_receipt=raw,
         record_ref=record_ref,
     )
-    events = consent_events(
-        connector,
-        resolve(connector, choices),
-        dedupe=(*dedupe, "tcf"),
-        occurred=occurred,
-        received=received,
-        addr=addr,
-        controller=controller,
-        proof=proof,
-        attributes=attrs,
-    )
+    groups = resolve(record.connector, choices)
+    events = record.events(groups, (*dedupe, "tcf"), proof=proof, attributes=attrs)
     return events, {"tcf": "decoded"}

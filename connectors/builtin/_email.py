@@ -57,15 +57,8 @@ def text(obj: Mapping[str, Any], key: str, field: str, *, required: bool = False
 
 
 def ident(obj: Mapping[str, Any], key: str, field: str, *, required: bool = False) -> str | None:
-    """An identifier as text: strings and integers (several platforms send int64 ids)."""
-    value = obj.get(key)
-    if value is None or value == "" or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise InvalidInput("missing_field", f"{field} is missing")
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidInput("bad_value", f"{field} is not a string or an integer")
-    return str(value).strip()
+    """``obj[key]`` as an identifier (see :func:`toolkit.ident`)."""
+    return tk.ident(obj.get(key), field, required=required)
 
 
 def sub(obj: Mapping[str, Any], key: str, field: str, *, required: bool = False) -> dict[str, Any]:
@@ -252,27 +245,18 @@ def unsigned_schema(
     """The options of a platform that signs nothing (Brevo, Mailjet): the shared token
     (and its previous value while rotating), where it travels, the account, the purpose key."""
     return (
-        tk.ConfigField("token", f"shared secret: {token_doc}", required=True, secret=True),
-        tk.ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
-        tk.ConfigField(
+        *tk.rotating_secret("token", f"shared secret: {token_doc}"),
+        tk.option(
             "basic_user",
+            "text",
             "user name of Basic credentials in the callback URL",
-            default="consentinel",
-            kind="text",
+            "consentinel",
         ),
-        tk.ConfigField(
-            "auth",
-            "where sign() puts the token: url, basic or bearer",
-            default=default_auth,
-            kind="text",
+        tk.option(
+            "auth", "text", "where sign() puts the token: url, basic or bearer", default_auth
         ),
-        tk.ConfigField("account", f"the {platform} account, reported as sender", kind="text"),
-        tk.ConfigField(
-            "purpose_key",
-            f"{purpose_doc} holding the sender's purpose",
-            default="purpose",
-            kind="text",
-        ),
+        tk.option("account", "text", f"the {platform} account, reported as sender"),
+        tk.option("purpose_key", "text", f"{purpose_doc} holding the sender's purpose", "purpose"),
     )
 
 

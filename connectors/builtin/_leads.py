@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from consentinel.connectors import toolkit as tk
-from consentinel.streams.events.errors import FatalConfigError, InvalidInput
+from consentinel.streams.events.codec import loads
+from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import Channel, ConsentAction, Proof, Scalar, UsageKind
 
 #: Channels a phone number can be used on; e-mail addresses have only ``email``.
@@ -29,15 +30,8 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
 
 
-def text_id(value: Any, field: str, *, required: bool = False) -> str | None:
-    """An identifier as text: strings and integers (Google and Meta ids are int64)."""
-    if value is None or value == "":
-        if required:
-            raise InvalidInput("missing_field", f"{field} is missing")
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidInput("bad_value", f"{field} is not a string or an integer")
-    return str(value).strip()
+#: an identifier as text (Google and Meta ids are int64): see :func:`toolkit.ident`
+text_id = tk.ident
 
 
 def flag(value: Any, field: str) -> bool:
@@ -102,21 +96,9 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, path, urlencode(query), ""))
 
 
-def mapping_option(instance: tk.Instance, name: str, problems: list[str]) -> dict[str, Any]:
-    """An option that must be a mapping (absent: empty); a problem is noted otherwise."""
-    value = instance.options.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        problems.append(f"option {name!r} must be a mapping")
-        return {}
-    return {str(k): v for k, v in value.items()}
-
-
-def check_options(instance: tk.Instance, problems: list[str]) -> None:
-    """Refuse to start with every problem listed (``FatalConfigError``)."""
-    if problems:
-        raise FatalConfigError(problems, f"connector instance {instance.name!r}")
+#: options checked at start (kept here for the lead connectors that import them)
+mapping_option = tk.mapping_option
+check_options = tk.check_options
 
 
 def lead_events(
@@ -234,6 +216,63 @@ class ChannelPolicy:
         return [c for c in dict.fromkeys(chosen) if c in fits]
 
 
+def lead_options(consent_doc: str, test_doc: str = "") -> tuple[tk.ConfigField, ...]:
+    """The options of :class:`ChannelPolicy` (``consent_doc``: what a consent id is on this
+    platform) and, with ``test_doc``, ``ingest_test_leads`` (see
+    :meth:`LeadConnector.skip_test`)."""
+    test = (tk.option("ingest_test_leads", "yes/no", test_doc, False),) if test_doc else ()
+    return (
+        tk.option("consent_channels", "mapping", f"{consent_doc} -> channel(s)", {}),
+        tk.option("phone_channel", "text", "channel of phone addresses", "sms"),
+        *test,
+    )
+
+
+class LeadConnector(tk.Connector):
+    """A lead generator: its options checked at start with every problem listed, the
+    channels of each address from a :class:`ChannelPolicy` (``self.channels``)."""
+
+    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
+        super().__init__(instance, edge)
+        problems: list[str] = []
+        self.channels = ChannelPolicy(instance, problems)
+        self.configure(problems)
+        check_options(instance, problems)
+
+    def configure(self, problems: list[str]) -> None:
+        """Read the connector's own options, noting each problem in ``problems``."""
+
+    def skip_test(self, is_test: bool) -> bool:
+        """A test lead is dropped unless the option ``ingest_test_leads`` is set."""
+        return is_test and not self.instance.options.get("ingest_test_leads", False)
+
+    def addresses(
+        self,
+        items: Any,
+        where: str,
+        pick: Callable[[dict[str, Any]], Iterable[tuple[str, Any]]],
+        missing: str,
+    ) -> list[LeadAddress]:
+        """The lead's distinct addresses from the list of answers ``items`` (``where`` names
+        it): ``pick`` gives the ``(kind, value)`` pairs of one answer (``kind`` ``email`` or
+        ``phone``; nothing for names and free text, personal data dropped unread; a blank or
+        non-text value is skipped). ``missing_field`` saying ``missing`` when there is none,
+        ``malformed_json`` when ``items`` is not a list of objects."""
+        if not isinstance(items, list):
+            raise InvalidInput("missing_field", f"{where} is missing or not a list")
+        out: dict[str, LeadAddress] = {}
+        for item in items:
+            if not isinstance(item, dict):
+                raise InvalidInput("malformed_json", f"{where}[] is not an object")
+            for kind, value in pick(item):
+                if isinstance(value, str) and value.strip():
+                    address = self.edge.address(value, kind)
+                    out.setdefault(address.key, LeadAddress(address, kind))
+        if not out:
+            raise InvalidInput("missing_field", missing)
+        return list(out.values())
+
+
 def _channel(value: Any, problems: list[str]) -> Channel | None:
     try:
         return Channel(str(value).strip().lower())
@@ -255,3 +294,50 @@ def parse_channels(values: Any, field: str) -> list[Channel]:
         except ValueError:
             raise InvalidInput("unknown_channel", f"{field} names an unknown channel") from None
     return out
+
+
+# -- flat lead fields (lead posts and lead files) -------------------------------------
+
+MAX_CELL = 512  # longest partner name, certificate or user agent kept
+
+
+def cell_text(value: Any, field: str) -> str | None:
+    """A flat lead field (a post or file cell) as text: numbers as their digits, blank is
+    None; ``bad_value`` naming ``field`` for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidInput("bad_value", f"{field} is not a text or a number")
+    return str(value).strip() or None
+
+
+def _cell_items(value: Any, field: str, separators: str) -> list[Any]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            value = loads(text)
+        else:
+            return [v for v in re.split(f"[{re.escape(separators)}]", text) if v.strip()]
+    if not isinstance(value, list):
+        raise InvalidInput("bad_value", f"{field} is not a list")
+    return value
+
+
+def cell_names(value: Any, field: str) -> list[str]:
+    """Partner or buyer names: strings, or objects with an ``id`` or ``name`` (a list, a JSON
+    array text, or a text split on ``|`` or ``;``), each cut to :data:`MAX_CELL`."""
+    if value is None:
+        return []
+    out = []
+    for item in _cell_items(value, field, "|;"):
+        if isinstance(item, dict):
+            item = item.get("id") or item.get("name")
+        name = cell_text(item, f"{field}[]")
+        if name:
+            out.append(name[:MAX_CELL])
+    return out
+
+
+def cell_keys(value: Any, field: str) -> list[str]:
+    """Purpose or channel keys: a list, a JSON array text, or a text split on ``|;,``."""
+    return [k for k in (cell_text(v, f"{field}[]") for v in _cell_items(value, field, "|;,")) if k]

@@ -1,6 +1,7 @@
 """Small helpers shared by the SMS-gateway and CMP connectors (twilio, vonage, cmcom, didomi,
-onetrust): request parameters, keyword classification, senders. Events, times, secrets and
-JSON bodies come from the toolkit.
+onetrust): request parameters, keyword classification, channels; the SMS events and senders
+(``_msgevents``) are re-exported here. Events, times, secrets and JSON bodies come from the
+toolkit.
 
 Nothing here sees an address except to hand it to ``Edge.address``; nothing logs.
 """
@@ -14,13 +15,19 @@ from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from consentinel.connectors import toolkit as tk
+from consentinel.connectors.builtin._msgevents import (
+    controller_for,
+    keyword_consent,
+    opted_out,
+    reply,
+    reply_to,
+    sender_scope,
+    sender_type,
+    status_report,
+)
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
     Channel,
-    ConsentAction,
-    ConsentEvent,
-    Proof,
-    UsageKind,
 )
 
 MAX_ATTR: Final = 200  # longest attribute string we keep
@@ -86,7 +93,7 @@ def id_list(values: Any) -> str:
     return bounded(",".join(items[:MAX_IDS]))
 
 
-# -- SMS keywords and senders -----------------------------------------------------------
+# -- SMS keywords -----------------------------------------------------------------------
 
 STOP_WORDS: Final = frozenset(
     {
@@ -125,29 +132,6 @@ def classify_keyword(body: str | None) -> str | None:
     return None
 
 
-def sender_type(sender: str | None) -> str:
-    """``short_code``, ``alphanumeric``, ``long_code`` (a full number) or ``unknown``."""
-    if not sender:
-        return "unknown"
-    digits = re.sub(r"[\s\-]", "", sender)
-    if re.fullmatch(r"\d{3,8}", digits):
-        return "short_code"
-    if re.fullmatch(r"\+?\d{9,17}", digits):
-        return "long_code"
-    if re.fullmatch(r"[A-Za-z0-9 .&\-_]{1,20}", sender) and re.search(r"[A-Za-z]", sender):
-        return "alphanumeric"
-    return "unknown"
-
-
-def sender_scope(sender: str | None) -> str | None:
-    """What a keyword opt-out is scoped to: a short code or alphanumeric id as given. A full
-    number is never put in ``scope`` (it would be an address in an event): None, i.e. the
-    opt-out covers every SMS of the controller (fails closed)."""
-    if sender and sender_type(sender) in ("short_code", "alphanumeric"):
-        return sender
-    return None
-
-
 def sms_channel(kind: str | None) -> Channel:
     """A gateway's channel name to ours; unsupported ones are ``unsupported_channel``."""
     name = (kind or "sms").strip().lower()
@@ -162,65 +146,19 @@ def sms_channel(kind: str | None) -> Channel:
     return mapping[name]
 
 
-def controller_for(connector: tk.Connector, *refs: str | None) -> str:
-    """``options['controllers']`` maps a sender / service / organization to a controller."""
-    table = connector.instance.options.get("controllers") or {}
-    if isinstance(table, Mapping):
-        for ref in refs:
-            if ref and isinstance(table.get(ref), str):
-                return str(table[ref])
-    return connector.instance.controller
+def split_channel(raw: str) -> tuple[Channel, str]:
+    """A gateway address with its channel prefix (``whatsapp:+33…``, ``rcs:…``) as
+    (channel, number); no prefix is SMS, an unknown one ``unsupported_channel``."""
+    prefix, sep, rest = raw.partition(":")
+    if sep and prefix.lower() in ("whatsapp", "rcs", "sms", "mms"):
+        return sms_channel(prefix), rest
+    if sep and prefix.isalpha():
+        return sms_channel(prefix), rest  # raises unsupported_channel
+    return Channel.SMS, raw
 
 
 def first(values: Iterable[str | None]) -> str | None:
     return next((v for v in values if v), None)
-
-
-def keyword_consent(
-    emit: tk.Emitter,
-    keyword: str,
-    dedupe: tuple[Any, ...],
-    address: tk.Address,
-    occurred: int,
-    *,
-    controller: str,
-    channel: Channel,
-    scope: str | None,
-    receipt: str | None,
-) -> ConsentEvent:
-    """The ConsentEvent of an SMS STOP (withdraw, all purposes) or START (grant of the
-    purpose mapped for the scope, else unmapped)."""
-    connector = emit.connector
-    purposes: list[str] = []
-    unmapped: list[str] = []
-    action = ConsentAction.WITHDRAW
-    if keyword == "start":
-        action = ConsentAction.GRANT
-        key = scope or "sms_opt_in"
-        canonical = (connector.purpose(scope) if scope else None) or connector.purpose("sms_opt_in")
-        if canonical:
-            purposes.append(canonical)
-        else:
-            unmapped.append(key)
-    proof = Proof(
-        method=f"keyword_{keyword}",
-        collected_at_ms=occurred,
-        collection_point=scope,
-        vendor_receipt=receipt,
-    )
-    return emit.consent(
-        dedupe,
-        action,
-        address,
-        occurred,
-        role=None,
-        channels=[channel],
-        purposes=purposes,
-        unmapped=unmapped,
-        scope=scope,
-        proof=proof,
-        controller=controller,
-    )
 
 
 def parse_form_pairs(body: bytes) -> list[tuple[str, str]]:
@@ -228,84 +166,29 @@ def parse_form_pairs(body: bytes) -> list[tuple[str, str]]:
     return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
-def opted_out(
-    emit: tk.Emitter,
-    receipt: str,
-    address: tk.Address,
-    occurred: int,
-    *,
-    channel: Channel,
-    scope: str | None,
-    controller: str,
-    evidence: str,
-) -> ConsentEvent:
-    """The withdrawal a gateway reports by refusing a send to a number on its opt-out list
-    (Twilio error 21610, Vonage err-code 9)."""
-    return emit.consent(
-        (receipt, "opted_out"),
-        ConsentAction.WITHDRAW,
-        address,
-        occurred,
-        role=None,
-        channels=[channel],
-        scope=scope,
-        proof=Proof(method="gateway_opt_out_list", vendor_receipt=receipt),
-        attributes={"evidence": evidence},
-        controller=controller,
-    )
-
-
-def reply(
-    emit: tk.Emitter,
-    dedupe: tuple[Any, ...],
-    consent_dedupe: tuple[Any, ...],
-    receipt: str | None,
-    address: tk.Address,
-    occurred: int,
-    *,
-    channel: Channel,
-    controller: str,
-    sender: str | None,
-    event_type: str,
-    keyword: str | None,
-    scope: str | None,
-    attributes: Mapping[str, Any],
-    list_id: str | None = None,
-    campaign_id: str | None = None,
-    tags: list[str] | None = None,
-) -> tk.Output:
-    """An inbound message: its REPLY usage (id from ``dedupe``) and, for STOP or START, the
-    keyword's consent event (id from ``consent_dedupe``)."""
-    out = tk.Output()
-    out.usage.append(
-        emit.usage(
-            dedupe,
-            UsageKind.REPLY,
-            address,
-            occurred,
-            role=None,
-            channel=channel,
-            controller=controller,
-            list_id=list_id,
-            campaign_id=campaign_id,
-            tags=tags,
-            sender=sender,
-            source_event_type=event_type,
-            attributes=attributes,
-        )
-    )
-    if keyword in ("stop", "start"):
-        out.consent.append(
-            keyword_consent(
-                emit,
-                keyword,
-                consent_dedupe,
-                address,
-                occurred,
-                controller=controller,
-                channel=channel,
-                scope=scope,
-                receipt=receipt,
-            )
-        )
-    return out
+__all__ = [
+    "HELP_WORDS",
+    "MAX_ATTR",
+    "MAX_IDS",
+    "START_WORDS",
+    "STOP_WORDS",
+    "bounded",
+    "ci_get",
+    "classify_keyword",
+    "controller_for",
+    "first",
+    "flat_params",
+    "id_list",
+    "is_json",
+    "keyword_consent",
+    "opted_out",
+    "parse_form_pairs",
+    "reply",
+    "reply_to",
+    "sender_scope",
+    "sender_type",
+    "sms_channel",
+    "split_channel",
+    "status_report",
+    "text",
+]

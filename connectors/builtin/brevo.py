@@ -49,7 +49,7 @@ from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.records import ConsentAction, UsageKind
+from consentinel.streams.events.records import ConsentAction, ConsentEvent, UsageKind
 
 TRANSACTIONAL: dict[str, UsageKind] = {
     "request": UsageKind.SEND,
@@ -102,7 +102,7 @@ class BrevoConnector(em.UnsignedBatchConnector):
     produces: ClassVar[str] = "usage+consent"
     auth: ClassVar[str] = "unsigned: shared token as Basic credentials, bearer token or in the URL"
     #: Brevo drops a webhook answered with any 5xx; a 429 makes it retry
-    busy_status: ClassVar[int] = 429
+    busy_status = 429
     events: ClassVar[tuple[str, ...]] = (
         "delivered",
         "opened",
@@ -142,45 +142,40 @@ class BrevoConnector(em.UnsignedBatchConnector):
         address = em.email(self.edge, item.get("email"), f"{where}.email")
         occurred, stamp = _when(item, ("ts_epoch", "ts_event", "ts"), where)
         message_id = em.ident(item, "message-id", f"{where}.message-id")
-        dedupe = ("transactional", message_id, event, stamp, address.key)
+        at = emit.at(("transactional", message_id, event, stamp, address.key), address, occurred)
         # a Message-ID looks like an address (local@host): kept only as a hash
         receipt = hashlib.sha256(message_id.encode("utf-8")).hexdigest() if message_id else None
-        vendor_purpose = em.metadata_purpose(item.get("X-Mailin-custom"), self._purpose_key)
-        purpose = em.declared_purpose(self, vendor_purpose)
-        out = tk.Output(
-            usage=[
-                emit.usage(
-                    dedupe,
-                    kind,
-                    address,
-                    occurred,
-                    source_event_type=event,
-                    tags=em.strings(item.get("tags")) or em.strings(item.get("tag")),
-                    list_id=em.ident(item, "template_id", f"{where}.template_id"),
-                    sender=self._account,
-                    declared_purpose=purpose,
-                    attributes={
-                        "message_id_sha256": receipt,
-                        "vendor_purpose": vendor_purpose if purpose is None else None,
-                        "proxy_open": True if "proxy" in event else None,
-                        "url_host": em.url_host(item.get("link")) if event == "click" else None,
-                        "webhook_id": em.attr_text(em.ident(item, "id", f"{where}.id")),
-                    },
-                )
-            ]
+        vendor_purpose = em.metadata_purpose(
+            item.get("X-Mailin-custom"), tk.option_text(self.instance, "purpose_key", "purpose")
         )
+        purpose = em.declared_purpose(self, vendor_purpose)
+        attributes = {
+            "message_id_sha256": receipt,
+            "vendor_purpose": vendor_purpose if purpose is None else None,
+            "proxy_open": True if "proxy" in event else None,
+            "url_host": em.url_host(item.get("link")) if event == "click" else None,
+            "webhook_id": em.attr_text(em.ident(item, "id", f"{where}.id")),
+        }
+        usage = at.usage(
+            kind,
+            source_event_type=event,
+            tags=em.strings(item.get("tags")) or em.strings(item.get("tag")),
+            list_id=em.ident(item, "template_id", f"{where}.template_id"),
+            sender=tk.option_text(self.instance, "account") or None,
+            declared_purpose=purpose,
+            attributes=attributes,
+        )
+        out = tk.Output(usage=[usage])
         if event in _WITHDRAW:
-            out.consent.append(
-                emit.proven(
-                    dedupe,
-                    ConsentAction.WITHDRAW,
-                    address,
-                    occurred,
-                    method=_WITHDRAW[event],
-                    collection_point="brevo:transactional",
-                    vendor_receipt=receipt,
-                )
+            point = "brevo:transactional"
+            method = _WITHDRAW[event]
+            withdraw = at.proven(
+                ConsentAction.WITHDRAW,
+                method=method,
+                collection_point=point,
+                vendor_receipt=receipt,
             )
+            out.consent.append(withdraw)
         return out
 
     # -- marketing -------------------------------------------------------------------
@@ -197,30 +192,18 @@ class BrevoConnector(em.UnsignedBatchConnector):
         campaign = em.ident(item, "camp_id", f"{where}.camp_id")
         lists = em.id_list(item.get("list_id"), f"{where}.list_id")
         dedupe = ("marketing", campaign, address.key, event, stamp)
+        at = emit.at(dedupe, address, occurred)
+
+        def per_list(action: ConsentAction, method: str) -> list[ConsentEvent]:
+            return [
+                emit.at((*dedupe, list_id), address, occurred).scoped(
+                    action, scope=list_id, platform="brevo", method=method, vendor_receipt=campaign
+                )
+                for list_id in lists
+            ]
+
         if event == "list_addition":
-            return tk.Output(
-                consent=[
-                    self._list_consent(
-                        emit,
-                        dedupe,
-                        ConsentAction.GRANT,
-                        address,
-                        occurred,
-                        list_id,
-                        "list_addition",
-                        campaign,
-                    )
-                    for list_id in lists
-                ]
-            )
-        kind = MARKETING[event]
-        common: dict[str, Any] = {
-            "source_event_type": event,
-            "tags": em.strings(item.get("tag")) or em.strings(item.get("tags")),
-            "campaign_id": campaign,
-            "list_id": lists[0] if len(lists) == 1 else None,
-            "sender": self._account,
-        }
+            return tk.Output(consent=per_list(ConsentAction.GRANT, "list_addition"))
         attributes: dict[str, Any] = {
             "campaign_name": em.attr_text(em.text(item, "campaign name", f"{where}.campaign name")),
             "list_ids": ",".join(lists)[:256] if lists else None,
@@ -229,78 +212,29 @@ class BrevoConnector(em.UnsignedBatchConnector):
             if event == "click"
             else None,
         }
-        send_from = "delivered" if event == "delivered" else None
-        out = tk.Output(
-            usage=emit.usages(
-                dedupe,
-                kind,
-                address,
-                occurred,
-                send_derived_from=send_from,
-                attributes=attributes,
-                **common,
+        usages = at.usages(
+            MARKETING[event],
+            send_derived_from="delivered" if event == "delivered" else None,
+            attributes=attributes,
+            source_event_type=event,
+            tags=em.strings(item.get("tag")) or em.strings(item.get("tags")),
+            campaign_id=campaign,
+            list_id=lists[0] if len(lists) == 1 else None,
+            sender=tk.option_text(self.instance, "account") or None,
+        )
+        out = tk.Output(usage=usages)
+        if event == "unsubscribe" and lists:
+            out.consent.extend(per_list(ConsentAction.WITHDRAW, "unsubscribe_link"))
+        elif event in _WITHDRAW:
+            method = _WITHDRAW[event]
+            withdraw = at.proven(
+                ConsentAction.WITHDRAW,
+                method=method,
+                collection_point="brevo:marketing",
+                vendor_receipt=campaign,
             )
-        )
-        if event in _WITHDRAW:
-            if event == "unsubscribe" and lists:
-                out.consent.extend(
-                    self._list_consent(
-                        emit,
-                        dedupe,
-                        ConsentAction.WITHDRAW,
-                        address,
-                        occurred,
-                        list_id,
-                        "unsubscribe_link",
-                        campaign,
-                    )
-                    for list_id in lists
-                )
-            else:
-                out.consent.append(
-                    emit.proven(
-                        dedupe,
-                        ConsentAction.WITHDRAW,
-                        address,
-                        occurred,
-                        method=_WITHDRAW[event],
-                        collection_point="brevo:marketing",
-                        vendor_receipt=campaign,
-                    )
-                )
+            out.consent.append(withdraw)
         return out
-
-    def _list_consent(
-        self,
-        emit: tk.Emitter,
-        dedupe: tuple[object, ...],
-        action: ConsentAction,
-        address: tk.Address,
-        occurred: int,
-        list_id: str,
-        method: str,
-        campaign: str | None,
-    ) -> Any:
-        return emit.proven(
-            (*dedupe, list_id),
-            action,
-            address,
-            occurred,
-            vendor_purposes=[list_id],
-            scope=list_id,
-            method=method,
-            collection_point=f"brevo:list:{list_id}",
-            vendor_receipt=campaign,
-        )
-
-    @property
-    def _purpose_key(self) -> str:
-        return str(self.instance.options.get("purpose_key") or "purpose")
-
-    @property
-    def _account(self) -> str | None:
-        account = self.instance.options.get("account")
-        return str(account) if account else None
 
 
 def _when(item: Mapping[str, Any], fields: tuple[str, ...], where: str) -> tuple[int, str]:

@@ -27,6 +27,7 @@ Inbound MO (JSON with ``from`` and ``message``; a flat form variant is accepted 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
@@ -59,7 +60,7 @@ _KINDS = {
 
 
 def _token_param(instance: tk.Instance) -> str:
-    return str(instance.options.get("token_param") or "token")
+    return tk.option_text(instance, "token_param", "token")
 
 
 def _scalar(value: Any, key: str) -> str | None:
@@ -82,13 +83,10 @@ class CMComConnector(tk.Connector):
         "messages, else receive time"
     )
     config_schema = (
-        tk.ConfigField("token", "secret in the callback URL", required=True, secret=True),
-        tk.ConfigField("token_previous", "previous URL secret while rotating", secret=True),
-        tk.ConfigField(
-            "token_param", "query parameter carrying the token", default="token", kind="text"
-        ),
-        tk.ConfigField("sender", "our sender id / short code, for status reports", kind="text"),
-        tk.ConfigField("controllers", "map sender / short code -> controller", kind="mapping"),
+        *tk.rotating_secret("token", "secret in the callback URL"),
+        tk.option("token_param", "text", "query parameter carrying the token", "token"),
+        tk.option("sender", "text", "our sender id / short code, for status reports"),
+        tk.option("controllers", "mapping", "map sender / short code -> controller"),
     )
 
     def verify(self, request: tk.Request) -> None:
@@ -103,12 +101,9 @@ class CMComConnector(tk.Connector):
             if isinstance(messages, Mapping):
                 reports = messages.get("msg")
                 items = reports if isinstance(reports, list) else [reports]
-                out = tk.Output()
-                for item in items:
-                    if not isinstance(item, Mapping):
-                        raise InvalidInput("missing_field", "messages.msg is not an object")
-                    out.extend(self._status(request, item))
-                return out
+                refused = "messages.msg is not an object"
+                report = partial(self._status, request)
+                return tk.map_all(items, report, refused, code="missing_field")
             if "from" in data and "message" in data:
                 return self._inbound(request, data)
             raise InvalidInput("unknown_event", "neither a status report nor an inbound message")
@@ -163,12 +158,9 @@ class CMComConnector(tk.Connector):
         dedupe = (
             (reference, addr.key, "send") if kind is UsageKind.SEND else (reference, addr.key, code)
         )
-        usage = tk.Emitter(self, received).usage(
-            dedupe,
+        return u.status_report(
+            tk.Emitter(self, received).at(dedupe, addr, occurred),
             kind,
-            addr,
-            occurred,
-            role=None,
             channel=channel or Channel.SMS,
             controller=u.controller_for(self, sender),
             campaign_id=u.bounded(reference) if reference else None,
@@ -178,7 +170,6 @@ class CMComConnector(tk.Connector):
             source_event_type=f"status.{status}",
             attributes=attrs,
         )
-        return tk.Output(usage=[usage])
 
     def _inbound(self, request: tk.Request, d: Mapping[str, Any]) -> tk.Output:
         number = _scalar(u.ci_get(d, "from"), "number")
@@ -202,20 +193,14 @@ class CMComConnector(tk.Connector):
         ][:3]
         # CM.com gives an MO no id of its own: sender, time and text identify it (hashed)
         dedupe = ("mo", addr.key, own, stamp, reference, body if isinstance(body, str) else "")
-        return u.reply(
-            tk.Emitter(self, received),
-            dedupe,
+        return u.reply_to(
+            tk.Emitter(self, received).at(dedupe, addr, occurred),
             (*dedupe, "consent"),
             reference,
-            addr,
-            occurred,
-            channel=channel,
-            controller=u.controller_for(self, own),
-            sender=own,
-            event_type="mo",
+            own=own,
             keyword=keyword,
-            scope=u.sender_scope(own),
-            attributes={"keyword": keyword or "none", "sender_type": u.sender_type(own)},
+            channel=channel,
+            event_type="mo",
             campaign_id=u.bounded(reference) if reference else None,
             tags=groupings,
         )

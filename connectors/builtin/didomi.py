@@ -47,51 +47,6 @@ _TYPES = frozenset(
         "user.deleted",
     }
 )
-_TRUE = frozenset({"true", "1", "yes", "y", "enabled", "granted", "opt_in"})
-_FALSE = frozenset({"false", "0", "no", "n", "disabled", "denied", "opt_out"})
-
-
-def _unflatten(data: dict[str, Any]) -> dict[str, Any]:
-    """``{"a__b__0__c": v}`` -> ``{"a": {"b": [{"c": v}]}}`` (Didomi's flatten mode)."""
-    root: dict[str, Any] = {}
-    for key, value in data.items():
-        parts = key.split("__")
-        node: Any = root
-        for here in parts[:-1]:
-            child = node.get(here) if isinstance(node, dict) else None
-            if child is None:
-                child = {}
-                node[here] = child
-            node = child
-        if isinstance(node, dict):
-            node[parts[-1]] = value
-    result: dict[str, Any] = _lists(root)
-    return result
-
-
-def _lists(node: Any) -> Any:
-    if isinstance(node, dict):
-        fixed = {k: _lists(v) for k, v in node.items()}
-        if fixed and all(k.isdigit() for k in fixed):
-            return [fixed[k] for k in sorted(fixed, key=int)]
-        return fixed
-    return node
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _enabled(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str | int):
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-    return None
 
 
 class DidomiConnector(tk.Connector):
@@ -110,14 +65,12 @@ class DidomiConnector(tk.Connector):
             "token (default), basic, bearer or header",
             "URL/bearer/header token (auth token|bearer|header)",
         ),
-        tk.ConfigField(
-            "token_param", "query parameter of the URL token", default="token", kind="text"
+        tk.option("token_param", "text", "query parameter of the URL token", "token"),
+        tk.option(
+            "purpose_channels", "mapping", "vendor purpose id -> channel or list of channels"
         ),
-        tk.ConfigField(
-            "purpose_channels", "vendor purpose id -> channel or list of channels", kind="mapping"
-        ),
-        tk.ConfigField("regulations", "only these regulations (default: all)", kind="list"),
-        tk.ConfigField("controllers", "organization_id -> controller", kind="mapping"),
+        tk.option("regulations", "list", "only these regulations (default: all)"),
+        tk.option("controllers", "mapping", "organization_id -> controller"),
     )
 
     def verify(self, request: tk.Request) -> None:
@@ -126,21 +79,21 @@ class DidomiConnector(tk.Connector):
     def map_request(self, request: tk.Request) -> tk.Output:
         data = tk.json_object(request.body)
         if any("__" in str(k) for k in data):
-            data = _unflatten(data)
+            data = _cmp.unflatten(data)
         kind = u.text(data, "type", required=True)
         if kind not in _TYPES:
             raise InvalidInput("unknown_event", "type is not a Didomi event or user webhook")
         if kind == "event.deleted":
             return tk.Output()
-        params = _obj(data.get("parameters"))
-        entity = _obj(params.get("new_entity") or params.get("entity"))
+        params = _cmp.obj(data.get("parameters"))
+        entity = _cmp.obj(params.get("new_entity") or params.get("entity"))
         if not entity:
             raise InvalidInput("missing_field", "parameters.entity / new_entity is missing")
         regulation = (u.text(data, "regulation") or u.text(entity, "regulation") or "gdpr").lower()
         wanted = self.instance.options.get("regulations")
         if isinstance(wanted, list) and wanted and regulation not in wanted:
             return tk.Output()
-        user = _obj(entity.get("user")) if kind.startswith("event.") else entity
+        user = _cmp.obj(entity.get("user")) if kind.startswith("event.") else entity
         region = _cmp.region_of(user.get("country"), self.instance.default_region)
         addr, _ = _cmp.address(
             self.edge,
@@ -172,7 +125,7 @@ class DidomiConnector(tk.Connector):
                 controller=controller,
             )
             return tk.Output(consent=[erase])
-        consents = _obj(entity.get("consents"))
+        consents = _cmp.obj(entity.get("consents"))
         status = (u.text(entity, "status") or "confirmed").lower()
         if status != "confirmed":
             attrs["status"] = u.bounded(status)
@@ -181,7 +134,7 @@ class DidomiConnector(tk.Connector):
         )
         if values_only:
             attrs["purposes_with_values_only"] = values_only
-        vendors = _obj(consents.get("vendors"))
+        vendors = _cmp.obj(consents.get("vendors"))
         for side in ("enabled", "disabled"):
             listed = vendors.get(side)
             if isinstance(listed, list):
@@ -195,34 +148,14 @@ class DidomiConnector(tk.Connector):
             vendor_receipt=u.bounded(entity_id) if entity_id else None,
             record_ref=u.bounded(entity_id) if entity_id else None,
         )
-        out = tk.Output()
+        record = _cmp.Record(self, addr, occurred, received, controller)
         tc_string = u.text(consents, "tcfcs") or u.text(entity, "tcfcs")
         tcf: list[ConsentEvent] = []
         if tc_string:
-            tcf, tcf_attrs = _cmp.tcf_events(
-                self,
-                tc_string,
-                dedupe=dedupe,
-                occurred=occurred,
-                received=received,
-                addr=addr,
-                controller=controller,
-                record_ref=u.bounded(entity_id) if entity_id else None,
-            )
+            tcf, tcf_attrs = record.tcf(tc_string, dedupe, record_ref=proof.record_ref)
             attrs.update(tcf_attrs)
-        out.consent.extend(
-            _cmp.consent_events(
-                self,
-                _cmp.resolve(self, choices),
-                dedupe=dedupe,
-                occurred=occurred,
-                received=received,
-                addr=addr,
-                controller=controller,
-                proof=proof,
-                attributes=attrs,
-            )
-        )
+        groups = _cmp.resolve(self, choices)
+        out = tk.Output(consent=record.events(groups, dedupe, proof=proof, attributes=attrs))
         out.consent.extend(tcf)
         return out
 
@@ -235,7 +168,7 @@ class DidomiConnector(tk.Connector):
             vendor_id = u.text(item, "id")
             if vendor_id is None:
                 raise InvalidInput("missing_field", "a purpose in consents.purposes has no id")
-            enabled = _enabled(item.get("enabled"))
+            enabled = _cmp.enabled(item.get("enabled"))
             if enabled is None:
                 values_only += 1
                 continue
@@ -249,12 +182,12 @@ class DidomiConnector(tk.Connector):
 
     @staticmethod
     def _collection_point(entity: Mapping[str, Any], user: Mapping[str, Any]) -> str | None:
-        for meta in (_obj(entity.get("metadata")), _obj(user.get("metadata"))):
+        for meta in (_cmp.obj(entity.get("metadata")), _cmp.obj(user.get("metadata"))):
             for key in ("form", "collection_point", "source", "domain", "url"):
                 label = _cmp.safe_label(meta.get(key))
                 if label:
                     return label
-        return _cmp.safe_label(_obj(entity.get("source")).get("domain"))
+        return _cmp.safe_label(_cmp.obj(entity.get("source")).get("domain"))
 
     @staticmethod
     def _proof_id(entity: Mapping[str, Any]) -> str | None:
@@ -273,7 +206,7 @@ class DidomiConnector(tk.Connector):
         vendor_id = u.ci_get(row, "purpose_id", "purpose")
         if not isinstance(vendor_id, str | int) or not str(vendor_id).strip():
             raise InvalidInput("missing_field", "the row has no purpose column")
-        enabled = _enabled(u.ci_get(row, "enabled", "status", "consent", "value"))
+        enabled = _cmp.enabled(u.ci_get(row, "enabled", "status", "consent", "value"))
         if enabled is None:
             raise InvalidInput("missing_field", "the row has no enabled/status column")
         stamp = u.ci_get(row, "updated_at", "created_at", "date", "timestamp")
@@ -290,24 +223,17 @@ class DidomiConnector(tk.Connector):
         if isinstance(regulation, str):
             attrs["regulation"] = u.bounded(regulation.lower())
         row_id = u.ci_get(row, "event_id", "id")
-        return tk.Output(
-            consent=_cmp.consent_events(
-                self,
-                groups,
-                dedupe=("export", row_id, addr.key, vendor, occurred),
-                occurred=occurred,
-                received=tk.received_ms(None),
-                addr=addr,
-                controller=u.controller_for(self, u.ci_get(row, "organization_id")),
-                proof=Proof(
-                    method="cmp_export",
-                    collected_at_ms=occurred,
-                    vendor_receipt=u.bounded(row_id) if isinstance(row_id, str) else None,
-                    record_ref=u.bounded(row_id) if isinstance(row_id, str) else None,
-                ),
-                attributes=attrs,
-            )
+        receipt = u.bounded(row_id) if isinstance(row_id, str) else None
+        controller = u.controller_for(self, u.ci_get(row, "organization_id"))
+        record = _cmp.Record(self, addr, occurred, tk.received_ms(None), controller)
+        proof = Proof(
+            method="cmp_export",
+            collected_at_ms=occurred,
+            vendor_receipt=receipt,
+            record_ref=receipt,
         )
+        dedupe = ("export", row_id, addr.key, vendor, occurred)
+        return tk.Output(consent=record.events(groups, dedupe, proof=proof, attributes=attrs))
 
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:

@@ -27,7 +27,6 @@ no events unless the option ``ingest_test_leads`` is set (then usage is flagged 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -40,14 +39,7 @@ from consentinel.streams.events.records import (
     Scalar,
 )
 
-from ._leads import (
-    ChannelPolicy,
-    LeadAddress,
-    check_options,
-    flag,
-    lead_events,
-    text_id,
-)
+from ._leads import LeadConnector, flag, lead_events, lead_options, text_id
 
 EMAIL_COLUMNS = frozenset({"EMAIL", "WORK_EMAIL"})
 PHONE_COLUMNS = frozenset({"PHONE_NUMBER", "WORK_PHONE"})
@@ -61,7 +53,7 @@ _ATTRIBUTES = (
 )
 
 
-class GoogleAdsLeadsConnector(tk.Connector):
+class GoogleAdsLeadsConnector(LeadConnector):
     name = "google_ads_leads"
     title = "Google Ads lead form webhook: leads with a form-level (implicit) consent"
     produces = "usage+consent"
@@ -69,22 +61,9 @@ class GoogleAdsLeadsConnector(tk.Connector):
     events: ClassVar[tuple[str, ...]] = ("lead",)
     event_time: ClassVar[str] = "receive time (Google sends no submission time)"
     config_schema = (
-        tk.ConfigField(
-            "google_key", "the key typed into the lead form webhook", required=True, secret=True
-        ),
-        tk.ConfigField("google_key_previous", "previous key, while rotating", secret=True),
-        tk.ConfigField("consent_channels", "form id -> channel(s)", default={}, kind="mapping"),
-        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms", kind="text"),
-        tk.ConfigField(
-            "ingest_test_leads", "map is_test leads (flagged)", default=False, kind="yes/no"
-        ),
+        *tk.rotating_secret("google_key", "the key typed into the lead form webhook"),
+        *lead_options("form id", "map is_test leads (flagged)"),
     )
-
-    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
-        super().__init__(instance, edge)
-        problems: list[str] = []
-        self.channels = ChannelPolicy(instance, problems)
-        check_options(instance, problems)
 
     def verify(self, request: tk.Request) -> None:
         presented = None
@@ -107,9 +86,13 @@ class GoogleAdsLeadsConnector(tk.Connector):
         lead_id = text_id(lead.get("lead_id"), "lead_id", required=True)
         form_id = text_id(lead.get("form_id"), "form_id", required=True) or ""
         test = flag(lead.get("is_test"), "is_test")
-        if test and not self.instance.options.get("ingest_test_leads", False):
+        if self.skip_test(test):
             return tk.Output()
-        addresses = self._addresses(lead.get("user_column_data"))
+        rows, missing = (
+            lead.get("user_column_data"),
+            "user_column_data has no EMAIL or PHONE_NUMBER",
+        )
+        addresses = self.addresses(rows, "user_column_data", _column, missing)
         attributes: dict[str, Scalar] = {"lead_id": lead_id or ""}
         for key in _ATTRIBUTES:
             value = text_id(lead.get(key), key)
@@ -140,27 +123,14 @@ class GoogleAdsLeadsConnector(tk.Connector):
             keyed_consents=False,
         )
 
-    def _addresses(self, rows: Any) -> list[LeadAddress]:
-        if not isinstance(rows, list):
-            raise InvalidInput("missing_field", "user_column_data is missing or not a list")
-        found: dict[str, LeadAddress] = {}
-        for row in rows:
-            if not isinstance(row, dict):
-                raise InvalidInput("malformed_json", "user_column_data[] is not an object")
-            column = row.get("column_id")
-            column = column.strip().upper() if isinstance(column, str) else ""
-            kind = (
-                "email" if column in EMAIL_COLUMNS else "phone" if column in PHONE_COLUMNS else None
-            )
-            if kind is None:
-                continue  # FULL_NAME and other answers: personal data, dropped unread
-            value = row.get("string_value")
-            if isinstance(value, str) and value.strip():
-                address = self.edge.address(value, kind)
-                found.setdefault(address.key, LeadAddress(address, kind))
-        if not found:
-            raise InvalidInput("missing_field", "user_column_data has no EMAIL or PHONE_NUMBER")
-        return list(found.values())
+
+def _column(row: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``(kind, value)`` of an e-mail or phone column of ``user_column_data``."""
+    column = row.get("column_id")
+    column = column.strip().upper() if isinstance(column, str) else ""
+    if column in EMAIL_COLUMNS or column in PHONE_COLUMNS:
+        return [("email" if column in EMAIL_COLUMNS else "phone", row.get("string_value"))]
+    return []
 
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
@@ -174,8 +144,4 @@ def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     if not isinstance(data, dict):
         return request
     data["google_key"] = instance.secret("google_key").decode("utf-8")
-    body = dumps(data)
-    headers = dict(request.headers)
-    if "content-length" in headers:
-        headers["content-length"] = str(len(body))
-    return dataclasses.replace(request, body=body, headers=headers)
+    return request.with_body(dumps(data))

@@ -52,7 +52,6 @@ Events, per address (e-mail and phone each keyed on their own):
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -60,7 +59,6 @@ from typing import Any, ClassVar
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import lead_post_signature, verify_lead_post
 from consentinel.connectors.toolkit import times as tt
-from consentinel.streams.events.codec import loads
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
     ConsentAction,
@@ -70,10 +68,14 @@ from consentinel.streams.events.records import (
 )
 
 from ._leads import (
-    ChannelPolicy,
+    MAX_CELL,
     LeadAddress,
-    check_options,
+    LeadConnector,
+    cell_keys,
+    cell_names,
+    cell_text,
     flag,
+    lead_options,
     mapping_option,
     parse_channels,
     safe_url,
@@ -105,10 +107,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 ID_FIELDS = ("vendor_id", "affiliate_id", "pub_id", "sub_id", "campaign_id", "list_id")
 PURPOSE_FALLBACK = ("list_id", "campaign_id", "vendor_id")
-_MAX_TEXT = 512
 
 
-class LeadPostConnector(tk.Connector):
+class LeadPostConnector(LeadConnector):
     name = "lead_post"
     title = "Signed lead / co-registration posts and lead batch files (one consent per partner)"
     produces = "usage+consent"
@@ -116,36 +117,17 @@ class LeadPostConnector(tk.Connector):
     events: ClassVar[tuple[str, ...]] = ("lead",)
     event_time: ClassVar[str] = 'consent: "optin_time"; use: "delivered_at", else receive time'
     config_schema = (
-        tk.ConfigField(
-            "signing_secret", "secret shared with the lead vendor", required=True, secret=True
-        ),
-        tk.ConfigField("signing_secret_previous", "previous secret, while rotating", secret=True),
-        tk.ConfigField(
-            "tolerance_s", "accepted age of the signed timestamp (s)", default=300, kind="number"
-        ),
-        tk.ConfigField(
-            "field_map", "canonical field -> the vendor's key(s)", default={}, kind="mapping"
-        ),
-        tk.ConfigField(
-            "controller_aliases",
-            "partner / buyer name -> controller id",
-            default={},
-            kind="mapping",
-        ),
-        tk.ConfigField(
-            "consent_channels", "vendor purpose -> channel(s)", default={}, kind="mapping"
-        ),
-        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms", kind="text"),
-        tk.ConfigField("ingest_test_leads", "map is_test leads", default=False, kind="yes/no"),
+        *tk.rotating_secret("signing_secret", "secret shared with the lead vendor"),
+        tk.option("tolerance_s", "number", "accepted age of the signed timestamp (s)", 300),
+        tk.option("field_map", "mapping", "canonical field -> the vendor's key(s)", {}),
+        tk.option("controller_aliases", "mapping", "partner / buyer name -> controller id", {}),
+        *lead_options("vendor purpose", "map is_test leads"),
     )
 
-    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
-        super().__init__(instance, edge)
-        problems: list[str] = []
-        self.channels = ChannelPolicy(instance, problems)
-        aliases = mapping_option(instance, "controller_aliases", problems)
+    def configure(self, problems: list[str]) -> None:
+        aliases = mapping_option(self.instance, "controller_aliases", problems)
         self.aliases = {k.strip().lower(): str(v) for k, v in aliases.items()}
-        custom = mapping_option(instance, "field_map", problems)
+        custom = mapping_option(self.instance, "field_map", problems)
         self.fields = dict(FIELDS)
         for name, keys in custom.items():
             listed = [keys] if isinstance(keys, str) else keys
@@ -153,13 +135,12 @@ class LeadPostConnector(tk.Connector):
                 problems.append(f"field_map[{name!r}]: a known field mapped to a key or keys")
                 continue
             self.fields[name] = tuple(str(k).lower() for k in listed) + FIELDS[name]
-        tolerance = instance.options.get("tolerance_s", 300)
+        tolerance = self.instance.options.get("tolerance_s", 300)
         self.tolerance: float | None = None
         if isinstance(tolerance, int | float) and not isinstance(tolerance, bool) and tolerance > 0:
             self.tolerance = float(tolerance)
         elif tolerance is not None:
             problems.append("tolerance_s must be a positive number of seconds (or null)")
-        check_options(instance, problems)
 
     def verify(self, request: tk.Request) -> None:
         verify_lead_post(
@@ -197,26 +178,32 @@ class LeadPostConnector(tk.Connector):
 
     def _lead(self, raw: Mapping[str, Any], received: int | None, idem: str | None) -> tk.Output:
         lead = {str(k).strip().lower(): v for k, v in raw.items()}
-        if flag(self._get(lead, "is_test"), "is_test") and not self.instance.options.get(
-            "ingest_test_leads", False
-        ):
+        if self.skip_test(flag(self._get(lead, "is_test"), "is_test")):
             return tk.Output()
         optin_raw = self._get(lead, "optin_time")
         if optin_raw is None:
             raise InvalidInput("missing_field", "optin_time (or opt_in_date, timestamp) is missing")
         optin = tt.epoch_or_iso_ms(optin_raw, "optin_time", zone=None)
         addresses = self._addresses(lead)
-        named = _text(self._get(lead, "vendor"), "vendor")
-        vendor = self._controller(named[:_MAX_TEXT]) if named else self.instance.controller
-        partners = [self._controller(p) for p in _names(self._get(lead, "partners"), "partners")]
+        named = cell_text(self._get(lead, "vendor"), "vendor")
+        vendor = self._controller(named[:MAX_CELL]) if named else self.instance.controller
+        partners = [
+            self._controller(p) for p in cell_names(self._get(lead, "partners"), "partners")
+        ]
         partners = list(dict.fromkeys(partners))
         buyers = list(
-            dict.fromkeys(self._controller(b) for b in _names(self._get(lead, "buyers"), "buyers"))
+            dict.fromkeys(
+                self._controller(b) for b in cell_names(self._get(lead, "buyers"), "buyers")
+            )
         )
         purposes, unmapped, consent_key = self._purposes(lead)
         given = self._get(lead, "channels")
-        channels = None if given is None else parse_channels(_keys(given, "channels"), "channels")
-        lead_id = _text(self._get(lead, "lead_id"), "lead_id") or _text(idem, "Idempotency-Key")
+        channels = (
+            None if given is None else parse_channels(cell_keys(given, "channels"), "channels")
+        )
+        lead_id = cell_text(self._get(lead, "lead_id"), "lead_id") or cell_text(
+            idem, "Idempotency-Key"
+        )
         dedupe = lead_id or f"{optin}|{vendor}"
         attributes = self._attributes(lead, lead_id)
         proof = self._proof(lead, optin, lead_id, attributes)
@@ -227,44 +214,41 @@ class LeadPostConnector(tk.Connector):
             used_at = received if received is not None else optin
         now = received if received is not None else tk.Edge.now_ms()
         emit = tk.Emitter(self, now)
+        use = {
+            "campaign_id": cell_text(lead.get("campaign_id"), "campaign_id"),
+            "list_id": cell_text(lead.get("list_id"), "list_id"),
+            "source_event_type": "lead_post",
+            "attributes": {**attributes, "collected_by": vendor},
+        }
+        consent = {
+            "purposes": purposes,
+            "unmapped": unmapped,
+            "recipients": partners,
+            "proof": proof,
+            "attributes": attributes,
+        }
         out = tk.Output()
         for lead_address in addresses:
             addr, kind = lead_address.address, lead_address.kind
+            channel = self.channels.usage_channel(kind)
             for buyer in buyers:
-                out.usage.append(
-                    emit.usage(
-                        ("lead", dedupe, addr.key, buyer),
-                        UsageKind.LEAD_DELIVERED,
-                        addr,
-                        used_at,
-                        role=None,
-                        channel=self.channels.usage_channel(kind),
-                        controller=buyer,
-                        campaign_id=_text(lead.get("campaign_id"), "campaign_id"),
-                        list_id=_text(lead.get("list_id"), "list_id"),
-                        source_event_type="lead_post",
-                        attributes={**attributes, "collected_by": vendor},
-                    )
+                at = emit.at(("lead", dedupe, addr.key, buyer), addr, used_at)
+                usage = at.usage(
+                    UsageKind.LEAD_DELIVERED, role=None, channel=channel, controller=buyer, **use
                 )
+                out.usage.append(usage)
             scoped = self.channels.consent_channels(kind, consent_key, channels)
             for controller in (partners or [vendor]) if scoped else []:
-                out.consent.append(
-                    emit.consent(
-                        ("consent", dedupe, addr.key, controller),
-                        ConsentAction.GRANT,
-                        addr,
-                        optin,
-                        role=None,
-                        channels=scoped,
-                        purposes=list(purposes),
-                        unmapped=list(unmapped),
-                        recipients=list(partners),
-                        collected_by=vendor if vendor != controller else None,
-                        proof=proof,
-                        attributes=attributes,
-                        controller=controller,
-                    )
+                at = emit.at(("consent", dedupe, addr.key, controller), addr, optin)
+                grant = at.consent(
+                    ConsentAction.GRANT,
+                    role=None,
+                    channels=scoped,
+                    collected_by=vendor if vendor != controller else None,
+                    controller=controller,
+                    **consent,
                 )
+                out.consent.append(grant)
         return out
 
     def _addresses(self, lead: Mapping[str, Any]) -> list[LeadAddress]:
@@ -288,12 +272,12 @@ class LeadPostConnector(tk.Connector):
         """(canonical purposes, unmapped vendor purposes, the key consent channels use)."""
         given = self._get(lead, "purposes")
         if given is not None:
-            keys = _keys(given, "purposes")
+            keys = cell_keys(given, "purposes")
             mapped = [self.purpose(k) for k in keys]
             purposes = [p for p in dict.fromkeys(mapped) if p]
             unmapped = [k for k, p in zip(keys, mapped, strict=True) if not p]
             return purposes, unmapped, keys[0] if keys else None
-        ids = [i for i in (_text(lead.get(k), k) for k in PURPOSE_FALLBACK) if i]
+        ids = [i for i in (cell_text(lead.get(k), k) for k in PURPOSE_FALLBACK) if i]
         for key in ids:
             purpose = self.purpose(key)
             if purpose:
@@ -305,12 +289,12 @@ class LeadPostConnector(tk.Connector):
         if lead_id:
             out["lead_id"] = lead_id
         for key in ID_FIELDS:
-            value = _text(lead.get(key), key)
+            value = cell_text(lead.get(key), key)
             if value:
                 out[key] = value
-        ua = _text(self._get(lead, "user_agent"), "user_agent")
+        ua = cell_text(self._get(lead, "user_agent"), "user_agent")
         if ua:
-            out["user_agent"] = ua[:_MAX_TEXT]
+            out["user_agent"] = ua[:MAX_CELL]
         return out
 
     def _proof(
@@ -323,66 +307,28 @@ class LeadPostConnector(tk.Connector):
                 confirmed_at, "confirmation_time", zone=None
             )
             confirmed = True
-        confirmation_ip = _text(self._get(lead, "confirmation_ip"), "confirmation_ip")
+        confirmation_ip = cell_text(self._get(lead, "confirmation_ip"), "confirmation_ip")
         if confirmation_ip:
             attrs["doi_ip_hash"] = sha256_hex(confirmation_ip)
-        trustedform = _text(self._get(lead, "trustedform"), "trustedform_cert_url")
-        leadid = _text(self._get(lead, "leadid"), "leadid_token")
+        trustedform = cell_text(self._get(lead, "trustedform"), "trustedform_cert_url")
+        leadid = cell_text(self._get(lead, "leadid"), "leadid_token")
         if trustedform and leadid:
-            attrs["trustedform_cert_url"] = trustedform[:_MAX_TEXT]
-            attrs["leadid_token"] = leadid[:_MAX_TEXT]
-        ip = _text(self._get(lead, "ip"), "ip")
-        text = _text(self._get(lead, "consent_text"), "consent_text")
-        url = _text(self._get(lead, "source_url"), "source_url")
+            attrs["trustedform_cert_url"] = trustedform[:MAX_CELL]
+            attrs["leadid_token"] = leadid[:MAX_CELL]
+        ip = cell_text(self._get(lead, "ip"), "ip")
+        text = cell_text(self._get(lead, "consent_text"), "consent_text")
+        url = cell_text(self._get(lead, "source_url"), "source_url")
         certificate = trustedform or leadid
         return Proof(
             method="double_opt_in" if confirmed else "web_form",
             collected_at_ms=optin,
-            collection_point=safe_url(url)[:_MAX_TEXT] if url else None,
-            notice_version=_text(self._get(lead, "notice_version"), "notice_version"),
+            collection_point=safe_url(url)[:MAX_CELL] if url else None,
+            notice_version=cell_text(self._get(lead, "notice_version"), "notice_version"),
             text_hash=sha256_hex(text) if text else None,
             ip_hash=sha256_hex(ip) if ip else None,
-            certificate_id=certificate[:_MAX_TEXT] if certificate else None,
+            certificate_id=certificate[:MAX_CELL] if certificate else None,
             vendor_receipt=lead_id,
         )
-
-
-def _text(value: Any, field: str) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidInput("bad_value", f"{field} is not a text or a number")
-    return str(value).strip() or None
-
-
-def _items(value: Any, field: str, separators: str) -> list[Any]:
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            value = loads(text)
-        else:
-            return [v for v in re.split(f"[{re.escape(separators)}]", text) if v.strip()]
-    if not isinstance(value, list):
-        raise InvalidInput("bad_value", f"{field} is not a list")
-    return value
-
-
-def _names(value: Any, field: str) -> list[str]:
-    """Partner or buyer names: strings, or objects with an ``id`` or ``name``."""
-    if value is None:
-        return []
-    out = []
-    for item in _items(value, field, "|;"):
-        if isinstance(item, dict):
-            item = item.get("id") or item.get("name")
-        name = _text(item, f"{field}[]")
-        if name:
-            out.append(name[:_MAX_TEXT])
-    return out
-
-
-def _keys(value: Any, field: str) -> list[str]:
-    return [k for k in (_text(v, f"{field}[]") for v in _items(value, field, "|;,")) if k]
 
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:

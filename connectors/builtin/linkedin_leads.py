@@ -57,12 +57,11 @@ from consentinel.streams.events.records import (
 )
 
 from ._leads import (
-    ChannelPolicy,
-    LeadAddress,
-    check_options,
+    LeadConnector,
     consent_answers,
     flag,
     lead_events,
+    lead_options,
     mapping_option,
     text_id,
 )
@@ -72,7 +71,7 @@ PHONE_FIELDS = frozenset({"PHONE_NUMBER", "WORK_PHONE", "WORK_PHONE_NUMBER", "MO
 ACTIONS = frozenset({"CREATED", "DELETED"})
 
 
-class LinkedInLeadGenConnector(tk.Connector):
+class LinkedInLeadGenConnector(LeadConnector):
     name = "linkedin_lead_gen"
     title = "LinkedIn Lead Gen Forms (Lead Sync): lead responses, consents and deletions"
     produces = "usage+consent"
@@ -80,30 +79,17 @@ class LinkedInLeadGenConnector(tk.Connector):
     events: ClassVar[tuple[str, ...]] = ("CREATED", "DELETED")
     event_time: ClassVar[str] = '"submittedAt" of the form response; "occurredAt" of a deletion'
     config_schema = (
-        tk.ConfigField("client_secret", "LinkedIn app client secret", required=True, secret=True),
-        tk.ConfigField(
-            "client_secret_previous", "previous client secret, while rotating", secret=True
-        ),
-        tk.ConfigField(
-            "question_fields", "questionId -> email | phone", default={}, kind="mapping"
-        ),
-        tk.ConfigField("consent_channels", "consentId -> channel(s)", default={}, kind="mapping"),
-        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms", kind="text"),
-        tk.ConfigField(
-            "ingest_test_leads", "map testLead responses (flagged)", default=False, kind="yes/no"
-        ),
+        *tk.rotating_secret("client_secret", "LinkedIn app client secret"),
+        tk.option("question_fields", "mapping", "questionId -> email | phone", {}),
+        *lead_options("consentId", "map testLead responses (flagged)"),
     )
 
-    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
-        super().__init__(instance, edge)
-        problems: list[str] = []
-        self.channels = ChannelPolicy(instance, problems)
-        fields = mapping_option(instance, "question_fields", problems)
+    def configure(self, problems: list[str]) -> None:
+        fields = mapping_option(self.instance, "question_fields", problems)
         self.question_fields = {k: str(v).strip().lower() for k, v in fields.items()}
         for question, kind in self.question_fields.items():
             if kind not in ("email", "phone"):
                 problems.append(f"question_fields[{question!r}] must be 'email' or 'phone'")
-        check_options(instance, problems)
 
     def handshake(self, request: tk.Request) -> tk.Response | None:
         code = request.param("challengeCode")
@@ -152,14 +138,16 @@ class LinkedInLeadGenConnector(tk.Connector):
     ) -> tk.Output:
         lead_id = text_id(response.get("id"), "id", required=True)
         test = flag(response.get("testLead"), "testLead")
-        if test and not self.instance.options.get("ingest_test_leads", False):
+        if self.skip_test(test):
             return tk.Output()
         form = response.get("formResponse")
         if not isinstance(form, dict):
             raise InvalidInput("missing_field", "formResponse is missing or not an object")
         if occurred is None and "occurredAt" in response:
             occurred = tt.epoch_or_iso_ms(response["occurredAt"], "occurredAt", zone=None)
-        addresses = self._addresses(form.get("answers"))
+        missing = "no answer is an email or phone (set predefinedField or option question_fields)"
+        answers = form.get("answers")
+        addresses = self.addresses(answers, "formResponse.answers", self._answer, missing)
         form_urn = text_id(response.get("versionedLeadGenFormUrn"), "versionedLeadGenFormUrn")
         attributes: dict[str, Scalar] = {"lead_id": lead_id or ""}
         owner = response.get("owner")
@@ -227,28 +215,12 @@ class LinkedInLeadGenConnector(tk.Connector):
         out.extend(lead)
         return out
 
-    def _addresses(self, answers: Any) -> list[LeadAddress]:
-        if not isinstance(answers, list):
-            raise InvalidInput("missing_field", "formResponse.answers is missing or not a list")
-        found: dict[str, LeadAddress] = {}
-        for answer in answers:
-            if not isinstance(answer, dict):
-                raise InvalidInput("malformed_json", "formResponse.answers[] is not an object")
-            kind = self._kind(answer)
-            if kind is None:
-                continue  # names, free-text answers: personal data, dropped unread
-            details = answer.get("answerDetails")
-            text = details.get("textQuestionAnswer") if isinstance(details, dict) else None
-            value = text.get("answer") if isinstance(text, dict) else None
-            if isinstance(value, str) and value.strip():
-                address = self.edge.address(value, kind)
-                found.setdefault(address.key, LeadAddress(address, kind))
-        if not found:
-            raise InvalidInput(
-                "missing_field",
-                "no answer is an email or phone (set predefinedField or option question_fields)",
-            )
-        return list(found.values())
+    def _answer(self, answer: dict[str, Any]) -> list[tuple[str, Any]]:
+        """``(kind, text)`` of an e-mail or phone answer of ``formResponse.answers``."""
+        kind = self._kind(answer)
+        details = answer.get("answerDetails")
+        text = details.get("textQuestionAnswer") if isinstance(details, dict) else None
+        return [(kind, text.get("answer"))] if kind and isinstance(text, dict) else []
 
     def _kind(self, answer: dict[str, Any]) -> str | None:
         field = answer.get("predefinedField")

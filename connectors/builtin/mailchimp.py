@@ -40,7 +40,6 @@ Import (``map_row``): the audience export, see ``mailchimp_rows``.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -49,32 +48,11 @@ from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.builtin.mailchimp_rows import export_row
 from consentinel.connectors.toolkit import times as tt
+from consentinel.connectors.toolkit.fields import nested_form
 from consentinel.streams.events.errors import FatalConfigError, InvalidInput
-from consentinel.streams.events.records import ConsentAction, UsageKind
+from consentinel.streams.events.records import ConsentAction, ConsentEvent, UsageEvent, UsageKind
 
-_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _EVENTS = ("subscribe", "unsubscribe", "profile", "cleaned", "upemail", "campaign")
-
-
-def nested_form(pairs: Mapping[str, list[str]]) -> dict[str, Any]:
-    """``data[merges][FNAME]=Ana`` → ``{"data": {"merges": {"FNAME": "Ana"}}}`` (last value
-    of a repeated key wins; a key that is both a value and an object is ``malformed_form``)."""
-    out: dict[str, Any] = {}
-    for key, values in pairs.items():
-        match = _KEY.match(key)
-        if not match:
-            raise InvalidInput("malformed_form", "a form field name has unbalanced brackets")
-        path = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
-        node = out
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise InvalidInput("malformed_form", f"form field {part!r} is both text and nested")
-            node = child
-        if isinstance(node.get(path[-1]), dict):
-            raise InvalidInput("malformed_form", f"form field {path[-1]!r} is both text and nested")
-        node[path[-1]] = values[-1] if values else ""
-    return out
 
 
 def list_subject_key(source: str, list_id: str) -> str:
@@ -86,14 +64,19 @@ def list_subject_key(source: str, list_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Member:
-    """What an audience member's event carries: its dedupe identity, data, list, address."""
+    """An audience member's event: its occurrence (identity, address, time), data, list."""
 
-    emit: tk.Emitter
-    dedupe: tuple[object, ...]
+    at: tk.Occurrence
     data: Mapping[str, Any]
     list_id: str
-    address: tk.Address
-    occurred: int
+
+    def usage(self, kind: UsageKind, event: str, **usage: Any) -> UsageEvent:
+        return self.at.usage(kind, source_event_type=event, list_id=self.list_id, **usage)
+
+    def consent(self, action: ConsentAction, method: str, **proven: Any) -> ConsentEvent:
+        """The member's consent to the list (its purpose through ``purpose_map``)."""
+        list_id = self.list_id
+        return self.at.scoped(action, scope=list_id, platform="mailchimp", method=method, **proven)
 
 
 class MailchimpConnector(tk.Connector):
@@ -109,25 +92,10 @@ class MailchimpConnector(tk.Connector):
         "rows: OPTIN_TIME, CONFIRM_TIME, LAST_CHANGED, UNSUB_TIME"
     )
     config_schema: ClassVar[tuple[tk.ConfigField, ...]] = (
-        tk.ConfigField(
-            "token",
-            "secret in the webhook URL (?token=... or last path segment)",
-            required=True,
-            secret=True,
-        ),
-        tk.ConfigField("token_previous", "previous token, accepted while rotating", secret=True),
-        tk.ConfigField(
-            "timezone", "IANA zone of fired_at and export times [U]", default="UTC", kind="text"
-        ),
-        tk.ConfigField(
-            "list_id", "audience id for imported export rows without a LIST_ID column", kind="text"
-        ),
-        tk.ConfigField(
-            "list_notices",
-            "list id -> version of the notice its sign-up form shows",
-            default={},
-            kind="mapping",
-        ),
+        *tk.rotating_secret("token", "secret in the webhook URL (?token=... or last path segment)"),
+        tk.option("timezone", "text", "IANA zone of fired_at and export times [U]", "UTC"),
+        tk.option("list_id", "text", "audience id for export rows without a LIST_ID column"),
+        tk.option("list_notices", "mapping", "list id -> version of its form's notice", {}),
     )
 
     def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
@@ -171,45 +139,29 @@ class MailchimpConnector(tk.Connector):
         merges = em.sub(data, "merges", "data[merges]")
         raw_email = data.get("email") or data.get("new_email") or merges.get("EMAIL")
         address = em.email(self.edge, raw_email, "data[email]")
-        dedupe = (*base, list_id, address.key)
+        member = _Member(emit.at((*base, list_id, address.key), address, occurred), data, list_id)
         if kind == "subscribe":
-            return tk.Output(consent=[self._grant(emit, dedupe, data, merges, address, occurred)])
+            return tk.Output(consent=[self._grant(member, merges)])
         if kind == "profile":
             return tk.Output()
-        member = _Member(emit, dedupe, data, list_id, address, occurred)
         return self._unsubscribe(member) if kind == "unsubscribe" else self._cleaned(member)
 
     def list_purposes(self, list_id: str) -> tuple[list[str], list[str]]:
         return em.purposes(self, [list_id])
 
-    def _grant(
-        self,
-        emit: tk.Emitter,
-        dedupe: tuple[object, ...],
-        data: Mapping[str, Any],
-        merges: Mapping[str, Any],
-        address: tk.Address,
-        occurred: int,
-    ) -> Any:
-        list_id = str(data["list_id"]).strip()
-        ip_opt = em.text(data, "ip_opt", "data[ip_opt]")
-        ip_signup = em.text(data, "ip_signup", "data[ip_signup]")
+    def _grant(self, m: _Member, merges: Mapping[str, Any]) -> ConsentEvent:
+        ip_opt = em.ip_hash(em.text(m.data, "ip_opt", "data[ip_opt]"))
+        ip_signup = em.ip_hash(em.text(m.data, "ip_signup", "data[ip_signup]"))
         interests = merges.get("INTERESTS")
-        return emit.proven(
-            dedupe,
+        return m.consent(
             ConsentAction.GRANT,
-            address,
-            occurred,
-            vendor_purposes=[list_id],
-            scope=list_id,
-            method="double_opt_in" if em.ip_hash(ip_opt) else "opt_in",
-            collection_point=f"mailchimp:list:{list_id}",
-            notice_version=self.notices.get(list_id),
-            ip_hash=em.ip_hash(ip_opt) or em.ip_hash(ip_signup),
-            vendor_receipt=em.ident(data, "id", "data[id]"),
+            "double_opt_in" if ip_opt else "opt_in",
+            notice_version=self.notices.get(m.list_id),
+            ip_hash=ip_opt or ip_signup,
+            vendor_receipt=em.ident(m.data, "id", "data[id]"),
             attributes={
-                "ip_signup_hash": em.ip_hash(ip_signup),
-                "email_type": em.attr_text(em.text(data, "email_type", "data[email_type]")),
+                "ip_signup_hash": ip_signup,
+                "email_type": em.attr_text(em.text(m.data, "email_type", "data[email_type]")),
                 "interests": interests if isinstance(interests, str) and interests else None,
             },
         )
@@ -222,34 +174,15 @@ class MailchimpConnector(tk.Connector):
         attrs = {"mailchimp_action": action[:32], "reason": reason[:32] or None}
         out = tk.Output()
         if action != "delete":
-            out.usage.append(
-                m.emit.usage(
-                    m.dedupe,
-                    UsageKind.COMPLAINT if abuse else UsageKind.UNSUBSCRIBE_LINK,
-                    m.address,
-                    m.occurred,
-                    source_event_type="unsubscribe",
-                    campaign_id=campaign,
-                    list_id=m.list_id,
-                    attributes=attrs,
-                )
-            )
-        method = (
-            "spam_complaint"
-            if abuse
-            else ("list_delete" if action == "delete" else "unsubscribe_link")
-        )
+            kind = UsageKind.COMPLAINT if abuse else UsageKind.UNSUBSCRIBE_LINK
+            out.usage.append(m.usage(kind, "unsubscribe", campaign_id=campaign, attributes=attrs))
+        method = "list_delete" if action == "delete" else "unsubscribe_link"
+        ip_hash = em.ip_hash(m.data.get("ip_opt"))
         out.consent.append(
-            m.emit.proven(
-                m.dedupe,
+            m.consent(
                 ConsentAction.WITHDRAW,
-                m.address,
-                m.occurred,
-                vendor_purposes=[m.list_id],
-                scope=m.list_id,
-                method=method,
-                collection_point=f"mailchimp:list:{m.list_id}",
-                ip_hash=em.ip_hash(m.data.get("ip_opt")),
+                "spam_complaint" if abuse else method,
+                ip_hash=ip_hash,
                 vendor_receipt=campaign,
                 attributes=attrs,
             )
@@ -260,33 +193,16 @@ class MailchimpConnector(tk.Connector):
         reason = (em.text(m.data, "reason", "data[reason]") or "").lower()
         campaign = em.ident(m.data, "campaign_id", "data[campaign_id]")
         abuse = reason == "abuse"
-        out = tk.Output(
-            usage=[
-                m.emit.usage(
-                    m.dedupe,
-                    UsageKind.COMPLAINT if abuse else UsageKind.BOUNCE,
-                    m.address,
-                    m.occurred,
-                    source_event_type="cleaned",
-                    campaign_id=campaign,
-                    list_id=m.list_id,
-                    attributes={"reason": reason[:32] or None},
-                )
-            ]
-        )
+        kind = UsageKind.COMPLAINT if abuse else UsageKind.BOUNCE
+        attrs = {"reason": reason[:32] or None}
+        out = tk.Output(usage=[m.usage(kind, "cleaned", campaign_id=campaign, attributes=attrs)])
         if abuse:
             out.consent.append(
-                m.emit.proven(
-                    m.dedupe,
+                m.consent(
                     ConsentAction.WITHDRAW,
-                    m.address,
-                    m.occurred,
-                    vendor_purposes=[m.list_id],
-                    scope=m.list_id,
-                    method="spam_complaint",
-                    collection_point=f"mailchimp:list:{m.list_id}",
+                    "spam_complaint",
                     vendor_receipt=campaign,
-                    attributes={"reason": "abuse"},
+                    attributes=attrs,
                 )
             )
         return out
@@ -302,33 +218,27 @@ class MailchimpConnector(tk.Connector):
         new = em.email(self.edge, data.get("new_email"), "data[new_email]")
         old = em.email(self.edge, data.get("old_email"), "data[old_email]")
         dedupe = (*base, list_id, old.key, new.key)
-        point = f"mailchimp:list:{list_id}"
+        change = {"scope": list_id, "platform": "mailchimp", "method": "address_change"}
         return tk.Output(
             consent=[
-                emit.proven(
+                emit.scoped(
                     dedupe,
                     ConsentAction.GRANT,
                     new,
                     occurred,
                     role="new",
-                    vendor_purposes=[list_id],
-                    scope=list_id,
-                    method="address_change",
-                    collection_point=point,
                     vendor_receipt=em.ident(data, "new_id", "data[new_id]"),
                     attributes={"replaces_subject_key": old.key},
+                    **change,
                 ),
-                emit.proven(
+                emit.scoped(
                     dedupe,
                     ConsentAction.EXPIRE,
                     old,
                     occurred,
                     role="old",
-                    vendor_purposes=[list_id],
-                    scope=list_id,
-                    method="address_change",
-                    collection_point=point,
                     attributes={"replaced_by_subject_key": new.key, "reason": "address_changed"},
+                    **change,
                 ),
             ]
         )

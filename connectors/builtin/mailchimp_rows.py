@@ -57,55 +57,44 @@ def export_row(connector: MailchimpConnector, row: Mapping[str, Any]) -> tk.Outp
         method, ip = "import", None
     emit = tk.Emitter(connector, tk.Edge.now_ms())
     receipt = _column(row, "LEID", "EUID")
-    point = f"mailchimp:list:{list_id}"
     rating = _column(row, "MEMBER_RATING")
-    out = tk.Output(
-        consent=[
-            emit.consent(
-                ("row", list_id, address.key, granted_at),
-                ConsentAction.GRANT,
-                address,
-                granted_at,
-                role="grant",
-                vendor_purposes=[list_id],
-                scope=list_id,
-                proof=Proof(
-                    method=method,
-                    collected_at_ms=confirmed or opted,
-                    collection_point=point,
-                    notice_version=connector.notices.get(list_id),
-                    ip_hash=em.ip_hash(ip),
-                    vendor_receipt=em.attr_text(receipt),
-                ),
-                attributes={
-                    "optin_at_ms": opted if confirmed else None,
-                    "optin_ip_hash": em.ip_hash(_column(row, "OPTIN_IP")) if confirmed else None,
-                    "member_rating": em.attr_text(rating),
-                    "imported": True,
-                },
-            )
-        ]
+    proof = Proof(
+        method=method,
+        collected_at_ms=confirmed or opted,  # unknown for a bare import
+        collection_point=f"mailchimp:list:{list_id}",
+        notice_version=connector.notices.get(list_id),
+        ip_hash=em.ip_hash(ip),
+        vendor_receipt=em.attr_text(receipt),
     )
+    attributes = {
+        "optin_at_ms": opted if confirmed else None,
+        "optin_ip_hash": em.ip_hash(_column(row, "OPTIN_IP")) if confirmed else None,
+        "member_rating": em.attr_text(rating),
+        "imported": True,
+    }
+    granted = emit.at(("row", list_id, address.key, granted_at), address, granted_at)
+    grant = granted.consent(
+        ConsentAction.GRANT,
+        role="grant",
+        vendor_purposes=[list_id],
+        scope=list_id,
+        proof=proof,
+        attributes=attributes,
+    )
+    out = tk.Output(consent=[grant])
     unsub = times.get("UNSUB_TIME")
     if unsub is not None:
-        out.consent.append(
-            emit.proven(
-                ("row", list_id, address.key, unsub),
-                ConsentAction.WITHDRAW,
-                address,
-                unsub,
-                role="withdraw",
-                vendor_purposes=[list_id],
-                scope=list_id,
-                method="unsubscribe",
-                collection_point=point,
-                vendor_receipt=em.attr_text(receipt),
-                attributes={
-                    "reason": em.attr_text(_column(row, "UNSUB_REASON")),
-                    "imported": True,
-                },
-            )
+        reason = em.attr_text(_column(row, "UNSUB_REASON"))
+        withdraw = emit.at(("row", list_id, address.key, unsub), address, unsub).scoped(
+            ConsentAction.WITHDRAW,
+            role="withdraw",
+            scope=list_id,
+            platform="mailchimp",
+            method="unsubscribe",
+            vendor_receipt=em.attr_text(receipt),
+            attributes={"reason": reason, "imported": True},
         )
+        out.consent.append(withdraw)
     return out
 
 

@@ -75,13 +75,12 @@ class MailjetConnector(em.UnsignedBatchConnector):
         message_id = em.ident(item, "MessageID", f"{where}.MessageID") or em.ident(
             item, "mj_message_id", f"{where}.mj_message_id"
         )
-        dedupe = (message_id, event, item.get("time"), address.key)
         custom = em.text(item, "customcampaign", f"{where}.customcampaign")
         mj_campaign = em.ident(item, "mj_campaign_id", f"{where}.mj_campaign_id")
         campaign = custom or (mj_campaign if mj_campaign not in (None, "0") else None)
         list_id = em.ident(item, "mj_list_id", f"{where}.mj_list_id")
         list_id = None if list_id == "0" else list_id
-        purpose_key = str(self.instance.options.get("purpose_key") or "purpose")
+        purpose_key = tk.option_text(self.instance, "purpose_key", "purpose")
         vendor_purpose = em.metadata_purpose(item.get("Payload"), purpose_key)
         purpose = em.declared_purpose(self, vendor_purpose)
         agent = item.get("agent")
@@ -91,11 +90,11 @@ class MailjetConnector(em.UnsignedBatchConnector):
             "source_event_type": event,
             "campaign_id": em.attr_text(campaign),
             "list_id": list_id,
-            "sender": _account(self.instance),
+            "sender": tk.option_text(self.instance, "account") or None,
             "declared_purpose": purpose,
             "tags": [custom[:256]] if custom else [],
         }
-        attributes: dict[str, Any] = {
+        common["attributes"] = {
             "message_id": message_id,
             "mj_campaign_id": mj_campaign,
             "custom_id": em.attr_text(em.ident(item, "CustomID", f"{where}.CustomID")),
@@ -106,39 +105,21 @@ class MailjetConnector(em.UnsignedBatchConnector):
             "error": tk.short_text(item.get("error")),
             "list_unsubscribe_header": True if header_unsub else None,
         }
+        at = emit.at((message_id, event, item.get("time"), address.key), address, occurred)
         send_from = "sent" if event == "sent" else None
-        out = tk.Output(
-            usage=emit.usages(
-                dedupe,
-                kind,
-                address,
-                occurred,
-                send_derived_from=send_from,
-                attributes=attributes,
-                **common,
-            )
-        )
+        out = tk.Output(usage=at.usages(kind, send_derived_from=send_from, **common))
         if event in ("spam", "unsub"):
-            scoped = event == "unsub" and list_id is not None
-            if event == "spam":
-                method = "spam_complaint"
-            else:
-                method = "list_unsubscribe_header" if header_unsub else "unsubscribe_link"
-            out.consent.append(
-                emit.proven(
-                    dedupe,
-                    ConsentAction.WITHDRAW,
-                    address,
-                    occurred,
-                    vendor_purposes=[list_id] if scoped and list_id else [],
-                    scope=list_id if scoped else None,
-                    method=method,
-                    collection_point=f"mailjet:list:{list_id}" if scoped else "mailjet",
-                    ip_hash=em.ip_hash(item.get("ip")),
-                    vendor_receipt=message_id,
-                    attributes={"geo": tk.short_text(item.get("geo"))},
-                )
+            method = "list_unsubscribe_header" if header_unsub else "unsubscribe_link"
+            withdraw = at.scoped(
+                ConsentAction.WITHDRAW,
+                scope=list_id if event == "unsub" else None,
+                platform="mailjet",
+                method="spam_complaint" if event == "spam" else method,
+                ip_hash=em.ip_hash(item.get("ip")),
+                vendor_receipt=message_id,
+                attributes={"geo": tk.short_text(item.get("geo"))},
             )
+            out.consent.append(withdraw)
         return out
 
     # -- file import -----------------------------------------------------------------
@@ -148,27 +129,17 @@ class MailjetConnector(em.UnsignedBatchConnector):
         when = tk.first_cell(row, "unsub_date", "UnsubscribedAt", "date", "created_at", "Date")
         occurred = tt.local_ms(when, "unsub_date", UTC)
         list_id = tk.first_cell(row, "list_id", "ListID", "mj_list_id")
-        emit = tk.Emitter(self, tk.Edge.now_ms())
-        return tk.Output(
-            consent=[
-                emit.proven(
-                    ("row", list_id, address.key, occurred),
-                    ConsentAction.WITHDRAW,
-                    address,
-                    occurred,
-                    vendor_purposes=[list_id] if list_id else [],
-                    scope=list_id,
-                    method="unsubscribe",
-                    collection_point=f"mailjet:list:{list_id}" if list_id else "mailjet",
-                    attributes={"imported": True},
-                )
-            ]
+        at = tk.Emitter(self, tk.Edge.now_ms()).at(
+            ("row", list_id, address.key, occurred), address, occurred
         )
-
-
-def _account(instance: tk.Instance) -> str | None:
-    account = instance.options.get("account")
-    return str(account) if account else None
+        withdraw = at.scoped(
+            ConsentAction.WITHDRAW,
+            scope=list_id,
+            platform="mailjet",
+            method="unsubscribe",
+            attributes={"imported": True},
+        )
+        return tk.Output(consent=[withdraw])
 
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:

@@ -39,7 +39,7 @@ from consentinel.connectors.auth import mandrill_signature, verify_mandrill
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.records import ConsentAction, UsageKind
+from consentinel.streams.events.records import ConsentAction, ConsentEvent, UsageKind
 
 SIGNATURE_HEADER = "x-mandrill-signature"
 
@@ -67,26 +67,14 @@ class MandrillConnector(tk.Connector):
     events: ClassVar[tuple[str, ...]] = tuple(KINDS)
     event_time: ClassVar[str] = '"ts" (Unix seconds) of each event'
     config_schema: ClassVar[tuple[tk.ConfigField, ...]] = (
-        tk.ConfigField(
-            "webhook_key",
-            "the webhook's key shown by Mandrill (not the API key)",
-            required=True,
-            secret=True,
-        ),
-        tk.ConfigField(
-            "webhook_key_previous", "previous key, accepted while rotating", secret=True
-        ),
-        tk.ConfigField(
+        *tk.rotating_secret("webhook_key", "the webhook's key shown by Mandrill (not the API key)"),
+        tk.option(
             "webhook_url",
-            "the webhook URL exactly as registered in Mandrill "
-            "(default: the URL the request came to)",
-            kind="text",
+            "text",
+            "the webhook URL exactly as registered in Mandrill (default: the request's URL)",
         ),
-        tk.ConfigField(
-            "purpose_key",
-            "msg.metadata key holding the sender's purpose",
-            default="purpose",
-            kind="text",
+        tk.option(
+            "purpose_key", "text", "msg.metadata key holding the sender's purpose", "purpose"
         ),
     )
 
@@ -134,9 +122,8 @@ class MandrillConnector(tk.Connector):
         )
         dedupe = (message_id, event, item.get("ts"), address.key)
         metadata = msg.get("metadata")
-        vendor_purpose = em.metadata_purpose(
-            metadata, str(self.instance.options.get("purpose_key") or "purpose")
-        )
+        purpose_key = tk.option_text(self.instance, "purpose_key", "purpose")
+        vendor_purpose = em.metadata_purpose(metadata, purpose_key)
         purpose = em.declared_purpose(self, vendor_purpose)
         subaccount = em.text(msg, "subaccount", f"{where}.msg.subaccount")
         campaign = None
@@ -155,38 +142,21 @@ class MandrillConnector(tk.Connector):
             if kind is UsageKind.BOUNCE
             else None,
         }
-        out = tk.Output(
-            usage=[
-                emit.usage(
-                    dedupe,
-                    kind,
-                    address,
-                    ts,
-                    source_event_type=event,
-                    attributes=attributes,
-                    tags=em.strings(msg.get("tags")),
-                    campaign_id=campaign,
-                    list_id=em.attr_text(em.text(msg, "template", f"{where}.msg.template")),
-                    sender=em.sender_address(msg.get("sender")),
-                    declared_purpose=purpose,
-                )
-            ]
+        at = emit.at(dedupe, address, ts)
+        usage = at.usage(
+            kind,
+            source_event_type=event,
+            attributes=attributes,
+            tags=em.strings(msg.get("tags")),
+            campaign_id=campaign,
+            list_id=em.attr_text(em.text(msg, "template", f"{where}.msg.template")),
+            sender=em.sender_address(msg.get("sender")),
+            declared_purpose=purpose,
         )
+        out = tk.Output(usage=[usage])
         if event in _WITHDRAW:
-            out.consent.append(
-                emit.proven(
-                    dedupe,
-                    ConsentAction.WITHDRAW,
-                    address,
-                    ts,
-                    scope=em.attr_text(subaccount),
-                    method=_WITHDRAW[event],
-                    collection_point="mandrill",
-                    ip_hash=em.ip_hash(item.get("ip")),
-                    vendor_receipt=message_id,
-                    attributes={"subaccount": em.attr_text(subaccount)},
-                )
-            )
+            receipt = {"ip_hash": em.ip_hash(item.get("ip")), "vendor_receipt": message_id}
+            out.consent.append(_withdraw(at, _WITHDRAW[event], "mandrill", subaccount, **receipt))
         return out
 
     def _sync(self, emit: tk.Emitter, item: Mapping[str, Any], sync: str, where: str) -> tk.Output:
@@ -200,20 +170,30 @@ class MandrillConnector(tk.Connector):
         address = em.email(self.edge, reject.get("email"), f"{where}.reject.email")
         ts = tt.seconds_ms(item.get("ts"), f"{where}.ts")
         subaccount = em.text(reject, "subaccount", f"{where}.reject.subaccount")
-        return tk.Output(
-            consent=[
-                emit.proven(
-                    ("sync", sync, action, reason, item.get("ts"), address.key),
-                    ConsentAction.WITHDRAW,
-                    address,
-                    ts,
-                    scope=em.attr_text(subaccount),
-                    method=_WITHDRAW[reason],
-                    collection_point="mandrill:rejection_list",
-                    attributes={"subaccount": em.attr_text(subaccount), "sync": sync},
-                )
-            ]
-        )
+        at = emit.at(("sync", sync, action, reason, item.get("ts"), address.key), address, ts)
+        point = "mandrill:rejection_list"
+        return tk.Output(consent=[_withdraw(at, _WITHDRAW[reason], point, subaccount, sync=sync)])
+
+
+def _withdraw(
+    at: tk.Occurrence,
+    method: str,
+    point: str,
+    subaccount: str | None,
+    *,
+    sync: str | None = None,
+    **receipt: Any,
+) -> ConsentEvent:
+    """A withdrawal scoped to the sub-account (all its purposes); ``receipt``: ``ip_hash``
+    and ``vendor_receipt``; ``sync``: the rejection-list sync that reported it."""
+    return at.proven(
+        ConsentAction.WITHDRAW,
+        scope=em.attr_text(subaccount),
+        method=method,
+        collection_point=point,
+        attributes={"subaccount": em.attr_text(subaccount), "sync": sync},
+        **receipt,
+    )
 
 
 def signed_url(request: tk.Request, instance: tk.Instance) -> str:

@@ -30,6 +30,7 @@ booleans, ``1``/``0`` or ``"true"``/``"false"``; ``created_time`` as ISO 8601 wi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
@@ -42,11 +43,10 @@ from consentinel.streams.events.records import (
 )
 
 from ._leads import (
-    ChannelPolicy,
-    LeadAddress,
-    check_options,
+    LeadConnector,
     consent_answers,
     lead_events,
+    lead_options,
     mapping_option,
     text_id,
 )
@@ -55,7 +55,7 @@ EMAIL_FIELDS = frozenset({"email", "email_address", "work_email"})
 PHONE_FIELDS = frozenset({"phone_number", "phone", "mobile_number", "work_phone_number"})
 
 
-class MetaLeadAdsConnector(tk.Connector):
+class MetaLeadAdsConnector(LeadConnector):
     name = "meta_lead_ads"
     title = "Meta (Facebook/Instagram) Lead Ads: retrieved leads with their consent checkboxes"
     produces = "usage+consent"
@@ -63,36 +63,16 @@ class MetaLeadAdsConnector(tk.Connector):
     events: ClassVar[tuple[str, ...]] = ("leadgen",)
     event_time: ClassVar[str] = 'the lead\'s "created_time"'
     config_schema = (
-        tk.ConfigField(
-            "app_secret", "Meta app secret (signs every POST)", required=True, secret=True
-        ),
-        tk.ConfigField("app_secret_previous", "previous app secret, while rotating", secret=True),
-        tk.ConfigField(
-            "verify_token", "token typed into the webhook subscription", required=True, secret=True
-        ),
-        tk.ConfigField(
-            "accept_legacy_sha1",
-            "accept X-Hub-Signature (SHA-1) alone",
-            default=False,
-            kind="yes/no",
-        ),
-        tk.ConfigField(
-            "form_notices", "form id -> notice (disclaimer) version", default={}, kind="mapping"
-        ),
-        tk.ConfigField(
-            "consent_channels", "checkbox key -> channel(s)", default={}, kind="mapping"
-        ),
-        tk.ConfigField("phone_channel", "channel of phone addresses", default="sms", kind="text"),
+        *tk.rotating_secret("app_secret", "Meta app secret (signs every POST)"),
+        tk.ConfigField("verify_token", "token typed into the subscription", True, secret=True),
+        tk.option("accept_legacy_sha1", "yes/no", "accept X-Hub-Signature (SHA-1) alone", False),
+        tk.option("form_notices", "mapping", "form id -> notice (disclaimer) version", {}),
+        *lead_options("checkbox key"),
     )
 
-    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
-        super().__init__(instance, edge)
-        problems: list[str] = []
-        self.channels = ChannelPolicy(instance, problems)
-        self.notices = {
-            k: str(v) for k, v in mapping_option(instance, "form_notices", problems).items()
-        }
-        check_options(instance, problems)
+    def configure(self, problems: list[str]) -> None:
+        notices = mapping_option(self.instance, "form_notices", problems)
+        self.notices = {k: str(v) for k, v in notices.items()}
 
     def handshake(self, request: tk.Request) -> tk.Response | None:
         if request.method != "GET" or request.param("hub.mode") is None:
@@ -116,12 +96,8 @@ class MetaLeadAdsConnector(tk.Connector):
             _check_notification(data)
             return tk.Output()  # ids only: the retrieved lead object is what is ingested
         if isinstance(data.get("data"), list):
-            out = tk.Output()
-            for lead in data["data"]:
-                if not isinstance(lead, dict):
-                    raise InvalidInput("malformed_json", "data[] holds a non-object")
-                out.extend(self._lead(lead, received))
-            return out
+            lead = partial(self._lead, received=received)
+            return tk.map_all(data["data"], lead, "data[] holds a non-object")
         if "field_data" in data:
             return self._lead(data, received)
         raise InvalidInput("unknown_event", "neither a leadgen notification nor a lead object")
@@ -138,7 +114,8 @@ class MetaLeadAdsConnector(tk.Connector):
             raise InvalidInput("missing_field", "created_time is missing")
         at = tt.epoch_or_iso_ms(lead["created_time"], "created_time", zone=None)
         form_id = text_id(lead.get("form_id"), "form_id")
-        addresses = self._addresses(lead.get("field_data"))
+        missing = "field_data has no email or phone_number value"
+        addresses = self.addresses(lead.get("field_data"), "field_data", _answers, missing)
         boxes = consent_answers(
             lead.get("custom_disclaimer_responses"),
             "custom_disclaimer_responses",
@@ -174,27 +151,17 @@ class MetaLeadAdsConnector(tk.Connector):
             source_event_type="lead",
         )
 
-    def _addresses(self, field_data: Any) -> list[LeadAddress]:
-        if not isinstance(field_data, list):
-            raise InvalidInput("missing_field", "field_data is missing or not a list")
-        found: dict[str, LeadAddress] = {}
-        for item in field_data:
-            if not isinstance(item, dict):
-                raise InvalidInput("malformed_json", "field_data[] holds a non-object")
-            name = str(item.get("name", "")).strip().lower()
-            kind = "email" if name in EMAIL_FIELDS else "phone" if name in PHONE_FIELDS else None
-            if kind is None:
-                continue  # names and free-text answers are personal data: dropped unread
-            values = item.get("values")
-            if not isinstance(values, list):
-                raise InvalidInput("malformed_json", "field_data[].values is not a list")
-            for value in values:
-                if isinstance(value, str) and value.strip():
-                    address = self.edge.address(value, kind)
-                    found.setdefault(address.key, LeadAddress(address, kind))
-        if not found:
-            raise InvalidInput("missing_field", "field_data has no email or phone_number value")
-        return list(found.values())
+
+def _answers(item: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``(kind, value)`` of an e-mail or phone answer of ``field_data``."""
+    name = str(item.get("name", "")).strip().lower()
+    kind = "email" if name in EMAIL_FIELDS else "phone" if name in PHONE_FIELDS else None
+    if kind is None:
+        return []
+    values = item.get("values")
+    if not isinstance(values, list):
+        raise InvalidInput("malformed_json", "field_data[].values is not a list")
+    return [(kind, value) for value in values]
 
 
 def _check_notification(data: dict[str, Any]) -> None:

@@ -32,27 +32,24 @@ from the token, so a provider retrying the POST gives the same ids.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import hashlib
-import hmac
 import time
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from consentinel.connectors import toolkit as tk
-from consentinel.connectors.auth import AuthenticationFailed
+from consentinel.connectors.auth.one_click import (
+    MAX_TOKEN,
+    is_one_click_body,
+    one_click_mac,
+    one_click_token,
+    verify_one_click_token,
+)
 from consentinel.connectors.builtin import _email as em
-from consentinel.streams.events import codec
 from consentinel.streams.events.errors import ConsentinelError, InvalidInput
 from consentinel.streams.events.records import ConsentAction, UsageKind
 
-SCHEME = "one_click"
-_DOMAIN = b"consentinel-one-click-v1."
-_MAX_TOKEN = 2048
 DEFAULT_TTL_DAYS = 400
 
 PAGE = b"""<!doctype html>
@@ -61,21 +58,6 @@ PAGE = b"""<!doctype html>
 <body><form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">
 <p>Stop receiving this list?</p><button type="submit">Unsubscribe</button></form></body></html>
 """
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if _b64(raw) != text:
-        raise ValueError("non-canonical base64url")
-    return raw
-
-
-def _mac(key: bytes, payload: str) -> str:
-    return _b64(hmac.new(key, _DOMAIN + payload.encode("ascii"), hashlib.sha256).digest())
 
 
 def issue_token(
@@ -109,8 +91,7 @@ def issue_token(
     }
     if ttl_days:
         payload["x"] = now + int(float(ttl_days) * 86_400)
-    text = _b64(codec.dumps(payload))
-    return f"{text}.{_mac(instance.secret('token_key'), text)}"
+    return one_click_token(instance.secret("token_key"), payload)
 
 
 def unsubscribe_url(instance: tk.Instance, token: str) -> str:
@@ -130,52 +111,18 @@ def list_unsubscribe_headers(instance: tk.Instance, token: str) -> dict[str, str
 
 def _presented(request: tk.Request) -> str | None:
     token = request.param("token") or em.path_token(request)
-    return token if token and len(token) <= _MAX_TOKEN else None
-
-
-def _fail(reason: Any, message: str) -> AuthenticationFailed:
-    return AuthenticationFailed(reason, message, scheme=SCHEME)
+    return token if token and len(token) <= MAX_TOKEN else None
 
 
 def check_token(instance: tk.Instance, token: str | None) -> dict[str, Any]:
     """The token's payload when its mac is ours; raises ``AuthenticationFailed`` when it is
     missing, malformed or forged. Expiry is not checked here (see the connector)."""
-    if not token:
-        raise _fail("missing_credentials", "the one-click token is missing from the URL")
-    payload, dot, mac = token.partition(".")
-    if not dot or not payload or not mac or not payload.isascii() or not mac.isascii():
-        raise _fail("malformed_credentials", "the one-click token is not <payload>.<mac>")
-    found = False
-    for key in tk.secrets(instance, "token_key"):
-        found |= hmac.compare_digest(_mac(key, payload).encode("ascii"), mac.encode("ascii"))
-    if not found:
-        raise _fail("bad_credentials", "the one-click token was not issued with this key")
-    try:
-        data = codec.loads(_unb64(payload))
-    except (InvalidInput, ValueError, binascii.Error):
-        data = None
-    if not isinstance(data, dict) or data.get("v") != 1:
-        raise _fail("malformed_credentials", "the one-click token payload is not version 1")
-    return data
+    return verify_one_click_token(tk.secrets(instance, "token_key"), token)
 
 
 def one_click_body(request: tk.Request) -> bool:
     """Whether the body is ``List-Unsubscribe=One-Click`` (form-urlencoded or multipart)."""
-    ctype = (request.header("content-type") or "").lower()
-    if ctype.startswith("multipart/"):
-        head = f"Content-Type: {request.header('content-type')}\r\n\r\n".encode(
-            "latin-1", "replace"
-        )
-        message = BytesParser(policy=HTTP).parsebytes(head + request.body)
-        for part in message.iter_parts() if message.is_multipart() else ():
-            if part.get_param("name", header="content-disposition") == "List-Unsubscribe":
-                value = part.get_payload(decode=True)
-                if isinstance(value, bytes) and value.strip() == b"One-Click":
-                    return True
-        return False
-    text = request.body.decode("utf-8", "replace")
-    pairs = parse_qsl(text.strip(), keep_blank_values=True)
-    return ("List-Unsubscribe", "One-Click") in pairs
+    return is_one_click_body(request.header("content-type"), request.body)
 
 
 class OneClickUnsubscribeConnector(tk.Connector):
@@ -186,18 +133,9 @@ class OneClickUnsubscribeConnector(tk.Connector):
     events: ClassVar[tuple[str, ...]] = ("one_click_unsubscribe",)
     event_time: ClassVar[str] = "receive time of the POST (the unsubscription itself)"
     config_schema: ClassVar[tuple[tk.ConfigField, ...]] = (
-        tk.ConfigField(
-            "token_key",
-            "key that signs the tokens in List-Unsubscribe URLs",
-            required=True,
-            secret=True,
-        ),
-        tk.ConfigField("token_key_previous", "previous key, accepted while rotating", secret=True),
-        tk.ConfigField(
-            "token_ttl_days",
-            "how long a link works (days; 0: forever)",
-            default=DEFAULT_TTL_DAYS,
-            kind="number",
+        *tk.rotating_secret("token_key", "key that signs the tokens in List-Unsubscribe URLs"),
+        tk.option(
+            "token_ttl_days", "number", "how long a link works (days; 0: forever)", DEFAULT_TTL_DAYS
         ),
     )
 
@@ -231,17 +169,13 @@ class OneClickUnsubscribeConnector(tk.Connector):
         assert isinstance(list_id, str) and isinstance(controller, str)
         address = tk.Address(str(key), str(hint))
         digest = hashlib.sha256(token.encode("ascii")).hexdigest()
-        emit = tk.Emitter(self, received)
-        dedupe = ("one_click", digest)
+        at = tk.Emitter(self, received).at(("one_click", digest), address, received)
         user_agent = request.header("user-agent")
         attributes = {"user_agent": user_agent[:200] if user_agent else None}
         return tk.Output(
             usage=[
-                emit.usage(
-                    dedupe,
+                at.usage(
                     UsageKind.UNSUBSCRIBE_LINK,
-                    address,
-                    received,
                     controller=controller,
                     source_event_type="one_click",
                     list_id=list_id,
@@ -249,11 +183,8 @@ class OneClickUnsubscribeConnector(tk.Connector):
                 )
             ],
             consent=[
-                emit.proven(
-                    dedupe,
+                at.proven(
                     ConsentAction.WITHDRAW,
-                    address,
-                    received,
                     controller=controller,
                     vendor_purposes=[list_id],
                     scope=list_id,
@@ -274,7 +205,7 @@ def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     if not token or "." not in token:
         return request
     payload = token.partition(".")[0]
-    fresh = f"{payload}.{_mac(instance.secret('token_key'), payload)}"
+    fresh = f"{payload}.{one_click_mac(instance.secret('token_key'), payload)}"
     parts = urlsplit(request.url)
     if request.param("token") is not None:
         return request.with_query({"token": fresh})

@@ -34,7 +34,8 @@ id, status / transaction type, date, receipt id].
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
@@ -85,13 +86,9 @@ class OneTrustConnector(tk.Connector):
         *_cmp.auth_schema(
             "bearer", "bearer (default), header, basic or token", "bearer/header/URL token"
         ),
-        tk.ConfigField("token_header", "header of the bare token (auth header)", kind="text"),
-        tk.ConfigField(
-            "purpose_channels", "purpose/topic id -> channel or list of channels", kind="mapping"
-        ),
-        tk.ConfigField(
-            "include_test", "map receipts marked test: true", default=False, kind="yes/no"
-        ),
+        tk.option("token_header", "text", "header of the bare token (auth header)"),
+        tk.option("purpose_channels", "mapping", "purpose/topic id -> channel or list of channels"),
+        tk.option("include_test", "yes/no", "map receipts marked test: true", False),
     )
 
     def verify(self, request: tk.Request) -> None:
@@ -102,12 +99,8 @@ class OneTrustConnector(tk.Connector):
         received = tk.received_ms(request)
         content = data.get("content")
         if isinstance(content, list):
-            out = tk.Output()
-            for item in content:
-                if not isinstance(item, dict):
-                    raise InvalidInput("missing_field", "content holds a non-object")
-                out.extend(self._profile(item, received))
-            return out
+            profile = partial(self._profile, received=received)
+            return tk.map_all(content, profile, "content holds a non-object", code="missing_field")
         if "Purposes" in data:
             return self._profile(data, received)
         if "purposes" in data:
@@ -150,17 +143,10 @@ class OneTrustConnector(tk.Connector):
         addr = self._subject(d)
         stamp = u.text(d, "interactionDate")
         occurred = tt.iso_ms(stamp, "interactionDate") if stamp else received
-        purposes = d.get("purposes")
-        if not isinstance(purposes, list):
-            raise InvalidInput("missing_field", "purposes is not a list")
         choices: list[_cmp.Choice] = []
         expiry: int | None = None
         notices = _notices(d.get("privacyNotices"))
-        for item in purposes:
-            if not isinstance(item, dict):
-                raise InvalidInput("missing_field", "purposes holds a non-object")
-            purpose_id = u.text(item, "Id", required=True, what="purposes[].Id")
-            assert purpose_id is not None
+        for item, purpose_id in _purposes(d.get("purposes"), "purposes"):
             action = _action(item.get("TransactionType"), "purposes[].TransactionType")
             if action is not None:
                 choices.append(self._choice(purpose_id, action))
@@ -190,36 +176,16 @@ class OneTrustConnector(tk.Connector):
         if receipt_ref is None:
             picked = sorted((c.vendor_id, c.action.value) for c in choices)
             dedupe = (addr.key, stamp, ",".join(f"{v}={a}" for v, a in picked))
-        controller = self.instance.controller
-        groups = _cmp.resolve(self, choices)
+        record = _cmp.Record(self, addr, occurred, received, self.instance.controller)
         out = tk.Output()
-        for group in groups:
+        for group in _cmp.resolve(self, choices):
+            expires = expiry if group.action is ConsentAction.GRANT else None
             out.consent.extend(
-                _cmp.consent_events(
-                    self,
-                    [group],
-                    dedupe=dedupe,
-                    occurred=occurred,
-                    received=received,
-                    addr=addr,
-                    controller=controller,
-                    proof=proof,
-                    attributes=attrs,
-                    expires_at_ms=expiry if group.action is ConsentAction.GRANT else None,
-                )
+                record.events([group], dedupe, proof=proof, attributes=attrs, expires_at_ms=expires)
             )
         tc_string = _tc_string(d)
         if tc_string:
-            tcf, tcf_attrs = _cmp.tcf_events(
-                self,
-                tc_string,
-                dedupe=dedupe,
-                occurred=occurred,
-                received=received,
-                addr=addr,
-                controller=controller,
-                record_ref=receipt_ref,
-            )
+            tcf, tcf_attrs = record.tcf(tc_string, dedupe, record_ref=receipt_ref)
             out.consent.extend(tcf)
             for event in out.consent:
                 event.attributes.update(tcf_attrs)
@@ -244,15 +210,8 @@ class OneTrustConnector(tk.Connector):
 
     def _profile(self, d: Mapping[str, Any], received: int) -> tk.Output:
         addr = self._subject(d)
-        purposes = d.get("Purposes")
-        if not isinstance(purposes, list):
-            raise InvalidInput("missing_field", "Purposes is not a list")
         out = tk.Output()
-        for item in purposes:
-            if not isinstance(item, dict):
-                raise InvalidInput("missing_field", "Purposes holds a non-object")
-            purpose_id = u.text(item, "Id", required=True, what="Purposes[].Id")
-            assert purpose_id is not None
+        for item, purpose_id in _purposes(d.get("Purposes"), "Purposes"):
             action = _action(item.get("Status"), "Purposes[].Status")
             choices = [self._choice(purpose_id, action)] if action is not None else []
             choices.extend(self._topics(item.get("Topics") or item.get("Preferences")))
@@ -266,23 +225,18 @@ class OneTrustConnector(tk.Connector):
             )
             occurred = tt.iso_ms(stamp, "Purposes[].LastTransactionDate") if stamp else received
             collection_point = u.text(item, "LastTransactionCollectionPointId")
+            version = item.get("Version")
+            proof = Proof(
+                method="cmp_profile",
+                collected_at_ms=occurred,
+                collection_point=_cmp.safe_label(collection_point),
+                notice_version=u.bounded(version) if "Version" in item else None,
+            )
+            record = _cmp.Record(self, addr, occurred, received, self.instance.controller)
+            dedupe = ("profile", addr.key, purpose_id, item.get("Status"), stamp)
+            groups = _cmp.resolve(self, choices)
             out.consent.extend(
-                _cmp.consent_events(
-                    self,
-                    _cmp.resolve(self, choices),
-                    dedupe=("profile", addr.key, purpose_id, item.get("Status"), stamp),
-                    occurred=occurred,
-                    received=received,
-                    addr=addr,
-                    controller=self.instance.controller,
-                    proof=Proof(
-                        method="cmp_profile",
-                        collected_at_ms=occurred,
-                        collection_point=_cmp.safe_label(collection_point),
-                        notice_version=u.bounded(item["Version"]) if "Version" in item else None,
-                    ),
-                    attributes={"kind": "profile"},
-                )
+                record.events(groups, dedupe, proof=proof, attributes={"kind": "profile"})
             )
         return out
 
@@ -310,23 +264,30 @@ class OneTrustConnector(tk.Connector):
         if action is None:
             return tk.Output()
         receipt = u.ci_get(row, "receipt_id", "receipt")
-        return tk.Output(
-            consent=_cmp.consent_events(
-                self,
-                _cmp.resolve(self, [self._choice(purpose_id.strip(), action)]),
-                dedupe=("export", addr.key, purpose_id.strip(), action.value, occurred),
-                occurred=occurred,
-                received=tk.received_ms(None),
-                addr=addr,
-                controller=self.instance.controller,
-                proof=Proof(
-                    method="cmp_export",
-                    collected_at_ms=occurred,
-                    vendor_receipt=u.bounded(receipt) if isinstance(receipt, str) else None,
-                ),
-                attributes={"import": "consent_export"},
-            )
+        proof = Proof(
+            method="cmp_export",
+            collected_at_ms=occurred,
+            vendor_receipt=u.bounded(receipt) if isinstance(receipt, str) else None,
         )
+        purpose = purpose_id.strip()
+        record = _cmp.Record(self, addr, occurred, tk.received_ms(None), self.instance.controller)
+        groups = _cmp.resolve(self, [self._choice(purpose, action)])
+        dedupe = ("export", addr.key, purpose, action.value, occurred)
+        attrs = {"import": "consent_export"}
+        return tk.Output(consent=record.events(groups, dedupe, proof=proof, attributes=attrs))
+
+
+def _purposes(value: Any, where: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Each purpose object of ``where`` with its ``Id``; ``missing_field`` when it is not a
+    list of objects with ids."""
+    if not isinstance(value, list):
+        raise InvalidInput("missing_field", f"{where} is not a list")
+    for item in value:
+        if not isinstance(item, dict):
+            raise InvalidInput("missing_field", f"{where} holds a non-object")
+        purpose_id = u.text(item, "Id", required=True, what=f"{where}[].Id")
+        assert purpose_id is not None
+        yield item, purpose_id
 
 
 def _notices(value: Any) -> list[str]:

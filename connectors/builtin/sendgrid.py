@@ -37,7 +37,6 @@ purposes); ``bounces``, ``blocks`` and ``invalid_emails`` are not consent: no ev
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Mapping
 from datetime import UTC
@@ -45,13 +44,15 @@ from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import load_sendgrid_key, verify_sendgrid
-from consentinel.connectors.auth.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from consentinel.connectors.auth.sendgrid import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    sendgrid_signature,
+)
 from consentinel.connectors.builtin import _email as em
 from consentinel.connectors.toolkit import times as tt
-from consentinel.streams.events.errors import ConsentinelError, InvalidInput
+from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, UsageKind
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 KINDS: dict[str, UsageKind] = {
     "processed": UsageKind.SEND,
@@ -66,6 +67,12 @@ KINDS: dict[str, UsageKind] = {
     "group_unsubscribe": UsageKind.UNSUBSCRIBE_LINK,
 }
 _IGNORED = frozenset({"account_status_change"})
+_METHODS = {
+    "spamreport": "spam_complaint",
+    "unsubscribe": "unsubscribe_link",
+    "group_unsubscribe": "unsubscribe_link",
+    "group_resubscribe": "preference_center",
+}
 _ROW_KINDS = {
     "unsubscribes": "unsubscribe_link",
     "global_unsubscribes": "unsubscribe_link",
@@ -85,36 +92,19 @@ class SendGridConnector(tk.Connector):
         '"timestamp" (Unix seconds) of each event; suppression exports: "created"'
     )
     config_schema: ClassVar[tuple[tk.ConfigField, ...]] = (
-        tk.ConfigField(
-            "verification_key",
-            "the Signed Event Webhook verification key (Base64)",
-            required=True,
-            secret=True,
-        ),
-        tk.ConfigField(
-            "verification_key_previous", "previous key, accepted while rotating", secret=True
+        *tk.rotating_secret(
+            "verification_key", "the Signed Event Webhook verification key (Base64)"
         ),
         tk.ConfigField("signing_key", "PEM private key for sign() (tests, demo feed)", secret=True),
-        tk.ConfigField(
-            "max_age_s",
-            "accepted age of the signed timestamp, s (null: no check)",
-            default=300,
-            kind="number",
+        tk.option(
+            "max_age_s", "number", "accepted age of the signed timestamp, s (null: no check)", 300
         ),
-        tk.ConfigField(
-            "account", "the SendGrid account or subuser, reported as sender", kind="text"
+        tk.option("account", "text", "the SendGrid account or subuser, reported as sender"),
+        tk.option(
+            "purpose_key", "text", "custom arg holding the sender's purpose", "consentinel_purpose"
         ),
-        tk.ConfigField(
-            "purpose_key",
-            "custom arg holding the sender's purpose",
-            default="consentinel_purpose",
-            kind="text",
-        ),
-        tk.ConfigField(
-            "import_kind",
-            "default kind of imported suppression rows",
-            default="unsubscribes",
-            kind="text",
+        tk.option(
+            "import_kind", "text", "default kind of imported suppression rows", "unsubscribes"
         ),
     )
 
@@ -125,9 +115,8 @@ class SendGridConnector(tk.Connector):
         ]
         max_age = instance.options.get("max_age_s", 300)
         self.max_age: float | None = None if max_age is None else float(max_age)
-        self._purpose_key = str(instance.options.get("purpose_key") or "consentinel_purpose")
-        account = instance.options.get("account")
-        self._account = str(account) if account else None
+        self._purpose_key = tk.option_text(instance, "purpose_key", "consentinel_purpose")
+        self._account = tk.option_text(instance, "account") or None
 
     def verify(self, request: tk.Request) -> None:
         now = request.received_at_ms / 1000 if request.received_at_ms else None
@@ -153,87 +142,59 @@ class SendGridConnector(tk.Connector):
             (event_id,) if event_id else (message_id, event, item.get("timestamp"), address.key)
         )
         group = em.ident(item, "asm_group_id", f"{where}.asm_group_id")
+        at = emit.at(dedupe, address, ts)
         out = tk.Output()
         kind = KINDS.get(event)
         if kind is not None:
-            raw_purpose = item.get(self._purpose_key)
-            vendor_purpose = tk.short_text(raw_purpose)
+            vendor_purpose = tk.short_text(item.get(self._purpose_key))
             purpose = em.declared_purpose(self, vendor_purpose)
             campaign = em.ident(item, "marketing_campaign_id", f"{where}.marketing_campaign_id")
             campaign = campaign or em.ident(item, "singlesend_id", f"{where}.singlesend_id")
             machine = item.get("sg_machine_open")
-            out.usage.append(
-                emit.usage(
-                    dedupe,
-                    kind,
-                    address,
-                    ts,
-                    source_event_type=event,
-                    tags=em.strings(item.get("category")),
-                    campaign_id=campaign,
-                    list_id=group,
-                    sender=self._account,
-                    declared_purpose=purpose,
-                    attributes={
-                        "message_id": em.attr_text(message_id),
-                        "vendor_purpose": em.attr_text(vendor_purpose) if purpose is None else None,
-                        "machine_open": machine if isinstance(machine, bool) else None,
-                        "bounce_type": tk.short_text(item.get("type"))
-                        if kind is UsageKind.BOUNCE
-                        else None,
-                        "bounce_classification": tk.short_text(item.get("bounce_classification")),
-                        "url_host": em.url_host(item.get("url")) if event == "click" else None,
-                        "campaign_name": tk.short_text(item.get("marketing_campaign_name")),
-                    },
-                )
+            attributes = {
+                "message_id": em.attr_text(message_id),
+                "vendor_purpose": em.attr_text(vendor_purpose) if purpose is None else None,
+                "machine_open": machine if isinstance(machine, bool) else None,
+                "bounce_type": tk.short_text(item.get("type"))
+                if kind is UsageKind.BOUNCE
+                else None,
+                "bounce_classification": tk.short_text(item.get("bounce_classification")),
+                "url_host": em.url_host(item.get("url")) if event == "click" else None,
+                "campaign_name": tk.short_text(item.get("marketing_campaign_name")),
+            }
+            usage = at.usage(
+                kind,
+                source_event_type=event,
+                tags=em.strings(item.get("category")),
+                campaign_id=campaign,
+                list_id=group,
+                sender=self._account,
+                declared_purpose=purpose,
+                attributes=attributes,
             )
-        consent = self._consent(emit, event, dedupe, address, ts, group, item, where)
-        if consent is not None:
+            out.usage.append(usage)
+        method = _METHODS.get(event)
+        if method is not None:
+            if event.startswith("group_") and group is None:
+                raise InvalidInput("missing_field", f"{where}.asm_group_id is missing")
+            action = ConsentAction.GRANT if event == "group_resubscribe" else ConsentAction.WITHDRAW
+            consent = at.scoped(
+                action,
+                scope=group if event.startswith("group_") else None,
+                platform="sendgrid",
+                kind="asm_group",
+                method=method,
+                ip_hash=em.ip_hash(item.get("ip")),
+                vendor_receipt=em.attr_text(event_id),
+            )
             out.consent.append(consent)
         return out
-
-    def _consent(
-        self,
-        emit: tk.Emitter,
-        event: str,
-        dedupe: tuple[object, ...],
-        address: tk.Address,
-        ts: int,
-        group: str | None,
-        item: Mapping[str, Any],
-        where: str,
-    ) -> Any:
-        if event not in ("spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe"):
-            return None
-        scope = None
-        if event.startswith("group_"):
-            if group is None:
-                raise InvalidInput("missing_field", f"{where}.asm_group_id is missing")
-            scope = group
-        method = {
-            "spamreport": "spam_complaint",
-            "unsubscribe": "unsubscribe_link",
-            "group_unsubscribe": "unsubscribe_link",
-            "group_resubscribe": "preference_center",
-        }[event]
-        return emit.proven(
-            dedupe,
-            ConsentAction.GRANT if event == "group_resubscribe" else ConsentAction.WITHDRAW,
-            address,
-            ts,
-            vendor_purposes=[scope] if scope else [],
-            scope=scope,
-            method=method,
-            collection_point=f"sendgrid:asm_group:{group}" if scope else "sendgrid",
-            ip_hash=em.ip_hash(item.get("ip")),
-            vendor_receipt=em.attr_text(em.ident(item, "sg_event_id", f"{where}.sg_event_id")),
-        )
 
     # -- file import -----------------------------------------------------------------
 
     def map_row(self, row: Mapping[str, Any]) -> tk.Output:
-        kind = tk.first_cell(row, "suppression") or str(
-            self.instance.options.get("import_kind") or "unsubscribes"
+        kind = tk.first_cell(row, "suppression") or tk.option_text(
+            self.instance, "import_kind", "unsubscribes"
         )
         kind = kind.lower()
         if kind in _ROW_NOT_CONSENT:
@@ -247,44 +208,25 @@ class SendGridConnector(tk.Connector):
         if kind == "group_unsubscribes" and group is None:
             raise InvalidInput("missing_field", "group_id is missing for a group unsubscribe")
         emit = tk.Emitter(self, tk.Edge.now_ms())
-        return tk.Output(
-            consent=[
-                emit.proven(
-                    ("row", kind, group, address.key, at),
-                    ConsentAction.WITHDRAW,
-                    address,
-                    at,
-                    vendor_purposes=[group] if group else [],
-                    scope=group,
-                    method=_ROW_KINDS[kind],
-                    collection_point=f"sendgrid:asm_group:{group}" if group else "sendgrid",
-                    ip_hash=em.ip_hash(tk.first_cell(row, "ip")),
-                    attributes={"imported": True, "suppression": kind},
-                )
-            ]
+        withdraw = emit.at(("row", kind, group, address.key, at), address, at).scoped(
+            ConsentAction.WITHDRAW,
+            scope=group,
+            platform="sendgrid",
+            kind="asm_group",
+            method=_ROW_KINDS[kind],
+            ip_hash=em.ip_hash(tk.first_cell(row, "ip")),
+            attributes={"imported": True, "suppression": kind},
         )
+        return tk.Output(consent=[withdraw])
 
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """The request signed as SendGrid would, with the instance's ``signing_key`` (PEM
     private key whose public half is ``verification_key``). The timestamp header is kept
     when present, else the request's receipt time (or now) in Unix seconds."""
-    try:
-        key = serialization.load_pem_private_key(instance.secret("signing_key"), password=None)
-    except ValueError:
-        raise ConsentinelError(
-            f"instance {instance.name!r}: signing_key is not a PEM private key"
-        ) from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ConsentinelError(f"instance {instance.name!r}: signing_key is not an EC key")
     stamp = request.header(TIMESTAMP_HEADER)
     if not stamp:
         seconds = request.received_at_ms // 1000 if request.received_at_ms else int(time.time())
         stamp = str(seconds)
-    signature = key.sign(stamp.encode("utf-8") + request.body, ec.ECDSA(hashes.SHA256()))
-    return request.with_headers(
-        {
-            SIGNATURE_HEADER: base64.b64encode(signature).decode("ascii"),
-            TIMESTAMP_HEADER: stamp,
-        },
-    )
+    signature = sendgrid_signature(instance.secret("signing_key"), stamp, request.body)
+    return request.with_headers({SIGNATURE_HEADER: signature, TIMESTAMP_HEADER: stamp})

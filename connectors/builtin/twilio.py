@@ -44,7 +44,6 @@ from consentinel.connectors.builtin import _msgutil as u
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
-    Channel,
     UsageKind,
 )
 
@@ -65,15 +64,6 @@ _OPTED_OUT_ERROR = "21610"
 _MAX_COUNT = 1_000_000  # NumSegments, NumMedia: anything larger is not a real message
 
 
-def _split_channel(raw: str) -> tuple[Channel, str]:
-    prefix, sep, rest = raw.partition(":")
-    if sep and prefix.lower() in ("whatsapp", "rcs", "sms", "mms"):
-        return u.sms_channel(prefix), rest
-    if sep and prefix.isalpha():
-        return u.sms_channel(prefix), rest  # raises unsupported_channel
-    return Channel.SMS, raw
-
-
 class TwilioConnector(tk.Connector):
     name = "twilio"
     title = "Twilio Programmable Messaging: status callbacks, inbound replies, STOP/START"
@@ -85,11 +75,8 @@ class TwilioConnector(tk.Connector):
         "reports; export rows: their date column"
     )
     config_schema = (
-        tk.ConfigField("auth_token", "account Auth Token", required=True, secret=True),
-        tk.ConfigField("auth_token_previous", "previous Auth Token while rotating", secret=True),
-        tk.ConfigField(
-            "controllers", "map MessagingServiceSid or sender -> controller", kind="mapping"
-        ),
+        *tk.rotating_secret("auth_token", "account Auth Token"),
+        tk.option("controllers", "mapping", "map MessagingServiceSid or sender -> controller"),
     )
 
     def verify(self, request: tk.Request) -> None:
@@ -121,7 +108,7 @@ class TwilioConnector(tk.Connector):
     def _status(self, request: tk.Request, p: dict[str, str], sid: str, status: str) -> tk.Output:
         to = u.text(p, "To", required=True)
         assert to is not None
-        channel, number = _split_channel(to)
+        channel, number = u.split_channel(to)
         addr = self.edge.address(number, channel.value, self.instance.default_region)
         kind = _KINDS[status]
         received = tk.received_ms(request)
@@ -131,7 +118,7 @@ class TwilioConnector(tk.Connector):
             occurred = tt.compact_ms(raw_dlr, "RawDlrDoneDate")
         service = u.text(p, "MessagingServiceSid")
         from_ = u.text(p, "From")
-        own = _split_channel(from_)[1] if from_ else None
+        own = u.split_channel(from_)[1] if from_ else None
         sender = service or own
         controller = u.controller_for(self, service, own)
         error = u.text(p, "ErrorCode")
@@ -141,77 +128,50 @@ class TwilioConnector(tk.Connector):
             attributes["error_code"] = u.bounded(error)
         if u.text(p, "AccountSid"):
             attributes["account"] = u.bounded(p["AccountSid"])
-        emit = tk.Emitter(self, received)
-        out = tk.Output()
-        out.usage.append(
-            emit.usage(
-                dedupe,
-                kind,
-                addr,
-                occurred,
-                role=None,
-                channel=channel,
-                controller=controller,
-                list_id=service,
-                sender=sender,
-                source_event_type=status,
-                attributes=attributes,
-            )
+        at = tk.Emitter(self, received).at(dedupe, addr, occurred)
+        return u.status_report(
+            at,
+            kind,
+            opt_out=(sid, "error_21610") if error == _OPTED_OUT_ERROR else None,
+            scope=service or u.sender_scope(own),
+            channel=channel,
+            controller=controller,
+            list_id=service,
+            sender=sender,
+            source_event_type=status,
+            attributes=attributes,
         )
-        if error == _OPTED_OUT_ERROR:
-            out.consent.append(
-                u.opted_out(
-                    emit,
-                    sid,
-                    addr,
-                    occurred,
-                    channel=channel,
-                    scope=service or u.sender_scope(own),
-                    controller=controller,
-                    evidence="error_21610",
-                )
-            )
-        return out
 
     # -- inbound -------------------------------------------------------------------------
 
     def _inbound(self, request: tk.Request, p: dict[str, str], sid: str) -> tk.Output:
         from_ = u.text(p, "From", required=True)
         assert from_ is not None
-        channel, number = _split_channel(from_)
+        channel, number = u.split_channel(from_)
         addr = self.edge.address(number, channel.value, self.instance.default_region)
         to = u.text(p, "To")
-        own = _split_channel(to)[1] if to else None
-        service = u.text(p, "MessagingServiceSid")
-        controller = u.controller_for(self, service, own)
+        own = u.split_channel(to)[1] if to else None
         opt_out_type = (u.text(p, "OptOutType") or "").upper()
         keyword = {"STOP": "stop", "START": "start", "HELP": "help"}.get(opt_out_type)
         if keyword is None:
             keyword = u.classify_keyword(p.get("Body"))
-        received = tk.received_ms(request)
-        attributes: dict[str, Any] = {
-            "keyword": keyword or "none",
-            "keyword_source": "opt_out_type" if opt_out_type else "body",
-            "sender_type": u.sender_type(own),
-        }
+        attributes: dict[str, Any] = {"keyword_source": "opt_out_type" if opt_out_type else "body"}
         for name in ("NumSegments", "NumMedia"):
             value = u.text(p, name)
             if value:
                 attributes[name.lower()] = tk.bounded_int(value, name, high=_MAX_COUNT)
-        return u.reply(
-            tk.Emitter(self, received),
-            (sid, "received"),
+        received = tk.received_ms(request)
+        service = u.text(p, "MessagingServiceSid")
+        return u.reply_to(
+            tk.Emitter(self, received).at((sid, "received"), addr, received),
             (sid, keyword),
             sid,
-            addr,
-            received,
-            channel=channel,
-            controller=controller,
-            sender=service or own,
-            event_type="received",
+            own=own,
             keyword=keyword,
-            scope=service or u.sender_scope(own),
+            service=service,
             attributes=attributes,
+            channel=channel,
+            event_type="received",
             list_id=service,
         )
 
@@ -221,7 +181,7 @@ class TwilioConnector(tk.Connector):
         phone = u.ci_get(row, "phone_number", "phone", "number", "from", "address")
         if not isinstance(phone, str) or not phone.strip():
             raise InvalidInput("missing_field", "the row has no phone number column")
-        channel, number = _split_channel(phone.strip())
+        channel, number = u.split_channel(phone.strip())
         addr = self.edge.address(number, channel.value, self.instance.default_region)
         when = u.ci_get(row, "date_created", "opted_out_at", "created_at", "date", "timestamp")
         if when is None:

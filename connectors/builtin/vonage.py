@@ -122,16 +122,11 @@ class VonageConnector(tk.Connector):
         'API: "timestamp"; else receive time'
     )
     config_schema = (
-        tk.ConfigField("signature_secret", "account signature secret", required=True, secret=True),
-        tk.ConfigField("signature_secret_previous", "previous signature secret", secret=True),
-        tk.ConfigField(
-            "signature_method", "md5hash (default), md5, sha1, sha256 or sha512", kind="text"
-        ),
-        tk.ConfigField(
-            "max_age_s", "freshness window of signed timestamps (s)", default=300, kind="number"
-        ),
-        tk.ConfigField("api_key", "account API key (put in JWTs made by `sign`)", kind="text"),
-        tk.ConfigField("controllers", "map sender id / number -> controller", kind="mapping"),
+        *tk.rotating_secret("signature_secret", "account signature secret"),
+        tk.option("signature_method", "text", "md5hash (default), md5, sha1, sha256 or sha512"),
+        tk.option("max_age_s", "number", "freshness window of signed timestamps (s)", 300),
+        tk.option("api_key", "text", "account API key (put in JWTs made by `sign`)"),
+        tk.option("controllers", "mapping", "map sender id / number -> controller"),
     )
 
     def verify(self, request: tk.Request) -> None:
@@ -144,7 +139,7 @@ class VonageConnector(tk.Connector):
             params = _sms_params(request)
         except InvalidInput:
             params = {}  # undecodable: fails below as an unsigned request
-        method = str(self.instance.options.get("signature_method") or "md5hash")
+        method = tk.option_text(self.instance, "signature_method", "md5hash")
         verify_vonage_sms(secrets, params, method=method, tolerance=max_age)  # type: ignore[arg-type]
 
     def map_request(self, request: tk.Request) -> tk.Output:
@@ -208,38 +203,19 @@ class VonageConnector(tk.Connector):
             if u.text(p, name):
                 attrs[name.replace("-", "_")] = u.bounded(p[name])
         dedupe = (message_id, "send") if kind is UsageKind.SEND else (message_id, status)
-        emit = tk.Emitter(self, received)
-        out = tk.Output()
-        out.usage.append(
-            emit.usage(
-                dedupe,
-                kind,
-                addr,
-                occurred,
-                role=None,
-                channel=Channel.SMS,
-                controller=controller,
-                campaign_id=campaign,
-                sender=sender,
-                declared_purpose=purpose,
-                source_event_type=f"dlr.{status}",
-                attributes=attrs,
-            )
+        return u.status_report(
+            tk.Emitter(self, received).at(dedupe, addr, occurred),
+            kind,
+            opt_out=(message_id, "err_code_9") if err == "9" else None,
+            scope=u.sender_scope(sender),
+            channel=Channel.SMS,
+            controller=controller,
+            campaign_id=campaign,
+            sender=sender,
+            declared_purpose=purpose,
+            source_event_type=f"dlr.{status}",
+            attributes=attrs,
         )
-        if err == "9":
-            out.consent.append(
-                u.opted_out(
-                    emit,
-                    message_id,
-                    addr,
-                    occurred,
-                    channel=Channel.SMS,
-                    scope=u.sender_scope(sender),
-                    controller=controller,
-                    evidence="err_code_9",
-                )
-            )
-        return out
 
     def _sms_inbound(self, request: tk.Request, p: dict[str, str]) -> tk.Output:
         message_id = u.text(p, "messageId", required=True)
@@ -252,44 +228,15 @@ class VonageConnector(tk.Connector):
         keyword = u.classify_keyword(p.get("text"))
         if keyword is None and (u.text(p, "keyword") or "").upper() in u.STOP_WORDS:
             keyword = "stop"  # Vonage's keyword is the first word: "STOP please" opts out
-        return self._reply(
-            received=received,
-            occurred=occurred,
-            message_id=message_id,
-            addr=addr,
-            channel=Channel.SMS,
-            own=u.text(p, "to"),
-            keyword=keyword,
-            event_type="inbound",
-        )
+        at = tk.Emitter(self, received).at((message_id, "inbound"), addr, occurred)
+        own = u.text(p, "to")
+        return self._reply(at, message_id, own, keyword, channel=Channel.SMS, event_type="inbound")
 
     def _reply(
-        self,
-        *,
-        received: int,
-        occurred: int,
-        message_id: str,
-        addr: tk.Address,
-        channel: Channel,
-        own: str | None,
-        keyword: str | None,
-        event_type: str,
+        self, at: tk.Occurrence, message_id: str, own: str | None, keyword: str | None, **kw: Any
     ) -> tk.Output:
-        return u.reply(
-            tk.Emitter(self, received),
-            (message_id, "inbound"),
-            (message_id, keyword),
-            message_id,
-            addr,
-            occurred,
-            channel=channel,
-            controller=u.controller_for(self, own),
-            sender=own,
-            event_type=event_type,
-            keyword=keyword,
-            scope=u.sender_scope(own),
-            attributes={"keyword": keyword or "none", "sender_type": u.sender_type(own)},
-        )
+        """An inbound message to ``own`` (``kw``: ``channel`` and ``event_type``)."""
+        return u.reply_to(at, (message_id, keyword), message_id, own=own, keyword=keyword, **kw)
 
     # -- Messages API --------------------------------------------------------------------
 
@@ -305,16 +252,10 @@ class VonageConnector(tk.Connector):
             number = _number(d.get("from"), "from")
             addr = self.edge.address(number, channel.value, self.instance.default_region)
             own = _number(d["to"], "to") if d.get("to") else None
-            return self._reply(
-                received=received,
-                occurred=occurred,
-                message_id=message_uuid,
-                addr=addr,
-                channel=channel,
-                own=own,
-                keyword=u.classify_keyword(d.get("text")),
-                event_type="messages.inbound",
-            )
+            at = tk.Emitter(self, received).at((message_uuid, "inbound"), addr, occurred)
+            keyword = u.classify_keyword(d.get("text"))
+            event = "messages.inbound"
+            return self._reply(at, message_uuid, own, keyword, channel=channel, event_type=event)
         status = status.lower()
         if status not in _MESSAGES_KINDS:
             raise InvalidInput("unknown_event", "status is not a known Messages API status")
@@ -331,12 +272,9 @@ class VonageConnector(tk.Connector):
             if code:
                 attrs["error_code"] = u.bounded(code)
         dedupe = (message_uuid, "send") if kind is UsageKind.SEND else (message_uuid, status)
-        usage = tk.Emitter(self, received).usage(
-            dedupe,
+        return u.status_report(
+            tk.Emitter(self, received).at(dedupe, addr, occurred),
             kind,
-            addr,
-            occurred,
-            role=None,
             channel=channel,
             controller=u.controller_for(self, sender),
             campaign_id=campaign,
@@ -345,7 +283,6 @@ class VonageConnector(tk.Connector):
             source_event_type=f"messages.{status}",
             attributes=attrs,
         )
-        return tk.Output(usage=[usage])
 
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
@@ -366,11 +303,11 @@ def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
         claims = {
             "iat": int(time.time()),
             "jti": str(uuid.uuid4()),
-            "api_key": str(instance.options.get("api_key") or ""),
+            "api_key": tk.option_text(instance, "api_key"),
             "payload_hash": hashlib.sha256(request.body).hexdigest(),
         }
         return request.with_headers({"authorization": "Bearer " + sign_vonage_jwt(secret, claims)})
-    method = str(instance.options.get("signature_method") or "md5hash")
+    method = tk.option_text(instance, "signature_method", "md5hash")
     stamp = str(int(time.time()))
     if u.is_json(request):
         try:

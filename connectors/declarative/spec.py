@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from consentinel.connectors import yamlfile
 from consentinel.connectors.auth import AuthConfigError, HmacHeaderScheme
@@ -17,6 +18,8 @@ from consentinel.connectors.declarative.paths import FieldPath, compile_path
 from consentinel.connectors.declarative.timefmt import TimeFormat
 from consentinel.streams.events.errors import FatalConfigError
 from consentinel.streams.events.records import Channel, ConsentAction, UsageKind
+
+E = TypeVar("E", bound=Enum)
 
 AUTH_SCHEMES = ("hmac_header", "basic", "url_token")
 CONTENTS = ("json", "form", "auto")
@@ -358,6 +361,17 @@ class _Builder:
                 self.fail(ignore, i, f"{vendor!r} is both in kinds: and ignore:")
         return out, frozenset(str(v) for v in ignore)
 
+    def member(self, enum: type[E], item: Mapping[str, Any], key: str, vendor: str) -> E | None:
+        """``item[key]`` as a member of ``enum`` (None when absent; noted when unknown)."""
+        if item.get(key) is None:
+            return None
+        try:
+            return enum(item[key])
+        except ValueError:
+            known = ", ".join(str(m.value) for m in enum)
+            self.fail(item, key, f"kinds.{vendor}.{key} {item[key]!r} unknown ({known})")
+            return None
+
     def rule(self, item: Any, node: Any, key: str | int, vendor: str) -> KindRule | None:
         if item is None:
             item = {}
@@ -369,23 +383,8 @@ class _Builder:
         for k in item:
             if k not in ("usage", "consent", "when"):
                 self.fail(item, k, f"kinds.{vendor}.{k}: known keys are usage, consent, when")
-        usage = consent = None
-        if item.get("usage") is not None:
-            try:
-                usage = UsageKind(item["usage"])
-            except ValueError:
-                known = ", ".join(k.value for k in UsageKind)
-                self.fail(
-                    item, "usage", f"kinds.{vendor}.usage {item['usage']!r} unknown ({known})"
-                )
-        if item.get("consent") is not None:
-            try:
-                consent = ConsentAction(item["consent"])
-            except ValueError:
-                known = ", ".join(a.value for a in ConsentAction)
-                self.fail(
-                    item, "consent", f"kinds.{vendor}.consent {item['consent']!r} unknown ({known})"
-                )
+        usage = self.member(UsageKind, item, "usage", vendor)
+        consent = self.member(ConsentAction, item, "consent", vendor)
         when: list[tuple[FieldPath, Any]] = []
         raw_when = item.get("when") or {}
         if not isinstance(raw_when, Mapping):

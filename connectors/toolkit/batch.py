@@ -6,7 +6,7 @@ the whole request: they are raised before :func:`map_items` is called.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from consentinel.connectors.contract import ItemRejected, Output
@@ -59,4 +59,22 @@ def map_batch(
     if out.rejected and len(out.rejected) == len(value):
         first = out.rejected[0]
         raise InvalidInput(first.code, first.message)
+    return out
+
+
+def map_all(
+    items: Iterable[Any],
+    map_one: Callable[[dict[str, Any]], Output],
+    refused: str,
+    *,
+    code: str = "malformed_json",
+) -> Output:
+    """The events of every object of ``items`` (a page of records the platform sends as
+    one), in order. Unlike :func:`map_batch`, a non-object refuses the whole request:
+    ``InvalidInput(code, refused)``. Pure."""
+    out = Output()
+    for item in items:
+        if not isinstance(item, dict):
+            raise InvalidInput(code, refused)
+        out.extend(map_one(item))
     return out

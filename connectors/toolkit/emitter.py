@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from consentinel.connectors.contract import Address, Connector, Request, sending_domain
+from consentinel.connectors.toolkit.occurrence import Occurrence
 from consentinel.streams.events import clock, ids
 from consentinel.streams.events.records import (
     Channel,
@@ -66,6 +67,10 @@ class Emitter:
         self.source = connector.instance.name
         self.controller = connector.instance.controller
         self.received_at_ms = received_at_ms
+
+    def at(self, dedupe: tuple[object, ...], address: Address, occurred_at_ms: int) -> Occurrence:
+        """The events of one platform event about ``address`` (see :class:`Occurrence`)."""
+        return Occurrence(self, dedupe, address, occurred_at_ms)
 
     def event_id(self, dedupe: Iterable[object], role: str | None) -> str:
         parts = [*dedupe] if role is None else [*dedupe, role]
@@ -221,3 +226,31 @@ class Emitter:
             vendor_receipt=vendor_receipt,
         )
         return self.consent(dedupe, action, address, occurred_at_ms, proof=proof, **consent)
+
+    def scoped(
+        self,
+        dedupe: tuple[object, ...],
+        action: ConsentAction,
+        address: Address,
+        occurred_at_ms: int,
+        *,
+        scope: str | None,
+        platform: str,
+        kind: str = "list",
+        **proven: Any,
+    ) -> ConsentEvent:
+        """A proven consent (see :meth:`proven`) scoped to one of the platform's lists or
+        groups: purpose ``purpose_map[scope]`` (unmapped: ``unmapped_purposes``), collection
+        point ``<platform>:<kind>:<scope>``. Without a scope it covers every purpose, at
+        collection point ``<platform>``. ``proven`` takes ``method`` and the keyword
+        arguments of :meth:`proven`."""
+        return self.proven(
+            dedupe,
+            action,
+            address,
+            occurred_at_ms,
+            vendor_purposes=[scope] if scope else [],
+            scope=scope,
+            collection_point=f"{platform}:{kind}:{scope}" if scope else platform,
+            **proven,
+        )

@@ -73,3 +73,15 @@ def test_show_prints_a_declarative_mappings_events_and_event_time() -> None:
         text
     )
     assert "(not declared)" not in text
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_show_works_for_every_builtin(name: str) -> None:
+    out = io.StringIO()
+    assert cli.cmd_show(name, out) == 0
+    text = out.getvalue()
+    cls = registry.get(name)
+    assert text == describe(cls)
+    for field in cls.config_schema:
+        assert f"| `{field.name}` |" in text, f"{name}: option {field.name} is not shown"
+    assert cls.auth in text and cls.event_time in text
