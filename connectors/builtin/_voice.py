@@ -117,7 +117,7 @@ def number_zone(raw: str, region: str) -> str | None:
         parsed = phonenumbers.parse(normalize_phone(raw, region))
     except (AddressError, phonenumbers.NumberParseException):
         return None
-    zones = [z for z in number_zones.time_zones_for_number(parsed) if z != "Etc/Unknown"]
+    zones = [str(z) for z in number_zones.time_zones_for_number(parsed) if z != "Etc/Unknown"]
     return zones[0] if len(zones) == 1 else None
 
 

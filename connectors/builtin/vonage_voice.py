@@ -139,9 +139,9 @@ class VonageVoiceConnector(tk.Connector):
 
     def _input(self, request: tk.Request, d: dict[str, Any], uuid: str, inbound: bool) -> tk.Output:
         addr, _ = self._consumer(d, inbound)
-        dtmf = d.get("dtmf") if isinstance(d.get("dtmf"), dict) else {}
-        speech = d.get("speech") if isinstance(d.get("speech"), dict) else {}
-        results = speech.get("results") if isinstance(speech.get("results"), list) else []
+        dtmf: dict[str, Any] = d["dtmf"] if isinstance(d.get("dtmf"), dict) else {}
+        speech: dict[str, Any] = d["speech"] if isinstance(d.get("speech"), dict) else {}
+        results: list[Any] = speech["results"] if isinstance(speech.get("results"), list) else []
         if self.refusals.of_digits(dtmf.get("digits")):
             via = "dtmf"
         elif self.refusals.of_speech(r.get("text") for r in results if isinstance(r, dict)):
