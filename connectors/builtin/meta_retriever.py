@@ -245,16 +245,24 @@ class MetaLeadRetriever(MetaLeadAdsConnector):
 
     def __init__(self, instance: tk.Instance, edge: tk.Edge, http: GraphHttp | None = None) -> None:
         super().__init__(instance, edge)
-        options = instance.options
-        self.timeout_s = float(options.get("fetch_timeout_s") or 10)
-        self.retriever = LeadRetriever(
-            http or _DEFAULT_HTTP,
-            token=instance.secret("page_token"),
-            app_secret=instance.secret("app_secret"),
-            base_url=str(options.get("graph_url") or GRAPH_URL),
-            version=str(options.get("graph_version") or GRAPH_VERSION),
-            timeout_s=self.timeout_s,
-        )
+        self.http = http or _DEFAULT_HTTP
+        self.timeout_s = float(instance.options.get("fetch_timeout_s") or 10)
+        self.retriever: LeadRetriever | None = None  # made at the first notification
+
+    def _fetcher(self) -> LeadRetriever:
+        """The retriever (the secrets are read when the first notification comes: a dry run
+        of lead objects needs no page token)."""
+        if self.retriever is None:
+            options = self.instance.options
+            self.retriever = LeadRetriever(
+                self.http,
+                token=self.instance.secret("page_token"),
+                app_secret=self.instance.secret("app_secret"),
+                base_url=str(options.get("graph_url") or GRAPH_URL),
+                version=str(options.get("graph_version") or GRAPH_VERSION),
+                timeout_s=self.timeout_s,
+            )
+        return self.retriever
 
     def map_request(self, request: tk.Request) -> tk.Output:
         out = super().map_request(request)  # checks a notification; maps a lead object
@@ -265,9 +273,8 @@ class MetaLeadRetriever(MetaLeadAdsConnector):
         if not changes:
             return out
         rounds = 1 + len(changes) // CONCURRENCY
-        leads = self._wait(
-            self.retriever.leads([i for i, _ in changes]), rounds * self.timeout_s + 5
-        )
+        fetching = self._fetcher().leads([i for i, _ in changes])
+        leads = self._wait(fetching, rounds * self.timeout_s + 5)
         for index, ((_, value), lead) in enumerate(zip(changes, leads, strict=True)):
             try:
                 if isinstance(lead, LeadUnavailable):
