@@ -34,19 +34,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from consentinel.connectors import toolkit as tk
+from consentinel.connectors.builtin import _msgutil as u
 from consentinel.streams.events.errors import FatalConfigError
 from consentinel.streams.events.identity import AddressError, normalize_phone
-from consentinel.streams.events.records import (
-    Channel,
-    ConsentAction,
-    ConsentEvent,
-    Proof,
-    Scalar,
-    UsageEvent,
-    UsageKind,
-)
+from consentinel.streams.events.records import Channel, ConsentAction, Proof, Scalar, UsageKind
 from phonenumbers import timezone as number_zones
 
+Attrs = dict[str, Scalar | None]
 MAX_ATTEMPT: Final = 1000
 MAX_DURATION_S: Final = 7 * 86_400  # a week on the line is a wrong unit, not a call
 #: What a consumer says to refuse (compared without case, accents or punctuation, as whole
@@ -157,65 +151,75 @@ class Refusals:
         return any(isinstance(t, str) and self._said.search(_fold(t)) for t in texts)
 
 
-def call_use(
-    emit: tk.Emitter,
-    call_id: str,
-    address: tk.Address,
-    started_ms: int,
-    *,
-    status: str,
-    answered: bool,
-    talked_s: int,
-    context: CallContext,
-    tz: str | None,
-    sender: str | None,
-    controller: str,
-    source_event_type: str,
-    attributes: dict[str, Scalar | None],
-) -> UsageEvent:
-    """The CALL use of one call attempt (see the module text)."""
-    attrs: dict[str, Scalar | None] = {
-        **attributes,
-        "call_status": status,
-        "answered": answered,
-        "duration_s": talked_s,
-        "attempt": context.attempt,
-        "tz": context.tz or tz,
-    }
-    return emit.usage(
-        (call_id, "call"),
-        UsageKind.CALL,
-        address,
-        started_ms,
-        role=None,
-        channel=Channel.PHONE,
-        controller=controller,
-        campaign_id=context.campaign,
-        sender=sender,
-        source_event_type=source_event_type,
-        attributes=attrs,
-    )
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call as its platform names it: its id, the consumer's number, our caller id."""
+
+    call_id: str
+    number: str
+    caller: str | None
 
 
-def refusal(
-    emit: tk.Emitter,
-    call_id: str,
-    address: tk.Address,
-    occurred_ms: int,
-    *,
-    via: str,
-    controller: str,
-    campaign: str | None = None,
-) -> ConsentEvent:
-    """The objection a consumer made during a call (see the module text)."""
-    return emit.consent(
-        (call_id, "refusal"),
-        ConsentAction.REFUSE,
-        address,
-        occurred_ms,
-        role=None,
-        channels=[Channel.PHONE],
-        proof=Proof(method=f"call_{via}", collected_at_ms=occurred_ms, vendor_receipt=call_id),
-        attributes={"refusal": "during_call", "via": via, "campaign": campaign},
-        controller=controller,
-    )
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a call attempt ended: the platform's status, answered, seconds talked."""
+
+    status: str
+    answered: bool
+    talked_s: int
+
+
+def borrowed(cls: type[tk.Connector], *names: str) -> tuple[tk.ConfigField, ...]:
+    """The options ``names`` as the connector ``cls`` declares them (the same secrets)."""
+    return tuple(f for f in cls.config_schema if f.name in names)
+
+
+class VoiceConnector(tk.Connector):
+    """What a voice connector does once it has read its platform's report."""
+
+    produces = "usage+consent"
+
+    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
+        super().__init__(instance, edge)
+        self.refusals = Refusals(instance)
+
+    def ended(
+        self, request: tk.Request, call: Call, started_ms: int, outcome: Outcome, extra: Attrs
+    ) -> tk.Output:
+        """The CALL use of one call attempt (see the module text)."""
+        region = self.instance.default_region
+        context = context_of(request)
+        attrs: Attrs = {
+            **extra,
+            "call_status": outcome.status,
+            "answered": outcome.answered,
+            "duration_s": outcome.talked_s,
+            "attempt": context.attempt,
+            "tz": context.tz or number_zone(call.number, region),
+        }
+        emit = tk.Emitter(self, tk.received_ms(request))
+        address = self.edge.address(call.number, "phone", region)
+        controller = u.controller_for(self, call.caller)
+        use = emit.usage((call.call_id, "call"), UsageKind.CALL, address, started_ms, role=None,
+                         channel=Channel.PHONE, controller=controller, campaign_id=context.campaign,
+                         sender=call.caller, source_event_type=f"call.{outcome.status}",
+                         attributes=attrs)  # fmt: skip
+        return tk.Output(usage=[use])
+
+    def refused(self, request: tk.Request, call: Call, at_ms: int, via: str) -> tk.Output:
+        """The objection a consumer made during a call (see the module text)."""
+        address = self.edge.address(call.number, "phone", self.instance.default_region)
+        emit = tk.Emitter(self, tk.received_ms(request))
+        attrs = {"refusal": "during_call", "via": via, "campaign": context_of(request).campaign}
+        proof = Proof(method=f"call_{via}", collected_at_ms=at_ms, vendor_receipt=call.call_id)
+        controller = u.controller_for(self, call.caller)
+        objection = emit.consent((call.call_id, "refusal"), ConsentAction.REFUSE, address, at_ms,
+                                 role=None, channels=[Channel.PHONE], proof=proof,
+                                 attributes=attrs, controller=controller)  # fmt: skip
+        return tk.Output(consent=[objection])
+
+    def refusal_in(self, digits: object, said: Iterable[object]) -> str | None:
+        """``dtmf`` or ``speech`` when the input is a refusal, else None."""
+        if self.refusals.of_digits(digits):
+            return "dtmf"
+        return "speech" if self.refusals.of_speech(said) else None

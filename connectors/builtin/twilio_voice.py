@@ -31,7 +31,7 @@ The consumer is ``To`` for our calls, ``From`` for inbound ones. What was said i
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.auth import verify_twilio
@@ -47,100 +47,43 @@ _PROGRESS = frozenset({"queued", "initiated", "ringing", "in-progress"})
 sign = twilio.sign  # the same X-Twilio-Signature as Messaging
 
 
-class TwilioVoiceConnector(tk.Connector):
+class TwilioVoiceConnector(v.VoiceConnector):
     name = "twilio_voice"
     title = "Twilio Voice: call status callbacks (one CALL use per attempt), refusals in <Gather>"
-    produces = "usage+consent"
-    auth = "X-Twilio-Signature: HMAC-SHA1 (Auth Token) of the full URL + sorted form params"
+    auth = twilio.TwilioConnector.auth
     events: ClassVar[tuple[str, ...]] = (*sorted(_TERMINAL), "gather")
-    event_time: ClassVar[str] = (
-        "the call's start: Timestamp minus CallDuration (else receive time); "
-        "<Gather> refusals: receive time"
-    )
+    event_time = "the call's start (Timestamp - CallDuration); <Gather> refusals: receive time"
     config_schema = (
-        tk.ConfigField("auth_token", "account Auth Token", required=True, secret=True),
-        tk.ConfigField("auth_token_previous", "previous Auth Token while rotating", secret=True),
+        *v.borrowed(twilio.TwilioConnector, "auth_token", "auth_token_previous"),
         *v.VOICE_OPTIONS,
     )
 
-    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
-        super().__init__(instance, edge)
-        self.refusals = v.Refusals(instance)
-
     def verify(self, request: tk.Request) -> None:
-        params: list[tuple[str, str]] | None = None if request.body.strip() else []  # GET
         secrets = tk.secrets(self.instance, "auth_token")
+        params: list[tuple[str, str]] | None = None if request.body.strip() else []  # GET
         verify_twilio(secrets, request.url, request.headers, request.body, params=params)
 
     def map_request(self, request: tk.Request) -> tk.Output:
-        params = u.flat_params(request)
-        sid = u.text(params, "CallSid", required=True)
-        assert sid is not None
-        inbound = (u.text(params, "Direction") or "").lower().startswith("inbound")
-        if "Digits" in params or "SpeechResult" in params:
-            return self._gathered(request, params, sid, inbound)
-        status = (u.text(params, "CallStatus") or "").lower()
+        p = u.flat_params(request)
+        sid = u.text(p, "CallSid", required=True)
+        inbound = (u.text(p, "Direction") or "").lower().startswith("inbound")
+        ours, theirs = ("To", "From") if inbound else ("From", "To")
+        call = v.Call(str(sid), str(u.text(p, theirs, required=True)), u.text(p, ours))
+        if "Digits" in p or "SpeechResult" in p:
+            via = self.refusal_in(p.get("Digits"), [p.get("SpeechResult")])
+            at = tk.received_ms(request)
+            return self.refused(request, call, at, via) if via else tk.Output()
+        status = (u.text(p, "CallStatus") or "").lower()
         if status in _PROGRESS or (inbound and status in _TERMINAL):
             return tk.Output()
         if status not in _TERMINAL:
             raise InvalidInput("unknown_event", "CallStatus is not a known Twilio call status")
-        return self._ended(request, params, sid, status)
-
-    def _consumer(self, params: dict[str, str], inbound: bool) -> tuple[tk.Address, str]:
-        number = u.text(params, "From" if inbound else "To", required=True)
-        assert number is not None
-        region = self.instance.default_region
-        return self.edge.address(number, "phone", region), number
-
-    def _ended(self, request: tk.Request, p: dict[str, str], sid: str, status: str) -> tk.Output:
-        addr, number = self._consumer(p, inbound=False)
-        received = tk.received_ms(request)
         stamp = u.text(p, "Timestamp")
-        ended = tt.any_time_ms(stamp, "Timestamp") if stamp else received
+        ended = tt.any_time_ms(stamp, "Timestamp") if stamp else tk.received_ms(request)
         talked = v.duration_s(u.text(p, "CallDuration"), "CallDuration")
-        caller = u.text(p, "From")
-        attributes: dict[str, Any] = {"direction": u.text(p, "Direction")}
+        started = tt.bounded_ms(ended - talked * 1000, "Timestamp - CallDuration")
+        extra: v.Attrs = {"direction": u.text(p, "Direction"), "account": u.text(p, "AccountSid")}
         for name, key in (("AnsweredBy", "answered_by"), ("SipResponseCode", "sip_response")):
-            if u.text(p, name):
-                attributes[key] = u.bounded(p[name])
-        if u.text(p, "AccountSid"):
-            attributes["account"] = u.bounded(p["AccountSid"])
-        use = v.call_use(
-            tk.Emitter(self, received),
-            sid,
-            addr,
-            tt.bounded_ms(ended - talked * 1000, "Timestamp - CallDuration"),
-            status=status,
-            answered=status == "completed",
-            talked_s=talked,
-            context=v.context_of(request),
-            tz=v.number_zone(number, self.instance.default_region),
-            sender=caller,
-            controller=u.controller_for(self, caller),
-            source_event_type=f"call.{status}",
-            attributes=attributes,
-        )
-        return tk.Output(usage=[use])
-
-    def _gathered(
-        self, request: tk.Request, p: dict[str, str], sid: str, inbound: bool
-    ) -> tk.Output:
-        addr, _ = self._consumer(p, inbound)
-        if self.refusals.of_digits(p.get("Digits")):
-            via = "dtmf"
-        elif self.refusals.of_speech([p.get("SpeechResult")]):
-            via = "speech"
-        else:
-            return tk.Output()
-        caller = u.text(p, "To" if inbound else "From")
-        received = tk.received_ms(request)
-        objection = v.refusal(
-            tk.Emitter(self, received),
-            sid,
-            addr,
-            received,
-            via=via,
-            controller=u.controller_for(self, caller),
-            campaign=v.context_of(request).campaign,
-        )
-        return tk.Output(consent=[objection])
+            extra[key] = u.text(p, name)
+        outcome = v.Outcome(status, status == "completed", talked)
+        return self.ended(request, call, started, outcome, extra)

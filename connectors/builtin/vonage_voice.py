@@ -53,111 +53,63 @@ def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     return vonage.sign(request.with_headers({"authorization": "Bearer -"}), instance)
 
 
-class VonageVoiceConnector(tk.Connector):
+class VonageVoiceConnector(v.VoiceConnector):
     name = "vonage_voice"
     title = "Vonage Voice API: call events (one CALL use per attempt), refusals in input events"
-    produces = "usage+consent"
     auth = "Authorization: Bearer JWT HS256 (signature secret) with payload_hash of the body"
     events: ClassVar[tuple[str, ...]] = (*sorted(_TERMINAL), "input")
-    event_time: ClassVar[str] = (
-        'the call\'s "start_time", else "timestamp", else receive time; input: "timestamp"'
-    )
+    event_time = 'the call\'s "start_time", else "timestamp", else receive time'
     config_schema = (
-        tk.ConfigField("signature_secret", "account signature secret", required=True, secret=True),
-        tk.ConfigField("signature_secret_previous", "previous signature secret", secret=True),
-        tk.ConfigField(
-            "max_age_s", "freshness window of the JWT's iat (s)", default=300, kind="number"
-        ),
-        tk.ConfigField("api_key", "account API key (put in JWTs made by `sign`)", kind="text"),
+        *v.borrowed(vonage.VonageConnector, "signature_secret", "signature_secret_previous"),
+        *v.borrowed(vonage.VonageConnector, "max_age_s", "api_key"),
         *v.VOICE_OPTIONS,
     )
 
-    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
-        super().__init__(instance, edge)
-        self.refusals = v.Refusals(instance)
-
     def verify(self, request: tk.Request) -> None:
-        max_age = self.instance.options.get("max_age_s", 300)
-        verify_vonage_jwt(
-            tk.secrets(self.instance, "signature_secret"),
-            request.headers,
-            request.body,
-            tolerance=float(max_age) if max_age else None,
-        )
+        secrets = tk.secrets(self.instance, "signature_secret")
+        max_age = vonage._max_age(self.instance)
+        verify_vonage_jwt(secrets, request.headers, request.body, tolerance=max_age)
 
     def map_request(self, request: tk.Request) -> tk.Output:
-        data = tk.json_object(request.body, "the Vonage event")
-        uuid = u.text(data, "uuid", required=True)
-        assert uuid is not None
-        inbound = (u.text(data, "direction") or "").lower() == "inbound"
-        if "dtmf" in data or "speech" in data:
-            return self._input(request, data, uuid, inbound)
-        status = (u.text(data, "status") or "").lower()
-        if not status or status in _PROGRESS or (inbound and status in _TERMINAL):
+        d = tk.json_object(request.body, "the Vonage event")
+        uuid = str(u.text(d, "uuid", required=True))
+        inbound = (u.text(d, "direction") or "").lower() == "inbound"
+        heard = "dtmf" in d or "speech" in d
+        status = (u.text(d, "status") or "").lower()
+        if not heard and (not status or status in _PROGRESS or (inbound and status in _TERMINAL)):
             return tk.Output()
-        if status not in _TERMINAL:
+        if not heard and status not in _TERMINAL:
             raise InvalidInput("unknown_event", "status is not a known Vonage call status")
-        return self._ended(request, data, uuid, status)
-
-    def _consumer(self, data: dict[str, Any], inbound: bool) -> tuple[tk.Address, str]:
-        number = vonage._number(data.get("from" if inbound else "to"), "from" if inbound else "to")
-        region = self.instance.default_region
-        return self.edge.address(number, "phone", region), number
-
-    def _time(self, data: dict[str, Any], key: str, default: int) -> int:
-        stamp = u.text(data, key)
-        return tt.iso_ms(stamp, key) if stamp else default
-
-    def _ended(self, request: tk.Request, d: dict[str, Any], uuid: str, status: str) -> tk.Output:
-        addr, number = self._consumer(d, inbound=False)
+        ours, theirs = ("to", "from") if inbound else ("from", "to")
+        call = v.Call(uuid, vonage._number(d.get(theirs), theirs), _optional_number(d.get(ours)))
         received = tk.received_ms(request)
-        started = self._time(d, "start_time", self._time(d, "timestamp", received))
+        if heard:
+            via = self.refusal_in(*_input(d))
+            at = _time(d, "timestamp", received)
+            return self.refused(request, call, at, via) if via else tk.Output()
+        started = _time(d, "start_time", _time(d, "timestamp", received))
         talked = v.duration_s(d.get("duration"), "duration")
         answered = status == "completed" and (talked > 0 or u.text(d, "start_time") is not None)
-        caller = vonage._number(d["from"], "from") if d.get("from") else None
-        attributes: dict[str, Any] = {
+        extra: v.Attrs = {
             "direction": u.text(d, "direction"),
             "conversation": u.text(d, "conversation_uuid"),
             "disconnected_by": u.text(d, "disconnected_by"),
         }
-        use = v.call_use(
-            tk.Emitter(self, received),
-            uuid,
-            addr,
-            started,
-            status=status,
-            answered=answered,
-            talked_s=talked,
-            context=v.context_of(request),
-            tz=v.number_zone(number, self.instance.default_region),
-            sender=caller,
-            controller=u.controller_for(self, caller),
-            source_event_type=f"call.{status}",
-            attributes=attributes,
-        )
-        return tk.Output(usage=[use])
+        return self.ended(request, call, started, v.Outcome(status, answered, talked), extra)
 
-    def _input(self, request: tk.Request, d: dict[str, Any], uuid: str, inbound: bool) -> tk.Output:
-        addr, _ = self._consumer(d, inbound)
-        dtmf: dict[str, Any] = d["dtmf"] if isinstance(d.get("dtmf"), dict) else {}
-        speech: dict[str, Any] = d["speech"] if isinstance(d.get("speech"), dict) else {}
-        results: list[Any] = speech["results"] if isinstance(speech.get("results"), list) else []
-        if self.refusals.of_digits(dtmf.get("digits")):
-            via = "dtmf"
-        elif self.refusals.of_speech(r.get("text") for r in results if isinstance(r, dict)):
-            via = "speech"
-        else:
-            return tk.Output()
-        own = d.get("from" if not inbound else "to")
-        caller = vonage._number(own, "from") if own else None
-        received = tk.received_ms(request)
-        objection = v.refusal(
-            tk.Emitter(self, received),
-            uuid,
-            addr,
-            self._time(d, "timestamp", received),
-            via=via,
-            controller=u.controller_for(self, caller),
-            campaign=v.context_of(request).campaign,
-        )
-        return tk.Output(consent=[objection])
+
+def _optional_number(value: Any) -> str | None:
+    return vonage._number(value, "from") if value else None
+
+
+def _time(d: dict[str, Any], key: str, default: int) -> int:
+    stamp = u.text(d, key)
+    return tt.iso_ms(stamp, key) if stamp else default
+
+
+def _input(d: dict[str, Any]) -> tuple[object, list[object]]:
+    """The typed digits and the texts heard of an input event."""
+    dtmf: dict[str, Any] = d["dtmf"] if isinstance(d.get("dtmf"), dict) else {}
+    speech: dict[str, Any] = d["speech"] if isinstance(d.get("speech"), dict) else {}
+    results: list[Any] = speech["results"] if isinstance(speech.get("results"), list) else []
+    return dtmf.get("digits"), [r.get("text") for r in results if isinstance(r, dict)]

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
+from consentinel.connectors import testkit as kit
 from consentinel.connectors.builtin import meta_retriever
 from consentinel.connectors.builtin.meta_leads import sign
 from consentinel.connectors.builtin.meta_retriever import (
@@ -24,13 +25,6 @@ from consentinel.connectors.builtin.meta_retriever import (
 )
 from consentinel.connectors.contract import Instance, Request
 from consentinel.connectors.runtime.rows import read_records
-from consentinel.connectors.testkit import (
-    ConnectorCase,
-    Sample,
-    conformance_suite,
-    instance,
-    make_edge,
-)
 from consentinel.streams.events import codec
 from consentinel.streams.events.records import ConsentAction, UsageKind
 
@@ -102,7 +96,7 @@ def fake_graph() -> Iterator[FakeGraph]:
 
 
 def inst(**options: Any) -> Instance:
-    return instance(
+    return kit.instance(
         "meta_lead_retriever",
         name="meta-retriever-acme",
         controller="acme-shop",
@@ -141,7 +135,7 @@ def notification(*lead_ids: str) -> bytes:
 
 
 def mapped(raw: bytes, instance_: Instance = INST) -> Any:
-    connector = MetaLeadRetriever(instance_, make_edge())
+    connector = MetaLeadRetriever(instance_, kit.make_edge())
     request = signed(raw, instance_)
     connector.verify(request)
     return connector.map_request(request)
@@ -158,7 +152,7 @@ def test_a_notification_becomes_the_fetched_lead_events() -> None:
     path, query = GRAPH.requests[before]
     assert path == "/v21.0/200000000000001"
     assert query["access_token"] == TOKEN and "field_data" in query["fields"]
-    email = make_edge().address("ana.lima@example.org", "email").key
+    email = kit.make_edge().address("ana.lima@example.org", "email").key
     assert email in {u.subject_key for u in out.usage}
 
 
@@ -182,7 +176,7 @@ def test_graph_outage_and_bad_token_are_retriable() -> None:
     with pytest.raises(GraphUnavailable) as err:
         mapped(notification("200000000000001", "200000000000500"))
     assert "500" in str(err.value)
-    connector = MetaLeadRetriever(INST, make_edge())
+    connector = MetaLeadRetriever(INST, kit.make_edge())
     http = meta_retriever.AiohttpGraphHttp()
     connector.retriever = LeadRetriever(
         http,
@@ -221,7 +215,7 @@ class RecordingHttp:
 
 def test_the_http_client_is_pluggable() -> None:
     http = RecordingHttp()
-    connector = MetaLeadRetriever(INST, make_edge(), http=http)
+    connector = MetaLeadRetriever(INST, kit.make_edge(), http=http)
     out = connector.map_request(signed(notification("200000000000001")))
     assert http.asked == [f"{GRAPH.url}/v21.0/200000000000001"]
     assert len(out.usage) == 2
@@ -244,9 +238,9 @@ def export_rows() -> list[dict[str, Any]]:
 
 
 def test_export_rows_map_like_leads() -> None:
-    connector = MetaLeadRetriever(INST, make_edge())
+    connector = MetaLeadRetriever(INST, kit.make_edge())
     first, second = (connector.map_row(row) for row in export_rows())
-    edge = make_edge()
+    edge = kit.make_edge()
     assert {u.subject_key for u in first.usage} == {
         edge.address("bruno.costa@example.org", "email").key,
         edge.address("+33612345601", "phone").key,
@@ -260,20 +254,11 @@ def test_export_rows_map_like_leads() -> None:
 
 
 def test_an_exported_lead_has_the_ids_of_the_same_lead_fetched() -> None:
-    row = {
-        "id": "l:200000000000001",
-        "created_time": "2026-01-01T00:00:00+0000",
-        "form_id": "f:300000000000001",
-        "campaign_id": "c:500000000000001",
-        "is_organic": "false",
-        "platform": "fb",
-        "email": "ana.lima@example.org",
-        "full_name": "Ana Lima",
-        "phone_number": "+351910000001",
-        "newsletter_optin": "1",
-        "partner_share": "",
-    }
-    exported = MetaLeadRetriever(INST, make_edge()).map_row(row)
+    row: dict[str, Any] = {k: str(LEAD[k]) for k in ("created_time", "platform")}
+    row |= {key: f"{prefix}:{LEAD[key]}" for key, prefix in (("id", "l"), ("form_id", "f"))}
+    row |= {item["name"]: item["values"][0] for item in LEAD["field_data"]}  # email, phone, name
+    row |= {"is_organic": "false", "newsletter_optin": "1", "partner_share": ""}
+    exported = MetaLeadRetriever(INST, kit.make_edge()).map_row(row)
     fetched = mapped(notification("200000000000001"))
     assert [e.event_id for e in exported.usage] == [e.event_id for e in fetched.usage]
     assert [e.event_id for e in exported.consent] == [e.event_id for e in fetched.consent]
@@ -281,7 +266,7 @@ def test_an_exported_lead_has_the_ids_of_the_same_lead_fetched() -> None:
 
 
 def test_export_checkbox_columns_can_be_listed() -> None:
-    connector = MetaLeadRetriever(inst(export_consent_columns=["partner_share"]), make_edge())
+    connector = MetaLeadRetriever(inst(export_consent_columns=["partner_share"]), kit.make_edge())
     out = connector.map_row(export_rows()[0])
     assert {tuple(c.purposes) for c in out.consent} == {("marketing.partner_transfer",)}
     assert {c.action for c in out.consent} == {ConsentAction.REFUSE}
@@ -289,12 +274,12 @@ def test_export_checkbox_columns_can_be_listed() -> None:
 
 # -- conformance --------------------------------------------------------------------------
 
-CASE = ConnectorCase(
+CASE = kit.ConnectorCase(
     connector="meta_lead_retriever",
     instance=INST,
     samples=(
-        Sample("notification", signed(notification("200000000000001")), usage=2, consent=4),
-        Sample("lead", signed((HERE / "meta_leads" / "lead_boolean.json").read_bytes()), 1, 3),
+        kit.Sample("notification", signed(notification("200000000000001")), usage=2, consent=4),
+        kit.Sample("lead", signed((HERE / "meta_leads" / "lead_boolean.json").read_bytes()), 1, 3),
     ),
     sign=sign,
     malformed=(
@@ -306,4 +291,4 @@ CASE = ConnectorCase(
     rows=tuple(export_rows()),
 )
 
-TestMetaRetrieverConformance = conformance_suite(CASE)
+TestMetaRetrieverConformance = kit.conformance_suite(CASE)

@@ -8,16 +8,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from consentinel.connectors import testkit as kit
 from consentinel.connectors.auth import AuthenticationFailed
 from consentinel.connectors.builtin import twilio_voice
 from consentinel.connectors.contract import Instance, Request
-from consentinel.connectors.testkit import (
-    ConnectorCase,
-    Sample,
-    conformance_suite,
-    instance,
-    make_edge,
-)
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.ids import event_id
 from consentinel.streams.events.records import Channel, ConsentAction, UsageKind
@@ -30,12 +24,9 @@ ENDED_MS = 1_767_607_395_000  # Mon, 05 Jan 2026 10:03:15 +0000
 
 
 def inst(**options: Any) -> Instance:
-    return instance(
-        "twilio_voice",
-        name="voice-acme",
-        controller="acme-sa",
-        secrets={"auth_token": TOKEN},
-        options={"refusal_digits": ["9"], **options},
+    options = {"refusal_digits": ["9"], **options}
+    return kit.instance(
+        "twilio_voice", name="voice-acme", secrets={"auth_token": TOKEN}, options=options
     )
 
 
@@ -61,7 +52,7 @@ def form(fields: dict[str, str], url: str = URL, instance_: Instance = INST) -> 
 
 
 def mapped(name: str, url: str = URL, instance_: Instance = INST, **changes: str) -> Any:
-    connector = twilio_voice.TwilioVoiceConnector(instance_, make_edge())
+    connector = twilio_voice.TwilioVoiceConnector(instance_, kit.make_edge())
     request = form({**params(name), **changes}, url, instance_)
     connector.verify(request)
     return connector.map_request(request)
@@ -72,7 +63,7 @@ def test_completed_call_is_one_call_use_with_its_outcome() -> None:
     assert out.consent == []
     (use,) = out.usage
     assert use.kind is UsageKind.CALL and use.channel is Channel.PHONE
-    assert use.subject_key == make_edge().address("+33612345678", "phone").key
+    assert use.subject_key == kit.make_edge().address("+33612345678", "phone").key
     assert use.event_id == event_id("voice-acme", "CA0123456789abcdef0123456789abcd01", "call")
     assert use.occurred_at_ms == ENDED_MS - 95_000  # the start: Timestamp - CallDuration
     assert use.campaign_id == "spring-2026"
@@ -131,7 +122,7 @@ def test_spoken_refusal_is_a_phone_objection() -> None:
     assert refusal.event_id == event_id(
         "voice-acme", "CA0123456789abcdef0123456789abcd01", "refusal"
     )
-    assert refusal.subject_key == make_edge().address("+33612345678", "phone").key
+    assert refusal.subject_key == kit.make_edge().address("+33612345678", "phone").key
     assert refusal.occurred_at_ms == RECEIVED
 
 
@@ -144,8 +135,8 @@ def test_refusal_digit_only_when_configured() -> None:
 def test_wrong_token_fails() -> None:
     request = form(params("completed"))
     other = twilio_voice.TwilioVoiceConnector(
-        instance("twilio_voice", secrets={"auth_token": "another_token_0000000000000000"}),
-        make_edge(),
+        kit.instance("twilio_voice", secrets={"auth_token": "another_token_0000000000000000"}),
+        kit.make_edge(),
     )
     with pytest.raises(AuthenticationFailed):
         other.verify(request)
@@ -153,24 +144,18 @@ def test_wrong_token_fails() -> None:
 
 # -- conformance --------------------------------------------------------------------------
 
-CASE = ConnectorCase(
-    connector="twilio_voice",
-    instance=INST,
-    samples=(
-        Sample("completed", form(params("completed")), usage=1),
-        Sample("no_answer", form(params("no_answer")), usage=1),
-        Sample("ringing", form(params("ringing"))),
-        Sample("gather_speech", form(params("gather_speech")), consent=1),
-        Sample("gather_digits", form(params("gather_digits")), consent=1),
-    ),
-    sign=twilio_voice.sign,
-    malformed=(
-        urlencode({"CallStatus": "completed", "To": "+33612345678"}).encode(),
-        urlencode({"CallSid": "CA1", "CallStatus": "completed"}).encode(),
-        urlencode({"CallSid": "CA1", "CallStatus": "teleported", "To": "+33612345678"}).encode(),
-    ),
-    signed_parts=("body", "url"),
-    signature="header:x-twilio-signature",
+#: sample -> (usage, consent) events expected
+EXPECTED = {"completed": (1, 0), "no_answer": (1, 0), "ringing": (0, 0), "gather_speech": (0, 1)}
+EXPECTED["gather_digits"] = (0, 1)
+REFUSED = tuple(
+    urlencode(fields).encode()
+    for fields in (
+        {"CallStatus": "completed", "To": "+33612345678"},  # no CallSid
+        {"CallSid": "CA1", "CallStatus": "completed"},  # no callee
+        {"CallSid": "CA1", "CallStatus": "teleported", "To": "+33612345678"},
+    )
 )
+CASES = tuple(kit.Sample(n, form(params(n)), *counts) for n, counts in EXPECTED.items())
+CASE = kit.ConnectorCase("twilio_voice", INST, CASES, twilio_voice.sign, REFUSED, ("body", "url"))
 
-TestTwilioVoiceConformance = conformance_suite(CASE)
+TestTwilioVoiceConformance = kit.conformance_suite(CASE)

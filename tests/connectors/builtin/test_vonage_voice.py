@@ -3,21 +3,17 @@ conformance kit."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from consentinel.connectors import testkit as kit
 from consentinel.connectors.auth import AuthenticationFailed
 from consentinel.connectors.builtin import vonage_voice
 from consentinel.connectors.contract import Instance, Request
-from consentinel.connectors.testkit import (
-    ConnectorCase,
-    Sample,
-    conformance_suite,
-    instance,
-    make_edge,
-)
 from consentinel.streams.events import codec
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.ids import event_id
@@ -31,12 +27,12 @@ STARTED_MS = 1_767_607_300_000  # 2026-01-05T10:01:40Z
 
 
 def inst(**options: Any) -> Instance:
-    return instance(
+    options = {"refusal_digits": ["9"], **options}
+    return kit.instance(
         "vonage_voice",
         name="vonage-voice-acme",
-        controller="acme-sa",
         secrets={"signature_secret": SECRET},
-        options={"refusal_digits": ["9"], **options},
+        options=options,
     )
 
 
@@ -49,22 +45,13 @@ def body(name: str, **changes: Any) -> bytes:
 
 
 def signed(raw: bytes, url: str = URL) -> Request:
-    from urllib.parse import parse_qs, urlsplit
-
-    request = Request(
-        "POST",
-        url,
-        "/",
-        parse_qs(urlsplit(url).query),
-        {"content-type": "application/json"},
-        raw,
-        received_at_ms=RECEIVED,
-    )
-    return vonage_voice.sign(request, INST)
+    query = parse_qs(urlsplit(url).query)
+    request = Request("POST", url, "/", query, {"content-type": "application/json"}, raw)
+    return vonage_voice.sign(dataclasses.replace(request, received_at_ms=RECEIVED), INST)
 
 
 def mapped(name: str, instance_: Instance = INST, **changes: Any) -> Any:
-    connector = vonage_voice.VonageVoiceConnector(instance_, make_edge())
+    connector = vonage_voice.VonageVoiceConnector(instance_, kit.make_edge())
     request = signed(body(name, **changes))
     connector.verify(request)
     return connector.map_request(request)
@@ -73,7 +60,7 @@ def mapped(name: str, instance_: Instance = INST, **changes: Any) -> Any:
 def test_completed_call_is_one_call_use() -> None:
     (use,) = mapped("completed").usage
     assert use.kind is UsageKind.CALL and use.channel is Channel.PHONE
-    assert use.subject_key == make_edge().address("+33612345678", "phone").key
+    assert use.subject_key == kit.make_edge().address("+33612345678", "phone").key
     assert use.event_id == event_id(
         "vonage-voice-acme", "aaaaaaaa-bbbb-cccc-dddd-0123456789ab", "call"
     )
@@ -95,7 +82,7 @@ def test_progress_inbound_and_statusless_events_add_nothing() -> None:
     assert len(mapped("answered")) == 0
     assert len(mapped("completed", direction="inbound")) == 0
     record = {"uuid": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab", "recording_url": "https://x.test/r"}
-    connector = vonage_voice.VonageVoiceConnector(INST, make_edge())
+    connector = vonage_voice.VonageVoiceConnector(INST, kit.make_edge())
     assert len(connector.map_request(signed(codec.dumps(record)))) == 0
 
 
@@ -128,7 +115,7 @@ def test_spoken_and_typed_refusals_are_phone_objections() -> None:
 
 
 def test_tampered_body_and_unsigned_request_fail() -> None:
-    connector = vonage_voice.VonageVoiceConnector(INST, make_edge())
+    connector = vonage_voice.VonageVoiceConnector(INST, kit.make_edge())
     request = signed(body("completed"))
     tampered = Request(
         request.method,
@@ -148,25 +135,16 @@ def test_tampered_body_and_unsigned_request_fail() -> None:
 
 # -- conformance --------------------------------------------------------------------------
 
-CASE = ConnectorCase(
-    connector="vonage_voice",
-    instance=INST,
-    samples=(
-        Sample("completed", signed(body("completed")), usage=1),
-        Sample("busy", signed(body("busy")), usage=1),
-        Sample("answered", signed(body("answered"))),
-        Sample("input_speech", signed(body("input_speech")), consent=1),
-        Sample("input_dtmf", signed(body("input_dtmf")), consent=1),
-    ),
-    sign=vonage_voice.sign,
-    malformed=(
-        b'{"status": "completed", "to": "33612345678"}',
-        b'{"uuid": "u-1", "status": "completed"}',
-        b'{"uuid": "u-1", "status": "teleported", "to": "33612345678"}',
-        b'["not", "an", "object"]',
-    ),
-    signed_parts=("body",),
-    signature="header:authorization",
+#: sample -> (usage, consent) events expected
+EXPECTED = {"completed": (1, 0), "busy": (1, 0), "answered": (0, 0), "input_speech": (0, 1)}
+EXPECTED["input_dtmf"] = (0, 1)
+REFUSED = (
+    b'{"status": "completed", "to": "33612345678"}',  # no uuid
+    b'{"uuid": "u-1", "status": "completed"}',  # no callee
+    b'{"uuid": "u-1", "status": "teleported", "to": "33612345678"}',
+    b'["not", "an", "object"]',
 )
+CASES = tuple(kit.Sample(n, signed(body(n)), *counts) for n, counts in EXPECTED.items())
+CASE = kit.ConnectorCase("vonage_voice", INST, CASES, vonage_voice.sign, REFUSED, ("body",))
 
-TestVonageVoiceConformance = conformance_suite(CASE)
+TestVonageVoiceConformance = kit.conformance_suite(CASE)

@@ -6,23 +6,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from consentinel.connectors import testkit as kit
 from consentinel.connectors.auth import basic_auth_header
 from consentinel.connectors.contract import Instance, Output, Request
 from consentinel.connectors.declarative import EXAMPLES
 from consentinel.connectors.runtime.rows import read_records
-from consentinel.connectors.testkit import (
-    ConnectorCase,
-    Sample,
-    build_connector,
-    conformance_suite,
-    instance,
-    make_edge,
-)
 from consentinel.streams.events.records import Channel, ConsentAction, UsageKind
 
 SAMPLES = Path(__file__).parent / "samples"
 
-INST = instance(
+INST = kit.instance(
     "declarative",
     name="dialer-test",
     secrets={"username": "dialer", "password": "cdr-secret-0123456789"},
@@ -55,7 +48,7 @@ def csv_rows() -> list[dict[str, str]]:
 
 
 def imported() -> Output:
-    connector = build_connector(CASE)
+    connector = kit.build_connector(CASE)
     out = Output()
     for row in csv_rows():
         out.extend(connector.map_row(row))
@@ -81,7 +74,7 @@ def test_csv_export_gives_one_call_use_per_attempt_and_refusals() -> None:
     refusals = out.consent
     assert [c.action for c in refusals] == [ConsentAction.REFUSE] * 2
     assert all(c.channels == [Channel.PHONE] and c.purposes == [] for c in refusals)
-    edge = make_edge()
+    edge = kit.make_edge()
     assert refusals[0].subject_key == edge.address("0612345670", "phone").key
     assert refusals[1].subject_key == edge.address("+596696123456", "phone").key
 
@@ -92,12 +85,12 @@ def test_reimporting_the_file_gives_the_same_ids() -> None:
     assert len({u.event_id for u in first.usage}) == 4
 
 
-CASE = ConnectorCase(
+CASE = kit.ConnectorCase(
     connector="dialer_cdr",
     instance=INST,
     samples=(
-        Sample("refused", request("dialer_cdr_refused.json"), usage=1, consent=1),
-        Sample("batch", request("dialer_cdr_batch.json"), usage=2),
+        kit.Sample("refused", request("dialer_cdr_refused.json"), usage=1, consent=1),
+        kit.Sample("batch", request("dialer_cdr_batch.json"), usage=2),
     ),
     sign=sign,
     malformed=(
@@ -111,4 +104,4 @@ CASE = ConnectorCase(
     rows=tuple(r for r in csv_rows() if r["disposition"] != "test"),
 )
 
-TestDialerCdrConformance = conformance_suite(CASE)
+TestDialerCdrConformance = kit.conformance_suite(CASE)
