@@ -16,8 +16,9 @@ Its attributes (read by R10-R12):
 
 A refusal during a call ("stop calling me" said, a refusal digit pressed, a dialer
 disposition) is an objection: a ConsentEvent ``refuse`` on the ``phone`` channel for every
-purpose of the controller, attribute ``refusal`` = ``during_call`` and ``via`` (``dtmf``,
-``speech`` or ``disposition``), id ``(call id, "refusal")``.
+purpose of the controller, attribute ``refusal`` = ``during_call`` and ``via`` (``dtmf`` or
+``speech``), id ``(call id, "refusal")``. (The dialer CDR mapping, declarative/examples/
+dialer_cdr.yaml, emits the same ``refuse`` for its refusal dispositions.)
 
 Nothing here keeps a number: numbers go to ``Edge.address`` and, for the time zone, to a
 parser whose result is a zone name.
