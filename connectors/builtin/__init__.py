@@ -19,8 +19,12 @@ BUILTINS: dict[str, str] = {
     "twilio": "consentinel.connectors.builtin.twilio:TwilioConnector",
     "vonage": "consentinel.connectors.builtin.vonage:VonageConnector",
     "cmcom": "consentinel.connectors.builtin.cmcom:CMComConnector",
+    # telephone
+    "twilio_voice": "consentinel.connectors.builtin.twilio_voice:TwilioVoiceConnector",
+    "vonage_voice": "consentinel.connectors.builtin.vonage_voice:VonageVoiceConnector",
     # lead generators
     "meta_lead_ads": "consentinel.connectors.builtin.meta_leads:MetaLeadAdsConnector",
+    "meta_lead_retriever": "consentinel.connectors.builtin.meta_retriever:MetaLeadRetriever",
     "linkedin_lead_gen": "consentinel.connectors.builtin.linkedin_leads:LinkedInLeadGenConnector",
     "google_ads_leads": "consentinel.connectors.builtin.google_ads_leads:GoogleAdsLeadsConnector",
     "lead_post": "consentinel.connectors.builtin.lead_post:LeadPostConnector",
