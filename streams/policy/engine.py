@@ -53,8 +53,10 @@ from ..events.records import (
     LegalBasis,
     Severity,
     UsageEvent,
+    UsageKind,
     Verdict,
 )
+from .calls import CallsAt
 from .history import ConsentEntry, ConsentHistory, ConsentState, ConsentStatus
 from .purposes import ELECTRONIC_MESSAGES, NON_PROMOTIONAL, PARTNER_COVERED, PARTNER_TRANSFER
 from .rules import ALL_RULES, config
@@ -241,6 +243,11 @@ def evaluate(
         block=block,
         needs_consent=needs_consent,
         soft_opt_in_problem=soft_problem,
+        calls=(
+            history.calls_at(controller, t, usage.event_id)
+            if usage.kind is UsageKind.CALL
+            else CallsAt()
+        ),
     )
     rules = config.RULES if ctx.erased_before_use else ALL_RULES
     findings = [f for f in (r(ctx) for r in rules) if f is not None]
