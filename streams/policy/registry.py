@@ -199,8 +199,9 @@ def _optional(doc: dict[str, Any], where: str, problems: list[str]) -> dict[str,
         value = doc.get(name)
         if value is None:
             continue
-        wrong_int = kind is int and (isinstance(value, bool) or not isinstance(value, int))
-        if wrong_int or not isinstance(value, kind) or (kind is str and not value.strip()):
+        wrong_int = kind is int and isinstance(value, bool)
+        blank = isinstance(value, str) and not value.strip()
+        if wrong_int or blank or not isinstance(value, kind):
             problems.append(f"{where}: '{name}' should be {hint}, not {value!r}")
             continue
         out[name] = value
