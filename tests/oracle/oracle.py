@@ -8,7 +8,8 @@ event time at once: the *final* verdict is the one a checker must end with once 
 consent has arrived and every correction has been made.
 
 The rules the checker implements today, with the same settings: R1, R2, R3, R5, R13, R14,
-R17, R20, CFG-UNDECLARED, CFG-UNMAPPED; R8 to R12 are read in ``oracle_channels``.
+R17, R20, CFG-UNDECLARED, CFG-UNMAPPED; R8 to R12 are read in ``oracle_channels``, R4, R6,
+R21 and R22 in ``oracle_notice``.
 
 How a question is answered (the reference's "consent at the moment of use")
 -----------------------------------------------------------------------------
@@ -49,6 +50,7 @@ from consentinel.streams.events.records import (
     UsageKind,
 )
 from oracle_channels import channel_findings, too_many_calls
+from oracle_notice import notice_findings
 
 ELECTRONIC = {Channel.EMAIL, Channel.SMS, Channel.RCS, Channel.WHATSAPP}
 NEVER_PROMOTIONAL = {"service.transactional", "security.fraud"}
@@ -344,6 +346,21 @@ def judge(world: World, u: UsageEvent) -> set[str]:
         ]
         if too_many_calls(u, calls, own):
             found.add("R11")
+    found |= notice_findings(
+        u,
+        channel,
+        decl,
+        promotional,
+        needs_consent,
+        grant,
+        via,
+        _in_force(own),
+        lambda: [
+            e
+            for x in world.controllers(subject) - {c}
+            for e in _in_force(world.events(subject, x, t))
+        ],
+    )
     return found | channel_findings(
         u, channel, promotional, decl, provable(grant.proof) if grant else False
     )
