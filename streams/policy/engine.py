@@ -30,7 +30,10 @@ How a use is judged
 5. Pending: with ``final=False``, an undeclared use, or a use that needs consent while
    the controller has no consent record at all at that time (no grant, withdrawal or
    refusal), is ``pending`` with no findings.
-6. Every rule runs; the decision is ``violation`` if a finding is critical, ``warning``
+6. For a call, the controller's earlier sales calls and last refusal during a call
+   (``ConsentHistory.calls_at``) go to the rules (R11); the processor notes each use with
+   ``ConsentHistory.note_use`` after judging it.
+7. Every rule runs; the decision is ``violation`` if a finding is critical, ``warning``
    if one is a warning, else ``allowed``.
 
 A use that happened before the controller erased the address, judged after the erasure,
