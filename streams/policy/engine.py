@@ -60,8 +60,14 @@ from ..events.records import (
     Verdict,
 )
 from .calls import CallsAt
-from .history import ConsentEntry, ConsentHistory, ConsentState, ConsentStatus
-from .purposes import ELECTRONIC_MESSAGES, NON_PROMOTIONAL, PARTNER_COVERED, PARTNER_TRANSFER
+from .history import (
+    ConsentEntry,
+    ConsentHistory,
+    ConsentState,
+    ConsentStatus,
+    is_promotional,
+)
+from .purposes import ELECTRONIC_MESSAGES, PARTNER_COVERED, PARTNER_TRANSFER
 from .rules import ALL_RULES, config
 from .rules.base import Finding, RuleContext
 from .rules.basis import soft_opt_in_problem
@@ -196,11 +202,7 @@ def evaluate(
         if declaration
         else None
     )
-    promotional = (
-        declaration.promotional
-        if declaration
-        else purpose is not None and purpose not in NON_PROMOTIONAL
-    )
+    promotional = is_promotional(usage, declaration)
     exempt = basis is LegalBasis.B2B or (basis is LegalBasis.SOFT_OPT_IN and soft_problem is None)
     needs_consent = basis is LegalBasis.CONSENT or (
         channel in ELECTRONIC_MESSAGES and promotional and not exempt

@@ -341,7 +341,7 @@ class _Line:
             self.base, self.base_key = oldest.cum, oldest.key
 
 
-def is_sales(usage: UsageEvent, declaration: Declaration | None) -> bool:
+def is_promotional(usage: UsageEvent, declaration: Declaration | None) -> bool:
     """A promotional use: the declaration says so, else the platform's purpose is not a
     transactional or security one."""
     if declaration is not None:
@@ -528,7 +528,7 @@ class ConsentHistory:
     def _note_call(self, usage: UsageEvent, declaration: Declaration | None) -> bool:
         if usage.kind is not UsageKind.CALL or usage.is_test:
             return False
-        if not is_sales(usage, declaration):
+        if not is_promotional(usage, declaration):
             return False
         line = self._lines.setdefault(
             declaration.controller if declaration else usage.controller, _Line()
