@@ -157,7 +157,7 @@ class Judge:
                 step.extend(self._decide(usage, declaration, evaluation, holds, now_ms, raw))
                 step.judged = True
         noted = history if history is not None else self.new_history(usage.subject_key)
-        if noted.note_contact(usage, declaration.controller if declaration else None):
+        if noted.note_use(usage, declaration):
             step.history_changed = True
             history = noted
         return step, history

@@ -144,6 +144,10 @@ class UsageEvent:
     source_event_type: str | None = None
     is_test: bool = False
     attributes: dict[str, Scalar] = field(default_factory=dict)
+    # R6, what the connector saw in the message itself; None = not seen (unknown)
+    opt_out_instruction: bool | None = None  # SMS: the text says how to opt out (STOP au 36xxx)
+    list_unsubscribe: bool | None = None  # e-mail: a List-Unsubscribe header with an https URI
+    list_unsubscribe_post: bool | None = None  # e-mail: List-Unsubscribe-Post: ...=One-Click
     v: int = 1
 
 
@@ -172,6 +176,7 @@ class ConsentEvent:
     expires_at_ms: int | None = None
     unmapped_purposes: list[str] = field(default_factory=list)  # vendor ids with no mapping
     attributes: dict[str, Scalar] = field(default_factory=dict)
+    gpc: bool | None = None  # R21: Sec-GPC: 1 seen at collection; None = not seen (unknown)
     v: int = 1
 
 
@@ -200,6 +205,10 @@ class Declaration:
     updated_at_ms: int = 0
     bloctel_cleaned_at_ms: int | None = None  # R12: when the call file was last cleaned
     sector: str | None = None  # R12: "press" (Bloctel exception), "home_energy_renovation"
+    notice_version: str | None = None  # R4: the notice in force; consent to another is stale
+    opt_out_in_message: bool | None = None  # R6: its messages carry the opt-out means
+    tcf_purpose: int | None = None  # R22: the TCF purpose (1-11) the use is processing for
+    tcf_vendor: int | None = None  # R22: the GVL id of the vendor that processes
     v: int = 1
 
 

@@ -30,7 +30,10 @@ How a use is judged
 5. Pending: with ``final=False``, an undeclared use, or a use that needs consent while
    the controller has no consent record at all at that time (no grant, withdrawal or
    refusal), is ``pending`` with no findings.
-6. Every rule runs; the decision is ``violation`` if a finding is critical, ``warning``
+6. For a call, the controller's earlier sales calls and last refusal during a call
+   (``ConsentHistory.calls_at``) go to the rules (R11); the processor notes each use with
+   ``ConsentHistory.note_use`` after judging it.
+7. Every rule runs; the decision is ``violation`` if a finding is critical, ``warning``
    if one is a warning, else ``allowed``.
 
 A use that happened before the controller erased the address, judged after the erasure,
@@ -53,10 +56,18 @@ from ..events.records import (
     LegalBasis,
     Severity,
     UsageEvent,
+    UsageKind,
     Verdict,
 )
-from .history import ConsentEntry, ConsentHistory, ConsentState, ConsentStatus
-from .purposes import ELECTRONIC_MESSAGES, NON_PROMOTIONAL, PARTNER_COVERED, PARTNER_TRANSFER
+from .calls import CallsAt
+from .history import (
+    ConsentEntry,
+    ConsentHistory,
+    ConsentState,
+    ConsentStatus,
+    is_promotional,
+)
+from .purposes import ELECTRONIC_MESSAGES, PARTNER_COVERED, PARTNER_TRANSFER
 from .rules import ALL_RULES, config
 from .rules.base import Finding, RuleContext
 from .rules.basis import soft_opt_in_problem
@@ -191,11 +202,7 @@ def evaluate(
         if declaration
         else None
     )
-    promotional = (
-        declaration.promotional
-        if declaration
-        else purpose is not None and purpose not in NON_PROMOTIONAL
-    )
+    promotional = is_promotional(usage, declaration)
     exempt = basis is LegalBasis.B2B or (basis is LegalBasis.SOFT_OPT_IN and soft_problem is None)
     needs_consent = basis is LegalBasis.CONSENT or (
         channel in ELECTRONIC_MESSAGES and promotional and not exempt
@@ -241,6 +248,11 @@ def evaluate(
         block=block,
         needs_consent=needs_consent,
         soft_opt_in_problem=soft_problem,
+        calls=(
+            history.calls_at(controller, t, usage.event_id)
+            if usage.kind is UsageKind.CALL
+            else CallsAt()
+        ),
     )
     rules = config.RULES if ctx.erased_before_use else ALL_RULES
     findings = [f for f in (r(ctx) for r in rules) if f is not None]

@@ -36,6 +36,14 @@ Last contact (R20) is the later of the last grant by the person and the last con
 noted by :meth:`ConsentHistory.note_contact` (the processor calls it for clicks and
 replies; an open is not a contact). Only the most recent ``MAX_CONTACTS`` contacts per
 controller are kept.
+
+Calls and refusals during a call (R11) are kept per controller in a bounded
+:class:`~.calls.CallLog`: :meth:`ConsentHistory.note_use` notes sales calls, :meth:`apply`
+notes refusals (an objection naming the phone channel), :meth:`ConsentHistory.calls_at`
+reads them.
+
+Wire format: version 2 adds ``"cl"`` (the call log) per controller and ``"gp"`` (GPC seen
+at collection, R21) per entry; version 1, which has neither, is still read.
 """
 
 from __future__ import annotations
@@ -47,17 +55,22 @@ from typing import Any
 
 from ..events.errors import InvalidInput
 from ..events.records import (
+    Channel,
     ConsentAction,
     ConsentEvent,
     ConsentSummary,
+    Declaration,
     LegalBasis,
     Proof,
     UsageEvent,
     UsageKind,
 )
+from .calls import CallLog, CallsAt
+from .purposes import NON_PROMOTIONAL
 
-#: Schema of ``to_obj``; ``from_obj`` reads this version and refuses newer ones.
-FORMAT_VERSION = 1
+#: Schema of ``to_obj``; ``from_obj`` reads versions 1 (no call log, no GPC) up to this one
+#: and refuses newer ones.
+FORMAT_VERSION = 2
 #: Contacts kept per controller for R20.
 MAX_CONTACTS = 8
 #: Usage kinds that are a contact *by the person* (R20: a click counts, an open does not).
@@ -93,6 +106,7 @@ class ConsentEntry:
     proof: Proof | None = None
     expires_at_ms: int | None = None
     unmapped: frozenset[str] = frozenset()
+    gpc: bool = False  # Sec-GPC: 1 was seen when it was collected (R21)
 
     @property
     def is_grant(self) -> bool:
@@ -139,6 +153,7 @@ class ConsentEntry:
             proof=event.proof,
             expires_at_ms=event.expires_at_ms,
             unmapped=frozenset(event.unmapped_purposes),
+            gpc=bool(event.gpc),
         )
 
 
@@ -299,6 +314,7 @@ class _Line:
     erased_at_ms: int | None = None
     erased_id: str | None = None
     contacts: list[int] = field(default_factory=list)  # sorted, newest MAX_CONTACTS
+    calls: CallLog = field(default_factory=CallLog)  # sales calls and refusals (R11)
 
     def cum_before(self, index: int) -> _Cum:
         return self.versions[index - 1].cum if index > 0 else self.base
@@ -323,6 +339,27 @@ class _Line:
             self.keys.pop(0)
             self.ids.discard(oldest.entry.event_id)
             self.base, self.base_key = oldest.cum, oldest.key
+
+
+def is_promotional(usage: UsageEvent, declaration: Declaration | None) -> bool:
+    """A promotional use: the declaration says so, else the platform's purpose is not a
+    transactional or security one."""
+    if declaration is not None:
+        return declaration.promotional
+    purpose = usage.declared_purpose
+    return purpose is not None and purpose not in NON_PROMOTIONAL
+
+
+def _note_refusal(line: _Line, event: ConsentEvent) -> bool:
+    """R11: an objection naming the phone channel is a refusal during a call."""
+    if event.action not in (ConsentAction.REFUSE, ConsentAction.WITHDRAW):
+        return False
+    if Channel.PHONE not in event.channels:
+        return False
+    t = event.occurred_at_ms
+    if line.erased_at_ms is not None and t <= line.erased_at_ms:
+        return False
+    return line.calls.note_refusal(t, event.event_id)
 
 
 def _probe(t_ms: int) -> _Key:
@@ -427,14 +464,15 @@ class ConsentHistory:
         if event.action is ConsentAction.ERASE:
             return self.erase(event)
         line = self._lines.setdefault(event.controller, _Line())
+        refusal = _note_refusal(line, event)
         if event.event_id in line.ids or event.event_id == line.erased_id:
-            return False
+            return refusal
         entry = ConsentEntry.from_event(event)
         if (line.base_key is not None and _key(entry) <= line.base_key) or (
             line.erased_at_ms is not None and entry.at_ms <= line.erased_at_ms
         ):
             self.too_old_count += 1
-            return False
+            return refusal
         line.insert(entry)
         line.fold(self.max_versions)
         return True
@@ -456,6 +494,7 @@ class ConsentHistory:
         line.ids = {v.entry.event_id for v in keep}
         line.base, line.base_key = _EMPTY, None
         line.contacts = [c for c in line.contacts if c > at]
+        line.calls.forget_through(at)
         line.recompute_from(0)
         return True
 
@@ -477,6 +516,27 @@ class ConsentHistory:
         bisect.insort(line.contacts, t)
         del line.contacts[:-MAX_CONTACTS]
         return True
+
+    def note_use(self, usage: UsageEvent, declaration: Declaration | None) -> bool:
+        """Note what a usage event tells later judgements: a click or reply as a contact
+        (R20, :meth:`note_contact`), a sales call as a call attempt (R11). The controller is
+        the declaration's, else the platform account's. False when nothing changed."""
+        controller = declaration.controller if declaration else None
+        contact = self.note_contact(usage, controller)
+        return self._note_call(usage, declaration) or contact
+
+    def _note_call(self, usage: UsageEvent, declaration: Declaration | None) -> bool:
+        if usage.kind is not UsageKind.CALL or usage.is_test:
+            return False
+        if not is_promotional(usage, declaration):
+            return False
+        line = self._lines.setdefault(
+            declaration.controller if declaration else usage.controller, _Line()
+        )
+        t = usage.occurred_at_ms
+        if line.erased_at_ms is not None and t <= line.erased_at_ms:
+            return False
+        return line.calls.note_attempt(t, usage.event_id)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -543,8 +603,13 @@ class ConsentHistory:
         return line.base, approximate
 
     def controllers(self) -> list[str]:
-        """Controllers with a consent history, an erasure or a contact, sorted."""
+        """Controllers with a consent history, an erasure, a contact or a call, sorted."""
         return sorted(self._lines)
+
+    def calls_at(self, controller: str, t_ms: int, event_id: str) -> CallsAt:
+        """The call records R11 reads for call ``event_id`` at ``t_ms`` (see ``calls``)."""
+        line = self._lines.get(controller)
+        return CallsAt() if line is None else line.calls.at(t_ms, event_id)
 
     def states_at(self, t_ms: int) -> dict[str, ConsentState]:
         """Every controller's state at ``t_ms`` (for evidence and second-hop rules)."""
@@ -569,8 +634,9 @@ class ConsentHistory:
     def to_obj(self) -> dict[str, Any]:
         """A compact, JSON-safe form: only the events; cumulative states are recomputed.
 
-        ``{"v": 1, "s": subject, "c": {controller: {"e": [entry...], "b": base,
-        "x": [erased_at, erase_event_id], "k": [contact times]}}}``; empty parts omitted.
+        ``{"v": 2, "s": subject, "c": {controller: {"e": [entry...], "b": base,
+        "x": [erased_at, erase_event_id], "k": [contact times], "cl": call log}}}``; empty
+        parts omitted.
         """
         controllers: dict[str, Any] = {}
         for name, line in self._lines.items():
@@ -583,6 +649,8 @@ class ConsentHistory:
                 obj["x"] = [line.erased_at_ms, line.erased_id]
             if line.contacts:
                 obj["k"] = list(line.contacts)
+            if line.calls:
+                obj["cl"] = line.calls.to_obj()
             controllers[name] = obj
         out: dict[str, Any] = {"v": FORMAT_VERSION, "s": self.subject_key, "c": controllers}
         if self.too_old_count:
@@ -609,6 +677,7 @@ class ConsentHistory:
                 if "x" in line_obj:
                     line.erased_at_ms, line.erased_id = int(line_obj["x"][0]), line_obj["x"][1]
                 line.contacts = sorted(int(c) for c in line_obj.get("k", ()))
+                line.calls = CallLog.from_obj(line_obj.get("cl", {}))
                 entries = [_entry_from(e) for e in line_obj.get("e", ())]
                 line.versions = sorted(
                     (_Version(_key(e), e, _EMPTY) for e in entries), key=lambda v: v.key
@@ -668,6 +737,8 @@ def _entry_obj(entry: ConsentEntry) -> dict[str, Any]:
         obj["ex"] = entry.expires_at_ms
     if entry.unmapped:
         obj["u"] = sorted(entry.unmapped)
+    if entry.gpc:
+        obj["gp"] = True
     return obj
 
 
@@ -692,6 +763,7 @@ def _entry_from(obj: dict[str, Any]) -> ConsentEntry:
         proof=proof,
         expires_at_ms=obj.get("ex"),
         unmapped=frozenset(obj.get("u", ())),
+        gpc=bool(obj.get("gp", False)),
     )
 
 

@@ -10,7 +10,9 @@ or with the shorthand ``campaign: spring-2027`` (also ``list``, ``form``, ``send
 ``tag``, ``checkbox``). Required: the reference, ``controller``, ``purpose`` (a canonical
 key), ``channel``. Optional: ``legal_basis`` (default consent), ``sourcing`` (default own),
 ``data_sources``, ``acquired_from`` (lists of strings), ``promotional`` (default true, false
-for service.transactional and security.fraud), ``description``.
+for service.transactional and security.fraud), ``description``, and what single rules
+read: ``bloctel_cleaned_at_ms`` and ``sector`` (R12), ``notice_version`` (R4),
+``opt_out_in_message`` (R6), ``tcf_purpose`` with ``tcf_vendor`` (R22).
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ RESOLUTION_ORDER = (
     ("sender", "sender"),
 )
 REF_KINDS = ("campaign", "list", "form", "sender", "tag", "checkbox")
+#: Optional fields read by single rules: (name, type, what a person should write).
+_OPTIONAL: tuple[tuple[str, type, str], ...] = (
+    ("bloctel_cleaned_at_ms", int, "epoch milliseconds of the last Bloctel cleaning"),
+    ("sector", str, "a name such as press or home_energy_renovation"),
+    ("notice_version", str, "the version of the notice in force, e.g. v8"),
+    ("opt_out_in_message", bool, "true or false"),
+    ("tcf_purpose", int, "a TCF purpose number, 1 to 24"),
+    ("tcf_vendor", int, "a vendor's GVL id, 1 or more"),
+)
 _FIELDS = frozenset(
     {
         "ref_kind",
@@ -43,6 +54,7 @@ _FIELDS = frozenset(
         "acquired_from",
         "promotional",
         "description",
+        *(name for name, _, _ in _OPTIONAL),
         *REF_KINDS,
     }
 )
@@ -158,6 +170,7 @@ def _one(line: int, doc: Any, updated_at_ms: int, problems: list[str]) -> Declar
         problems.append(f"{where}: 'description' should be text")
     data_sources = _str_list(doc, "data_sources", where, problems)
     acquired_from = _str_list(doc, "acquired_from", where, problems)
+    extras = _optional(doc, where, problems)
     if len(problems) > before:
         return None
     assert ref_kind is not None and ref is not None and isinstance(controller, str)
@@ -175,7 +188,33 @@ def _one(line: int, doc: Any, updated_at_ms: int, problems: list[str]) -> Declar
         promotional=bool(promotional),
         description=str(description),
         updated_at_ms=updated_at_ms,
+        **extras,
     )
+
+
+def _optional(doc: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """The optional single-rule fields present in ``doc``, checked."""
+    out: dict[str, Any] = {}
+    for name, kind, hint in _OPTIONAL:
+        value = doc.get(name)
+        if value is None:
+            continue
+        wrong_int = kind is int and isinstance(value, bool)
+        blank = isinstance(value, str) and not value.strip()
+        if wrong_int or blank or not isinstance(value, kind):
+            problems.append(f"{where}: '{name}' should be {hint}, not {value!r}")
+            continue
+        out[name] = value
+    purpose, vendor = out.get("tcf_purpose"), out.get("tcf_vendor")
+    if (purpose is None) != (vendor is None):
+        problems.append(
+            f"{where}: tcf_purpose and tcf_vendor go together (R22 checks a purpose for a vendor)"
+        )
+    if purpose is not None and not 1 <= purpose <= 24:
+        problems.append(f"{where}: 'tcf_purpose' should be a TCF purpose number, 1 to 24")
+    if vendor is not None and vendor < 1:
+        problems.append(f"{where}: 'tcf_vendor' should be a vendor's GVL id, 1 or more")
+    return out
 
 
 def validate_declarations(

@@ -11,7 +11,8 @@ and non-uses (deliveries, opens, clicks). Then the platforms' habits on top:
 - ``late_withdrawals`` switches late reporting of withdrawals, refusals and expiries on or
   off (grants are always eligible): today's checker corrects only in one direction;
 - about ``dup_share`` of events are redelivered (same event id, identical content);
-- arrival jitter of a few seconds puts events out of order.
+- arrival jitter of a few seconds puts events out of order;
+- ``signals`` (off by default) adds the inputs of R4, R6, R21 and R22 (``generator_signals``).
 
 Stories keep away from corners the rules reference leaves open (grants with an
 ``expires_at_ms``, uses before an erasure judged after it, more than 8 clicks per subject,
@@ -40,6 +41,7 @@ from consentinel.streams.events.records import (
     UsageEvent,
     UsageKind,
 )
+from generator_signals import with_signals
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SECOND = 1000
@@ -217,6 +219,7 @@ class Knobs:
     late_withdrawals: bool = True
     dup_share: float = 0.02
     jitter_ms: int = 5 * SECOND
+    signals: bool = False  # notice versions, opt-out means, GPC, TC strings (R4, R6, R21, R22)
 
 
 class _Story:
@@ -430,7 +433,8 @@ def generate(seed: int, target_events: int, knobs: Knobs = Knobs()) -> History:
         if rng.random() < knobs.dup_share:
             arrivals.append(Arrival(arrival.at_ms + rng.randrange(1, HOUR), arrival.event))
     arrivals.sort(key=lambda a: a.at_ms)
-    return History(seed, DECLARATIONS, arrivals, late)
+    history = History(seed, DECLARATIONS, arrivals, late)
+    return with_signals(history) if knobs.signals else history
 
 
 def iter_arrivals(history: History) -> Iterator[Arrival]:

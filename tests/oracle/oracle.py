@@ -8,7 +8,8 @@ event time at once: the *final* verdict is the one a checker must end with once 
 consent has arrived and every correction has been made.
 
 The rules the checker implements today, with the same settings: R1, R2, R3, R5, R13, R14,
-R17, R20, CFG-UNDECLARED, CFG-UNMAPPED.
+R17, R20, CFG-UNDECLARED, CFG-UNMAPPED; R8 to R12 are read in ``oracle_channels``, R4, R6,
+R21 and R22 in ``oracle_notice``.
 
 How a question is answered (the reference's "consent at the moment of use")
 -----------------------------------------------------------------------------
@@ -48,7 +49,8 @@ from consentinel.streams.events.records import (
     UsageEvent,
     UsageKind,
 )
-from oracle_channels import channel_findings
+from oracle_channels import channel_findings, too_many_calls
+from oracle_notice import notice_findings
 
 ELECTRONIC = {Channel.EMAIL, Channel.SMS, Channel.RCS, Channel.WHATSAPP}
 NEVER_PROMOTIONAL = {"service.transactional", "security.fraud"}
@@ -119,12 +121,15 @@ class World:
             for events in lines.values():
                 events.sort(key=_order)
         self.contacts: dict[tuple[str, str], list[int]] = {}
+        self.calls: dict[tuple[str, str], list[UsageEvent]] = {}  # sales calls (R11)
         self.usages = list({u.event_id: u for u in usages}.values())
         for u in self.usages:
+            decl = self.declaration(u)
+            who = decl.controller if decl else u.controller
             if u.kind in CONTACTS:
-                decl = self.declaration(u)
-                who = decl.controller if decl else u.controller
                 self.contacts.setdefault((u.subject_key, who), []).append(u.occurred_at_ms)
+            if u.kind is UsageKind.CALL and not u.is_test and _promotional(decl, u):
+                self.calls.setdefault((u.subject_key, who), []).append(u)
         # who dealt with whom, indexed once (a scan of every pair per use is quadratic)
         self.known: dict[str, set[str]] = {s: set(lines) for s, lines in self.by_subject.items()}
         for subject, controller in [*self.erased, *self.contacts]:
@@ -155,6 +160,12 @@ class World:
     def controllers(self, subject: str) -> set[str]:
         """Every controller the subject has dealt with: consents, erasures, contacts."""
         return self.known.get(subject, set())
+
+
+def _promotional(decl: Declaration | None, u: UsageEvent) -> bool:
+    if decl is not None:
+        return decl.promotional
+    return u.declared_purpose is not None and u.declared_purpose not in NEVER_PROMOTIONAL
 
 
 def _speaks(e: ConsentEvent, purpose: str | None, channel: str, refs: set[str]) -> bool:
@@ -208,9 +219,7 @@ def judge(world: World, u: UsageEvent) -> set[str]:
     t = u.occurred_at_ms
     subject = u.subject_key
     basis = decl.legal_basis if decl else LegalBasis.CONSENT
-    promotional = (
-        decl.promotional if decl else (purpose is not None and purpose not in NEVER_PROMOTIONAL)
-    )
+    promotional = _promotional(decl, u)
     needs_consent = basis is LegalBasis.CONSENT or (
         channel in ELECTRONIC and promotional and basis is not LegalBasis.B2B
     )
@@ -328,6 +337,30 @@ def judge(world: World, u: UsageEvent) -> set[str]:
         consulted += _in_force(world.events(subject, via, t))
     if any(e.unmapped_purposes for e in consulted):
         found.add("CFG-UNMAPPED")
+    # R11: too many sales calls, or one too soon after a refusal during a call
+    if u.kind is UsageKind.CALL and promotional:
+        calls = [
+            x
+            for x in world.calls.get((subject, c), [])
+            if erased_at is None or x.occurred_at_ms > erased_at
+        ]
+        if too_many_calls(u, calls, own):
+            found.add("R11")
+    found |= notice_findings(
+        u,
+        channel,
+        decl,
+        promotional,
+        needs_consent,
+        grant,
+        via,
+        _in_force(own),
+        lambda: [
+            e
+            for x in world.controllers(subject) - {c}
+            for e in _in_force(world.events(subject, x, t))
+        ],
+    )
     return found | channel_findings(
         u, channel, promotional, decl, provable(grant.proof) if grant else False
     )

@@ -10,6 +10,11 @@ provable prior consent. R12: until 10 Aug 2026 a sales call from a file not clea
 against Bloctel within 30 days (press and current contracts excepted); from 11 Aug 2026 a
 sales call without provable prior consent (current contracts excepted); home-energy-
 renovation canvassing by call or electronic message, always.
+R11: a sales call is a violation when the same professional has already made 4 or more
+sales calls to the person in the 30 days up to it (a rolling 30 x 24 h, the call itself
+making the fifth), or when it comes less than 60 days after the person refused during a
+call: an objection (refusal or withdrawal) towards that professional that names the phone
+among its channels, strictly before the call. A consent given since does not lift it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from consentinel.streams.events.records import Declaration, LegalBasis, UsageEvent, UsageKind
+from consentinel.streams.events.records import (
+    Channel,
+    ConsentAction,
+    ConsentEvent,
+    Declaration,
+    LegalBasis,
+    UsageEvent,
+    UsageKind,
+)
 
 FRANCE = ZoneInfo("Europe/Paris")
 OPENS = (8, 0)
@@ -105,3 +118,17 @@ def channel_findings(
             if cleaned is None or u.occurred_at_ms - cleaned > 30 * DAY_MS:
                 found.add("R12")
     return found
+
+
+def too_many_calls(
+    u: UsageEvent, sales_calls: list[UsageEvent], consents: list[ConsentEvent]
+) -> bool:
+    """R11 for the sales call ``u``: ``sales_calls`` are the professional's sales calls to
+    the person, ``consents`` its consent events, both after any erasure."""
+    t = u.occurred_at_ms
+    for e in consents:
+        objection = e.action in (ConsentAction.REFUSE, ConsentAction.WITHDRAW)
+        if objection and Channel.PHONE in e.channels and 0 < t - e.occurred_at_ms < 60 * DAY_MS:
+            return True
+    window = {c.event_id for c in sales_calls if t - 30 * DAY_MS < c.occurred_at_ms <= t}
+    return len(window | {u.event_id}) > 4

@@ -52,13 +52,23 @@ def test_checker_agrees_with_the_oracle(seed: int) -> None:
     check(seed, _events(), gen.Knobs(late_withdrawals=True))
 
 
+def test_checker_agrees_with_the_oracle_on_notices_and_signals() -> None:
+    """The same, with the generator's ``signals`` knob: R4, R6, R21 and R22 inputs."""
+    seed = _seeds()[0]
+    history = gen.generate(seed, _events(), gen.Knobs(signals=True))
+    expected = oracle.final_verdicts(history.declarations, history.consents, history.usages)
+    fired = {r for rules in expected.values() for r in rules}
+    assert fired >= {"R4", "R6", "R21", "R22"}, fired
+    check(seed, _events(), gen.Knobs(signals=True))
+
+
 def test_the_history_exercises_every_rule_and_habit() -> None:
     """The generated histories are worth comparing: every rule fires somewhere, some uses
     are allowed, some consents are late (withdrawals among them), some events repeat."""
     history = gen.generate(SEEDS[0], EVENTS_PER_SEED, gen.Knobs(late_withdrawals=True))
     expected = oracle.final_verdicts(history.declarations, history.consents, history.usages)
     fired = {r for rules in expected.values() for r in rules}
-    assert fired >= {"R1", "R2", "R3", "R5", "R13", "R14", "R17", "R20"} | {
+    assert fired >= {"R1", "R2", "R3", "R5", "R11", "R13", "R14", "R17", "R20"} | {
         "CFG-UNDECLARED",
         "CFG-UNMAPPED",
     }, fired

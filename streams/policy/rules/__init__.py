@@ -3,7 +3,7 @@ SEVERITY (``base.rule``). ``ALL_RULES`` is the order they run in; ``BY_ID`` find
 
 from __future__ import annotations
 
-from . import basis, config, partners, political, retention, sms, telephone, withdrawal
+from . import basis, config, notice, partners, political, retention, sms, telephone, withdrawal
 from .base import Finding, Rule, RuleContext
 
 ALL_RULES: tuple[Rule, ...] = (
@@ -14,6 +14,7 @@ ALL_RULES: tuple[Rule, ...] = (
     *telephone.RULES,
     *political.RULES,
     *retention.RULES,
+    *notice.RULES,
     *config.RULES,
 )
 BY_ID: dict[str, Rule] = {r.RULE_ID: r for r in ALL_RULES}

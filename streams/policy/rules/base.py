@@ -22,6 +22,7 @@ from ...events.records import (
     UsageEvent,
     UsageKind,
 )
+from ..calls import CallsAt
 from ..history import ConsentEntry, ConsentState, ConsentStatus
 from ..purposes import CHANNEL_LABELS, NON_PROMOTIONAL
 from ..settings import PolicySettings
@@ -57,6 +58,7 @@ class RuleContext:
     block: ConsentEntry | None = None  # what forbids it (withdraw, refuse, expire), own only
     needs_consent: bool = True  # the use rests on consent (see engine: basis)
     soft_opt_in_problem: str | None = None  # why a declared soft opt-in does not hold
+    calls: CallsAt = field(default_factory=CallsAt)  # earlier attempts, last refusal (R11)
 
     @property
     def t_ms(self) -> int:

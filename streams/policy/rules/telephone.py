@@ -1,6 +1,7 @@
-"""Telephone (France): R10 (calling hours and public holidays) and R12 (Bloctel, then
-consent-only sales calls from 11 Aug 2026; the home-energy-renovation ban). R11 (attempts
-and refusals) needs the subject's call records: see ``calls``."""
+"""Telephone (France): R10 (calling hours and public holidays), R11 (at most 4 attempts in
+30 days, none within 60 days of a refusal; the subject's call records are in ``calls``) and
+R12 (Bloctel, then consent-only sales calls from 11 Aug 2026; the home-energy-renovation
+ban)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 from ...events.records import Channel, LegalBasis, Severity, UsageKind
+from ..calls import MAX_ATTEMPTS_IN_WINDOW, REFUSAL_MS, WINDOW_MS
 from .base import Finding, RuleContext, days, finding, rule
 from .basis import provable
 
@@ -79,6 +81,35 @@ def r10_calling_hours(ctx: RuleContext) -> Finding | None:
     )
 
 
+@rule("R11", "[FR6]", Severity.CRITICAL)
+def r11_call_frequency(ctx: RuleContext) -> Finding | None:
+    """A sales call that is the 5th (or later) attempt by the same professional (the
+    declaration's controller, agents included) to the person within 30 days (a rolling
+    window ending at the call), or that comes less than 60 days after the person refused
+    during a call (a ``refuse`` or ``withdraw`` consent event naming the phone channel,
+    strictly before the call). Only sales calls count and are judged; consent does not lift
+    it. The records come from the subject's history (``calls``)."""
+    if not sales_call(ctx):
+        return None
+    calls = ctx.calls
+    refusal = calls.last_refusal
+    if refusal is not None and ctx.t_ms - refusal[0] < REFUSAL_MS:
+        return finding(
+            r11_call_frequency,
+            f"{ctx.what()} {days(ctx.t_ms - refusal[0])} after the person refused during a "
+            f"call (consent event {refusal[1]}): no call for 60 days after a refusal",
+        )
+    if calls.attempt_number > MAX_ATTEMPTS_IN_WINDOW:
+        first = calls.attempts_before[0][0]
+        return finding(
+            r11_call_frequency,
+            f"{ctx.what()} is call attempt {calls.attempt_number} to the person within "
+            f"{days(ctx.t_ms - first)} (at most {MAX_ATTEMPTS_IN_WINDOW} in "
+            f"{days(WINDOW_MS)})",
+        )
+    return None
+
+
 def _r12_problem(ctx: RuleContext) -> str | None:
     decl = ctx.declaration
     sector = decl.sector if decl else None
@@ -118,4 +149,4 @@ def r12_bloctel_consent_only(ctx: RuleContext) -> Finding | None:
     return finding(r12_bloctel_consent_only, f"{ctx.what()} {why}")
 
 
-RULES = (r10_calling_hours, r12_bloctel_consent_only)
+RULES = (r10_calling_hours, r11_call_frequency, r12_bloctel_consent_only)

@@ -1,8 +1,9 @@
-"""Withdrawal: R5 (a message after STOP, unsubscribe, objection or erasure)."""
+"""Withdrawal: R5 (a message after STOP, unsubscribe, objection or erasure) and R6 (no
+opt-out means in the message)."""
 
 from __future__ import annotations
 
-from ...events.records import ConsentAction, Severity
+from ...events.records import Channel, ConsentAction, Severity, UsageKind
 from .base import Finding, RuleContext, days, finding, rule
 
 
@@ -43,4 +44,49 @@ def r5_after_withdrawal(ctx: RuleContext) -> Finding | None:
     return None
 
 
-RULES = (r5_after_withdrawal,)
+def _opt_out_means(ctx: RuleContext) -> list[tuple[str, bool | None]]:
+    """The opt-out means R6 asks of this message, each present, absent or unknown (None)."""
+    u = ctx.usage
+    if ctx.channel == Channel.SMS.value:
+        return [('an opt-out instruction ("STOP au 36xxx")', u.opt_out_instruction)]
+    if ctx.channel == Channel.EMAIL.value:
+        return [
+            ("List-Unsubscribe", u.list_unsubscribe),
+            ("List-Unsubscribe-Post: List-Unsubscribe=One-Click", u.list_unsubscribe_post),
+        ]
+    return []
+
+
+@rule("R6", "[CPCE L34-5; FR10; RFC 8058 in S8]", Severity.CRITICAL)
+def r6_opt_out_means(ctx: RuleContext) -> Finding | None:
+    """A promotional SMS without an opt-out instruction, or a promotional e-mail without
+    both ``List-Unsubscribe`` and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``.
+
+    Each means is what the connector saw in the message (``UsageEvent.opt_out_instruction``,
+    ``list_unsubscribe``, ``list_unsubscribe_post``); where it saw nothing (None), what the
+    declaration states (``opt_out_in_message``). What the connector saw wins: it is the
+    message itself, the declaration a promise about it. Unknown on both sides is no finding:
+    most platforms do not report the message, and R6 must not flag every use they carry.
+    Every promotional e-mail counts as bulk: a per-use rule cannot see a sender's volume.
+    """
+    u = ctx.usage
+    if u.kind is not UsageKind.SEND or not ctx.promotional or u.is_test:
+        return None
+    declared = ctx.declaration.opt_out_in_message if ctx.declaration else None
+    missing: list[str] = []
+    how: set[str] = set()
+    for means, seen in _opt_out_means(ctx):
+        present = seen if seen is not None else declared
+        if present is False:
+            missing.append(means)
+            how.add("as the connector saw it" if seen is not None else "as its declaration says")
+    if not missing:
+        return None
+    return finding(
+        r6_opt_out_means,
+        f"{ctx.what()} without {' and '.join(missing)} ({', '.join(sorted(how))}): every "
+        f"marketing message must offer a free way to opt out",
+    )
+
+
+RULES = (r5_after_withdrawal, r6_opt_out_means)

@@ -273,6 +273,16 @@ def test_contacts_clicks_count_opens_do_not(make) -> None:
     assert h.state_at(LQ, T0 + 4 * DAY).last_contact_ms == T0  # event time, not arrival
 
 
+def test_note_use_notes_a_click_for_the_declarations_controller(make) -> None:
+    h = make.history(make.grant(at=T0))
+    decl = make.decl(controller=LQ)
+    click = make.usage(at=T0 + 5 * DAY, kind=UsageKind.CLICK, controller="esp-account")
+    assert h.note_use(click, decl)
+    assert h.state_at(LQ, T0 + 6 * DAY).last_contact_ms == T0 + 5 * DAY
+    assert not h.note_use(make.usage(at=T0 + 7 * DAY, kind=UsageKind.OPEN), decl)
+    assert not h.note_use(make.usage(at=T0 + 7 * DAY, kind=UsageKind.SEND), decl)
+
+
 def test_metrics_counts(make) -> None:
     h = ConsentHistory("s")
     assert h.subject_count == 0 and h.version_count == 0
