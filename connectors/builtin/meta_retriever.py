@@ -222,7 +222,7 @@ class MetaLeadRetriever(MetaLeadAdsConnector):
     title = "Meta Lead Ads with retrieval: leadgen ids fetched from the Graph API; CSV exports"
     events: ClassVar[tuple[str, ...]] = ("leadgen", "lead", "export row")
     event_time: ClassVar[str] = 'the lead\'s "created_time" (fetched, posted or exported)'
-    config_schema: ClassVar[tuple[tk.ConfigField, ...]] = (  # type: ignore[assignment]
+    config_schema: ClassVar[tuple[tk.ConfigField, ...]] = (
         *MetaLeadAdsConnector.config_schema,
         tk.ConfigField(
             "page_token",
