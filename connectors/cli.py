@@ -74,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         return cmd_list(args.config, sys.stdout)
     if args.command == "show":
-        return cmd_show(args.name, sys.stdout)
+        try:
+            return cmd_show(args.name, sys.stdout)
+        except registry.UnknownConnector as exc:
+            print(f"consentinel connectors show: {exc}", file=sys.stderr)
+            return 2
     if args.command == "reference":
         from consentinel.connectors.reference import reference
 
@@ -90,10 +94,14 @@ def cmd_show(name: str, out: TextIO) -> int:
     """Print one connector's reference; raises ``UnknownConnector`` for a wrong name."""
     from consentinel.connectors.reference import describe
 
-    if name.endswith((".yaml", ".yml")) or Path(name).is_file():
-        from consentinel.connectors.declarative import load_mapping
+    from consentinel.connectors.declarative import EXAMPLES, load_mapping
 
+    if name.endswith((".yaml", ".yml")) or Path(name).is_file():
         out.write(describe(load_mapping(name)))
+        return 0
+    shipped = EXAMPLES / f"{name}.yaml"
+    if name not in registry.known_names() and shipped.is_file():
+        out.write(describe(load_mapping(shipped)))  # a shipped declarative example, by name
         return 0
     out.write(describe(registry.get(name)))
     return 0

@@ -85,3 +85,16 @@ def test_show_works_for_every_builtin(name: str) -> None:
     for field in cls.config_schema:
         assert f"| `{field.name}` |" in text, f"{name}: option {field.name} is not shown"
     assert cls.auth in text and cls.event_time in text
+
+
+@pytest.mark.parametrize("name", ["postmark", "dialer_cdr"])
+def test_show_finds_a_shipped_declarative_example_by_name(name: str) -> None:
+    out = io.StringIO()
+    assert cli.cmd_show(name, out) == 0
+    assert out.getvalue().startswith(f"## {name}\n")
+
+
+def test_show_of_an_unknown_name_says_which_names_exist(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert cli.main(["show", "no-such-connector"]) == 2
+    err = capsys.readouterr().err
+    assert "no connector named 'no-such-connector'" in err and "twilio_voice" in err
