@@ -92,9 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_show(name: str, out: TextIO) -> int:
     """Print one connector's reference; raises ``UnknownConnector`` for a wrong name."""
-    from consentinel.connectors.reference import describe
-
     from consentinel.connectors.declarative import EXAMPLES, load_mapping
+    from consentinel.connectors.reference import describe
 
     if name.endswith((".yaml", ".yml")) or Path(name).is_file():
         out.write(describe(load_mapping(name)))
