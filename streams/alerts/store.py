@@ -41,6 +41,7 @@ from .grouping import (
     with_resolved,
     worst,
 )
+from .erasure import Erasures
 from .model import (
     BY_CORRECTION,
     BY_REFIRE,
@@ -55,14 +56,13 @@ from .model import (
     Transition,
     UnknownIncident,
 )
-from .outbox import Outbox
 from .store_db import INCIDENT_COLUMNS, incident_from_row
 
 DAY_MS = 86_400_000
 _MILESTONES = frozenset(10**k for k in range(1, 10))
 
 
-class IncidentStore(Outbox):
+class IncidentStore(Erasures):
     """Incidents, their alerts (the evidence), the change feed and the outbox, in one file."""
 
     def __init__(
@@ -100,7 +100,7 @@ class IncidentStore(Outbox):
         with self._write() as db:
             sinks = self._active_sinks(db)
             for alert in alerts:
-                change = self._ingest_one(db, alert, now_ms, sinks)
+                change = self._ingest_one(db, self._unless_erased(db, alert), now_ms, sinks)
                 if change is not None:
                     out.append(change)
         return out
