@@ -196,8 +196,9 @@ def produce(settings: Settings, topic: str, records: list[tuple[str, bytes]], wh
 
     try:
         producer = KafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers.split(","), acks="all"
-        )
+            bootstrap_servers=settings.bootstrap_servers.split(","), acks="all",
+            max_block_ms=10_000, bootstrap_timeout_ms=10_000,  # an operator waits: 10 s at most
+        )  # fmt: skip
         try:
             for key, value in records:
                 producer.send(
