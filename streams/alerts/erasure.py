@@ -152,9 +152,7 @@ class Erasures(Outbox):
             f"{iso(erasure.erased_at_ms)}: {n} alert{'s' if n != 1 else ''} keep only the "
             f"fact and the time"
         )
-        return self._record(
-            db, inc, ChangeKind.REDACTED, now_ms, [], None, BY_ERASURE, False, note
-        )
+        return self._record(db, inc, ChangeKind.REDACTED, now_ms, [], None, BY_ERASURE, False, note)
 
     @staticmethod
     def _unless_erased(db: sqlite3.Connection, alert: Alert) -> Alert:

@@ -2,9 +2,10 @@
 
 - Consumes ``consentinel.alerts.v1`` as group ``<app_id>-router`` (aiokafka, manual
   commits), and ``consentinel.audit.v1`` for erasure requests, which redact a subject's
-  evidence in the store (``erasure``, ``router_intake``). Each fetched batch is ingested into the store in ONE SQLite transaction; the
-  Kafka offsets are committed only after it committed. A crash in between replays the
-  batch, and the store ignores what it already has (``alert_id`` + revision).
+  evidence in the store (``erasure``, ``router_intake``). Each fetched batch is ingested
+  into the store in ONE SQLite transaction; the Kafka offsets are committed only after it
+  committed. A crash in between replays the batch, and the store ignores what it already
+  has (``alert_id`` + revision; an erasure applied twice changes nothing more).
 - One delivery worker per configured sink drains the store's outbox (``delivery``).
   Sinks come from a YAML file (``--sinks FILE`` or ``CONSENTINEL_SINKS_FILE``, see
   ``config``); none configured means console only, and the router says so at start.

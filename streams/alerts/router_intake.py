@@ -26,7 +26,9 @@ from .store import IncidentStore
 log = logging.getLogger("consentinel.router")
 
 
-def decode(batches: Mapping[Any, list[Any]], alerts_topic: str) -> tuple[list[Alert], list[Erasure]]:
+def decode(
+    batches: Mapping[Any, list[Any]], alerts_topic: str
+) -> tuple[list[Alert], list[Erasure]]:
     """The alerts and the erasures of one fetch, each in the order of its partition."""
     alerts: list[Alert] = []
     erasures: list[Erasure] = []

@@ -32,6 +32,7 @@ from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.records import Alert, AlertStatus
 from consentinel.streams.events.settings import Settings
 
+from .erasure import Erasures
 from .grouping import (
     DEFAULT_GROUP_BY,
     group_key,
@@ -41,7 +42,6 @@ from .grouping import (
     with_resolved,
     worst,
 )
-from .erasure import Erasures
 from .model import (
     BY_CORRECTION,
     BY_REFIRE,

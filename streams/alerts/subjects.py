@@ -36,12 +36,13 @@ from consentinel.streams.events.partitioning import partition_for, subject_messa
 from consentinel.streams.events.records import Alert, AuditEvent, ConsentEvent, UsageEvent
 from consentinel.streams.events.settings import Settings
 
-from .erasure import ERASE_ACTION as ERASE
+from .erasure import ERASE_ACTION
 from .store import IncidentStore
 
 T = TypeVar("T")
 
 LOOKUP = "subject_lookup"
+ERASE = ERASE_ACTION
 
 
 @dataclass(frozen=True)
@@ -170,9 +171,7 @@ def look_up(settings: Settings, key: str, store: IncidentStore) -> SubjectFile:
     found = SubjectFile(key)
     bootstrap = settings.bootstrap_servers
     consent_topic, usage_topic = settings.topic(topics.CONSENT), settings.topic(topics.USAGE)
-    found.consent = [
-        r for _, r in _scan(bootstrap, consent_topic, key, _record(ConsentEvent)) if r
-    ]
+    found.consent = [r for _, r in _scan(bootstrap, consent_topic, key, _record(ConsentEvent)) if r]
     found.uses = [r for _, r in _scan(bootstrap, usage_topic, key, _record(UsageEvent)) if r]
     found.consent.sort(key=lambda e: e.occurred_at_ms)
     found.uses.sort(key=lambda e: e.occurred_at_ms)
@@ -201,18 +200,16 @@ def produce(settings: Settings, topic: str, records: list[tuple[str, bytes]], wh
         )  # fmt: skip
         try:
             for key, value in records:
-                producer.send(
-                    settings.topic(topic), key=subject_message_key(key), value=value
-                ).get(timeout=30)
+                producer.send(settings.topic(topic), key=subject_message_key(key), value=value).get(
+                    timeout=30
+                )
         finally:
             producer.close()
     except KafkaError as exc:
         raise RetriableError(f"{what} could not be written ({type(exc).__name__})") from None
 
 
-def audit(
-    settings: Settings, key: str, actor: str, via: str, action: str = LOOKUP
-) -> AuditEvent:
+def audit(settings: Settings, key: str, actor: str, via: str, action: str = LOOKUP) -> AuditEvent:
     """Write the act to the audit topic (acks=all, confirmed) before doing or showing it."""
     at = now_ms()
     verb = "lookup" if action == LOOKUP else "erase"

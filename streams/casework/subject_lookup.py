@@ -43,8 +43,11 @@ def render(found: SubjectFile, echo: str, out: Callable[[str], Any]) -> None:
     out(f"held uses ({len(found.holds)}):")
     for h in found.holds:
         u = h.usage
-        why = (f"waiting for consent until {iso(h.until_ms)}" if h.state == "pending"
-               else "alerted: " + ", ".join(f"{r} {s}" for r, s in sorted(h.rules.items())))
+        why = (
+            f"waiting for consent until {iso(h.until_ms)}"
+            if h.state == "pending"
+            else "alerted: " + ", ".join(f"{r} {s}" for r, s in sorted(h.rules.items()))
+        )
         out(f"  {iso(u.occurred_at_ms)}  {u.controller}  {u.kind}  campaign={u.campaign_id}"
             f"  {h.state}  {why}")  # fmt: skip
     out(f"alerts ({len(found.alerts)}):")
@@ -85,8 +88,8 @@ def main(argv: list[str]) -> int:
             done = subject_erase.erase(settings, key, masked, found.controllers, actor)
             print(f"subject {subject_ref(key)} erased at {iso(done.audit.at_ms)} "
                   f"(audit record {done.audit.event_id})")  # fmt: skip
-            print("erasure events for: " + (", ".join(done.controllers) or "no controller "
-                  "(nothing of this subject is in the consent history, uses or alerts)"))  # fmt: skip
+            none = "no controller (nothing of this subject in consent, uses or alerts)"
+            print("erasure events for: " + (", ".join(done.controllers) or none))
             print("the alert router redacts its alerts and incident evidence as it reads the "
                   "audit topic (the fact and the time are kept)")  # fmt: skip
             return 0

@@ -199,3 +199,16 @@ class RouterProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+def store_text(path: Path) -> str:
+    """Every value of every table of an incident store file, as text (the privacy checks)."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    out = []
+    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+        for row in db.execute(f"SELECT * FROM {table}"):
+            out += [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in row]
+    db.close()
+    return "\n".join(out)

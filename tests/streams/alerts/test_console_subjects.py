@@ -64,7 +64,9 @@ def _audits(settings: Settings) -> list[AuditEvent]:
 async def test_a_lookup_is_audited_then_shown_without_the_address(
     client: TestClient, kafka_settings: Settings
 ) -> None:
-    resp = await client.post(PATH, json={"address": ADDRESS, "who": "Jane Martin"}, headers=_bearer())
+    resp = await client.post(
+        PATH, json={"address": ADDRESS, "who": "Jane Martin"}, headers=_bearer()
+    )
     assert resp.status == 200, await resp.text()
     data = await resp.read()
     body = codec.loads(data)

@@ -4,10 +4,9 @@ the redaction chained; late alerts redacted as they are taken in (no broker)."""
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from pathlib import Path
 
-from alerting import T0, alert
+from alerting import T0, alert, store_text
 from consentinel.streams.alerts.erasure import ERASED_HINT, Erasure, erasure_of
 from consentinel.streams.alerts.model import BY_ERASURE, ChangeKind
 from consentinel.streams.alerts.store import IncidentStore
@@ -26,17 +25,6 @@ def _theirs(event: str, at: int = T0):
         summary=f"political e-mail to a newsletter reader ({HINT})",
         usage_event_id=f"{USE}:{event}",
     )
-
-
-def _dump(path: Path) -> str:
-    """Every value of every table of the store file, as text."""
-    db = sqlite3.connect(path)
-    out = []
-    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
-        for row in db.execute(f"SELECT * FROM {table}"):  # noqa: S608 - table names of the file
-            out += [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in row]
-    db.close()
-    return "\n".join(out)
 
 
 def _erasure(at: int = T0 + 10_000) -> Erasure:
@@ -69,7 +57,12 @@ def test_an_erasure_redacts_the_subject_and_keeps_the_fact_and_the_time(tmp_path
         kept = {a.alert_id: a for a in store.alerts_of(inc.incident_id)}
         for original in (_theirs("e1"), _theirs("e3", at=T0 + 2)):
             a = kept[original.alert_id]
-            assert (a.subject_key, a.hint, a.usage_event_id, a.consent) == ("", ERASED_HINT, "", None)
+            assert (a.subject_key, a.hint, a.usage_event_id, a.consent) == (
+                "",
+                ERASED_HINT,
+                "",
+                None,
+            )
             # the fact and the time
             assert (a.rule_id, a.controller, a.campaign_id, a.status) == (
                 original.rule_id, original.controller, original.campaign_id, original.status
@@ -84,7 +77,7 @@ def test_an_erasure_redacts_the_subject_and_keeps_the_fact_and_the_time(tmp_path
         assert all(HINT not in item.incident.summary for item in store.pending("hook"))
         assert store.erase_subject(_erasure(), now_ms=5) == []  # twice: nothing more
         assert store.verify_chain().rows == 4
-    text = _dump(path)
+    text = store_text(path)
     assert KEY not in text and HINT not in text and USE not in text
     assert "cmp:abc" in text  # the other person's consent evidence is still there
 

@@ -5,14 +5,13 @@ back holds nothing of the subject beyond the fact and the time, and its chain ve
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from alerting import RouterProcess, alert, eventually, produce
+from alerting import RouterProcess, alert, eventually, produce, store_text
 from consentinel.streams.alerts import subjects
 from consentinel.streams.alerts.erasure import ERASED_HINT
 from consentinel.streams.alerts.model import BY_ERASURE, ChangeKind
@@ -58,16 +57,6 @@ def _read(settings: Settings, topic: str) -> list[Any]:
     return got
 
 
-def _dump(path: Path) -> str:
-    db = sqlite3.connect(path)
-    out = []
-    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
-        for row in db.execute(f"SELECT * FROM {table}"):  # noqa: S608 - the file's own tables
-            out += [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in row]
-    db.close()
-    return "\n".join(out)
-
-
 def _cli(settings: Settings, router: RouterProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "consentinel.streams.cli", "subject", *args],
@@ -108,7 +97,9 @@ async def test_an_erased_subject_leaves_only_the_fact_and_the_time(
             with IncidentStore.open(settings) as store:
                 return store.stats().alerts
 
-        await eventually(lambda: stored() == 3, "the router stored the 3 alerts", explain=router.tail)
+        await eventually(
+            lambda: stored() == 3, "the router stored the 3 alerts", explain=router.tail
+        )
         with IncidentStore.open(settings) as store:
             (incident,) = store.list_incidents()
             assert len(store.alerts_of_subject(key)) == 2
@@ -148,7 +139,7 @@ async def test_an_erased_subject_leaves_only_the_fact_and_the_time(
         )  # fmt: skip
         assert (kept.subject_key, kept.hint, kept.consent) == ("", ERASED_HINT, None)
     assert alerts[someone_else.alert_id] == someone_else
-    text = _dump(path)
+    text = store_text(path)
     for trace in (key, hint, "jeanne"):
         assert trace not in text, f"{trace!r} is still in the incident store"
 

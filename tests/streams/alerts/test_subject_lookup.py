@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from alerting import T0, alert
-from consentinel.streams.alerts.store import IncidentStore
 from consentinel.streams.alerts import subjects
+from consentinel.streams.alerts.store import IncidentStore
 from consentinel.streams.casework import subject_lookup
 from consentinel.streams.events import codec, topics
 from consentinel.streams.events.records import (
@@ -114,9 +114,7 @@ def test_a_lookup_lists_the_uses_the_worker_holds(kafka_settings: Settings) -> N
     evaluation = Evaluation(Decision.VIOLATION, [], None, None, "politics", "acme")
     now = Holds(
         pending=[Held(use, T0 + 600_000)],
-        alerted=[
-            Alerted(use, None, evaluation, T0 + 7, {"R2": RuleState(1, AlertStatus.FIRING)})
-        ],
+        alerted=[Alerted(use, None, evaluation, T0 + 7, {"R2": RuleState(1, AlertStatus.FIRING)})],
     )
     kept = Holds(kept=[Kept.of(codec.decode(UsageEvent, _use(key, 8)), T0 + 9)])
     from kafka import KafkaProducer
