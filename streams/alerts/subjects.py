@@ -162,8 +162,10 @@ def held_uses(value: bytes | None) -> list[HeldUse]:
             )
             for a in obj.get("a", [])
         ]
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise InvalidInput(f"a holds record this version cannot read ({exc})") from None
+    except (InvalidInput, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise InvalidInput(
+            "holds_format", f"a holds record this version cannot read ({exc})"
+        ) from None
     return pending + alerted
 
 
