@@ -23,6 +23,7 @@ from consentinel.streams.events import codec, ids, topics
 from consentinel.streams.events.records import (
     Alert,
     AlertStatus,
+    AuditEvent,
     Channel,
     ConsentSummary,
     Proof,
@@ -212,3 +213,26 @@ def store_text(path: Path) -> str:
             out += [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in row]
     db.close()
     return "\n".join(out)
+
+
+def topic_records(settings: Settings, topic: str) -> list[Any]:
+    """Every record of one of the deployment's topics (all partitions), read to its end."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    name = settings.topic(topic)
+    tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends = consumer.end_offsets(tps)
+    got: list[Any] = []
+    while any(consumer.position(tp) < ends[tp] for tp in tps):
+        for batch in consumer.poll(timeout_ms=1000).values():
+            got += batch
+    consumer.close()
+    return got
+
+
+def audit_records(settings: Settings) -> list[AuditEvent]:
+    """The audit topic's records, in order."""
+    return [codec.decode(AuditEvent, m.value) for m in topic_records(settings, topics.AUDIT)]

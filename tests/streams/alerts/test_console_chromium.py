@@ -53,15 +53,9 @@ async def test_operator_works_an_incident_in_chromium(console_proc, tmp_path: Pa
     metrics = await _worker_metrics(metrics_port)
     await wait_ready(base, tmp_path / "console.log")
     downloads = tmp_path / "downloads"
-    downloads.mkdir()
     try:
         async with cdp.chromium(tmp_path / "profile") as browser:
-            await browser.send(
-                "Browser.setDownloadBehavior",
-                behavior="allow",
-                downloadPath=str(downloads),
-                eventsEnabled=True,
-            )
+            await browser.allow_downloads(downloads)
             page = await browser.new_page()
             await page.navigate(f"{base}/?token={TOKEN}")
             assert await page.evaluate("location.search") == ""  # the token left the address

@@ -8,16 +8,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 import cdp  # tests/streams/alerts is on pytest's pythonpath
 import console_support as support
 import pytest
-from alerting import alert
+from alerting import alert, audit_records
 from consentinel.streams.alerts import evidence_pack, subjects
 from consentinel.streams.alerts.store import IncidentStore
 from consentinel.streams.events import codec, topics
-from consentinel.streams.events.records import AuditEvent, ConsentAction, ConsentEvent
+from consentinel.streams.events.records import ConsentAction, ConsentEvent
 from consentinel.streams.events.settings import Settings
 from console_process import TOKEN, wait_ready
 
@@ -44,21 +43,6 @@ def console_env(kafka_settings: Settings, signing_key: tuple[Path, str]) -> dict
     }
 
 
-def _audits(settings: Settings) -> list[AuditEvent]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    tp = TopicPartition(settings.topic(topics.AUDIT), 0)
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
-    consumer.assign([tp])
-    consumer.seek_to_beginning(tp)
-    end = consumer.end_offsets([tp])[tp]
-    got: list[Any] = []
-    while consumer.position(tp) < end:
-        got += [m for batch in consumer.poll(timeout_ms=1000).values() for m in batch]
-    consumer.close()
-    return [codec.decode(AuditEvent, m.value) for m in got]
-
-
 async def test_operator_looks_a_person_up_and_downloads_the_signed_pack(
     console_proc, kafka_settings: Settings, signing_key: tuple[Path, str], tmp_path: Path
 ) -> None:
@@ -78,14 +62,8 @@ async def test_operator_looks_a_person_up_and_downloads_the_signed_pack(
         (incident,) = store.list_incidents()
     await wait_ready(base, tmp_path / "console.log")
     downloads = tmp_path / "downloads"
-    downloads.mkdir()
     async with cdp.chromium(tmp_path / "profile") as browser:
-        await browser.send(
-            "Browser.setDownloadBehavior",
-            behavior="allow",
-            downloadPath=str(downloads),
-            eventsEnabled=True,
-        )
+        await browser.allow_downloads(downloads)
         page = await browser.new_page()
         await page.navigate(f"{base}/?token={TOKEN}")
         await page.wait_for("document.querySelector('#live').textContent === 'live'", "the feed")
@@ -98,7 +76,7 @@ async def test_operator_looks_a_person_up_and_downloads_the_signed_pack(
             "document.querySelector('#lookup-message').textContent.includes('Type your name')",
             "the request for a name",
         )
-        assert _audits(kafka_settings) == []
+        assert audit_records(kafka_settings) == []
         await page.type_into("#operator", "Jane Martin")
         await page.click("#lookup-go")
         await page.wait_for(
@@ -111,7 +89,7 @@ async def test_operator_looks_a_person_up_and_downloads_the_signed_pack(
         assert await page.evaluate("document.querySelector('#lookup-address').value") == ""
         html = await page.evaluate("document.documentElement.outerHTML")
         assert "jeanne" not in html.lower() and not support.privacy.raw_addresses(html.encode())
-        (audit,) = _audits(kafka_settings)
+        (audit,) = audit_records(kafka_settings)
         assert (audit.actor, audit.via, audit.subject_key) == ("Jane Martin", "console", key)
         await page.screenshot(tmp_path / "console-lookup.png")
 

@@ -12,11 +12,10 @@ from typing import Any
 import privacy
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from alerting import alert
+from alerting import alert, audit_records
 from consentinel.streams.alerts import console, subjects
 from consentinel.streams.alerts.store import IncidentStore
-from consentinel.streams.events import codec, topics
-from consentinel.streams.events.records import AuditEvent
+from consentinel.streams.events import codec
 from consentinel.streams.events.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -46,21 +45,6 @@ def _bearer() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
 
 
-def _audits(settings: Settings) -> list[AuditEvent]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    tp = TopicPartition(settings.topic(topics.AUDIT), 0)
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
-    consumer.assign([tp])
-    consumer.seek_to_beginning(tp)
-    end = consumer.end_offsets([tp])[tp]
-    got: list[Any] = []
-    while consumer.position(tp) < end:
-        got += [m for batch in consumer.poll(timeout_ms=1000).values() for m in batch]
-    consumer.close()
-    return [codec.decode(AuditEvent, m.value) for m in got]
-
-
 async def test_a_lookup_is_audited_then_shown_without_the_address(
     client: TestClient, kafka_settings: Settings
 ) -> None:
@@ -76,7 +60,7 @@ async def test_a_lookup_is_audited_then_shown_without_the_address(
     assert [i["status"] for i in body["incidents"]] == ["open"]
     assert body["consent"] == [] and body["uses"] == [] and body["holds"] == []
     assert b"jeanne" not in data.lower() and not privacy.raw_addresses(data)
-    (audit,) = _audits(kafka_settings)
+    (audit,) = audit_records(kafka_settings)
     assert (audit.actor, audit.via, audit.action, audit.subject_key) == (
         "Jane Martin", "console", "subject_lookup", key,
     )  # fmt: skip
@@ -99,7 +83,7 @@ async def test_a_bad_request_is_refused_and_not_audited(
     resp = await client.post(PATH, data=body, headers=headers)
     assert resp.status == 400
     assert says in (await resp.json())["error"]
-    assert _audits(kafka_settings) == []
+    assert audit_records(kafka_settings) == []
 
 
 async def test_the_lookup_needs_the_token_and_the_csrf_value(client: TestClient) -> None:

@@ -8,10 +8,17 @@ import dataclasses
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from alerting import RouterProcess, alert, eventually, produce, store_text
+from alerting import (
+    RouterProcess,
+    alert,
+    audit_records,
+    eventually,
+    produce,
+    store_text,
+    topic_records,
+)
 from consentinel.streams.alerts import subjects
 from consentinel.streams.alerts.erasure import ERASED_HINT
 from consentinel.streams.alerts.model import BY_ERASURE, ChangeKind
@@ -19,7 +26,6 @@ from consentinel.streams.alerts.store import IncidentStore
 from consentinel.streams.events import codec, topics
 from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.records import (
-    AuditEvent,
     ConsentAction,
     ConsentEvent,
 )
@@ -30,33 +36,6 @@ pytestmark = pytest.mark.integration
 ADDRESS = "Jeanne.Martin@Example.org"
 
 
-@pytest.fixture
-def settings(kafka_settings: Settings, make_settings: Any) -> Settings:
-    """The test's topics, with a consumer group of its own."""
-    return make_settings(
-        topic_prefix=kafka_settings.topic_prefix,
-        bootstrap_servers=kafka_settings.bootstrap_servers,
-        app_id=f"{kafka_settings.topic_prefix}app",
-    )
-
-
-def _read(settings: Settings, topic: str) -> list[Any]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
-    name = settings.topic(topic)
-    tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    ends = consumer.end_offsets(tps)
-    got: list[Any] = []
-    while any(consumer.position(tp) < ends[tp] for tp in tps):
-        for batch in consumer.poll(timeout_ms=1000).values():
-            got += batch
-    consumer.close()
-    return got
-
-
 def _cli(settings: Settings, router: RouterProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "consentinel.streams.cli", "subject", *args],
@@ -65,8 +44,9 @@ def _cli(settings: Settings, router: RouterProcess, *args: str) -> subprocess.Co
 
 
 async def test_an_erased_subject_leaves_only_the_fact_and_the_time(
-    settings: Settings, tmp_path: Path
+    router_settings: Settings, tmp_path: Path
 ) -> None:
+    settings = router_settings
     key = subjects.subject_key(settings, ADDRESS)
     hint = subjects.hint(settings, ADDRESS)
     grant = ConsentEvent(
@@ -146,16 +126,19 @@ async def test_an_erased_subject_leaves_only_the_fact_and_the_time(
     # The ledger's side: one erasure per controller, on the subject's key; the audit record.
     erasures = [
         (m.key, codec.decode(ConsentEvent, m.value))
-        for m in _read(settings, topics.CONSENT)
+        for m in topic_records(settings, topics.CONSENT)
         if codec.decode(ConsentEvent, m.value).action is ConsentAction.ERASE
     ]
     assert sorted(e.controller for _, e in erasures) == ["broker-lists", "newsletter-x"]
     assert {k for k, _ in erasures} == {key.encode()}
-    audits = [codec.decode(AuditEvent, m.value) for m in _read(settings, topics.AUDIT)]
+    audits = audit_records(settings)
     (audit,) = [a for a in audits if a.action == "subject_erase"]
     assert audit.subject_key == key and audit.via == "cli"
     assert {e.occurred_at_ms for _, e in erasures} == {audit.at_ms}
-    raw = b"".join(m.value for m in _read(settings, topics.AUDIT) + _read(settings, topics.CONSENT))
+    raw = b"".join(
+        m.value
+        for m in topic_records(settings, topics.AUDIT) + topic_records(settings, topics.CONSENT)
+    )
     assert ADDRESS.lower().encode() not in raw.lower()
 
     # A lookup afterwards finds no alert of theirs (and says so, audited like any other).
