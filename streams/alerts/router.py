@@ -131,8 +131,10 @@ class Router:
     def _announce(self) -> None:
         where = f"http://{self.ops.host}:{self.bound_port}"
         log.info(
-            "router consuming %s as group %s; incidents in %s; metrics at %s/metrics",
+            "router consuming %s (and erasure requests on %s) as group %s; incidents in %s; "
+            "metrics at %s/metrics",
             self.topic,
+            self.audit_topic,
             self.group,
             self.store.path,
             where,

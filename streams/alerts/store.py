@@ -16,7 +16,8 @@ Grouping (``grouping``): a firing alert joins the latest unresolved incident of 
 (by default controller x campaign, configurable) when its detection time is within
 ``window_ms`` (24 h by default) of that incident's alerts; otherwise it opens a new
 incident. Only the changes in ``model.NOTIFYING``, and alert counts reaching 10, 100,
-1000..., write notifications: one page per incident, never one per address.
+1000..., write notifications: one page per incident, never one per address. Erasure
+requests redact a subject's evidence (``erasure``), also as alerts are taken in.
 """
 
 from __future__ import annotations
