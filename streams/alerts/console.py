@@ -7,6 +7,7 @@ and the ingest server's ``/metrics``.
 
 The work lives in named modules: ``console_access`` (token, session cookie, CSRF),
 ``console_feed`` (the server-sent events), ``console_handlers`` (the routes),
+``console_pack`` (signed evidence packs), ``console_subjects`` (the data-subject lookup),
 ``console_evidence`` and ``console_metrics`` (what the pages show). This module assembles
 the app and runs the command. It binds ``settings.web_host`` (loopback by default).
 
@@ -33,6 +34,7 @@ from .console_access import ACCESS, COOKIE, CSRF_HEADER, Access, auth, security_
 from .console_feed import FEED, Feed, feed
 from .console_metrics import MetricsReader
 from .console_pack import SETTINGS, evidence_pack_download
+from .console_subjects import subject_lookup
 from .http_hygiene import SERVER_OPTIONS
 from .store import IncidentStore
 
@@ -73,6 +75,7 @@ def make_app(
     app.router.add_get("/api/incidents/{incident_id}/evidence.{fmt:csv|json}", h.export)
     app[SETTINGS] = settings
     app.router.add_get("/api/incidents/{incident_id}/evidence-pack", evidence_pack_download)
+    app.router.add_post("/api/subjects/lookup", subject_lookup)
     app.router.add_get("/api/stats", h.stats)
     app.router.add_get("/api/panels", h.panels)
     app.router.add_get("/api/feed", feed)

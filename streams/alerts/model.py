@@ -29,6 +29,7 @@ class ChangeKind(enum.StrEnum):
     ACKNOWLEDGED = "acknowledged"  # a person took it
     RESOLVED = "resolved"  # a person (or the last correction) closed it
     REOPENED = "reopened"  # an alert of a correction-resolved incident fired again
+    REDACTED = "redacted"  # a data subject's evidence was erased on request (``erasure``)
 
 
 #: Changes that send a notification to every sink (one page per incident, never one per
@@ -41,6 +42,7 @@ NOTIFYING: frozenset[ChangeKind] = frozenset(
 #: ``who`` of the transitions consentinel makes by itself.
 BY_CORRECTION = "consentinel (correction)"
 BY_REFIRE = "consentinel (alert fired again)"
+BY_ERASURE = "consentinel (erasure)"
 
 
 @dataclass(frozen=True, slots=True)

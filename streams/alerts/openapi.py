@@ -23,6 +23,7 @@ from typing import Any
 
 from .console_evidence import FIELDS
 from .model import Incident, RuleCount, Stats, Transition
+from .openapi_subjects import subject_paths
 from .sinks.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 OPENAPI_VERSION = "3.1.0"
@@ -266,6 +267,7 @@ def console_document() -> dict[str, Any]:
             parameters=[{"name": "since", "in": "query", "schema": {"type": "integer"}}],
         ),
         "/api/openapi.json": _get("this document", _json({"type": "object"}, "OpenAPI 3.1")),
+        **subject_paths(),
     }
     return {
         "openapi": OPENAPI_VERSION,

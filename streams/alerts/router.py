@@ -1,9 +1,11 @@
 """``consentinel router``: alerts topic -> incident store -> sinks.
 
 - Consumes ``consentinel.alerts.v1`` as group ``<app_id>-router`` (aiokafka, manual
-  commits). Each fetched batch is ingested into the store in ONE SQLite transaction; the
-  Kafka offsets are committed only after it committed. A crash in between replays the
-  batch, and the store ignores what it already has (``alert_id`` + revision).
+  commits), and ``consentinel.audit.v1`` for erasure requests, which redact a subject's
+  evidence in the store (``erasure``, ``router_intake``). Each fetched batch is ingested
+  into the store in ONE SQLite transaction; the Kafka offsets are committed only after it
+  committed. A crash in between replays the batch, and the store ignores what it already
+  has (``alert_id`` + revision; an erasure applied twice changes nothing more).
 - One delivery worker per configured sink drains the store's outbox (``delivery``).
   Sinks come from a YAML file (``--sinks FILE`` or ``CONSENTINEL_SINKS_FILE``, see
   ``config``); none configured means console only, and the router says so at start.
@@ -15,7 +17,7 @@
   (an interrupted delivery stays in the outbox), closes the store. Exit status 0.
 
 An alert that fails validation is logged with its partition, offset and the reason (never
-its content) and skipped; its offset is committed with the batch.
+its content) and skipped (``router_intake``); its offset is committed with the batch.
 """
 
 from __future__ import annotations
@@ -28,15 +30,13 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from consentinel.streams.events import codec, topics
 from consentinel.streams.events.clock import now_ms
-from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.metrics import (
     INCIDENT_TRANSITIONS,
     INCIDENTS_OPEN,
@@ -49,8 +49,9 @@ from consentinel.streams.events.settings import Settings
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import config as router_config
-from . import kafka_logs
+from . import kafka_logs, router_intake
 from .delivery import DeliveryWorker
+from .erasure import Erasure
 from .model import Change, ChangeKind
 from .openapi import router_document
 from .ops_endpoints import ops_app, serve
@@ -82,6 +83,7 @@ class Router:
         self.metrics_port = settings.metrics_port + 2 if metrics_port is None else metrics_port
         self.housekeeping_s = housekeeping_s
         self.topic = settings.topic(topics.ALERTS)
+        self.audit_topic = settings.topic(topics.AUDIT)
         self.group = f"{settings.app_id}-router"
         self.store = IncidentStore.open(
             settings,
@@ -129,8 +131,10 @@ class Router:
     def _announce(self) -> None:
         where = f"http://{self.ops.host}:{self.bound_port}"
         log.info(
-            "router consuming %s as group %s; incidents in %s; metrics at %s/metrics",
+            "router consuming %s (and erasure requests on %s) as group %s; incidents in %s; "
+            "metrics at %s/metrics",
             self.topic,
+            self.audit_topic,
             self.group,
             self.store.path,
             where,
@@ -152,6 +156,7 @@ class Router:
         while not stop.is_set():
             consumer = AIOKafkaConsumer(
                 self.topic,
+                self.audit_topic,
                 bootstrap_servers=self.settings.bootstrap_servers.split(","),
                 group_id=self.group,
                 client_id=f"{self.group}-{os.getpid()}",
@@ -195,9 +200,9 @@ class Router:
                 batches = fetch.result()
                 if consumer.assignment():
                     self._noise.settled()
-                alerts = self._decode(batches)
-                if alerts:
-                    changes = await self._ingest(alerts, stop)
+                alerts, erasures = router_intake.decode(batches, self.topic)
+                if alerts or erasures:
+                    changes = await self._ingest(alerts, stop, erasures)
                     if changes is None:
                         break  # stopped while the store was unavailable: do not commit
                     self._after(changes)
@@ -214,28 +219,15 @@ class Router:
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
-    def _decode(self, batches: Mapping[Any, list[Any]]) -> list[Alert]:
-        alerts: list[Alert] = []
-        for tp, messages in batches.items():
-            for m in messages:
-                try:
-                    alerts.append(codec.decode(Alert, m.value or b""))
-                except InvalidInput as exc:
-                    log.warning(
-                        "skipped the alert at %s[%d]@%d: %s (a producer wrote a record this "
-                        "router cannot read; fix the producer, the record stays on the topic)",
-                        tp.topic,
-                        tp.partition,
-                        m.offset,
-                        exc.message,
-                    )
-        return alerts
-
-    async def _ingest(self, alerts: Sequence[Alert], stop: asyncio.Event) -> list[Change] | None:
+    async def _ingest(
+        self, alerts: Sequence[Alert], stop: asyncio.Event, erasures: Sequence[Erasure] = ()
+    ) -> list[Change] | None:
         delay = 0.5
         while True:
             try:
-                return await asyncio.to_thread(self.store.ingest_many, alerts, now_ms())
+                return await asyncio.to_thread(
+                    router_intake.take_in, self.store, alerts, erasures, now_ms()
+                )
             except sqlite3.Error as exc:
                 log.error(
                     "cannot write %d alert(s) to %s (%s); retrying in %.1fs, offsets not "

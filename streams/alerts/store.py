@@ -16,7 +16,8 @@ Grouping (``grouping``): a firing alert joins the latest unresolved incident of 
 (by default controller x campaign, configurable) when its detection time is within
 ``window_ms`` (24 h by default) of that incident's alerts; otherwise it opens a new
 incident. Only the changes in ``model.NOTIFYING``, and alert counts reaching 10, 100,
-1000..., write notifications: one page per incident, never one per address.
+1000..., write notifications: one page per incident, never one per address. Erasure
+requests redact a subject's evidence (``erasure``), also as alerts are taken in.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.records import Alert, AlertStatus
 from consentinel.streams.events.settings import Settings
 
+from .erasure import Erasures
 from .grouping import (
     DEFAULT_GROUP_BY,
     group_key,
@@ -55,14 +57,13 @@ from .model import (
     Transition,
     UnknownIncident,
 )
-from .outbox import Outbox
 from .store_db import INCIDENT_COLUMNS, incident_from_row
 
 DAY_MS = 86_400_000
 _MILESTONES = frozenset(10**k for k in range(1, 10))
 
 
-class IncidentStore(Outbox):
+class IncidentStore(Erasures):
     """Incidents, their alerts (the evidence), the change feed and the outbox, in one file."""
 
     def __init__(
@@ -100,7 +101,7 @@ class IncidentStore(Outbox):
         with self._write() as db:
             sinks = self._active_sinks(db)
             for alert in alerts:
-                change = self._ingest_one(db, alert, now_ms, sinks)
+                change = self._ingest_one(db, self._unless_erased(db, alert), now_ms, sinks)
                 if change is not None:
                     out.append(change)
         return out

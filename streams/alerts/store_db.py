@@ -44,11 +44,12 @@ from .model import Incident, IncidentError, IncidentStatus, RuleCount, Transitio
 if TYPE_CHECKING:
     from .chain import ChainReport
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: incidents per controller x campaign x rule. 2: ``incidents.rules`` (per-rule counts),
 filled for version-1 rows from their one rule when the file is opened. 3: the hash chain
 over ``changes`` (``note``, ``prev_hash``, ``hash``; see ``chain``), existing rows chained
-when the file is opened."""
+when the file is opened. 4: ``erasures`` (``erasure``): an older consentinel must not take
+in alerts of an erased subject unredacted, so it refuses the file."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -119,6 +120,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     UNIQUE (sink, incident_id, revision)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sink, state, item_id);
+CREATE TABLE IF NOT EXISTS erasures (
+    event_id TEXT PRIMARY KEY,
+    subject_digest TEXT NOT NULL,
+    erased_at_ms INTEGER NOT NULL,
+    applied_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS erasures_by_subject ON erasures (subject_digest, erased_at_ms);
 """
 
 INCIDENT_COLUMNS = (
@@ -162,6 +170,8 @@ class Database:
                     self._to_version_2(self._db)
                 if int(found[0]) < 3:
                     self._to_version_3(self._db)
+                if int(found[0]) < 4:  # the erasures table: created above
+                    self._db.execute("UPDATE meta SET value=? WHERE key='schema'", ("4",))
 
     @staticmethod
     def _to_version_2(db: sqlite3.Connection) -> None:

@@ -307,7 +307,7 @@ class AuditEvent:
     event_id: str
     at_ms: int
     actor: str  # who looked: the OS user of the CLI, or the console's operator
-    action: str  # subject_lookup
+    action: str  # subject_lookup | subject_erase (the router redacts the subject's evidence)
     via: str  # cli | console
     subject_key: str
     v: int = 1

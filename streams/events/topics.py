@@ -77,7 +77,7 @@ def topic_specs(partitions: int, prefix: str = "") -> list[TopicSpec]:
             topic_name(AUDIT, prefix),
             1,
             dict(keep_forever),
-            "who looked up which subject, when (data-subject lookups)",
+            "who looked up or erased which subject, when (data-subject requests)",
         ),
     ]
 

@@ -343,7 +343,7 @@ function showView(view) {
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.view === view));
   document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== `view-${view}`; });
   clearInterval(state.panelsTimer);
-  if (view !== "incidents") {
+  if (view !== "incidents" && view !== "subjects") {
     refreshPanels();
     state.panelsTimer = setInterval(refreshPanels, 10000);
   }

@@ -23,6 +23,7 @@ from consentinel.streams.events import codec, ids, topics
 from consentinel.streams.events.records import (
     Alert,
     AlertStatus,
+    AuditEvent,
     Channel,
     ConsentSummary,
     Proof,
@@ -199,3 +200,39 @@ class RouterProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+def store_text(path: Path) -> str:
+    """Every value of every table of an incident store file, as text (the privacy checks)."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    out = []
+    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+        for row in db.execute(f"SELECT * FROM {table}"):
+            out += [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in row]
+    db.close()
+    return "\n".join(out)
+
+
+def topic_records(settings: Settings, topic: str) -> list[Any]:
+    """Every record of one of the deployment's topics (all partitions), read to its end."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    name = settings.topic(topic)
+    tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends = consumer.end_offsets(tps)
+    got: list[Any] = []
+    while any(consumer.position(tp) < ends[tp] for tp in tps):
+        for batch in consumer.poll(timeout_ms=1000).values():
+            got += batch
+    consumer.close()
+    return got
+
+
+def audit_records(settings: Settings) -> list[AuditEvent]:
+    """The audit topic's records, in order."""
+    return [codec.decode(AuditEvent, m.value) for m in topic_records(settings, topics.AUDIT)]

@@ -118,6 +118,16 @@ class Session:
 class Browser:
     """The browser-level websocket; events are kept per method for ``wait_event``."""
 
+    async def allow_downloads(self, into: Path) -> None:
+        """Downloads go to ``into`` (created), with ``Browser.downloadProgress`` events."""
+        into.mkdir(parents=True, exist_ok=True)
+        await self.send(
+            "Browser.setDownloadBehavior",
+            behavior="allow",
+            downloadPath=str(into),
+            eventsEnabled=True,
+        )
+
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
         self._ids = itertools.count(1)

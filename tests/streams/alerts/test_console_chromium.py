@@ -4,81 +4,16 @@ downloads its evidence; the page and the download hold no raw address."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import cdp  # tests/streams/alerts is on pytest's pythonpath
 import console_support as support
-import pytest
 from aiohttp import web
 from consentinel.streams.alerts.store import IncidentStore
-
-TOKEN = "chromium-test-token-0123456789abcdef"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def console_proc(tmp_path: Path) -> Iterator[tuple[str, Path, int]]:
-    """``consentinel console`` on a free loopback port, on a store with two incidents."""
-    db = tmp_path / "state" / "incidents.db"
-    IncidentStore(db).close()  # empty: the first incidents arrive while the page is open
-    port = _free_port()
-    metrics_port = _free_port()
-    env = {
-        **os.environ,
-        "CONSENTINEL_ENV": "test",
-        "CONSENTINEL_HOME": str(tmp_path / "home"),
-        "CONSENTINEL_TOKEN": TOKEN,
-        "CONSENTINEL_PEPPER": "chromium-test-pepper-0123456789",
-    }
-    log = open(tmp_path / "console.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "consentinel.streams.cli", "console", "--port", str(port),
-         "--store", str(db), "--metrics-url", f"http://127.0.0.1:{metrics_port}/metrics"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        yield f"http://127.0.0.1:{port}", db, metrics_port
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-        log.close()
-
-
-async def _wait_ready(base: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < deadline:
-            try:
-                async with s.get(
-                    f"{base}/api/health", headers={"Authorization": f"Bearer {TOKEN}"}
-                ) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    pytest.fail(f"the console did not answer at {base}; its log:\n{log.read_text()[-3000:]}")
+from console_process import TOKEN, wait_ready
 
 
 async def _worker_metrics(port: int) -> web.AppRunner:
@@ -116,17 +51,11 @@ async def _worker_metrics(port: int) -> web.AppRunner:
 async def test_operator_works_an_incident_in_chromium(console_proc, tmp_path: Path) -> None:
     base, db, metrics_port = console_proc
     metrics = await _worker_metrics(metrics_port)
-    await _wait_ready(base, tmp_path / "console.log")
+    await wait_ready(base, tmp_path / "console.log")
     downloads = tmp_path / "downloads"
-    downloads.mkdir()
     try:
         async with cdp.chromium(tmp_path / "profile") as browser:
-            await browser.send(
-                "Browser.setDownloadBehavior",
-                behavior="allow",
-                downloadPath=str(downloads),
-                eventsEnabled=True,
-            )
+            await browser.allow_downloads(downloads)
             page = await browser.new_page()
             await page.navigate(f"{base}/?token={TOKEN}")
             assert await page.evaluate("location.search") == ""  # the token left the address

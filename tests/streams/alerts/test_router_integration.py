@@ -75,16 +75,6 @@ async def hook() -> AsyncIterator[Hook]:
 
 
 @pytest.fixture
-def router_settings(kafka_settings: Settings, make_settings: Any) -> Settings:
-    """The test's topics, with a consumer group of its own."""
-    return make_settings(
-        topic_prefix=kafka_settings.topic_prefix,
-        bootstrap_servers=kafka_settings.bootstrap_servers,
-        app_id=f"{kafka_settings.topic_prefix}app",
-    )
-
-
-@pytest.fixture
 def routers(tmp_path: Path) -> Iterator[list[RouterProcess]]:
     """Every router a test starts is stopped after it, whatever happened."""
     started: list[RouterProcess] = []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from alerting import T0, alert
+from consentinel.streams.alerts import subjects
 from consentinel.streams.alerts.store import IncidentStore
 from consentinel.streams.casework import subject_lookup
 from consentinel.streams.events import codec, topics
@@ -90,3 +91,53 @@ def test_a_lookup_is_written_to_the_audit_topic(kafka_settings: Settings) -> Non
     consumer.close()
     assert [codec.decode(AuditEvent, m.value) for m in got] == [event]
     assert b"@" not in got[0].value and got[0].key == key.encode()
+
+
+def test_a_lookup_lists_the_uses_the_worker_holds(kafka_settings: Settings) -> None:
+    """Held uses come from the worker's holds changelog, written here by the checker's own
+    ``Holds`` encoding: the newest value of the subject's key counts (a tombstone empties
+    it), and the allowed uses kept beside it (``k:`` key) are not held."""
+    from consentinel.streams.checker.holds import Alerted, Held, Holds, Kept, RuleState, kept_key
+    from consentinel.streams.events.partitioning import partition_for
+    from consentinel.streams.events.records import AlertStatus, Decision
+    from consentinel.streams.policy.engine import Evaluation
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    key = subject_lookup.subject_key(kafka_settings, ADDRESS)
+    other = subject_lookup.subject_key(kafka_settings, "paul@example.org")
+    changelog = subjects.holds_changelog(kafka_settings)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers.split(","))
+    admin.create_topics([NewTopic(changelog, kafka_settings.partitions, 1)])
+    admin.close()
+    use = codec.decode(UsageEvent, _use(key, 6))
+    old = Holds(pending=[Held(codec.decode(UsageEvent, _use(key, 5)), T0 + 99)])
+    evaluation = Evaluation(Decision.VIOLATION, [], None, None, "politics", "acme")
+    now = Holds(
+        pending=[Held(use, T0 + 600_000)],
+        alerted=[Alerted(use, None, evaluation, T0 + 7, {"R2": RuleState(1, AlertStatus.FIRING)})],
+    )
+    kept = Holds(kept=[Kept.of(codec.decode(UsageEvent, _use(key, 8)), T0 + 9)])
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers.split(","))
+    part = partition_for(key.encode(), kafka_settings.partitions)
+    for k, v in [
+        (key.encode(), old.to_bytes()),
+        (other.encode(), old.to_bytes()),
+        (key.encode(), None),  # a tombstone: nothing held any more
+        (key.encode(), now.to_bytes()),
+        (kept_key(key.encode()), kept.kept_to_bytes()),
+    ]:
+        producer.send(changelog, key=k, value=v, partition=part).get(timeout=30)
+    producer.close()
+    with IncidentStore(kafka_settings.state_dir / "incidents.db") as store:
+        found = subject_lookup.look_up(kafka_settings, key, store)
+    assert [(h.state, h.usage.event_id, h.until_ms) for h in found.holds] == [
+        ("pending", "u-6", T0 + 600_000),
+        ("alerted", "u-6", T0 + 7),
+    ]
+    assert found.holds[1].rules == {"R2": "firing"}
+    lines: list[str] = []
+    subject_lookup.render(found, ADDRESS, lines.append)
+    text = "\n".join(lines)
+    assert "held uses (2):" in text and "waiting for consent until" in text and "R2 firing" in text
