@@ -78,7 +78,7 @@ def summary(world: World, report: Report, out: TextIO) -> None:
         "\nincidents the monitor should open (controller | campaign | rule: alerts; on a fresh "
         "state: a second run on the same topics adds to the first):\n"
     )
-    for e in expectations(world):
+    for e in expectations(world, report.phase_started):
         state = " -> resolved by corrections" if e.resolved else ""
         out.write(
             f"  {e.incident_key}: {e.alerts}{state}\n      {e.story}; e.g. {', '.join(e.hints)}\n"

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from consentinel.connectors.config import ConnectorsConfig
 from consentinel.connectors.contract import Instance, Request
@@ -224,11 +224,12 @@ class Feed:
         instance = self.config.instances[post.instance]
         answer = Answer(0)
         for attempt in range(self.attempts):
+            base = self.transport.base_url(instance)
             request = Request(
                 method="POST",
-                url=self.transport.base_url(instance),
+                url=f"{base}?{post.query}" if post.query else base,
                 path="/",
-                query={},
+                query=parse_qs(post.query),
                 headers={"content-type": post.content_type, **post.headers},
                 body=post.body,
                 received_at_ms=int(self.clock() * 1000),

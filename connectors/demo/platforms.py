@@ -29,6 +29,7 @@ class Post:
     what: str  # what it reports, counted in the summary ("subscribe", "send", "STOP"...)
     events: int = 1  # platform events in the request (batches carry several)
     headers: Mapping[str, str] = field(default_factory=dict)
+    query: str = ""  # what the platform adds to the URL it calls (and signs), urlencoded
 
 
 def local_time(ms: int) -> str:
@@ -200,6 +201,62 @@ def twilio_inbound(
 def dlr_time(ms: int) -> str:
     """Twilio's ``RawDlrDoneDate``: ``YYMMDDhhmm`` (UTC)."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%y%m%d%H%M")
+
+
+# -- Twilio Voice: call status callbacks (form bodies) -------------------------------------
+
+
+def rfc2822(ms: int) -> str:
+    """Twilio's ``Timestamp``: ``Mon, 05 Jan 2026 10:03:15 +0000``."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+
+
+def twilio_call_status(
+    *, sid: str, status: str, account: str, caller: str, to: str, started_ms: int, talked_s: int
+) -> bytes:
+    """The terminal status callback of one outbound call (Twilio sends its end time)."""
+    fields = {
+        "AccountSid": account,
+        "ApiVersion": "2010-04-01",
+        "CallSid": sid,
+        "CallStatus": status,
+        "CallbackSource": "call-progress-events",
+        "Direction": "outbound-api",
+        "From": caller,
+        "To": to,
+        "ToCountry": "FR",
+        "Timestamp": rfc2822(started_ms + talked_s * 1000),
+        "SequenceNumber": "3" if status == "completed" else "2",
+        "CallDuration": str(talked_s),
+    }
+    if status == "completed":
+        fields["AnsweredBy"] = "human"
+    return urlencode(fields).encode("ascii")
+
+
+# -- Vonage Messages API: message status (JSON) -------------------------------------------
+
+
+def msisdn(phone: str) -> str:
+    """Vonage's number format: E.164 without the ``+``."""
+    return phone.lstrip("+")
+
+
+def vonage_status(
+    *, message_uuid: str, status: str, to: str, sender: str, at_ms: int, client_ref: str
+) -> bytes:
+    return codec.dumps(
+        {
+            "message_uuid": message_uuid,
+            "to": msisdn(to),
+            "from": msisdn(sender),
+            "timestamp": iso(at_ms).replace("Z", ".000Z"),
+            "status": status,
+            "channel": "sms",
+            "client_ref": client_ref,
+            "usage": {"currency": "EUR", "price": "0.0725"},
+        }
+    )
 
 
 # -- generic lead post (§3.4): one lead, JSON ---------------------------------------------

@@ -44,6 +44,7 @@ from consentinel.connectors.demo.cast import (
     after_grace,
     expectations,
 )
+from consentinel.connectors.demo.phone import PhoneStory
 from consentinel.connectors.demo.platforms import Post
 from consentinel.connectors.demo.world import World, token
 
@@ -320,6 +321,7 @@ class Story:
 
     def phases(self) -> list[Phase]:
         g = self.grace_s
+        phone = PhoneStory(self.world, self._id)
         return [
             Phase("subscribe", "Le Quotidien: readers subscribe to La Matinale "
                   "(Mailchimp, double opt-in); a few left since", self.subscriptions),
@@ -343,6 +345,11 @@ class Story:
                   "partly applied", self.promo_again),
             Phase("unnamed", "Crédit Facile, named by no consent, e-mails some of the leads "
                   "(SendGrid, Emailing Pro)", self.unnamed_partner),
+            Phase("calls", "Mutuelle Horizon calls a rented file (Twilio Voice): no consent, "
+                  "no Bloctel cleaning; some at 21:30, on a Sunday, on a holiday, five times "
+                  "in a week", phone.calls),
+            Phase("night-sms", "Fleurs de Lys: SMS promotion at 23:45 from the owner's 06 "
+                  "number (Vonage)", phone.night_sms),
             Phase("late", "Energie Verte e-mails leads whose consent the vendor has not "
                   "posted yet (held for the grace period)", self.early_sends),
             Phase("late-in", f"Jeux & Concours Média posts part of that consent within the "

@@ -17,7 +17,13 @@ The roles (each a list of addresses, disjoint unless said otherwise):
 - ``leads``: co-registration leads whose consent names Energie Verte and Assur Direct;
   ``unnamed_targets``: leads Crédit Facile (named nowhere) e-mails;
   ``late_in_grace`` / ``late_after_grace``: leads Energie Verte e-mails before their
-  consent is posted, which then arrives within / after the grace period.
+  consent is posted, which then arrives within / after the grace period;
+- ``prospects``: phones in the file Mutuelle Horizon rented and calls (each once, at a
+  lawful hour, unless below); ``called_late`` (at 21:30), ``called_sunday``,
+  ``called_on_holiday``: called once, at that time instead; ``pestered``: called five times
+  in a week (disjoint subsets of ``prospects``);
+- ``night_texted``: Fleurs de Lys's customers, texted a promotion at 23:45 from the
+  owner's 06 number.
 """
 
 from __future__ import annotations
@@ -46,11 +52,15 @@ SCALES: dict[str, dict[str, int]] = {
         "readers": 12, "unsubscribed": 2, "paying": 4, "rented": 8,
         "customers": 8, "stoppers": 3, "texted_after_stop": 2, "thankers": 1,
         "leads": 6, "unnamed_targets": 3, "late_in_grace": 2, "late_after_grace": 2,
+        "prospects": 6, "called_late": 1, "called_sunday": 1, "called_on_holiday": 1,
+        "pestered": 1, "night_texted": 3,
     },
     "normal": {
         "readers": 60, "unsubscribed": 6, "paying": 15, "rented": 40,
         "customers": 30, "stoppers": 8, "texted_after_stop": 5, "thankers": 4,
         "leads": 24, "unnamed_targets": 8, "late_in_grace": 5, "late_after_grace": 4,
+        "prospects": 20, "called_late": 3, "called_sunday": 2, "called_on_holiday": 2,
+        "pestered": 2, "night_texted": 10,
     },
 }  # fmt: skip
 
@@ -77,6 +87,12 @@ class World:
     unnamed_targets: list[str]
     late_in_grace: list[str]
     late_after_grace: list[str]
+    prospects: list[str]
+    called_late: list[str]
+    called_sunday: list[str]
+    called_on_holiday: list[str]
+    pestered: list[str]
+    night_texted: list[str]
     #: per address: days ago it subscribed (readers) or opted in (leads, in minutes)
     age: dict[str, int] = field(default_factory=dict)
 
@@ -106,6 +122,13 @@ class World:
         unnamed = rng.sample(leads, n["unnamed_targets"])
         age = {r: rng.randint(3, 700) for r in readers}  # days since subscription
         age.update({lead: rng.randint(20, 240) for lead in leads + late_in + late_after})  # min
+        more = _phones(rng, n["prospects"] + n["night_texted"], taken=set(customers))
+        prospects, night = more[: n["prospects"]], more[n["prospects"] :]
+        singled = rng.sample(
+            prospects, sum(n[k] for k in ("called_late", "called_sunday", "called_on_holiday"))
+        )
+        late_call, sunday, holiday = _split(singled, n, "called_late", "called_sunday")
+        pestered = rng.sample([p for p in prospects if p not in singled], n["pestered"])
         return cls(
             seed=seed,
             scale=scale,
@@ -121,6 +144,12 @@ class World:
             unnamed_targets=sorted(unnamed, key=leads.index),
             late_in_grace=late_in,
             late_after_grace=late_after,
+            prospects=prospects,
+            called_late=late_call,
+            called_sunday=sunday,
+            called_on_holiday=holiday,
+            pestered=sorted(pestered, key=prospects.index),
+            night_texted=night,
             age=age,
         )
 
@@ -135,10 +164,20 @@ class World:
         skipped = set(self.stoppers) - set(self.texted_after_stop)
         return [c for c in self.customers if c not in skipped]
 
+    @property
+    def called_off_hours(self) -> list[str]:
+        """Prospects called outside the legal calling hours (R10)."""
+        return [*self.called_late, *self.called_sunday, *self.called_on_holiday]
+
+    @property
+    def calls(self) -> int:
+        """Calls the campaign makes: one per prospect, five to each pestered one."""
+        return len(self.prospects) + 4 * len(self.pestered)
+
     def addresses(self) -> list[str]:
         """Every synthetic address of the world (for privacy scans)."""
         return [*self.readers, *self.customers, *self.leads, *self.late_in_grace,
-                *self.late_after_grace]  # fmt: skip
+                *self.late_after_grace, *self.prospects, *self.night_texted]  # fmt: skip
 
 
 def _emails(rng: random.Random, count: int) -> list[str]:
@@ -153,9 +192,25 @@ def _emails(rng: random.Random, count: int) -> list[str]:
     return out
 
 
-def _phones(rng: random.Random, count: int) -> list[str]:
-    numbers = rng.sample(range(10_000), count)
+#: The fiction-range numbers the demo's own senders use: never a person of the world.
+OWN_NUMBERS = ("+33639989998", "+33639989999")
+
+
+def _phones(rng: random.Random, count: int, taken: set[str] | None = None) -> list[str]:
+    """``count`` numbers of the fiction range ``+33 6 39 98 xx xx``, none in ``taken`` nor
+    the demo's own."""
+    used = {*OWN_NUMBERS, *(taken or ())}
+    numbers = rng.sample([n for n in range(10_000) if f"+3363998{n:04d}" not in used], count)
     return [f"+3363998{n:04d}" for n in numbers]
+
+
+def _split(items: list[str], n: dict[str, int], *first: str) -> list[list[str]]:
+    """``items`` cut into consecutive parts of sizes ``n[k]`` for ``first``, then the rest."""
+    parts, start = [], 0
+    for key in first:
+        parts.append(items[start : start + n[key]])
+        start += n[key]
+    return [*parts, items[start:]]
 
 
 def token(*parts: object, size: int = 32) -> str:
