@@ -18,6 +18,12 @@ the instances in the connectors file:
 - Some of a partner's sends precede their consent: posted within the grace period, the
   held uses are allowed; after it, the alerts raised meanwhile are resolved by
   corrections.
+- Mutuelle Horizon calls a rented file (Twilio Voice) with no consent and no Bloctel
+  cleaning: R12 on every call; some calls at 21:30, on a Sunday, on a public holiday:
+  R10; five calls in a week to some people: R11 on the 5th (``phone``, ``slots``).
+- Fleurs de Lys texts a promotion to its customers at 23:45 from the owner's 06 number
+  (Vonage Messages API): R8 and R9. Run outside the SMS charter hours (08:00-21:30
+  Paris), Boutique Soleil's promotions, sent as they are posted, announce R9 too.
 - Deliveries, opens, clicks, replies and transactional messages all around.
 
 It prints each phase, a summary of requests by connector instance and status, and the

@@ -7,13 +7,14 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from consentinel.connectors import config as connectors_config
 from consentinel.connectors import registry
 from consentinel.connectors.contract import Connector, Edge, Instance, Request
-from consentinel.connectors.demo import main, summary
+from consentinel.connectors.demo import cast, main, slots, summary
 from consentinel.connectors.demo import scenario as sc
 from consentinel.connectors.demo.feed import Answer, Feed, Report
 from consentinel.connectors.demo.world import SCALES, World, hint
@@ -132,11 +133,11 @@ class InProcess:
         return Answer(200)
 
 
-def _play(cfg, scale: str = "small", seed: int = 2027):
+def _play(cfg, scale: str = "small", seed: int = 2027, start: float = 1_790_000_000.0):
     world = World.build(seed, scale)
     worker = Worker(GRACE_S)
     transport = InProcess(cfg, worker)
-    clock = Clock()
+    clock = Clock(start)
     out = io.StringIO()
     feed = Feed(cfg, transport, clock=clock, sleep=clock.sleep, out=out)
     assert feed.check(sc.INSTANCES) == []
@@ -174,6 +175,67 @@ def test_the_demo_files_agree(cfg) -> None:
     assert sc.NEWSLETTER_LIST in mailchimp.options["list_notices"]
     leads = cfg.instances[sc.LEADS]
     assert set(leads.options["controller_aliases"]) == set(sc.PARTNERS)
+    decls = {d.decl_id: d for d in registry_file.load(str(REGISTRY)).declarations}
+    calls = decls[f"campaign:{cast.CALLS}"]  # a rented file, no consent, never cleaned
+    assert calls.sourcing == "rented" and calls.legal_basis == "legitimate_interest"
+    assert calls.channel == "phone" and calls.bloctel_cleaned_at_ms is None
+    assert cfg.instances[cast.TWILIO_VOICE].controller == calls.controller
+    promo = decls[f"campaign:{cast.NIGHT_PROMO}"]
+    assert promo.channel == "sms" and cfg.instances[cast.VONAGE].controller == promo.controller
+
+
+def test_the_new_channels_use_their_calendar() -> None:
+    # Friday 13 Nov 2026, 10:00 Paris: Wednesday 11 Nov (Armistice) is a public holiday
+    now = slots.at(date(2026, 11, 13), 10)
+    assert slots.paris_day(now) == date(2026, 11, 13)
+    assert slots.weekdays(now, 5) == [date(2026, 11, d) for d in (12, 10, 9, 6, 5)]
+    assert slots.last_sunday(now) == date(2026, 11, 8)
+    assert slots.last_holiday(now) == date(2026, 11, 11)
+    # 23:45 Paris on the evening before (UTC+1 in November)
+    assert slots.last_evening(now, 23, 45) == int(
+        datetime(2026, 11, 12, 22, 45, tzinfo=UTC).timestamp() * 1000
+    )
+    # in summer (UTC+2), and across New Year: 1 Jan is the latest holiday on 2 Jan
+    assert slots.at(date(2026, 7, 1), 21, 30) == int(
+        datetime(2026, 7, 1, 19, 30, tzinfo=UTC).timestamp() * 1000
+    )
+    assert slots.last_holiday(slots.at(date(2027, 1, 2), 9)) == date(2027, 1, 1)
+    assert slots.last_holiday(slots.at(date(2027, 1, 1), 9)) == date(2026, 12, 25)
+
+
+def test_the_calls_go_out_when_the_story_says(cfg) -> None:
+    world, _, transport, _, _ = _play(cfg, "normal")
+    calls = [e for e in transport.events if isinstance(e, UsageEvent) and e.kind == "call"]
+    assert len(calls) == world.calls
+    assert {c.campaign_id for c in calls} == {cast.CALLS}
+    paris = [
+        datetime.fromtimestamp(c.occurred_at_ms / 1000, tz=UTC).astimezone(slots.PARIS)
+        for c in calls
+    ]
+    at_2130 = [t for t in paris if (t.hour, t.minute) == (21, 30)]
+    sundays = [t for t in paris if t.weekday() == 6]
+    assert len(at_2130) == len(world.called_late) and len(sundays) == len(world.called_sunday)
+    assert [c.attributes["attempt"] for c in calls].count(5) == len(world.pestered)
+    sms = [e for e in transport.events if isinstance(e, UsageEvent) and e.kind == "send"]
+    # the Vonage promotion: 23:45 Paris, from a long code
+    night = [e for e in sms if e.campaign_id == cast.NIGHT_PROMO]
+    assert len(night) == len(world.night_texted)
+    for e in night:
+        local = datetime.fromtimestamp(e.occurred_at_ms / 1000, tz=UTC).astimezone(slots.PARIS)
+        assert (local.hour, local.minute) == (23, 45)
+        assert e.attributes["sender_type"] == "long_code"
+
+
+def test_a_night_run_announces_r9_on_the_sms_promotions(cfg) -> None:
+    # 3 Oct 2026, 04:00 UTC: 06:00 in Paris, Boutique Soleil's promotions go out at night
+    world, worker, _, report, _ = _play(cfg, start=1_791_000_000.0)
+    expected = {e.incident_key: e for e in sc.expectations(world, report.phase_started)}
+    night = expected["boutique-soleil|-|R9"]
+    assert night.alerts == len(world.customers) + len(world.second_promo)
+    incidents = worker.incidents()
+    assert set(incidents) == set(expected), incidents
+    assert incidents["boutique-soleil|-|R9"] == Counter({"firing": night.alerts})
+    assert "boutique-soleil|-|R9" not in {e.incident_key for e in sc.expectations(world)}
 
 
 def test_every_request_is_authentic_and_maps(cfg) -> None:
@@ -229,6 +291,8 @@ def test_summary_lists_requests_and_expected_incidents(cfg) -> None:
     assert "campagne-2027|c2027-lettre-aux-lecteurs|R17" in text
     assert "boutique-soleil|-|R5" in text and "credit-facile|cf-pret-express|R13" in text
     assert "resolved by corrections" in text and "FAILED" not in text
+    assert f"mutuelle-horizon|{cast.CALLS}|R10" in text and f"|{cast.CALLS}|R12" in text
+    assert f"fleurs-de-lys|{cast.NIGHT_PROMO}|R8" in text and "boutique-soleil|-|R9" not in text
     assert not EMAIL.search(text) and not E164.search(text)
 
 
