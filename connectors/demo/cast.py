@@ -127,7 +127,6 @@ def expectations(world: World, played: Mapping[str, float] | None = None) -> lis
         "hours 08:00-21:30",
     )
     return [
-        *([night_promo] if at_night else []),
         *(
             Expected("campagne-2027", POLITICAL, rule, len(world.rented), sample["rented"], pol)
             for rule in ("R1", "R2", "R17")
@@ -140,6 +139,7 @@ def expectations(world: World, played: Mapping[str, float] | None = None) -> lis
             sample["texted_after_stop"],
             "Boutique Soleil's second SMS promotion reached customers who had replied STOP",
         ),
+        *([night_promo] if at_night else []),
         Expected(
             "credit-facile",
             PRET,
