@@ -61,7 +61,8 @@ test-unit: setup ## unit tests only (no broker)
 verify: setup broker ## differential test, 1e6 events: worker (with SIGKILLs) vs the offline oracle; prints time and peak memory
 	CONSENTINEL_DIFF_EVENTS=$${CONSENTINEL_DIFF_EVENTS:-1000000} \
 	  /usr/bin/time -f 'verify: %e s elapsed, peak RSS %M KB (test process)' \
-	  $(BIN)/python -m pytest -s -p no:cacheprovider tests/integration/test_differential.py
+	  $(BIN)/python -m pytest -s -p no:cacheprovider --basetemp=build/verify \
+	    tests/integration/test_differential.py
 
 run: setup ## run the monitor: broker, topics, workers, ingest, console, demo feed
 	@bash deploy/run.sh

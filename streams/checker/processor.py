@@ -66,6 +66,8 @@ from consentinel.streams.events.sealing import Sealer
 from consentinel.streams.policy.history import ConsentHistory
 
 log = logging.getLogger("consentinel.checker")
+#: Ticks that may not decide for this long (ms) are said (WARNING, once a minute).
+BEHIND_WARN_MS = 60_000
 
 Table = MutableMapping[bytes, bytes]
 #: (topic, key, value) -> awaitable completed when Kafka acknowledged the record
@@ -184,6 +186,7 @@ class Processor:
         self.ticks = ticks
         self.sealer = sealer
         self.clock = clock
+        self._behind_since: dict[int, tuple[int, int | None]] = {}  # partition -> since, warned
         self.cache_size = cache_size
         self.deadlines = DeadlineIndex()
         #: per partition: the counters (metrics read these); written at most once a second
@@ -645,12 +648,31 @@ class Processor:
             due[key] = when if known is None else (known if when is None else min(known, when))
         return due
 
+    def _behind(self, p: int, tick: Tick) -> None:
+        """Ticks that arrive but may not decide (consent before them is not all read) are
+        normal for a while after a start; for a minute or more they mean held uses wait:
+        say so once a minute, with the offsets."""
+        now = self.clock()
+        since, warned = self._behind_since.setdefault(p, (now, None))
+        if now - since >= BEHIND_WARN_MS and (warned is None or now - warned >= BEHIND_WARN_MS):
+            self._behind_since[p] = (since, now)
+            log.warning(
+                "partition %d: ticks arrive but consent is read only up to offset %d of %s "
+                "for %.0f s; held uses of this partition are decided once it is read",
+                p,
+                self.ticks.position(p),
+                tick.consent_end,
+                (now - since) / 1000,
+            )
+
     async def _on_tick(self, record: Record) -> None:
         tick = Tick.decode(record.value or b"")
         p = record.partition
         self._stats(p)
         if not self.ticks.caught_up(p, tick):
+            self._behind(p, tick)
             return  # consent written before this tick is not all read yet: decide nothing
+        self._behind_since.pop(p, None)
         if not self.deadlines.built(p):
             await self.drain()  # the scan below reads the tables: every staged write first
             self.deadlines.build(p, self._due_in_table(p).items())

@@ -217,3 +217,21 @@ async def test_a_failed_output_holds_the_batch_state_and_acknowledgement_back(
     assert subject_message_key(codec.decode(ConsentEvent, recs[1].value or b"").subject_key) in (
         ledger
     )
+
+
+async def test_ticks_that_may_not_decide_for_a_minute_are_said_with_the_offsets(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    proc, producer, _, holds = make()
+    now = [T0]
+    proc.clock = lambda: now[0]
+    behind = Tick(T0 + 3 * DAY, 20_000)  # the consent end: beyond what was read (10,000)
+
+    with caplog.at_level(logging.WARNING, "consentinel.checker"):
+        for i, t in enumerate(range(0, 130_000, 5_000)):  # a tick every 5 s for 130 s
+            now[0] = T0 + t
+            await proc.handle(Rec("tick", PART, i, None, behind.encode()))
+        said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2, said  # at 60 s and 120 s: not for a start-up's first ticks
+    assert f"partition {PART}" in said[0] and "up to offset 10000 of 20000" in said[0]
+    assert not producer.sent and not dict(holds), "a tick behind the consent decides nothing"
