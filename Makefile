@@ -59,6 +59,7 @@ test-unit: setup ## unit tests only (no broker)
 	$(BIN)/python -m pytest -m 'not integration'
 
 verify: setup broker ## differential test, 1e6 events: worker (with SIGKILLs) vs the offline oracle; prints time and peak memory
+	mkdir -p build
 	CONSENTINEL_DIFF_EVENTS=$${CONSENTINEL_DIFF_EVENTS:-1000000} \
 	  /usr/bin/time -f 'verify: %e s elapsed, peak RSS %M KB (test process)' \
 	  $(BIN)/python -m pytest -s -p no:cacheprovider --basetemp=build/verify \
