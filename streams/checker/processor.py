@@ -47,6 +47,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Seque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from consentinel.streams.checker import fanout
 from consentinel.streams.checker.deadlines import DeadlineIndex
 from consentinel.streams.checker.holds import Holds, is_kept_key, kept_key
 from consentinel.streams.checker.judge import Judge, Step
@@ -598,6 +599,8 @@ class Processor:
     def _on_usage(self, record: Record) -> None:
         usage = codec.decode(UsageEvent, record.value or b"")
         self._child(metrics.EVENTS_CONSUMED, topics.USAGE, usage.source, str(usage.channel)).inc()
+        if fanout.is_fan_out(usage):
+            return  # a list-level use names nobody: never judged as a subject
         key = subject_message_key(usage.subject_key)
         self._check_partition(record, key)
         state = self._load(key, record.partition)
