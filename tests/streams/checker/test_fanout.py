@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from consentinel.streams.checker import fanout
 from consentinel.streams.checker.judge import Judge
+from consentinel.streams.checker.members import is_member_key
 from consentinel.streams.checker.processor import Names, Processor
 from consentinel.streams.checker.ticks import Tick, TickClock
 from consentinel.streams.events import codec
@@ -18,8 +19,11 @@ from consentinel.streams.events.partitioning import partition_for, subject_messa
 from consentinel.streams.events.records import (
     Alert,
     Channel,
+    ConsentAction,
+    ConsentEvent,
     DeadLetter,
     Declaration,
+    Proof,
     UsageEvent,
     UsageKind,
     Verdict,
@@ -32,8 +36,34 @@ T0 = 1_767_225_600_000
 DAY = 86_400_000
 GRACE = 60_000
 DECL = Declaration(
-    "list:mc", "list", "a1b2c3d4e5", "le-quotidien", "editorial.newsletter", Channel.EMAIL
+    "list:a1b2c3d4e5", "list", "a1b2c3d4e5", "le-quotidien", "editorial.newsletter", Channel.EMAIL
 )
+
+
+LIST = "a1b2c3d4e5"
+FAN_KEY = "f" * 64  # a fan-out key: 64 hex, like mailchimp.list_subject_key gives
+FAN_PART = partition_for(subject_message_key(FAN_KEY), N)
+PROOF = Proof(
+    method="double_opt_in",
+    collected_at_ms=T0 - 60 * DAY,
+    collection_point="https://x.test/f",
+    notice_version="3",
+)
+
+
+def _scan(table: dict[bytes, bytes], p: int) -> list[tuple[bytes, bytes]]:
+    def subject(k: bytes) -> bytes:
+        return k[2:] if is_member_key(k) else k
+
+    return [(k, v) for k, v in table.items() if partition_for(subject(k), N) == p]
+
+
+def subject(i: int) -> str:
+    return f"{i:064x}"
+
+
+def part(key: str) -> int:
+    return partition_for(subject_message_key(key), N)
 
 
 @dataclass
@@ -48,10 +78,8 @@ class Rec:
 class Harness:
     """The processor over dict tables; what it sends is kept, acknowledged at once."""
 
-    def __init__(self) -> None:
-        self.ledger: dict[bytes, bytes] = {}
-        self.holds: dict[bytes, bytes] = {}
-        self.stats: dict[bytes, bytes] = {}
+    def __init__(self, tables: tuple[dict[bytes, bytes], ...] | None = None) -> None:
+        self.ledger, self.holds, self.stats = tables or ({}, {}, {})
         self.sent: list[tuple[str, bytes | None, bytes]] = []
         self.committed: dict[int, int] = {}
         self.offsets = itertools.count()
@@ -63,7 +91,7 @@ class Harness:
             holds=self.holds,
             stats=self.stats,
             send=self.send,
-            scan=lambda table, p: [(k, v) for k, v in table.items() if partition_for(k, N) == p],
+            scan=_scan,
             ticks=TickClock(self.committed.get),
             sealer=Sealer(b"k" * 32),
             clock=lambda: T0 + 2 * DAY,
@@ -75,17 +103,45 @@ class Harness:
         done.set_result(None)
         return done
 
+    def restarted(self) -> Harness:
+        """A new processor over the same tables (what a restart recovers)."""
+        return Harness((self.ledger, self.holds, self.stats))
+
+    async def consent(self, i: int, action: ConsentAction, scope: str | None = LIST) -> None:
+        key = subject(i)
+        event = ConsentEvent(
+            event_id=f"c:{i}:{action}:{scope}",
+            occurred_at_ms=T0 - (60 if action is ConsentAction.GRANT else 30) * DAY,
+            received_at_ms=T0,
+            source="mailchimp-test",
+            processor="mailchimp",
+            subject_key=key,
+            hint=f"r{i}***@x.test",
+            controller="le-quotidien",
+            action=action,
+            purposes=["editorial.newsletter"] if action is ConsentAction.GRANT else [],
+            channels=[Channel.EMAIL] if action is ConsentAction.GRANT else [],
+            proof=PROOF if action is ConsentAction.GRANT else None,
+            scope=scope,
+        )
+        await self.proc.handle(self.record("consent", codec.encode(event), part(key)))
+
+    async def send_campaign(self, usage: UsageEvent) -> list[Rec]:
+        """Hand the list-level send in; return the legs it re-published, as records."""
+        before = len(self.sent)
+        await self.proc.handle(self.record("usage", codec.encode(usage), FAN_PART))
+        return [
+            Rec(t, partition_for(k or b"", N), next(self.offsets), k, v)
+            for t, k, v in self.sent[before:]
+            if t == "usage"
+        ]
+
     def record(self, topic: str, value: bytes, partition: int) -> Rec:
         return Rec(topic, partition, next(self.offsets), None, value)
 
     def records(self, topic: str) -> list[Any]:
         kind = {"verdicts": Verdict, "alerts": Alert, "deadletter": DeadLetter}[topic]
         return [codec.decode(kind, v) for t, _, v in self.sent if t == topic]
-
-
-LIST = "a1b2c3d4e5"
-FAN_KEY = "f" * 64  # a fan-out key: 64 hex, like mailchimp.list_subject_key gives
-FAN_PART = partition_for(subject_message_key(FAN_KEY), N)
 
 
 def campaign(**kw: Any) -> UsageEvent:
@@ -145,3 +201,89 @@ def test_leg_keys_land_on_their_partition() -> None:
     for p in range(N):
         assert partition_for(fanout.leg_key(FAN_KEY, p, N), N) == p
         assert fanout.leg_partition(fanout.leg(campaign(), p)) == p
+
+
+async def scenario(h: Harness) -> dict[str, int]:
+    """Members 0-11 of the list (0-8 consented, 9-11 withdrew everywhere a month ago), 12-14
+    consented but on no list, 15 left the list. Returns subject -> expected state."""
+    for i in range(12):
+        await h.consent(i, ConsentAction.GRANT)
+    for i in range(9, 12):
+        await h.consent(i, ConsentAction.WITHDRAW, scope=None)  # e.g. a preference centre
+    for i in range(12, 15):
+        await h.consent(i, ConsentAction.GRANT, scope=None)
+    await h.consent(15, ConsentAction.GRANT)
+    await h.consent(15, ConsentAction.WITHDRAW)  # unsubscribed from the list itself
+    assert {part(subject(i)) for i in range(12)} == set(range(N)), "members on every partition"
+    return {subject(i): i for i in range(16)}
+
+
+async def test_a_campaign_gives_one_verdict_per_member_and_nothing_else(h: Harness) -> None:
+    await scenario(h)
+    usage = campaign()
+    legs = await h.send_campaign(usage)
+    assert sorted(r.partition for r in legs) == list(range(N)), "one leg per partition"
+    assert h.records("verdicts") == []
+    for leg in legs:
+        await h.proc.handle(leg)
+    verdicts = h.records("verdicts")
+    decided = {v.subject_key: str(v.decision) for v in verdicts}
+    assert len(verdicts) == len(decided) == 12
+    assert decided == {subject(i): "allowed" if i < 9 else "violation" for i in range(12)}, (
+        "members only: consented allowed, withdrawn violations"
+    )
+    ids = {v.subject_key: v.usage_event_id for v in verdicts}
+    assert ids == {s: fanout.member_event_id(usage.event_id, s) for s in ids}
+    alerts = h.records("alerts")
+    assert alerts and {a.subject_key for a in alerts} == {subject(i) for i in (9, 10, 11)}
+    assert {a.hint for a in alerts} == {f"r{i}***@x.test" for i in (9, 10, 11)}
+    assert not any(FAN_KEY in (a.subject_key, a.incident_key) for a in alerts)
+    assert subject_message_key(FAN_KEY) not in h.ledger
+
+
+async def test_a_redelivered_campaign_repeats_nothing(h: Harness) -> None:
+    await scenario(h)
+    for leg in await h.send_campaign(campaign()):
+        await h.proc.handle(leg)
+    first = len(h.records("verdicts")), len(h.records("alerts"))
+    legs = await h.send_campaign(campaign())  # the platform's (or Kafka's) redelivery
+    for leg in legs:
+        await h.proc.handle(leg)
+        await h.proc.handle(dataclasses.replace(leg, offset=next(h.offsets)))  # and the leg's
+    assert (len(h.records("verdicts")), len(h.records("alerts"))) == first
+
+
+async def test_membership_survives_a_restart(h: Harness) -> None:
+    await scenario(h)
+    usage = campaign()
+    legs = await h.send_campaign(usage)
+    after = h.restarted()  # memberships are read back from the ledger table
+    for leg in legs:
+        await after.proc.handle(leg)
+    decided = {v.subject_key: str(v.decision) for v in after.records("verdicts")}
+    assert decided == {subject(i): "allowed" if i < 9 else "violation" for i in range(12)}
+
+
+async def test_a_member_who_joined_after_the_campaign_gets_nothing(h: Harness) -> None:
+    await h.consent(1, ConsentAction.GRANT)
+    for leg in await h.send_campaign(campaign(occurred_at_ms=T0 - 61 * DAY)):
+        await h.proc.handle(leg)
+    assert h.records("verdicts") == []
+
+
+async def test_an_erasure_leaves_every_list(h: Harness) -> None:
+    await h.consent(1, ConsentAction.GRANT)
+    await h.consent(1, ConsentAction.ERASE, scope=None)
+    assert not any(is_member_key(k) for k in h.ledger)
+    for leg in await h.send_campaign(campaign()):
+        await h.proc.handle(leg)
+    assert h.records("verdicts") == []
+
+
+async def test_a_leg_read_in_another_partition_is_dead_lettered(h: Harness) -> None:
+    legs = await h.send_campaign(campaign())
+    leg = legs[0]
+    await h.proc.handle(dataclasses.replace(leg, partition=(leg.partition + 1) % N))
+    (letter,) = h.records("deadletter")
+    assert letter.reason_code == "wrong_partition"
+    assert h.records("verdicts") == []
