@@ -12,7 +12,8 @@ Members are spread over every partition, so the checker expands the send in two 
    partition; message key = the fan-out key plus a suffix that hashes there, see
    ``leg_key``). The legs are outputs of the batch like verdicts: acknowledged before the
    list-level record is committed, so a crash repeats them, never loses one;
-2. each leg is expanded in its partition against that partition's membership index
+2. each leg waits in its partition until the consent written before it is read (see
+   "legs waiting" below), then is expanded there against that partition's membership index
    (``members.MembershipIndex``): one use per member, with a deterministic event id
    (``member_event_id``: the campaign's event id and the member's subject key), judged
    exactly like a use the platform had reported for that member. A redelivery gives the
@@ -30,6 +31,7 @@ import dataclasses
 import functools
 import hashlib
 
+from consentinel.streams.events import codec
 from consentinel.streams.events.partitioning import partition_for
 from consentinel.streams.events.records import UsageEvent
 
@@ -101,3 +103,42 @@ def member_use(usage: UsageEvent, subject_key: str, hint: str) -> UsageEvent:
         hint=hint,
         attributes=attributes,
     )
+
+
+# -- legs waiting for their partition's consent ------------------------------------------
+#
+# Consent and usage are separate topics: a leg can be read before consent produced earlier
+# in its partition (a subscription, a withdrawal). So a leg waits, like a use without
+# consent, until a tick made after its deadline (read time + the grace period) finds the
+# partition's consent read up to that tick's end offsets; then it is expanded. Waiting legs
+# live beside the consent histories in the ledger table (``waiting_key``), so a restart
+# finds them.
+
+_WAITING = b"f:"
+
+
+def waiting_key(fan_out_key: str, partition: int, partitions: int) -> bytes:
+    """The ledger-table key of the legs of one list waiting in ``partition``."""
+    return _WAITING + leg_key(fan_out_key, partition, partitions)
+
+
+def is_waiting_key(key: bytes) -> bool:
+    return key.startswith(_WAITING)
+
+
+def waiting_from(raw: bytes | None) -> list[tuple[int, UsageEvent]]:
+    """(deadline, leg) of the legs stored under one key."""
+    if not raw:
+        return []
+    return [(int(d), codec.from_obj(UsageEvent, u)) for d, u in codec.loads(raw)]
+
+
+def waiting_to(legs: list[tuple[int, UsageEvent]]) -> bytes | None:
+    if not legs:
+        return None
+    raw: bytes = codec.dumps([[d, codec.to_obj(u)] for d, u in legs])
+    return raw
+
+
+def next_due(legs: list[tuple[int, UsageEvent]]) -> int | None:
+    return min((d for d, _ in legs), default=None)

@@ -199,6 +199,8 @@ class Processor:
         self.deadlines = DeadlineIndex()
         #: per partition: each list's members, for list-level sends (``fanout``)
         self.membership = MembershipIndex()
+        #: per partition: the keys of legs waiting to be expanded, by due time
+        self.legs_due = DeadlineIndex()
         #: per partition: the counters (metrics read these); written at most once a second
         self.partition_stats: dict[int, PartitionStats] = {}
         self._stats_changed: set[int] = set()
@@ -273,6 +275,7 @@ class Processor:
         self._cache.clear()
         self.deadlines.forget()
         self.membership.forget()
+        self.legs_due.forget()
         self.partition_stats.clear()
         self._stats_changed.clear()
 
@@ -686,6 +689,35 @@ class Processor:
                 f"list-level send leg for partition {leg} read from partition {p}: it was "
                 f"re-produced without its key; replay the list-level send itself instead",
             )
+        deadline = max(usage.received_at_ms, self.clock()) + self.judge.policy.grace_ms
+        key = fanout.waiting_key(usage.subject_key, p, self.partitions)
+        legs = fanout.waiting_from(self._get(self.ledger, key))
+        if any(u.event_id == usage.event_id for _, u in legs):
+            return  # a redelivered leg, already waiting
+        legs.append((deadline, usage))
+        self._put(self.ledger, key, fanout.waiting_to(legs))
+        self.legs_due.set(p, key, fanout.next_due(legs))
+
+    def _waiting_in(self, partition: int) -> Iterator[tuple[bytes, int | None]]:
+        for k, raw in self._scan(self.ledger, partition):
+            if fanout.is_waiting_key(k):
+                yield k, fanout.next_due(fanout.waiting_from(raw))
+
+    async def _expand_due(self, p: int, t_ms: int) -> None:
+        """Expand the legs due at ``t_ms`` (the partition's consent is read up to then)."""
+        if not self.legs_due.built(p):
+            await self.drain()
+            self.legs_due.build(p, self._waiting_in(p))
+        for key in self.legs_due.pop_due(p, t_ms):
+            legs = fanout.waiting_from(self._get(self.ledger, key))
+            rest = [(d, u) for d, u in legs if d > t_ms]
+            self._put(self.ledger, key, fanout.waiting_to(rest))
+            self.legs_due.set(p, key, fanout.next_due(rest))
+            for due, usage in sorted(legs, key=lambda leg: (leg[0], leg[1].event_id)):
+                if due <= t_ms:
+                    await self._expand(usage, p)
+
+    async def _expand(self, usage: UsageEvent, p: int) -> None:
         ref = fanout.usage_list_ref(usage)
         if ref is None:
             return  # no list id: nobody to expand to
@@ -731,3 +763,4 @@ class Processor:
             self._changed(state, step)
             if not (step.holds_changed or step.kept_changed):  # nothing due after all: re-index
                 self.deadlines.set(p, key, state.holds.due())
+        await self._expand_due(p, tick.t_ms)
