@@ -38,9 +38,7 @@ from consentinel.streams.policy.engine import PolicySettings
 T0 = 1_767_225_600_000
 DAY = 86_400_000
 LIST = "bench-list"
-DECL = Declaration(
-    f"list:{LIST}", "list", LIST, "le-quotidien", "marketing.direct", Channel.EMAIL
-)
+DECL = Declaration(f"list:{LIST}", "list", LIST, "le-quotidien", "marketing.direct", Channel.EMAIL)
 PROOF = Proof(method="double_opt_in", collected_at_ms=T0 - 60 * DAY, notice_version="3")
 
 
