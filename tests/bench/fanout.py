@@ -15,7 +15,6 @@ import dataclasses
 import itertools
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from consentinel.streams.checker import fanout
@@ -34,21 +33,13 @@ from consentinel.streams.events.records import (
 )
 from consentinel.streams.events.sealing import Sealer
 from consentinel.streams.policy.engine import PolicySettings
+from own_code import Rec
 
 T0 = 1_767_225_600_000
 DAY = 86_400_000
 LIST = "bench-list"
 DECL = Declaration(f"list:{LIST}", "list", LIST, "le-quotidien", "marketing.direct", Channel.EMAIL)
 PROOF = Proof(method="double_opt_in", collected_at_ms=T0 - 60 * DAY, notice_version="3")
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 def processor() -> tuple[Processor, list[int]]:
