@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from consentinel.streams.checker import fanout
+from consentinel.streams.checker import fanout, members
 from consentinel.streams.checker.judge import Judge
 from consentinel.streams.checker.members import is_member_key
 from consentinel.streams.checker.processor import Names, Processor
@@ -295,3 +295,45 @@ async def test_a_leg_read_in_another_partition_is_dead_lettered(h: Harness) -> N
     (letter,) = h.records("deadletter")
     assert letter.reason_code == "wrong_partition"
     assert h.records("verdicts") == []
+
+
+def _event(action: ConsentAction, at: int, scope: str | None = LIST) -> ConsentEvent:
+    return ConsentEvent(
+        event_id=f"e:{action}:{at}:{scope}",
+        occurred_at_ms=at,
+        received_at_ms=at,
+        source="mailchimp-test",
+        processor="mailchimp",
+        subject_key=subject(1),
+        hint="r1***@x.test",
+        controller="le-quotidien",
+        action=action,
+        scope=scope,
+    )
+
+
+def test_membership_follows_scoped_events_in_event_time() -> None:
+    ref = fanout.list_ref("mailchimp", "le-quotidien", LIST)
+    changed, joined = members.apply(None, _event(ConsentAction.GRANT, T0))
+    assert changed and joined is not None and dict(joined.joined()) == {ref: T0}
+    assert members.apply(joined, _event(ConsentAction.WITHDRAW, T0 + 1, scope=None)) == (
+        False,
+        joined,
+    ), "an event naming no list changes no membership"
+    late = members.apply(joined, _event(ConsentAction.WITHDRAW, T0 - 1))
+    assert late == (False, joined), "an older event reported late changes nothing"
+    changed, left = members.apply(joined, _event(ConsentAction.WITHDRAW, T0 + 1))
+    assert changed and left is not None and dict(left.joined()) == {}
+    assert left.to_bytes() is None, "on no list: the record is deleted"
+    assert members.apply(joined, _event(ConsentAction.ERASE, T0 + 1, scope=None)) == (True, None)
+    raw = joined.to_bytes()
+    assert raw is not None and members.Memberships.from_bytes(raw) == joined
+
+
+def test_a_subject_is_on_a_bounded_number_of_lists() -> None:
+    state: members.Memberships | None = None
+    for i in range(members.MAX_LISTS + 10):
+        _, state = members.apply(state, _event(ConsentAction.GRANT, T0 + i, scope=f"list-{i}"))
+    assert state is not None and len(state.lists) == members.MAX_LISTS
+    kept = {ref.rsplit("\x1f", 1)[1] for ref, _ in state.joined()}
+    assert kept == {f"list-{i}" for i in range(10, members.MAX_LISTS + 10)}, "oldest forgotten"
