@@ -10,8 +10,11 @@ consent in force, which that event may have withdrawn. That is the case to catch
 
 A list is named by ``fanout.list_ref`` (platform, controller, list id). Events are
 applied in event time per list: one that happened before the last one applied for that
-list changes nothing. A subject is on at most ``MAX_LISTS`` lists (the least recently
-changed are forgotten first), so the state stays bounded.
+list changes nothing. Each membership is a span (joined at, left at): a campaign reaches
+those on the list when it was sent, even one who left right after it (an unsubscribe
+from that very campaign) before it was expanded. A list left is remembered
+``LEFT_KEPT_MS``; a subject is remembered on at most ``MAX_LISTS`` lists (lists left
+first, then the oldest joined), so the state stays bounded.
 
 State: one record per subject beside its consent history in the ledger table, under
 ``m:`` + the subject key (``member_key``), so it has the ledger's changelog and survives
@@ -42,22 +45,39 @@ def is_member_key(key: bytes) -> bool:
     return key.startswith(_PREFIX)
 
 
+#: How long a list left is remembered (a campaign sent before the member left, expanded
+#: after: the grace period and a tick later, must still reach them).
+LEFT_KEPT_MS = 7 * 86_400_000
+
+#: A membership: (joined at, left at or None), event times.
+Span = tuple[int, int | None]
+
+
+def on_at(span: Span, t_ms: int) -> bool:
+    """Whether the subject was on the list at ``t_ms``."""
+    joined, left = span
+    return joined <= t_ms and (left is None or left > t_ms)
+
+
 @dataclass
 class Memberships:
-    """One subject's lists: list ref -> (on the list, event time of the last change)."""
+    """One subject's lists: list ref -> (joined at, left at or None)."""
 
     hint: str
-    lists: dict[str, tuple[bool, int]] = field(default_factory=dict)
+    lists: dict[str, Span] = field(default_factory=dict)
+
+    def spans(self) -> Iterator[tuple[str, Span]]:
+        return iter(self.lists.items())
 
     def joined(self) -> Iterator[tuple[str, int]]:
-        """(list ref, joined at) of the lists the subject is on."""
-        return ((ref, at) for ref, (on, at) in self.lists.items() if on)
+        """(list ref, joined at) of the lists the subject is on now."""
+        return ((ref, j) for ref, (j, left) in self.lists.items() if left is None)
 
     def to_bytes(self) -> bytes | None:
-        """The record to store; ``None`` (delete it) when the subject is on no list."""
-        if not any(on for on, _ in self.lists.values()):
+        """The record to store; ``None`` (delete it) when it remembers no list."""
+        if not self.lists:
             return None
-        lists = {ref: [1 if on else 0, at] for ref, (on, at) in self.lists.items()}
+        lists = {ref: [j, left] for ref, (j, left) in self.lists.items()}
         raw: bytes = codec.dumps({"h": self.hint, "l": lists})
         return raw
 
@@ -66,7 +86,10 @@ class Memberships:
         if not raw:
             return None
         obj = codec.loads(raw)
-        lists = {str(ref): (bool(on), int(at)) for ref, (on, at) in obj.get("l", {}).items()}
+        lists: dict[str, Span] = {
+            str(ref): (int(j), None if left is None else int(left))
+            for ref, (j, left) in obj.get("l", {}).items()
+        }
         return cls(str(obj.get("h", "")), lists)
 
 
@@ -77,25 +100,35 @@ def apply(current: Memberships | None, event: ConsentEvent) -> tuple[bool, Membe
     if not event.scope:
         return False, current
     ref = list_ref(event.processor, event.controller, event.scope)
-    joins = event.action is ConsentAction.GRANT
+    t = event.occurred_at_ms
     known = current.lists.get(ref) if current is not None else None
-    if known is not None and known[1] > event.occurred_at_ms:
+    if known is not None and t < (known[1] if known[1] is not None else known[0]):
         return False, current  # an older event, reported late: the later one stands
-    if known is None and not joins:
-        return False, current  # leaving a list it was never seen on
+    if event.action is ConsentAction.GRANT:
+        if known is not None and known[1] is None:
+            return False, current  # on the list already
+        span: Span = (t, None)
+    elif known is None or known[1] is not None:
+        return False, current  # leaving a list it is not on
+    else:
+        span = (known[0], t)
     lists = dict(current.lists) if current is not None else {}
-    lists[ref] = (joins, event.occurred_at_ms)
-    while len(lists) > MAX_LISTS:
-        del lists[min(lists, key=lambda r: (lists[r][0], lists[r][1]))]  # left first, oldest
-    hint = event.hint if joins or current is None else current.hint
-    return True, Memberships(hint, lists)
+    lists[ref] = span
+    for r, (_, left) in list(lists.items()):
+        if left is not None and left < t - LEFT_KEPT_MS:
+            del lists[r]
+    while len(lists) > MAX_LISTS:  # lists left first, then the oldest joined
+        del lists[min(lists, key=lambda r: (lists[r][1] is None, lists[r][0]))]
+    hint = event.hint if current is None or event.action is ConsentAction.GRANT else current.hint
+    changed = current is None or lists != current.lists or hint != current.hint
+    return changed, Memberships(hint, lists) if lists else None
 
 
 class MembershipIndex:
-    """Per partition: list ref -> {subject key: (joined at, hint)}. Blocks on nothing."""
+    """Per partition: list ref -> {subject key: (span, hint)}. Blocks on nothing."""
 
     def __init__(self) -> None:
-        self._lists: dict[int, dict[str, dict[str, tuple[int, str]]]] = {}
+        self._lists: dict[int, dict[str, dict[str, tuple[Span, str]]]] = {}
 
     def built(self, partition: int) -> bool:
         return partition in self._lists
@@ -115,20 +148,20 @@ class MembershipIndex:
         if index is None:
             return
         if before is not None:
-            for ref, _ in before.joined():
+            for ref, _ in before.spans():
                 members = index.get(ref)
                 if members is not None:
                     members.pop(subject, None)
                     if not members:
                         del index[ref]
         if after is not None:
-            for ref, at in after.joined():
-                index.setdefault(ref, {})[subject] = (at, after.hint)
+            for ref, span in after.spans():
+                index.setdefault(ref, {})[subject] = (span, after.hint)
 
     def members(self, partition: int, ref: str, at_ms: int) -> list[tuple[str, str]]:
-        """(subject key, hint) of the members of ``ref`` who joined by ``at_ms``, sorted."""
+        """(subject key, hint) of those on ``ref`` at ``at_ms``, sorted."""
         members = self._lists.get(partition, {}).get(ref, {})
-        return sorted((s, hint) for s, (joined, hint) in members.items() if joined <= at_ms)
+        return sorted((s, hint) for s, (span, hint) in members.items() if on_at(span, at_ms))
 
     def forget(self) -> None:
         self._lists.clear()

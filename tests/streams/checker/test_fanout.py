@@ -80,6 +80,7 @@ class Harness:
 
     def __init__(self, tables: tuple[dict[bytes, bytes], ...] | None = None) -> None:
         self.ledger, self.holds, self.stats = tables or ({}, {}, {})
+        self.consents: dict[int, bytes] = {}
         self.sent: list[tuple[str, bytes | None, bytes]] = []
         self.committed: dict[int, int] = {}
         self.offsets = itertools.count()
@@ -124,7 +125,11 @@ class Harness:
             proof=PROOF if action is ConsentAction.GRANT else None,
             scope=scope,
         )
+        self.consents[i] = codec.encode(event)
         await self.proc.handle(self.record("consent", codec.encode(event), part(key)))
+
+    def sent_consent(self, i: int) -> bytes:
+        return self.consents[i]
 
     async def send_campaign(self, usage: UsageEvent) -> list[Rec]:
         """Hand the list-level send in; return the legs it re-published, as records."""
@@ -274,6 +279,26 @@ async def test_membership_survives_a_restart(h: Harness) -> None:
     assert decided == {subject(i): "allowed" if i < 9 else "violation" for i in range(12)}
 
 
+async def test_a_member_who_unsubscribes_right_after_the_campaign_is_judged(
+    h: Harness,
+) -> None:
+    await h.consent(1, ConsentAction.GRANT)
+    legs = await h.send_campaign(campaign())
+    for leg in legs:
+        await h.proc.handle(leg)  # the legs wait...
+    left = dataclasses.replace(
+        codec.decode(ConsentEvent, h.sent_consent(1)),
+        event_id="unsub",
+        occurred_at_ms=T0 + DAY + 1000,  # ...the member unsubscribes from this campaign
+        action=ConsentAction.WITHDRAW,
+    )
+    await h.proc.handle(h.record("consent", codec.encode(left), part(subject(1))))
+    await h.expand([])
+    assert [(v.subject_key, str(v.decision)) for v in h.records("verdicts")] == [
+        (subject(1), "allowed")
+    ]
+
+
 async def test_a_member_who_joined_after_the_campaign_gets_nothing(h: Harness) -> None:
     await h.consent(1, ConsentAction.GRANT)
     await h.expand(await h.send_campaign(campaign(occurred_at_ms=T0 - 61 * DAY)))
@@ -324,7 +349,11 @@ def test_membership_follows_scoped_events_in_event_time() -> None:
     assert late == (False, joined), "an older event reported late changes nothing"
     changed, left = members.apply(joined, _event(ConsentAction.WITHDRAW, T0 + 1))
     assert changed and left is not None and dict(left.joined()) == {}
-    assert left.to_bytes() is None, "on no list: the record is deleted"
+    assert left.lists[ref] == (T0, T0 + 1), "a list left is remembered for a while"
+    assert members.on_at(left.lists[ref], T0) and not members.on_at(left.lists[ref], T0 + 1)
+    later = _event(ConsentAction.GRANT, T0 + members.LEFT_KEPT_MS + 2, scope="other")
+    assert members.apply(left, later)[1] is not None
+    assert ref not in members.apply(left, later)[1].lists, "then forgotten"  # type: ignore[union-attr]
     assert members.apply(joined, _event(ConsentAction.ERASE, T0 + 1, scope=None)) == (True, None)
     raw = joined.to_bytes()
     assert raw is not None and members.Memberships.from_bytes(raw) == joined
