@@ -3,7 +3,8 @@
 Membership comes from the consent events that name a list in ``scope`` (Mailchimp,
 Brevo, Mailjet put the list id there): a grant scoped to a list joins it; a withdrawal,
 refusal or expiry scoped to it leaves it (the platform unsubscribed, cleaned or replaced
-the address, so it sends nothing there any more); an erasure leaves every list. A consent
+the address, so it sends nothing there any more); an erasure leaves every list of its
+controller. A consent
 event without a scope (a preference centre, a CMP) changes no membership: the platform
 still has the address on its list, and a campaign to the list is judged against the
 consent in force, which that event may have withdrawn. That is the case to catch.
@@ -95,8 +96,14 @@ class Memberships:
 
 def apply(current: Memberships | None, event: ConsentEvent) -> tuple[bool, Memberships | None]:
     """(changed, the memberships after ``event``). Pure; ``current`` is not modified."""
-    if event.action is ConsentAction.ERASE:
-        return current is not None, None
+    if event.action is ConsentAction.ERASE:  # the controller's lists, like its history
+        if current is None:
+            return False, None
+        mine = f"\x1f{event.controller}\x1f"
+        kept = {r: span for r, span in current.lists.items() if mine not in r}
+        if len(kept) == len(current.lists):
+            return False, current
+        return True, Memberships(current.hint, kept) if kept else None
     if not event.scope:
         return False, current
     ref = list_ref(event.processor, event.controller, event.scope)

@@ -355,6 +355,8 @@ def test_membership_follows_scoped_events_in_event_time() -> None:
     assert members.apply(left, later)[1] is not None
     assert ref not in members.apply(left, later)[1].lists, "then forgotten"  # type: ignore[union-attr]
     assert members.apply(joined, _event(ConsentAction.ERASE, T0 + 1, scope=None)) == (True, None)
+    other = dataclasses.replace(_event(ConsentAction.ERASE, T0 + 1, scope=None), controller="acme")
+    assert members.apply(joined, other) == (False, joined), "another controller's erasure"
     raw = joined.to_bytes()
     assert raw is not None and members.Memberships.from_bytes(raw) == joined
 
