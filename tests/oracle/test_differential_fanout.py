@@ -68,7 +68,7 @@ def on_list(consents: list[ConsentEvent], send: UsageEvent) -> list[str]:
         scoped = [
             c
             for c in events
-            if c.scope == send.list_id and c.processor == send.processor
+            if (c.scope == send.list_id and c.processor == send.processor)
             or c.action is ConsentAction.ERASE
         ]
         if not scoped:
