@@ -34,6 +34,10 @@ deadlines and the end of the correction window live in a ``DeadlineIndex``: a ti
 decides the subjects due, never scans the holds (except once per partition newly
 assigned, to build the index). No log record per event; metric children are made once.
 
+A list-level send (``fanout``: a campaign naming no recipient) is never a subject: it is
+re-published to every partition, and each copy is expanded there against the partition's
+list members (``members``: kept beside the consent histories in the ledger table).
+
 Faust is not imported here: tables are plain mutable mappings of bytes, sending is a
 coroutine, so the glue is tested without a broker. ``worker.app`` wires it to Faust.
 """
@@ -43,13 +47,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from consentinel.streams.checker import fanout, members
 from consentinel.streams.checker.deadlines import DeadlineIndex
 from consentinel.streams.checker.holds import Holds, is_kept_key, kept_key
 from consentinel.streams.checker.judge import Judge, Step
+from consentinel.streams.checker.members import (
+    MembershipIndex,
+    Memberships,
+    is_member_key,
+    member_key,
+)
 from consentinel.streams.checker.ticks import Tick, TickClock
 from consentinel.streams.events import codec, metrics, topics
 from consentinel.streams.events.clock import now_ms
@@ -189,6 +200,10 @@ class Processor:
         self._behind_since: dict[int, tuple[int, int | None]] = {}  # partition -> since, warned
         self.cache_size = cache_size
         self.deadlines = DeadlineIndex()
+        #: per partition: each list's members, for list-level sends (``fanout``)
+        self.membership = MembershipIndex()
+        #: per partition: the keys of legs waiting to be expanded, by due time
+        self.legs_due = DeadlineIndex()
         #: per partition: the counters (metrics read these); written at most once a second
         self.partition_stats: dict[int, PartitionStats] = {}
         self._stats_changed: set[int] = set()
@@ -262,6 +277,8 @@ class Processor:
         partition may come back after another worker changed it). Staged writes stay."""
         self._cache.clear()
         self.deadlines.forget()
+        self.membership.forget()
+        self.legs_due.forget()
         self.partition_stats.clear()
         self._stats_changed.clear()
 
@@ -270,7 +287,7 @@ class Processor:
         self._current = None
         try:
             if topic == self.names.usage:
-                self._on_usage(record)
+                await self._on_usage(record)
             elif topic == self.names.consent:
                 try:
                     self._on_consent(record)
@@ -598,15 +615,19 @@ class Processor:
 
     # -- consent and usage ---------------------------------------------------------------
 
-    def _on_usage(self, record: Record) -> None:
+    async def _on_usage(self, record: Record) -> None:
         usage = codec.decode(UsageEvent, record.value or b"")
         self._child(metrics.EVENTS_CONSUMED, topics.USAGE, usage.source, str(usage.channel)).inc()
+        if fanout.is_fan_out(usage):  # names nobody: never judged as a subject
+            await self._on_fan_out(record, usage)
+            return
         key = subject_message_key(usage.subject_key)
         self._check_partition(record, key)
-        state = self._load(key, record.partition)
-        step, history = self.judge.usage(
-            usage, state.history, state.holds, self.clock(), record.value
-        )
+        self._judge_use(usage, key, record.partition, record.value)
+
+    def _judge_use(self, usage: UsageEvent, key: bytes, partition: int, raw: bytes | None) -> None:
+        state = self._load(key, partition)
+        step, history = self.judge.usage(usage, state.history, state.holds, self.clock(), raw)
         state.history = history
         if step.duplicate:
             return  # already held or alerted: a replay
@@ -630,6 +651,85 @@ class Processor:
             log.info("erasure %s applied to the ledger", event.event_id)
         self._emit(step, received)
         self._changed(state, step)
+        if event.scope or event.action is ConsentAction.ERASE:
+            self._note_membership(event, key, record.partition)
+
+    # -- list-level sends: re-published to every partition, expanded per member ----------
+
+    def _note_membership(self, event: ConsentEvent, key: bytes, partition: int) -> None:
+        before = Memberships.from_bytes(self._get(self.ledger, member_key(key)))
+        changed, after = members.apply(before, event)
+        if changed:
+            self._put(self.ledger, member_key(key), after.to_bytes() if after else None)
+            self.membership.set(partition, event.subject_key, before, after)
+
+    def _members_in(self, partition: int) -> Iterator[tuple[str, Memberships | None]]:
+        """The partition's memberships: its table, then the writes staged since (read
+        after ``drain``: only the current batch's are staged)."""
+        found: dict[bytes, bytes | None] = {
+            k: v for k, v in self._scan(self.ledger, partition) if is_member_key(k)
+        }
+        for k, staged in self._overlay[id(self.ledger)].items():
+            if is_member_key(k) and partition_for(k[2:], self.partitions) == partition:
+                found[k] = staged[0]
+        for k, raw in found.items():
+            yield k[2:].decode("ascii"), Memberships.from_bytes(raw)
+
+    async def _on_fan_out(self, record: Record, usage: UsageEvent) -> None:
+        p = record.partition
+        leg = fanout.leg_partition(usage)
+        if leg is None:  # the list-level use: one leg to every partition
+            self._check_partition(record, subject_message_key(usage.subject_key))
+            for q in range(self.partitions):
+                key = fanout.leg_key(usage.subject_key, q, self.partitions)
+                self._entry.outputs.append(
+                    (self.names.usage, key, codec.encode(fanout.leg(usage, q)))
+                )
+            return
+        if leg != p:
+            raise InvalidInput(
+                "wrong_partition",
+                f"list-level send leg for partition {leg} read from partition {p}: it was "
+                f"re-produced without its key; replay the list-level send itself instead",
+            )
+        deadline = max(usage.received_at_ms, self.clock()) + self.judge.policy.grace_ms
+        key = fanout.waiting_key(usage.subject_key, p, self.partitions)
+        legs = fanout.waiting_from(self._get(self.ledger, key))
+        if any(u.event_id == usage.event_id for _, u in legs):
+            return  # a redelivered leg, already waiting
+        legs.append((deadline, usage))
+        self._put(self.ledger, key, fanout.waiting_to(legs))
+        self.legs_due.set(p, key, fanout.next_due(legs))
+
+    def _waiting_in(self, partition: int) -> Iterator[tuple[bytes, int | None]]:
+        for k, raw in self._scan(self.ledger, partition):
+            if fanout.is_waiting_key(k):
+                yield k, fanout.next_due(fanout.waiting_from(raw))
+
+    async def _expand_due(self, p: int, t_ms: int) -> None:
+        """Expand the legs due at ``t_ms`` (the partition's consent is read up to then)."""
+        if not self.legs_due.built(p):
+            await self.drain()
+            self.legs_due.build(p, self._waiting_in(p))
+        for key in self.legs_due.pop_due(p, t_ms):
+            legs = fanout.waiting_from(self._get(self.ledger, key))
+            rest = [(d, u) for d, u in legs if d > t_ms]
+            self._put(self.ledger, key, fanout.waiting_to(rest))
+            self.legs_due.set(p, key, fanout.next_due(rest))
+            for due, usage in sorted(legs, key=lambda leg: (leg[0], leg[1].event_id)):
+                if due <= t_ms:
+                    await self._expand(usage, p)
+
+    async def _expand(self, usage: UsageEvent, p: int) -> None:
+        ref = fanout.usage_list_ref(usage)
+        if ref is None:
+            return  # no list id: nobody to expand to
+        if not self.membership.built(p):
+            await self.drain()  # the scan reads the tables: every staged write first
+            self.membership.build(p, self._members_in(p))
+        for subject, hint in self.membership.members(p, ref, usage.occurred_at_ms):
+            member = fanout.member_use(usage, subject, hint)
+            self._judge_use(member, subject_message_key(subject), p, None)
 
     # -- ticks: the grace period and the correction window -------------------------------
 
@@ -685,3 +785,4 @@ class Processor:
             self._changed(state, step)
             if not (step.holds_changed or step.kept_changed):  # nothing due after all: re-index
                 self.deadlines.set(p, key, state.holds.due())
+        await self._expand_due(p, tick.t_ms)

@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from consentinel.streams.checker.fanout import is_waiting_key
 from consentinel.streams.checker.holds import is_kept_key
 from consentinel.streams.checker.judge import Judge
+from consentinel.streams.checker.members import is_member_key
 from consentinel.streams.checker.processor import Names, Processor
 from consentinel.streams.checker.ticks import (
     Tick,
@@ -89,8 +91,9 @@ TICK_QUERY_TIMEOUT_S = 10.0
 
 
 def subject_of(key: bytes) -> bytes:
-    """The subject key of a holds-table key (kept uses live beside the holds)."""
-    return key[2:] if is_kept_key(key) else key
+    """The subject key of a table key (kept uses live beside the holds, list memberships
+    beside the consent history)."""
+    return key[2:] if is_kept_key(key) or is_member_key(key) or is_waiting_key(key) else key
 
 
 def app_id(settings: Settings) -> str:
@@ -184,7 +187,12 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
             help=help,
         )
 
-    ledger = table("ledger", "subject key -> consent history (policy.history.ConsentHistory)")
+    ledger = table(
+        "ledger",
+        "subject key -> consent history (policy.history.ConsentHistory); "
+        "m: + subject key -> its list memberships (checker.members); "
+        "f: + list key -> list-level sends waiting to be expanded (checker.fanout)",
+    )
     holds = table("holds", "subject key -> pending and alerted uses (holds.Holds)")
     stats = table("stats", "partition -> ledger and pending counters, for the gauges")
 

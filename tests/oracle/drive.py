@@ -18,8 +18,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from consentinel.streams.checker.fanout import is_waiting_key
 from consentinel.streams.checker.holds import is_kept_key
 from consentinel.streams.checker.judge import Judge
+from consentinel.streams.checker.members import is_member_key
 from consentinel.streams.checker.processor import Names, Processor
 from consentinel.streams.checker.ticks import Tick, TickClock
 from consentinel.streams.events import codec
@@ -56,9 +58,13 @@ class _Rec:
 class _Producer:
     def __init__(self, out: Outputs) -> None:
         self.out = out
+        #: what the checker re-published to the usage topic (a list-level send's legs)
+        self.legs: list[tuple[bytes, bytes]] = []
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
-        if topic == NAMES.verdicts:
+        if topic == NAMES.usage and key is not None:
+            self.legs.append((key, value))
+        elif topic == NAMES.verdicts:
             self.out.verdicts.append(codec.decode(Verdict, value))
         elif topic == NAMES.alerts:
             self.out.alerts.append(codec.decode(Alert, value))
@@ -67,6 +73,11 @@ class _Producer:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.set_result(None)
         return fut
+
+
+def _prefixed(key: bytes) -> bool:
+    """A table key of a subject's kept uses or memberships, or of waiting legs."""
+    return is_kept_key(key) or is_member_key(key) or is_waiting_key(key)
 
 
 def policy(grace_ms: int) -> PolicySettings:
@@ -78,6 +89,7 @@ async def _run(history: History, grace_ms: int, tick_ms: int) -> Outputs:
     tables: dict[str, dict[bytes, bytes]] = {"ledger": {}, "holds": {}, "stats": {}}
     decls = {d.decl_id: d for d in history.declarations}
     now = [0]
+    producer = _Producer(out)
     offsets = {(t, p): 0 for t in ("consent", "usage", "tick") for p in range(PARTITIONS)}
     proc = Processor(
         judge=Judge(policy(grace_ms), decls.get),
@@ -86,11 +98,11 @@ async def _run(history: History, grace_ms: int, tick_ms: int) -> Outputs:
         ledger=tables["ledger"],
         holds=tables["holds"],
         stats=tables["stats"],
-        send=_Producer(out).send,
+        send=producer.send,
         scan=lambda table, p: [
             (k, v)
             for k, v in list(table.items())
-            if partition_for(k[2:] if is_kept_key(k) else k, PARTITIONS) == p
+            if partition_for(k[2:] if _prefixed(k) else k, PARTITIONS) == p
         ],
         ticks=TickClock(lambda p: None),
         sealer=Sealer(b"k" * 32),
@@ -101,6 +113,11 @@ async def _run(history: History, grace_ms: int, tick_ms: int) -> Outputs:
         offset = offsets[(topic, partition)]
         offsets[(topic, partition)] = offset + 1
         await proc.handle(_Rec(topic, partition, offset, key, value))
+        while producer.legs:  # re-published records are read back, in their partition
+            leg_key, leg = producer.legs.pop(0)
+            await feed(
+                topic="usage", partition=partition_for(leg_key, PARTITIONS), key=leg_key, value=leg
+            )
 
     async def tick(t_ms: int) -> None:
         for p in range(PARTITIONS):
