@@ -15,12 +15,25 @@ dropped records and they are never processed, and their offsets get committed. T
 exactly a worker killed before its first commit, or a partition that had records but no
 commit yet. The fix: after Faust's seek, seek such partitions of our source topics to
 their beginning (what ``auto_offset_reset=earliest`` meant), so they are fetched again.
+
+Offsets committed before the changelog (found by the differential test, 2026-12)
+-----------------------------------------------------------------------------------
+Before committing offsets, Faust flushes its producer (``Consumer.commit`` ->
+``producer.flush``), so that the changelog records of the table writes are acknowledged
+first. But ``ProducerBuffer.flush`` (``faust/transport/producer.py``) returns as soon as no
+record left its buffer for 0.1 s, with records still in it: under load (the accumulator
+full, a slow broker) the offsets were committed while the state they depend on was still
+in memory, and a worker killed then lost that state for good. ``durable_commits`` makes the
+flush wait until the buffer is empty, bounded by ``FLUSH_LIMIT_S``: past it the commit fails
+loudly (the worker stops and is restarted from the last good commit) rather than commit
+offsets ahead of their state.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -30,14 +43,24 @@ from weakref import WeakKeyDictionary
 log = logging.getLogger("consentinel.worker")
 
 _SOURCES: WeakKeyDictionary[Any, frozenset[str]] = WeakKeyDictionary()
+_ON_SOUGHT: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
 _MARK = "_consentinel_seeks_uncommitted"
 
 
-def seek_uncommitted_to_beginning(app: Any, topics: Iterable[str]) -> None:
-    """Install the fix for ``app``, whose agents read ``topics``."""
+Sought = Callable[[str, int, "int | None"], None]
+
+
+def seek_uncommitted_to_beginning(
+    app: Any, topics: Iterable[str], on_sought: Sought | None = None
+) -> None:
+    """Install the fix for ``app``, whose agents read ``topics``. ``on_sought(topic,
+    partition, offset)`` is told where every seek put each source partition: the committed
+    offset the broker returned, or None for one read from its beginning."""
     from faust.transport.drivers.aiokafka import Consumer
 
     _SOURCES[app] = frozenset(topics)
+    if on_sought is not None:
+        _ON_SOUGHT[app] = on_sought
     if getattr(Consumer.seek_to_committed, _MARK, False):
         return
     original = Consumer.seek_to_committed
@@ -45,7 +68,8 @@ def seek_uncommitted_to_beginning(app: Any, topics: Iterable[str]) -> None:
     async def seek_to_committed(self: Any) -> Any:
         committed = await original(self)
         sources = _SOURCES.get(self.app, frozenset())
-        fresh = [tp for tp, offset in committed.items() if not offset and tp.topic in sources]
+        mine = {tp: offset for tp, offset in committed.items() if tp.topic in sources}
+        fresh = [tp for tp, offset in mine.items() if offset is None or offset <= 0]
         if fresh:
             log.info(
                 "no committed offset yet for %d source partition(s): reading them from the "
@@ -53,10 +77,61 @@ def seek_uncommitted_to_beginning(app: Any, topics: Iterable[str]) -> None:
                 len(fresh),
             )
             await self._thread.seek_to_beginning(*fresh)
+        _note_seek(self, mine)
         return committed
 
     setattr(seek_to_committed, _MARK, True)
     Consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+
+
+def _note_seek(consumer: Any, sought: dict[Any, Any]) -> None:
+    """Tell the app where its source partitions were sought, and make Faust's own record
+    of the committed offsets (``Consumer._committed_offset``) the broker's: Faust keeps the
+    offsets of a commit that failed ("already rebalanced"), and ignores the acks of records
+    below it, so a partition the broker says is uncommitted would never be committed."""
+    from faust.types import TP
+
+    on_sought = _ON_SOUGHT.get(consumer.app)
+    offsets = getattr(consumer, "_committed_offset", None)
+    for tp, offset in sought.items():
+        position = offset if offset is not None and offset > 0 else None
+        if offsets is not None and position is None:
+            offsets[TP(tp.topic, tp.partition)] = None
+        if on_sought is not None:
+            on_sought(tp.topic, tp.partition, position)
+
+
+#: How long a commit waits for the changelog records still in Faust's producer buffer.
+FLUSH_LIMIT_S = 120.0
+
+
+class ChangelogNotWritten(RuntimeError):
+    """The changelog records of handled records were not sent in ``FLUSH_LIMIT_S``: the
+    offsets are not committed (the records are handled again after a restart)."""
+
+
+def durable_commits() -> None:
+    """Make ``ProducerBuffer.flush`` wait until its buffer is empty (see the module doc)."""
+    from faust.transport.producer import ProducerBuffer
+
+    if getattr(ProducerBuffer.flush, _MARK, False):
+        return
+
+    async def flush(self: Any) -> None:
+        deadline = time.monotonic() + FLUSH_LIMIT_S
+        while self.size:
+            if self.state != "running":
+                raise RuntimeError("Cannot flush: Producer not Running")  # as Faust's own
+            await self.flush_atmost(None)
+            if self.size and time.monotonic() > deadline:
+                raise ChangelogNotWritten(
+                    f"{self.size} changelog record(s) were not sent to Kafka in "
+                    f"{FLUSH_LIMIT_S:.0f} s; the offsets are not committed, so the records "
+                    "are handled again after a restart. Is the broker reachable?"
+                )
+
+    setattr(flush, _MARK, True)
+    ProducerBuffer.flush = flush  # type: ignore[method-assign]
 
 
 # -- the other private names of Faust the worker relies on -------------------------------
