@@ -9,8 +9,13 @@ the agent seeks the partition back, does not acknowledge the record that reveale
 and ignores what was fetched beyond it until the partition comes back at the right offset.
 Records already handled (a repeat after a seek) are acknowledged and not handled again.
 
-Only partitions handled since the last rebalance are watched: after one, Faust seeks to
-the committed offsets itself (and ``faust_fixes`` covers partitions with none).
+After a rebalance, Faust seeks each partition to its committed offset, then resumes its
+flow, which clears the stream queues: records fetched between the seek and the resume are
+dropped, and the first record the stream then gives is further on than the committed
+offset. So every seek is told to the guard (``sought``, with the offsets the broker
+returned, never Faust's own ``_committed_offset``, which a failed commit leaves ahead of
+the broker's), and the first record of the partition is checked against it. A partition
+with no committed offset is read from its beginning (``faust_compat``) and not checked.
 """
 
 from __future__ import annotations
@@ -34,12 +39,25 @@ class OffsetGuard:
     def __init__(self) -> None:
         self._next: dict[Key, int] = {}
         self._rewinding: dict[Key, int] = {}
+        #: where the last seek put each partition, until its first record is checked
+        self._start: dict[Key, int] = {}
         self.rewinds = 0
 
     def reset(self) -> None:
-        """Forget every partition (call on rebalance)."""
+        """Forget what was handled (call on rebalance). Seek positions stay: Faust may
+        seek before or after the rebalance signal, and every seek overwrites them."""
         self._next.clear()
         self._rewinding.clear()
+
+    def sought(self, topic: str, partition: int, offset: int | None) -> None:
+        """The consumer was sought to ``offset`` (None: to the beginning, not checked)."""
+        key = (topic, partition)
+        self._next.pop(key, None)
+        self._rewinding.pop(key, None)
+        if offset is None:
+            self._start.pop(key, None)
+        else:
+            self._start[key] = offset
 
     def expected(self, topic: str, partition: int) -> int | None:
         return self._next.get((topic, partition))
@@ -47,6 +65,10 @@ class OffsetGuard:
     def check(self, topic: str, partition: int, offset: int) -> Action:
         key = (topic, partition)
         expected = self._next.get(key)
+        if expected is None:
+            start = self._start.pop(key, None)
+            if start is not None:
+                self._next[key] = expected = start
         rewinding = self._rewinding.get(key)
         if rewinding is not None:
             if offset == rewinding:
@@ -59,9 +81,9 @@ class OffsetGuard:
             return Action.REPEAT
         self._rewinding[key] = expected
         self.rewinds += 1
-        log.error(
+        log.warning(
             "%s[%d]: records %d..%d were skipped by the stream (Faust dropped them); "
-            "reading them again from %d",
+            "reading them again from %d (repaired, nothing lost)",
             topic,
             partition,
             expected,

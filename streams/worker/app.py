@@ -228,7 +228,6 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         ticks=clock,
         sealer=Sealer(settings.pepper.reveal()),
     )
-    faust_compat.seek_uncommitted_to_beginning(app, (names.consent, names.usage, names.tick))
     source = app.topic(
         names.consent,
         names.usage,
@@ -245,6 +244,10 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         await app.consumer.seek(tp, offset)
 
     agent = CheckerAgent(processor, rewind)
+    faust_compat.durable_commits()
+    faust_compat.seek_uncommitted_to_beginning(
+        app, (names.consent, names.usage, names.tick), on_sought=agent.guard.sought
+    )
 
     async def forget(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         agent.forget()
