@@ -254,7 +254,8 @@ class Processor:
         try:
             for record in records:
                 await self._dispatch(record)
-            self._stage_batch()
+            if records:
+                self._stage_batch(records[0].partition)
             await self._send_outputs()
         finally:
             entry, self._entry = self._entry, _InFlight()
@@ -373,8 +374,12 @@ class Processor:
             state.holds_dirty |= step.holds_changed
             self.deadlines.set(state.partition, state.key, state.holds.due())
 
-    def _stage_batch(self) -> None:
-        """One write per changed key; the partitions' counters at most once a second."""
+    def _stage_batch(self, partition: int) -> None:
+        """One write per changed key; the partition's counters at most once a second.
+
+        Only ``partition``'s counters: Faust writes a table to the store and changelog
+        partition of the current event, which is one of this batch's records. Counters of
+        another partition left over from an earlier batch wait for a batch of their own."""
         for state in self._batch.values():
             history = state.history
             if state.history_dirty and history is not None:
@@ -397,13 +402,12 @@ class Processor:
             self._cache.move_to_end(state.key)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        if self._stats_changed:
+        if partition in self._stats_changed:
             now = now_ms()
-            for p in sorted(self._stats_changed):
-                if now - self._stats_written.get(p, 0) >= STATS_FLUSH_MS:
-                    self._write_stats(p)
-                    self._stats_written[p] = now
-                    self._stats_changed.discard(p)
+            if now - self._stats_written.get(partition, 0) >= STATS_FLUSH_MS:
+                self._write_stats(partition)
+                self._stats_written[partition] = now
+                self._stats_changed.discard(partition)
 
     def _stats_key(self, partition: int) -> bytes:
         return f"p{partition}".encode("ascii")

@@ -268,3 +268,57 @@ async def test_a_failure_in_the_policy_dead_letters_the_record(h: Harness, monke
     (letter,) = h.producer.records("deadletter")
     assert letter.reason_code == "processing_error"
     assert h.proc.progress[("usage", PART)] >= 1
+
+
+async def test_a_batch_writes_the_counters_of_its_own_partition_only(
+    h: Harness, monkeypatch
+) -> None:
+    # Faust writes a table to the store and changelog partition of the current event (a
+    # record of the batch): counters of another partition written there would land in the
+    # wrong partition's changelog and be read back as that partition's.
+    clock = [T0]
+    monkeypatch.setattr(processor_mod, "now_ms", lambda: clock[0])
+    other = next(s for s in (f"{i:064x}" for i in range(1000)) if _part(s) != PART)
+
+    def stats_key(p: int) -> bytes:
+        return f"p{p}".encode()
+
+    await h.consent()  # PART's counters written
+    first = h.stats[stats_key(PART)]
+    clock[0] += 400
+    await h.proc.handle(_consent_of(h, SUBJECT, at=T0 + 1))
+    assert h.stats[stats_key(PART)] == first  # changed, not yet due (once a second)
+    clock[0] += 1_000  # PART's counters are due now, but this batch is another partition's
+    await h.proc.handle(_consent_of(h, other))
+    assert stats_key(_part(other)) in h.stats
+    assert h.stats[stats_key(PART)] == first, "another partition's batch wrote PART's counters"
+    await h.proc.handle(_consent_of(h, SUBJECT, at=T0 + 2))  # PART's next batch writes them
+    assert codec.loads(h.stats[stats_key(PART)])["versions"] > codec.loads(first)["versions"]
+
+
+def _part(subject: str) -> int:
+    return partition_for(subject_message_key(subject), N)
+
+
+def _consent_of(h: Harness, subject: str, at: int = T0) -> Rec:
+    event = ConsentEvent(
+        event_id=f"cmp:{next(_ids)}",
+        occurred_at_ms=at,
+        received_at_ms=T0,
+        source="cmp",
+        processor="test",
+        subject_key=subject,
+        hint="b***@e***.org",
+        controller="le-quotidien",
+        action=ConsentAction.GRANT,
+        purposes=["editorial.newsletter"],
+        channels=[Channel.EMAIL],
+        proof=PROOF,
+    )
+    return Rec(
+        "consent",
+        _part(subject),
+        next(h.offsets),
+        subject_message_key(subject),
+        codec.encode(event),
+    )
