@@ -137,10 +137,13 @@ class Judge:
         """Judge one usage event (``raw``: its record as encoded, if at hand). Returns the
         step and the history (new if a contact was noted)."""
         step = Step()
-        if holds.knows(usage.event_id):
-            step.duplicate = True
-            return step, history
         declaration = self._resolve(usage)
+        if holds.knows(usage.event_id):
+            # A repeat gives no verdict, but is noted again: the holds and the history are
+            # two tables, and a crash between their changelog writes can keep the one and
+            # lose the other. Noting is idempotent (by event id and time).
+            step.duplicate = True
+            return step, self._note(usage, declaration, history, step)
         if usage.kind in USE_KINDS:
             evaluation = engine.evaluate(usage, history, declaration, self.policy, final=False)
             if evaluation.decision is Decision.PENDING:
@@ -156,11 +159,20 @@ class Judge:
             else:
                 step.extend(self._decide(usage, declaration, evaluation, holds, now_ms, raw))
                 step.judged = True
+        return step, self._note(usage, declaration, history, step)
+
+    def _note(
+        self,
+        usage: UsageEvent,
+        declaration: Declaration | None,
+        history: ConsentHistory | None,
+        step: Step,
+    ) -> ConsentHistory | None:
         noted = history if history is not None else self.new_history(usage.subject_key)
         if noted.note_use(usage, declaration):
             step.history_changed = True
-            history = noted
-        return step, history
+            return noted
+        return history
 
     def _finalize(
         self, held: Held, history: ConsentHistory | None, holds: Holds, now_ms: int

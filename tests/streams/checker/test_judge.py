@@ -230,3 +230,43 @@ def test_the_grace_period_counts_from_when_the_worker_first_sees_the_use(judge: 
     u = use(received=T0)  # reported a day before it reached the worker (a backlog, a backfill)
     judge.usage(u, None, holds, T0 + DAY)
     assert holds.pending[0].deadline_ms == T0 + DAY + GRACE
+
+
+def test_a_replayed_call_is_noted_again_in_a_history_that_lost_it(judge: Judge) -> None:
+    # The holds and the history are two tables: a crash between their changelog writes
+    # can keep the holds (the call is known) and lose the history (its attempt for R11).
+    decl = Declaration(
+        "campaign:calls",
+        "campaign",
+        "calls",
+        "le-quotidien",
+        "marketing.telemarketing",
+        Channel.PHONE,
+    )
+    calls = Judge(judge.policy, {decl.decl_id: decl}.get, max_versions=16)
+    call = UsageEvent(
+        event_id="dialer:call-1",
+        occurred_at_ms=T0 + DAY,
+        received_at_ms=T0 + DAY,
+        source="dialer",
+        processor="test",
+        channel=Channel.PHONE,
+        kind=UsageKind.CALL,
+        subject_key=SUBJECT,
+        hint="+33 6** ** ** 12",
+        controller="le-quotidien",
+        campaign_id="calls",
+    )
+    holds = Holds()
+    _, noted = calls.usage(call, None, holds, T0 + DAY)
+    assert (
+        noted is not None
+        and len(noted.calls_at("le-quotidien", T0 + DAY + 1, "x").attempts_before) == 1
+    )
+    step, again = calls.usage(call, None, holds, T0 + DAY + 5)  # the history was lost
+    assert step.duplicate and step.verdicts == [] and step.history_changed
+    assert again is not None
+    assert len(again.calls_at("le-quotidien", T0 + DAY + 1, "x").attempts_before) == 1
+    step, same = calls.usage(call, again, holds, T0 + DAY + 9)  # noted once, by event id
+    assert step.duplicate and not step.history_changed
+    assert len(same.calls_at("le-quotidien", T0 + DAY + 1, "x").attempts_before) == 1
