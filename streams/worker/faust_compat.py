@@ -43,11 +43,10 @@ from weakref import WeakKeyDictionary
 log = logging.getLogger("consentinel.worker")
 
 _SOURCES: WeakKeyDictionary[Any, frozenset[str]] = WeakKeyDictionary()
-_ON_SOUGHT: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
-_MARK = "_consentinel_seeks_uncommitted"
-
-
 Sought = Callable[[str, int, "int | None"], None]
+
+_ON_SOUGHT: WeakKeyDictionary[Any, Sought] = WeakKeyDictionary()
+_MARK = "_consentinel_seeks_uncommitted"
 
 
 def seek_uncommitted_to_beginning(
@@ -68,8 +67,14 @@ def seek_uncommitted_to_beginning(
     async def seek_to_committed(self: Any) -> Any:
         committed = await original(self)
         sources = _SOURCES.get(self.app, frozenset())
-        mine = {tp: offset for tp, offset in committed.items() if tp.topic in sources}
-        fresh = [tp for tp, offset in mine.items() if offset is None or offset <= 0]
+        # where each source partition now reads from: its committed offset, or None for
+        # one with none (aiokafka did not seek it; it is read from its beginning)
+        positions = {
+            tp: offset if offset is not None and offset > 0 else None
+            for tp, offset in committed.items()
+            if tp.topic in sources
+        }
+        fresh = [tp for tp, position in positions.items() if position is None]
         if fresh:
             log.info(
                 "no committed offset yet for %d source partition(s): reading them from the "
@@ -77,14 +82,14 @@ def seek_uncommitted_to_beginning(
                 len(fresh),
             )
             await self._thread.seek_to_beginning(*fresh)
-        _note_seek(self, mine)
+        _note_seek(self, positions)
         return committed
 
     setattr(seek_to_committed, _MARK, True)
     Consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
 
 
-def _note_seek(consumer: Any, sought: dict[Any, Any]) -> None:
+def _note_seek(consumer: Any, positions: dict[Any, int | None]) -> None:
     """Tell the app where its source partitions were sought, and make Faust's own record
     of the committed offsets (``Consumer._committed_offset``) the broker's: Faust keeps the
     offsets of a commit that failed ("already rebalanced"), and ignores the acks of records
@@ -93,8 +98,7 @@ def _note_seek(consumer: Any, sought: dict[Any, Any]) -> None:
 
     on_sought = _ON_SOUGHT.get(consumer.app)
     offsets = getattr(consumer, "_committed_offset", None)
-    for tp, offset in sought.items():
-        position = offset if offset is not None and offset > 0 else None
+    for tp, position in positions.items():
         if offsets is not None and position is None:
             offsets[TP(tp.topic, tp.partition)] = None
         if on_sought is not None:

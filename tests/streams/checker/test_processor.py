@@ -112,17 +112,25 @@ class Harness:
             clock=lambda: T0 + 2 * DAY,
         )
 
-    def record(self, topic: str, value: bytes, partition: int = PART) -> Rec:
-        return Rec(topic, partition, next(self.offsets), subject_message_key(SUBJECT), value)
+    def record(
+        self, topic: str, value: bytes, partition: int = PART, subject: str = SUBJECT
+    ) -> Rec:
+        return Rec(topic, partition, next(self.offsets), subject_message_key(subject), value)
 
     async def consent(self, **kw: Any) -> Rec:
+        rec = self.consent_record(**kw)
+        await self.proc.handle(rec)
+        return rec
+
+    def consent_record(self, subject: str = SUBJECT, at: int = T0, **kw: Any) -> Rec:
+        """A grant of ``subject`` occurred at ``at``, as a record of its partition."""
         event = ConsentEvent(
             event_id=f"cmp:{next(_ids)}",
-            occurred_at_ms=T0,
-            received_at_ms=T0,
+            occurred_at_ms=at,
+            received_at_ms=at,
             source="cmp",
             processor="test",
-            subject_key=SUBJECT,
+            subject_key=subject,
             hint="a***@e***.org",
             controller="le-quotidien",
             action=ConsentAction.GRANT,
@@ -131,9 +139,7 @@ class Harness:
             proof=PROOF,
             **kw,
         )
-        rec = self.record("consent", codec.encode(event))
-        await self.proc.handle(rec)
-        return rec
+        return self.record("consent", codec.encode(event), _part(subject), subject)
 
     async def use(self, received: int = T0 + DAY) -> UsageEvent:
         usage = UsageEvent(
@@ -286,39 +292,15 @@ async def test_a_batch_writes_the_counters_of_its_own_partition_only(
     await h.consent()  # PART's counters written
     first = h.stats[stats_key(PART)]
     clock[0] += 400
-    await h.proc.handle(_consent_of(h, SUBJECT, at=T0 + 1))
+    await h.proc.handle(h.consent_record(at=T0 + 1))
     assert h.stats[stats_key(PART)] == first  # changed, not yet due (once a second)
     clock[0] += 1_000  # PART's counters are due now, but this batch is another partition's
-    await h.proc.handle(_consent_of(h, other))
+    await h.proc.handle(h.consent_record(other))
     assert stats_key(_part(other)) in h.stats
     assert h.stats[stats_key(PART)] == first, "another partition's batch wrote PART's counters"
-    await h.proc.handle(_consent_of(h, SUBJECT, at=T0 + 2))  # PART's next batch writes them
+    await h.proc.handle(h.consent_record(at=T0 + 2))  # PART's next batch writes them
     assert codec.loads(h.stats[stats_key(PART)])["versions"] > codec.loads(first)["versions"]
 
 
 def _part(subject: str) -> int:
     return partition_for(subject_message_key(subject), N)
-
-
-def _consent_of(h: Harness, subject: str, at: int = T0) -> Rec:
-    event = ConsentEvent(
-        event_id=f"cmp:{next(_ids)}",
-        occurred_at_ms=at,
-        received_at_ms=T0,
-        source="cmp",
-        processor="test",
-        subject_key=subject,
-        hint="b***@e***.org",
-        controller="le-quotidien",
-        action=ConsentAction.GRANT,
-        purposes=["editorial.newsletter"],
-        channels=[Channel.EMAIL],
-        proof=PROOF,
-    )
-    return Rec(
-        "consent",
-        _part(subject),
-        next(h.offsets),
-        subject_message_key(subject),
-        codec.encode(event),
-    )
