@@ -4,10 +4,11 @@ Consent, usage and tick records are never compacted and never written in transac
 so each partition's offsets come one after the other. When the next record of a
 partition is further on than the one after the last handled, records were skipped: Faust
 0.15 drops what it had fetched when a rebalance or recovery clears its queues, and treats
-the hole as "acked" (``faust_fixes`` has the story). The guard says to read them again:
-the agent seeks the partition back, does not acknowledge the record that revealed the hole,
-and ignores what was fetched beyond it until the partition comes back at the right offset.
-Records already handled (a repeat after a seek) are acknowledged and not handled again.
+the hole as "acked" (``faust_fixes`` has the story). The guard says which records are
+missing; the agent reads them from the broker itself (``worker.holes``: seeking the
+partition back cannot win against Faust's fetch loop) and handles them before the record
+that revealed the hole. Records already handled (a repeat) are acknowledged and not
+handled again.
 
 After a rebalance, Faust seeks each partition to its committed offset, then resumes its
 flow, which clears the stream queues: records fetched between the seek and the resume are
@@ -31,29 +32,25 @@ Key = tuple[str, int]
 class Action(enum.Enum):
     HANDLE = "handle"  # the next record: handle it, then acknowledge it
     REPEAT = "repeat"  # handled already (a repeat after a seek): acknowledge only
-    REWIND = "rewind"  # records before this one were skipped: seek back, do not acknowledge
-    STALE = "stale"  # fetched before the seek back: neither handle nor acknowledge
+    HOLE = "hole"  # records before this one were skipped: read them, then handle this one
 
 
 class OffsetGuard:
     def __init__(self) -> None:
         self._next: dict[Key, int] = {}
-        self._rewinding: dict[Key, int] = {}
         #: where the last seek put each partition, until its first record is checked
         self._start: dict[Key, int] = {}
-        self.rewinds = 0
+        self.holes = 0
 
     def reset(self) -> None:
         """Forget what was handled (call on rebalance). Seek positions stay: Faust may
         seek before or after the rebalance signal, and every seek overwrites them."""
         self._next.clear()
-        self._rewinding.clear()
 
     def sought(self, topic: str, partition: int, offset: int | None) -> None:
         """The consumer was sought to ``offset`` (None: to the beginning, not checked)."""
         key = (topic, partition)
         self._next.pop(key, None)
-        self._rewinding.pop(key, None)
         if offset is None:
             self._start.pop(key, None)
         else:
@@ -69,28 +66,20 @@ class OffsetGuard:
             start = self._start.pop(key, None)
             if start is not None:
                 self._next[key] = expected = start
-        rewinding = self._rewinding.get(key)
-        if rewinding is not None:
-            if offset == rewinding:
-                del self._rewinding[key]
-                return Action.HANDLE
-            return Action.REPEAT if offset < rewinding else Action.STALE
         if expected is None or offset == expected:
             return Action.HANDLE
         if offset < expected:
             return Action.REPEAT
-        self._rewinding[key] = expected
-        self.rewinds += 1
+        self.holes += 1
         log.warning(
             "%s[%d]: records %d..%d were skipped by the stream (Faust dropped them); "
-            "reading them again from %d (repaired, nothing lost)",
+            "reading them from the broker (repaired, nothing lost)",
             topic,
             partition,
             expected,
             offset - 1,
-            expected,
         )
-        return Action.REWIND
+        return Action.HOLE
 
     def handled(self, topic: str, partition: int, offset: int) -> None:
         key = (topic, partition)

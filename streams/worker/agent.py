@@ -9,8 +9,9 @@ offset order per topic partition), and gives each partition's records to
 ``Processor.submit_batch``. Each partition's batch is acknowledged to Faust once its
 outputs are acknowledged and its state written (``finish``).
 
-Records Faust skipped are caught by the ``OffsetGuard`` (see ``checker.offsets``): the
-partition is sought back and what was fetched beyond the hole is ignored.
+Records Faust skipped are caught by the ``OffsetGuard`` (see ``checker.offsets``): they
+are read from the broker (``worker.holes``) and handled, in offset order, before the record
+that revealed the hole; once their state is written they count as acknowledged.
 """
 
 from __future__ import annotations
@@ -29,16 +30,22 @@ log = logging.getLogger("consentinel.worker")
 BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.05
 
-Rewind = Callable[[str, int, int], Awaitable[None]]
+#: Reads the records ``[start, end)`` of a partition that Faust skipped.
+ReadHole = Callable[[str, int, int, int], Awaitable[list[Any]]]
+#: Tells Faust the records ``[start, end)`` of a partition are handled (state written).
+HoleHandled = Callable[[str, int, int, int], None]
 
 
 class CheckerAgent:
     """The body of the Faust agent over consent, usage and ticks (``concurrency=1``)."""
 
-    def __init__(self, processor: Processor, rewind: Rewind) -> None:
+    def __init__(
+        self, processor: Processor, read_hole: ReadHole, hole_handled: HoleHandled
+    ) -> None:
         self.processor = processor
         self.guard = OffsetGuard()
-        self._rewind = rewind
+        self._read_hole = read_hole
+        self._hole_handled = hole_handled
 
     def forget(self) -> None:
         """On every rebalance: Faust seeks to the committed offsets itself, and partitions
@@ -53,35 +60,48 @@ class CheckerAgent:
 
     async def handle(self, stream: Any, events: list[Any]) -> None:
         """Judge one batch of Faust events, partition by partition."""
-        by_partition: dict[int, list[Any]] = {}
+        by_partition: dict[int, _Group] = {}
         for event in events:
             msg = event.message
             action = self.guard.check(msg.topic, msg.partition, msg.offset)
-            if action is Action.HANDLE:
-                by_partition.setdefault(msg.partition, []).append(event)
-                self.guard.handled(msg.topic, msg.partition, msg.offset)
-            elif action is Action.REWIND:
-                expected = self.guard.expected(msg.topic, msg.partition)
-                if expected is not None:
-                    await self._rewind(msg.topic, msg.partition, expected)
-            elif action is Action.REPEAT:
+            if action is Action.REPEAT:
                 await stream.ack(event)
-            # STALE: fetched before the seek back: neither handled nor acknowledged
+                continue
+            group = by_partition.setdefault(msg.partition, _Group())
+            if action is Action.HOLE:
+                start = self.guard.expected(msg.topic, msg.partition)
+                if start is not None:
+                    records = await self._read_hole(msg.topic, msg.partition, start, msg.offset)
+                    group.records.extend(records)
+                    group.holes.append((msg.topic, msg.partition, start, msg.offset))
+            group.records.append(msg)
+            group.events.append(event)
+            self.guard.handled(msg.topic, msg.partition, msg.offset)
         for group in by_partition.values():
-            last = group[-1]
-            with faust_compat.current_event(last):  # reads: this partition's database
-                await self.processor.submit_batch(
-                    [e.message for e in group], self._finisher(stream, group)
-                )
+            with faust_compat.current_event(group.events[-1]):  # reads: this partition's database
+                await self.processor.submit_batch(group.records, self._finisher(stream, group))
 
-    @staticmethod
-    def _finisher(stream: Any, group: list[Any]) -> Any:
+    def _finisher(self, stream: Any, group: _Group) -> Any:
         async def finish(write: Callable[[], None]) -> None:
             # Faust picks the changelog partition (and the RocksDB database) from the
             # current event: any event of the group has the right partition.
-            with faust_compat.current_event(group[-1]):
+            with faust_compat.current_event(group.events[-1]):
                 write()
-            for event in group:
+            for hole in group.holes:
+                self._hole_handled(*hole)
+            for event in group.events:
                 await stream.ack(event)
 
         return finish
+
+
+class _Group:
+    """One partition's share of a batch: the records to judge, in order (Faust's events'
+    messages, and the records read for holes), the events to acknowledge, and the holes."""
+
+    __slots__ = ("events", "holes", "records")
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+        self.events: list[Any] = []
+        self.holes: list[tuple[str, int, int, int]] = []

@@ -50,6 +50,7 @@ from consentinel.streams.registry.view import RegistryView
 from consentinel.streams.worker import faust_compat
 from consentinel.streams.worker.agent import CheckerAgent
 from consentinel.streams.worker.health import Readiness
+from consentinel.streams.worker.holes import HoleReader
 from faust.types import TP
 
 log = logging.getLogger("consentinel.worker")
@@ -238,12 +239,17 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         value_serializer="raw",
     )
 
-    async def rewind(topic: str, partition: int, offset: int) -> None:
-        tp = TP(topic, partition)
-        faust_compat.forget_gap(app.consumer, tp)  # Faust's "skipped = acked" bookkeeping
-        await app.consumer.seek(tp, offset)
+    holes = HoleReader(settings.bootstrap_servers, client_id=f"{app_id(settings)}-holes")
 
-    agent = CheckerAgent(processor, rewind)
+    async def read_hole(topic: str, partition: int, start: int, end: int) -> list[Any]:
+        # Faust counted the hole as acknowledged when it skipped it: not until it is handled
+        faust_compat.forget_gap(app.consumer, TP(topic, partition))
+        return await holes.read(topic, partition, start, end)
+
+    def hole_handled(topic: str, partition: int, start: int, end: int) -> None:
+        faust_compat.count_as_acked(app.consumer, TP(topic, partition), start, end)
+
+    agent = CheckerAgent(processor, read_hole, hole_handled)
     faust_compat.durable_commits()
     faust_compat.seek_uncommitted_to_beginning(
         app, (names.consent, names.usage, names.tick), on_sought=agent.guard.sought
@@ -273,6 +279,13 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     @app.task  # type: ignore[untyped-decorator]
     async def follow_registry() -> None:
         await registry.run()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def close_hole_reader() -> None:
+        try:  # the reader connects on its first hole; closed when Faust cancels its tasks
+            await asyncio.Event().wait()
+        finally:
+            await holes.stop()
 
     def owned(topic: str) -> list[TP]:
         return sorted(tp for tp in app.assignor.assigned_actives() if tp.topic == topic)

@@ -173,6 +173,15 @@ def forget_gap(consumer: Any, tp: Any) -> None:
         gaps.pop(tp, None)
 
 
+def count_as_acked(consumer: Any, tp: Any, start: int, end: int) -> None:
+    """Count the offsets ``[start, end)`` of ``tp`` as acknowledged: Faust's commit reads its
+    record of skipped offsets (``Consumer._gap``, an IntervalTree per partition) as acked."""
+    gaps = getattr(consumer, "_gap", None)
+    if gaps is not None and start < end:
+        gaps[tp].addi(start, end)
+        gaps[tp].merge_overlaps()
+
+
 def scanner(
     partitions: int, subject_of: Callable[[bytes], bytes] = lambda key: key
 ) -> Callable[[Any, int], Iterable[tuple[bytes, bytes]]]:
