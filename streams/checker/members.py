@@ -6,9 +6,10 @@ Brevo, Mailjet put the list id there): a grant scoped to a list joins it, and so
 consent history ignores it, so a campaign to the list is judged against no consent); a
 withdrawal, refusal or expiry scoped to it leaves it (the platform unsubscribed, cleaned
 or replaced the address, so it sends nothing there any more); an erasure leaves every
-list of its controller. A consent event without a scope (a preference centre, a CMP) changes no membership: the platform
-still has the address on its list, and a campaign to the list is judged against the
-consent in force, which that event may have withdrawn. That is the case to catch.
+list of its controller. A consent event without a scope (a preference centre, a CMP)
+changes no membership: the platform still has the address on its list, and a campaign to
+the list is judged against the consent in force, which that event may have withdrawn.
+That is the case to catch.
 
 A list is named by ``fanout.list_ref`` (platform, controller, list id). Events are
 applied in event time per list: one that happened before the last one applied for that

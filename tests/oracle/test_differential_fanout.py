@@ -5,9 +5,10 @@ days late cannot make someone a member of a campaign already expanded) plus a fe
 campaigns of the publisher to its list ``news``, each ONE list-level send naming nobody.
 The oracle reads the list itself: a subject is on it at the campaign's time when its
 latest event scoped to the list by then (of that platform and controller) is a grant or a
-``join`` (membership without consent, as an imported file gives) and no erasure by the controller came after; each member's use is judged by the oracle like
-any other. Alerts minus corrections must equal the oracle's findings by (use, rule), every
-member's use has its verdict, and nobody else gets one (the fan-out key above all).
+``join`` (membership without consent, as an imported file gives) and no erasure by the
+controller came after; each member's use is judged by the oracle like any other. Alerts
+minus corrections must equal the oracle's findings by (use, rule), every member's use has
+its verdict, and nobody else gets one (the fan-out key above all).
 """
 
 from __future__ import annotations
