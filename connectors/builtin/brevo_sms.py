@@ -50,7 +50,18 @@ KINDS: dict[str, UsageKind] = {
 REPLIES = frozenset({"reply", "replied"})
 UNSUBSCRIBES = frozenset({"unsubscribed", "unsubscribe", "unsubscription"})
 IGNORED = frozenset({"accepted"})
-EVENTS: tuple[str, ...] = (*KINDS, *sorted(REPLIES), *sorted(UNSUBSCRIBES), *IGNORED)
+#: the statuses as Brevo names them (for the reference); aliases are accepted too
+EVENTS: tuple[str, ...] = (
+    "sent",
+    "accepted",
+    "delivered",
+    "soft_bounce",
+    "hard_bounce",
+    "replied",
+    "unsubscribed",
+    "skip",
+    "rejected",
+)
 
 
 def is_sms(item: Mapping[str, Any]) -> bool:
