@@ -97,7 +97,8 @@ def summary(world: World, report: Report, out: TextIO) -> None:
         f"  lawful, no incident: Le Quotidien's newsletter, receipts and its Mailchimp "
         f"campaign to its subscribed readers ({len(world.newsletter_readers)} readers), "
         f"Assur Direct and on-time Energie Verte offers ({len(world.leads)} leads), "
-        f"{len(world.late_in_grace)} held sends whose consent came within the grace period, transactional SMS, deliveries, opens, clicks\n"
+        f"{len(world.late_in_grace)} held sends whose consent came within the grace period, "
+        f"transactional SMS, deliveries, opens, clicks\n"
     )
     if report.failures:
         out.write(f"\n{len(report.failures)} request(s) FAILED:\n")
