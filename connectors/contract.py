@@ -143,6 +143,8 @@ class Response:
     status: int = 200
     body: bytes = b""
     content_type: str = "text/plain"
+    #: extra response headers (e.g. ``cache-control: no-store`` on a token)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

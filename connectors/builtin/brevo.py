@@ -32,10 +32,18 @@ no send, so ``delivered`` gives a ``send`` (the use the checker judges; attribut
 ``*_bounce`` → bounce, ``spam`` → complaint + withdraw (all purposes), ``unsubscribe`` →
 unsubscribe_link + one withdraw per list in ``list_id`` (purpose ``purpose_map[list id]``,
 scope the list), or one for all purposes when no list is named. ``list_addition`` → one
-grant per list [U] with the weak proof Brevo gives (method ``list_addition``, no IP).
-``contact_updated``/``contact_deleted`` give nothing. ``campaign_id`` = ``camp_id``.
+``join`` per list: membership evidence, never consent (it also fires when an operator
+imports a rented file into a list; the checker puts the address on the list, and the
+list's campaigns are judged against the consent the person gave, if any).
+``unique_coupon_sent`` (a unique coupon code of a coupon collection sent to the contact)
+→ a send: a marketing use of the address (campaign ``camp_id`` when named; the
+collection's id as an attribute [U: Brevo documents the event, we saw not its fields];
+the coupon code itself is never kept). ``contact_updated``/``contact_deleted`` give
+nothing. ``campaign_id`` = ``camp_id``.
 [U] ``list_id`` is accepted as an array (``[12, 31]``), a number, a string or a
 comma-separated string.
+
+Transactional SMS (a ``to`` number and no ``email``): see ``brevo_sms``.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
 from consentinel.connectors.builtin import _email as em
+from consentinel.connectors.builtin import brevo_sms
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, ConsentEvent, UsageKind
@@ -80,7 +89,11 @@ MARKETING: dict[str, UsageKind] = {
     "spam": UsageKind.COMPLAINT,
     "unsubscribe": UsageKind.UNSUBSCRIBE_LINK,
 }
-CONTACT_EVENTS = frozenset({"list_addition", "contact_updated", "contact_deleted"})
+CONTACT_EVENTS = frozenset(
+    {"list_addition", "contact_updated", "contact_deleted", "unique_coupon_sent"}
+)
+#: the coupon collection's id in a ``unique_coupon_sent`` [U]; never the code (nor a name)
+_COLLECTION_ID = ("coupon_collection_id", "collection_id")
 _ALIASES = {"unsubscribed": "unsubscribe", "open": "opened", "sent": "request"}
 _WITHDRAW = {
     "spam": "spam_complaint",
@@ -113,6 +126,8 @@ class BrevoConnector(em.UnsignedBatchConnector):
         "unsubscribed",
         "list_addition",
         "contact_deleted",
+        "unique_coupon_sent",
+        *(f"sms:{status}" for status in brevo_sms.EVENTS),
     )
     event_time: ClassVar[str] = '"ts_epoch" (Unix ms), else "ts_event" / "ts" (Unix seconds)'
     config_schema: ClassVar[tuple[tk.ConfigField, ...]] = em.unsigned_schema(
@@ -123,6 +138,8 @@ class BrevoConnector(em.UnsignedBatchConnector):
     )
 
     def _item(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> tk.Output:
+        if brevo_sms.is_sms(item):
+            return brevo_sms.map_sms(self, emit, item, where)
         raw_event = em.text(item, "event", f"{where}.event", required=True)
         assert raw_event is not None
         event = event_name(raw_event)
@@ -185,6 +202,8 @@ class BrevoConnector(em.UnsignedBatchConnector):
     ) -> tk.Output:
         if event in ("contact_updated", "contact_deleted"):
             return tk.Output()
+        if event == "unique_coupon_sent":
+            return self._coupon(emit, item, where)
         if event != "list_addition" and event not in MARKETING:
             raise InvalidInput("unknown_event", f"{where}.event is not a Brevo marketing event")
         address = em.email(self.edge, item.get("email"), f"{where}.email")
@@ -202,8 +221,14 @@ class BrevoConnector(em.UnsignedBatchConnector):
                 for list_id in lists
             ]
 
-        if event == "list_addition":
-            return tk.Output(consent=per_list(ConsentAction.GRANT, "list_addition"))
+        if event == "list_addition":  # membership, not consent: a rented file fires it too
+            joins = [
+                emit.at((*dedupe, list_id), address, occurred).consent(
+                    ConsentAction.JOIN, scope=list_id, attributes={"evidence": "list_addition"}
+                )
+                for list_id in lists
+            ]
+            return tk.Output(consent=joins)
         attributes: dict[str, Any] = {
             "campaign_name": em.attr_text(em.text(item, "campaign name", f"{where}.campaign name")),
             "list_ids": ",".join(lists)[:256] if lists else None,
@@ -235,6 +260,25 @@ class BrevoConnector(em.UnsignedBatchConnector):
             )
             out.consent.append(withdraw)
         return out
+
+    def _coupon(self, emit: tk.Emitter, item: Mapping[str, Any], where: str) -> tk.Output:
+        """A unique coupon sent to the contact: a marketing use (a send)."""
+        address = em.email(self.edge, item.get("email"), f"{where}.email")
+        occurred, stamp = _when(item, ("ts_event", "ts_epoch", "ts"), where)
+        campaign = em.ident(item, "camp_id", f"{where}.camp_id")
+        collection = next(
+            (c for c in (em.ident(item, k, f"{where}.{k}") for k in _COLLECTION_ID) if c), None
+        )
+        at = emit.at(("coupon", collection, campaign, address.key, stamp), address, occurred)
+        send = at.usage(
+            UsageKind.SEND,
+            source_event_type="unique_coupon_sent",
+            campaign_id=campaign,
+            tags=em.strings(item.get("tag")) or em.strings(item.get("tags")),
+            sender=tk.option_text(self.instance, "account") or None,
+            attributes={"coupon_collection_id": em.attr_text(collection)},
+        )
+        return tk.Output(usage=[send])
 
 
 def _when(item: Mapping[str, Any], fields: tuple[str, ...], where: str) -> tuple[int, str]:

@@ -2,8 +2,13 @@
 
 Authentication: Didomi signs nothing. ``options['auth']`` chooses how the webhook proves itself
 (see ``_cmp.verify``): ``token`` (default, ``?token=`` in the URL), ``basic`` (credentials in
-the URL, sent as ``Authorization: Basic``), ``bearer`` (the token Didomi obtained from our
-OAuth endpoint, checked here as a static token) or ``header``. Allowlist Didomi's egress IP too.
+the URL, sent as ``Authorization: Basic``), ``bearer`` (a static token), ``header``, or
+``oauth``: what Didomi documents, OAuth client credentials. Give Didomi ``client_id`` and
+the secret ``client_secret`` and, as its token URL, ``/hooks/<instance>/token``
+(``token_path``); Didomi POSTs ``grant_type=client_credentials`` there and gets a signed
+access token living ``token_ttl`` seconds (no state kept, see
+``connectors.auth.client_credentials``), then sends it as ``Authorization: Bearer`` on each
+webhook, which is verified. Allowlist Didomi's egress IP too.
 
 Types: ``event.created``/``event.updated`` (a consent event: ``parameters.entity`` or
 ``parameters.new_entity``), ``user.created``/``user.updated`` (the user with its current
@@ -12,8 +17,12 @@ others are ``unknown_event``. The "flatten" delivery mode (``a__b__c`` keys) is 
 
 Mapping: address = ``user.organization_user_id``, an e-mail or a phone number by shape (a phone
 in national form uses ``user.country`` as its region); a CRM id is ``no_address``. Each purpose
-with ``enabled`` true is granted, false withdrawn (purposes with only ``values`` [U] are
-counted, not mapped); ids go through ``purpose_map``, unmapped ones into ``unmapped_purposes``;
+with ``enabled`` true is granted, false withdrawn; the preference values it selects (its
+``values``, newsletter topics and the like, see ``preference_values``) are granted each as
+``<purpose>/<preference>/<value>``, also when the purpose carries only ``values`` (then
+counted in ``purposes_with_values_only``); ids go through ``purpose_map``, unmapped ones
+into ``unmapped_purposes`` (a grant of unmapped values only grants nothing and raises
+CFG-UNMAPPED where it is consulted: never "all purposes");
 one ConsentEvent per (action, channels). A ``status`` other than ``confirmed`` (pending
 approval [U]) drops the grants, keeps the withdrawals. ``consents.tcfcs`` (the TC string Didomi
 can generate) adds grant/refuse events per TCF purpose (``tcf:<n>``, channel web).
@@ -37,6 +46,8 @@ from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import ConsentAction, ConsentEvent, Proof
 
+#: Preferences (and values of one preference) read per purpose, at most.
+_MAX_PREFERENCES = 32
 _TYPES = frozenset(
     {
         "event.created",
@@ -53,7 +64,10 @@ class DidomiConnector(tk.Connector):
     name = "didomi"
     title = "Didomi consent webhooks (events and users), TCF strings, consent exports"
     produces = "consent"
-    auth = "unsigned: URL token (default), Basic credentials, or a bearer/header token"
+    auth = (
+        "OAuth client credentials (auth oauth: our token endpoint issues short-lived signed "
+        "bearer tokens), or a URL token (default), Basic credentials, a bearer/header token"
+    )
     events: ClassVar[tuple[str, ...]] = tuple(sorted(_TYPES))
     event_time: ClassVar[str] = (
         'the event\'s "updated_at" / "created_at" (ISO 8601), else receive '
@@ -62,9 +76,10 @@ class DidomiConnector(tk.Connector):
     config_schema = (
         *_cmp.auth_schema(
             "token",
-            "token (default), basic, bearer or header",
+            "token (default), basic, bearer, header or oauth",
             "URL/bearer/header token (auth token|bearer|header)",
         ),
+        *_cmp.oauth_schema(),
         tk.option("token_param", "text", "query parameter of the URL token", "token"),
         tk.option(
             "purpose_channels", "mapping", "vendor purpose id -> channel or list of channels"
@@ -72,6 +87,14 @@ class DidomiConnector(tk.Connector):
         tk.option("regulations", "list", "only these regulations (default: all)"),
         tk.option("controllers", "mapping", "organization_id -> controller"),
     )
+
+    def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
+        super().__init__(instance, edge)
+        tk.check_options(instance, _cmp.oauth_problems(instance))
+
+    def handshake(self, request: tk.Request) -> tk.Response | None:
+        """With ``auth: oauth``, the token endpoint (``/hooks/<instance>/token``)."""
+        return _cmp.token_endpoint(self.instance, request)
 
     def verify(self, request: tk.Request) -> None:
         _cmp.verify(self.instance, request)
@@ -169,15 +192,17 @@ class DidomiConnector(tk.Connector):
             if vendor_id is None:
                 raise InvalidInput("missing_field", "a purpose in consents.purposes has no id")
             enabled = _cmp.enabled(item.get("enabled"))
+            channels = _cmp.channels_for(self.instance, vendor_id)
             if enabled is None:
                 values_only += 1
-                continue
-            if enabled and pending:
-                continue
-            action = ConsentAction.GRANT if enabled else ConsentAction.WITHDRAW
-            choices.append(
-                _cmp.Choice(vendor_id, action, _cmp.channels_for(self.instance, vendor_id))
-            )
+            elif not (enabled and pending):
+                action = ConsentAction.GRANT if enabled else ConsentAction.WITHDRAW
+                choices.append(_cmp.Choice(vendor_id, action, channels))
+            if enabled is not False and not pending:  # a withdrawn purpose covers its values
+                choices.extend(
+                    _cmp.Choice(value_id, ConsentAction.GRANT, channels)
+                    for value_id in preference_values(vendor_id, item.get("values"))
+                )
         return choices, values_only
 
     @staticmethod
@@ -234,6 +259,40 @@ class DidomiConnector(tk.Connector):
         )
         dedupe = ("export", row_id, addr.key, vendor, occurred)
         return tk.Output(consent=record.events(groups, dedupe, proof=proof, attributes=attrs))
+
+
+def preference_values(purpose_id: str, values: Any) -> list[str]:
+    """The preference values a purpose's ``values`` selects, each as the vendor id
+    ``<purpose>/<preference>/<value>`` (what ``purpose_map`` maps; unmapped ones fail
+    closed). Shapes [P]: ``{"<preference>": {"value": "a,b"}}`` (Didomi's API v2: a
+    preference holds one or several value ids), ``{"<preference>": {"enabled": true}}``,
+    ``{"<preference>": "a"}`` or a list of ``{"id": "<preference>", "value": ...}``."""
+    if isinstance(values, list):
+        pairs = [(v.get("id"), v) for v in values if isinstance(v, dict)]
+    elif isinstance(values, dict):
+        pairs = list(values.items())
+    else:
+        return []
+    out: list[str] = []
+    for preference, choice in pairs[:_MAX_PREFERENCES]:
+        if not isinstance(preference, str | int) or not str(preference).strip():
+            continue
+        base = f"{purpose_id}/{str(preference).strip()}"
+        if isinstance(choice, dict) and "value" not in choice:
+            if _cmp.enabled(choice.get("enabled")):
+                out.append(u.bounded(base))
+            continue
+        chosen = choice.get("value") if isinstance(choice, dict) else choice
+        if isinstance(chosen, list):
+            items: list[Any] = chosen
+        elif isinstance(chosen, str | int) and not isinstance(chosen, bool):
+            items = str(chosen).split(",")
+        else:
+            continue
+        for value in items[:_MAX_PREFERENCES]:
+            if isinstance(value, str | int) and str(value).strip():
+                out.append(u.bounded(f"{base}/{str(value).strip()}"))
+    return list(dict.fromkeys(out))
 
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:

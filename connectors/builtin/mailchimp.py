@@ -16,6 +16,11 @@ Mapping (``fired_at`` is the event time):
   member id as receipt, ``mailchimp:list:<id>`` as collection point, and the version of
   the notice the list's sign-up form shows from the option ``list_notices`` [list id]
   (Mailchimp does not send it; without it the consent lacks that proof element, R3).
+  Mailchimp posts ``subscribe`` also when an admin adds the member (an import of a file,
+  the API): such a payload carries neither ``ip_opt`` nor ``ip_signup``. With the option
+  ``subscribe_without_ip: join`` it is membership only (a ``join``: the checker puts the
+  address on the list, the consent history ignores it), for audiences that take imported
+  files; the default ``grant`` takes it as consent like any other.
 - ``unsubscribe`` → UsageEvent ``unsubscribe_link`` (``complaint`` when ``reason=abuse``)
   + ConsentEvent withdraw for the list's purpose. ``action=delete`` (the member was
   deleted, no link was used) gives the withdraw only.
@@ -96,6 +101,12 @@ class MailchimpConnector(tk.Connector):
         tk.option("timezone", "text", "IANA zone of fired_at and export times [U]", "UTC"),
         tk.option("list_id", "text", "audience id for export rows without a LIST_ID column"),
         tk.option("list_notices", "mapping", "list id -> version of its form's notice", {}),
+        tk.option(
+            "subscribe_without_ip",
+            "text",
+            "a subscribe with no sign-up or opt-in IP (an admin import): grant or join",
+            "grant",
+        ),
     )
 
     def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
@@ -108,6 +119,12 @@ class MailchimpConnector(tk.Connector):
                 f"connector instance {instance.name!r}",
             )
         self.notices = {str(k): str(v) for k, v in notices.items()}
+        self.join_without_ip = tk.option_text(instance, "subscribe_without_ip", "grant") == "join"
+        if tk.option_text(instance, "subscribe_without_ip", "grant") not in ("grant", "join"):
+            raise FatalConfigError(
+                ["subscribe_without_ip must be grant or join"],
+                f"connector instance {instance.name!r}",
+            )
 
     # -- webhook ---------------------------------------------------------------------
 
@@ -152,6 +169,10 @@ class MailchimpConnector(tk.Connector):
     def _grant(self, m: _Member, merges: Mapping[str, Any]) -> ConsentEvent:
         ip_opt = em.ip_hash(em.text(m.data, "ip_opt", "data[ip_opt]"))
         ip_signup = em.ip_hash(em.text(m.data, "ip_signup", "data[ip_signup]"))
+        if self.join_without_ip and not (ip_opt or ip_signup):  # added by an admin: no consent
+            return m.at.consent(
+                ConsentAction.JOIN, scope=m.list_id, attributes={"evidence": "admin_subscribe"}
+            )
         interests = merges.get("INTERESTS")
         return m.consent(
             ConsentAction.GRANT,

@@ -9,6 +9,10 @@ the instances in the connectors file:
 
 - Le Quotidien's readers subscribe to its newsletter (Mailchimp, double opt-in); the
   newsletter and subscription receipts go out through Mandrill: lawful.
+- Le Quotidien imports a bought file into the newsletter's Mailchimp audience (members
+  with no consent), then sends a Mailchimp campaign to the whole audience, one event
+  naming nobody: expanded per member, lawful for the subscribed readers, R1 and R2 for
+  the imported file, nothing for those who left the list or were never on it.
 - A list broker rents those readers to Campagne 2027, which e-mails them through
   SendGrid under a campaign declared political and rented: R1, R2, R17.
 - Boutique Soleil texts its customers (Twilio); some reply STOP; a later promotion still
@@ -90,10 +94,11 @@ def summary(world: World, report: Report, out: TextIO) -> None:
             f"  {e.incident_key}: {e.alerts}{state}\n      {e.story}; e.g. {', '.join(e.hints)}\n"
         )
     out.write(
-        f"  lawful, no incident: Le Quotidien's newsletter and receipts "
-        f"({len(world.newsletter_readers)} readers), Assur Direct and on-time Energie Verte "
-        f"offers ({len(world.leads)} leads), {len(world.late_in_grace)} held sends whose "
-        f"consent came within the grace period, transactional SMS, deliveries, opens, clicks\n"
+        f"  lawful, no incident: Le Quotidien's newsletter, receipts and its Mailchimp "
+        f"campaign to its subscribed readers ({len(world.newsletter_readers)} readers), "
+        f"Assur Direct and on-time Energie Verte offers ({len(world.leads)} leads), "
+        f"{len(world.late_in_grace)} held sends whose consent came within the grace period, "
+        f"transactional SMS, deliveries, opens, clicks\n"
     )
     if report.failures:
         out.write(f"\n{len(report.failures)} request(s) FAILED:\n")

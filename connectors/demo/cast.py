@@ -35,6 +35,7 @@ INSTANCES = {
 }
 
 NEWSLETTER_LIST = "9e2f4a1c07"  # Mailchimp audience "La Matinale"
+MATINALE_CAMPAIGN = "4c7b2e9d1a"  # a Mailchimp campaign sent to that whole audience
 MATINALE = "lq-matinale"
 ABONNEMENT = "lq-abonnement"
 POLITICAL = "c2027-lettre-aux-lecteurs"
@@ -186,6 +187,18 @@ def expectations(world: World, played: Mapping[str, float] | None = None) -> lis
         ),
         *(
             Expected(
+                "le-quotidien",
+                MATINALE_CAMPAIGN,
+                rule,
+                len(world.imported),
+                sample["imported"],
+                "Le Quotidien's Mailchimp campaign to La Matinale reaches the file it imported "
+                "(no consent); its subscribed readers are lawful",
+            )
+            for rule in MATINALE_RULES
+        ),
+        *(
+            Expected(
                 "fleurs-de-lys",
                 NIGHT_PROMO,
                 rule,
@@ -197,6 +210,9 @@ def expectations(world: World, played: Mapping[str, float] | None = None) -> lis
         ),
     ]
 
+
+#: What the campaign to La Matinale raises for each imported member (no consent at all)
+MATINALE_RULES = ("R1", "R2")
 
 #: Controllers whose traffic is lawful: no incident expected beyond ``expectations``.
 LAWFUL = ("le-quotidien", "assur-direct", "energie-verte", "boutique-soleil", "emailing-pro",

@@ -55,6 +55,8 @@ def mailchimp_member(
     first_name: str,
     extra: Mapping[str, str] | None = None,
 ) -> bytes:
+    """A member event; ``ip`` empty for a member an admin added (an import): Mailchimp
+    then has no sign-up or opt-in IP to report."""
     fields = {
         "type": kind,
         "fired_at": local_time(fired_at_ms),
@@ -70,6 +72,20 @@ def mailchimp_member(
     }
     if kind == "subscribe":
         fields["data[ip_signup]"] = ip
+    return urlencode(fields).encode("ascii")
+
+
+def mailchimp_campaign(*, fired_at_ms: int, campaign_id: str, list_id: str, subject: str) -> bytes:
+    """A campaign sent to a whole audience: Mailchimp names no recipient."""
+    fields = {
+        "type": "campaign",
+        "fired_at": local_time(fired_at_ms),
+        "data[id]": campaign_id,
+        "data[subject]": subject,
+        "data[status]": "sent",
+        "data[reason]": "",
+        "data[list_id]": list_id,
+    }
     return urlencode(fields).encode("ascii")
 
 

@@ -26,6 +26,7 @@ from consentinel.connectors.demo.cast import (
     MAILCHIMP,
     MANDRILL,
     MATINALE,
+    MATINALE_CAMPAIGN,
     NEWSLETTER_LIST,
     ORDERS_SENDER,
     ORDERS_SERVICE,
@@ -160,6 +161,31 @@ class Story:
             Post(MANDRILL, pf.mandrill_body(b), pf.FORM, "open/click", events=len(b))
             for b in _batches(engaged, 10)
         ]
+        return posts
+
+    def matinale_campaign(self, now: int) -> list[Post]:
+        """Le Quotidien imports a bought file into La Matinale's audience (Mailchimp reports
+        each member an admin added, with no sign-up IP), then sends a Mailchimp campaign to
+        the whole audience: one event that names no recipient."""
+        posts = []
+        for address in self.world.imported:
+            body = pf.mailchimp_member(
+                "subscribe",
+                fired_at_ms=now - 2 * _DAY_MS,
+                list_id=NEWSLETTER_LIST,
+                member_id=_member(address),
+                email=address,
+                ip="",
+                first_name=_first_name(address),
+            )
+            posts.append(Post(MAILCHIMP, body, pf.FORM, "import (admin subscribe)"))
+        campaign = pf.mailchimp_campaign(
+            fired_at_ms=now,
+            campaign_id=MATINALE_CAMPAIGN,
+            list_id=NEWSLETTER_LIST,
+            subject="La Matinale: édition spéciale",
+        )
+        posts.append(Post(MAILCHIMP, campaign, pf.FORM, "campaign (whole audience)"))
         return posts
 
     # SendGrid senders ---------------------------------------------------------------------
@@ -329,6 +355,8 @@ class Story:
                   self.receipts),
             Phase("newsletter", "Le Quotidien: La Matinale goes out (Mandrill), opens and "
                   "clicks follow", self.newsletter),
+            Phase("matinale-campaign", "Le Quotidien imports a bought file into La Matinale, "
+                  "then sends a Mailchimp campaign to the whole audience", self.matinale_campaign),
             Phase("promo", "Boutique Soleil: SMS promotion to its customers (Twilio, soft "
                   "opt-in)", self.promo),
             Phase("replies", "Boutique Soleil: some customers reply STOP, others reply "
@@ -370,6 +398,7 @@ __all__ = [
     "MAILCHIMP",
     "MANDRILL",
     "MATINALE",
+    "MATINALE_CAMPAIGN",
     "NEWSLETTER_LIST",
     "ORDERS_SENDER",
     "ORDERS_SERVICE",

@@ -23,7 +23,9 @@ The roles (each a list of addresses, disjoint unless said otherwise):
   ``called_on_holiday``: called once, at that time instead; ``pestered``: called five times
   in a week (disjoint subsets of ``prospects``);
 - ``night_texted``: Fleurs de Lys's customers, texted a promotion at 23:45 from the
-  owner's 06 number.
+  owner's 06 number;
+- ``imported``: a file Le Quotidien bought and imported into La Matinale's Mailchimp
+  audience (members with no consent; none of them a reader).
 """
 
 from __future__ import annotations
@@ -53,14 +55,14 @@ SCALES: dict[str, dict[str, int]] = {
         "customers": 8, "stoppers": 3, "texted_after_stop": 2, "thankers": 1,
         "leads": 6, "unnamed_targets": 3, "late_in_grace": 2, "late_after_grace": 2,
         "prospects": 6, "called_late": 1, "called_sunday": 1, "called_on_holiday": 1,
-        "pestered": 1, "night_texted": 3,
+        "pestered": 1, "night_texted": 3, "imported": 3,
     },
     "normal": {
         "readers": 60, "unsubscribed": 6, "paying": 15, "rented": 40,
         "customers": 30, "stoppers": 8, "texted_after_stop": 5, "thankers": 4,
         "leads": 24, "unnamed_targets": 8, "late_in_grace": 5, "late_after_grace": 4,
         "prospects": 20, "called_late": 3, "called_sunday": 2, "called_on_holiday": 2,
-        "pestered": 2, "night_texted": 10,
+        "pestered": 2, "night_texted": 10, "imported": 12,
     },
 }  # fmt: skip
 
@@ -95,6 +97,7 @@ class World:
     night_texted: list[str]
     #: per address: days ago it subscribed (readers) or opted in (leads, in minutes)
     age: dict[str, int] = field(default_factory=dict)
+    imported: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, seed: int = 2027, scale: str = "normal") -> World:
@@ -129,6 +132,13 @@ class World:
         )
         late_call, sunday, holiday = _split(singled, n, "called_late", "called_sunday")
         pestered = rng.sample([p for p in prospects if p not in singled], n["pestered"])
+        # drawn apart, last: the roles above stay what they were before this one existed
+        taken = set(emails)
+        imported = [
+            a
+            for a in _emails(random.Random(seed * 31 + 7), n["imported"] + len(taken))
+            if a not in taken
+        ][: n["imported"]]
         return cls(
             seed=seed,
             scale=scale,
@@ -151,6 +161,7 @@ class World:
             pestered=sorted(pestered, key=prospects.index),
             night_texted=night,
             age=age,
+            imported=imported,
         )
 
     @property
@@ -177,7 +188,8 @@ class World:
     def addresses(self) -> list[str]:
         """Every synthetic address of the world (for privacy scans)."""
         return [*self.readers, *self.customers, *self.leads, *self.late_in_grace,
-                *self.late_after_grace, *self.prospects, *self.night_texted]  # fmt: skip
+                *self.late_after_grace, *self.prospects, *self.night_texted,
+                *self.imported]  # fmt: skip
 
 
 def _emails(rng: random.Random, count: int) -> list[str]:

@@ -215,11 +215,15 @@ class IngestServer:
     async def _handle(self, name: str, connector: Connector, req: Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         checked = await loop.run_in_executor(self._pool, check, connector, req)
-        # 1. platform handshakes
+        # 1. platform handshakes (and token endpoints)
         try:
             answer = checked.handshake()
         except AuthenticationFailed as exc:
             return self._unauthorized(name, exc)
+        except AuthConfigError as exc:
+            self._count(name, "error")
+            log.error("ingest instance=%s outcome=misconfigured: %s", name, exc)
+            return _json(500, {"error": "misconfigured", "message": "connector misconfigured"})
         except InvalidInput as exc:
             self._count(name, "invalid")
             log.info("ingest instance=%s outcome=bad_handshake code=%s", name, exc.code)
@@ -228,7 +232,10 @@ class IngestServer:
             self._count(name, "handshake")
             log.info("ingest instance=%s outcome=handshake status=%d", name, answer.status)
             return web.Response(
-                status=answer.status, body=answer.body, content_type=answer.content_type
+                status=answer.status,
+                body=answer.body,
+                content_type=answer.content_type,
+                headers=dict(answer.headers),
             )
         # 2. authenticate
         try:

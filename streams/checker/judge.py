@@ -188,6 +188,8 @@ class Judge:
         if history is None:
             history = self.new_history(event.subject_key)
         step = Step()
+        if event.action is ConsentAction.JOIN:
+            return step, history  # list membership only: no consent changed, nothing to judge
         if event.action is ConsentAction.ERASE:
             step.history_changed = history.erase(event)
         else:

@@ -1,13 +1,15 @@
 """List membership: per subject, the lists it is on; per partition, each list's members.
 
 Membership comes from the consent events that name a list in ``scope`` (Mailchimp,
-Brevo, Mailjet put the list id there): a grant scoped to a list joins it; a withdrawal,
-refusal or expiry scoped to it leaves it (the platform unsubscribed, cleaned or replaced
-the address, so it sends nothing there any more); an erasure leaves every list of its
-controller. A consent
-event without a scope (a preference centre, a CMP) changes no membership: the platform
-still has the address on its list, and a campaign to the list is judged against the
-consent in force, which that event may have withdrawn. That is the case to catch.
+Brevo, Mailjet put the list id there): a grant scoped to a list joins it, and so does a
+``join`` (membership without consent: an operator imported a file into the list; the
+consent history ignores it, so a campaign to the list is judged against no consent); a
+withdrawal, refusal or expiry scoped to it leaves it (the platform unsubscribed, cleaned
+or replaced the address, so it sends nothing there any more); an erasure leaves every
+list of its controller. A consent event without a scope (a preference centre, a CMP)
+changes no membership: the platform still has the address on its list, and a campaign to
+the list is judged against the consent in force, which that event may have withdrawn.
+That is the case to catch.
 
 A list is named by ``fanout.list_ref`` (platform, controller, list id). Events are
 applied in event time per list: one that happened before the last one applied for that
@@ -32,6 +34,8 @@ from consentinel.streams.checker.fanout import list_ref
 from consentinel.streams.events import codec
 from consentinel.streams.events.records import ConsentAction, ConsentEvent
 
+#: The actions that put a subject on the list in their scope.
+_JOINS = frozenset({ConsentAction.GRANT, ConsentAction.JOIN})
 #: Lists a subject is remembered on, at most.
 MAX_LISTS = 64
 _PREFIX = b"m:"
@@ -111,7 +115,8 @@ def apply(current: Memberships | None, event: ConsentEvent) -> tuple[bool, Membe
     known = current.lists.get(ref) if current is not None else None
     if known is not None and t < (known[1] if known[1] is not None else known[0]):
         return False, current  # an older event, reported late: the later one stands
-    if event.action is ConsentAction.GRANT:
+    joins = event.action in _JOINS
+    if joins:
         if known is not None and known[1] is None:
             return False, current  # on the list already
         span: Span = (t, None)
@@ -126,7 +131,7 @@ def apply(current: Memberships | None, event: ConsentEvent) -> tuple[bool, Membe
             del lists[r]
     while len(lists) > MAX_LISTS:  # lists left first, then the oldest joined
         del lists[min(lists, key=lambda r: (lists[r][1] is None, lists[r][0]))]
-    hint = event.hint if current is None or event.action is ConsentAction.GRANT else current.hint
+    hint = event.hint if current is None or joins else current.hint
     changed = current is None or lists != current.lists or hint != current.hint
     return changed, Memberships(hint, lists) if lists else None
 

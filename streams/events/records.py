@@ -51,6 +51,10 @@ class ConsentAction(enum.StrEnum):
     REFUSE = "refuse"
     EXPIRE = "expire"
     ERASE = "erase"
+    #: List membership only: the platform put the address on the list named in ``scope``
+    #: (an import of a file, an API call, a form). Evidence that campaigns to that list
+    #: reach the address, never a consent: the consent history ignores it.
+    JOIN = "join"
 
 
 class LegalBasis(enum.StrEnum):

@@ -458,11 +458,13 @@ class ConsentHistory:
         """Place ``event`` at its event time; False when it changed nothing.
 
         False for a duplicate event id, for an event that happened before the folded base
-        or before an erasure of that controller (also counted in ``too_old_count``).
-        An ``erase`` action is :meth:`erase`.
+        or before an erasure of that controller (also counted in ``too_old_count``), and for
+        a ``join`` (list membership, no consent). An ``erase`` action is :meth:`erase`.
         """
         if event.action is ConsentAction.ERASE:
             return self.erase(event)
+        if event.action is ConsentAction.JOIN:
+            return False  # list membership, not consent (``checker.members`` keeps it)
         line = self._lines.setdefault(event.controller, _Line())
         refusal = _note_refusal(line, event)
         if event.event_id in line.ids or event.event_id == line.erased_id:

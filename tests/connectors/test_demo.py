@@ -18,6 +18,7 @@ from consentinel.connectors.demo import cast, main, slots, summary
 from consentinel.connectors.demo import scenario as sc
 from consentinel.connectors.demo.feed import Answer, Feed, Report
 from consentinel.connectors.demo.world import SCALES, World, hint
+from consentinel.streams.checker import fanout, members
 from consentinel.streams.checker.holds import Holds
 from consentinel.streams.checker.judge import Judge
 from consentinel.streams.events.errors import InvalidInput
@@ -61,7 +62,8 @@ class Clock:
 
 class Worker:
     """The checker's decisions per subject, as the worker makes them (``Judge``), with the
-    grace period ticking in virtual time."""
+    grace period ticking in virtual time; a list-level send expanded to the list's members
+    when it was sent (``checker.members``, ``checker.fanout``), as the worker does."""
 
     def __init__(self, grace_s: float) -> None:
         decls = {d.decl_id: d for d in registry_file.load(str(REGISTRY)).declarations}
@@ -69,6 +71,8 @@ class Worker:
         self.histories: dict[str, ConsentHistory | None] = {}
         self.holds: dict[str, Holds] = {}
         self.alerts: dict[str, Alert] = {}
+        self.members: dict[str, members.Memberships | None] = {}
+        self.expanded: dict[str, list[str]] = {}  # list-level use id -> members judged
 
     def _keep(self, alerts: list[Alert]) -> None:
         for alert in alerts:
@@ -83,6 +87,11 @@ class Worker:
 
     def take(self, event: UsageEvent | ConsentEvent, now_ms: int) -> None:
         key = event.subject_key
+        if isinstance(event, UsageEvent) and fanout.is_fan_out(event):
+            self._expand(event, now_ms)
+            return
+        if isinstance(event, ConsentEvent):
+            _, self.members[key] = members.apply(self.members.get(key), event)
         holds = self.holds.setdefault(key, Holds())
         if isinstance(event, UsageEvent):
             step, history = self.judge.usage(event, self.histories.get(key), holds, now_ms)
@@ -90,6 +99,19 @@ class Worker:
             step, history = self.judge.consent(event, self.histories.get(key), holds, now_ms)
         self.histories[key] = history
         self._keep(step.alerts)
+
+    def _expand(self, usage: UsageEvent, now_ms: int) -> None:
+        ref = fanout.usage_list_ref(usage)
+        on_list = [
+            (subject, m.hint)
+            for subject, m in sorted(self.members.items())
+            if m is not None
+            and ref in m.lists
+            and members.on_at(m.lists[ref], usage.occurred_at_ms)
+        ]
+        self.expanded[usage.event_id] = [subject for subject, _ in on_list]
+        for subject, hint_ in on_list:
+            self.take(fanout.member_use(usage, subject, hint_), now_ms)
 
     def incidents(self) -> dict[str, Counter[str]]:
         out: dict[str, Counter[str]] = {}
@@ -270,6 +292,32 @@ def test_the_policy_raises_what_the_demo_announces(cfg, scale: str) -> None:
     # and every alert carries its evidence as masked hints only
     for alert in worker.alerts.values():
         assert "**" in alert.hint and not EMAIL.search(repr(alert))
+
+
+def test_the_mailchimp_campaign_reaches_the_audience_lawful_for_subscribed_readers(cfg) -> None:
+    world, worker, transport, _, _ = _play(cfg)
+    edge = transport.edge
+    keys = {a: edge.address(a, "email").key for a in world.readers + world.imported}
+    (campaign,) = [
+        e
+        for e in transport.events
+        if isinstance(e, UsageEvent) and e.campaign_id == cast.MATINALE_CAMPAIGN
+    ]
+    assert fanout.is_fan_out(campaign)
+    reached = set(worker.expanded[campaign.event_id])
+    readers = {keys[a] for a in world.newsletter_readers}
+    imported = {keys[a] for a in world.imported}
+    # the audience when it was sent: subscribed readers and the imported file; not those
+    # who left it, nor anyone else
+    assert reached == readers | imported
+    assert not reached & {keys[a] for a in world.unsubscribed}
+    alerted = {
+        a.subject_key
+        for a in worker.alerts.values()
+        if a.incident_key.startswith(f"le-quotidien|{cast.MATINALE_CAMPAIGN}|")
+    }
+    assert alerted == imported, "violations for the imported file only"
+    assert not alerted & readers, "the subscribed readers are lawful"
 
 
 def test_late_consent_within_the_grace_period_raises_nothing(cfg) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 import privacy  # tests/ is on pytest's pythonpath
 import pytest
 from consentinel.connectors.demo import cast, scenario
-from consentinel.connectors.demo.world import World
+from consentinel.connectors.demo.world import World, hint
 from consentinel.streams.events import codec
 from consentinel.streams.events.identity import normalize
 from kafka import KafkaConsumer, TopicPartition
@@ -254,6 +254,12 @@ def test_the_demo_raises_its_incidents_and_leaks_no_address(stack: Stack) -> Non
     assert night.key == f"fleurs-de-lys|{cast.NIGHT_PROMO}" and night.alerts == 2 * len(
         world.night_texted
     )
+    # the Mailchimp campaign to the whole audience: R1 and R2 for each imported member,
+    # nothing for the subscribed readers (the incident counts the imported file only)
+    matinale = next(m for m in expected if m.key == f"le-quotidien|{cast.MATINALE_CAMPAIGN}")
+    assert {e.rule: e.alerts for e in matinale.rules} == {
+        "R1": len(world.imported), "R2": len(world.imported),
+    }  # fmt: skip
 
     assert stack.run("topics", "create").returncode == 0, stack.log("topics")
     assert stack.run("registry", "apply", str(REGISTRY)).returncode == 0, stack.log("registry")
@@ -361,6 +367,10 @@ def _check_evidence(e: scenario.Expected, evidence: list[dict[str, Any]]) -> Non
         assert all(i["channel"] == "sms" for i in evidence), evidence[0]
     if e.rule == "R9" and e.controller == "fleurs-de-lys":
         assert all("at 23:45 Paris time" in i["summary"] for i in evidence), evidence[0]
+    if e.campaign == cast.MATINALE_CAMPAIGN:  # the imported file's members, never a reader
+        imported = {hint(a) for a in World.build(SEED, SCALE).imported}
+        assert {i["hint"] for i in evidence} <= imported, evidence
+        assert all(i["purpose_used"] == "editorial.newsletter" for i in evidence), evidence[0]
     if e.resolved:
         assert all(i["status"] == "resolved" and i["correction_reason"] for i in evidence)
 

@@ -3,7 +3,8 @@
 One small world (a publisher, an advertiser, a list broker, a political campaign), its
 purpose registry, and per subject a random story: consents granted, withdrawn, refused,
 expired or erased (with full proof, proof by reference, or too little proof; scoped to a
-list or not; naming partners or not), uses (sends, calls, lead deliveries, list transfers)
+list or not; naming partners or not), or put on a list with no consent at all (``join``,
+as an imported file is), uses (sends, calls, lead deliveries, list transfers)
 and non-uses (deliveries, opens, clicks). Then the platforms' habits on top:
 
 - about ``late_share`` of consent events are reported late: they arrive after the uses
@@ -279,6 +280,9 @@ class _Story:
                 weights=[60, 22, 9, 9],
             )[0]
         )
+        scope = NEWS if scopable and rng.random() < 0.5 else None
+        if scope is not None and action is ConsentAction.GRANT and rng.random() < 0.15:
+            action = ConsentAction.JOIN  # put on the list by an import: membership, no consent
         grant = action is ConsentAction.GRANT
         recipients: list[str] = []
         if names and grant:
@@ -303,7 +307,7 @@ class _Story:
                 channels=[channel],
                 recipients=recipients,
                 collected_by=collected_by,
-                scope=NEWS if scopable and rng.random() < 0.5 else None,
+                scope=scope,
                 proof=self._proof(at_ms) if grant else None,
                 unmapped_purposes=["vendor-p9"] if grant and rng.random() < 0.04 else [],
             )

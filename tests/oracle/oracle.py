@@ -112,6 +112,8 @@ class World:
         self.by_subject: dict[str, dict[str, list[ConsentEvent]]] = {}
         self.erased: dict[tuple[str, str], int] = {}
         for e in {e.event_id: e for e in consents}.values():
+            if e.action is ConsentAction.JOIN:
+                continue  # list membership, no consent: only the reading of a list sees it
             if e.action is ConsentAction.ERASE:
                 key = (e.subject_key, e.controller)
                 self.erased[key] = max(self.erased.get(key, e.occurred_at_ms), e.occurred_at_ms)

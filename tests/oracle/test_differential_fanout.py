@@ -4,10 +4,11 @@ Seeded histories (as ``test_differential_pure``, no late reporting: a consent re
 days late cannot make someone a member of a campaign already expanded) plus a few
 campaigns of the publisher to its list ``news``, each ONE list-level send naming nobody.
 The oracle reads the list itself: a subject is on it at the campaign's time when its
-latest event scoped to the list by then (of that platform and controller) is a grant and
-no erasure by the controller came after; each member's use is judged by the oracle like
-any other. Alerts minus corrections must equal the oracle's findings by (use, rule), every
-member's use has its verdict, and nobody else gets one (the fan-out key above all).
+latest event scoped to the list by then (of that platform and controller) is a grant or a
+``join`` (membership without consent, as an imported file gives) and no erasure by the
+controller came after; each member's use is judged by the oracle like any other. Alerts
+minus corrections must equal the oracle's findings by (use, rule), every member's use has
+its verdict, and nobody else gets one (the fan-out key above all).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from consentinel.streams.events.records import (
 )
 
 SEEDS = (20261204, 7)
+#: What puts a subject on the list: a grant scoped to it, or a bare membership (an import)
+JOINING = (ConsentAction.GRANT, ConsentAction.JOIN)
 EVENTS = 4_000
 CAMPAIGNS = 6
 
@@ -73,8 +76,8 @@ def on_list(consents: list[ConsentEvent], send: UsageEvent) -> list[str]:
         ]
         if not scoped:
             continue
-        latest = max(scoped, key=lambda c: (c.occurred_at_ms, c.action is ConsentAction.GRANT))
-        if latest.action is ConsentAction.GRANT:
+        latest = max(scoped, key=lambda c: (c.occurred_at_ms, c.action in JOINING))
+        if latest.action in JOINING:
             members.append(subject)
     return members
 
@@ -102,6 +105,9 @@ def test_campaign_expansion_agrees_with_the_oracle(seed: int) -> None:
     with_sends = dataclasses.replace(history, arrivals=arrivals)
     uses = history.usages + member_uses(history.consents, sends)
     assert len(uses) > len(history.usages) + CAMPAIGNS, "the campaigns reach members"
+    joined = {c.subject_key for c in history.consents if c.action is ConsentAction.JOIN}
+    reached = {u.subject_key for u in uses[len(history.usages) :]}
+    assert joined & reached, "some members are on the list by an import only (no consent)"
     expected = oracle.final_verdicts(history.declarations, history.consents, uses)
     out = drive.run(with_sends)
     report = compare.compare(expected, uses, out.verdicts, out.alerts)

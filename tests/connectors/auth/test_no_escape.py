@@ -29,6 +29,7 @@ from consentinel.connectors.auth import (
     verify_vonage_sms,
     vonage_sms_signature,
 )
+from consentinel.connectors.auth import client_credentials as cc
 from consentinel.connectors.auth._common import MAX_FORM_FIELDS
 from consentinel.connectors.auth.twilio import MAX_FORM_BYTES
 from consentinel.connectors.auth.vonage import MAX_SIGNED_CHARS
@@ -48,6 +49,9 @@ Verify = Callable[[Mapping[str, str], bytes, str], None]
 VERIFIERS: dict[str, Verify] = {
     "basic": lambda h, b, u: verify_basic_auth("user", SECRET, h),
     "bearer": lambda h, b, u: verify_header_token(SECRET, h),
+    "client_credentials": lambda h, b, u: cc.verify_client_token(
+        SECRET, h, audience="x", now_s=int(NOW)
+    ),
     "url_token": lambda h, b, u: verify_url_token(SECRET, u),
     "hmac_header": lambda h, b, u: verify_hmac_header(HMAC_SCHEME, SECRET, b, h, now=NOW),
     "lead_post": lambda h, b, u: verify_lead_post(SECRET, b, h, now=NOW),

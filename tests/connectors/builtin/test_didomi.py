@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from consentinel.connectors.auth import AuthenticationFailed
+from consentinel.connectors.auth import AuthenticationFailed, basic_auth_header
 from consentinel.connectors.builtin import didomi
 from consentinel.connectors.contract import Instance, Request
 from consentinel.connectors.testkit import (
@@ -21,9 +21,17 @@ from consentinel.connectors.testkit import (
     instance,
     make_edge,
 )
-from consentinel.streams.events.errors import InvalidInput
+from consentinel.streams.events.errors import FatalConfigError, InvalidInput
 from consentinel.streams.events.ids import event_id
-from consentinel.streams.events.records import Channel, ConsentAction
+from consentinel.streams.events.records import (
+    Channel,
+    ConsentAction,
+    Decision,
+    UsageEvent,
+    UsageKind,
+)
+from consentinel.streams.policy.engine import PolicySettings, evaluate
+from consentinel.streams.policy.history import ConsentHistory
 
 SAMPLES = Path(__file__).parent / "samples" / "didomi"
 URL = "https://hooks.example.test/didomi"
@@ -33,6 +41,7 @@ PURPOSES = {
     "email_marketing": "marketing.direct",
     "sms_marketing": "marketing.direct",
     "newsletter": "editorial.newsletter",
+    "newsletter/topics/weekly": "editorial.newsletter",
     "tcf:2": "advertising.limited",
     "tcf:3": "advertising.personalised",
     "tcf:4": "advertising.personalised",
@@ -103,6 +112,73 @@ def test_basic_and_bearer() -> None:
         bad = dataclasses.replace(good, headers={**good.headers, "authorization": "Basic eA=="})
         with pytest.raises(AuthenticationFailed):
             connector(mode_inst).verify(bad)
+
+
+CLIENT_SECRET = "didomi-client-secret-0123456789"
+
+
+def oauth_inst(**options: Any) -> Instance:
+    return instance(
+        "didomi",
+        name="didomi-acme",
+        controller="acme-sa",
+        secrets={"client_secret": CLIENT_SECRET},
+        options={**OPTIONS, "auth": "oauth", "client_id": "didomi-webhooks", "token_ttl": 600},
+        purpose_map=PURPOSES,
+    )
+
+
+OAUTH = oauth_inst()
+
+
+def token_request(body: bytes, headers: dict[str, str], method: str = "POST") -> Request:
+    return Request(
+        method,
+        "https://hooks.example.test/hooks/didomi-acme/token",
+        "/hooks/didomi-acme/token",
+        {},
+        {"content-type": "application/x-www-form-urlencoded", **headers},
+        body,
+        received_at_ms=RECEIVED,
+    )
+
+
+def test_oauth_token_endpoint_then_bearer_on_the_webhook() -> None:
+    basic = {"authorization": basic_auth_header("didomi-webhooks", CLIENT_SECRET)}
+    answer = connector(OAUTH).handshake(token_request(b"grant_type=client_credentials", basic))
+    assert answer is not None and answer.status == 200
+    assert answer.content_type == "application/json"
+    assert answer.headers["cache-control"] == "no-store"
+    token = json.loads(answer.body)["access_token"]
+    hook = dataclasses.replace(
+        request(raw("event_created"), INST),
+        query={},
+        headers={"content-type": "application/json", "authorization": f"Bearer {token}"},
+    )
+    assert connector(OAUTH).handshake(hook) is None, "the webhook itself is no handshake"
+    connector(OAUTH).verify(hook)
+    later = dataclasses.replace(hook, received_at_ms=RECEIVED + 601_000)
+    with pytest.raises(AuthenticationFailed):
+        connector(OAUTH).verify(later)
+    with pytest.raises(AuthenticationFailed):
+        connector(OAUTH).verify(request(raw("event_created"), INST))  # a URL token: no
+
+
+def test_oauth_token_endpoint_refuses_bad_requests() -> None:
+    with pytest.raises(InvalidInput) as err:
+        connector(OAUTH).handshake(token_request(b"", {}, method="GET"))
+    assert err.value.code == "invalid_request"
+    wrong = {"authorization": basic_auth_header("didomi-webhooks", "not-it")}
+    with pytest.raises(AuthenticationFailed):
+        connector(OAUTH).handshake(token_request(b"grant_type=client_credentials", wrong))
+    assert connector(INST).handshake(token_request(b"", {})) is None, "no oauth: no endpoint"
+
+
+def test_oauth_needs_its_options_at_start() -> None:
+    with pytest.raises(FatalConfigError) as err:
+        connector(inst(auth="oauth", token_ttl=5))
+    text = str(err.value)
+    assert "client_id" in text and "client_secret" in text and "token_ttl" in text
 
 
 # -- mapping ------------------------------------------------------------------------------
@@ -183,6 +259,66 @@ def test_undecodable_tc_string_keeps_the_purposes() -> None:
     out = connector().map_request(request(json.dumps(data).encode()))
     (main,) = out.consent
     assert main.attributes["tcf"] == "undecodable"
+
+
+def test_preference_values_are_granted_each_and_unmapped_ones_fail_closed() -> None:
+    out = connector().map_request(request(raw("event_updated_preferences")))
+    by_channels = {tuple(c.channels): c for c in out.consent}
+    assert set(by_channels) == {(), (Channel.EMAIL,)}
+    topics = by_channels[()]  # newsletter: only values, no enabled flag
+    assert topics.action is ConsentAction.GRANT
+    assert topics.purposes == ["editorial.newsletter"]  # the weekly topic, mapped
+    assert topics.unmapped_purposes == ["newsletter/topics/deals"]
+    email = by_channels[(Channel.EMAIL,)]
+    assert email.purposes == ["marketing.direct"]
+    assert email.unmapped_purposes == ["email_marketing/frequency/monthly"]
+    assert topics.attributes["purposes_with_values_only"] == 1
+
+
+def test_unmapped_preference_values_alone_are_never_all_purposes() -> None:
+    unmapped = dataclasses.replace(
+        INST, purpose_map={k: v for k, v in PURPOSES.items() if "/" not in k}
+    )
+    out = connector(unmapped).map_request(request(raw("event_updated_preferences"), unmapped))
+    (topics,) = [c for c in out.consent if not c.channels]
+    assert topics.action is ConsentAction.GRANT and topics.purposes == []
+    assert topics.unmapped_purposes == ["newsletter/topics/deals", "newsletter/topics/weekly"]
+    history = ConsentHistory(topics.subject_key)
+    for event in out.consent:
+        history.apply(event)
+    send = UsageEvent(
+        event_id="u1",
+        occurred_at_ms=topics.occurred_at_ms + 60_000,
+        received_at_ms=topics.occurred_at_ms + 60_000,
+        source="esp",
+        processor="esp",
+        channel=Channel.SMS,
+        kind=UsageKind.SEND,
+        subject_key=topics.subject_key,
+        hint=topics.hint,
+        controller=topics.controller,
+        declared_purpose="editorial.newsletter",
+    )
+    verdict = evaluate(send, history, None, PolicySettings(), final=True)
+    assert verdict.decision is Decision.VIOLATION
+    assert "CFG-UNMAPPED" in verdict.rule_ids and "R1" in verdict.rule_ids
+
+
+def test_preference_value_shapes() -> None:
+    values = didomi.preference_values
+    assert values("p", {"t": {"value": "a, b,,a"}}) == ["p/t/a", "p/t/b"]
+    assert values("p", {"t": {"value": ["a", 2]}}) == ["p/t/a", "p/t/2"]
+    assert values("p", {"t": {"enabled": True}, "u": {"enabled": False}}) == ["p/t"]
+    assert values("p", [{"id": "t", "value": "a"}, {"value": "x"}, "junk"]) == ["p/t/a"]
+    assert values("p", {"t": {"value": None}, "u": {"value": True}, "v": 3}) == ["p/v/3"]
+    assert values("p", "a,b") == [] and values("p", None) == []
+    many = {f"t{i}": {"value": ",".join(f"v{j}" for j in range(100))} for i in range(100)}
+    assert len(values("p", many)) == 32 * 32, "bounded"
+
+
+def test_pending_status_grants_no_preference_value() -> None:
+    body = raw("event_updated_preferences").replace(b'"confirmed"', b'"pending_approval"')
+    assert connector().map_request(request(body)).consent == []
 
 
 def test_user_deleted_is_erasure() -> None:
@@ -266,3 +402,24 @@ def didomi_case() -> ConnectorCase:
 
 
 TestDidomiConformance = conformance_suite(didomi_case())
+
+
+def didomi_oauth_case() -> ConnectorCase:
+    def sample(name: str) -> Request:
+        plain = dataclasses.replace(request(raw(name), INST), query={})
+        return didomi.sign(plain, OAUTH)
+
+    return ConnectorCase(
+        connector="didomi",
+        instance=OAUTH,
+        samples=(
+            Sample("event_created", sample("event_created"), consent=2),
+            Sample("event_updated_preferences", sample("event_updated_preferences"), consent=2),
+        ),
+        sign=didomi.sign,
+        signed_parts=(),
+        signature="header:authorization",
+    )
+
+
+TestDidomiOAuthConformance = conformance_suite(didomi_oauth_case())

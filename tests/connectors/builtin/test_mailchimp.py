@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,6 +165,26 @@ def test_list_notices_give_the_notice_version_of_the_sign_up_form() -> None:
         )
 
 
+def test_a_subscribe_with_no_ip_is_membership_only_when_the_audience_takes_imports() -> None:
+    joining = dataclasses.replace(
+        INSTANCE, options={**INSTANCE.options, "subscribe_without_ip": "join"}
+    )
+    (join,) = mapped("subscribe_by_admin", joining).consent
+    assert join.action is ConsentAction.JOIN and join.scope == LIST
+    assert join.purposes == [] and join.proof is None
+    assert join.subject_key == key("bruno.petit@example.net")
+    assert join.attributes["evidence"] == "admin_subscribe"
+    (grant,) = mapped("subscribe_by_admin").consent  # the default: consent, as before
+    assert grant.action is ConsentAction.GRANT and grant.proof is not None
+    assert grant.proof.method == "opt_in"
+    (signed_up,) = mapped("subscribe", joining).consent  # an IP: the person signed up
+    assert signed_up.action is ConsentAction.GRANT
+    with pytest.raises(FatalConfigError):
+        MailchimpConnector(
+            dataclasses.replace(INSTANCE, options={"subscribe_without_ip": "maybe"}), make_edge()
+        )
+
+
 def test_unsubscribe_is_an_audit_usage_and_a_withdraw() -> None:
     out = mapped("unsubscribe")
     (usage,) = out.usage
@@ -299,6 +320,7 @@ def test_export_row_without_a_list_is_refused() -> None:
 def mailchimp_case() -> ConnectorCase:
     counts = {
         "subscribe": (0, 1),
+        "subscribe_by_admin": (0, 1),
         "unsubscribe": (1, 1),
         "cleaned": (1, 0),
         "cleaned_abuse": (1, 1),

@@ -30,6 +30,7 @@ from consentinel.streams.events.records import (
 )
 from consentinel.streams.events.sealing import Sealer
 from consentinel.streams.policy.engine import PolicySettings
+from consentinel.streams.policy.history import ConsentHistory
 
 N = 4
 T0 = 1_767_225_600_000
@@ -368,3 +369,39 @@ def test_a_subject_is_on_a_bounded_number_of_lists() -> None:
     assert state is not None and len(state.lists) == members.MAX_LISTS
     kept = {ref.rsplit("\x1f", 1)[1] for ref, _ in state.joined()}
     assert kept == {f"list-{i}" for i in range(10, members.MAX_LISTS + 10)}, "oldest forgotten"
+
+
+async def test_members_by_import_only_get_violations(h: Harness) -> None:
+    """A rented file imported into the list (``join``: membership, no consent) beside
+    consented members: the campaign is lawful for the consented, a violation for the rest,
+    and nothing for those on no list."""
+    for i in range(4):
+        await h.consent(i, ConsentAction.GRANT)
+    for i in range(4, 8):
+        await h.consent(i, ConsentAction.JOIN)
+    await h.consent(8, ConsentAction.GRANT, scope=None)  # consented, never on the list
+    await h.expand(await h.send_campaign(campaign()))
+    for p in range(N):  # no consent at all is held for a late one: past the grace period
+        await h.proc.handle(h.record("tick", _tick(T0 + 4 * DAY), p))
+    decided = {v.subject_key: str(v.decision) for v in h.records("verdicts")}
+    assert decided == {subject(i): "allowed" if i < 4 else "violation" for i in range(8)}
+    alerted = {a.subject_key for a in h.records("alerts")}
+    assert alerted == {subject(i) for i in range(4, 8)}
+    assert all(
+        "R1" in {a.rule_id for a in h.records("alerts") if a.subject_key == s} for s in alerted
+    )
+
+
+def test_a_join_is_membership_the_consent_history_ignores() -> None:
+    join = _event(ConsentAction.JOIN, T0)
+    changed, state = members.apply(None, join)
+    assert changed and state is not None
+    ref = fanout.list_ref("mailchimp", "le-quotidien", LIST)
+    assert state.lists[ref] == (T0, None)
+    again, _ = members.apply(state, _event(ConsentAction.JOIN, T0 + 1))
+    assert not again, "on the list already"
+    left, after = members.apply(state, _event(ConsentAction.WITHDRAW, T0 + 2))
+    assert left and after is not None and after.lists[ref] == (T0, T0 + 2)
+    history = ConsentHistory("a" * 64)
+    assert history.apply(join) is False
+    assert history.states_in_force("le-quotidien", T0 + 5, 0)[0].status.value == "unknown"
