@@ -31,4 +31,6 @@ BUILTINS: dict[str, str] = {
     # consent-management platforms
     "didomi": "consentinel.connectors.builtin.didomi:DidomiConnector",
     "onetrust": "consentinel.connectors.builtin.onetrust:OneTrustConnector",
+    # transfers: list rentals, audience syncs and uploads
+    "rental_manifest": "consentinel.connectors.builtin.rental_manifest:RentalManifestConnector",
 }
