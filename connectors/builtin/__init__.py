@@ -33,4 +33,7 @@ BUILTINS: dict[str, str] = {
     "onetrust": "consentinel.connectors.builtin.onetrust:OneTrustConnector",
     # transfers: list rentals, audience syncs and uploads
     "rental_manifest": "consentinel.connectors.builtin.rental_manifest:RentalManifestConnector",
+    "segment_audiences": (
+        "consentinel.connectors.builtin.segment_audiences:SegmentAudiencesConnector"
+    ),
 }
