@@ -36,4 +36,10 @@ BUILTINS: dict[str, str] = {
     "segment_audiences": (
         "consentinel.connectors.builtin.segment_audiences:SegmentAudiencesConnector"
     ),
+    "meta_custom_audience_upload": (
+        "consentinel.connectors.builtin.audience_uploads:MetaCustomAudienceUpload"
+    ),
+    "google_customer_match_upload": (
+        "consentinel.connectors.builtin.audience_uploads:GoogleCustomerMatchUpload"
+    ),
 }
