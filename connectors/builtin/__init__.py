@@ -31,4 +31,15 @@ BUILTINS: dict[str, str] = {
     # consent-management platforms
     "didomi": "consentinel.connectors.builtin.didomi:DidomiConnector",
     "onetrust": "consentinel.connectors.builtin.onetrust:OneTrustConnector",
+    # transfers: list rentals, audience syncs and uploads
+    "rental_manifest": "consentinel.connectors.builtin.rental_manifest:RentalManifestConnector",
+    "segment_audiences": (
+        "consentinel.connectors.builtin.segment_audiences:SegmentAudiencesConnector"
+    ),
+    "meta_custom_audience_upload": (
+        "consentinel.connectors.builtin.audience_uploads:MetaCustomAudienceUpload"
+    ),
+    "google_customer_match_upload": (
+        "consentinel.connectors.builtin.audience_uploads:GoogleCustomerMatchUpload"
+    ),
 }

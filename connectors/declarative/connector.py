@@ -256,6 +256,7 @@ class DeclarativeConnector(Connector):
                     declared_purpose=purpose,
                     source_event_type=vendor_type,
                     is_test=is_test is True or str(is_test).lower() in ("true", "1", "yes"),
+                    source_named=_flag(self._get(event, "source_named")),
                 )
             )
         if rule.consent is not None:
@@ -305,3 +306,15 @@ class DeclarativeConnector(Connector):
                 value = value[:200]
             out[name] = value
         return out
+
+
+def _flag(value: Any) -> bool | None:
+    """A yes/no the platform reports (true, "yes", 1...), else None (not reported)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str | int) else ""
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    return None

@@ -39,6 +39,7 @@ FIELD_NAMES = (
     "is_test",
     "proof_ref",  # the platform's own record of a consent (CMP event / receipt id)
     "notice_version",  # the notice shown when the consent was given
+    "source_named",  # the message names where the address came from (R15, R18)
 )
 REQUIRED_FIELDS = ("type", "address", "occurred_at", "event_id")
 TOP_KEYS = (

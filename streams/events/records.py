@@ -152,6 +152,8 @@ class UsageEvent:
     opt_out_instruction: bool | None = None  # SMS: the text says how to opt out (STOP au 36xxx)
     list_unsubscribe: bool | None = None  # e-mail: a List-Unsubscribe header with an https URI
     list_unsubscribe_post: bool | None = None  # e-mail: List-Unsubscribe-Post: ...=One-Click
+    # R15/R18, what the connector saw: the message names where the address came from
+    source_named: bool | None = None
     v: int = 1
 
 
@@ -213,6 +215,9 @@ class Declaration:
     opt_out_in_message: bool | None = None  # R6: its messages carry the opt-out means
     tcf_purpose: int | None = None  # R22: the TCF purpose (1-11) the use is processing for
     tcf_vendor: int | None = None  # R22: the GVL id of the vendor that processes
+    names_source: bool | None = None  # R15/R18: its messages name where the addresses came from
+    # R19: what kind of files its addresses come from (hr, payroll, administrative, ...)
+    source_categories: list[str] = field(default_factory=list)
     v: int = 1
 
 

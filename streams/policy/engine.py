@@ -31,8 +31,9 @@ How a use is judged
    the controller has no consent record at all at that time (no grant, withdrawal or
    refusal), is ``pending`` with no findings.
 6. For a call, the controller's earlier sales calls and last refusal during a call
-   (``ConsentHistory.calls_at``) go to the rules (R11); the processor notes each use with
-   ``ConsentHistory.note_use`` after judging it.
+   (``ConsentHistory.calls_at``) go to the rules (R11); for a send, whether it is the
+   controller's first message to the person (``ConsentHistory.is_first_message``, R15 and
+   R18). The processor notes each use with ``ConsentHistory.note_use`` after judging it.
 7. Every rule runs; the decision is ``violation`` if a finding is critical, ``warning``
    if one is a warning, else ``allowed``.
 
@@ -252,6 +253,9 @@ def evaluate(
             history.calls_at(controller, t, usage.event_id)
             if usage.kind is UsageKind.CALL
             else CallsAt()
+        ),
+        first_message=(
+            usage.kind is UsageKind.SEND and history.is_first_message(controller, t, usage.event_id)
         ),
     )
     rules = config.RULES if ctx.erased_before_use else ALL_RULES

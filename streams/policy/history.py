@@ -42,8 +42,15 @@ Calls and refusals during a call (R11) are kept per controller in a bounded
 notes refusals (an objection naming the phone channel), :meth:`ConsentHistory.calls_at`
 reads them.
 
+First messages (R15, R18) are kept per controller as the ``(occurred_at_ms, event_id)`` of
+the earliest message (a ``send``, not a connector's test) the controller sent the person:
+:meth:`ConsentHistory.note_use` notes it, :meth:`ConsentHistory.is_first_message` answers
+whether a message is that one. Only the earliest is kept, so a message stays the first on
+every later judgement of it; an erasure forgets a first message at or before it.
+
 Wire format: version 2 adds ``"cl"`` (the call log) per controller and ``"gp"`` (GPC seen
-at collection, R21) per entry; version 1, which has neither, is still read.
+at collection, R21) per entry; version 3 adds ``"f"`` (the first message, R15/R18) per
+controller. Versions 1 and 2, which lack them, are still read.
 """
 
 from __future__ import annotations
@@ -68,9 +75,9 @@ from ..events.records import (
 from .calls import CallLog, CallsAt
 from .purposes import NON_PROMOTIONAL
 
-#: Schema of ``to_obj``; ``from_obj`` reads versions 1 (no call log, no GPC) up to this one
-#: and refuses newer ones.
-FORMAT_VERSION = 2
+#: Schema of ``to_obj``; ``from_obj`` reads versions 1 (no call log, no GPC) and 2 (no first
+#: message) up to this one and refuses newer ones.
+FORMAT_VERSION = 3
 #: Contacts kept per controller for R20.
 MAX_CONTACTS = 8
 #: Usage kinds that are a contact *by the person* (R20: a click counts, an open does not).
@@ -315,6 +322,7 @@ class _Line:
     erased_id: str | None = None
     contacts: list[int] = field(default_factory=list)  # sorted, newest MAX_CONTACTS
     calls: CallLog = field(default_factory=CallLog)  # sales calls and refusals (R11)
+    first: tuple[int, str] | None = None  # earliest message sent: (occurred_at_ms, event_id)
 
     def cum_before(self, index: int) -> _Cum:
         return self.versions[index - 1].cum if index > 0 else self.base
@@ -497,6 +505,8 @@ class ConsentHistory:
         line.base, line.base_key = _EMPTY, None
         line.contacts = [c for c in line.contacts if c > at]
         line.calls.forget_through(at)
+        if line.first is not None and line.first[0] <= at:
+            line.first = None
         line.recompute_from(0)
         return True
 
@@ -525,7 +535,22 @@ class ConsentHistory:
         the declaration's, else the platform account's. False when nothing changed."""
         controller = declaration.controller if declaration else None
         contact = self.note_contact(usage, controller)
-        return self._note_call(usage, declaration) or contact
+        first = self._note_first(usage, declaration)
+        return self._note_call(usage, declaration) or contact or first
+
+    def _note_first(self, usage: UsageEvent, declaration: Declaration | None) -> bool:
+        if usage.kind is not UsageKind.SEND or usage.is_test:
+            return False
+        line = self._lines.setdefault(
+            declaration.controller if declaration else usage.controller, _Line()
+        )
+        record = (usage.occurred_at_ms, usage.event_id)
+        if line.erased_at_ms is not None and record[0] <= line.erased_at_ms:
+            return False
+        if line.first is not None and line.first <= record:
+            return False
+        line.first = record
+        return True
 
     def _note_call(self, usage: UsageEvent, declaration: Declaration | None) -> bool:
         if usage.kind is not UsageKind.CALL or usage.is_test:
@@ -605,8 +630,15 @@ class ConsentHistory:
         return line.base, approximate
 
     def controllers(self) -> list[str]:
-        """Controllers with a consent history, an erasure, a contact or a call, sorted."""
+        """Controllers with a consent history, an erasure, a contact, a call or a message,
+        sorted."""
         return sorted(self._lines)
+
+    def is_first_message(self, controller: str, t_ms: int, event_id: str) -> bool:
+        """Whether message ``event_id`` at ``t_ms`` is the first ``controller`` sent the
+        person: no earlier message noted (R15, R18). The message itself may be noted."""
+        line = self._lines.get(controller)
+        return line is None or line.first is None or (t_ms, event_id) <= line.first
 
     def calls_at(self, controller: str, t_ms: int, event_id: str) -> CallsAt:
         """The call records R11 reads for call ``event_id`` at ``t_ms`` (see ``calls``)."""
@@ -636,9 +668,9 @@ class ConsentHistory:
     def to_obj(self) -> dict[str, Any]:
         """A compact, JSON-safe form: only the events; cumulative states are recomputed.
 
-        ``{"v": 2, "s": subject, "c": {controller: {"e": [entry...], "b": base,
-        "x": [erased_at, erase_event_id], "k": [contact times], "cl": call log}}}``; empty
-        parts omitted.
+        ``{"v": 3, "s": subject, "c": {controller: {"e": [entry...], "b": base,
+        "x": [erased_at, erase_event_id], "k": [contact times], "cl": call log,
+        "f": [first message time, event id]}}}``; empty parts omitted.
         """
         controllers: dict[str, Any] = {}
         for name, line in self._lines.items():
@@ -653,6 +685,8 @@ class ConsentHistory:
                 obj["k"] = list(line.contacts)
             if line.calls:
                 obj["cl"] = line.calls.to_obj()
+            if line.first is not None:
+                obj["f"] = [line.first[0], line.first[1]]
             controllers[name] = obj
         out: dict[str, Any] = {"v": FORMAT_VERSION, "s": self.subject_key, "c": controllers}
         if self.too_old_count:
@@ -680,6 +714,8 @@ class ConsentHistory:
                     line.erased_at_ms, line.erased_id = int(line_obj["x"][0]), line_obj["x"][1]
                 line.contacts = sorted(int(c) for c in line_obj.get("k", ()))
                 line.calls = CallLog.from_obj(line_obj.get("cl", {}))
+                if "f" in line_obj:
+                    line.first = (int(line_obj["f"][0]), str(line_obj["f"][1]))
                 entries = [_entry_from(e) for e in line_obj.get("e", ())]
                 line.versions = sorted(
                     (_Version(_key(e), e, _EMPTY) for e in entries), key=lambda v: v.key

@@ -12,7 +12,9 @@ key), ``channel``. Optional: ``legal_basis`` (default consent), ``sourcing`` (de
 ``data_sources``, ``acquired_from`` (lists of strings), ``promotional`` (default true, false
 for service.transactional and security.fraud), ``description``, and what single rules
 read: ``bloctel_cleaned_at_ms`` and ``sector`` (R12), ``notice_version`` (R4),
-``opt_out_in_message`` (R6), ``tcf_purpose`` with ``tcf_vendor`` (R22).
+``opt_out_in_message`` (R6), ``tcf_purpose`` with ``tcf_vendor`` (R22), ``names_source``
+(R15, R18: its messages name where the addresses came from) and ``source_categories`` (R19:
+a list among ``SOURCE_CATEGORIES``, e.g. [hr]).
 """
 
 from __future__ import annotations
@@ -40,6 +42,19 @@ _OPTIONAL: tuple[tuple[str, type, str], ...] = (
     ("opt_out_in_message", bool, "true or false"),
     ("tcf_purpose", int, "a TCF purpose number, 1 to 24"),
     ("tcf_vendor", int, "a vendor's GVL id, 1 or more"),
+    ("names_source", bool, "true or false"),
+)
+#: R19: source categories a declaration may name (``source_categories``); the first three
+#: are the ones political use must never draw on.
+SOURCE_CATEGORIES = (
+    "hr",
+    "payroll",
+    "administrative",
+    "customers",
+    "subscribers",
+    "prospects",
+    "members",
+    "public",
 )
 _FIELDS = frozenset(
     {
@@ -52,6 +67,7 @@ _FIELDS = frozenset(
         "sourcing",
         "data_sources",
         "acquired_from",
+        "source_categories",
         "promotional",
         "description",
         *(name for name, _, _ in _OPTIONAL),
@@ -170,6 +186,13 @@ def _one(line: int, doc: Any, updated_at_ms: int, problems: list[str]) -> Declar
         problems.append(f"{where}: 'description' should be text")
     data_sources = _str_list(doc, "data_sources", where, problems)
     acquired_from = _str_list(doc, "acquired_from", where, problems)
+    categories = _str_list(doc, "source_categories", where, problems)
+    unknown_categories = [c for c in categories if c not in SOURCE_CATEGORIES]
+    if unknown_categories:
+        problems.append(
+            f"{where}: unknown source_categories {', '.join(unknown_categories)}; expected "
+            f"some of {', '.join(SOURCE_CATEGORIES)}"
+        )
     extras = _optional(doc, where, problems)
     if len(problems) > before:
         return None
@@ -185,6 +208,7 @@ def _one(line: int, doc: Any, updated_at_ms: int, problems: list[str]) -> Declar
         sourcing=Sourcing(sourcing),
         data_sources=data_sources,
         acquired_from=acquired_from,
+        source_categories=categories,
         promotional=bool(promotional),
         description=str(description),
         updated_at_ms=updated_at_ms,

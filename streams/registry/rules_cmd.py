@@ -26,7 +26,14 @@ NEEDS: dict[str, str] = {
     "R12": "usage call, consent (proof), declaration (bloctel_cleaned_at_ms, sector)",
     "R13": f"{_MSG}, consent (recipients), declaration",
     "R14": f"{_ANY_USE}, consent of the suppliers, declaration (acquired_from)",
+    "R15": "usage send (first message; source_named, list_unsubscribe, opt_out_instruction), "
+    "declaration (sourcing, acquired_from, names_source, opt_out_in_message)",
+    "R16": "usage list transfer (transfer_from), consent of the sender and of its "
+    "collectors (proof), declaration (acquired_from)",
     "R17": f"{_MSG}, consent, declaration (sourcing)",
+    "R18": "usage send (first message; source_named, list_unsubscribe, opt_out_instruction), "
+    "declaration (purpose, names_source, opt_out_in_message)",
+    "R19": f"{_ANY_USE} (source_category), declaration (purpose, source_categories)",
     "R20": "usage click/reply, consent, declaration",
     "R21": "usage list transfer/lead delivery or sale purpose, consent (gpc)",
     "R22": f"{_ANY_USE}, consent (TCF string), declaration (tcf_purpose, tcf_vendor)",

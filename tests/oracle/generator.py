@@ -13,7 +13,8 @@ and non-uses (deliveries, opens, clicks). Then the platforms' habits on top:
   off (grants are always eligible): today's checker corrects only in one direction;
 - about ``dup_share`` of events are redelivered (same event id, identical content);
 - arrival jitter of a few seconds puts events out of order;
-- ``signals`` (off by default) adds the inputs of R4, R6, R21 and R22 (``generator_signals``).
+- ``signals`` (off by default) adds the inputs of R4, R6, R21 and R22 (``generator_signals``);
+- ``duties`` (off by default) adds those of R15, R16, R18 and R19 (``generator_duties``).
 
 Stories keep away from corners the rules reference leaves open (grants with an
 ``expires_at_ms``, uses before an erasure judged after it, more than 8 clicks per subject,
@@ -42,6 +43,7 @@ from consentinel.streams.events.records import (
     UsageEvent,
     UsageKind,
 )
+from generator_duties import with_duties
 from generator_signals import with_signals
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -221,6 +223,7 @@ class Knobs:
     dup_share: float = 0.02
     jitter_ms: int = 5 * SECOND
     signals: bool = False  # notice versions, opt-out means, GPC, TC strings (R4, R6, R21, R22)
+    duties: bool = False  # source named, file categories, transfer senders (R15, R16, R18, R19)
 
 
 class _Story:
@@ -438,7 +441,8 @@ def generate(seed: int, target_events: int, knobs: Knobs = Knobs()) -> History:
             arrivals.append(Arrival(arrival.at_ms + rng.randrange(1, HOUR), arrival.event))
     arrivals.sort(key=lambda a: a.at_ms)
     history = History(seed, DECLARATIONS, arrivals, late)
-    return with_signals(history) if knobs.signals else history
+    history = with_signals(history) if knobs.signals else history
+    return with_duties(history) if knobs.duties else history
 
 
 def iter_arrivals(history: History) -> Iterator[Arrival]:

@@ -9,7 +9,8 @@ consent has arrived and every correction has been made.
 
 The rules the checker implements today, with the same settings: R1, R2, R3, R5, R13, R14,
 R17, R20, CFG-UNDECLARED, CFG-UNMAPPED; R8 to R12 are read in ``oracle_channels``, R4, R6,
-R21 and R22 in ``oracle_notice``.
+R21 and R22 in ``oracle_notice``, R15, R16, R18 and R19 in ``oracle_duties``. A list
+transfer is not a message: R1 and R17 do not judge it.
 
 How a question is answered (the reference's "consent at the moment of use")
 -----------------------------------------------------------------------------
@@ -50,6 +51,7 @@ from consentinel.streams.events.records import (
     UsageKind,
 )
 from oracle_channels import channel_findings, too_many_calls
+from oracle_duties import duty_findings
 from oracle_notice import notice_findings
 
 ELECTRONIC = {Channel.EMAIL, Channel.SMS, Channel.RCS, Channel.WHATSAPP}
@@ -124,6 +126,8 @@ class World:
                 events.sort(key=_order)
         self.contacts: dict[tuple[str, str], list[int]] = {}
         self.calls: dict[tuple[str, str], list[UsageEvent]] = {}  # sales calls (R11)
+        # each controller's first message to each person after its erasure (R15, R18)
+        self.firsts: dict[tuple[str, str], tuple[int, str]] = {}
         self.usages = list({u.event_id: u for u in usages}.values())
         for u in self.usages:
             decl = self.declaration(u)
@@ -132,6 +136,13 @@ class World:
                 self.contacts.setdefault((u.subject_key, who), []).append(u.occurred_at_ms)
             if u.kind is UsageKind.CALL and not u.is_test and _promotional(decl, u):
                 self.calls.setdefault((u.subject_key, who), []).append(u)
+            if u.kind is UsageKind.SEND and not u.is_test:
+                key, record = (u.subject_key, who), (u.occurred_at_ms, u.event_id)
+                erased = self.erased.get(key)
+                if (erased is None or record[0] > erased) and record < self.firsts.get(
+                    key, (2**63, "")
+                ):
+                    self.firsts[key] = record
         # who dealt with whom, indexed once (a scan of every pair per use is quadratic)
         self.known: dict[str, set[str]] = {s: set(lines) for s, lines in self.by_subject.items()}
         for subject, controller in [*self.erased, *self.contacts]:
@@ -269,6 +280,7 @@ def judge(world: World, u: UsageEvent) -> set[str]:
     # R1: promotional electronic message with no opt-in for the channel at all
     if (
         channel in ELECTRONIC
+        and u.kind is not UsageKind.LIST_TRANSFER
         and promotional
         and needs_consent
         and grant is None
@@ -318,6 +330,7 @@ def judge(world: World, u: UsageEvent) -> set[str]:
         and decl is not None
         and decl.sourcing in THIRD_PARTY_FILES
         and channel in ELECTRONIC
+        and u.kind is not UsageKind.LIST_TRANSFER
         and (grant is None or POLITICAL not in grant.purposes)
     ):
         found.add("R17")
@@ -362,6 +375,17 @@ def judge(world: World, u: UsageEvent) -> set[str]:
             for x in world.controllers(subject) - {c}
             for e in _in_force(world.events(subject, x, t))
         ],
+    )
+    found |= duty_findings(
+        u,
+        channel,
+        decl,
+        c,
+        purpose,
+        world.firsts.get((subject, c)) == (t, u.event_id),
+        world.controllers(subject),
+        lambda holder, p, ch: _answer(world.events(subject, holder, t), p, ch, refs),
+        provable,
     )
     return found | channel_findings(
         u, channel, promotional, decl, provable(grant.proof) if grant else False

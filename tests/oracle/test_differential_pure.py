@@ -62,13 +62,24 @@ def test_checker_agrees_with_the_oracle_on_notices_and_signals() -> None:
     check(seed, _events(), gen.Knobs(signals=True))
 
 
+def test_checker_agrees_with_the_oracle_on_transfer_duties() -> None:
+    """The same, with the ``duties`` knob: R15, R16, R18 and R19 inputs."""
+    seed = _seeds()[0]
+    knobs = gen.Knobs(duties=True)
+    history = gen.generate(seed, _events(), knobs)
+    expected = oracle.final_verdicts(history.declarations, history.consents, history.usages)
+    fired = {r for rules in expected.values() for r in rules}
+    assert fired >= {"R15", "R16", "R18", "R19"}, fired
+    check(seed, _events(), knobs)
+
+
 def test_the_history_exercises_every_rule_and_habit() -> None:
     """The generated histories are worth comparing: every rule fires somewhere, some uses
     are allowed, some consents are late (withdrawals among them), some events repeat."""
     history = gen.generate(SEEDS[0], EVENTS_PER_SEED, gen.Knobs(late_withdrawals=True))
     expected = oracle.final_verdicts(history.declarations, history.consents, history.usages)
     fired = {r for rules in expected.values() for r in rules}
-    assert fired >= {"R1", "R2", "R3", "R5", "R11", "R13", "R14", "R17", "R20"} | {
+    assert fired >= {"R1", "R2", "R3", "R5", "R11", "R13", "R14", "R16", "R17", "R20"} | {
         "CFG-UNDECLARED",
         "CFG-UNMAPPED",
     }, fired

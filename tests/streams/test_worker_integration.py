@@ -263,7 +263,10 @@ def test_a_scenario_gives_exactly_the_expected_verdicts_and_alerts(
     # metrics: served on loopback, counted from the catalog
     def settled() -> bool:
         text = _metrics(worker)
-        subjects = len({c.subject_key for c in story.sc.consents})
+        # a subject is in the ledger once it has a consent, or a message noted as the first
+        # a controller sent it (R15, R18)
+        sent = {u.subject_key for u in story.sc.usages if u.kind is UsageKind.SEND}
+        subjects = len({c.subject_key for c in story.sc.consents} | sent)
         return (  # sampled every few seconds: wait for a sample after the last record
             'consentinel_consumer_lag{topic="consentinel.usage.v1"} 0.0' in text
             and "consentinel_pending_usages 0.0" in text

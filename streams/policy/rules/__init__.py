@@ -3,13 +3,25 @@ SEVERITY (``base.rule``). ``ALL_RULES`` is the order they run in; ``BY_ID`` find
 
 from __future__ import annotations
 
-from . import basis, config, notice, partners, political, retention, sms, telephone, withdrawal
+from . import (
+    basis,
+    config,
+    notice,
+    partners,
+    political,
+    retention,
+    sms,
+    telephone,
+    transfers,
+    withdrawal,
+)
 from .base import Finding, Rule, RuleContext
 
 ALL_RULES: tuple[Rule, ...] = (
     *basis.RULES,
     *withdrawal.RULES,
     *partners.RULES,
+    *transfers.RULES,
     *sms.RULES,
     *telephone.RULES,
     *political.RULES,

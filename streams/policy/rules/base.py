@@ -59,6 +59,7 @@ class RuleContext:
     needs_consent: bool = True  # the use rests on consent (see engine: basis)
     soft_opt_in_problem: str | None = None  # why a declared soft opt-in does not hold
     calls: CallsAt = field(default_factory=CallsAt)  # earlier attempts, last refusal (R11)
+    first_message: bool = False  # a send that is the controller's first to the person (R15, R18)
 
     @property
     def t_ms(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...events.records import LegalBasis, Proof, Severity
+from ...events.records import LegalBasis, Proof, Severity, UsageKind
 from ..purposes import CHANNEL_LABELS, ELECTRONIC_MESSAGES
 from ..settings import strength_severity
 from .base import Finding, RuleContext, finding, rule
@@ -15,10 +15,12 @@ def r1_opt_in(ctx: RuleContext) -> Finding | None:
     Exempt: a valid soft opt-in (declared basis ``soft_opt_in``, addresses sourced from the
     controller's own customers, own similar products: see the engine) and the B2B basis
     (taken on trust from the declaration: the person is addressed in a professional
-    capacity). A withdrawal is R5's case, not R1's.
+    capacity). A withdrawal is R5's case, not R1's. A list transfer is not a message.
     """
     if ctx.channel not in ELECTRONIC_MESSAGES or not ctx.promotional or not ctx.needs_consent:
         return None
+    if ctx.usage.kind is UsageKind.LIST_TRANSFER:
+        return None  # a transfer is not a message: R2, R13, R14, R16 judge it
     if ctx.grant is not None or ctx.withdrawn:
         return None
     if ctx.effective.grants_channel(ctx.channel):

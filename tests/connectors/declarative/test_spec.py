@@ -198,3 +198,20 @@ def test_a_cmp_mapping_names_its_proof_record(tmp_path: Path) -> None:
     assert (first.proof.record_ref, first.proof.notice_version) == ("rcpt-77", "privacy-v3")
     assert first.proof.collected_at_ms == first.occurred_at_ms
     assert second.proof is None  # an address is never taken as a proof reference
+
+
+def test_a_mapping_reports_whether_a_message_names_its_source(tmp_path: Path) -> None:
+    f = tmp_path / "acme_sends.yaml"
+    f.write_text(
+        GOOD.replace("name: acme_forms", "name: acme_sends").replace(
+            "  purpose: topic\n", "  purpose: topic\n  source_named: origin_shown\n"
+        )
+    )
+    c = _connector(f)
+    sent = '"kind":"sent","contact":"a@example.org","medium":"mail","at":"2026-01-01 01:00:00"'
+    payload = (
+        f'[{{{sent},"id":"1","origin_shown":"yes"}},{{{sent},"id":"2","origin_shown":false}},'
+        f'{{{sent},"id":"3"}},{{{sent},"id":"4","origin_shown":"maybe"}}]'
+    )
+    out = c.map_request(_form_request(payload))
+    assert [u.source_named for u in out.usage] == [True, False, None, None]

@@ -280,7 +280,10 @@ def test_note_use_notes_a_click_for_the_declarations_controller(make) -> None:
     assert h.note_use(click, decl)
     assert h.state_at(LQ, T0 + 6 * DAY).last_contact_ms == T0 + 5 * DAY
     assert not h.note_use(make.usage(at=T0 + 7 * DAY, kind=UsageKind.OPEN), decl)
-    assert not h.note_use(make.usage(at=T0 + 7 * DAY, kind=UsageKind.SEND), decl)
+    # a send is no contact; the first one is noted as the first message (R15, R18)
+    assert h.note_use(make.usage(at=T0 + 7 * DAY, kind=UsageKind.SEND), decl)
+    assert h.state_at(LQ, T0 + 8 * DAY).last_contact_ms == T0 + 5 * DAY
+    assert not h.note_use(make.usage(at=T0 + 8 * DAY, kind=UsageKind.SEND), decl)
 
 
 def test_metrics_counts(make) -> None:

@@ -262,7 +262,7 @@ def test_history_round_trip_keeps_the_call_log(make, policy) -> None:
         phone.place(at)
     phone.refuse(MON - DAY)
     obj = phone.history.to_obj()
-    assert obj["v"] == FORMAT_VERSION == 2
+    assert obj["v"] == FORMAT_VERSION == 3
     assert set(obj["c"]["Acme"]["cl"]) == {"a", "r"}
     back = ConsentHistory.from_obj(orjson.loads(orjson.dumps(obj)))
     t = MON + 4 * DAY
@@ -300,6 +300,6 @@ def test_history_reads_format_1_and_refuses_a_newer_one() -> None:
         state.entries[0].proof is not None and state.entries[0].proof.notice_version == "notice-v3"
     )
     assert h.calls_at("Le Quotidien", 1_767_312_000_000, "x") == calls.CallsAt()
-    assert h.to_obj()["v"] == 2 and "cl" not in h.to_obj()["c"]["Le Quotidien"]
+    assert h.to_obj()["v"] == FORMAT_VERSION and "cl" not in h.to_obj()["c"]["Le Quotidien"]
     with pytest.raises(InvalidInput, match="upgrade the worker"):
         ConsentHistory.from_obj({**V1, "v": FORMAT_VERSION + 1})
