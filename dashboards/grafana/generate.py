@@ -577,6 +577,19 @@ def pipeline() -> Board:
     )
     b.panel(
         "timeseries",
+        "Records read back (skipped by Faust, repaired)",
+        [
+            (
+                f"sum by (topic) (rate(consentinel_records_read_back_total[{RI}])) * 60",
+                "{{topic}}",
+            )
+        ],
+        w=8,
+        description="After a restart or rebalance Faust may drop records it had fetched; "
+        "the worker reads them back from the broker and judges them. Nothing is lost.",
+    )
+    b.panel(
+        "timeseries",
         "Consent ledger size",
         [
             ("sum(consentinel_ledger_subjects)", "subjects"),

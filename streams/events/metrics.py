@@ -107,6 +107,13 @@ EVENT_TO_VERDICT = _histogram(
 CONSUMER_LAG = _gauge(
     "consentinel_consumer_lag", "Messages not yet consumed, by topic.", ("topic",)
 )
+RECORDS_READ_BACK = _counter(
+    "consentinel_records_read_back_total",
+    "Records Faust's stream skipped (after a seek, a recovery or a rebalance) that the worker "
+    "read back from the broker and judged, by topic. Growth is repaired, not lost; steady "
+    "growth without restarts or rebalances is worth a look.",
+    ("topic",),
+)
 WORKER_DEADLETTERS = _counter(
     "consentinel_worker_deadletters_total",
     "Records the workers could not decode, by topic and reason.",

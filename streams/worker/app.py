@@ -244,7 +244,10 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     async def read_hole(topic: str, partition: int, start: int, end: int) -> list[Any]:
         # Faust counted the hole as acknowledged when it skipped it: not until it is handled
         faust_compat.forget_gap(app.consumer, TP(topic, partition))
-        return await holes.read(topic, partition, start, end)
+        records = await holes.read(topic, partition, start, end)
+        base = {names.consent: topics.CONSENT, names.usage: topics.USAGE}.get(topic, "tick")
+        metrics.RECORDS_READ_BACK.labels(topic=base).inc(len(records))
+        return records
 
     def hole_handled(topic: str, partition: int, start: int, end: int) -> None:
         faust_compat.count_as_acked(app.consumer, TP(topic, partition), start, end)
