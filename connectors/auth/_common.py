@@ -1,5 +1,7 @@
 """Helpers shared by the scheme modules: header lookup, secrets, comparisons, timestamps."""
 
+import base64
+import binascii
 import hmac
 import math
 import time
@@ -189,3 +191,39 @@ def check_fresh(
             "(check the server clock, or whether this is a replay)",
             scheme=scheme,
         )
+
+
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as in JWTs and signed tokens."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64url(text: str) -> bytes:
+    """The bytes of unpadded base64url ``text``; ValueError unless it is the canonical
+    encoding (another spelling of the same bytes would be a second valid token)."""
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if b64url(raw) != text:
+        raise ValueError("non-canonical base64url")
+    return raw
+
+
+def basic_credentials(value: str, *, scheme: str, what: str) -> tuple[bytes, bytes]:
+    """(user, password) of an ``Authorization: Basic`` header value; ``malformed_credentials``
+    when it is not Basic or not Base64 of ``user:password`` (``what`` names the pair)."""
+    kind, _, encoded = value.partition(" ")
+    if kind.lower() != "basic":
+        raise AuthenticationFailed(
+            "malformed_credentials", f"the Authorization header is not Basic {what}", scheme=scheme
+        )
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (ValueError, binascii.Error):
+        decoded = b""
+    user, sep, secret = decoded.partition(b":")
+    if not sep:
+        raise AuthenticationFailed(
+            "malformed_credentials",
+            f"the Basic {what} are not Base64 of 'user:password'",
+            scheme=scheme,
+        )
+    return user, secret

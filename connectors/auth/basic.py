@@ -5,10 +5,9 @@ user name and password are compared in constant time, and both always are.
 """
 
 import base64
-import binascii
 from collections.abc import Mapping
 
-from ._common import Secrets, get_header, matches_any, secret_list, to_bytes
+from ._common import Secrets, basic_credentials, get_header, matches_any, secret_list, to_bytes
 from .errors import AuthenticationFailed
 
 SCHEME = "basic"
@@ -34,22 +33,7 @@ def verify_basic_auth(username: str, password: Secrets, headers: Mapping[str, st
         raise AuthenticationFailed(
             "missing_credentials", "no Authorization header (Basic credentials)", scheme=SCHEME
         )
-    kind, _, encoded = value.partition(" ")
-    if kind.lower() != "basic":
-        raise AuthenticationFailed(
-            "malformed_credentials", "the Authorization header is not 'Basic ...'", scheme=SCHEME
-        )
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True)
-    except (ValueError, binascii.Error):
-        decoded = b""
-    user, sep, secret = decoded.partition(b":")
-    if not sep:
-        raise AuthenticationFailed(
-            "malformed_credentials",
-            "the Basic credentials are not Base64 of 'user:password'",
-            scheme=SCHEME,
-        )
+    user, secret = basic_credentials(value, scheme=SCHEME, what="credentials")
     user_ok = matches_any(users, user)
     password_ok = matches_any(passwords, secret)
     if not (user_ok and password_ok):

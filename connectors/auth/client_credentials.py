@@ -20,7 +20,6 @@ and ``invalid_client`` (:class:`AuthenticationFailed`, a 401). Never anything el
 input: a token request is unauthenticated input. No message carries a secret or a token.
 """
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -44,17 +43,6 @@ _DOMAIN = b"consentinel-client-credentials-v1."
 _VERSION = "v1"
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if _b64(raw) != text:
-        raise ValueError("non-canonical base64url")
-    return raw
-
-
 def _keys(secrets: c.Secrets, audience: str) -> tuple[bytes, ...]:
     """The token-signing keys: one per client secret, bound to the audience."""
     return tuple(
@@ -71,7 +59,7 @@ def issue_token(secrets: c.Secrets, audience: str, *, now_s: int, ttl_s: int) ->
     """A token for ``audience`` valid ``ttl_s`` seconds from ``now_s``, signed with the
     first (current) secret."""
     payload = f"{_VERSION}|{audience}|{now_s + ttl_s}".encode()
-    return f"{_b64(payload)}.{_b64(_mac(_keys(secrets, audience)[0], payload))}"
+    return f"{c.b64url(payload)}.{c.b64url(_mac(_keys(secrets, audience)[0], payload))}"
 
 
 def _client(
@@ -80,24 +68,7 @@ def _client(
     """(client id, client secret) from Basic credentials, else from the form fields."""
     authorization = (c.get_header(headers, "Authorization") or "").strip()
     if authorization:
-        kind, _, encoded = authorization.partition(" ")
-        if kind.lower() != "basic":
-            raise AuthenticationFailed(
-                "malformed_credentials",
-                "the token request's Authorization header is not Basic client credentials",
-                scheme=SCHEME,
-            )
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True)
-        except (ValueError, binascii.Error):
-            decoded = b""
-        user, sep, secret = decoded.partition(b":")
-        if not sep:
-            raise AuthenticationFailed(
-                "malformed_credentials",
-                "the Basic client credentials are not Base64 of 'client_id:client_secret'",
-                scheme=SCHEME,
-            )
+        user, secret = c.basic_credentials(authorization, scheme=SCHEME, what="client credentials")
         return user, secret
     client_id, client_secret = fields.get("client_id"), fields.get("client_secret")
     if client_id is None or client_secret is None:
@@ -199,7 +170,7 @@ def verify_client_token(
         )
     body, sep, mac_text = token.partition(".")
     try:
-        payload, mac = _unb64(body), _unb64(mac_text)
+        payload, mac = c.unb64url(body), c.unb64url(mac_text)
     except (ValueError, binascii.Error):
         payload, mac = b"", b""
     if not sep or not payload:

@@ -6,7 +6,6 @@ A token is authentic when the mac of one of the keys (several while rotating) ma
 what the payload says (expiry, list, subject) is the connector's to judge.
 """
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -27,26 +26,15 @@ MAX_TOKEN: Final = 2048
 _DOMAIN = b"consentinel-one-click-v1."
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if _b64(raw) != text:
-        raise ValueError("non-canonical base64url")
-    return raw
-
-
 def one_click_mac(key: c.Secret, payload: str) -> str:
     """The mac of an encoded payload (the part of a token before the dot)."""
     mac = hmac.new(c.to_bytes(key), _DOMAIN + payload.encode("ascii"), hashlib.sha256)
-    return _b64(mac.digest())
+    return c.b64url(mac.digest())
 
 
 def one_click_token(key: c.Secret, payload: Mapping[str, Any]) -> str:
     """A token carrying ``payload`` (encoded by the one codec), signed with ``key``."""
-    text = _b64(codec.dumps(dict(payload)))
+    text = c.b64url(codec.dumps(dict(payload)))
     return f"{text}.{one_click_mac(key, text)}"
 
 
@@ -67,7 +55,7 @@ def verify_one_click_token(keys: c.Secrets, token: str | None) -> dict[str, Any]
     if not c.matches_any(expected, mac):
         raise _fail("bad_credentials", "the one-click token was not issued with this key")
     try:
-        data = codec.loads(_unb64(payload))
+        data = codec.loads(c.unb64url(payload))
     except (InvalidInput, ValueError, binascii.Error):
         data = None
     if not isinstance(data, dict) or data.get("v") != 1:

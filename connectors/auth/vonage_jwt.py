@@ -16,7 +16,6 @@ in this order, so that nothing an unauthenticated sender chose is parsed:
 Every failure is :class:`AuthenticationFailed`; nothing else escapes for any input.
 """
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -32,11 +31,13 @@ from ._common import (
     DEFAULT_TOLERANCE,
     Secret,
     Secrets,
+    b64url,
     check_fresh,
     matches_any,
     require_header,
     secret_list,
     to_bytes,
+    unb64url,
 )
 from .errors import AuthenticationFailed
 
@@ -51,25 +52,13 @@ _INT64_MAX: Final = 2**63 - 1
 _TOKEN_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text: str) -> bytes:
-    padded = text + "=" * (-len(text) % 4)
-    raw = base64.urlsafe_b64decode(padded.encode("ascii"))
-    if _b64url(raw) != text:  # refuse non-canonical encodings
-        raise ValueError("non-canonical base64url")
-    return raw
-
-
 def sign_vonage_jwt(signature_secret: Secret, claims: Mapping[str, Any]) -> str:
     """An HS256 JWT carrying ``claims``, as Vonage would send it (for tests and sample requests)."""
-    header = _b64url(codec.dumps({"alg": "HS256", "typ": "JWT"}))
-    payload = _b64url(codec.dumps(dict(claims)))
+    header = b64url(codec.dumps({"alg": "HS256", "typ": "JWT"}))
+    payload = b64url(codec.dumps(dict(claims)))
     signing_input = f"{header}.{payload}".encode("ascii")
     sig = hmac.new(to_bytes(signature_secret), signing_input, hashlib.sha256).digest()
-    return f"{header}.{payload}.{_b64url(sig)}"
+    return f"{header}.{payload}.{b64url(sig)}"
 
 
 def _malformed(what: str) -> AuthenticationFailed:
@@ -79,7 +68,7 @@ def _malformed(what: str) -> AuthenticationFailed:
 def _json_object(segment: str, what: str) -> dict[str, Any]:
     """Decode an already authenticated segment with the one codec (bounded nesting)."""
     try:
-        value = codec.loads(_b64url_decode(segment))
+        value = codec.loads(unb64url(segment))
     except (InvalidInput, ValueError, binascii.Error):
         raise _malformed(f"{what} is not base64url-encoded JSON") from None
     if not isinstance(value, dict):
@@ -137,8 +126,7 @@ def verify_vonage_jwt(
 
     signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
     expected = [
-        _b64url(hmac.new(s, signing_input, hashlib.sha256).digest()).encode("ascii")
-        for s in secrets
+        b64url(hmac.new(s, signing_input, hashlib.sha256).digest()).encode("ascii") for s in secrets
     ]
     if not matches_any(expected, sig_b64):
         raise AuthenticationFailed(

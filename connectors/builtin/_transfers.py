@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
+from consentinel.connectors.auth import verify_lead_post
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import Channel, Scalar, UsageEvent, UsageKind
 
@@ -36,6 +37,34 @@ class Transfer:
     kind: str = "rental"
     source_category: str | None = None
     campaign_id: str | None = None
+
+
+def first(record: Mapping[str, Any], *keys: str) -> Any:
+    """The value of the first of ``keys`` that ``record`` holds and is not blank."""
+    for key in keys:
+        value = record.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+class SignedReports(tk.Connector):
+    """A transfer report posted as JSON and signed like a lead post, or a file imported."""
+
+    produces = "usage"
+    auth = (
+        'X-Consentinel-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>; '
+        "files through consentinel import"
+    )
+    events: ClassVar[tuple[str, ...]]
+
+    def verify(self, request: tk.Request) -> None:
+        verify_lead_post(
+            tk.secrets(self.instance, "signing_secret"),
+            request.body,
+            request.headers,
+            now=request.received_at_ms / 1000 if request.received_at_ms else None,
+        )
 
 
 def name(value: Any, field: str, *, required: bool = False) -> str | None:

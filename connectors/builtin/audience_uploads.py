@@ -35,32 +35,19 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
-from consentinel.connectors.auth import lead_post_signature, verify_lead_post
+from consentinel.connectors.auth import lead_post_signature
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import Channel
 
-from ._transfers import Transfer, name, transfer_usage
+from ._transfers import SignedReports, Transfer, first, name, transfer_usage
 
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def _get(record: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        value = record.get(key)
-        if value is not None and value != "":
-            return value
-    return None
-
-
-class _UploadReport(tk.Connector):
+class _UploadReport(SignedReports):
     """What both platforms' reports share; subclasses name the platform and its columns."""
 
-    produces = "usage"
-    auth = (
-        'X-Consentinel-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>; '
-        "files through consentinel import"
-    )
     events: ClassVar[tuple[str, ...]] = ("audience_upload",)
     event_time: ClassVar[str] = '"uploaded_at" of the record, else the uploaded_at option'
     #: the platform as the default recipient
@@ -68,14 +55,6 @@ class _UploadReport(tk.Connector):
     email_keys: ClassVar[tuple[str, ...]]
     phone_keys: ClassVar[tuple[str, ...]]
     id_keys: ClassVar[tuple[str, ...]] = ("audience_id",)
-
-    def verify(self, request: tk.Request) -> None:
-        verify_lead_post(
-            tk.secrets(self.instance, "signing_secret"),
-            request.body,
-            request.headers,
-            now=request.received_at_ms / 1000 if request.received_at_ms else None,
-        )
 
     def map_request(self, request: tk.Request) -> tk.Output:
         report = tk.json_object(request.body, "the upload report")
@@ -95,12 +74,12 @@ class _UploadReport(tk.Connector):
     def _record(self, rec: Mapping[str, Any], emit: tk.Emitter, where: str) -> tk.Output:
         options = self.instance.options
         audience = name(
-            _get(rec, *self.id_keys) or options.get("audience_id"),
+            first(rec, *self.id_keys) or options.get("audience_id"),
             f"{where}.audience_id",
             required=True,
         )
         assert audience is not None
-        uploaded = _get(rec, "uploaded_at") or options.get("uploaded_at")
+        uploaded = first(rec, "uploaded_at") or options.get("uploaded_at")
         occurred = tt.epoch_or_iso_ms(uploaded, f"{where}.uploaded_at")
         recipient = name(options.get("recipient") or self.platform, "the recipient option")
         assert recipient is not None
@@ -123,13 +102,13 @@ class _UploadReport(tk.Connector):
                     occurred,
                     channel=channel,
                     source_event_type="audience_upload",
-                    attributes={"audience_name": tk.short_text(_get(rec, "audience_name"))},
+                    attributes={"audience_name": tk.short_text(first(rec, "audience_name"))},
                 )
             )
         return out
 
     def _addresses(self, rec: Mapping[str, Any], where: str) -> list[tuple[tk.Address, Channel]]:
-        email, phone = _get(rec, *self.email_keys), _get(rec, *self.phone_keys)
+        email, phone = first(rec, *self.email_keys), first(rec, *self.phone_keys)
         if email is None and phone is None:
             raise InvalidInput("missing_field", f"{where} has no e-mail and no phone column value")
         out: list[tuple[tk.Address, Channel]] = []

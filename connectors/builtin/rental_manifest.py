@@ -42,12 +42,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
-from consentinel.connectors.auth import lead_post_signature, verify_lead_post
+from consentinel.connectors.auth import lead_post_signature
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import Channel
 
-from ._transfers import Transfer, name, transfer_usage
+from ._transfers import SignedReports, Transfer, first, name, transfer_usage
 
 _FILE_KEYS = ("file", "file_id", "list", "list_id")
 _TIME_KEYS = ("sent_at", "transferred_at", "date")
@@ -56,22 +56,9 @@ _PHONE_CHANNELS = {"sms": Channel.SMS, "phone": Channel.PHONE}
 _KINDS = ("rental", "sale", "share")
 
 
-def _get(record: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        value = record.get(key)
-        if value is not None and value != "":
-            return value
-    return None
-
-
-class RentalManifestConnector(tk.Connector):
+class RentalManifestConnector(SignedReports):
     name = "rental_manifest"
     title = "List-rental manifests (CSV/JSONL files, signed JSON posts): list transfers"
-    produces = "usage"
-    auth = (
-        'X-Consentinel-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>; '
-        "files through consentinel import"
-    )
     events: ClassVar[tuple[str, ...]] = _KINDS
     event_time: ClassVar[str] = '"sent_at" of the record (else of the manifest)'
     config_schema = (
@@ -80,14 +67,6 @@ class RentalManifestConnector(tk.Connector):
         tk.option("recipient", "text", "the recipient when a manifest names none"),
         tk.option("purpose", "text", "the purpose word when a manifest states none"),
     )
-
-    def verify(self, request: tk.Request) -> None:
-        verify_lead_post(
-            tk.secrets(self.instance, "signing_secret"),
-            request.body,
-            request.headers,
-            now=request.received_at_ms / 1000 if request.received_at_ms else None,
-        )
 
     def map_request(self, request: tk.Request) -> tk.Output:
         """A manifest: its own fields, then each of its ``rows`` mapped alone."""
@@ -108,28 +87,30 @@ class RentalManifestConnector(tk.Connector):
     def _record(self, rec: Mapping[str, Any], emit: tk.Emitter, where: str) -> tk.Output:
         options = self.instance.options
         sender = name(
-            _get(rec, "sender") or options.get("sender"), f"{where}.sender", required=True
+            first(rec, "sender") or options.get("sender"), f"{where}.sender", required=True
         )
         recipient = name(
-            _get(rec, "recipient") or options.get("recipient"), f"{where}.recipient", required=True
+            first(rec, "recipient") or options.get("recipient"), f"{where}.recipient", required=True
         )
-        file_id = name(_get(rec, *_FILE_KEYS), f"{where}.file", required=True)
+        file_id = name(first(rec, *_FILE_KEYS), f"{where}.file", required=True)
         assert sender is not None and recipient is not None and file_id is not None
-        kind = (tk.short_text(_get(rec, "kind")) or "rental").lower()
+        kind = (tk.short_text(first(rec, "kind")) or "rental").lower()
         if kind not in _KINDS:
             raise InvalidInput("bad_value", f"{where}.kind is not one of {', '.join(_KINDS)}")
-        category = tk.short_text(_get(rec, *_CATEGORY_KEYS))
+        category = tk.short_text(first(rec, *_CATEGORY_KEYS))
         transfer = Transfer(
             sender=sender,
             recipient=recipient,
-            vendor_purpose=name(_get(rec, "purpose") or options.get("purpose"), f"{where}.purpose"),
+            vendor_purpose=name(
+                first(rec, "purpose") or options.get("purpose"), f"{where}.purpose"
+            ),
             file_id=file_id,
             kind=kind,
             source_category=category.lower() if category else None,
-            campaign_id=name(_get(rec, "campaign"), f"{where}.campaign"),
+            campaign_id=name(first(rec, "campaign"), f"{where}.campaign"),
         )
-        sent_at = tt.epoch_or_iso_ms(_get(rec, *_TIME_KEYS), f"{where}.sent_at")
-        reference = name(_get(rec, "transfer_id"), f"{where}.transfer_id")
+        sent_at = tt.epoch_or_iso_ms(first(rec, *_TIME_KEYS), f"{where}.sent_at")
+        reference = name(first(rec, "transfer_id"), f"{where}.transfer_id")
         addresses = self._addresses(rec, where)
         out = tk.Output()
         for address, channel in addresses:
@@ -150,7 +131,7 @@ class RentalManifestConnector(tk.Connector):
         return out
 
     def _addresses(self, rec: Mapping[str, Any], where: str) -> list[tuple[tk.Address, Channel]]:
-        email, phone = _get(rec, "email"), _get(rec, "phone")
+        email, phone = first(rec, "email"), first(rec, "phone")
         if email is None and phone is None:
             raise InvalidInput("missing_field", f"{where} has no email and no phone")
         out: list[tuple[tk.Address, Channel]] = []
@@ -161,7 +142,7 @@ class RentalManifestConnector(tk.Connector):
         if phone is not None:
             if not isinstance(phone, str | int) or isinstance(phone, bool):
                 raise InvalidInput("bad_phone", f"{where}.phone is not text")
-            wanted = (tk.short_text(_get(rec, "channel")) or "sms").lower()
+            wanted = (tk.short_text(first(rec, "channel")) or "sms").lower()
             channel = _PHONE_CHANNELS.get(wanted)
             if channel is None:
                 raise InvalidInput("bad_value", f"{where}.channel is not sms or phone")
