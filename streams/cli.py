@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "rules": ("consentinel.streams.registry.rules_cmd", "list the rules (id, severity, source)"),
     "registry": ("consentinel.streams.registry.command", "apply or show purpose declarations"),
-    "ingest": ("consentinel.connectors.runtime.server", "run the webhook ingest server"),
+    "ingest": ("consentinel.connectors.runtime.ingest_command", "run the webhook ingest server"),
     "import": (
         "consentinel.connectors.runtime.file_import",
         "import a CSV or JSONL file through a connector",

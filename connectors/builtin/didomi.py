@@ -1,7 +1,7 @@
 """Didomi webhooks: consent events and users (connectors.md §4.1).
 
 Authentication: Didomi signs nothing. ``options['auth']`` chooses how the webhook proves itself
-(see ``_cmp.verify``): ``token`` (default, ``?token=`` in the URL), ``basic`` (credentials in
+(see ``_cmp_auth.verify``): ``token`` (default, ``?token=`` in the URL), ``basic`` (credentials in
 the URL, sent as ``Authorization: Basic``), ``bearer`` (a static token), ``header``, or
 ``oauth``: what Didomi documents, OAuth client credentials. Give Didomi ``client_id`` and
 the secret ``client_secret`` and, as its token URL, ``/hooks/<instance>/token``
@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
-from consentinel.connectors.builtin import _cmp
+from consentinel.connectors.builtin import _cmp, _cmp_auth
 from consentinel.connectors.builtin import _msgutil as u
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
@@ -74,12 +74,12 @@ class DidomiConnector(tk.Connector):
         "time; export rows: their date column"
     )
     config_schema = (
-        *_cmp.auth_schema(
+        *_cmp_auth.auth_schema(
             "token",
             "token (default), basic, bearer, header or oauth",
             "URL/bearer/header token (auth token|bearer|header)",
         ),
-        *_cmp.oauth_schema(),
+        *_cmp_auth.oauth_schema(),
         tk.option("token_param", "text", "query parameter of the URL token", "token"),
         tk.option(
             "purpose_channels", "mapping", "vendor purpose id -> channel or list of channels"
@@ -90,14 +90,14 @@ class DidomiConnector(tk.Connector):
 
     def __init__(self, instance: tk.Instance, edge: tk.Edge) -> None:
         super().__init__(instance, edge)
-        tk.check_options(instance, _cmp.oauth_problems(instance))
+        tk.check_options(instance, _cmp_auth.oauth_problems(instance))
 
     def handshake(self, request: tk.Request) -> tk.Response | None:
         """With ``auth: oauth``, the token endpoint (``/hooks/<instance>/token``)."""
-        return _cmp.token_endpoint(self.instance, request)
+        return _cmp_auth.token_endpoint(self.instance, request)
 
     def verify(self, request: tk.Request) -> None:
-        _cmp.verify(self.instance, request)
+        _cmp_auth.verify(self.instance, request)
 
     def map_request(self, request: tk.Request) -> tk.Output:
         data = tk.json_object(request.body)
@@ -297,4 +297,4 @@ def preference_values(purpose_id: str, values: Any) -> list[str]:
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """``request`` authenticated as Didomi would call this instance (per ``options['auth']``)."""
-    return _cmp.sign(request, instance)
+    return _cmp_auth.sign(request, instance)

@@ -11,7 +11,7 @@ consent receipt of a collection-point transaction, or a data-subject profile. Bo
 * profile [U]: ``Identifier`` and ``Purposes[]{Id, Status, LastTransactionDate |
   LastInteractionDate | ConsentDate, ...}``, alone or as ``{"content": [profile, ...]}``.
 
-Authentication (``options['auth']``, ``_cmp.verify``): ``bearer`` / ``header`` token set on the
+Authentication (``options['auth']``, ``_cmp_auth.verify``): ``bearer`` / ``header`` token set on the
 OneTrust workflow, ``basic`` credentials, or ``token`` in the URL.
 
 TransactionType / Status: CONFIRMED, IMPLICIT, EXTEND, ACTIVE, OPT_IN -> ``grant``;
@@ -39,7 +39,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from consentinel.connectors import toolkit as tk
-from consentinel.connectors.builtin import _cmp
+from consentinel.connectors.builtin import _cmp, _cmp_auth
 from consentinel.connectors.builtin import _msgutil as u
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
@@ -83,7 +83,7 @@ class OneTrustConnector(tk.Connector):
         '"interactionDate" of a receipt, "LastTransactionDate" of a profile purpose (ISO 8601)'
     )
     config_schema = (
-        *_cmp.auth_schema(
+        *_cmp_auth.auth_schema(
             "bearer", "bearer (default), header, basic or token", "bearer/header/URL token"
         ),
         tk.option("token_header", "text", "header of the bare token (auth header)"),
@@ -92,7 +92,7 @@ class OneTrustConnector(tk.Connector):
     )
 
     def verify(self, request: tk.Request) -> None:
-        _cmp.verify(self.instance, request, default="bearer")
+        _cmp_auth.verify(self.instance, request, default="bearer")
 
     def map_request(self, request: tk.Request) -> tk.Output:
         data = tk.json_object(request.body)
@@ -312,4 +312,4 @@ def _tc_string(d: Mapping[str, Any]) -> str | None:
 
 def sign(request: tk.Request, instance: tk.Instance) -> tk.Request:
     """``request`` authenticated as the OneTrust workflow would call this instance."""
-    return _cmp.sign(request, instance, default="bearer")
+    return _cmp_auth.sign(request, instance, default="bearer")

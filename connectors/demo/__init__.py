@@ -44,8 +44,9 @@ import time
 from typing import TextIO
 
 from consentinel.connectors import config as connectors_config
+from consentinel.connectors.demo.cast import INSTANCES, Expected, expectations
 from consentinel.connectors.demo.feed import Feed, HttpTransport, Report
-from consentinel.connectors.demo.scenario import INSTANCES, Expected, Story, expectations
+from consentinel.connectors.demo.scenario import Story
 from consentinel.connectors.demo.world import SCALES, World
 from consentinel.streams.events.errors import FatalConfigError
 from consentinel.streams.events.settings import Settings

@@ -26,8 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from consentinel.connectors.config import ConnectorsConfig
 from consentinel.connectors.contract import Instance, Request
+from consentinel.connectors.demo.cast import Phase
 from consentinel.connectors.demo.platforms import Post
-from consentinel.connectors.demo.scenario import Phase
 from consentinel.streams.events import codec
 from consentinel.streams.events.errors import InvalidInput
 

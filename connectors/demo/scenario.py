@@ -20,8 +20,6 @@ from consentinel.connectors.demo import platforms as pf
 from consentinel.connectors.demo.cast import (
     ABONNEMENT,
     AUTO,
-    INSTANCES,
-    LAWFUL,
     LEADS,
     MAILCHIMP,
     MANDRILL,
@@ -40,10 +38,8 @@ from consentinel.connectors.demo.cast import (
     SOLAIRE,
     TWILIO,
     TWILIO_ACCOUNT,
-    Expected,
     Phase,
     after_grace,
-    expectations,
 )
 from consentinel.connectors.demo.phone import PhoneStory
 from consentinel.connectors.demo.platforms import Post
@@ -387,34 +383,3 @@ class Story:
                   f"({after_grace(g):.0f} s later): corrections", self.leads_after_grace,
                   after=("late", after_grace(g))),
         ]  # fmt: skip
-
-
-__all__ = [
-    "ABONNEMENT",
-    "AUTO",
-    "INSTANCES",
-    "LAWFUL",
-    "LEADS",
-    "MAILCHIMP",
-    "MANDRILL",
-    "MATINALE",
-    "MATINALE_CAMPAIGN",
-    "NEWSLETTER_LIST",
-    "ORDERS_SENDER",
-    "ORDERS_SERVICE",
-    "PARTNERS",
-    "POLITICAL",
-    "PRET",
-    "PROMO_SERVICE",
-    "SENDGRID_CAMPAIGN",
-    "SENDGRID_ROUTEUR",
-    "SHORT_CODE",
-    "SOLAIRE",
-    "TWILIO",
-    "TWILIO_ACCOUNT",
-    "Expected",
-    "Phase",
-    "Story",
-    "after_grace",
-    "expectations",
-]

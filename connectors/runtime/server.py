@@ -389,13 +389,3 @@ class IngestServer:
         log.info("ingest instance=%s outcome=deadlettered code=%s", name, exc.code)
         code = status or (400 if exc.code in UNDECODABLE else 422)
         return _json(code, {"error": exc.code, "message": exc.message, "deadlettered": True})
-
-
-# -- command line ----------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``consentinel ingest`` (connectors/runtime/ingest_command.py)."""
-    from consentinel.connectors.runtime import ingest_command
-
-    return ingest_command.main(argv)

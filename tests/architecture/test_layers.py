@@ -295,3 +295,18 @@ def test_only_the_worker_package_pulls_in_faust() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("ok")
     assert importlib.metadata.version("faust-streaming")  # installed: the test means something
+
+
+MAX_MODULE_LINES = 400
+"""A module of the connectors or the alerting side longer than this holds several jobs."""
+
+
+def test_no_connector_or_alerting_module_is_over_400_lines() -> None:
+    bounded = [
+        (m, p)
+        for m, p in MODULES
+        if m.startswith(("consentinel.connectors.", "consentinel.streams.alerts."))
+    ]
+    assert len(bounded) > 50
+    long = {m: n for m, p in bounded if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"split these modules (lines): {long}"

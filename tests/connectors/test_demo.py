@@ -162,7 +162,7 @@ def _play(cfg, scale: str = "small", seed: int = 2027, start: float = 1_790_000_
     clock = Clock(start)
     out = io.StringIO()
     feed = Feed(cfg, transport, clock=clock, sleep=clock.sleep, out=out)
-    assert feed.check(sc.INSTANCES) == []
+    assert feed.check(cast.INSTANCES) == []
     report = feed.play(sc.Story(world, GRACE_S, run="test").phases())
     clock.sleep(GRACE_S * 2)
     worker.tick(int(clock() * 1000))
@@ -186,17 +186,17 @@ def test_the_world_is_deterministic_and_synthetic() -> None:
 
 
 def test_the_demo_files_agree(cfg) -> None:
-    for name, ctype in sc.INSTANCES.items():
+    for name, ctype in cast.INSTANCES.items():
         assert cfg.instances[name].type == ctype
     declared = {d.decl_id for d in registry_file.load(str(REGISTRY)).declarations}
-    campaigns = {sc.MATINALE, sc.ABONNEMENT, sc.POLITICAL, sc.SOLAIRE, sc.AUTO, sc.PRET}
+    campaigns = {cast.MATINALE, cast.ABONNEMENT, cast.POLITICAL, cast.SOLAIRE, cast.AUTO, cast.PRET}
     assert {f"campaign:{c}" for c in campaigns} <= declared
-    assert {f"list:{sc.PROMO_SERVICE}", f"list:{sc.ORDERS_SERVICE}"} <= declared
-    mailchimp = cfg.instances[sc.MAILCHIMP]
-    assert mailchimp.purpose_map[sc.NEWSLETTER_LIST] == "editorial.newsletter"
-    assert sc.NEWSLETTER_LIST in mailchimp.options["list_notices"]
-    leads = cfg.instances[sc.LEADS]
-    assert set(leads.options["controller_aliases"]) == set(sc.PARTNERS)
+    assert {f"list:{cast.PROMO_SERVICE}", f"list:{cast.ORDERS_SERVICE}"} <= declared
+    mailchimp = cfg.instances[cast.MAILCHIMP]
+    assert mailchimp.purpose_map[cast.NEWSLETTER_LIST] == "editorial.newsletter"
+    assert cast.NEWSLETTER_LIST in mailchimp.options["list_notices"]
+    leads = cfg.instances[cast.LEADS]
+    assert set(leads.options["controller_aliases"]) == set(cast.PARTNERS)
     decls = {d.decl_id: d for d in registry_file.load(str(REGISTRY)).declarations}
     calls = decls[f"campaign:{cast.CALLS}"]  # a rented file, no consent, never cleaned
     assert calls.sourcing == "rented" and calls.legal_basis == "legitimate_interest"
@@ -251,13 +251,13 @@ def test_the_calls_go_out_when_the_story_says(cfg) -> None:
 def test_a_night_run_announces_r9_on_the_sms_promotions(cfg) -> None:
     # 3 Oct 2026, 04:00 UTC: 06:00 in Paris, Boutique Soleil's promotions go out at night
     world, worker, _, report, _ = _play(cfg, start=1_791_000_000.0)
-    expected = {e.incident_key: e for e in sc.expectations(world, report.phase_started)}
+    expected = {e.incident_key: e for e in cast.expectations(world, report.phase_started)}
     night = expected["boutique-soleil|-|R9"]
     assert night.alerts == len(world.customers) + len(world.second_promo)
     incidents = worker.incidents()
     assert set(incidents) == set(expected), incidents
     assert incidents["boutique-soleil|-|R9"] == Counter({"firing": night.alerts})
-    assert "boutique-soleil|-|R9" not in {e.incident_key for e in sc.expectations(world)}
+    assert "boutique-soleil|-|R9" not in {e.incident_key for e in cast.expectations(world)}
 
 
 def test_every_request_is_authentic_and_maps(cfg) -> None:
@@ -265,7 +265,7 @@ def test_every_request_is_authentic_and_maps(cfg) -> None:
     assert report.ok, report.failures
     assert {s for (_, _, s) in report.requests} == {200}
     posted = {name for (name, _, _) in report.requests}
-    assert posted == set(sc.INSTANCES)
+    assert posted == set(cast.INSTANCES)
     assert report.retries == 0
     # the events carry keys and hints, never the addresses
     for event in transport.events:
@@ -280,13 +280,13 @@ def test_every_request_is_authentic_and_maps(cfg) -> None:
 def test_the_policy_raises_what_the_demo_announces(cfg, scale: str) -> None:
     world, worker, _, _, _ = _play(cfg, scale)
     incidents = worker.incidents()
-    expected = {e.incident_key: e for e in sc.expectations(world)}
+    expected = {e.incident_key: e for e in cast.expectations(world)}
     assert set(incidents) == set(expected), incidents
     for key, e in expected.items():
         status = "resolved" if e.resolved else "firing"
         assert incidents[key] == Counter({status: e.alerts}), (key, incidents[key])
     # lawful controllers raised nothing beyond those
-    for controller in sc.LAWFUL:
+    for controller in cast.LAWFUL:
         own = {k for k in incidents if k.startswith(f"{controller}|")}
         assert own <= set(expected), own
     # and every alert carries its evidence as masked hints only
@@ -354,7 +354,7 @@ def test_failures_are_reported_and_503_retried(cfg) -> None:
 
         def deliver(self, instance: Instance, request: Request) -> Answer:
             self.calls[instance.name] += 1
-            if instance.name == sc.TWILIO:
+            if instance.name == cast.TWILIO:
                 return Answer(401, "bad_signature")
             if self.calls[instance.name] % 2:
                 return Answer(503, "kafka_unavailable", retry_after_s=1)
@@ -362,11 +362,13 @@ def test_failures_are_reported_and_503_retried(cfg) -> None:
 
     clock = Clock()
     feed = Feed(cfg, Flaky(), clock=clock, sleep=clock.sleep, out=io.StringIO())
-    assert feed.check(sc.INSTANCES) == []
+    assert feed.check(cast.INSTANCES) == []
     report: Report = feed.play(sc.Story(World.build(1, "small"), GRACE_S).phases())
     assert not report.ok and report.retries > 0
-    assert all(sc.TWILIO in line and "HTTP 401 (bad_signature)" in line for line in report.failures)
-    assert {s for (name, _, s) in report.requests if name != sc.TWILIO} == {202}
+    assert all(
+        cast.TWILIO in line and "HTTP 401 (bad_signature)" in line for line in report.failures
+    )
+    assert {s for (name, _, s) in report.requests if name != cast.TWILIO} == {202}
 
 
 def test_main_refuses_a_connectors_file_that_does_not_fit(tmp_path, settings, monkeypatch) -> None:
