@@ -241,12 +241,21 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
 
     holes = HoleReader(settings.bootstrap_servers, client_id=f"{app_id(settings)}-holes")
 
+    # created at start, so a worker that never had to read anything back shows 0, not nothing
+    read_back = {
+        name: metrics.RECORDS_READ_BACK.labels(topic=base)
+        for name, base in (
+            (names.consent, topics.CONSENT),
+            (names.usage, topics.USAGE),
+            (names.tick, "tick"),
+        )
+    }
+
     async def read_hole(topic: str, partition: int, start: int, end: int) -> list[Any]:
         # Faust counted the hole as acknowledged when it skipped it: not until it is handled
         faust_compat.forget_gap(app.consumer, TP(topic, partition))
         records = await holes.read(topic, partition, start, end)
-        base = {names.consent: topics.CONSENT, names.usage: topics.USAGE}.get(topic, "tick")
-        metrics.RECORDS_READ_BACK.labels(topic=base).inc(len(records))
+        read_back[topic].inc(len(records))
         return records
 
     def hole_handled(topic: str, partition: int, start: int, end: int) -> None:
