@@ -88,6 +88,9 @@ VARIABLES: tuple[Variable, ...] = (
              "numbers written without a country code"),
     Variable("CONSENTINEL_GRACE_SECONDS", "grace_seconds", "how long a use with no consent "
              "yet is held before it is decided"),
+    Variable("CONSENTINEL_CERTIFICATE_WAIT_SECONDS", "certificate_wait_seconds", "how long "
+             "a use of a purchased lead whose certificate is only claimed is held, waiting "
+             "for its verification, before it raises R23"),
     Variable("CONSENTINEL_WITHDRAWAL_ALLOWANCE", "withdrawal_allowance_s", "seconds a "
              "controller has to act on a withdrawal, per channel: `email=172800,sms=0`"),
     Variable("CONSENTINEL_R13_STRENGTH", "r13_strength", "what rule R13 raises"),

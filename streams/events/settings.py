@@ -62,6 +62,7 @@ class Settings:
     app_id: str = "consentinel"
     default_region: str = "FR"
     grace_seconds: float = 120.0
+    certificate_wait_seconds: float = 900.0
     withdrawal_allowance_s: Mapping[str, float] = field(
         default_factory=lambda: {"email": 172_800.0, "sms": 0.0, "phone": 0.0}
     )
@@ -257,6 +258,9 @@ def _load(environ: dict[str, str]) -> Settings:
         "replication_factor": _num(raw, "REPLICATION_FACTOR", int, 1, problems, 1, 32),
         "default_region": region,
         "grace_seconds": _num(raw, "GRACE_SECONDS", float, 120.0, problems, 0, 86_400),
+        "certificate_wait_seconds": _num(
+            raw, "CERTIFICATE_WAIT_SECONDS", float, 900.0, problems, 0, 604_800
+        ),
         "withdrawal_allowance_s": _allowance(raw, problems),
         "r13_strength": _choice(
             raw, "R13_STRENGTH", "violation", ("violation", "warning", "off"), problems
