@@ -63,6 +63,10 @@ class Settings:
     default_region: str = "FR"
     grace_seconds: float = 120.0
     certificate_wait_seconds: float = 900.0
+    # R23: the TrustedForm-style certificate API ``certificates verify`` calls, and a
+    # reference (env:NAME or file:PATH) to its API key
+    certificate_endpoint: str = "https://cert.trustedform.com"
+    certificate_key: str = ""
     withdrawal_allowance_s: Mapping[str, float] = field(
         default_factory=lambda: {"email": 172_800.0, "sms": 0.0, "phone": 0.0}
     )
@@ -279,6 +283,10 @@ def _load(environ: dict[str, str]) -> Settings:
             raw, "LOG_LEVEL", "info", ("debug", "info", "warning", "error"), problems
         ).upper(),
         "evidence_key": raw.get("CONSENTINEL_EVIDENCE_KEY", ""),
+        "certificate_endpoint": raw.get(
+            "CONSENTINEL_CERTIFICATE_ENDPOINT", "https://cert.trustedform.com"
+        ),
+        "certificate_key": raw.get("CONSENTINEL_CERTIFICATE_KEY", ""),
     }
     values["pepper"] = _secret(raw, "PEPPER", home, env, problems, notes, 32)
     values["token"] = _secret(raw, "TOKEN", home, env, problems, notes, 24)

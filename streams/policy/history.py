@@ -558,8 +558,8 @@ class ConsentHistory:
             cert, status, event.occurred_at_ms, event.event_id, str(reason or "")
         )
         known = line.certificates.get(cert)
-        if known is not None and known.order >= result.order:
-            return False
+        if known is not None and (known.event_id == result.event_id or known.order >= result.order):
+            return False  # a repeat (the verifier ran twice: same id), or an older result
         line.certificates[cert] = result
         if len(line.certificates) > MAX_CERTIFICATES:
             oldest = min(line.certificates.values(), key=lambda r: r.order)
