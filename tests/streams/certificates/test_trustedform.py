@@ -14,7 +14,7 @@ from consentinel.streams.certificates.trustedform import (
 from consentinel.streams.certificates.verifier import Claim
 from consentinel.streams.events.errors import FatalConfigError, RetriableError
 from consentinel.streams.events.records import CertificateStatus
-from consentinel.streams.events.settings import Secret
+from consentinel.streams.events.settings import Secret, Settings
 from fake_trustedform import KEY, FakeTrustedForm
 
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
@@ -116,3 +116,18 @@ def test_the_configuration_is_checked_at_start_with_every_problem() -> None:
 def test_an_issuers_reason_loses_anything_like_an_address() -> None:
     text = safe_text("lead jane.doe@example.org +33 6 12 34 56 78 refused " + "x" * 500)
     assert "@" not in text and "56 78" not in text and len(text) == 160
+
+
+def test_the_command_refuses_to_start_without_a_usable_key(monkeypatch) -> None:
+    from consentinel.streams.certificates.command import verifier_from
+
+    settings = Settings.from_env({})
+    with pytest.raises(FatalConfigError, match="CONSENTINEL_CERTIFICATE_KEY is not set"):
+        verifier_from(settings)
+    monkeypatch.delenv("TF_KEY_FOR_TEST", raising=False)
+    unset = Settings.from_env({"CONSENTINEL_CERTIFICATE_KEY": "env:TF_KEY_FOR_TEST"})
+    with pytest.raises(FatalConfigError, match="TF_KEY_FOR_TEST"):
+        verifier_from(unset)
+    monkeypatch.setenv("TF_KEY_FOR_TEST", KEY)
+    built = verifier_from(unset)
+    assert built.endpoint == "https://cert.trustedform.com"
