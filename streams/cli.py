@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "export or verify a signed evidence pack",
     ),
     "subject": ("consentinel.streams.casework.subject_lookup", "what is held about one address"),
+    "certificates": (
+        "consentinel.streams.certificates.command",
+        "verify claimed lead certificates (R23)",
+    ),
     "reference": ("consentinel.streams.reference_cmd", "print topics, records, settings"),
 }
 

@@ -88,6 +88,9 @@ VARIABLES: tuple[Variable, ...] = (
              "numbers written without a country code"),
     Variable("CONSENTINEL_GRACE_SECONDS", "grace_seconds", "how long a use with no consent "
              "yet is held before it is decided"),
+    Variable("CONSENTINEL_CERTIFICATE_WAIT_SECONDS", "certificate_wait_seconds", "how long "
+             "a use of a purchased lead whose certificate is only claimed is held, waiting "
+             "for its verification, before it raises R23"),
     Variable("CONSENTINEL_WITHDRAWAL_ALLOWANCE", "withdrawal_allowance_s", "seconds a "
              "controller has to act on a withdrawal, per channel: `email=172800,sms=0`"),
     Variable("CONSENTINEL_R13_STRENGTH", "r13_strength", "what rule R13 raises"),
@@ -110,6 +113,11 @@ VARIABLES: tuple[Variable, ...] = (
              "bytes); or CONSENTINEL_PEPPER_FILE, a file holding it", secret=True),
     Variable("CONSENTINEL_TOKEN", "token", "the console's token (at least 16 bytes); or "
              "CONSENTINEL_TOKEN_FILE, a file holding it", secret=True),
+    Variable("CONSENTINEL_CERTIFICATE_ENDPOINT", "certificate_endpoint", "the "
+             "TrustedForm-style certificate API `certificates verify` calls (the API key "
+             "is only ever sent there, never to a URL a lead carries)", "certificates verify"),
+    Variable("CONSENTINEL_CERTIFICATE_KEY", "certificate_key", "its API key, as a "
+             "reference: `env:NAME` or `file:PATH`", "certificates verify"),
     Variable("CONSENTINEL_EVIDENCE_KEY", "evidence_key", "the Ed25519 key that signs "
              "evidence packs: env:NAME or file:PATH (make one with `consentinel evidence "
              "keygen`); unset, `evidence export` refuses", "evidence export"),

@@ -43,7 +43,9 @@ Events, per address (e-mail and phone each keyed on their own):
   whole partner list; ``collected_by`` = the vendor when it is not the partner), or, with no
   partner list, one for the vendor itself. Proof: method ``double_opt_in`` when confirmed, else
   ``web_form``; ``certificate_id`` = the TrustedForm certificate URL, else the LeadiD token
-  (both kept in attributes when both are given).
+  (both kept in attributes when both are given), and ``certificate_status`` ``claimed``
+  when there is one: ``consentinel certificates verify`` turns it into a verification
+  result (R23).
 - one ``lead_delivered`` UsageEvent per buyer (controller = the buyer), at ``delivered_at``,
   else the receipt time of the post (for file rows: ``optin_time``).
 
@@ -61,6 +63,7 @@ from consentinel.connectors.auth import lead_post_signature, verify_lead_post
 from consentinel.connectors.toolkit import times as tt
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
+    CertificateStatus,
     ConsentAction,
     Proof,
     Scalar,
@@ -221,6 +224,7 @@ class LeadPostConnector(LeadConnector):
             "attributes": {**attributes, "collected_by": vendor},
         }
         consent = {
+            "certificate_status": CertificateStatus.CLAIMED if proof.certificate_id else None,
             "purposes": purposes,
             "unmapped": unmapped,
             "recipients": partners,

@@ -17,6 +17,7 @@ from consentinel.connectors.contract import Address, Connector, Request, sending
 from consentinel.connectors.toolkit.occurrence import Occurrence
 from consentinel.streams.events import clock, ids
 from consentinel.streams.events.records import (
+    CertificateStatus,
     Channel,
     ConsentAction,
     ConsentEvent,
@@ -171,10 +172,13 @@ class Emitter:
         recipients: list[str] | None = None,
         collected_by: str | None = None,
         vendor_purposes: Iterable[str] | None = None,
+        certificate_status: CertificateStatus | None = None,
     ) -> ConsentEvent:
         """``vendor_purposes``: the platform's purpose ids (a list id, a group...), mapped
         through the instance's ``purpose_map`` (:func:`map_purposes`) and added to
-        ``purposes``, the ids it does not map to ``unmapped``."""
+        ``purposes``, the ids it does not map to ``unmapped``. ``certificate_status``: a
+        lead generator's grant whose ``proof.certificate_id`` is a lead certificate
+        (TrustedForm, LeadiD) says ``claimed`` (R23)."""
         if vendor_purposes is not None:
             mapped, missing = map_purposes(self.connector, vendor_purposes)
             purposes = list(dict.fromkeys([*(purposes or []), *mapped]))
@@ -198,6 +202,7 @@ class Emitter:
             expires_at_ms=expires_at_ms,
             unmapped_purposes=list(unmapped or []),
             attributes=clean_attributes(attributes),
+            certificate_status=certificate_status,
         )
 
     def proven(

@@ -724,6 +724,20 @@ def pipeline() -> Board:
         ],
         w=8,
     )
+    b.row("Lead certificates (R23)")
+    b.panel(
+        "timeseries",
+        "Certificate results and retries",
+        [
+            (
+                f"sum by (status) (rate(consentinel_certificate_results_total[{RI}])) * 60",
+                "{{status}}",
+            ),
+            (f"sum(rate(consentinel_certificate_retries_total[{RI}])) * 60", "retries"),
+        ],
+        description="Claimed lead certificates verified a minute, by result; gave_up: no "
+        "answer after the last retry (the uses' holds raise R23).",
+    )
     return b
 
 

@@ -17,6 +17,11 @@ history and holds back. So a crash can repeat outputs (same ids) but never lose 
 - every use gets one verdict per event id: a use already pending, alerted or kept is a
   repeat (a platform's redelivery, or Kafka's after a restart) and gives nothing.
 - ``expire``: pending uses past their deadline are decided as they stand (``final``).
+- a purchased lead whose certificate is only claimed (R23) is held like a use with no
+  consent, for the policy's ``certificate_wait_ms`` (``Evaluation.wait_ms``) rather than the
+  grace period; a ``verify`` event (the certificate's verification result) is applied like a
+  consent event: it settles held uses, corrects alerted ones (a late ``verified`` resolves
+  the R23 alert raised when the wait ran out) and judges again every allowed use kept.
 """
 
 from __future__ import annotations
@@ -150,7 +155,8 @@ class Judge:
                 # G counts from when the use reached Kafka, which is no later than now: a tick
                 # made after the deadline then knows every consent written within G after it
                 # (a use reported late by its connector still gets its full grace period).
-                deadline = max(usage.received_at_ms, now_ms) + self.policy.grace_ms
+                wait = max(self.policy.grace_ms, evaluation.wait_ms)
+                deadline = max(usage.received_at_ms, now_ms) + wait
                 holds.pending.append(Held(usage, deadline))
                 step.holds_changed = step.judged = True
                 if len(holds.pending) > MAX_PENDING:
@@ -201,6 +207,11 @@ class Judge:
             declaration = self._resolve(held.usage)
             evaluation = engine.evaluate(held.usage, history, declaration, self.policy, final=False)
             if evaluation.decision is Decision.PENDING:
+                # a consent that leaves it waiting for its certificate (R23) holds it longer
+                longer = held.usage.received_at_ms + evaluation.wait_ms
+                if longer > held.deadline_ms:
+                    held.deadline_ms = longer
+                    step.holds_changed = True
                 still.append(held)
             else:
                 step.extend(self._decide(held.usage, declaration, evaluation, holds, now_ms))
@@ -208,14 +219,19 @@ class Judge:
             holds.pending = still
             step.holds_changed = True
         # Alerted uses: an erasure says nothing about the consent in force back then.
+        verify = event.action is ConsentAction.VERIFY
         if event.action is not ConsentAction.ERASE:
             reason = (
-                f"consent event {event.event_id} ({event.action}) arrived after the verdict and "
-                f"changes the consent in force when the address was used"
+                f"certificate verification {event.event_id} ({event.certificate_status}) arrived "
+                f"after the verdict and changes the status of the lead's certificate"
+                if verify
+                else f"consent event {event.event_id} ({event.action}) arrived after the verdict "
+                f"and changes the consent in force when the address was used"
             )
             for entry in holds.alerted:
                 step.extend(self._recheck(entry, history, now_ms, reason))
-        for kept in [k for k in holds.kept if k.occurred_at_ms >= event.occurred_at_ms]:
+        # a certificate's result speaks for every use of the lead, whenever it happened
+        for kept in [k for k in holds.kept if verify or k.occurred_at_ms >= event.occurred_at_ms]:
             step.extend(self._recheck_allowed(kept, history, holds, now_ms))
         return step, history
 

@@ -178,6 +178,18 @@ INGEST_ITEMS_REJECTED = _counter(
     ("instance", "reason"),
 )
 
+# -- lead certificates (R23) ---------------------------------------------------------------
+CERTIFICATE_RESULTS = _counter(
+    "consentinel_certificate_results_total",
+    "Lead certificates verified, by result: verified, expired, mismatch, or gave_up (no "
+    "answer after the last retry: the use's hold runs out and raises R23).",
+    ("status",),
+)
+CERTIFICATE_RETRIES = _counter(
+    "consentinel_certificate_retries_total",
+    "Verification calls retried after a transient fault (timeout, 429, 5xx).",
+)
+
 # -- alerts -------------------------------------------------------------------------------
 INCIDENTS_OPEN = _gauge(
     "consentinel_incidents_open",

@@ -55,6 +55,22 @@ class ConsentAction(enum.StrEnum):
     #: (an import of a file, an API call, a form). Evidence that campaigns to that list
     #: reach the address, never a consent: the consent history ignores it.
     JOIN = "join"
+    #: R23 only: a lead certificate's verification result for ``controller`` (the buyer it
+    #: was verified for): ``proof.certificate_id`` names the certificate,
+    #: ``certificate_status`` is the result (verified, expired, mismatch) and the attribute
+    #: ``certificate_reason`` says why. Never a consent: the consent history keeps it beside
+    #: the controller's consents, and the latest result (event time, then id) counts.
+    VERIFY = "verify"
+
+
+class CertificateStatus(enum.StrEnum):
+    """A purchased lead's consent certificate (TrustedForm, LeadiD), R23."""
+
+    CLAIMED = "claimed"  # the connector saw a certificate id; nobody has verified it yet
+    VERIFIED = "verified"  # the certificate exists, matches the lead, names the buyer
+    EXPIRED = "expired"  # the certificate expired (or was never retained) before it was checked
+    MISMATCH = "mismatch"  # the lead's data differs from what was witnessed, or the
+    # disclosure does not name the buyer
 
 
 class LegalBasis(enum.StrEnum):
@@ -183,6 +199,9 @@ class ConsentEvent:
     unmapped_purposes: list[str] = field(default_factory=list)  # vendor ids with no mapping
     attributes: dict[str, Scalar] = field(default_factory=dict)
     gpc: bool | None = None  # R21: Sec-GPC: 1 seen at collection; None = not seen (unknown)
+    # R23: on a grant, ``claimed`` when the connector saw a certificate id
+    # (``proof.certificate_id``); on a ``verify`` event, the verification result
+    certificate_status: CertificateStatus | None = None
     v: int = 1
 
 

@@ -62,6 +62,11 @@ class Settings:
     app_id: str = "consentinel"
     default_region: str = "FR"
     grace_seconds: float = 120.0
+    certificate_wait_seconds: float = 900.0
+    # R23: the TrustedForm-style certificate API ``certificates verify`` calls, and a
+    # reference (env:NAME or file:PATH) to its API key
+    certificate_endpoint: str = "https://cert.trustedform.com"
+    certificate_key: str = ""
     withdrawal_allowance_s: Mapping[str, float] = field(
         default_factory=lambda: {"email": 172_800.0, "sms": 0.0, "phone": 0.0}
     )
@@ -257,6 +262,9 @@ def _load(environ: dict[str, str]) -> Settings:
         "replication_factor": _num(raw, "REPLICATION_FACTOR", int, 1, problems, 1, 32),
         "default_region": region,
         "grace_seconds": _num(raw, "GRACE_SECONDS", float, 120.0, problems, 0, 86_400),
+        "certificate_wait_seconds": _num(
+            raw, "CERTIFICATE_WAIT_SECONDS", float, 900.0, problems, 0, 604_800
+        ),
         "withdrawal_allowance_s": _allowance(raw, problems),
         "r13_strength": _choice(
             raw, "R13_STRENGTH", "violation", ("violation", "warning", "off"), problems
@@ -275,6 +283,10 @@ def _load(environ: dict[str, str]) -> Settings:
             raw, "LOG_LEVEL", "info", ("debug", "info", "warning", "error"), problems
         ).upper(),
         "evidence_key": raw.get("CONSENTINEL_EVIDENCE_KEY", ""),
+        "certificate_endpoint": raw.get(
+            "CONSENTINEL_CERTIFICATE_ENDPOINT", "https://cert.trustedform.com"
+        ),
+        "certificate_key": raw.get("CONSENTINEL_CERTIFICATE_KEY", ""),
     }
     values["pepper"] = _secret(raw, "PEPPER", home, env, problems, notes, 32)
     values["token"] = _secret(raw, "TOKEN", home, env, problems, notes, 24)

@@ -29,7 +29,9 @@ How a use is judged
    not yet in effect.
 5. Pending: with ``final=False``, an undeclared use, or a use that needs consent while
    the controller has no consent record at all at that time (no grant, withdrawal or
-   refusal), is ``pending`` with no findings.
+   refusal), is ``pending`` with no findings. So is a purchased lead whose certificate
+   is only claimed (R23, ``rules.leads``): held for ``certificate_wait_ms`` instead of
+   the grace period (``Evaluation.wait_ms``), until its verification result arrives.
 6. For a call, the controller's earlier sales calls and last refusal during a call
    (``ConsentHistory.calls_at``) go to the rules (R11); for a send, whether it is the
    controller's first message to the person (``ConsentHistory.is_first_message``, R15 and
@@ -72,6 +74,7 @@ from .purposes import ELECTRONIC_MESSAGES, PARTNER_COVERED, PARTNER_TRANSFER
 from .rules import ALL_RULES, config
 from .rules.base import Finding, RuleContext
 from .rules.basis import soft_opt_in_problem
+from .rules.leads import awaits_verification, certificate_of
 from .settings import PolicySettings
 
 __all__ = [
@@ -98,6 +101,8 @@ class Evaluation:
     controller: str
     decl_id: str | None = None
     final: bool = True
+    # a pending use: how long it may be held (0: the grace period); R23's certificate wait
+    wait_ms: int = 0
 
     @property
     def rule_ids(self) -> list[str]:
@@ -184,9 +189,18 @@ def evaluate(
         findings: list[Finding],
         state: ConsentState = own,
         summary: ConsentSummary | None = summary,
+        wait_ms: int = 0,
     ) -> Evaluation:
         return Evaluation(
-            decision, findings, state.version_id, summary, purpose, controller, decl_id, final
+            decision,
+            findings,
+            state.version_id,
+            summary,
+            purpose,
+            controller,
+            decl_id,
+            final,
+            wait_ms,
         )
 
     if usage.kind not in USE_KINDS or usage.is_test:
@@ -231,6 +245,10 @@ def evaluate(
     no_record = own.status is ConsentStatus.UNKNOWN and effective.status is ConsentStatus.UNKNOWN
     if not final and (declaration is None or (needs_consent and grant is None and no_record)):
         return result(Decision.PENDING, [])
+    cert = certificate_of(grant)
+    certificate = history.certificate(controller, cert) if cert else None
+    if not final and awaits_verification(usage, declaration, grant, certificate):
+        return result(Decision.PENDING, [], wait_ms=policy.certificate_wait_ms)
 
     ctx = RuleContext(
         usage=usage,
@@ -257,6 +275,7 @@ def evaluate(
         first_message=(
             usage.kind is UsageKind.SEND and history.is_first_message(controller, t, usage.event_id)
         ),
+        certificate=certificate,
     )
     rules = config.RULES if ctx.erased_before_use else ALL_RULES
     findings = [f for f in (r(ctx) for r in rules) if f is not None]

@@ -48,9 +48,17 @@ the earliest message (a ``send``, not a connector's test) the controller sent th
 whether a message is that one. Only the earliest is kept, so a message stays the first on
 every later judgement of it; an erasure forgets a first message at or before it.
 
+Lead certificates (R23) are kept per controller (the buyer they were verified for) as the
+latest verification result of each certificate id (:class:`CertificateResult`, from
+``verify`` events; latest by event time, then event id): :meth:`ConsentHistory.certificate`
+reads it. A result is not a consent and never changes a consent state. An erasure forgets
+the results at or before it; at most ``MAX_CERTIFICATES`` per controller are kept (the
+oldest results go first).
+
 Wire format: version 2 adds ``"cl"`` (the call log) per controller and ``"gp"`` (GPC seen
 at collection, R21) per entry; version 3 adds ``"f"`` (the first message, R15/R18) per
-controller. Versions 1 and 2, which lack them, are still read.
+controller; version 4 adds ``"ct"`` (certificate results, R23). Older versions, which lack
+them, are still read.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ from typing import Any
 
 from ..events.errors import InvalidInput
 from ..events.records import (
+    CertificateStatus,
     Channel,
     ConsentAction,
     ConsentEvent,
@@ -77,7 +86,9 @@ from .purposes import NON_PROMOTIONAL
 
 #: Schema of ``to_obj``; ``from_obj`` reads versions 1 (no call log, no GPC) and 2 (no first
 #: message) up to this one and refuses newer ones.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+#: Certificate results kept per controller (R23).
+MAX_CERTIFICATES = 32
 #: Contacts kept per controller for R20.
 MAX_CONTACTS = 8
 #: Usage kinds that are a contact *by the person* (R20: a click counts, an open does not).
@@ -93,6 +104,21 @@ class ConsentStatus(enum.StrEnum):
     EXPIRED = "expired"
     ERASED = "erased"
     UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateResult:
+    """The latest verification result of one lead certificate for one controller (R23)."""
+
+    certificate_id: str
+    status: CertificateStatus
+    at_ms: int  # when it was verified (the verify event's time)
+    event_id: str
+    reason: str = ""
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return (self.at_ms, self.event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +349,7 @@ class _Line:
     contacts: list[int] = field(default_factory=list)  # sorted, newest MAX_CONTACTS
     calls: CallLog = field(default_factory=CallLog)  # sales calls and refusals (R11)
     first: tuple[int, str] | None = None  # earliest message sent: (occurred_at_ms, event_id)
+    certificates: dict[str, CertificateResult] = field(default_factory=dict)  # R23, by id
 
     def cum_before(self, index: int) -> _Cum:
         return self.versions[index - 1].cum if index > 0 else self.base
@@ -473,6 +500,8 @@ class ConsentHistory:
             return self.erase(event)
         if event.action is ConsentAction.JOIN:
             return False  # list membership, not consent (``checker.members`` keeps it)
+        if event.action is ConsentAction.VERIFY:
+            return self.note_certificate(event)
         line = self._lines.setdefault(event.controller, _Line())
         refusal = _note_refusal(line, event)
         if event.event_id in line.ids or event.event_id == line.erased_id:
@@ -507,7 +536,34 @@ class ConsentHistory:
         line.calls.forget_through(at)
         if line.first is not None and line.first[0] <= at:
             line.first = None
+        line.certificates = {k: r for k, r in line.certificates.items() if r.at_ms > at}
         line.recompute_from(0)
+        return True
+
+    def note_certificate(self, event: ConsentEvent) -> bool:
+        """Keep a ``verify`` event's result for its certificate and controller (R23); False
+        when it changes nothing: no certificate id or no result in it, a result already
+        known or older than the one kept, or one at or before an erasure (counted in
+        ``too_old_count``)."""
+        cert = event.proof.certificate_id if event.proof is not None else None
+        status = event.certificate_status
+        if not cert or status is None or status is CertificateStatus.CLAIMED:
+            return False
+        line = self._lines.setdefault(event.controller, _Line())
+        if line.erased_at_ms is not None and event.occurred_at_ms <= line.erased_at_ms:
+            self.too_old_count += 1
+            return False
+        reason = event.attributes.get("certificate_reason")
+        result = CertificateResult(
+            cert, status, event.occurred_at_ms, event.event_id, str(reason or "")
+        )
+        known = line.certificates.get(cert)
+        if known is not None and (known.event_id == result.event_id or known.order >= result.order):
+            return False  # a repeat (the verifier ran twice: same id), or an older result
+        line.certificates[cert] = result
+        if len(line.certificates) > MAX_CERTIFICATES:
+            oldest = min(line.certificates.values(), key=lambda r: r.order)
+            del line.certificates[oldest.certificate_id]
         return True
 
     def note_contact(self, usage: UsageEvent, controller: str | None = None) -> bool:
@@ -640,6 +696,12 @@ class ConsentHistory:
         line = self._lines.get(controller)
         return line is None or line.first is None or (t_ms, event_id) <= line.first
 
+    def certificate(self, controller: str, certificate_id: str) -> CertificateResult | None:
+        """The latest verification result of ``certificate_id`` for ``controller`` (R23);
+        None while it is only claimed."""
+        line = self._lines.get(controller)
+        return None if line is None else line.certificates.get(certificate_id)
+
     def calls_at(self, controller: str, t_ms: int, event_id: str) -> CallsAt:
         """The call records R11 reads for call ``event_id`` at ``t_ms`` (see ``calls``)."""
         line = self._lines.get(controller)
@@ -670,7 +732,8 @@ class ConsentHistory:
 
         ``{"v": 3, "s": subject, "c": {controller: {"e": [entry...], "b": base,
         "x": [erased_at, erase_event_id], "k": [contact times], "cl": call log,
-        "f": [first message time, event id]}}}``; empty parts omitted.
+        "f": [first message time, event id], "ct": [[certificate id, status, verified at,
+        event id, reason]...]}}}``; empty parts omitted.
         """
         controllers: dict[str, Any] = {}
         for name, line in self._lines.items():
@@ -687,6 +750,11 @@ class ConsentHistory:
                 obj["cl"] = line.calls.to_obj()
             if line.first is not None:
                 obj["f"] = [line.first[0], line.first[1]]
+            if line.certificates:
+                obj["ct"] = [
+                    [r.certificate_id, str(r.status), r.at_ms, r.event_id, r.reason]
+                    for r in sorted(line.certificates.values(), key=lambda r: r.order)
+                ]
             controllers[name] = obj
         out: dict[str, Any] = {"v": FORMAT_VERSION, "s": self.subject_key, "c": controllers}
         if self.too_old_count:
@@ -716,6 +784,10 @@ class ConsentHistory:
                 line.calls = CallLog.from_obj(line_obj.get("cl", {}))
                 if "f" in line_obj:
                     line.first = (int(line_obj["f"][0]), str(line_obj["f"][1]))
+                for cert, status, at, event_id, reason in line_obj.get("ct", ()):
+                    line.certificates[str(cert)] = CertificateResult(
+                        str(cert), CertificateStatus(status), int(at), str(event_id), str(reason)
+                    )
                 entries = [_entry_from(e) for e in line_obj.get("e", ())]
                 line.versions = sorted(
                     (_Version(_key(e), e, _EMPTY) for e in entries), key=lambda v: v.key

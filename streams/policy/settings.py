@@ -19,7 +19,7 @@ def _default_allowance() -> Mapping[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
-    """What the rules need: grace, R5 allowances, R3/R13 strengths, R20 retention."""
+    """What the rules need: grace, R5 allowances, R3/R13 strengths, R20 retention, R23 wait."""
 
     grace_ms: int = 120_000
     allowance_ms_by_channel: Mapping[str, int] = field(default_factory=_default_allowance)
@@ -29,6 +29,9 @@ class PolicySettings:
     max_versions: int = 64
     # R9: the SMS charter's sending window, minutes after local midnight [start, end)
     sms_hours: tuple[int, int] = (480, 1290)
+    # R23: how long a use of a purchased lead whose certificate is only claimed is held,
+    # waiting for its verification, before it raises R23 (from when the use reached Kafka)
+    certificate_wait_ms: int = 900_000
 
     def __post_init__(self) -> None:
         problems = [
@@ -41,6 +44,8 @@ class PolicySettings:
         ]
         if self.retention_days < 1:
             problems.append(f"retention_days={self.retention_days}: expected at least 1")
+        if self.certificate_wait_ms < 0:
+            problems.append(f"certificate_wait_ms={self.certificate_wait_ms}: expected >= 0")
         if self.max_versions < 2:
             problems.append(f"max_versions={self.max_versions}: expected at least 2")
         start, end = self.sms_hours
@@ -60,6 +65,7 @@ class PolicySettings:
             r13_strength=settings.r13_strength,
             retention_days=settings.retention_days,
             max_versions=settings.ledger_max_versions,
+            certificate_wait_ms=int(settings.certificate_wait_seconds * 1000),
         )
 
     def allowance_ms(self, channel: str) -> int:

@@ -37,6 +37,8 @@ NEEDS: dict[str, str] = {
     "R20": "usage click/reply, consent, declaration",
     "R21": "usage list transfer/lead delivery or sale purpose, consent (gpc)",
     "R22": f"{_ANY_USE}, consent (TCF string), declaration (tcf_purpose, tcf_vendor)",
+    "R23": f"{_ANY_USE} but transfers, consent (proof.certificate_id, certificate_status, "
+    "verify results), declaration (sourcing: purchased)",
     "CFG-UNDECLARED": _ANY_USE,
     "CFG-UNMAPPED": f"{_ANY_USE}, consent (unmapped purposes)",
 }

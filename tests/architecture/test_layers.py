@@ -79,6 +79,7 @@ LAYERS = (
     ("consentinel.streams.worker", "worker"),
     ("consentinel.streams.alerts", "alerts"),
     ("consentinel.streams.casework", "casework"),
+    ("consentinel.streams.certificates", "certificates"),
     ("consentinel.streams.cli", "cli"),
     ("consentinel.streams.topics_admin", "admin"),
     ("consentinel.streams.settings_cmd", "admin"),
@@ -108,13 +109,15 @@ ALLOWED = {
     "connectors": {"events", "connectors"},
     # casework: the operator's case tools (evidence packs, art. 30 records, subject lookup)
     "casework": {"events", "policy", "registry", "alerts", "casework"},
+    # certificates: the lead certificate verifier and its service (R23)
+    "certificates": {"events", "certificates"},
     "cli": {"events", "cli"},
     "namespace": set(),
 }
 FAUST_LAYERS = {"worker"}
 FAUST_COMPAT = "consentinel.streams.worker.faust_compat"
 #: the layer each CLI command's module may belong to (the CLI imports them by name)
-CLI_TARGETS = {"admin", "registry", "worker", "alerts", "connectors", "casework"}
+CLI_TARGETS = {"admin", "registry", "worker", "alerts", "connectors", "casework", "certificates"}
 
 MODULES = _modules()
 

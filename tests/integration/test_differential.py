@@ -66,6 +66,7 @@ def settings(kafka_bootstrap: str, topic_prefix: str, make_settings, tmp_path: P
         bootstrap_servers=kafka_bootstrap,
         partitions=4,
         grace_seconds=GRACE_S,
+        certificate_wait_seconds=GRACE_S,
     )
     with open(os.devnull, "w") as sink:
         topics_admin.create(s, out=sink)
@@ -79,7 +80,9 @@ def test_worker_with_kills_agrees_with_the_oracle(settings: Settings, tmp_path: 
     events = int(os.environ.get("CONSENTINEL_DIFF_EVENTS", "20000"))
     rng = random.Random(seed)
     started = time.monotonic()
-    history = gen.generate(seed, events, gen.Knobs(late_withdrawals=True))
+    # with purchased leads and their certificates' results (R23), held for GRACE_S too
+    knobs = gen.Knobs(late_withdrawals=True, leads=True, certificate_wait_ms=GRACE_S * 1000)
+    history = gen.generate(seed, events, knobs)
     expected = oracle.final_verdicts(history.declarations, history.consents, history.usages)
     replay = f"replay with CONSENTINEL_SEED={seed} CONSENTINEL_DIFF_EVENTS={events}"
 

@@ -134,7 +134,7 @@ async def _run(history: History, grace_ms: int, tick_ms: int) -> Outputs:
         key = subject_message_key(event.subject_key)
         topic = "consent" if isinstance(event, ConsentEvent) else "usage"
         await feed(topic, partition_for(key, PARTITIONS), key, codec.encode(event))
-    now[0] += 2 * grace_ms + tick_ms
+    now[0] += 2 * max(grace_ms, policy(grace_ms).certificate_wait_ms) + tick_ms
     await tick(now[0])
     return out
 

@@ -14,7 +14,9 @@ and non-uses (deliveries, opens, clicks). Then the platforms' habits on top:
 - about ``dup_share`` of events are redelivered (same event id, identical content);
 - arrival jitter of a few seconds puts events out of order;
 - ``signals`` (off by default) adds the inputs of R4, R6, R21 and R22 (``generator_signals``);
-- ``duties`` (off by default) adds those of R15, R16, R18 and R19 (``generator_duties``).
+- ``duties`` (off by default) adds those of R15, R16, R18 and R19 (``generator_duties``);
+- ``leads`` (off by default) adds purchased leads and their certificates' results, each
+  status (R23, ``generator_leads``).
 
 Stories keep away from corners the rules reference leaves open (grants with an
 ``expires_at_ms``, uses before an erasure judged after it, more than 8 clicks per subject,
@@ -44,6 +46,7 @@ from consentinel.streams.events.records import (
     UsageKind,
 )
 from generator_duties import with_duties
+from generator_leads import with_leads
 from generator_signals import with_signals
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -120,6 +123,15 @@ DECLARATIONS: tuple[Declaration, ...] = (
         Channel.EMAIL,
         sourcing=Sourcing.RENTED,
         acquired_from=[BROKER],
+    ),
+    # purchased leads (R23): only the ``leads`` knob's stories use it
+    _decl(
+        "campaign",
+        "lead-buyer",
+        "isolation-plus",
+        "marketing.direct",
+        Channel.EMAIL,
+        sourcing=Sourcing.PURCHASED,
     ),
 )
 
@@ -224,6 +236,8 @@ class Knobs:
     jitter_ms: int = 5 * SECOND
     signals: bool = False  # notice versions, opt-out means, GPC, TC strings (R4, R6, R21, R22)
     duties: bool = False  # source named, file categories, transfer senders (R15, R16, R18, R19)
+    leads: bool = False  # purchased leads with each certificate status (R23)
+    certificate_wait_ms: int = 900_000  # the checker's R23 wait the late results outlast
 
 
 class _Story:
@@ -442,7 +456,8 @@ def generate(seed: int, target_events: int, knobs: Knobs = Knobs()) -> History:
     arrivals.sort(key=lambda a: a.at_ms)
     history = History(seed, DECLARATIONS, arrivals, late)
     history = with_signals(history) if knobs.signals else history
-    return with_duties(history) if knobs.duties else history
+    history = with_duties(history) if knobs.duties else history
+    return with_leads(history, wait_ms=knobs.certificate_wait_ms) if knobs.leads else history
 
 
 def iter_arrivals(history: History) -> Iterator[Arrival]:

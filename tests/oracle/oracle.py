@@ -9,8 +9,9 @@ consent has arrived and every correction has been made.
 
 The rules the checker implements today, with the same settings: R1, R2, R3, R5, R13, R14,
 R17, R20, CFG-UNDECLARED, CFG-UNMAPPED; R8 to R12 are read in ``oracle_channels``, R4, R6,
-R21 and R22 in ``oracle_notice``, R15, R16, R18 and R19 in ``oracle_duties``. A list
-transfer is not a message: R1 and R17 do not judge it.
+R21 and R22 in ``oracle_notice``, R15, R16, R18 and R19 in ``oracle_duties``, R23 in
+``oracle_leads``. A list transfer is not a message: R1 and R17 do not judge it. A ``verify``
+event (a lead certificate's result) is no consent: only R23 reads it.
 
 How a question is answered (the reference's "consent at the moment of use")
 -----------------------------------------------------------------------------
@@ -52,6 +53,7 @@ from consentinel.streams.events.records import (
 )
 from oracle_channels import channel_findings, too_many_calls
 from oracle_duties import duty_findings
+from oracle_leads import r23, results
 from oracle_notice import notice_findings
 
 ELECTRONIC = {Channel.EMAIL, Channel.SMS, Channel.RCS, Channel.WHATSAPP}
@@ -113,9 +115,11 @@ class World:
         self.decls = {d.decl_id: d for d in declarations}
         self.by_subject: dict[str, dict[str, list[ConsentEvent]]] = {}
         self.erased: dict[tuple[str, str], int] = {}
-        for e in {e.event_id: e for e in consents}.values():
-            if e.action is ConsentAction.JOIN:
-                continue  # list membership, no consent: only the reading of a list sees it
+        distinct = {e.event_id: e for e in consents}.values()
+        self.certificates = results(distinct)
+        for e in distinct:
+            if e.action in (ConsentAction.JOIN, ConsentAction.VERIFY):
+                continue  # list membership, a certificate's result: no consent
             if e.action is ConsentAction.ERASE:
                 key = (e.subject_key, e.controller)
                 self.erased[key] = max(self.erased.get(key, e.occurred_at_ms), e.occurred_at_ms)
@@ -346,6 +350,9 @@ def judge(world: World, u: UsageEvent) -> set[str]:
             known.append(grant.occurred_at_ms)
         if known and t - max(known) > s.retention_days * 86_400_000:
             found.add("R20")
+    # R23: a purchased lead whose certificate is missing or not verified for the buyer
+    if r23(u, decl, c, grant, world.certificates, erased_at):
+        found.add("R23")
     # CFG-UNMAPPED: the consent consulted carries vendor purposes with no mapping
     consulted = _in_force(effective)
     if via is not None:

@@ -73,6 +73,21 @@ def test_checker_agrees_with_the_oracle_on_transfer_duties() -> None:
     check(seed, _events(), knobs)
 
 
+def test_checker_agrees_with_the_oracle_on_purchased_leads() -> None:
+    """The same, with the ``leads`` knob: purchased leads with every certificate status,
+    results before and after the uses, late after the hold ran out, redelivered (R23)."""
+    seed = _seeds()[0]
+    knobs = gen.Knobs(leads=True)
+    history = gen.generate(seed, _events(), knobs)
+    expected = oracle.final_verdicts(history.declarations, history.consents, history.usages)
+    leads = {u.event_id for u in history.usages if u.campaign_id == "lead-buyer"}
+    flagged = {i for i in leads if "R23" in expected[i]}
+    assert leads and flagged and leads - flagged, "leads both verified and not"
+    statuses = {str(c.certificate_status) for c in history.consents if c.action == "verify"}
+    assert statuses == {"verified", "expired", "mismatch"}, statuses
+    check(seed, _events(), knobs)
+
+
 def test_the_history_exercises_every_rule_and_habit() -> None:
     """The generated histories are worth comparing: every rule fires somewhere, some uses
     are allowed, some consents are late (withdrawals among them), some events repeat."""

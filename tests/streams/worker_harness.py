@@ -84,6 +84,7 @@ class WorkerProcess:
             "CONSENTINEL_TOPIC_PREFIX": settings.topic_prefix,
             "CONSENTINEL_PARTITIONS": str(settings.partitions),
             "CONSENTINEL_GRACE_SECONDS": str(settings.grace_seconds),
+            "CONSENTINEL_CERTIFICATE_WAIT_SECONDS": str(settings.certificate_wait_seconds),
             "CONSENTINEL_PEPPER": settings.pepper.reveal().decode(),
             "CONSENTINEL_TOKEN": settings.token.reveal().decode(),
             "CONSENTINEL_METRICS_PORT": str(free_port()),

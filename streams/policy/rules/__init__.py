@@ -6,6 +6,7 @@ from __future__ import annotations
 from . import (
     basis,
     config,
+    leads,
     notice,
     partners,
     political,
@@ -27,6 +28,7 @@ ALL_RULES: tuple[Rule, ...] = (
     *political.RULES,
     *retention.RULES,
     *notice.RULES,
+    *leads.RULES,
     *config.RULES,
 )
 BY_ID: dict[str, Rule] = {r.RULE_ID: r for r in ALL_RULES}

@@ -23,7 +23,7 @@ from ...events.records import (
     UsageKind,
 )
 from ..calls import CallsAt
-from ..history import ConsentEntry, ConsentState, ConsentStatus
+from ..history import CertificateResult, ConsentEntry, ConsentState, ConsentStatus
 from ..purposes import CHANNEL_LABELS, NON_PROMOTIONAL
 from ..settings import PolicySettings
 
@@ -60,6 +60,8 @@ class RuleContext:
     soft_opt_in_problem: str | None = None  # why a declared soft opt-in does not hold
     calls: CallsAt = field(default_factory=CallsAt)  # earlier attempts, last refusal (R11)
     first_message: bool = False  # a send that is the controller's first to the person (R15, R18)
+    # R23: the latest verification result of the grant's certificate for the controller
+    certificate: CertificateResult | None = None
 
     @property
     def t_ms(self) -> int:

@@ -21,7 +21,7 @@ from consentinel.connectors.testkit import (
     make_edge,
 )
 from consentinel.streams.events.errors import FatalConfigError, InvalidInput
-from consentinel.streams.events.records import Channel, ConsentAction, UsageKind
+from consentinel.streams.events.records import CertificateStatus, Channel, ConsentAction, UsageKind
 
 SAMPLES = Path(__file__).parent / "samples" / "lead_post"
 RECEIVED = 1767261700000
@@ -124,6 +124,8 @@ def test_co_registration_gives_one_consent_per_partner_and_address() -> None:
     assert proof.ip_hash == sha("198.51.100.23")
     assert proof.certificate_id == TF
     assert proof.vendor_receipt == "cr-2026-000184"
+    # R23: the certificate is claimed until `certificates verify` says what it is
+    assert {c.certificate_status for c in out.consent} == {CertificateStatus.CLAIMED}
     attrs = out.consent[0].attributes
     assert attrs["leadid_token"] == "3F2504E0-4F89-11D3-9A0C-0305E82C3301"
     assert attrs["vendor_id"] == "coreg-17"
@@ -233,6 +235,8 @@ def test_vendor_field_map_and_configuration_errors() -> None:
     lead = {"EmailAddr": "ivy@example.org", "optin_time": "2026-01-05T10:00:00Z"}
     out = LeadPostConnector(inst, make_edge()).map_row(lead)
     assert [c.subject_key for c in out.consent] == [key("ivy@example.org", "email")]
+    # no certificate in the lead: nothing claimed (R23 then says so for a purchased lead)
+    assert out.consent[0].certificate_status is None
     bad = dataclasses.replace(
         INSTANCE,
         options={"field_map": {"nickname": "nick"}, "tolerance_s": "soon", "phone_channel": "fax"},

@@ -51,6 +51,7 @@ def test_every_rule_declares_id_source_and_severity() -> None:
         "R4",
         "R21",
         "R22",
+        "R23",
         "CFG-UNDECLARED",
         "CFG-UNMAPPED",
     ]

@@ -262,7 +262,7 @@ def test_history_round_trip_keeps_the_call_log(make, policy) -> None:
         phone.place(at)
     phone.refuse(MON - DAY)
     obj = phone.history.to_obj()
-    assert obj["v"] == FORMAT_VERSION == 3
+    assert obj["v"] == FORMAT_VERSION == 4
     assert set(obj["c"]["Acme"]["cl"]) == {"a", "r"}
     back = ConsentHistory.from_obj(orjson.loads(orjson.dumps(obj)))
     t = MON + 4 * DAY

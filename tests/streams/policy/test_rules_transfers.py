@@ -265,7 +265,7 @@ def test_first_message_survives_the_round_trip_and_an_erasure_forgets_it(make, p
     s = Sender(make, policy, political(make, names_source=False))
     s.send(make.T0 + make.DAY)
     obj = s.history.to_obj()
-    assert obj["v"] == 3 and obj["c"][CAMPAIGN]["f"][0] == make.T0 + make.DAY
+    assert obj["v"] == 4 and obj["c"][CAMPAIGN]["f"][0] == make.T0 + make.DAY
     back = ConsentHistory.from_obj(obj)
     assert not back.is_first_message(CAMPAIGN, make.T0 + 2 * make.DAY, "later")
     # a format-2 state has no first messages: read, every message may be the first
