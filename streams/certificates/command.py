@@ -5,7 +5,8 @@ Reads the consent topic as the consumer group ``<app_id>-certificates`` (from it
 offsets, else the beginning), verifies each claimed lead certificate through its issuer's
 verifier, chosen by the certificate's shape: TrustedForm URLs through the TrustedForm
 verifier (``CONSENTINEL_CERTIFICATE_ENDPOINT``, key from ``CONSENTINEL_CERTIFICATE_KEY``),
-Jornaya LeadiD tokens through the LeadiD verifier (``CONSENTINEL_CERTIFICATE_LEADID_*``),
+Jornaya LeadiD tokens through the LeadiD verifier (account code from
+``CONSENTINEL_CERTIFICATE_LEADID_ACCOUNT``),
 and writes each result to the consent topic, keyed by the subject key; offsets are
 committed after the results are acknowledged. ``--once`` stops when it has caught up with
 the end of the topic (for cron jobs and tests).
