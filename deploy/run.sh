@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # `make run`: the whole monitor on this machine, with the demo feed.
 # Starts the local broker (unless one already answers), creates the topics, publishes the
-# demo purpose declarations, then runs the worker, the ingest server, the alert router and
-# the console, and plays the demo traffic through the real connectors. Ctrl-C stops every
+# demo purpose declarations, then runs the worker, the ingest server, the alert router, the
+# certificate service and the console, and plays the demo traffic through the real
+# connectors. The demo's leads carry TrustedForm certificates that no real issuer knows:
+# the certificate service asks a DEMO ONLY stand-in issuer on the loopback
+# (connectors/demo/issuer.py) with the demo key, unless CONSENTINEL_CERTIFICATE_ENDPOINT is
+# set. Ctrl-C stops every
 # process it started, the broker included when it started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,9 +67,19 @@ fi
 $BIN/consentinel topics create
 $BIN/consentinel registry apply "$REGISTRY_FILE"
 
+if [ -z "${CONSENTINEL_CERTIFICATE_ENDPOINT:-}" ]; then
+  ISSUER_PORT=$($BIN/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  start issuer $BIN/python -m consentinel.connectors.demo.issuer --port "$ISSUER_PORT"
+  export CONSENTINEL_CERTIFICATE_ENDPOINT="http://127.0.0.1:$ISSUER_PORT"
+  export CONSENTINEL_CERTIFICATE_KEY="file:deploy/demo/secrets/trustedform-key"
+  say "DEMO ONLY: lead certificates are verified by a stand-in issuer at $CONSENTINEL_CERTIFICATE_ENDPOINT"
+fi
+
 start worker  $BIN/consentinel worker
+WORKER_PID=${pids[-1]}
 start ingest  $BIN/consentinel ingest --config "$CONSENTINEL_CONNECTORS_FILE"
 start router  $BIN/consentinel router
+start certificates $BIN/consentinel certificates verify
 start console $BIN/consentinel console
 
 TOKEN=$($BIN/python -c 'from consentinel.streams.events.settings import Settings; print(Settings.from_env().token.reveal().decode())')
@@ -78,7 +92,7 @@ INGEST_PORT=$($BIN/python -c 'from consentinel.streams.events.settings import Se
 say "waiting for the worker to read the purpose registry…"
 for _ in $(seq 1 240); do
   grep -q "purpose registry read" "$LOGDIR/worker.log" 2>/dev/null && break
-  kill -0 "${pids[0]}" 2>/dev/null || break
+  kill -0 "$WORKER_PID" 2>/dev/null || break
   sleep 0.5
 done
 
@@ -89,6 +103,7 @@ cat <<MSG
   consentinel is running.
     console   http://127.0.0.1:$CONSOLE_PORT/?token=$TOKEN
     metrics   http://127.0.0.1:$METRICS_PORT/metrics (worker)   http://127.0.0.1:$INGEST_PORT/metrics (ingest)
+              http://127.0.0.1:$((METRICS_PORT + 2))/metrics (router)   http://127.0.0.1:$((METRICS_PORT + 3))/metrics (certificates)
     logs      $LOGDIR
   The demo feed is posting traffic now ($LOGDIR/demo.log lists the incidents to expect);
   they appear in the console within seconds, those waiting for consent after the grace

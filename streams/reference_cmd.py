@@ -107,7 +107,7 @@ VARIABLES: tuple[Variable, ...] = (
              "and its /metrics)"),
     Variable("CONSENTINEL_CONSOLE_PORT", "console_port", "the operator console's port"),
     Variable("CONSENTINEL_METRICS_PORT", "metrics_port", "the worker's /metrics; the "
-             "router's is this + 2"),
+             "router's is this + 2, the certificate service's this + 3"),
     Variable("CONSENTINEL_LOG_LEVEL", "log_level", "log level of every command"),
     Variable("CONSENTINEL_PEPPER", "pepper", "the HMAC key of subject keys (at least 16 "
              "bytes); or CONSENTINEL_PEPPER_FILE, a file holding it", secret=True),
@@ -118,15 +118,26 @@ VARIABLES: tuple[Variable, ...] = (
              "is only ever sent there, never to a URL a lead carries)", "certificates verify"),
     Variable("CONSENTINEL_CERTIFICATE_KEY", "certificate_key", "its API key, as a "
              "reference: `env:NAME` or `file:PATH`", "certificates verify"),
+    Variable("CONSENTINEL_CERTIFICATE_LEADID_ENDPOINT", "certificate_leadid_endpoint", "the "
+             "Jornaya LeadiD API `certificates verify` calls for LeadiD tokens "
+             "(`GET …/Authenticate?lac=&id=`)", "certificates verify"),
+    Variable("CONSENTINEL_CERTIFICATE_LEADID_ACCOUNT", "certificate_leadid_account", "the "
+             "LeadiD account code (`lac`); unset: LeadiD tokens stay claimed",
+             "certificates verify"),
+    Variable("CONSENTINEL_CERTIFICATE_LEADID_KEY", "certificate_leadid_key", "an optional "
+             "LeadiD bearer key, as a reference: `env:NAME` or `file:PATH`",
+             "certificates verify"),
     Variable("CONSENTINEL_EVIDENCE_KEY", "evidence_key", "the Ed25519 key that signs "
              "evidence packs: env:NAME or file:PATH (make one with `consentinel evidence "
              "keygen`); unset, `evidence export` refuses", "evidence export"),
-    Variable("CONSENTINEL_METRICS_HOST", None, "address the worker's and the router's "
-             "/metrics and /healthz bind", "router, console (ops_endpoints); worker",
+    Variable("CONSENTINEL_METRICS_HOST", None, "address the worker's, the router's and "
+             "the certificate service's /metrics and /healthz bind",
+             "router, console, certificates verify (ops_endpoints); worker",
              unset="`127.0.0.1`"),
     Variable("CONSENTINEL_METRICS_TOKEN", None, "when set, /metrics and /healthz of the "
-             "router and worker need `Authorization: Bearer <it>`; or "
-             "CONSENTINEL_METRICS_TOKEN_FILE", "router, console (ops_endpoints); worker",
+             "router, the certificate service and the worker need `Authorization: Bearer "
+             "<it>`; or CONSENTINEL_METRICS_TOKEN_FILE",
+             "router, console, certificates verify (ops_endpoints); worker",
              secret=True),
     Variable("CONSENTINEL_SINKS_FILE", None, "the router's sinks file (YAML)", "router"),
     Variable("CONSENTINEL_CONNECTORS_FILE", None, "the ingest server's connectors file "
@@ -329,6 +340,8 @@ def settings_reference() -> str:
         f"| worker Faust web | `http://WEB_HOST:WORKER_PORT/` ({defaults.worker_port}) |",
         f"| router /metrics, /healthz, /openapi.json | `http://METRICS_HOST:METRICS_PORT+2/` "
         f"({mp + 2}; `consentinel router --metrics-port` overrides) |",
+        f"| certificate service /metrics, /healthz | `http://METRICS_HOST:METRICS_PORT+3/` "
+        f"({mp + 3}; `consentinel certificates verify --metrics-port` overrides) |",
         "| router consumer group | `<APP_ID>-router` |",
         "| incident store | `HOME/state/incidents.db` |",
         "",

@@ -40,13 +40,11 @@ from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.metrics import (
     INCIDENT_TRANSITIONS,
     INCIDENTS_OPEN,
-    REGISTRY,
     SINK_BACKLOG,
 )
 from consentinel.streams.events.ops_access import OpsAccess
 from consentinel.streams.events.records import Alert
 from consentinel.streams.events.settings import Settings
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import config as router_config
 from . import kafka_logs, router_intake
@@ -54,7 +52,7 @@ from .delivery import DeliveryWorker
 from .erasure import Erasure
 from .model import Change, ChangeKind
 from .openapi import router_document
-from .ops_endpoints import ops_app, serve
+from .ops_endpoints import metrics, ops_app, serve
 from .sinks.base import RefreshingSink
 from .store import DAY_MS, IncidentStore
 
@@ -302,11 +300,6 @@ class Router:
 
     def ops_app(self) -> web.Application:
         """``/metrics``, ``/healthz`` and ``/openapi.json``, behind ``self.ops``."""
-
-        async def metrics(_: web.Request) -> web.Response:
-            return web.Response(
-                body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-            )
 
         async def healthz(_: web.Request) -> web.Response:
             backlog = await asyncio.to_thread(self.store.backlog)

@@ -52,6 +52,17 @@ class Retry:
         return float(min(self.cap_s, max(self.base_s * 2.0**attempt, hint)))
 
 
+#: every value of ``consentinel_certificate_results_total``'s ``status`` label
+RESULTS = ("verified", "expired", "mismatch", "gave_up")
+
+
+def declare_metrics() -> None:
+    """Create the result counter's children, so a healthy run shows ``gave_up`` (and every
+    other result) at 0 from the start: a labelled counter with no child has no series."""
+    for status in RESULTS:
+        metrics.CERTIFICATE_RESULTS.labels(status)
+
+
 class CertificateService:
     """Turns claimed grants into ``verify`` events through ``verifier``; ``send`` writes
     one event and returns once it is acknowledged (raises ``RetriableError`` if not)."""

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import base64
 import re
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,15 +42,16 @@ from consentinel.streams.events.errors import FatalConfigError, InvalidInput, Re
 from consentinel.streams.events.records import CertificateStatus
 from consentinel.streams.events.settings import Secret
 
+from .issuer_http import UrllibClient, retry_after, safe_text
 from .verifier import Claim, HttpResponse, Verification
+
+__all__ = ["ISSUER_HOST", "TrustedFormVerifier", "UrllibClient", "safe_text", "token_of"]
 
 ISSUER_HOST = "cert.trustedform.com"
 #: a web certificate's token: 40 hex digits (other kinds are longer URL-safe ids)
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,255}$")
-_ADDRESS_LIKE = re.compile(r"\S+@\S+|\+?\d[\d\s().-]{6,}\d")
 EARLY_MS = 5 * 60_000  # collected before the certificate was made: at most this early
 LATE_MS = 86_400_000  # collected after it was made: at most this late
-MAX_BODY = 1 << 20
 
 
 def token_of(certificate_id: str) -> str | None:
@@ -67,37 +66,6 @@ def token_of(certificate_id: str) -> str | None:
     if "-" in text and len(text) == 36:
         return None  # a UUID: a LeadiD token, not TrustedForm's
     return text if _TOKEN.match(text) else None
-
-
-def safe_text(text: object, limit: int = 160) -> str:
-    """An issuer's reason, fit for an event and a log: no address-like run, bounded."""
-    return _ADDRESS_LIKE.sub("…", str(text))[:limit]
-
-
-class UrllibClient:
-    """The default :class:`~.verifier.HttpClient`: the standard library, one connection
-    per call, the timeout on connect and on each read; bodies over 1 MiB are cut."""
-
-    def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, timeout_s: float
-    ) -> HttpResponse:
-        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as answer:
-                return HttpResponse(
-                    answer.status,
-                    answer.read(MAX_BODY),
-                    {k.lower(): v for k, v in answer.headers.items()},
-                )
-        except urllib.error.HTTPError as exc:
-            return HttpResponse(
-                exc.code, exc.read(MAX_BODY), {k.lower(): v for k, v in exc.headers.items()}
-            )
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise RetriableError(
-                f"the certificate API did not answer ({type(reason).__name__})", 0.0
-            ) from None
 
 
 def _iso_ms(value: Any) -> int | None:
@@ -182,9 +150,9 @@ class TrustedFormVerifier:
                 "certificate verifier",
             )  # fmt: skip
         if status in (408, 429) or status >= 500:
-            retry = answer.headers.get("retry-after", "")
-            after = float(retry) if retry.isdigit() else 0.0
-            raise RetriableError(f"the certificate API is busy (HTTP {status})", after)
+            raise RetriableError(
+                f"the certificate API is busy (HTTP {status})", retry_after(answer.headers)
+            )
         if status in (404, 410):
             return Verification(
                 CertificateStatus.EXPIRED,

@@ -2,7 +2,8 @@
 
 A purchased lead's grant carries ``certificate_status: claimed`` and the certificate id in
 ``proof.certificate_id`` (``lead_post`` stores the TrustedForm certificate URL, else the
-LeadiD token). A :class:`Verifier` asks the certificate's issuer whether the certificate
+LeadiD token; ``by_shape.ByShape`` hands each to the verifier of its issuer). A
+:class:`Verifier` asks the certificate's issuer whether the certificate
 exists, is still valid, matches what the lead claims (when and where it was collected) and
 shows a disclosure that names the buyer; :func:`result_event` makes the answer a ``verify``
 consent event, keyed and pseudonymized like the grant (its subject key and hint), with an
@@ -79,13 +80,15 @@ class HttpResponse:
 
 
 class HttpClient(Protocol):
-    """One HTTP POST. Blocks for at most ``timeout_s`` (connect and read). Returns every
-    HTTP answer, error statuses included; raises ``RetriableError`` when there is none
-    (refused, reset, timed out)."""
+    """One HTTP call (POST for TrustedForm, GET for LeadiD). Blocks for at most
+    ``timeout_s`` (connect and read). Returns every HTTP answer, error statuses included;
+    raises ``RetriableError`` when there is none (refused, reset, timed out)."""
 
     def post(
         self, url: str, headers: Mapping[str, str], body: bytes, timeout_s: float
     ) -> HttpResponse: ...
+
+    def get(self, url: str, headers: Mapping[str, str], timeout_s: float) -> HttpResponse: ...
 
 
 class Verifier(Protocol):

@@ -67,6 +67,11 @@ class Settings:
     # reference (env:NAME or file:PATH) to its API key
     certificate_endpoint: str = "https://cert.trustedform.com"
     certificate_key: str = ""
+    # R23, Jornaya LeadiD: its Authenticate API, the account code (``lac``) and an optional
+    # reference (env:NAME or file:PATH) to a bearer key
+    certificate_leadid_endpoint: str = "https://api.leadid.com"
+    certificate_leadid_account: str = ""
+    certificate_leadid_key: str = ""
     withdrawal_allowance_s: Mapping[str, float] = field(
         default_factory=lambda: {"email": 172_800.0, "sms": 0.0, "phone": 0.0}
     )
@@ -287,6 +292,11 @@ def _load(environ: dict[str, str]) -> Settings:
             "CONSENTINEL_CERTIFICATE_ENDPOINT", "https://cert.trustedform.com"
         ),
         "certificate_key": raw.get("CONSENTINEL_CERTIFICATE_KEY", ""),
+        "certificate_leadid_endpoint": raw.get(
+            "CONSENTINEL_CERTIFICATE_LEADID_ENDPOINT", "https://api.leadid.com"
+        ),
+        "certificate_leadid_account": raw.get("CONSENTINEL_CERTIFICATE_LEADID_ACCOUNT", ""),
+        "certificate_leadid_key": raw.get("CONSENTINEL_CERTIFICATE_LEADID_KEY", ""),
     }
     values["pepper"] = _secret(raw, "PEPPER", home, env, problems, notes, 32)
     values["token"] = _secret(raw, "TOKEN", home, env, problems, notes, 24)

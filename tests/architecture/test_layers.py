@@ -109,8 +109,9 @@ ALLOWED = {
     "connectors": {"events", "connectors"},
     # casework: the operator's case tools (evidence packs, art. 30 records, subject lookup)
     "casework": {"events", "policy", "registry", "alerts", "casework"},
-    # certificates: the lead certificate verifier and its service (R23)
-    "certificates": {"events", "certificates"},
+    # certificates: the lead certificate verifier and its service (R23); it serves /metrics
+    # and /healthz through the alerts layer's ops_endpoints (one copy of that hygiene)
+    "certificates": {"events", "alerts", "certificates"},
     "cli": {"events", "cli"},
     "namespace": set(),
 }

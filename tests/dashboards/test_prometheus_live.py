@@ -1,10 +1,12 @@
 """Every dashboard panel returns data from a real Prometheus scraping a real run.
 
 The real processes (`consentinel worker`, `ingest` with the demo connectors, `router` with a
-webhook sink) run on the real broker with a unique topic prefix; the demo feed posts its
-story, plus what the demo does not: a webhook with a wrong token (authentication failure), a
-payload that cannot be parsed (dead letter) and an undecodable record on the usage topic
-(worker dead letter). A real `prometheus` scrapes the three /metrics endpoints every second
+webhook sink, `certificates verify` asking a local fake TrustedForm API, tests/streams/
+fake_trustedform.py, about the demo's claimed lead certificates) run on the real broker
+with a unique topic prefix; the demo feed posts its story (leads with certificates
+included), plus what the demo does not: a webhook with a wrong token (authentication
+failure), a payload that cannot be parsed (dead letter) and an undecodable record on the usage topic
+(worker dead letter). A real `prometheus` scrapes the four /metrics endpoints every second
 with the scrape configuration of dashboards/prometheus/prometheus.yml (honor_labels on the
 ingest job) and loads the rules file. Then every panel's query, with Grafana's variables set
 to "All" and its range to the whole run, is evaluated through Prometheus's HTTP API and must
@@ -38,6 +40,8 @@ from typing import Any
 import promql  # tests/dashboards is on pytest's pythonpath
 import pytest
 import yaml
+from fake_trustedform import KEY as TRUSTEDFORM_KEY  # tests/streams, on the pythonpath too
+from fake_trustedform import FakeTrustedForm
 from kafka import KafkaProducer
 
 pytestmark = pytest.mark.integration
@@ -171,7 +175,7 @@ def hook() -> Iterator[str]:
     server.server_close()
 
 
-def _scrape_config(tmp: Path, worker: int, ingest: int, router: int) -> Path:
+def _scrape_config(tmp: Path, worker: int, ingest: int, router: int, certificates: int) -> Path:
     """dashboards/prometheus/prometheus.yml with this run's ports and a 1 s interval."""
     config = yaml.safe_load(SCRAPE_EXAMPLE.read_text(encoding="utf-8"))
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
@@ -180,6 +184,7 @@ def _scrape_config(tmp: Path, worker: int, ingest: int, router: int) -> Path:
         "consentinel-worker": worker,
         "consentinel-ingest": ingest,
         "consentinel-router": router,
+        "consentinel-certificates": certificates,
     }
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(jobs) == set(ports), f"prometheus.yml jobs changed: {sorted(jobs)}"
@@ -215,7 +220,11 @@ def test_every_panel_returns_data_from_a_real_run(
 ) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
-    metrics_port, ingest_port, prom_port = _free_port(span=3), _free_port(), _free_port()
+    metrics_port, ingest_port, prom_port = _free_port(span=4), _free_port(), _free_port()
+    issuer = FakeTrustedForm(page_url="https://jeux.example.net/grand-concours-2027")
+    issuer.default = "verified"  # every demo lead's certificate names its partners
+    # the demo's leads opted in 50 to 270 minutes ago: the issuer saw the forms before that
+    issuer.created_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5 * 3600))
     sinks = tmp_path / "sinks.yaml"
     sinks.write_text(
         yaml.safe_dump(
@@ -248,17 +257,25 @@ def test_every_panel_returns_data_from_a_real_run(
         "CONSENTINEL_CONSOLE_PORT": str(_free_port()),
         "CONSENTINEL_WORKER_PORT": str(_free_port()),
         "HOOK_SECRET": "hook-secret-" + uuid.uuid4().hex,
+        "CONSENTINEL_CERTIFICATE_ENDPOINT": issuer.endpoint,
+        "CONSENTINEL_CERTIFICATE_KEY": "env:TRUSTEDFORM_KEY",
+        "TRUSTEDFORM_KEY": TRUSTEDFORM_KEY,
     }
     procs = Procs(env, logs)
     prom = f"http://127.0.0.1:{prom_port}"
     started = time.time()
     try:
+        issuer.__enter__()
         procs.run("topics", "create")
         procs.run("registry", "apply", str(REGISTRY))
         procs.start("worker", [str(EXE), "worker"])
         procs.start("ingest", [str(EXE), "ingest", "--config", str(CONNECTORS)])
         procs.start("router", [str(EXE), "router", "--sinks", str(sinks)])
-        config = _scrape_config(tmp_path, metrics_port, ingest_port, metrics_port + 2)
+        # the certificate service on its default port (CONSENTINEL_METRICS_PORT + 3)
+        procs.start("certificates", [str(EXE), "certificates", "verify"])
+        config = _scrape_config(
+            tmp_path, metrics_port, ingest_port, metrics_port + 2, metrics_port + 3
+        )
         procs.start(
             "prometheus",
             [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
@@ -345,9 +362,17 @@ def test_every_panel_returns_data_from_a_real_run(
         # every job was scraped, and the ingest metrics kept their `instance` label
         up = _query(prom, 'up{job=~"consentinel.*"}')
         assert {r["metric"]["job"] for r in up if r["value"][1] == "1"} == {
-            "consentinel-worker", "consentinel-ingest", "consentinel-router"
+            "consentinel-worker", "consentinel-ingest", "consentinel-router",
+            "consentinel-certificates",
         }  # fmt: skip
         assert _query(prom, 'consentinel_ingest_requests_total{instance="mailchimp-lequotidien"}')
         assert _Hook.received, "the router never notified its webhook sink"
+        # the demo's claimed certificates were verified through the fake issuer
+        assert issuer.requests, "the certificate service never asked the issuer"
+        verified = _query(prom, 'consentinel_certificate_results_total{status="verified"}')
+        assert verified and float(verified[0]["value"][1]) >= 1, verified
+        gave_up = _query(prom, 'consentinel_certificate_results_total{status="gave_up"}')
+        assert gave_up and float(gave_up[0]["value"][1]) == 0, gave_up
     finally:
         procs.stop()
+        issuer.__exit__()

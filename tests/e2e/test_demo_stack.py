@@ -1,7 +1,8 @@
 """The whole stack, end to end, as `make run` runs it: the real processes on the real broker.
 
 `consentinel topics create`, `registry apply deploy/demo/registry.yaml`, then the worker,
-the ingest server (deploy/demo/connectors.yaml), the alert router and the console as
+the ingest server (deploy/demo/connectors.yaml), the alert router, the certificate service
+(asking the demo's DEMO ONLY stand-in issuer, as `make run` does) and the console as
 subprocesses, with a unique topic prefix, their own CONSENTINEL_HOME and free ports; the
 demo feed at small scale posts its story through the real connectors. Asserted through the
 console's HTTP API (with the token): exactly the incidents the demo announces (political
@@ -9,9 +10,9 @@ campaign R1/R2/R17, SMS after STOP R5, unnamed partner R13, the late-consent R1/
 by corrections, sales calls to a rented file R10/R11/R12, a night SMS promotion from a 06
 number R8/R9; and R9 on the SMS promotions themselves when the test runs outside the SMS
 charter hours), each with its evidence in masked hints only, and nothing for the lawful
-traffic. Then every topic of the prefix, every log of the run and the console's pages and
-exports are scanned for raw addresses: none. How long the incidents took to appear is
-printed, not asserted.
+traffic; the demo leads' certificates verified through the stand-in. Then every topic of
+the prefix, every log of the run and the console's pages and exports are scanned for raw
+addresses: none. How long the incidents took to appear is printed, not asserted.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 import privacy  # tests/ is on pytest's pythonpath
 import pytest
 from consentinel.connectors.demo import cast, scenario
+from consentinel.connectors.demo.issuer import KEY_FILE, DemoIssuer
 from consentinel.connectors.demo.world import World, hint
 from consentinel.streams.events import codec
 from consentinel.streams.events.identity import normalize
@@ -79,6 +81,7 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = TIMEO
 class Stack:
     env: dict[str, str]
     logs: Path
+    issuer: DemoIssuer
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -163,15 +166,19 @@ def stack(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[S
         "CONSENTINEL_TOKEN": "e2e-token-" + uuid.uuid4().hex,
         "CONSENTINEL_INGEST_PORT": str(_free_port()),
         "CONSENTINEL_CONSOLE_PORT": str(_free_port()),
-        "CONSENTINEL_METRICS_PORT": str(_free_port(span=3)),
+        "CONSENTINEL_METRICS_PORT": str(_free_port(span=4)),
         "CONSENTINEL_WORKER_PORT": str(_free_port()),
         "CONSENTINEL_LOG_LEVEL": "info",
     }
-    s = Stack(env, logs)
-    try:
-        yield s
-    finally:
-        s.stop()
+    with DemoIssuer(KEY_FILE.read_bytes().strip()) as issuer:
+        # as deploy/run.sh sets them for `make run`
+        env["CONSENTINEL_CERTIFICATE_ENDPOINT"] = issuer.endpoint
+        env["CONSENTINEL_CERTIFICATE_KEY"] = f"file:{KEY_FILE}"
+        s = Stack(env, logs, issuer=issuer)
+        try:
+            yield s
+        finally:
+            s.stop()
 
 
 def _incidents(stack: Stack) -> dict[str, dict[str, Any]]:
@@ -266,6 +273,7 @@ def test_the_demo_raises_its_incidents_and_leaks_no_address(stack: Stack) -> Non
     stack.start("worker")
     stack.start("ingest", "--config", str(CONNECTORS))
     stack.start("router")
+    stack.start("certificates", "verify")
     stack.start("console")
     _wait_for(
         lambda: stack.check_alive() and "purpose registry read" in stack.log("worker"),
@@ -382,6 +390,18 @@ def _after_evidence(stack: Stack, world: World, pages: list[bytes]) -> None:
         assert status == 200, (path, status)
         pages.append(body)
     assert stack.get("/api/incidents", token=False)[0] == 401
+
+    # the demo leads' certificates were verified through the stand-in issuer
+    metrics_url = f"http://127.0.0.1:{int(stack.env['CONSENTINEL_METRICS_PORT']) + 3}/metrics"
+
+    def verified() -> float:
+        with urllib.request.urlopen(metrics_url, timeout=15) as answer:
+            text = answer.read().decode()
+        line = 'consentinel_certificate_results_total{status="verified"} '
+        return sum(float(x.split()[-1]) for x in text.splitlines() if x.startswith(line))
+
+    _wait_for(lambda: stack.check_alive() and verified() >= 1, "a verified certificate")
+    assert stack.issuer.answered >= 1
 
     # no raw address anywhere: topics, logs, console pages and exports
     raw = {a.encode() for a in world.addresses()} | {

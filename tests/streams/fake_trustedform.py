@@ -3,7 +3,8 @@ loopback, answering ``POST /<token>`` as the v4 API does (connectors.md §3.5), 
 the test says each token should be. No network.
 
 ``FakeTrustedForm().answers[token] = "verified" | "mismatch" | "expired" | "gone" |
-"busy"`` (``busy`` answers 503 ``busy_times`` times, then verified). Each request is
+"busy"`` (``busy`` answers 503 ``busy_times`` times, then verified); a token not in
+``answers`` gets ``default`` ("gone" unless the test says otherwise). Each request is
 kept in ``requests`` (path, headers, parsed JSON body).
 """
 
@@ -25,6 +26,7 @@ def _iso(delta: timedelta) -> str:
 class FakeTrustedForm:
     def __init__(self, page_url: str = "https://leadgen.example/isolation") -> None:
         self.answers: dict[str, str] = {}
+        self.default = "gone"
         self.requests: list[dict[str, Any]] = []
         self.page_url = page_url
         self.created_at: str | None = None  # default: now
@@ -75,7 +77,7 @@ class FakeTrustedForm:
 
         if auth != "Basic " + base64.b64encode(f"X:{KEY}".encode()).decode():
             return 401, {"message": "unauthorized"}
-        kind = self.answers.get(token, "gone")
+        kind = self.answers.get(token, self.default)
         if kind == "busy":
             seen = self._busy.get(token, 0)
             self._busy[token] = seen + 1

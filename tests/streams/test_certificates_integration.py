@@ -3,7 +3,9 @@ through the ``lead_post`` connector), the buyer's e-mails to them held by a ``co
 worker`` subprocess while the certificates are only claimed, then the certificate service
 (``certificates verify --once``'s ``run``) asking a local fake certificate API: the lead
 whose certificate names the buyer gets an allowed verdict, the one whose disclosure does
-not gets R23 (critical). The results are ``verify`` events on the consent topic.
+not gets R23 (critical); a third lead carries a Jornaya LeadiD token, which a local fake
+LeadiD API says is authentic: allowed. The results are ``verify`` events on the consent
+topic.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from consentinel.connectors.contract import Edge
 from consentinel.connectors.runtime.file_import import Importer
 from consentinel.connectors.runtime.producer import EventProducer
 from consentinel.streams import topics_admin
+from consentinel.streams.certificates.by_shape import ByShape
 from consentinel.streams.certificates.command import run as run_certificates
+from consentinel.streams.certificates.leadid import LeadidVerifier
 from consentinel.streams.certificates.trustedform import TrustedFormVerifier
 from consentinel.streams.events import codec, ids, topics
 from consentinel.streams.events.identity import Pseudonymizer
 from consentinel.streams.events.records import CertificateStatus, ConsentAction, ConsentEvent
 from consentinel.streams.events.settings import Secret, Settings
 from consentinel.streams.registry import command as registry_cmd
+from fake_leadid import ACCOUNT, FakeLeadid
 from fake_trustedform import KEY, FakeTrustedForm
 from kafka import KafkaConsumer
 
@@ -44,7 +49,15 @@ TIMEOUT_S = 120
 HOUR = 3_600_000
 BUYER = "isolation-plus"
 GOOD, BAD = "a" * 40, "b" * 40
-LEADS = ((1, GOOD), (2, BAD))
+LEADID = "3F2504E0-4F89-11D3-9A0C-0305E82C3301"
+LEADS = ((1, GOOD), (2, BAD), (3, LEADID))
+
+
+def _certificate(token: str) -> dict[str, str]:
+    if token == LEADID:
+        return {"leadid_token": token}
+    return {"trustedform_cert_url": f"https://cert.trustedform.com/{token}"}
+
 
 REGISTRY = f"""\
 declarations:
@@ -144,7 +157,7 @@ def test_claimed_leads_are_held_until_the_verifier_answers(
                     "purposes": "marketing",
                     "channels": "email",
                     "source_url": "https://leadgen.example/isolation",
-                    "trustedform_cert_url": f"https://cert.trustedform.com/{token}",
+                    **_certificate(token),
                 }
             )
             + "\n"
@@ -166,16 +179,19 @@ def test_claimed_leads_are_held_until_the_verifier_answers(
         outputs.poll()
         assert not {u.event_id for u in sends.values()} & set(outputs.first_verdicts())
 
-        with FakeTrustedForm() as fake:
+        with FakeTrustedForm() as fake, FakeLeadid() as leadid:
             fake.answers = {GOOD: "verified", BAD: "mismatch"}
             fake.created_at = _iso(optin)
-            verifier = TrustedFormVerifier(
-                Secret(KEY.encode()), endpoint=fake.endpoint, timeout_s=5
+            leadid.answers = {LEADID: "authentic"}
+            verifier = ByShape(
+                TrustedFormVerifier(Secret(KEY.encode()), endpoint=fake.endpoint, timeout_s=5),
+                LeadidVerifier(ACCOUNT, endpoint=leadid.endpoint, timeout_s=5),
             )
             assert run_certificates(settings, verifier, once=True) == len(LEADS)
             # a second run resumes after its committed offsets: nothing to verify again
             assert run_certificates(settings, verifier, once=True) == 0
             assert sorted(r["path"] for r in fake.requests) == [f"/{GOOD}", f"/{BAD}"]
+            assert [r["query"]["id"] for r in leadid.requests] == [LEADID]
 
         def decided() -> bool:
             outputs.poll()
@@ -192,6 +208,8 @@ def test_claimed_leads_are_held_until_the_verifier_answers(
     verdicts = outputs.first_verdicts()
     good, bad = verdicts[sends[GOOD].event_id], verdicts[sends[BAD].event_id]
     assert good.decision == "allowed" and good.rule_ids == [], good
+    by_leadid = verdicts[sends[LEADID].event_id]
+    assert by_leadid.decision == "allowed" and by_leadid.rule_ids == [], by_leadid
     assert bad.decision == "violation" and bad.rule_ids == ["R23"], bad
     (alert,) = [a for a in outputs.poll().alerts if a.usage_event_id == sends[BAD].event_id]
     assert alert.alert_id == ids.alert_id(sends[BAD].event_id, "R23")

@@ -130,4 +130,5 @@ def test_the_command_refuses_to_start_without_a_usable_key(monkeypatch) -> None:
         verifier_from(unset)
     monkeypatch.setenv("TF_KEY_FOR_TEST", KEY)
     built = verifier_from(unset)
-    assert built.endpoint == "https://cert.trustedform.com"
+    assert built.trustedform is not None and built.leadid is None
+    assert built.trustedform.endpoint == "https://cert.trustedform.com"
