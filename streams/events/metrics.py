@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from . import topics
-
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 _LATENCY_BUCKETS = (
@@ -116,10 +114,6 @@ RECORDS_READ_BACK = _counter(
     "growth without restarts or rebalances is worth a look.",
     ("topic",),
 )
-# its children exist from the start (a labelled counter with no child has no series, and
-# a healthy run, which reads nothing back, must chart 0): the worker's label values
-for _topic in (topics.CONSENT, topics.USAGE, "tick"):
-    RECORDS_READ_BACK.labels(topic=_topic)
 WORKER_DEADLETTERS = _counter(
     "consentinel_worker_deadletters_total",
     "Records the workers could not decode, by topic and reason.",
