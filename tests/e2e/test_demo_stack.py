@@ -33,7 +33,7 @@ from typing import Any
 
 import privacy  # tests/ is on pytest's pythonpath
 import pytest
-from consentinel.connectors.demo import cast, scenario
+from consentinel.connectors.demo import cast
 from consentinel.connectors.demo.issuer import KEY_FILE, DemoIssuer
 from consentinel.connectors.demo.world import World, hint
 from consentinel.streams.events import codec
@@ -192,7 +192,7 @@ class Matter:
     default (one incident per controller x campaign, listing every rule broken)."""
 
     key: str
-    rules: tuple[scenario.Expected, ...]
+    rules: tuple[cast.Expected, ...]
 
     @property
     def controller(self) -> str:
@@ -211,8 +211,8 @@ class Matter:
         return all(e.resolved for e in self.rules)
 
 
-def _matters(expected: list[scenario.Expected]) -> list[Matter]:
-    groups: dict[str, list[scenario.Expected]] = {}
+def _matters(expected: list[cast.Expected]) -> list[Matter]:
+    groups: dict[str, list[cast.Expected]] = {}
     for e in expected:
         groups.setdefault(f"{e.controller}|{e.campaign or '-'}", []).append(e)
     return [Matter(key, tuple(rules)) for key, rules in groups.items()]
@@ -230,7 +230,7 @@ def _settled(found: dict[str, dict[str, Any]], expected: list[Matter]) -> bool:
 
 def _expected(world: World, at_s: float) -> list[Matter]:
     """The announced incidents when the demo's SMS promotions go out at ``at_s``."""
-    return _matters(scenario.expectations(world, {"promo": at_s, "promo-again": at_s}))
+    return _matters(cast.expectations(world, {"promo": at_s, "promo-again": at_s}))
 
 
 def _shape(matters: list[Matter]) -> dict[str, dict[str, int]]:
@@ -345,7 +345,7 @@ def test_the_demo_raises_its_incidents_and_leaks_no_address(stack: Stack) -> Non
     _after_evidence(stack, world, pages)
 
 
-def _check_evidence(e: scenario.Expected, evidence: list[dict[str, Any]]) -> None:
+def _check_evidence(e: cast.Expected, evidence: list[dict[str, Any]]) -> None:
     """The evidence of one rule of an incident: masked hints, the consent as it stood."""
     assert len(evidence) == e.alerts, (e.rule, len(evidence))
     assert {item["hint"] for item in evidence} >= set(e.hints)
