@@ -126,11 +126,11 @@ def test_worker_with_kills_agrees_with_the_oracle(settings: Settings, tmp_path: 
                 f"for {STALL_S:.0f} s; {replay}\n{worker.log()[-6000:]}"
             )
             assert worker.alive(), f"the worker died:\n{worker.log()[-4000:]}"
-    finally:
-        producer.close()
+    finally:  # the worker first: a producer that cannot close must not leave it running
         if worker.alive():
             worker.stop()
         outputs.close()
+        producer.close()
 
     report = compare.compare(expected, history.usages, outputs.verdicts, outputs.alerts)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
