@@ -12,7 +12,6 @@ Replay: ``CONSENTINEL_SEED=<seed>`` (printed on failure).
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import random
@@ -25,9 +24,7 @@ import generator as gen
 import oracle
 import pytest
 import worker_harness as h
-from consentinel.streams import topics_admin
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.registry import command as registry_cmd
 
 pytestmark = pytest.mark.integration
 
@@ -68,11 +65,7 @@ def settings(kafka_bootstrap: str, topic_prefix: str, make_settings, tmp_path: P
         grace_seconds=GRACE_S,
         certificate_wait_seconds=GRACE_S,
     )
-    with open(os.devnull, "w") as sink:
-        topics_admin.create(s, out=sink)
-    registry = _registry_yaml(tmp_path / "registry.yaml")
-    assert registry_cmd.apply(s, str(registry), out=io.StringIO()) == 0
-    return s
+    return h.prepare(s, _registry_yaml(tmp_path / "registry.yaml"))
 
 
 def test_worker_with_kills_agrees_with_the_oracle(settings: Settings, tmp_path: Path) -> None:

@@ -15,8 +15,6 @@ figure, not an assertion).
 
 from __future__ import annotations
 
-import io
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,11 +28,9 @@ import worker_harness as h
 from consentinel.connectors.builtin.mailchimp import MailchimpConnector, sign
 from consentinel.connectors.contract import Request
 from consentinel.connectors.testkit import instance, make_edge
-from consentinel.streams import topics_admin
 from consentinel.streams.checker import fanout
 from consentinel.streams.events.records import ConsentAction, ConsentEvent, UsageEvent
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.registry import command as registry_cmd
 
 pytestmark = pytest.mark.integration
 
@@ -164,20 +160,15 @@ def settings(
         partitions=6,
         grace_seconds=GRACE_S,
     )
-    with open(os.devnull, "w") as sink:
-        topics_admin.create(s, out=sink)
-    (tmp_path / "registry.yaml").write_text(REGISTRY)
-    assert registry_cmd.apply(s, str(tmp_path / "registry.yaml"), out=io.StringIO()) == 0
-    return s
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(REGISTRY)
+    return h.prepare(s, registry)
 
 
 @pytest.fixture
 def worker(settings: Settings, tmp_path: Path) -> Iterator[Any]:
-    proc = h.WorkerProcess(settings, tmp_path / "worker.log")
-    proc.start()
-    yield proc
-    if proc.alive():
-        proc.stop()
+    with h.running_worker(settings, tmp_path / "worker.log") as proc:
+        yield proc
 
 
 def test_a_campaign_to_1000_members_gives_900_allowed_and_100_violations(

@@ -10,10 +10,7 @@ topic.
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,20 +20,13 @@ from typing import Any
 import privacy
 import pytest
 import worker_harness as h
-from consentinel.connectors import config
-from consentinel.connectors.contract import Edge
-from consentinel.connectors.runtime.file_import import Importer
-from consentinel.connectors.runtime.producer import EventProducer
-from consentinel.streams import topics_admin
 from consentinel.streams.certificates.by_shape import ByShape
 from consentinel.streams.certificates.command import run as run_certificates
 from consentinel.streams.certificates.leadid import LeadidVerifier
 from consentinel.streams.certificates.trustedform import TrustedFormVerifier
 from consentinel.streams.events import codec, ids, topics
-from consentinel.streams.events.identity import Pseudonymizer
 from consentinel.streams.events.records import CertificateStatus, ConsentAction, ConsentEvent
 from consentinel.streams.events.settings import Secret, Settings
-from consentinel.streams.registry import command as registry_cmd
 from fake_leadid import ACCOUNT, FakeLeadid
 from fake_trustedform import KEY, FakeTrustedForm
 from kafka import KafkaConsumer
@@ -86,21 +76,15 @@ def settings(kafka_bootstrap: str, topic_prefix: str, make_settings, tmp_path: P
         grace_seconds=GRACE_S,
         certificate_wait_seconds=WAIT_S,
     )
-    with open(os.devnull, "w") as sink:
-        topics_admin.create(s, out=sink)
     registry = tmp_path / "registry.yaml"
     registry.write_text(REGISTRY)
-    assert registry_cmd.apply(s, str(registry), out=io.StringIO()) == 0
-    return s
+    return h.prepare(s, registry)
 
 
 @pytest.fixture
 def worker(settings: Settings, tmp_path: Path) -> Iterator[Any]:
-    proc = h.WorkerProcess(settings, tmp_path / "worker.log")
-    proc.start()
-    yield proc
-    if proc.alive():
-        proc.stop()
+    with h.running_worker(settings, tmp_path / "worker.log") as proc:
+        yield proc
 
 
 def _iso(ms: int) -> str:
@@ -108,21 +92,9 @@ def _iso(ms: int) -> str:
 
 
 def _import_leads(settings: Settings, path: Path) -> None:
-    cfg = config.load_text(CONNECTORS, settings, environ={"LEAD_SECRET": "s" * 24})
-    inst = cfg.get("leadgen")
-    edge = Edge(Pseudonymizer(settings.pepper.reveal()), "FR")
-    connector = cfg.classes[inst.name](inst, edge)
-
-    async def run() -> Any:
-        producer = EventProducer(settings, client_id="certificates-test", ack_timeout=30.0)
-        try:
-            return await Importer(settings, connector, producer, stream=io.StringIO()).run(
-                path, "jsonl"
-            )
-        finally:
-            await producer.stop()
-
-    summary = asyncio.run(run())
+    summary = h.import_file(
+        settings, CONNECTORS, "leadgen", path, "jsonl", {"LEAD_SECRET": "s" * 24}
+    )
     assert summary.taken == len(LEADS) and not summary.deadlettered
 
 

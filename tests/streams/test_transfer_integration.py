@@ -11,10 +11,7 @@ source: R17 on every message, R18 on the first message to each reader only.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import io
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,16 +20,9 @@ from typing import Any
 import privacy
 import pytest
 import worker_harness as h
-from consentinel.connectors import config
-from consentinel.connectors.contract import Edge
-from consentinel.connectors.runtime.file_import import Importer
-from consentinel.connectors.runtime.producer import EventProducer
-from consentinel.streams import topics_admin
 from consentinel.streams.events import ids
-from consentinel.streams.events.identity import Pseudonymizer
 from consentinel.streams.events.records import Proof
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.registry import command as registry_cmd
 
 pytestmark = pytest.mark.integration
 
@@ -84,21 +74,15 @@ def settings(kafka_bootstrap: str, topic_prefix: str, make_settings, tmp_path: P
         partitions=3,
         grace_seconds=GRACE_S,
     )
-    with open(os.devnull, "w") as sink:
-        topics_admin.create(s, out=sink)
     registry = tmp_path / "registry.yaml"
     registry.write_text(REGISTRY)
-    assert registry_cmd.apply(s, str(registry), out=io.StringIO()) == 0
-    return s
+    return h.prepare(s, registry)
 
 
 @pytest.fixture
 def worker(settings: Settings, tmp_path: Path) -> Iterator[Any]:
-    proc = h.WorkerProcess(settings, tmp_path / "worker.log")
-    proc.start()
-    yield proc
-    if proc.alive():
-        proc.stop()
+    with h.running_worker(settings, tmp_path / "worker.log") as proc:
+        yield proc
 
 
 def _iso(ms: int) -> str:
@@ -106,21 +90,9 @@ def _iso(ms: int) -> str:
 
 
 def _import_manifest(settings: Settings, path: Path) -> None:
-    cfg = config.load_text(CONNECTORS, settings, environ={"RENTAL_SECRET": "s" * 24})
-    inst = cfg.get("broker-manifests")
-    edge = Edge(Pseudonymizer(settings.pepper.reveal()), "FR")
-    connector = cfg.classes[inst.name](inst, edge)
-
-    async def run() -> Any:
-        producer = EventProducer(settings, client_id="transfer-test", ack_timeout=30.0)
-        try:
-            return await Importer(settings, connector, producer, stream=io.StringIO()).run(
-                path, "csv"
-            )
-        finally:
-            await producer.stop()
-
-    summary = asyncio.run(run())
+    summary = h.import_file(
+        settings, CONNECTORS, "broker-manifests", path, "csv", {"RENTAL_SECRET": "s" * 24}
+    )
     assert summary.taken == len(READERS) and not summary.deadlettered
 
 

@@ -12,8 +12,6 @@ Waits are condition-based with generous timeouts; nothing asserts on time.
 
 from __future__ import annotations
 
-import io
-import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,6 @@ from typing import Any
 import privacy  # tests/ and tests/streams are on pytest's pythonpath
 import pytest
 import worker_harness as h
-from consentinel.streams import topics_admin
 from consentinel.streams.events import topics
 from consentinel.streams.events.partitioning import partition_for, subject_message_key
 from consentinel.streams.events.records import (
@@ -35,7 +32,6 @@ from consentinel.streams.events.records import (
     UsageKind,
 )
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.registry import command as registry_cmd
 from kafka import KafkaConsumer, TopicPartition
 
 pytestmark = pytest.mark.integration
@@ -54,19 +50,13 @@ def settings(kafka_bootstrap: str, topic_prefix: str, make_settings) -> Settings
         partitions=6,
         grace_seconds=GRACE_S,
     )
-    with open(os.devnull, "w") as sink:
-        topics_admin.create(s, out=sink)
-    assert registry_cmd.apply(s, str(EXAMPLE), out=io.StringIO()) == 0
-    return s
+    return h.prepare(s, EXAMPLE)
 
 
 @pytest.fixture
 def worker(settings: Settings, tmp_path: Path) -> Iterator[Any]:
-    proc = h.WorkerProcess(settings, tmp_path / "worker.log")
-    proc.start()
-    yield proc
-    if proc.alive():
-        proc.stop()
+    with h.running_worker(settings, tmp_path / "worker.log") as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -6,17 +6,21 @@ Loaded with importlib by the tests (no tests/__init__.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from consentinel.streams import topics_admin
 from consentinel.streams.events import codec, topics
 from consentinel.streams.events.identity import Pseudonymizer, mask, normalize
 from consentinel.streams.events.partitioning import subject_message_key
@@ -37,6 +41,7 @@ from consentinel.streams.policy import engine
 from consentinel.streams.policy import registry as policy_registry
 from consentinel.streams.policy.engine import Evaluation, PolicySettings
 from consentinel.streams.policy.history import ConsentHistory
+from consentinel.streams.registry import command as registry_cmd
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 EXE = Path(sys.executable).parent / "consentinel"
@@ -156,6 +161,57 @@ FULL_PROOF = Proof(
     notice_version="notice-v3",
     ip_hash="iphash-1",
 )
+
+
+def prepare(settings: Settings, registry: Path) -> Settings:
+    """The topics of ``settings`` created and the purpose registry at ``registry`` applied:
+    what a worker needs before it starts."""
+    with open(os.devnull, "w") as sink:
+        topics_admin.create(settings, out=sink)
+    assert registry_cmd.apply(settings, str(registry), out=io.StringIO()) == 0
+    return settings
+
+
+@contextlib.contextmanager
+def running_worker(settings: Settings, log_path: Path, **env: str) -> Iterator[WorkerProcess]:
+    """A worker started for the block and stopped after it, whatever happened in it."""
+    proc = WorkerProcess(settings, log_path, **env)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        if proc.alive():
+            proc.stop()
+
+
+def import_file(
+    settings: Settings,
+    connectors_yaml: str,
+    instance: str,
+    path: Path,
+    fmt: str,
+    environ: dict[str, str],
+) -> Any:
+    """``consentinel import`` of ``path`` through ``instance`` of ``connectors_yaml`` (its
+    secrets from ``environ``), on the real broker; the importer's summary."""
+    from consentinel.connectors import config
+    from consentinel.connectors.contract import Edge
+    from consentinel.connectors.runtime.file_import import Importer
+    from consentinel.connectors.runtime.producer import EventProducer
+
+    cfg = config.load_text(connectors_yaml, settings, environ=environ)
+    inst = cfg.get(instance)
+    connector = cfg.classes[inst.name](inst, Edge(Pseudonymizer(settings.pepper.reveal()), "FR"))
+
+    async def run() -> Any:
+        producer = EventProducer(settings, client_id=f"{instance}-test", ack_timeout=30.0)
+        try:
+            importer = Importer(settings, connector, producer, stream=io.StringIO())
+            return await importer.run(path, fmt)
+        finally:
+            await producer.stop()
+
+    return asyncio.run(run())
 
 
 @dataclass
