@@ -76,7 +76,7 @@ if [ -z "${CONSENTINEL_CERTIFICATE_ENDPOINT:-}" ]; then
 fi
 
 start worker  $BIN/consentinel worker
-WORKER_PID=${pids[-1]}
+WORKER_AT=$(( ${#pids[@]} - 1 ))  # the issuer may have started first
 start ingest  $BIN/consentinel ingest --config "$CONSENTINEL_CONNECTORS_FILE"
 start router  $BIN/consentinel router
 start certificates $BIN/consentinel certificates verify
@@ -92,7 +92,7 @@ INGEST_PORT=$($BIN/python -c 'from consentinel.streams.events.settings import Se
 say "waiting for the worker to read the purpose registry…"
 for _ in $(seq 1 240); do
   grep -q "purpose registry read" "$LOGDIR/worker.log" 2>/dev/null && break
-  kill -0 "$WORKER_PID" 2>/dev/null || break
+  kill -0 "${pids[$WORKER_AT]}" 2>/dev/null || break
   sleep 0.5
 done
 
