@@ -56,3 +56,64 @@ async def test_a_buffer_that_does_not_drain_fails_the_commit_loudly(monkeypatch)
     with pytest.raises(faust_compat.ChangelogNotWritten, match="not committed"):
         await ProducerBuffer.flush(buffer)  # type: ignore[arg-type]
     buffer.sender.cancel()
+
+
+class _Task:
+    pass
+
+
+class _Stream:
+    shortlabel = "Stream: consent-usage-tick"
+
+    def __init__(self) -> None:
+        self.task_owner = _Task()
+
+
+class _Table:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _Message:
+    time_in = None
+
+
+def _samples(registry: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the registry but the latency histograms (they measure time)."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for metric in registry.collect()
+        if metric.type != "histogram"
+        for s in metric.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def test_lean_monitor_counts_exactly_what_fausts_prometheus_monitor_counts() -> None:
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from faust.types import TP
+    from prometheus_client import CollectorRegistry
+
+    faust_registry, lean_registry = CollectorRegistry(), CollectorRegistry()
+    faust_monitor = PrometheusMonitor(metrics=FaustMetrics.create(faust_registry, "x"))
+    lean = faust_compat.lean_prometheus_monitor(FaustMetrics.create(lean_registry, "x"))
+    stream, ledger, holds = _Stream(), _Table("ledger"), _Table("holds")
+    for monitor in (faust_monitor, lean):
+        for offset, (topic, partition) in enumerate(
+            [("usage", 0), ("usage", 1), ("consent", 0), ("usage", 0), ("tick", 5)]
+        ):
+            tp = TP(topic, partition)
+            monitor.on_message_in(tp, offset, _Message())
+            state = monitor.on_stream_event_in(tp, offset, stream, object())
+            monitor.on_stream_event_out(tp, offset, stream, object(), state)
+        for table in (ledger, holds, ledger):
+            monitor.on_table_get(table, b"k")
+            monitor.on_table_set(table, b"k", b"v")
+        monitor.on_table_del(holds, b"k")
+        for topic in ("verdicts", "ledger-changelog", "verdicts"):
+            monitor.on_send_initiated(None, topic, None, 1, 2)
+    expected = _samples(faust_registry)
+    assert ("x_messages_received_per_topic_total", (("topic", "usage"),)) in expected
+    assert _samples(lean_registry) == expected
+    assert lean.messages_received_total == faust_monitor.messages_received_total == 5
+    assert lean.tables["ledger"].keys_updated == faust_monitor.tables["ledger"].keys_updated
