@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,7 @@ from consentinel.streams.checker.fanout import is_waiting_key
 from consentinel.streams.checker.holds import is_kept_key
 from consentinel.streams.checker.judge import Judge
 from consentinel.streams.checker.members import is_member_key
-from consentinel.streams.checker.processor import Names, Processor
+from consentinel.streams.checker.processor import Names, Output, Processor
 from consentinel.streams.checker.ticks import (
     Tick,
     TickClock,
@@ -218,6 +219,26 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         # processor waits for the acknowledgements itself.
         return await app.producer.send(topic, key, value, None, None, None)
 
+    async def send_batch(outputs: Sequence[Output], hints: Sequence[int | None]) -> list[Any]:
+        # aiokafka's own send, with the partition given when it is known: a verdict's key
+        # is its subject's, which hashes (murmur2, like aiokafka's default partitioner) to
+        # the partition the processor read the subject from when the topic has as many
+        # partitions as the source topics; otherwise aiokafka's partitioner picks it.
+        producer = faust_compat.kafka_producer(app.producer)
+        same: dict[str, bool] = {}
+        acks: list[Any] = []
+        for (topic, key, value), hint in zip(outputs, hints, strict=True):
+            partition = None
+            if hint is not None:
+                known = same.get(topic)
+                if known is None:
+                    found = producer.client.cluster.partitions_for_topic(topic)
+                    known = same[topic] = found is not None and len(found) == settings.partitions
+                if known:
+                    partition = hint
+            acks.append(await producer.send(topic, value, key=key, partition=partition))
+        return acks
+
     registry = RegistryView(settings.bootstrap_servers, settings.topic(topics.REGISTRY))
     processor = Processor(
         judge=Judge(
@@ -234,6 +255,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         scan=faust_compat.scanner(settings.partitions, subject_of),
         ticks=clock,
         sealer=Sealer(settings.pepper.reveal()),
+        send_batch=send_batch,
     )
     source = app.topic(
         names.consent,
