@@ -298,6 +298,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     async def checker(stream: Any) -> None:
         await registry.wait_ready()
         await faust_compat.tables_recovered(app)  # the tables hold their changelogs
+        faust_compat.roomy_producer_buffer(app.producer)  # a batch writes many keys at once
         readiness.set()
         log.info(
             "ready: topics and changelogs visible, tables recovered, purpose registry read; "

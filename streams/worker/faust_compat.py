@@ -328,3 +328,24 @@ def kafka_producer(producer: Any) -> Any:
     directly skips Faust's per-record wrapper (an ``on_produce_message`` signal per record);
     Faust's own records (changelogs) still go through Faust."""
     return producer._ensure_producer()
+
+
+#: Changelog records Faust's producer buffer may hold before Faust stops reading records.
+PRODUCER_BUFFER_MAX = 10_000
+
+
+def roomy_producer_buffer(producer: Any, max_messages: int = PRODUCER_BUFFER_MAX) -> None:
+    """Let Faust's producer buffer hold ``max_messages`` changelog records.
+
+    A table write puts its changelog record in ``ProducerBuffer`` (faust/transport/
+    producer.py), sent by a background task; before EVERY record it hands to a stream, the
+    Conductor (``transport/conductor.py``, ``wait_until_producer_ebb``) waits while that
+    buffer holds more than ``ProducerBuffer.max_messages`` (100), flushing it one record
+    at a time with a 0.1 s timeout each and logging a warning. A batch writes a changelog
+    record per changed key at once (hundreds), so the buffer passed 100 after nearly every
+    batch and reading stalled: 666 "producer buffer full" warnings in a 60 s drain (issue
+    9 bench). The buffer is drained continuously anyway; the checker bounds what is in
+    flight itself (``processor.MAX_IN_FLIGHT``), and commits still wait for the buffer to
+    be empty (``durable_commits``).
+    """
+    producer.buffer.max_messages = max_messages

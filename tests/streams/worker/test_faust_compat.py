@@ -117,3 +117,31 @@ def test_lean_monitor_counts_exactly_what_fausts_prometheus_monitor_counts() -> 
     assert _samples(lean_registry) == expected
     assert lean.messages_received_total == faust_monitor.messages_received_total == 5
     assert lean.tables["ledger"].keys_updated == faust_monitor.tables["ledger"].keys_updated
+
+
+async def test_a_roomy_producer_buffer_lets_a_batch_of_changelog_records_through() -> None:
+    """Faust's Conductor waits before each record while the buffer holds more than
+    ``max_messages`` (Faust's own ``wait_until_ebb`` here); with room for a batch's
+    changelog records it does not wait at all."""
+    from faust.transport.producer import ProducerBuffer
+
+    loop = asyncio.get_running_loop()
+
+    class Producer:
+        def __init__(self) -> None:
+            self.buffer = Buffer(300, every_s=0.002)  # a batch's records, being sent
+
+    faust = Producer()
+    faust.buffer.max_messages = ProducerBuffer.max_messages  # 100
+    started = loop.time()
+    await ProducerBuffer.wait_until_ebb(faust.buffer)
+    assert loop.time() - started >= 0.15  # waited for 100 records to be sent, one by one
+    faust.buffer.sender.cancel()
+
+    roomy = Producer()
+    faust_compat.roomy_producer_buffer(roomy)
+    assert roomy.buffer.max_messages == faust_compat.PRODUCER_BUFFER_MAX >= 1000
+    started = loop.time()
+    await ProducerBuffer.wait_until_ebb(roomy.buffer)
+    assert loop.time() - started < 0.05 and roomy.buffer.size > 250  # no wait
+    roomy.buffer.sender.cancel()
