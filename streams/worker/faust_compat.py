@@ -248,3 +248,104 @@ async def tables_recovered(app: Any) -> None:
     (``app.tables.recovery.completed``, an attribute of the Recovery service that the
     typed ``TableManagerT`` interface does not declare). Blocks until then."""
     await app.tables.recovery.completed.wait()
+
+
+def lean_prometheus_monitor(metrics: Any) -> Any:
+    """Faust's ``PrometheusMonitor`` (``faust/sensors/prometheus.py``) over ``metrics``
+    (a ``FaustMetrics``), with the same series, but each labelled child looked up once.
+
+    Faust's own monitor calls ``labels(...)`` for every record received, every event of a
+    stream, every table read and write and every record sent: with a changelog record
+    and a verdict per use that was 3-4 % of the worker's CPU (py-spy, issue 9). Here the
+    children are kept in a dict by label values; what is counted, and the base
+    ``Monitor``'s own bookkeeping, stay Faust's. Relies on the monitor's private
+    ``_metrics`` and ``_stream_label`` (faust-streaming 0.15.3).
+    """
+    from faust.sensors.monitor import Monitor
+    from faust.sensors.prometheus import PrometheusMonitor
+
+    class LeanPrometheusMonitor(PrometheusMonitor):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(metrics=metrics, **kwargs)
+            self._label_children: dict[tuple[int, tuple[Any, ...]], Any] = {}
+            self._stream_labels: dict[Any, str] = {}
+
+        def _child(self, metric: Any, *values: Any) -> Any:
+            key = (id(metric), values)
+            child = self._label_children.get(key)
+            if child is None:
+                child = self._label_children[key] = metric.labels(*values)
+            return child
+
+        def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+            Monitor.on_message_in(self, tp, offset, message)
+            m = self._metrics
+            m.messages_received.inc()
+            m.active_messages.inc()
+            self._child(m.messages_received_per_topics, tp.topic).inc()
+            self._child(m.messages_received_per_topics_partition, tp.topic, tp.partition).set(
+                offset
+            )
+
+        def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> Any:
+            state = Monitor.on_stream_event_in(self, tp, offset, stream, event)
+            m = self._metrics
+            m.total_events.inc()
+            m.total_active_events.inc()
+            label = self._stream_labels.get(stream)
+            if label is None:
+                label = self._stream_labels[stream] = f"stream.{self._stream_label(stream)}.events"
+            self._child(m.total_events_per_stream, label).inc()
+            return state
+
+        def _table_op(self, table: Any, operation: str) -> None:
+            self._child(self._metrics.table_operations, f"table.{table.name}", operation).inc()
+
+        def on_table_get(self, table: Any, key: Any) -> None:
+            Monitor.on_table_get(self, table, key)
+            self._table_op(table, self.KEYS_RETRIEVED)
+
+        def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+            Monitor.on_table_set(self, table, key, value)
+            self._table_op(table, self.KEYS_UPDATED)
+
+        def on_table_del(self, table: Any, key: Any) -> None:
+            Monitor.on_table_del(self, table, key)
+            self._table_op(table, self.KEYS_DELETED)
+
+        def on_send_initiated(
+            self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
+        ) -> Any:
+            self._child(self._metrics.topic_messages_sent, f"topic.{topic}").inc()
+            return Monitor.on_send_initiated(self, producer, topic, message, keysize, valsize)
+
+    return LeanPrometheusMonitor()
+
+
+def kafka_producer(producer: Any) -> Any:
+    """The aiokafka producer under Faust's (``Producer._ensure_producer``, faust/transport/
+    drivers/aiokafka.py): raises ``NotReady`` before Faust started it. Sending through it
+    directly skips Faust's per-record wrapper (an ``on_produce_message`` signal per record);
+    Faust's own records (changelogs) still go through Faust."""
+    return producer._ensure_producer()
+
+
+#: Changelog records Faust's producer buffer may hold before Faust stops reading records.
+PRODUCER_BUFFER_MAX = 10_000
+
+
+def roomy_producer_buffer(producer: Any, max_messages: int = PRODUCER_BUFFER_MAX) -> None:
+    """Let Faust's producer buffer hold ``max_messages`` changelog records.
+
+    A table write puts its changelog record in ``ProducerBuffer`` (faust/transport/
+    producer.py), sent by a background task; before EVERY record it hands to a stream, the
+    Conductor (``transport/conductor.py``, ``wait_until_producer_ebb``) waits while that
+    buffer holds more than ``ProducerBuffer.max_messages`` (100), flushing it one record
+    at a time with a 0.1 s timeout each and logging a warning. A batch writes a changelog
+    record per changed key at once (hundreds), so the buffer passed 100 after nearly every
+    batch and reading stalled: 666 "producer buffer full" warnings in a 60 s drain (issue
+    9 bench). The buffer is drained continuously anyway; the checker bounds what is in
+    flight itself (``processor.MAX_IN_FLIGHT``), and commits still wait for the buffer to
+    be empty (``durable_commits``).
+    """
+    producer.buffer.max_messages = max_messages

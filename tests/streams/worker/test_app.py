@@ -83,3 +83,51 @@ def test_a_stop_signal_spares_the_state_a_full_collection() -> None:
         assert worker.scheduled[0][1] > 0  # frozen before Faust begins to stop
     finally:
         gc.unfreeze()
+
+
+class _Cluster:
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        n = self.counts.get(topic)
+        return None if n is None else set(range(n))
+
+
+class _KafkaProducer:
+    """What ``send_batch`` uses of aiokafka's producer; records each send's partition."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.client = type("Client", (), {"cluster": _Cluster(counts)})()
+        self.sent: list[tuple[str, bytes | None, int | None]] = []
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None, partition: int | None):
+        self.sent.append((topic, key, partition))
+        return f"ack-{len(self.sent)}"
+
+
+async def test_outputs_go_to_the_known_partition_only_when_the_topic_has_as_many(
+    make_settings, monkeypatch
+) -> None:
+    from consentinel.streams.worker import faust_compat
+
+    settings = make_settings(topic_prefix="tB.", partitions=4)
+    rt = build(settings, store="memory://", monitor=False)
+    kafka = _KafkaProducer({"tB.verdicts": 4, "tB.alerts": 8, "tB.other": 12})
+    monkeypatch.setattr(faust_compat, "kafka_producer", lambda producer: kafka)
+    outputs = [
+        ("tB.verdicts", b"s1", b"v1"),  # as many partitions: the hint
+        ("tB.alerts", b"s1", b"a1"),  # not as many: aiokafka's partitioner
+        ("tB.verdicts", b"s2", b"v2"),  # no hint
+        ("tB.unknown", b"s3", b"x"),  # metadata not known yet
+    ]
+    send_batch = rt.processor._send_batch
+    assert send_batch is not None
+    acks = await send_batch(outputs, [3, 3, None, 1])
+    assert acks == ["ack-1", "ack-2", "ack-3", "ack-4"]
+    assert kafka.sent == [
+        ("tB.verdicts", b"s1", 3),
+        ("tB.alerts", b"s1", None),
+        ("tB.verdicts", b"s2", None),
+        ("tB.unknown", b"s3", None),
+    ]

@@ -56,3 +56,92 @@ async def test_a_buffer_that_does_not_drain_fails_the_commit_loudly(monkeypatch)
     with pytest.raises(faust_compat.ChangelogNotWritten, match="not committed"):
         await ProducerBuffer.flush(buffer)  # type: ignore[arg-type]
     buffer.sender.cancel()
+
+
+class _Task:
+    pass
+
+
+class _Stream:
+    shortlabel = "Stream: consent-usage-tick"
+
+    def __init__(self) -> None:
+        self.task_owner = _Task()
+
+
+class _Table:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _Message:
+    time_in = None
+
+
+def _samples(registry: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the registry but the latency histograms (they measure time)."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for metric in registry.collect()
+        if metric.type != "histogram"
+        for s in metric.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def test_lean_monitor_counts_exactly_what_fausts_prometheus_monitor_counts() -> None:
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from faust.types import TP
+    from prometheus_client import CollectorRegistry
+
+    faust_registry, lean_registry = CollectorRegistry(), CollectorRegistry()
+    faust_monitor = PrometheusMonitor(metrics=FaustMetrics.create(faust_registry, "x"))
+    lean = faust_compat.lean_prometheus_monitor(FaustMetrics.create(lean_registry, "x"))
+    stream, ledger, holds = _Stream(), _Table("ledger"), _Table("holds")
+    for monitor in (faust_monitor, lean):
+        for offset, (topic, partition) in enumerate(
+            [("usage", 0), ("usage", 1), ("consent", 0), ("usage", 0), ("tick", 5)]
+        ):
+            tp = TP(topic, partition)
+            monitor.on_message_in(tp, offset, _Message())
+            state = monitor.on_stream_event_in(tp, offset, stream, object())
+            monitor.on_stream_event_out(tp, offset, stream, object(), state)
+        for table in (ledger, holds, ledger):
+            monitor.on_table_get(table, b"k")
+            monitor.on_table_set(table, b"k", b"v")
+        monitor.on_table_del(holds, b"k")
+        for topic in ("verdicts", "ledger-changelog", "verdicts"):
+            monitor.on_send_initiated(None, topic, None, 1, 2)
+    expected = _samples(faust_registry)
+    assert ("x_messages_received_per_topic_total", (("topic", "usage"),)) in expected
+    assert _samples(lean_registry) == expected
+    assert lean.messages_received_total == faust_monitor.messages_received_total == 5
+    assert lean.tables["ledger"].keys_updated == faust_monitor.tables["ledger"].keys_updated
+
+
+async def test_a_roomy_producer_buffer_lets_a_batch_of_changelog_records_through() -> None:
+    """Faust's Conductor waits before each record while the buffer holds more than
+    ``max_messages`` (Faust's own ``wait_until_ebb`` here); with room for a batch's
+    changelog records it does not wait at all."""
+    from faust.transport.producer import ProducerBuffer
+
+    loop = asyncio.get_running_loop()
+
+    class Producer:
+        def __init__(self) -> None:
+            self.buffer = Buffer(300, every_s=0.002)  # a batch's records, being sent
+
+    faust = Producer()
+    faust.buffer.max_messages = ProducerBuffer.max_messages  # 100
+    started = loop.time()
+    await ProducerBuffer.wait_until_ebb(faust.buffer)
+    assert loop.time() - started >= 0.15  # waited for 100 records to be sent, one by one
+    faust.buffer.sender.cancel()
+
+    roomy = Producer()
+    faust_compat.roomy_producer_buffer(roomy)
+    assert roomy.buffer.max_messages == faust_compat.PRODUCER_BUFFER_MAX >= 1000
+    started = loop.time()
+    await ProducerBuffer.wait_until_ebb(roomy.buffer)
+    assert loop.time() - started < 0.05 and roomy.buffer.size > 250  # no wait
+    roomy.buffer.sender.cancel()
