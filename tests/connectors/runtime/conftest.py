@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -61,12 +62,13 @@ def _free(port: int) -> bool:
 class SecondBroker:
     """A broker of our own (never the shared one), started and stopped by deploy/kafka.sh."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, data_dir: Path) -> None:
         self.port = port
         self.bootstrap = f"127.0.0.1:{port}"
+        self.data_dir = data_dir
 
     def _run(self, action: str) -> None:
-        env = {**os.environ, "KAFKA_PORT": str(self.port)}
+        env = {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_DATA_DIR": str(self.data_dir)}
         done = subprocess.run(
             ["bash", str(REPO / "deploy" / "kafka.sh"), action],
             env=env,
@@ -87,25 +89,50 @@ class SecondBroker:
         self._run("stop")
 
 
-@pytest.fixture(scope="module")
-def second_broker(kafka_bootstrap: str) -> Iterator[SecondBroker]:
-    port = int(os.environ.get("CONSENTINEL_TEST_SECOND_KAFKA_PORT", "9292"))
-    assert f":{port}" not in kafka_bootstrap, "the second broker must not be the shared one"
-    broker = SecondBroker(port)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+def _free_pair() -> int:
+    """A client port whose controller port (+1000, deploy/kafka.sh's default) is free too."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port + 1000 <= 65535 and _free(port + 1000):
+            return port
+    raise RuntimeError("no free pair of ports for a second broker")
 
 
-@pytest.fixture(scope="module")
-def spool_broker(kafka_bootstrap: str) -> Iterator[SecondBroker]:
-    port = int(os.environ.get("CONSENTINEL_TEST_SPOOL_KAFKA_PORT", "9377"))
+@contextlib.contextmanager
+def _private_broker(
+    kafka_bootstrap: str, port_variable: str, data_dir: Path
+) -> Iterator[SecondBroker]:
+    """A broker the fixture starts and stops, on a port nobody uses (``port_variable`` may
+    name one): never one that was running before, since stopping it would take down a
+    developer's broker or another run's."""
+    port = int(os.environ.get(port_variable) or _free_pair())
     assert f":{port}" not in kafka_bootstrap, "the private broker must not be the shared one"
-    broker = SecondBroker(port)
+    assert _free(port), f"port {port} is in use: a private broker must be one of our own"
+    broker = SecondBroker(port, data_dir)
     broker.start()
     try:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def second_broker(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SecondBroker]:
+    with _private_broker(
+        kafka_bootstrap, "CONSENTINEL_TEST_SECOND_KAFKA_PORT", tmp_path_factory.mktemp("kafka")
+    ) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def spool_broker(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SecondBroker]:
+    with _private_broker(
+        kafka_bootstrap, "CONSENTINEL_TEST_SPOOL_KAFKA_PORT", tmp_path_factory.mktemp("kafka")
+    ) as broker:
+        yield broker
