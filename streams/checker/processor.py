@@ -104,6 +104,9 @@ MAX_IN_FLIGHT = 32
 CACHE_SIZE = 50_000
 #: A partition's counters are written to the stats table at most this often.
 STATS_FLUSH_MS = 1_000
+#: Members a list-level send is expanded to per part: a part's states and outputs are
+#: handed on (staged, sent) before the next, so memory does not grow with the list.
+EXPAND_PART = 2_000
 
 
 class Record(Protocol):
@@ -741,11 +744,13 @@ class Processor:
         for key in self.legs_due.pop_due(p, t_ms):
             legs = fanout.waiting_from(self._get(self.ledger, key))
             rest = [(d, u) for d, u in legs if d > t_ms]
-            self._put(self.ledger, key, fanout.waiting_to(rest))
-            self.legs_due.set(p, key, fanout.next_due(rest))
             for due, usage in sorted(legs, key=lambda leg: (leg[0], leg[1].event_id)):
                 if due <= t_ms:
                     await self._expand(usage, p)
+            # the legs leave the ledger with the last part of their expansion: after a crash
+            # before it, they are expanded again (members judged already are known by id)
+            self._put(self.ledger, key, fanout.waiting_to(rest))
+            self.legs_due.set(p, key, fanout.next_due(rest))
 
     async def _expand(self, usage: UsageEvent, p: int) -> None:
         ref = fanout.usage_list_ref(usage)
@@ -754,9 +759,27 @@ class Processor:
         if not self.membership.built(p):
             await self.drain()  # the scan reads the tables: every staged write first
             self.membership.build(p, self._members_in(p))
-        for subject, hint in self.membership.members(p, ref, usage.occurred_at_ms):
+        members = list(self.membership.members(p, ref, usage.occurred_at_ms))
+        for n, (subject, hint) in enumerate(members, 1):
             member = fanout.member_use(usage, subject, hint)
             self._judge_use(member, subject_message_key(subject), p, None)
+            if n % EXPAND_PART == 0 and n < len(members):
+                await self._hand_on_part(p)
+
+    async def _hand_on_part(self, partition: int) -> None:
+        """Hand on what the record being handled did so far (a list-level send expanded to
+        a large list) as a batch of its own: its writes are staged and its outputs sent
+        now, so memory stays bounded; the record itself is acknowledged with its last part.
+        A crash in between handles the record again: what its parts judged is known by id."""
+        self._stage_batch(partition)
+        await self._send_outputs()
+        part, self._entry = self._entry, _InFlight(self._entry.finish)
+        part.finish = None
+        self._batch = {}
+        self._queue.append(part)
+        self._start_flusher()
+        if len(self._queue) > MAX_IN_FLIGHT:
+            await self._wait_in_flight(MAX_IN_FLIGHT)
 
     # -- ticks: the grace period and the correction window -------------------------------
 

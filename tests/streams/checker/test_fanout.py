@@ -405,3 +405,61 @@ def test_a_join_is_membership_the_consent_history_ignores() -> None:
     history = ConsentHistory("a" * 64)
     assert history.apply(join) is False
     assert history.states_in_force("le-quotidien", T0 + 5, 0)[0].status.value == "unknown"
+
+
+async def test_a_large_expansion_is_handed_on_in_parts_with_the_same_verdicts(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from consentinel.streams.checker import processor as processor_mod
+
+    await scenario(h)
+    monkeypatch.setattr(processor_mod, "EXPAND_PART", 2)  # members of a partition: 3 each
+    parts: list[int] = []
+    hand_on = h.proc._hand_on_part
+
+    async def counted(p: int) -> None:
+        parts.append(p)
+        await hand_on(p)
+
+    monkeypatch.setattr(h.proc, "_hand_on_part", counted)
+    await h.expand(await h.send_campaign(campaign()))
+    assert parts, "no expansion was handed on in parts"
+    decided = {v.subject_key: str(v.decision) for v in h.records("verdicts")}
+    assert len(h.records("verdicts")) == len(decided) == 12
+    assert decided == {subject(i): "allowed" if i < 9 else "violation" for i in range(12)}
+    assert {a.subject_key for a in h.records("alerts")} == {subject(i) for i in (9, 10, 11)}
+    assert not any(fanout.is_waiting_key(k) and v for k, v in h.ledger.items()), "legs done"
+
+
+class Killed(BaseException):
+    """The worker dies between two parts of an expansion."""
+
+
+async def test_a_crash_between_parts_expands_again_and_repeats_no_verdict(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from consentinel.streams.checker import processor as processor_mod
+
+    await scenario(h)
+    monkeypatch.setattr(processor_mod, "EXPAND_PART", 1)
+    legs = await h.send_campaign(campaign())
+    hand_on = h.proc._hand_on_part
+
+    async def dies(p: int) -> None:
+        await hand_on(p)  # the first part is written...
+        await h.proc.drain()
+        raise Killed  # ...and the worker dies before the rest
+
+    monkeypatch.setattr(h.proc, "_hand_on_part", dies)
+    with pytest.raises(Killed):
+        await h.expand(legs)
+    before = {v.subject_key for v in h.records("verdicts")}
+    assert before and len(before) < 12, "part of the list judged before the crash"
+    assert any(fanout.is_waiting_key(k) and v for k, v in h.ledger.items()), "legs kept"
+    after = h.restarted()  # the tick is read again: its legs are still waiting
+    await after.expand([], after.proc)
+    again = {v.subject_key for v in after.records("verdicts")}
+    assert before.isdisjoint(again), "a member judged before the crash is not judged again"
+    decided = {v.subject_key: str(v.decision) for v in h.records("verdicts")}
+    decided |= {v.subject_key: str(v.decision) for v in after.records("verdicts")}
+    assert decided == {subject(i): "allowed" if i < 9 else "violation" for i in range(12)}
