@@ -29,8 +29,13 @@ _OPTS = orjson.OPT_NON_STR_KEYS
 
 
 def dumps(obj: Any) -> bytes:
-    """Serialize any JSON-able value, dataclass or enum to bytes."""
-    return orjson.dumps(obj, option=_OPTS)
+    """Serialize any JSON-able value, dataclass or enum to bytes.
+
+    The result is copied into bytes of its own size: orjson's keeps the capacity of its
+    write buffer (about 4 KiB however short the JSON), and the checker keeps many encoded
+    values at once (staged writes, dict tables, Faust's buffers): a million 100-byte
+    records held 4 GB instead of 100 MB. The copy costs about 0.3 µs."""
+    return bytes(memoryview(orjson.dumps(obj, option=_OPTS)))
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:

@@ -211,3 +211,17 @@ def test_a_float_field_converts_an_integer_and_refuses_a_bool() -> None:
     with pytest.raises(ValidationError) as err:
         codec.from_obj(Rate, {"per_s": True})
     assert (err.value.field, err.value.expected) == ("per_s", "number")
+
+
+def test_encoded_values_take_the_memory_of_their_size() -> None:
+    import tracemalloc
+
+    values = [{"h": "a***@x.test", "l": [i]} for i in range(2000)]
+    tracemalloc.start()
+    try:
+        kept = [codec.dumps(v) for v in values]
+        per_value = tracemalloc.get_traced_memory()[0] / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert kept[7] == b'{"h":"a***@x.test","l":[7]}'
+    assert per_value < 512, f"{per_value:.0f} bytes held per 27-byte value"
