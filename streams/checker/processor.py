@@ -91,11 +91,6 @@ Scan = Callable[[Table, int], Iterable[tuple[bytes, bytes]]]
 #: batch's records. ``None``: the state is written directly.
 Finish = Callable[[Callable[[], None]], Awaitable[None]]
 Output = tuple[str, bytes | None, bytes]
-#: (outputs, hints) -> one acknowledgement awaitable per output, in order. ``hints[i]``:
-#: the partition of the source topics that output ``i``'s key hashes to (with
-#: ``partitions`` partitions), when the processor knows it (verdicts: the subject's), else
-#: None. Sends in one call, batched per topic partition; blocks on Kafka's buffer only.
-SendBatch = Callable[[Sequence[Output], Sequence["int | None"]], Awaitable[list[Any]]]
 
 _SEND_BACKOFF_MAX_S = 30.0
 #: Batches handled whose outputs are not all acknowledged yet, at most.
@@ -172,8 +167,6 @@ class _InFlight:
 
     finish: Finish | None = None
     outputs: list[Output] = field(default_factory=list)
-    #: per output: the source partition its key hashes to, if known (see ``SendBatch``)
-    hints: list[int | None] = field(default_factory=list)
     #: per output: the awaitable acknowledgement, or the exception the send raised
     acks: list[Any] = field(default_factory=list)
     writes: list[tuple[Table, dict[bytes, _Staged], bytes, _Staged]] = field(default_factory=list)
@@ -195,7 +188,6 @@ class Processor:
         sealer: Sealer,
         clock: Callable[[], int] = now_ms,
         cache_size: int = CACHE_SIZE,
-        send_batch: SendBatch | None = None,
     ) -> None:
         self.judge = judge
         self.names = names
@@ -204,7 +196,6 @@ class Processor:
         self.holds = holds
         self.stats = stats
         self._send = send
-        self._send_batch = send_batch
         self._scan = scan
         self.ticks = ticks
         self.sealer = sealer
@@ -467,15 +458,6 @@ class Processor:
     async def _send_outputs(self) -> None:
         """Send the batch's outputs now; the flusher waits for (and retries) the acks."""
         entry = self._entry
-        if self._send_batch is not None and entry.outputs:
-            try:
-                acks = await self._send_batch(entry.outputs, entry.hints)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # each output is sent again, one by one, by the flusher
-                acks = [exc] * len(entry.outputs)
-            entry.acks.extend(acks)
-            return
         for record in entry.outputs:
             entry.acks.append(await self._send_now(record))
 
@@ -572,19 +554,16 @@ class Processor:
                 if exc is not None:
                     raise exc
 
-    def _emit(self, step: Step, received: dict[str, int], partition: int) -> None:
-        """Queue the step's outputs; ``partition``: the subject's (its verdicts' key's)."""
+    def _emit(self, step: Step, received: dict[str, int]) -> None:
         if not (step.verdicts or step.alerts):
             return
-        outputs, hints = self._entry.outputs, self._entry.hints
+        outputs = self._entry.outputs
         for v in step.verdicts:
             outputs.append(
                 (self.names.verdicts, subject_message_key(v.subject_key), codec.encode(v))
             )
-            hints.append(partition)
         for a in step.alerts:
             outputs.append((self.names.alerts, a.incident_key.encode("utf-8"), codec.encode(a)))
-            hints.append(None)
         child = self._child
         for v in step.verdicts:
             for rule in v.rule_ids or ["none"]:
@@ -623,7 +602,6 @@ class Processor:
             attributes={"topic": base, "partition": record.partition, "offset": record.offset},
         )
         self._entry.outputs.append((self.names.deadletter, source.encode(), codec.encode(letter)))
-        self._entry.hints.append(None)
 
     def _check_partition(self, record: Record, key: bytes) -> None:
         state = self._batch.get(key)
@@ -660,7 +638,7 @@ class Processor:
         state.history = history
         if step.duplicate:
             return  # already held or alerted: a replay
-        self._emit(step, {usage.event_id: usage.received_at_ms}, state.partition)
+        self._emit(step, {usage.event_id: usage.received_at_ms})
         self._changed(state, step)
 
     def _on_consent(self, record: Record) -> None:
@@ -678,7 +656,7 @@ class Processor:
         state.history = history
         if event.action is ConsentAction.ERASE:
             log.info("erasure %s applied to the ledger", event.event_id)
-        self._emit(step, received, state.partition)
+        self._emit(step, received)
         self._changed(state, step)
         if event.scope or event.action is ConsentAction.ERASE:
             self._note_membership(event, key, record.partition)
@@ -714,7 +692,6 @@ class Processor:
                 self._entry.outputs.append(
                     (self.names.usage, key, codec.encode(fanout.leg(usage, q)))
                 )
-                self._entry.hints.append(None)
             return
         if leg != p:
             raise InvalidInput(
@@ -831,7 +808,7 @@ class Processor:
             state = self._load(key, p)
             received = {h.usage.event_id: h.usage.received_at_ms for h in state.holds.pending}
             step = self.judge.expire(state.history, state.holds, tick.t_ms, now)
-            self._emit(step, received, p)
+            self._emit(step, received)
             self._changed(state, step)
             if not (step.holds_changed or step.kept_changed):  # nothing due after all: re-index
                 self.deadlines.set(p, key, state.holds.due())

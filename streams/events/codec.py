@@ -182,16 +182,12 @@ def _compile(tp: Any) -> _Decoder:
     if origin in (list, tuple):
         (item_tp, *_) = typing.get_args(tp)
         item = _decoder(item_tp)
-        exact = _exact_types(item_tp)
         as_tuple = origin is tuple
 
         def dec_list(v: Any, p: str) -> Any:
             if type(v) is not list:
                 _fail(p, v, "array")
-            if exact and all(type(x) in exact for x in v):
-                out = list(v)
-            else:
-                out = [item(x, f"{p}[{i}]") for i, x in enumerate(v)]
+            out = [item(x, f"{p}[{i}]") for i, x in enumerate(v)]
             return tuple(out) if as_tuple else out
 
         return dec_list
@@ -210,39 +206,15 @@ def _compile(tp: Any) -> _Decoder:
     raise TypeError(f"codec cannot decode type {tp!r}")
 
 
-def _exact_types(tp: Any) -> tuple[type, ...]:
-    """The types whose values the decoder of ``tp`` returns unchanged (a value of one of
-    them needs no call, and no path string for an error it cannot raise). Empty: always
-    call the decoder (enums, lists, records, and the ints a float field converts)."""
-    if tp in (str, int, bool):
-        return (tp,)
-    if tp is float:
-        return (float,)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        scalars = [a for a in args if a is not type(None)]
-        if len(scalars) > 1 and all(a in _SCALARS for a in scalars):
-            return tuple(args)  # dec_scalar: exactly these types (and None if in the union)
-        if len(scalars) == 1 and type(None) in args:
-            inner = _exact_types(scalars[0])  # dec_opt: None, or what its inner decoder keeps
-            return (type(None), *inner) if inner else ()
-    return ()
-
-
-_MISSING = object()
-
-
 def _compile_record(cls: Any) -> _Decoder:
     hints = typing.get_type_hints(cls)
     fields = [f for f in dataclasses.fields(cls) if f.init]
-    plan: list[tuple[str, _Decoder, bool, tuple[type, ...]]] = []
+    plan: list[tuple[str, _Decoder, bool]] = []
     for f in fields:
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        hint = hints[f.name]
-        plan.append((f.name, _decoder(hint), required, _exact_types(hint)))
+        plan.append((f.name, _decoder(hints[f.name]), required))
     supported = getattr(cls, "SCHEMA_VERSION", None)
     name = cls.__name__
-    missing = _MISSING
 
     def dec_record(v: Any, p: str) -> Any:
         if type(v) is not dict:
@@ -258,16 +230,12 @@ def _compile_record(cls: Any) -> _Decoder:
                     f"schema version 1..{supported} (upgrade consentinel to read newer records)",
                 )
         kwargs: dict[str, Any] = {}
-        for fname, dec, required, exact in plan:
-            x = v.get(fname, missing)
-            if x is missing:
-                if required:
-                    record, field = _split(f"{p}.{fname}")
-                    raise ValidationError(record, field, "nothing (field missing)", "a value")
-            elif type(x) in exact:
-                kwargs[fname] = x
-            else:
-                kwargs[fname] = dec(x, f"{p}.{fname}")
+        for fname, dec, required in plan:
+            if fname in v:
+                kwargs[fname] = dec(v[fname], f"{p}.{fname}")
+            elif required:
+                record, field = _split(f"{p}.{fname}")
+                raise ValidationError(record, field, "nothing (field missing)", "a value")
         return cls(**kwargs)
 
     return dec_record

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +33,7 @@ from consentinel.streams.checker.fanout import is_waiting_key
 from consentinel.streams.checker.holds import is_kept_key
 from consentinel.streams.checker.judge import Judge
 from consentinel.streams.checker.members import is_member_key
-from consentinel.streams.checker.processor import Names, Output, Processor
+from consentinel.streams.checker.processor import Names, Processor
 from consentinel.streams.checker.ticks import (
     Tick,
     TickClock,
@@ -88,11 +87,6 @@ ROCKSDB_OPTIONS: dict[str, dict[str, int]] = {
 }
 
 METRICS_INTERVAL_S = 5.0
-#: How long Faust's producer gathers records before a produce request (aiokafka's
-#: ``linger_ms``). With none, every verdict and changelog record went out in small requests
-#: as soon as the previous one was acknowledged; gathering 10 ms of them cut the worker's
-#: CPU per use (issue 9 bench) and adds at most that to the latency of a verdict.
-PRODUCER_LINGER_S = 0.01
 #: Longest wait for the consent end offsets a tick carries (then the tick is skipped).
 TICK_QUERY_TIMEOUT_S = 10.0
 
@@ -134,11 +128,11 @@ _faust_metrics: Any = None
 def _prometheus_monitor() -> Any:
     """Faust's own sensors (messages, commits, rebalances...) in our registry, once per process."""
     global _faust_metrics
-    from faust.sensors.prometheus import FaustMetrics
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 
     if _faust_metrics is None:
         _faust_metrics = FaustMetrics.create(metrics.REGISTRY, "consentinel_faust")
-    return faust_compat.lean_prometheus_monitor(_faust_metrics)
+    return PrometheusMonitor(metrics=_faust_metrics)
 
 
 @dataclass
@@ -171,7 +165,6 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
         producer_acks=-1,
-        producer_linger=PRODUCER_LINGER_S,
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=web,
@@ -219,26 +212,6 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         # processor waits for the acknowledgements itself.
         return await app.producer.send(topic, key, value, None, None, None)
 
-    async def send_batch(outputs: Sequence[Output], hints: Sequence[int | None]) -> list[Any]:
-        # aiokafka's own send, with the partition given when it is known: a verdict's key
-        # is its subject's, which hashes (murmur2, like aiokafka's default partitioner) to
-        # the partition the processor read the subject from when the topic has as many
-        # partitions as the source topics; otherwise aiokafka's partitioner picks it.
-        producer = faust_compat.kafka_producer(app.producer)
-        same: dict[str, bool] = {}
-        acks: list[Any] = []
-        for (topic, key, value), hint in zip(outputs, hints, strict=True):
-            partition = None
-            if hint is not None:
-                known = same.get(topic)
-                if known is None:
-                    found = producer.client.cluster.partitions_for_topic(topic)
-                    known = same[topic] = found is not None and len(found) == settings.partitions
-                if known:
-                    partition = hint
-            acks.append(await producer.send(topic, value, key=key, partition=partition))
-        return acks
-
     registry = RegistryView(settings.bootstrap_servers, settings.topic(topics.REGISTRY))
     processor = Processor(
         judge=Judge(
@@ -255,7 +228,6 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         scan=faust_compat.scanner(settings.partitions, subject_of),
         ticks=clock,
         sealer=Sealer(settings.pepper.reveal()),
-        send_batch=send_batch,
     )
     source = app.topic(
         names.consent,
@@ -307,7 +279,6 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     async def checker(stream: Any) -> None:
         await registry.wait_ready()
         await faust_compat.tables_recovered(app)  # the tables hold their changelogs
-        faust_compat.roomy_producer_buffer(app.producer)  # a batch writes many keys at once
         readiness.set()
         log.info(
             "ready: topics and changelogs visible, tables recovered, purpose registry read; "

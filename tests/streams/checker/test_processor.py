@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from consentinel.streams.checker import processor as processor_mod
-from consentinel.streams.checker.holds import Holds, kept_key
+from consentinel.streams.checker.holds import Holds
 from consentinel.streams.checker.judge import Judge
 from consentinel.streams.checker.processor import Names, Processor
 from consentinel.streams.checker.ticks import Tick, TickClock
@@ -307,68 +307,3 @@ async def test_a_batch_writes_the_counters_of_its_own_partition_only(
 
 def _part(subject: str) -> int:
     return partition_for(subject_message_key(subject), N)
-
-
-class BatchSender:
-    """A ``send_batch`` over the fake producer that records each call's hints; ``fail``
-    makes that many calls raise (the outputs are then sent again one by one)."""
-
-    def __init__(self, producer: FakeProducer) -> None:
-        self.producer = producer
-        self.calls: list[list[tuple[str, int | None]]] = []
-        self.fail = 0
-
-    async def __call__(self, outputs: Any, hints: Any) -> list[Any]:
-        self.calls.append(
-            [(topic, hint) for (topic, _, _), hint in zip(outputs, hints, strict=True)]
-        )
-        if self.fail:
-            self.fail -= 1
-            raise ConnectionError("broker down")
-        return [await self.producer.send(*output) for output in outputs]
-
-
-def _with_send_batch(h: Harness) -> BatchSender:
-    sender = BatchSender(h.producer)
-    h.proc._send_batch = sender
-    return sender
-
-
-async def test_a_batch_sends_its_outputs_in_one_call_verdicts_with_their_partition(
-    h: Harness,
-) -> None:
-    sender = _with_send_batch(h)
-    await h.use(received=T0 + DAY)  # no consent: pending, nothing sent
-    h.committed[PART] = 0
-    await h.tick(T0 + 2 * DAY + GRACE, end=0)  # decided: a violation and its alerts
-    (verdict,) = h.producer.records("verdicts")
-    alerts = h.producer.records("alerts")
-    assert verdict.decision == "violation" and alerts
-    (call,) = sender.calls
-    assert call == [("verdicts", PART)] + [("alerts", None)] * len(alerts)
-    assert partition_for(subject_message_key(verdict.subject_key), N) == PART
-
-
-async def test_a_failed_batch_send_is_sent_again_one_by_one_and_holds_the_state_back(
-    h: Harness, monkeypatch
-) -> None:
-    async def no_wait(_: float) -> None:
-        return None
-
-    yield_once = asyncio.sleep
-    monkeypatch.setattr(processor_mod.asyncio, "sleep", no_wait)  # the retry backoff
-    sender = _with_send_batch(h)
-    await h.consent()
-    sender.fail = 1
-    h.producer.hold = True
-    task = asyncio.create_task(h.use())
-    for _ in range(20):
-        await yield_once(0)
-    assert len(sender.calls) == 1, "the batch send failed..."
-    (verdict,) = h.producer.records("verdicts")  # ...its output was sent again, alone...
-    assert kept_key(subject_message_key(SUBJECT)) not in h.holds, "...not acknowledged yet"
-    h.producer.release()
-    await task
-    assert verdict.decision == "allowed"
-    assert kept_key(subject_message_key(SUBJECT)) in h.holds
-    assert len(sender.calls) == 1 and len(h.producer.records("verdicts")) == 1

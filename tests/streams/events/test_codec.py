@@ -170,49 +170,6 @@ def test_float_field_accepts_integers() -> None:
     assert codec.from_obj(UsageEvent, obj).attributes == {"score": 3}
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "expected"),
-    [
-        ("campaign_id", 5, "string"),  # str | None
-        ("list_unsubscribe", "yes", "boolean"),  # bool | None
-        ("list_unsubscribe", 1, "boolean"),  # an int is not a bool
-        ("occurred_at_ms", 1.0, "integer"),  # a float is not an int
-        ("received_at_ms", False, "integer"),  # a bool is not an int
-    ],
-)
-def test_optional_and_scalar_fields_check_the_exact_type(
-    field: str, value: object, expected: str
-) -> None:
-    obj = codec.to_obj(samples()[0])
-    obj[field] = value
-    with pytest.raises(ValidationError) as err:
-        codec.from_obj(UsageEvent, obj)
-    assert (err.value.field, err.value.expected) == (field, expected)
-
-
-def test_optional_fields_keep_none_and_their_value() -> None:
-    obj = codec.to_obj(samples()[0])
-    obj.update(campaign_id=None, list_unsubscribe=True, tags=["a", "b"])
-    use = codec.from_obj(UsageEvent, obj)
-    assert (use.campaign_id, use.list_unsubscribe, use.tags) == (None, True, ["a", "b"])
-    assert use.tags is not obj["tags"]  # a copy: the parsed object is not shared
-
-
-def test_a_float_field_converts_an_integer_and_refuses_a_bool() -> None:
-    import dataclasses
-
-    @dataclasses.dataclass(frozen=True)
-    class Rate:
-        per_s: float
-        limit: float | None = None
-
-    assert codec.from_obj(Rate, {"per_s": 3, "limit": 2}) == Rate(3.0, 2.0)
-    assert type(codec.from_obj(Rate, {"per_s": 3}).per_s) is float
-    with pytest.raises(ValidationError) as err:
-        codec.from_obj(Rate, {"per_s": True})
-    assert (err.value.field, err.value.expected) == ("per_s", "number")
-
-
 def test_encoded_values_take_the_memory_of_their_size() -> None:
     import tracemalloc
 
