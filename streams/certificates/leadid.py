@@ -32,12 +32,11 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
-from consentinel.streams.events import codec
-from consentinel.streams.events.errors import FatalConfigError, InvalidInput, RetriableError
+from consentinel.streams.events.errors import FatalConfigError, RetriableError
 from consentinel.streams.events.records import CertificateStatus
 from consentinel.streams.events.settings import Secret
 
-from .issuer_http import UrllibClient, retry_after, safe_text
+from .issuer_http import UrllibClient, read_answer, safe_text
 from .verifier import Claim, HttpResponse, Verification
 
 ENDPOINT = "https://api.leadid.com"
@@ -112,27 +111,14 @@ class LeadidVerifier:
         return self._read(answer)
 
     def _read(self, answer: HttpResponse) -> Verification:
-        status = answer.status
-        if status in (401, 403):
-            raise FatalConfigError(
-                [f"LeadiD refused the request (HTTP {status}): check "
-                 f"CONSENTINEL_CERTIFICATE_LEADID_ACCOUNT and CONSENTINEL_CERTIFICATE_LEADID_KEY"],
-                "LeadiD verifier",
-            )  # fmt: skip
-        if status in (408, 429) or status >= 500:
-            raise RetriableError(f"LeadiD is busy (HTTP {status})", retry_after(answer.headers))
-        if status in (404, 410):
-            return Verification(
-                CertificateStatus.EXPIRED, f"LeadiD no longer holds the token (HTTP {status})"
-            )
-        if status != 200:
-            return Verification(
-                CertificateStatus.MISMATCH, f"LeadiD refused the token (HTTP {status})"
-            )
-        try:
-            obj = codec.loads(answer.body)
-        except InvalidInput:
-            raise RetriableError("LeadiD answered something that is not JSON", 0.0) from None
+        obj = read_answer(
+            answer,
+            issuer="LeadiD",
+            refused="CONSENTINEL_CERTIFICATE_LEADID_ACCOUNT and CONSENTINEL_CERTIFICATE_LEADID_KEY",
+            held="token",
+        )
+        if isinstance(obj, Verification):
+            return obj
         audit = obj.get("audit") if isinstance(obj, dict) else None
         authentic = _flag(audit.get("authentic")) if isinstance(audit, dict) else None
         if authentic is None:

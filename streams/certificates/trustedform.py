@@ -38,11 +38,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from consentinel.streams.events import clock, codec
-from consentinel.streams.events.errors import FatalConfigError, InvalidInput, RetriableError
+from consentinel.streams.events.errors import FatalConfigError
 from consentinel.streams.events.records import CertificateStatus
 from consentinel.streams.events.settings import Secret
 
-from .issuer_http import UrllibClient, retry_after, safe_text
+from .issuer_http import UrllibClient, read_answer, safe_text
 from .verifier import Claim, HttpResponse, Verification
 
 __all__ = ["ISSUER_HOST", "TrustedFormVerifier", "UrllibClient", "safe_text", "token_of"]
@@ -142,33 +142,15 @@ class TrustedFormVerifier:
         return self._read(claim, answer)
 
     def _read(self, claim: Claim, answer: HttpResponse) -> Verification:
-        status = answer.status
-        if status in (401, 403):
-            raise FatalConfigError(
-                [f"the certificate API refused the key (HTTP {status}): check "
-                 f"CONSENTINEL_CERTIFICATE_KEY"],
-                "certificate verifier",
-            )  # fmt: skip
-        if status in (408, 429) or status >= 500:
-            raise RetriableError(
-                f"the certificate API is busy (HTTP {status})", retry_after(answer.headers)
-            )
-        if status in (404, 410):
-            return Verification(
-                CertificateStatus.EXPIRED,
-                f"the issuer no longer holds the certificate (HTTP {status})",
-            )
-        if status not in (200, 201):
-            return Verification(
-                CertificateStatus.MISMATCH,
-                f"the issuer refused the certificate id (HTTP {status})",
-            )
-        try:
-            obj = codec.loads(answer.body)
-        except InvalidInput:
-            raise RetriableError(
-                "the certificate API answered something that is not JSON", 0.0
-            ) from None
+        obj = read_answer(
+            answer,
+            issuer="the certificate API",
+            refused="CONSENTINEL_CERTIFICATE_KEY",
+            held="certificate",
+            ok=(200, 201),
+        )
+        if isinstance(obj, Verification):
+            return obj
         return self._judge(claim, obj if isinstance(obj, dict) else {})
 
     def _judge(self, claim: Claim, obj: dict[str, Any]) -> Verification:
