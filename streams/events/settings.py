@@ -85,6 +85,9 @@ class Settings:
     console_port: int = 8686
     metrics_port: int = 9464
     log_level: str = "INFO"
+    # the worker's youngest-generation GC threshold after start-up (checker.gctune); 0:
+    # Python's defaults
+    gc_threshold: int = 50_000
     pepper: Secret = field(default_factory=lambda: Secret(b""), repr=False)
     token: Secret = field(default_factory=lambda: Secret(b""), repr=False)
     # reference (env:NAME or file:PATH) to the Ed25519 seed that signs evidence packs
@@ -287,6 +290,7 @@ def _load(environ: dict[str, str]) -> Settings:
         "log_level": _choice(
             raw, "LOG_LEVEL", "info", ("debug", "info", "warning", "error"), problems
         ).upper(),
+        "gc_threshold": _num(raw, "GC_THRESHOLD", int, 50_000, problems, 0, 10_000_000),
         "evidence_key": raw.get("CONSENTINEL_EVIDENCE_KEY", ""),
         "certificate_endpoint": raw.get(
             "CONSENTINEL_CERTIFICATE_ENDPOINT", "https://cert.trustedform.com"

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from consentinel.streams import topics_admin
+from consentinel.streams.checker.gctune import tune_gc
 from consentinel.streams.checker.ticks import TICK_TOPIC_CONFIG, tick_interval, tick_topic
 from consentinel.streams.events import topics
 from consentinel.streams.events.errors import FatalConfigError, RetriableError
@@ -201,6 +202,7 @@ def main(argv: list[str]) -> int:
     )
     faust_compat.quiet_worker(worker, lambda level: quiet_libraries(level))
     faust_compat.prompt_shutdown(worker)
+    tune_gc(settings.gc_threshold)  # start-up done: freeze it, collect young objects less often
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

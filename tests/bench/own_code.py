@@ -31,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import dataset
+from consentinel.streams.checker.gctune import tune_gc
 from consentinel.streams.checker.judge import Judge
 from consentinel.streams.checker.processor import Names, Processor
 from consentinel.streams.checker.ticks import TickClock
@@ -150,9 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uses", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=0,
+        help="tune the garbage collector as the worker does (CONSENTINEL_GC_THRESHOLD); "
+        "0: Python's defaults",
+    )
     args = parser.parse_args(argv)
     consent, usage = records(args.subjects, args.uses)
-    print(f"{args.subjects:,} subjects, {args.uses:,} uses, batches of {args.batch}")
+    thresholds = tune_gc(args.gc_threshold)
+    print(
+        f"{args.subjects:,} subjects, {args.uses:,} uses, batches of {args.batch}, "
+        f"gc thresholds {thresholds}"
+    )
     plain_s, plain_n = run_plain(consent, usage)
     profiler = cProfile.Profile() if args.profile else None
     if profiler:

@@ -74,3 +74,11 @@ def test_sealer_round_trip_and_tamper() -> None:
     with pytest.raises(InvalidTag):
         sealer.open_(sealed, "other-context")
     assert Sealer(b"x" * 32).key_id == sealer.key_id != Sealer(b"y" * 32).key_id
+
+
+def test_gc_threshold_setting(tmp_path: Path) -> None:
+    home = {"CONSENTINEL_HOME": str(tmp_path)}
+    assert Settings.from_env(home).gc_threshold == 50_000
+    assert Settings.from_env({**home, "CONSENTINEL_GC_THRESHOLD": "0"}).gc_threshold == 0
+    with pytest.raises(FatalConfigError, match="CONSENTINEL_GC_THRESHOLD"):
+        Settings.from_env({**home, "CONSENTINEL_GC_THRESHOLD": "-1"})
