@@ -309,6 +309,8 @@ class _Cum:
     last_at_ms: int | None = None
     withdrawn_at_ms: int | None = None
     last_grant_ms: int | None = None
+    #: its ``_Parts`` once computed (when they do not depend on the time asked)
+    memo: list[_Parts] = field(default_factory=list, compare=False, repr=False)
 
     def step(self, entry: ConsentEntry) -> _Cum:
         kept = tuple(e for e in self.entries if not entry.covers_entry(e))
@@ -402,14 +404,36 @@ def _probe(t_ms: int) -> _Key:
     return (t_ms, 2, "")
 
 
-def _state(
-    controller: str,
-    t_ms: int,
-    cum: _Cum,
-    line: _Line,
-    *,
-    approximate: bool = False,
-) -> ConsentState:
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What a cumulative state says whatever the time asked (given the entries active)."""
+
+    entries: tuple[ConsentEntry, ...]
+    status: ConsentStatus
+    purposes: frozenset[str]
+    all_purposes: bool
+    excluded: frozenset[str]
+    channels: frozenset[str]
+    all_channels: bool
+    recipients: frozenset[str]
+    latest: ConsentEntry | None
+    version_event_ids: tuple[str, ...]
+    unmapped: frozenset[str]
+
+
+def _parts(cum: _Cum, t_ms: int) -> _Parts:
+    """``cum``'s parts at ``t_ms``; computed once per ``cum`` when no grant in it expires
+    (then nothing depends on the time), else every time."""
+    if cum.memo:
+        return cum.memo[0]
+    expiring = any(e.expires_at_ms is not None for e in cum.entries)
+    parts = _compute_parts(cum, t_ms)
+    if not expiring:
+        cum.memo.append(parts)
+    return parts
+
+
+def _compute_parts(cum: _Cum, t_ms: int) -> _Parts:
     entries = tuple(e for e in cum.entries if e.active_at(t_ms))
     grants = [e for e in entries if e.is_grant]
     if grants:
@@ -443,32 +467,58 @@ def _state(
         recipients.update(grant.recipients)
     if all_purposes:
         excluded -= purposes
-    latest = grants[-1] if grants else None
-    contacts = [c for c in line.contacts if c <= t_ms]
-    known = [*contacts[-1:], *([] if cum.last_grant_ms is None else [cum.last_grant_ms])]
-    last_contact = max(known) if known else None
-    return ConsentState(
-        controller=controller,
-        at_ms=t_ms,
+    return _Parts(
+        entries=entries,
         status=status,
         purposes=frozenset(purposes),
         all_purposes=all_purposes,
-        excluded_purposes=frozenset(excluded),
+        excluded=frozenset(excluded),
         channels=frozenset(() if all_channels else channels),
         all_channels=all_channels,
         recipients=frozenset(recipients),
+        latest=grants[-1] if grants else None,
+        version_event_ids=tuple(e.event_id for e in entries),
+        unmapped=frozenset(p for e in entries for p in e.unmapped),
+    )
+
+
+def _state(
+    controller: str,
+    t_ms: int,
+    cum: _Cum,
+    line: _Line,
+    *,
+    approximate: bool = False,
+) -> ConsentState:
+    parts = _parts(cum, t_ms)
+    latest = parts.latest
+    last_contact = cum.last_grant_ms
+    if line.contacts:
+        i = bisect.bisect_right(line.contacts, t_ms)
+        if i and (last_contact is None or line.contacts[i - 1] > last_contact):
+            last_contact = line.contacts[i - 1]
+    return ConsentState(
+        controller=controller,
+        at_ms=t_ms,
+        status=parts.status,
+        purposes=parts.purposes,
+        all_purposes=parts.all_purposes,
+        excluded_purposes=parts.excluded,
+        channels=parts.channels,
+        all_channels=parts.all_channels,
+        recipients=parts.recipients,
         collected_by=latest.collected_by if latest else None,
         legal_basis=latest.legal_basis if latest else None,
         proof=latest.proof if latest else None,
-        version_event_ids=tuple(e.event_id for e in entries),
+        version_event_ids=parts.version_event_ids,
         version_id=cum.last_id,
         valid_from_ms=cum.last_at_ms,
         withdrawn_at_ms=cum.withdrawn_at_ms,
         last_contact_ms=last_contact,
         erased_at_ms=line.erased_at_ms,
         approximate=approximate,
-        unmapped_purposes=frozenset(p for e in entries for p in e.unmapped),
-        entries=entries,
+        unmapped_purposes=parts.unmapped,
+        entries=parts.entries,
     )
 
 

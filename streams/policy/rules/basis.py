@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ...events.records import LegalBasis, Proof, Severity, UsageKind
 from ..purposes import CHANNEL_LABELS, ELECTRONIC_MESSAGES
 from ..settings import strength_severity
@@ -86,6 +88,21 @@ def provable(proof: Proof | None) -> bool:
     )
 
 
+@lru_cache(maxsize=4096)
+def _missing_parts(proof: Proof | None) -> tuple[str, ...]:
+    """The proof elements ``proof`` lacks (none when it references a proof record).
+
+    Cached: a grant's proof is one of few values and R3 asks on every use that rests on
+    a grant (a Proof is frozen, so it is its own key)."""
+    if proof_reference(proof) is not None:
+        return ()
+    return tuple(
+        label
+        for label, names in _PROOF_PARTS
+        if proof is None or all(getattr(proof, n) is None for n in names)
+    )
+
+
 @rule("R3", "[S6 art. 7(1); S1; S3]", Severity.CRITICAL)
 def r3_proof(ctx: RuleContext) -> Finding | None:
     """The consent the use rests on has no proof anywhere ("unprovable consent").
@@ -99,14 +116,7 @@ def r3_proof(ctx: RuleContext) -> Finding | None:
     severity = strength_severity(ctx.policy.r3_strength)
     if severity is None or not ctx.needs_consent or ctx.grant is None:
         return None
-    proof = ctx.grant.proof
-    if proof_reference(proof) is not None:
-        return None
-    missing = [
-        label
-        for label, names in _PROOF_PARTS
-        if proof is None or all(getattr(proof, n) is None for n in names)
-    ]
+    missing = _missing_parts(ctx.grant.proof)
     if not missing:
         return None
     holder = ctx.via or ctx.controller
