@@ -206,36 +206,100 @@ def _compile(tp: Any) -> _Decoder:
     raise TypeError(f"codec cannot decode type {tp!r}")
 
 
-def _compile_record(cls: Any) -> _Decoder:
-    hints = typing.get_type_hints(cls)
-    fields = [f for f in dataclasses.fields(cls) if f.init]
-    plan: list[tuple[str, _Decoder, bool]] = []
-    for f in fields:
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        plan.append((f.name, _decoder(hints[f.name]), required))
-    supported = getattr(cls, "SCHEMA_VERSION", None)
-    name = cls.__name__
+#: Field types a record's decoder checks inline (no call, no path built): the types a
+#: valid value may have as it is.
+_INLINE: dict[Any, tuple[type, ...]] = {
+    str: (str,),
+    int: (int,),
+    bool: (bool,),
+    str | None: (str, type(None)),
+    int | None: (int, type(None)),
+    bool | None: (bool, type(None)),
+}
+_ABSENT: Any = object()
 
-    def dec_record(v: Any, p: str) -> Any:
-        if type(v) is not dict:
-            _fail(p, v, f"object ({name})")
-        if supported is not None:
-            ver = v.get("v", supported)
-            if type(ver) is not int or ver > supported or ver < 1:
-                record, _ = _split(p)
-                raise ValidationError(
-                    record,
-                    "v",
-                    f"schema version {ver!r}" if type(ver) is int else _typename(ver),
-                    f"schema version 1..{supported} (upgrade consentinel to read newer records)",
-                )
-        kwargs: dict[str, Any] = {}
-        for fname, dec, required in plan:
-            if fname in v:
-                kwargs[fname] = dec(v[fname], f"{p}.{fname}")
-            elif required:
+
+def _field_slow(fname: str, dec: _Decoder, f: dataclasses.Field[Any]) -> Callable[[Any, str], Any]:
+    """What a record's decoder does with a value of field ``fname`` the inline check did
+    not accept: the default when absent, else the full decoder (converts, or raises with
+    the field's path)."""
+    required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+    def slow(x: Any, p: str) -> Any:
+        if x is _ABSENT:
+            if required:
                 record, field = _split(f"{p}.{fname}")
                 raise ValidationError(record, field, "nothing (field missing)", "a value")
-        return cls(**kwargs)
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            return f.default
+        return dec(x, f"{p}.{fname}")
 
-    return dec_record
+    return slow
+
+
+def _compile_record(cls: Any) -> _Decoder:
+    """A decoder for the dataclass ``cls``, generated as straight-line code (as
+    ``dataclasses`` generates ``__init__``): each field read once, its type checked inline
+    when it is a scalar or an enum, the record built with one call. Anything unusual (a
+    field absent, a nested value, a wrong type) goes through ``_field_slow``."""
+    hints = typing.get_type_hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    supported = getattr(cls, "SCHEMA_VERSION", None)
+    name = cls.__name__
+    env: dict[str, Any] = {
+        "cls": cls,
+        "_fail": _fail,
+        "_check_version": _check_version,
+        "_ABSENT": _ABSENT,
+        "supported": supported,
+        "expected": f"object ({name})",
+    }
+    lines = [
+        "def dec_record(v, p):",
+        "    if type(v) is not dict:",
+        "        _fail(p, v, expected)",
+    ]
+    if supported is not None:
+        lines.append("    _check_version(v, p, supported)")
+    lines.append("    get = v.get")
+    args = []
+    for i, f in enumerate(fields):
+        tp = hints[f.name]
+        env[f"slow{i}"] = _field_slow(f.name, _decoder(tp), f)
+        lines.append(f"    x = get({f.name!r}, _ABSENT)")
+        inline = _INLINE.get(tp)
+        if inline is not None:
+            env[f"types{i}"] = inline
+            check = (
+                f"type(x) is not {inline[0].__name__}"
+                if len(inline) == 1
+                else (f"type(x) not in types{i}")
+            )
+            lines += [f"    if {check}:", f"        x = slow{i}(x, p)"]
+        elif isinstance(tp, type) and issubclass(tp, enum.Enum):
+            env[f"members{i}"] = {m.value: m for m in tp}
+            lines += [
+                f"    y = members{i}.get(x) if type(x) is str else None",
+                f"    x = slow{i}(x, p) if y is None else y",
+            ]
+        else:
+            lines.append(f"    x = slow{i}(x, p)")
+        lines.append(f"    a{i} = x")
+        args.append(f"{f.name}=a{i}")
+    lines.append(f"    return cls({', '.join(args)})")
+    exec("\n".join(lines), env)  # our own code, generated from the type hints
+    dec: _Decoder = env["dec_record"]
+    return dec
+
+
+def _check_version(v: dict[str, Any], p: str, supported: int) -> None:
+    ver = v.get("v", supported)
+    if type(ver) is not int or ver > supported or ver < 1:
+        record, _ = _split(p)
+        raise ValidationError(
+            record,
+            "v",
+            f"schema version {ver!r}" if type(ver) is int else _typename(ver),
+            f"schema version 1..{supported} (upgrade consentinel to read newer records)",
+        )
