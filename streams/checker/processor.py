@@ -32,7 +32,8 @@ previous ones are on their way. What makes that safe:
 So a crash (anywhere) repeats outputs under the same ids instead of losing them. Grace
 deadlines and the end of the correction window live in a ``DeadlineIndex``: a tick
 decides the subjects due, never scans the holds (except once per partition newly
-assigned, to build the index). No log record per event; metric children are made once.
+assigned, to build the index). No log record per event; metric children are made once and
+counters are added to once per batch.
 
 A list-level send (``fanout``: a campaign naming no recipient) is never a subject: it is
 re-published to every partition, and each copy is expanded there against the partition's
@@ -224,6 +225,8 @@ class Processor:
         self._batch: dict[bytes, _State] = {}
         self._current: bytes | None = None
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        #: counter increments of the batch being handled, added to the metrics once per batch
+        self._counts: dict[tuple[Any, tuple[str, ...]], int] = {}
         self._entry = _InFlight()
         self._queue: deque[_InFlight] = deque()
         self._flusher: asyncio.Future[None] | None = None
@@ -405,6 +408,7 @@ class Processor:
             self._cache.move_to_end(state.key)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+        self._add_counts()
         if partition in self._stats_changed:
             now = now_ms()
             if now - self._stats_written.get(partition, 0) >= STATS_FLUSH_MS:
@@ -446,6 +450,17 @@ class Processor:
         self._stats_changed.add(partition)
 
     # -- outputs -------------------------------------------------------------------------
+
+    def _count_event(self, metric: Any, *values: str) -> None:
+        """One more for the counter's child with these label values (in the metric's label
+        order), added to the metric at the end of the batch (``_add_counts``)."""
+        key = (metric, values)
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def _add_counts(self) -> None:
+        counts, self._counts = self._counts, {}
+        for (metric, values), n in counts.items():
+            self._child(metric, *values).inc(n)
 
     def _child(self, metric: Any, *values: str) -> Any:
         """The metric's child for these label values (in the metric's label order), made once."""
@@ -564,20 +579,20 @@ class Processor:
             )
         for a in step.alerts:
             outputs.append((self.names.alerts, a.incident_key.encode("utf-8"), codec.encode(a)))
-        child = self._child
+        count = self._count_event
         for v in step.verdicts:
             for rule in v.rule_ids or ["none"]:
-                child(metrics.VERDICTS, str(v.decision), rule).inc()
+                count(metrics.VERDICTS, str(v.decision), rule)
             if not v.correction and v.usage_event_id in received:
                 latency = (v.decided_at_ms - received[v.usage_event_id]) / 1000
                 metrics.EVENT_TO_VERDICT.observe(max(0.0, latency))
         for a in step.alerts:
             if a.status is AlertStatus.RESOLVED:
-                child(metrics.CORRECTIONS, a.rule_id).inc()
+                count(metrics.CORRECTIONS, a.rule_id)
             else:
                 severity = str(a.severity)
-                child(metrics.ALERTS, a.rule_id, severity).inc()
-                child(metrics.ALERTS_BY_CONTROLLER, a.controller, a.rule_id, severity).inc()
+                count(metrics.ALERTS, a.rule_id, severity)
+                count(metrics.ALERTS_BY_CONTROLLER, a.controller, a.rule_id, severity)
 
     def _dead_letter(self, record: Record, code: str, reason: str) -> None:
         base = self.names.base(record.topic)
@@ -624,7 +639,7 @@ class Processor:
 
     async def _on_usage(self, record: Record) -> None:
         usage = codec.decode(UsageEvent, record.value or b"")
-        self._child(metrics.EVENTS_CONSUMED, topics.USAGE, usage.source, str(usage.channel)).inc()
+        self._count_event(metrics.EVENTS_CONSUMED, topics.USAGE, usage.source, str(usage.channel))
         if fanout.is_fan_out(usage):  # names nobody: never judged as a subject
             await self._on_fan_out(record, usage)
             return
@@ -647,7 +662,7 @@ class Processor:
             channel = "several"
         else:
             channel = str(event.channels[0]) if event.channels else "all"
-        self._child(metrics.EVENTS_CONSUMED, topics.CONSENT, event.source, channel).inc()
+        self._count_event(metrics.EVENTS_CONSUMED, topics.CONSENT, event.source, channel)
         key = subject_message_key(event.subject_key)
         self._check_partition(record, key)
         state = self._load(key, record.partition)
