@@ -71,7 +71,7 @@ from .history import (
     is_promotional,
 )
 from .purposes import ELECTRONIC_MESSAGES, PARTNER_COVERED, PARTNER_TRANSFER
-from .rules import ALL_RULES, config
+from .rules import config, rules_for
 from .rules.base import Finding, RuleContext
 from .rules.basis import soft_opt_in_problem
 from .rules.leads import awaits_verification, certificate_of
@@ -277,7 +277,7 @@ def evaluate(
         ),
         certificate=certificate,
     )
-    rules = config.RULES if ctx.erased_before_use else ALL_RULES
+    rules = config.RULES if ctx.erased_before_use else rules_for(usage.kind, channel, purpose)
     findings = [f for f in (r(ctx) for r in rules) if f is not None]
     if via is not None and via in others:
         partner = others[via]

@@ -143,19 +143,37 @@ class Rule(Protocol):
     RULE_ID: str
     SOURCE: str
     SEVERITY: Severity
+    #: the rule finds nothing for a use outside these (None: any), see ``rule``
+    KINDS: frozenset[UsageKind] | None
+    CHANNELS: frozenset[str] | None
+    PURPOSES: frozenset[str] | None
 
     def __call__(self, ctx: RuleContext) -> Finding | None: ...
 
 
 def rule(
-    rule_id: str, source: str, severity: Severity
+    rule_id: str,
+    source: str,
+    severity: Severity,
+    *,
+    kinds: frozenset[UsageKind] | None = None,
+    channels: frozenset[str] | None = None,
+    purposes: frozenset[str] | None = None,
 ) -> Callable[[Callable[[RuleContext], Finding | None]], Rule]:
-    """Declare a rule: ``@rule("R2", "[S6 art. 5(1)(b), 6(4)]", Severity.CRITICAL)``."""
+    """Declare a rule: ``@rule("R2", "[S6 art. 5(1)(b), 6(4)]", Severity.CRITICAL)``.
+
+    ``kinds``, ``channels``, ``purposes``: what the rule's first test already requires of
+    the use's kind, channel and purpose (the context's); the engine does not call it for
+    a use outside them (``rules.rules_for``). A promise about the code below it:
+    ``tests/streams/policy/test_rules_table.py`` checks it on every combination."""
 
     def wrap(fn: Callable[[RuleContext], Finding | None]) -> Rule:
         fn.RULE_ID = rule_id  # type: ignore[attr-defined]
         fn.SOURCE = source  # type: ignore[attr-defined]
         fn.SEVERITY = severity  # type: ignore[attr-defined]
+        fn.KINDS = kinds  # type: ignore[attr-defined]
+        fn.CHANNELS = channels  # type: ignore[attr-defined]
+        fn.PURPOSES = purposes  # type: ignore[attr-defined]
         return fn  # type: ignore[return-value]
 
     return wrap

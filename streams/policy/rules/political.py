@@ -10,10 +10,11 @@ from .transfers import missing_notice
 
 _THIRD_PARTY_FILES = frozenset({Sourcing.RENTED, Sourcing.PURCHASED, Sourcing.PARTNER})
 #: R19: file categories political use must never draw on.
+_POLITICAL = frozenset({POLITICAL})
 FORBIDDEN_CATEGORIES = frozenset({"hr", "payroll", "administrative"})
 
 
-@rule("R17", "[FR5]", Severity.CRITICAL)
+@rule("R17", "[FR5]", Severity.CRITICAL, purposes=_POLITICAL)
 def r17_political_rented_file(ctx: RuleContext) -> Finding | None:
     """Political e-mail/SMS to a rented, purchased or partner file whose consent does not
     name ``political.communication`` explicitly (an all-purpose grant is not explicit).
@@ -32,7 +33,7 @@ def r17_political_rented_file(ctx: RuleContext) -> Finding | None:
     )
 
 
-@rule("R18", "[FR5]", Severity.CRITICAL)
+@rule("R18", "[FR5]", Severity.CRITICAL, kinds=frozenset({UsageKind.SEND}), purposes=_POLITICAL)
 def r18_political_notice(ctx: RuleContext) -> Finding | None:
     """The first political message a controller sends the person does not say where the
     address came from or how to object (``transfers.missing_notice``: what the connector saw,
@@ -61,7 +62,7 @@ def source_categories(ctx: RuleContext) -> list[str]:
     return sorted(set(found))
 
 
-@rule("R19", "[FR5]", Severity.CRITICAL)
+@rule("R19", "[FR5]", Severity.CRITICAL, purposes=_POLITICAL)
 def r19_political_forbidden_files(ctx: RuleContext) -> Finding | None:
     """Political use (a message, a call, a transfer) of addresses from an HR, payroll or
     administrative file, as the declaration or the transfer states. Selecting recipients

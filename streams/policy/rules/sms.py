@@ -19,7 +19,7 @@ def local_minutes(t_ms: int, tz: ZoneInfo = PARIS) -> int:
     return at.hour * 60 + at.minute
 
 
-@rule("R8", "[FR10]", Severity.CRITICAL)
+@rule("R8", "[FR10]", Severity.CRITICAL, kinds=_SENT, channels=frozenset({Channel.SMS.value}))
 def r8_sms_from_long_code(ctx: RuleContext) -> Finding | None:
     """Promotional SMS whose sender the connector saw as a full (06/07) number, not a
     short code. Only what the connector recorded (``sender_type``) counts: unknown is no
@@ -36,7 +36,13 @@ def r8_sms_from_long_code(ctx: RuleContext) -> Finding | None:
     )
 
 
-@rule("R9", "[FR10]", Severity.WARNING)
+@rule(
+    "R9",
+    "[FR10]",
+    Severity.WARNING,
+    kinds=frozenset({UsageKind.SEND}),
+    channels=_CHARTER_CHANNELS,
+)
 def r9_sms_quiet_hours(ctx: RuleContext) -> Finding | None:
     """Promotional SMS/RCS sent outside the charter hours (08:00-21:30 Paris time by
     default; ``PolicySettings.sms_hours``)."""

@@ -67,7 +67,12 @@ def missing_notice(ctx: RuleContext) -> list[str]:
     return missing
 
 
-@rule("R15", "[S6 art. 14(2)(f), 14(3)(b); FR1]", Severity.CRITICAL)
+@rule(
+    "R15",
+    "[S6 art. 14(2)(f), 14(3)(b); FR1]",
+    Severity.CRITICAL,
+    kinds=frozenset({UsageKind.SEND}),
+)
 def r15_recipient_first_message(ctx: RuleContext) -> Finding | None:
     """The first message a recipient of transferred data sends the person (its declaration
     says the addresses were rented, purchased or received from a partner, or names another
