@@ -222,6 +222,9 @@ class ConsentState:
     approximate: bool = False  # at_ms is before the folded base: the earliest state known
     unmapped_purposes: frozenset[str] = frozenset()
     entries: tuple[ConsentEntry, ...] = ()
+    #: where the summary of a state that depends only on its version is kept once made
+    #: (the version's memo: ``_Cum.memo``); None: made on every call
+    memo: list[Any] | None = field(default=None, compare=False, repr=False)
 
     def _latest(
         self, purpose: str | None, channel: str, refs: frozenset[str]
@@ -270,7 +273,19 @@ class ConsentState:
         return self.status is ConsentStatus.GIVEN
 
     def summary(self) -> ConsentSummary:
-        """The state as evidence (``*`` = all, ``-p`` = withdrawn from an all-purpose grant)."""
+        """The state as evidence (``*`` = all, ``-p`` = withdrawn from an all-purpose grant).
+
+        Made once per consent version when the state depends only on it (``memo``)."""
+        memo = self.memo
+        if memo is not None and len(memo) > 1:
+            found: ConsentSummary = memo[1]
+            return found
+        made = self._summary()
+        if memo is not None and len(memo) == 1:
+            memo.append(made)
+        return made
+
+    def _summary(self) -> ConsentSummary:
         purposes = sorted(self.purposes)
         if self.all_purposes:
             purposes = ["*", *purposes, *(f"-{p}" for p in sorted(self.excluded_purposes))]
@@ -309,8 +324,9 @@ class _Cum:
     last_at_ms: int | None = None
     withdrawn_at_ms: int | None = None
     last_grant_ms: int | None = None
-    #: its ``_Parts`` once computed (when they do not depend on the time asked)
-    memo: list[_Parts] = field(default_factory=list, compare=False, repr=False)
+    #: its ``_Parts`` once computed (when they do not depend on the time asked), then the
+    #: summary of its state (``ConsentState.summary``)
+    memo: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     def step(self, entry: ConsentEntry) -> _Cum:
         kept = tuple(e for e in self.entries if not entry.covers_entry(e))
@@ -421,16 +437,18 @@ class _Parts:
     unmapped: frozenset[str]
 
 
-def _parts(cum: _Cum, t_ms: int) -> _Parts:
-    """``cum``'s parts at ``t_ms``; computed once per ``cum`` when no grant in it expires
-    (then nothing depends on the time), else every time."""
+def _parts(cum: _Cum, t_ms: int) -> tuple[_Parts, list[Any] | None]:
+    """``cum``'s parts at ``t_ms`` and the memo they are kept in: computed once per ``cum``
+    when no grant in it expires (then nothing depends on the time), else every time (and
+    no memo)."""
     if cum.memo:
-        return cum.memo[0]
-    expiring = any(e.expires_at_ms is not None for e in cum.entries)
+        found: _Parts = cum.memo[0]
+        return found, cum.memo
     parts = _compute_parts(cum, t_ms)
-    if not expiring:
-        cum.memo.append(parts)
-    return parts
+    if any(e.expires_at_ms is not None for e in cum.entries):
+        return parts, None
+    cum.memo.append(parts)
+    return parts, cum.memo
 
 
 def _compute_parts(cum: _Cum, t_ms: int) -> _Parts:
@@ -490,7 +508,7 @@ def _state(
     *,
     approximate: bool = False,
 ) -> ConsentState:
-    parts = _parts(cum, t_ms)
+    parts, memo = _parts(cum, t_ms)
     latest = parts.latest
     last_contact = cum.last_grant_ms
     if line.contacts:
@@ -519,6 +537,7 @@ def _state(
         approximate=approximate,
         unmapped_purposes=parts.unmapped,
         entries=parts.entries,
+        memo=memo,
     )
 
 
