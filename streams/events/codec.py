@@ -277,6 +277,10 @@ def _compile_record(cls: Any) -> _Decoder:
                 else (f"type(x) not in types{i}")
             )
             lines += [f"    if {check}:", f"        x = slow{i}(x, p)"]
+        elif typing.get_origin(tp) in (list, dict):
+            # an empty one (the usual case) is taken as it is: orjson made it for us
+            empty = "list" if typing.get_origin(tp) is list else "dict"
+            lines += [f"    if type(x) is not {empty} or x:", f"        x = slow{i}(x, p)"]
         elif isinstance(tp, type) and issubclass(tp, enum.Enum):
             env[f"members{i}"] = {m.value: m for m in tp}
             lines += [

@@ -109,6 +109,9 @@ class Evaluation:
         return [f.rule_id for f in self.findings]
 
 
+_NO_CALLS = CallsAt()  # what R11 reads for a use that is not a call
+
+
 def _refs(usage: UsageEvent, declaration: Declaration | None) -> frozenset[str]:
     """What the use names, bare and as ``kind:ref``: consent scopes match against these."""
     named = [
@@ -270,7 +273,7 @@ def evaluate(
         calls=(
             history.calls_at(controller, t, usage.event_id)
             if usage.kind is UsageKind.CALL
-            else CallsAt()
+            else _NO_CALLS
         ),
         first_message=(
             usage.kind is UsageKind.SEND and history.is_first_message(controller, t, usage.event_id)

@@ -792,7 +792,10 @@ class ConsentHistory:
     @property
     def version_count(self) -> int:
         """Versions kept over all controllers (folded ones not counted)."""
-        return sum(len(line.versions) for line in self._lines.values())
+        n = 0
+        for line in self._lines.values():
+            n += len(line.versions)
+        return n
 
     # -- serialization -----------------------------------------------------------------
 
