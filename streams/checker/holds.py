@@ -109,20 +109,30 @@ _KEPT_HEAD = struct.Struct(">qqHI")  # occurred at, decided at, id length, recor
 class Kept:
     """A use decided ALLOWED, kept for the correction window (and to recognize repeats).
 
-    Kept compactly: its id and times, and the use's record as encoded bytes, decoded only
-    when a late consent event makes it worth judging again.
+    Kept compactly: its id and times, and ``frame``: its part of the table value
+    (``Holds.kept_to_bytes``), which ends with the use's record as encoded, decoded only when
+    a late consent event makes it worth judging again. Framed once, when decided or read:
+    writing a subject's kept uses back joins the frames, nothing is packed again.
     """
 
     event_id: str
     occurred_at_ms: int
     decided_at_ms: int
-    raw: bytes
+    frame: bytes
 
     @classmethod
     def of(cls, usage: UsageEvent, decided_at_ms: int, raw: bytes | None = None) -> Kept:
         """``raw``: the use's record as encoded (encoded here when not given)."""
         record = codec.encode(usage) if raw is None else raw
-        return cls(usage.event_id, usage.occurred_at_ms, decided_at_ms, record)
+        ident = usage.event_id.encode("utf-8")
+        head = _KEPT_HEAD.pack(usage.occurred_at_ms, decided_at_ms, len(ident), len(record))
+        return cls(usage.event_id, usage.occurred_at_ms, decided_at_ms, head + ident + record)
+
+    @property
+    def raw(self) -> bytes:
+        """The use's record as encoded."""
+        n_id = _KEPT_HEAD.unpack_from(self.frame)[2]
+        return self.frame[_KEPT_HEAD.size + n_id :]
 
     @property
     def usage(self) -> UsageEvent:
@@ -198,15 +208,7 @@ class Holds:
         around each use's encoded record, so nothing is decoded or encoded again."""
         if not self.kept:
             return None
-        parts = [_KEPT_MAGIC]
-        for k in self.kept:
-            ident = k.event_id.encode("utf-8")
-            parts += [
-                _KEPT_HEAD.pack(k.occurred_at_ms, k.decided_at_ms, len(ident), len(k.raw)),
-                ident,
-                k.raw,
-            ]
-        return b"".join(parts)
+        return _KEPT_MAGIC + b"".join([k.frame for k in self.kept])
 
     def load_kept(self, data: bytes | None) -> None:
         """Read the kept uses stored by ``kept_to_bytes``; unreadable data keeps nothing."""
@@ -219,15 +221,14 @@ class Holds:
         pos, size, head = len(_KEPT_MAGIC), len(data), _KEPT_HEAD.size
         try:
             while pos < size:
+                start = pos
                 occurred, decided, n_id, n_raw = _KEPT_HEAD.unpack_from(data, pos)
                 pos += head
                 ident = data[pos : pos + n_id].decode("utf-8")
-                pos += n_id
-                raw = data[pos : pos + n_raw]
-                pos += n_raw
-                if len(raw) != n_raw:
+                pos += n_id + n_raw
+                if pos > size:
                     raise ValueError("truncated")
-                self.kept.append(Kept(ident, occurred, decided, raw))
+                self.kept.append(Kept(ident, occurred, decided, data[start:pos]))
         except (struct.error, UnicodeDecodeError, ValueError) as exc:
             log.error(
                 "the allowed uses kept for corrections are damaged (%s); kept %d of them",
