@@ -281,7 +281,11 @@ def evaluate(
         certificate=certificate,
     )
     rules = config.RULES if ctx.erased_before_use else rules_for(usage.kind, channel, purpose)
-    findings = [f for f in (r(ctx) for r in rules) if f is not None]
+    findings: list[Finding] = []
+    for r in rules:
+        found = r(ctx)
+        if found is not None:
+            findings.append(found)
     if via is not None and via in others:
         partner = others[via]
         return result(_decide(findings), findings, partner, partner.summary())

@@ -77,6 +77,9 @@ class PolicySettings:
         return self.retention_days * 86_400_000
 
 
+_SEVERITY_OF_STRENGTH = {"violation": Severity.CRITICAL, "warning": Severity.WARNING}
+
+
 def strength_severity(strength: str) -> Severity | None:
     """violation -> critical, warning -> warning, off -> None (rule disabled)."""
-    return {"violation": Severity.CRITICAL, "warning": Severity.WARNING}.get(strength)
+    return _SEVERITY_OF_STRENGTH.get(strength)
