@@ -924,6 +924,12 @@ def _entry_obj(entry: ConsentEntry) -> dict[str, Any]:
     return obj
 
 
+#: Stored values -> members (a dict lookup is several times cheaper than ``Enum(value)``;
+#: an unknown value is a KeyError, which ``from_obj`` reports as an unreadable state).
+_ACTIONS = {a.value: a for a in ConsentAction}
+_BASES = {b.value: b for b in LegalBasis}
+
+
 def _entry_from(obj: dict[str, Any]) -> ConsentEntry:
     proof = None
     if "pf" in obj:
@@ -933,14 +939,14 @@ def _entry_from(obj: dict[str, Any]) -> ConsentEntry:
     return ConsentEntry(
         event_id=str(obj["i"]),
         at_ms=int(obj["t"]),
-        action=ConsentAction(obj["a"]),
+        action=_ACTIONS[obj["a"]],
         purposes=frozenset(obj.get("p", ())),
         all_purposes="p" not in obj,
         channels=frozenset(obj.get("c", ())),
         all_channels="c" not in obj,
         recipients=frozenset(obj.get("r", ())),
         collected_by=obj.get("cb"),
-        legal_basis=LegalBasis(obj.get("lb", "consent")),
+        legal_basis=_BASES[obj.get("lb", "consent")],
         scope=obj.get("sc"),
         proof=proof,
         expires_at_ms=obj.get("ex"),
@@ -965,7 +971,7 @@ def _base_from(obj: dict[str, Any]) -> tuple[_Cum, _Key]:
     key: _Key = (int(t), int(rank), str(event_id))
     base = _Cum(
         entries=tuple(_entry_from(e) for e in obj.get("e", ())),
-        last_action=ConsentAction(obj["la"]) if "la" in obj else None,
+        last_action=_ACTIONS[obj["la"]] if "la" in obj else None,
         last_id=key[2],
         last_at_ms=key[0],
         withdrawn_at_ms=obj.get("w"),
