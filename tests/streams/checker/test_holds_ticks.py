@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from consentinel.streams.checker.holds import MAX_ALERTED, Alerted, Held, Holds, RuleState
+from consentinel.streams.checker.holds import MAX_ALERTED, Alerted, Held, Holds, Kept, RuleState
 from consentinel.streams.checker.ticks import Tick, TickClock, tick_interval, tick_topic
+from consentinel.streams.events import codec
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.records import (
     AlertStatus,
@@ -101,3 +102,23 @@ def test_an_unreadable_alerted_use_is_dropped_not_the_subject() -> None:
     again = Holds.from_bytes(codec.dumps(obj))
     assert [a.usage.event_id for a in again.alerted] == ["esp:3"]
     assert again.pending == holds.pending
+
+
+def test_kept_uses_round_trip_through_their_table_value() -> None:
+    holds = Holds()
+    raw = codec.encode(_usage(1))
+    holds.keep(Kept.of(_usage(1), 500, raw))  # the record as it came
+    holds.keep(Kept.of(_usage(2), 600))  # encoded here
+    value = holds.kept_to_bytes()
+    assert value is not None
+    again = Holds()
+    again.load_kept(value)
+    assert [(k.event_id, k.occurred_at_ms, k.decided_at_ms) for k in again.kept] == [
+        (k.event_id, k.occurred_at_ms, k.decided_at_ms) for k in holds.kept
+    ]
+    assert again.kept[0].raw == raw
+    assert [k.usage for k in again.kept] == [_usage(1), _usage(2)]
+    assert again.kept_to_bytes() == value  # written back as read
+    damaged = Holds()
+    damaged.load_kept(value[:-3])  # the last one truncated: the first is kept
+    assert [k.event_id for k in damaged.kept] == [_usage(1).event_id]
