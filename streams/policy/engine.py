@@ -112,8 +112,31 @@ class Evaluation:
 _NO_CALLS = CallsAt()  # what R11 reads for a use that is not a call
 
 
+#: ``_refs`` by what it reads (a campaign's sends all name the same things); cleared when full
+_REFS: dict[tuple[object, ...], frozenset[str]] = {}
+_REFS_MAX = 4096
+
+
 def _refs(usage: UsageEvent, declaration: Declaration | None) -> frozenset[str]:
     """What the use names, bare and as ``kind:ref``: consent scopes match against these."""
+    key = (
+        usage.campaign_id,
+        usage.list_id,
+        usage.form_id,
+        usage.sender,
+        tuple(usage.tags),
+        None if declaration is None else declaration.decl_id,
+        None if declaration is None else tuple(declaration.data_sources),
+    )
+    found = _REFS.get(key)
+    if found is None:
+        if len(_REFS) >= _REFS_MAX:
+            _REFS.clear()
+        found = _REFS[key] = _named_refs(usage, declaration)
+    return found
+
+
+def _named_refs(usage: UsageEvent, declaration: Declaration | None) -> frozenset[str]:
     named = [
         ("campaign", usage.campaign_id),
         ("list", usage.list_id),
