@@ -306,9 +306,9 @@ def evaluate(
     rules = config.RULES if ctx.erased_before_use else rules_for(usage.kind, channel, purpose)
     findings: list[Finding] = []
     for r in rules:
-        found = r(ctx)
-        if found is not None:
-            findings.append(found)
+        hit = r(ctx)
+        if hit is not None:
+            findings.append(hit)
     if via is not None and via in others:
         partner = others[via]
         return result(_decide(findings), findings, partner, partner.summary())
