@@ -1,14 +1,18 @@
 """``consentinel import FILE --connector INSTANCE``: a CSV or JSONL drop through a connector.
 
-Every record goes through ``connector.map_row``. Records that cannot be read or mapped
-are sealed to the dead-letter topic with their reason and line number; the rest are
-produced in batches, and the checkpoint advances only after Kafka acknowledged a whole
-batch (events and dead letters). A re-run continues after the checkpoint; ``--restart``
-ignores it. Event ids are ``event_id(instance, file identity, record content, n)``, so
-even a re-run without the checkpoint only repeats ids, never adds new ones.
+Every record goes through ``connector.map_row``, in ``--jobs`` worker processes forked
+from this one (default: the CPUs, up to 4; see ``rowmap``) whose results are taken back
+in file order, so batches, dead letters and checkpoints are those of ``--jobs 0`` (mapped
+in this process). Records that cannot be read or mapped are sealed to the dead-letter
+topic with their reason and line number; the rest are produced in batches, and the
+checkpoint advances only after Kafka acknowledged a whole batch (events and dead
+letters) and every batch before it; one batch is on its way while the next is mapped.
+A re-run continues after the checkpoint; ``--restart`` ignores it. Event ids are
+``event_id(instance, file identity, record content, n)``, so even a re-run without the
+checkpoint only repeats ids, never adds new ones.
 
-Exit codes: 0 done (dead letters are reported, not fatal), 75 Kafka unavailable (re-run
-to continue), 78 configuration error.
+Exit codes: 0 done (dead letters are reported, not fatal), 70 a mapping worker died
+(re-run to continue), 75 Kafka unavailable (re-run to continue), 78 configuration error.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import dataclasses
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -226,7 +230,7 @@ class Importer:
         batch.last = checkpoint.record
         work = self._work(file_id)
         async with contextlib.AsyncExitStack() as stack:
-            outcomes: AsyncIterator[tuple[FileRecord, Outcome | None]]
+            outcomes: AsyncGenerator[tuple[FileRecord, Outcome | None], None]
             if self.jobs > 0:
                 mapper = RowMapper(work, self.jobs)
                 await stack.enter_async_context(mapper)
@@ -234,6 +238,7 @@ class Importer:
             else:
                 outcomes = _inline(work, fresh())
             try:
+                await stack.enter_async_context(contextlib.aclosing(outcomes))
                 async for rec, outcome in outcomes:
                     if outcome is None:
                         self._dead_letter(batch, rec, rec.error, fmt, file_id)
@@ -318,7 +323,7 @@ def _with_ids(events: list[E], event_ids: list[str]) -> list[E]:
 async def _inline(
     work: Callable[[list[Payload]], list[Outcome]],
     items: Iterator[tuple[FileRecord, Payload | None]],
-) -> AsyncIterator[tuple[FileRecord, Outcome | None]]:
+) -> AsyncGenerator[tuple[FileRecord, Outcome | None], None]:
     """The outcomes mapped in this process (``--jobs 0``)."""
     for rec, payload in items:
         yield rec, None if payload is None else work([payload])[0]

@@ -36,7 +36,7 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any, Generic, NoReturn, TypeVar
 
 K = TypeVar("K")
@@ -62,11 +62,18 @@ def default_jobs() -> int:
 
 
 class _Worker:
-    __slots__ = ("pid", "reader", "writer")
+    __slots__ = ("answers", "pid", "reader", "writer")
 
-    def __init__(self, pid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(
+        self,
+        pid: int,
+        reader: asyncio.StreamReader,
+        answers: asyncio.BaseTransport,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         self.pid = pid
         self.reader = reader
+        self.answers = answers  # the read side's transport, closed with the worker
         self.writer = writer
 
 
@@ -121,7 +128,9 @@ class RowMapper(Generic[P, R]):
             await self.close()
             raise
 
-    async def map(self, items: Iterable[tuple[K, P | None]]) -> AsyncIterator[tuple[K, R | None]]:
+    async def map(
+        self, items: Iterable[tuple[K, P | None]]
+    ) -> AsyncGenerator[tuple[K, R | None], None]:
         """The items' results, in the items' order (see the module docstring)."""
         if not self._workers:
             raise RuntimeError("RowMapper.map before start()")
@@ -189,22 +198,22 @@ class RowMapper(Generic[P, R]):
                 await asyncio.sleep(0.01)
         for w in workers:
             with contextlib.suppress(Exception):
-                w.reader.feed_eof()
+                w.answers.close()
 
 
 async def _streams(
     loop: asyncio.AbstractEventLoop, rfd: int, wfd: int
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+) -> tuple[asyncio.StreamReader, asyncio.BaseTransport, asyncio.StreamWriter]:
     """Asyncio streams on this process's ends of a worker's pipes. The reader takes the
     answers in as they come (up to 64 MiB buffered), so a worker never waits on a full
     pipe while the import awaits Kafka."""
     reader = asyncio.StreamReader(limit=1 << 26, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    await loop.connect_read_pipe(lambda: protocol, os.fdopen(rfd, "rb", buffering=0))
+    answers, _ = await loop.connect_read_pipe(lambda: protocol, os.fdopen(rfd, "rb", buffering=0))
     transport, flow = await loop.connect_write_pipe(
         lambda: asyncio.streams.FlowControlMixin(loop=loop), os.fdopen(wfd, "wb", buffering=0)
     )
-    return reader, asyncio.StreamWriter(transport, flow, None, loop)
+    return reader, answers, asyncio.StreamWriter(transport, flow, None, loop)
 
 
 async def _send(worker: _Worker, payloads: list[Any]) -> None:

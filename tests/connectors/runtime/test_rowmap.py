@@ -117,6 +117,8 @@ def test_a_killed_import_leaves_no_worker_behind(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     deadline = time.monotonic() + 30  # a bound for a loaded machine, not a speed claim
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
