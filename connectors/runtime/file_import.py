@@ -20,20 +20,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TextIO
 
 from consentinel.connectors import config as config_mod
-from consentinel.connectors.contract import Connector, Edge, Output
+from consentinel.connectors.contract import Connector, Edge
 from consentinel.connectors.runtime.checkpoint import Checkpoint, file_identity
 from consentinel.connectors.runtime.deadletters import DeadLetters
-from consentinel.connectors.runtime.producer import EventProducer, Record, records_of
+from consentinel.connectors.runtime.importmap import Outcome, Payload, RecordMapping, inline
+from consentinel.connectors.runtime.producer import EventProducer, Record
 from consentinel.connectors.runtime.progress import Progress
 from consentinel.connectors.runtime.rowmap import RowMapper, WorkerDied, default_jobs
 from consentinel.connectors.runtime.rows import (
@@ -43,20 +43,13 @@ from consentinel.connectors.runtime.rows import (
     guess_format,
     read_records,
 )
-from consentinel.streams.events import codec, ids, topics
+from consentinel.streams.events import codec, topics
 from consentinel.streams.events.errors import InvalidInput, RetriableError
 from consentinel.streams.events.identity import Pseudonymizer
-from consentinel.streams.events.records import ConsentEvent, UsageEvent
 from consentinel.streams.events.settings import Settings
 
 EX_TEMPFAIL = 75
 EX_SOFTWARE = 70
-
-#: what a worker is given per record: its canonical content (ids) and its row
-Payload = tuple[bytes, Mapping[str, Any]]
-#: what it gives back: the Kafka records, usage and consent counts, or (code, message)
-#: of the ``InvalidInput`` that sends the record to the dead letters
-Outcome = tuple[list[Record], int, int, tuple[str, str] | None]
 
 
 @dataclass
@@ -109,46 +102,6 @@ class Importer:
         self.deadletters = DeadLetters(settings)
         self.instance = connector.instance.name
         self._dl_topic = settings.topic(topics.DEADLETTER)
-
-    def _map(self, row: Mapping[str, Any], content: bytes, file_id: str) -> Output:
-        try:
-            output = self.connector.map_row(row)
-        except InvalidInput:
-            raise
-        except Exception as exc:
-            raise InvalidInput(
-                "connector_error", f"the connector failed on this record ({type(exc).__name__})"
-            ) from exc
-        # ids from (instance, file identity, content): stable across re-runs
-        output.usage = _with_ids(
-            output.usage,
-            [
-                ids.event_id(self.instance, file_id, content, "usage", k)
-                for k in range(len(output.usage))
-            ],
-        )
-        output.consent = _with_ids(
-            output.consent,
-            [
-                ids.event_id(self.instance, file_id, content, "consent", k)
-                for k in range(len(output.consent))
-            ],
-        )
-        return output
-
-    def _outcome(self, file_id: str, content: bytes, row: Mapping[str, Any]) -> Outcome:
-        """What one readable record gives: its Kafka records and counts, or why not."""
-        try:
-            output = self._map(row, content, file_id)
-        except InvalidInput as exc:
-            return [], 0, 0, (exc.code, exc.message)
-        records = records_of(output, self.settings)
-        return records, len(output.usage), len(output.consent), None
-
-    def _work(self, file_id: str) -> Callable[[list[Payload]], list[Outcome]]:
-        """The mapping of a chunk of records (what the workers run)."""
-        outcome = self._outcome
-        return lambda payloads: [outcome(file_id, content, row) for content, row in payloads]
 
     async def _flush(self, records: list[Record]) -> None:
         delay = 1.0
@@ -228,7 +181,7 @@ class Importer:
                     yield rec, (rec.content, rec.row)
 
         batch.last = checkpoint.record
-        work = self._work(file_id)
+        work = RecordMapping(self.connector, self.settings, file_id)
         async with contextlib.AsyncExitStack() as stack:
             outcomes: AsyncGenerator[tuple[FileRecord, Outcome | None], None]
             if self.jobs > 0:
@@ -236,7 +189,7 @@ class Importer:
                 await stack.enter_async_context(mapper)
                 outcomes = mapper.map(fresh())
             else:
-                outcomes = _inline(work, fresh())
+                outcomes = inline(work, fresh())
             try:
                 await stack.enter_async_context(contextlib.aclosing(outcomes))
                 async for rec, outcome in outcomes:
@@ -298,35 +251,6 @@ class _Batch:
     usage: int = 0
     consent: int = 0
     deadlettered: Counter[str] = field(default_factory=Counter)
-
-
-E = TypeVar("E", UsageEvent, ConsentEvent)
-
-
-def _with_ids(events: list[E], event_ids: list[str]) -> list[E]:
-    """The events with the import's ids. The events of a ``map_row`` output are its own,
-    just built: each gets its id in place, which costs nothing, where a copy
-    (``dataclasses.replace``) builds the whole frozen record again (about a tenth of the
-    mapping's time). One object listed twice is copied, so each entry keeps its own id."""
-    seen: set[int] = set()
-    out: list[E] = []
-    for event, event_id in zip(events, event_ids, strict=True):
-        if id(event) in seen:
-            event = dataclasses.replace(event, event_id=event_id)
-        else:
-            seen.add(id(event))
-            object.__setattr__(event, "event_id", event_id)  # frozen for its readers, not here
-        out.append(event)
-    return out
-
-
-async def _inline(
-    work: Callable[[list[Payload]], list[Outcome]],
-    items: Iterator[tuple[FileRecord, Payload | None]],
-) -> AsyncGenerator[tuple[FileRecord, Outcome | None], None]:
-    """The outcomes mapped in this process (``--jobs 0``)."""
-    for rec, payload in items:
-        yield rec, None if payload is None else work([payload])[0]
 
 
 def _parser() -> argparse.ArgumentParser:
