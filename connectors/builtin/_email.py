@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -27,6 +28,9 @@ from consentinel.streams.events.codec import loads
 from consentinel.streams.events.errors import InvalidInput
 
 _MAX_ATTR = 256  # longest attribute text kept; vendor strings can be huge
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+#: an IPv4 address already in its normal form (what ``str(ip_address(...))`` writes)
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
 
 # -- JSON and fields ---------------------------------------------------------------------
 
@@ -116,13 +120,17 @@ def attr_text(value: str | None) -> str | None:
 
 def ip_hash(value: Any) -> str | None:
     """sha256 hex of a normalized IP address; None for anything that is not one."""
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         return None
-    try:
-        ip = ipaddress.ip_address(value.strip())
-    except ValueError:
+    text = value.strip()
+    if not text:
         return None
-    return hashlib.sha256(str(ip).encode("ascii")).hexdigest()
+    if _CANONICAL_IPV4.fullmatch(text) is None:  # anything else: parsed, then normalized
+        try:
+            text = str(ipaddress.ip_address(text))
+        except ValueError:
+            return None
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def url_host(value: Any) -> str | None:

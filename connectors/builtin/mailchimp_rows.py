@@ -102,8 +102,11 @@ def _column(row: Mapping[str, Any], *names: str) -> str | None:
     """The first non-blank text among columns ``names`` (numbers become text)."""
     for name in names:
         value = row.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if value is None:
+            continue
+        if isinstance(value, str):  # what a CSV row holds: tested first
+            if text := value.strip():
+                return text
+        elif isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
     return None

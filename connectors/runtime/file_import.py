@@ -1,34 +1,41 @@
 """``consentinel import FILE --connector INSTANCE``: a CSV or JSONL drop through a connector.
 
-Every record goes through ``connector.map_row``. Records that cannot be read or mapped
-are sealed to the dead-letter topic with their reason and line number; the rest are
-produced in batches, and the checkpoint advances only after Kafka acknowledged a whole
-batch (events and dead letters). A re-run continues after the checkpoint; ``--restart``
-ignores it. Event ids are ``event_id(instance, file identity, record content, n)``, so
-even a re-run without the checkpoint only repeats ids, never adds new ones.
+Every record goes through ``connector.map_row``, in ``--jobs`` worker processes forked
+from this one (default: the CPUs, up to 4; see ``rowmap``) whose results are taken back
+in file order, so batches, dead letters and checkpoints are those of ``--jobs 0`` (mapped
+in this process). Records that cannot be read or mapped are sealed to the dead-letter
+topic with their reason and line number; the rest are produced in batches, and the
+checkpoint advances only after Kafka acknowledged a whole batch (events and dead
+letters) and every batch before it; one batch is on its way while the next is mapped.
+A re-run continues after the checkpoint; ``--restart`` ignores it. Event ids are
+``event_id(instance, file identity, record content, n)``, so even a re-run without the
+checkpoint only repeats ids, never adds new ones.
 
-Exit codes: 0 done (dead letters are reported, not fatal), 75 Kafka unavailable (re-run
-to continue), 78 configuration error.
+Exit codes: 0 done (dead letters are reported, not fatal), 70 a mapping worker died
+(re-run to continue), 75 Kafka unavailable (re-run to continue), 78 configuration error.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
+import contextlib
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from consentinel.connectors import config as config_mod
-from consentinel.connectors.contract import Connector, Edge, Output
+from consentinel.connectors.contract import Connector, Edge
 from consentinel.connectors.runtime.checkpoint import Checkpoint, file_identity
 from consentinel.connectors.runtime.deadletters import DeadLetters
-from consentinel.connectors.runtime.producer import EventProducer, Record, records_of
+from consentinel.connectors.runtime.importmap import Outcome, Payload, RecordMapping, inline
+from consentinel.connectors.runtime.producer import EventProducer, Record
 from consentinel.connectors.runtime.progress import Progress
+from consentinel.connectors.runtime.rowmap import RowMapper, WorkerDied, default_jobs
 from consentinel.connectors.runtime.rows import (
     FORMATS,
     FileRecord,
@@ -36,12 +43,13 @@ from consentinel.connectors.runtime.rows import (
     guess_format,
     read_records,
 )
-from consentinel.streams.events import codec, ids, topics
+from consentinel.streams.events import codec, topics
 from consentinel.streams.events.errors import InvalidInput, RetriableError
 from consentinel.streams.events.identity import Pseudonymizer
 from consentinel.streams.events.settings import Settings
 
 EX_TEMPFAIL = 75
+EX_SOFTWARE = 70
 
 
 @dataclass
@@ -81,6 +89,7 @@ class Importer:
         *,
         batch: int = 5000,
         retries: int = 5,
+        jobs: int = 0,
         stream: TextIO | None = None,
     ) -> None:
         self.settings = settings
@@ -88,37 +97,11 @@ class Importer:
         self.producer = producer
         self.batch = batch
         self.retries = retries
+        self.jobs = max(0, jobs)
         self.stream = stream or sys.stderr
         self.deadletters = DeadLetters(settings)
         self.instance = connector.instance.name
         self._dl_topic = settings.topic(topics.DEADLETTER)
-
-    def _map(self, rec: FileRecord, file_id: str) -> Output:
-        if rec.error is not None:
-            raise rec.error
-        assert rec.row is not None
-        try:
-            output = self.connector.map_row(rec.row)
-        except InvalidInput:
-            raise
-        except Exception as exc:
-            raise InvalidInput(
-                "connector_error", f"the connector failed on this record ({type(exc).__name__})"
-            ) from exc
-        # ids from (instance, file identity, content): stable across re-runs
-        output.usage = [
-            dataclasses.replace(
-                e, event_id=ids.event_id(self.instance, file_id, rec.content, "usage", k)
-            )
-            for k, e in enumerate(output.usage)
-        ]
-        output.consent = [
-            dataclasses.replace(
-                e, event_id=ids.event_id(self.instance, file_id, rec.content, "consent", k)
-            )
-            for k, e in enumerate(output.consent)
-        ]
-        return output
 
     async def _flush(self, records: list[Record]) -> None:
         delay = 1.0
@@ -156,65 +139,118 @@ class Importer:
         progress = Progress(total, f"import {path.name}", self.stream, start_at=checkpoint.record)
         if checkpoint.record:
             self.stream.write(f"import: resuming after record {checkpoint.record:,}\n")
-        pending: list[Record] = []
-        pending_dl: Counter[str] = Counter()
-        pending_taken = pending_usage = pending_consent = 0
-        in_batch = 0
-        last = checkpoint.record
+        batch = _Batch()
+        # one batch is on its way to Kafka while the next one is mapped; the checkpoint
+        # moves only once a batch (and every batch before it) is acknowledged
+        sending: tuple[asyncio.Task[None], _Batch] | None = None
 
-        async def flush() -> None:
-            nonlocal pending, pending_dl, pending_taken, pending_usage, pending_consent, in_batch
-            await self._flush(pending)
-            checkpoint.record = last
-            checkpoint.taken += pending_taken
-            for code, n in pending_dl.items():
+        async def settle() -> None:
+            nonlocal sending
+            if sending is None:
+                return
+            task, done = sending
+            sending = None
+            await task
+            checkpoint.record = done.last
+            checkpoint.taken += done.taken
+            for code, n in done.deadlettered.items():
                 checkpoint.deadlettered[code] = checkpoint.deadlettered.get(code, 0) + n
                 self.deadletters.count(self.instance, code, n)
             checkpoint.save()
-            summary.taken += pending_taken
-            summary.usage += pending_usage
-            summary.consent += pending_consent
-            summary.deadlettered.update(pending_dl)
-            pending, pending_dl = [], Counter()
-            pending_taken = pending_usage = pending_consent = in_batch = 0
+            summary.taken += done.taken
+            summary.usage += done.usage
+            summary.consent += done.consent
+            summary.deadlettered.update(done.deadlettered)
+            progress.update(done.last)
 
-        for rec in read_records(path, fmt, delimiter):
-            summary.records = rec.number
-            if rec.number <= checkpoint.record:
-                summary.skipped += 1
-                continue
-            try:
-                output = self._map(rec, file_id)
-            except InvalidInput as exc:
-                letter = self.deadletters.letter(
-                    self.instance,
-                    exc,
-                    rec.raw,
-                    stage="import",
-                    content_type="application/json" if fmt == "jsonl" or rec.row else "text/csv",
-                    attributes={"line": rec.line, "record": rec.number, "file": file_id},
-                )
-                pending.append((self._dl_topic, self.instance.encode(), codec.encode(letter)))
-                pending_dl[exc.code] += 1
+        async def flush() -> None:
+            nonlocal batch, sending
+            await settle()
+            sending = (asyncio.ensure_future(self._flush(batch.records)), batch)
+            batch = _Batch(last=batch.last)
+
+        def fresh() -> Iterator[tuple[FileRecord, Payload | None]]:
+            for rec in read_records(path, fmt, delimiter):
+                summary.records = rec.number
+                if rec.number <= checkpoint.record:
+                    summary.skipped += 1
+                    continue
+                if rec.error is not None or rec.row is None:
+                    yield rec, None
+                else:
+                    yield rec, (rec.content, rec.row)
+
+        batch.last = checkpoint.record
+        work = RecordMapping(self.connector, self.settings, file_id)
+        async with contextlib.AsyncExitStack() as stack:
+            outcomes: AsyncGenerator[tuple[FileRecord, Outcome | None], None]
+            if self.jobs > 0:
+                mapper = RowMapper(work, self.jobs)
+                await stack.enter_async_context(mapper)
+                outcomes = mapper.map(fresh())
             else:
-                pending.extend(records_of(output, self.settings))
-                pending_taken += 1
-                pending_usage += len(output.usage)
-                pending_consent += len(output.consent)
-            last = rec.number
-            in_batch += 1
-            if in_batch >= self.batch:
-                await flush()
-                progress.update(last)
-        if in_batch:
-            await flush()
-        checkpoint.record = last
+                outcomes = inline(work, fresh())
+            try:
+                await stack.enter_async_context(contextlib.aclosing(outcomes))
+                async for rec, outcome in outcomes:
+                    if outcome is None:
+                        self._dead_letter(batch, rec, rec.error, fmt, file_id)
+                    elif outcome[3] is not None:
+                        code, message = outcome[3]
+                        self._dead_letter(batch, rec, InvalidInput(code, message), fmt, file_id)
+                    else:
+                        records, usage, consent, _ = outcome
+                        batch.records.extend(records)
+                        batch.taken += 1
+                        batch.usage += usage
+                        batch.consent += consent
+                    batch.last = rec.number
+                    batch.size += 1
+                    if batch.size >= self.batch:
+                        await flush()
+                if batch.size:
+                    await flush()
+                await settle()
+            finally:
+                if sending is not None:  # failed: what is on its way is not checkpointed
+                    sending[0].cancel()
+                    with contextlib.suppress(BaseException):
+                        await sending[0]
+        checkpoint.record = batch.last
         checkpoint.done = True
         checkpoint.save()
-        progress.update(last, force=True)
+        progress.update(batch.last, force=True)
         progress.finish()
         summary.seconds = time.monotonic() - started
         return summary
+
+    def _dead_letter(
+        self, batch: _Batch, rec: FileRecord, exc: InvalidInput | None, fmt: str, file_id: str
+    ) -> None:
+        assert exc is not None
+        letter = self.deadletters.letter(
+            self.instance,
+            exc,
+            rec.raw,
+            stage="import",
+            content_type="application/json" if fmt == "jsonl" or rec.row else "text/csv",
+            attributes={"line": rec.line, "record": rec.number, "file": file_id},
+        )
+        batch.records.append((self._dl_topic, self.instance.encode(), codec.encode(letter)))
+        batch.deadlettered[exc.code] += 1
+
+
+@dataclass
+class _Batch:
+    """The records of one acknowledged unit, and what the checkpoint gains with it."""
+
+    last: int = 0  # the number of its last record
+    size: int = 0
+    records: list[Record] = field(default_factory=list)
+    taken: int = 0
+    usage: int = 0
+    consent: int = 0
+    deadlettered: Counter[str] = field(default_factory=Counter)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -239,6 +275,13 @@ def _parser() -> argparse.ArgumentParser:
         "--batch", type=int, default=5000, help="records per acknowledged batch (default 5000)"
     )
     p.add_argument("--restart", action="store_true", help="ignore the checkpoint")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="worker processes mapping the records (default: the CPUs, up to 4; "
+        "0 maps in this process)",
+    )
     return p
 
 
@@ -264,7 +307,13 @@ def main(argv: list[str] | None = None) -> int:
             settings, client_id="consentinel-import", linger_ms=20, ack_timeout=30.0
         )
         try:
-            importer = Importer(settings, connector, producer, batch=max(1, args.batch))
+            importer = Importer(
+                settings,
+                connector,
+                producer,
+                batch=max(1, args.batch),
+                jobs=default_jobs() if args.jobs is None else max(0, args.jobs),
+            )
             return await importer.run(path, fmt, restart=args.restart, delimiter=args.delimiter)
         finally:
             await producer.stop()
@@ -281,5 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidInput as exc:
         print(f"consentinel import: {path}: {exc.message} [{exc.code}]", file=sys.stderr)
         return 65  # EX_DATAERR
+    except WorkerDied as exc:
+        print(
+            f"consentinel import: {exc}; nothing after the last checkpoint was lost, "
+            f"run the same command again to continue (--jobs 0 maps without workers)",
+            file=sys.stderr,
+        )
+        return EX_SOFTWARE
     print(summary.text(path, inst.name), file=sys.stderr)
     return 0

@@ -20,6 +20,14 @@ from consentinel.streams.events.errors import FatalConfigError, InvalidInput
 MIN_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z, included
 MAX_MS: Final = 4_102_444_800_000  # 2100-01-01T00:00:00Z, excluded
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
+# compiled once (a pattern given as text is looked up in re's cache on every call)
+_DECIMAL = re.compile(r"\s*\d{1,16}(\.\d{1,9})?\s*")
+_UNSIGNED = re.compile(r"\s*\d+(\.\d+)?\s*")
+_UNIX_SECONDS = re.compile(r"\d{9,11}(\.\d+)?")
+_UNIX_ANY = re.compile(r"\s*\d{9,13}(\.\d+)?\s*")
+_BEYOND_MICROS = re.compile(r"(\.\d{6})\d+")
+_RFC2822_DAY = re.compile(r"\s*[A-Za-z]{3},")
 
 
 def bounded_ms(ms: int, field: str) -> int:
@@ -35,7 +43,7 @@ def _missing(value: Any, field: str) -> None:
 
 
 def _number(value: Any, field: str) -> float:
-    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,16}(\.\d{1,9})?\s*", value):
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
         return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput("bad_timestamp", f"{field} is not a Unix time")
@@ -46,7 +54,7 @@ def _number(value: Any, field: str) -> float:
 
 def _of(parsed: datetime, field: str) -> int:
     try:
-        return bounded_ms(int((parsed - _EPOCH) / timedelta(milliseconds=1)), field)
+        return bounded_ms(int((parsed - _EPOCH) / _MS), field)
     except (OverflowError, ValueError):
         raise InvalidInput("bad_timestamp", f"{field} is out of range") from None
 
@@ -77,7 +85,9 @@ def iso_ms(value: Any, field: str, *, zone: tzinfo | None = UTC) -> int:
     ``zone=None`` it is ``bad_timestamp`` (guessing a zone would shift consent against use)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("bad_timestamp", f"{field} is not a date-time text")
-    raw = re.sub(r"(\.\d{6})\d+", r"\1", value.strip())
+    raw = value.strip()
+    if "." in raw:
+        raw = _BEYOND_MICROS.sub(r"\1", raw)
     try:
         parsed = datetime.fromisoformat(raw)
     except ValueError:
@@ -93,7 +103,7 @@ def epoch_or_iso_ms(value: Any, field: str, *, zone: tzinfo | None = UTC) -> int
     """A Unix time (see :func:`epoch_ms`) or an ISO 8601 text (see :func:`iso_ms`)."""
     if isinstance(value, bool) or value is None:
         raise InvalidInput("bad_timestamp", f"{field} is not a time")
-    if isinstance(value, int | float) or re.fullmatch(r"\s*\d+(\.\d+)?\s*", str(value)):
+    if isinstance(value, int | float) or _UNSIGNED.fullmatch(str(value)):
         return epoch_ms(value, field)
     return iso_ms(value, field, zone=zone)
 
@@ -106,9 +116,10 @@ def local_ms(value: Any, field: str, zone: tzinfo) -> int:
         return seconds_ms(value, field)
     if not isinstance(value, str):
         raise InvalidInput("bad_timestamp", f"{field} is not a date and time")
-    if re.fullmatch(r"\d{9,11}(\.\d+)?", value.strip()):
-        return seconds_ms(value.strip(), field)
-    return iso_ms(value.strip().replace("Z", "+00:00"), field, zone=zone)
+    text = value.strip()
+    if _UNIX_SECONDS.fullmatch(text):
+        return seconds_ms(text, field)
+    return iso_ms(text.replace("Z", "+00:00"), field, zone=zone)
 
 
 def compact_ms(value: str, field: str) -> int:
@@ -128,9 +139,9 @@ def any_time_ms(value: Any, field: str) -> int:
     """Whatever a file export holds: Unix s/ms, ISO 8601, or RFC 2822 (Twilio's API)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return epoch_ms(value, field)
-    if isinstance(value, str) and re.fullmatch(r"\s*\d{9,13}(\.\d+)?\s*", value):
+    if isinstance(value, str) and _UNIX_ANY.fullmatch(value):
         return epoch_ms(value, field)
-    if isinstance(value, str) and re.match(r"\s*[A-Za-z]{3},", value):
+    if isinstance(value, str) and _RFC2822_DAY.match(value):
         try:
             parsed = parsedate_to_datetime(value.strip())
         except (TypeError, ValueError):

@@ -19,7 +19,8 @@ import`` while a worker builds its ledger, timed to judged-ready.
 
 Options: --subjects 100000[,1000000,10000000]  --usages 200000  --quick (a small smoke run)
          --peers quix,faust|none  --only checker|ingest|scaleout|bootstrap  --scaleout
-         --bootstrap  --bootstrap-lines 1000000
+         --bootstrap  --bootstrap-lines 1000000  --import-only  --import-jobs N
+         --import-profile
 """
 
 from __future__ import annotations
@@ -226,7 +227,14 @@ def sections(
         import bootstrap as ledger_bootstrap
 
         lines = 20_000 if args.quick else args.bootstrap_lines
-        print(ledger_bootstrap.report(ledger_bootstrap.run(bootstrap, lines)))
+        fig = ledger_bootstrap.run(
+            bootstrap,
+            lines,
+            import_only=args.import_only,
+            jobs=args.import_jobs,
+            profile=args.import_profile,
+        )
+        print(ledger_bootstrap.report(fig))
     if args.only in (None, "ingest"):
         import ingest
 
@@ -261,7 +269,27 @@ def main() -> int:
         help="also import a consent export and time the ledger build (--bootstrap-lines)",
     )
     parser.add_argument("--bootstrap-lines", type=int, default=1_000_000)
+    parser.add_argument(
+        "--import-only",
+        action="store_true",
+        help="bootstrap: the import alone, no worker (its rate and CPU per line)",
+    )
+    parser.add_argument(
+        "--import-jobs",
+        type=int,
+        default=None,
+        help="bootstrap: --jobs of the import (default: the import's own)",
+    )
+    parser.add_argument(
+        "--import-profile",
+        action="store_true",
+        help="bootstrap: run the import under cProfile and print the top of its profile",
+    )
     args = parser.parse_args()
+    if (args.import_only or args.import_profile or args.import_jobs is not None) and (
+        args.only is None and not args.bootstrap
+    ):
+        args.only = "bootstrap"
     bootstrap = os.environ.get("CONSENTINEL_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     subjects = [int(s) for s in args.subjects.split(",")]
     usages = args.usages

@@ -8,10 +8,19 @@ when the import starts and stops when the worker's committed offsets on the cons
 reach the topic's end: every consent is then in the ledger (the worker commits a record only
 once its state is written). Printed: import lines/s, ledger consents/s, the total, the
 worker's peak RSS and its state on disk.
+
+``--import-only``: the import alone (no worker), for the import's own rate and CPU per line
+(the import process and its mapping workers). ``--import-jobs N`` passes ``--jobs N`` to
+the import (default: its own, the CPUs up to 4). ``--import-profile``: the import process
+runs under cProfile and the top of its profile is printed (with ``--import-jobs 0`` the
+mapping runs in that process, so its whole path per line shows).
 """
 
 from __future__ import annotations
 
+import io
+import pstats
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,6 +47,10 @@ class BootstrapFigures:
     peak_rss: int = 0
     state_bytes: int = 0
     ready: bool = False
+    import_cpu_s: float = 0.0  # the import process and its workers (user + system)
+    import_only: bool = False
+    jobs: str = "default"
+    profile: str = ""
 
 
 def write_export(path: Path, lines: int) -> None:
@@ -61,8 +74,21 @@ def _ready(port: int) -> bool:
         return False
 
 
-def run(bootstrap: str, lines: int) -> BootstrapFigures:
-    fig = BootstrapFigures(lines)
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(
+    bootstrap: str,
+    lines: int,
+    *,
+    import_only: bool = False,
+    jobs: int | None = None,
+    profile: bool = False,
+) -> BootstrapFigures:
+    fig = BootstrapFigures(lines, import_only=import_only)
+    fig.jobs = "default" if jobs is None else str(jobs)
     prefix = benchtopics.fresh_prefix("benchbs")
     home = Path(tempfile.mkdtemp(prefix="consentinel-bootstrap-"))
     logs = home / "logs"
@@ -92,43 +118,46 @@ def run(bootstrap: str, lines: int) -> BootstrapFigures:
         f"  purpose_map: {{{LIST_ID}: newsletter}}\n  options: {{timezone: UTC}}\n"
         "  secrets: {token: env:MAILCHIMP_TOKEN}\n"
     )
-    worker = Proc("bootstrap-worker", ["worker"], env, logs)
+    worker = None if import_only else Proc("bootstrap-worker", ["worker"], env, logs)
     deadline = time.monotonic() + 180
-    while not _ready(metrics_port):
+    while worker is not None and not _ready(metrics_port):
         if not worker.alive() or time.monotonic() > deadline:
             worker.stop()
             raise RuntimeError(f"the worker did not get ready:\n{worker.tail()}")
         time.sleep(0.5)
 
-    print("[bootstrap] worker ready; importing…", flush=True)
+    print("[bootstrap] " + ("" if worker is None else "worker ready; ") + "importing…", flush=True)
+    prof = home / "import.prof"
+    argv = [sys.executable]
+    if profile:
+        argv += ["-m", "cProfile", "-o", str(prof)]
+    argv += ["-m", "consentinel.streams.cli", "import", str(export)]
+    argv += ["--connector", "mailchimp-bench", "--config", str(conf)]
+    if jobs is not None:
+        argv += ["--jobs", str(jobs)]
+    cpu = _children_cpu()
     started = time.monotonic()
-    imported = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "consentinel.streams.cli",
-            "import",
-            str(export),
-            "--connector",
-            "mailchimp-bench",
-            "--config",
-            str(conf),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    imported = subprocess.run(argv, env=env, capture_output=True, text=True)
     fig.import_s = time.monotonic() - started
+    fig.import_cpu_s = _children_cpu() - cpu
     if imported.returncode != 0:
-        worker.stop()
+        if worker is not None:
+            worker.stop()
         raise RuntimeError(f"the import failed:\n{imported.stderr[-3000:]}")
+    if profile:
+        out = io.StringIO()
+        pstats.Stats(str(prof), stream=out).sort_stats("tottime").print_stats(25)
+        fig.profile = out.getvalue()
     consent_topic = prefix + topics.CONSENT
     fig.consents = end_offsets(bootstrap, consent_topic)
     print(
         f"[bootstrap] imported in {fig.import_s:.1f} s ({lines / fig.import_s:,.0f} lines/s); "
-        f"{fig.consents:,} consent events on the topic; waiting for the ledger…",
+        f"{fig.consents:,} consent events on the topic"
+        + ("" if worker is None else "; waiting for the ledger…"),
         flush=True,
     )
+    if worker is None:
+        return fig
     admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
     group = f"{prefix}consentinel"
     fig.ready = wait_committed(admin, group, consent_topic, fig.consents, worker, timeout_s=1800)
@@ -141,6 +170,8 @@ def run(bootstrap: str, lines: int) -> BootstrapFigures:
 
 
 def report(fig: BootstrapFigures) -> str:
+    if fig.import_only:
+        return report_import([fig])
     ledger = fig.consents / fig.ready_s if fig.ready and fig.ready_s else 0.0
     rows = [
         [
@@ -161,3 +192,24 @@ def report(fig: BootstrapFigures) -> str:
         "state on disk",
     ]
     return "\nBootstrap (import while one worker builds its ledger):\n" + table(rows, header)
+
+
+def report_import(figs: list[BootstrapFigures]) -> str:
+    """The import alone: rate and CPU per line (import process and workers together)."""
+    rows = [
+        [
+            f"{f.lines:,}",
+            f.jobs,
+            f"{f.import_s:.1f} s",
+            f"{f.lines / f.import_s:,.0f}" if f.import_s else "-",
+            f"{f.import_cpu_s / f.lines * 1e6:,.0f}" if f.lines else "-",
+            f"{f.consents:,}",
+        ]
+        for f in figs
+    ]
+    header = ["export lines", "--jobs", "import", "lines/s", "CPU µs/line", "consent events"]
+    text = "\nImport alone (consentinel import, no worker):\n" + table(rows, header)
+    for f in figs:
+        if f.profile:
+            text += f"\n\ncProfile of the import process (--jobs {f.jobs}):\n{f.profile}"
+    return text

@@ -44,11 +44,17 @@ class FakeProducer(EventProducer):
         return len(batch)
 
 
-def _importer(settings, producer, batch: int = 3) -> Importer:  # type: ignore[no-untyped-def]
+def _importer(settings, producer, batch: int = 3, jobs: int = 0) -> Importer:  # type: ignore[no-untyped-def]
     cfg = config.load_text(CONFIG, settings, environ={"U": "u", "P": "p"})
     inst = cfg.get("postmark-import")
     connector = cfg.classes[inst.name](inst, make_edge())
-    return Importer(settings, connector, producer, batch=batch, retries=0, stream=io.StringIO())
+    return Importer(
+        settings, connector, producer, batch=batch, retries=0, jobs=jobs, stream=io.StringIO()
+    )
+
+
+#: mapped in this process, and in forked workers (``--jobs``): the same records either way
+JOBS = pytest.mark.parametrize("jobs", [0, 2])
 
 
 def _csv(tmp_path: Path, lines: list[str]) -> Path:
@@ -74,11 +80,14 @@ def _letters(records: list[Record]) -> list[DeadLetter]:
     return [codec.decode(DeadLetter, v) for t, _, v in records if t.endswith(topics.DEADLETTER)]
 
 
-async def test_good_lines_taken_bad_lines_deadlettered(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@JOBS
+async def test_good_lines_taken_bad_lines_deadlettered(
+    make_settings, tmp_path: Path, jobs: int
+) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings()
     f = _csv(tmp_path, GOOD[:4] + BAD + GOOD[4:])
     producer = FakeProducer(settings)
-    summary = await _importer(settings, producer).run(f, "csv")
+    summary = await _importer(settings, producer, jobs=jobs).run(f, "csv")
     assert summary.taken == 8 and summary.usage == 8
     assert dict(summary.deadlettered) == {
         "bad_email": 1,
@@ -100,27 +109,33 @@ async def test_good_lines_taken_bad_lines_deadlettered(make_settings, tmp_path: 
     assert "taken          8" in text and "bad_email" in text
 
 
-async def test_interrupted_import_resumes_without_new_ids(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@JOBS
+async def test_interrupted_import_resumes_without_new_ids(
+    make_settings, tmp_path: Path, jobs: int
+) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings()
     f = _csv(tmp_path, GOOD + BAD)
     first = FakeProducer(settings, fail_after=2)
     with pytest.raises(RetriableError):
-        await _importer(settings, first).run(f, "csv")
+        await _importer(settings, first, jobs=jobs).run(f, "csv")
     assert Checkpoint.load(settings.home, f).record == 6  # two acknowledged batches of 3
     second = FakeProducer(settings)
-    summary = await _importer(settings, second).run(f, "csv")
+    summary = await _importer(settings, second, jobs=jobs).run(f, "csv")
     assert summary.skipped == 6 and summary.taken == 2
     ids = _usage_ids(first.records) + _usage_ids(second.records)
     assert len(ids) == len(set(ids)) == 8
     # done: a third run produces nothing; --restart repeats exactly the same ids
     third = FakeProducer(settings)
-    assert (await _importer(settings, third).run(f, "csv")).taken == 0 and not third.records
+    assert (
+        await _importer(settings, third, jobs=jobs).run(f, "csv")
+    ).taken == 0 and not third.records
     again = FakeProducer(settings)
-    await _importer(settings, again).run(f, "csv", restart=True)
+    await _importer(settings, again, jobs=jobs).run(f, "csv", restart=True)
     assert set(_usage_ids(again.records)) == set(ids)
 
 
-async def test_jsonl_lines(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@JOBS
+async def test_jsonl_lines(make_settings, tmp_path: Path, jobs: int) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings()
     f = tmp_path / "drop.jsonl"
     f.write_text(
@@ -131,10 +146,78 @@ async def test_jsonl_lines(make_settings, tmp_path: Path) -> None:  # type: igno
         '{"RecordType": \n'
     )
     producer = FakeProducer(settings)
-    summary = await _importer(settings, producer).run(f, "jsonl")
+    summary = await _importer(settings, producer, jobs=jobs).run(f, "jsonl")
     assert summary.taken == 1
     assert dict(summary.deadlettered) == {"not_an_object": 1, "malformed_json": 1}
     assert [dl.attributes["line"] for dl in _letters(producer.records)] == [3, 4]
+
+
+def _shape(records: list[Record]) -> list[tuple[str, bytes, str]]:
+    """Topic, key and event id (or reason and line of a dead letter) of each record, in
+    order: all of a record but the receive time, which is the clock's."""
+    out = []
+    for topic, key, value in records:
+        obj = codec.loads(value)
+        what = obj.get("event_id") or f"{obj['reason_code']}@{obj['attributes']['line']}"
+        out.append((topic, key, what))
+    return out
+
+
+async def test_workers_give_the_records_of_the_process_in_its_order(
+    make_settings, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings()
+    lines = [
+        BAD[i % len(BAD)] if i % 37 == 5 else
+        f"Delivery,m{i},user{i}@example.org,2026-01-05T16:{i % 60:02d}:54Z,t\n"
+        for i in range(3000)
+    ]  # fmt: skip
+    f = _csv(tmp_path, lines)
+    inline, forked = FakeProducer(settings), FakeProducer(settings)
+    a = await _importer(settings, inline, batch=700, jobs=0).run(f, "csv", restart=True)
+    b = await _importer(settings, forked, batch=700, jobs=3).run(f, "csv", restart=True)
+    assert _shape(forked.records) == _shape(inline.records)
+    assert len(inline.records) == 3000 and inline.calls == forked.calls == 5
+    assert (b.taken, b.usage, b.deadlettered) == (a.taken, a.usage, a.deadlettered)
+    assert sum(a.deadlettered.values()) == len([i for i in range(3000) if i % 37 == 5])
+
+
+@JOBS
+async def test_a_connector_crash_is_a_dead_letter_in_a_worker_too(
+    make_settings, tmp_path: Path, jobs: int
+) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings()
+    f = _csv(tmp_path, GOOD)
+    importer = _importer(settings, FakeProducer(settings), jobs=jobs)
+    original = importer.connector.map_row
+
+    def flaky(row):  # type: ignore[no-untyped-def]
+        if row["MessageID"] == "m5":
+            raise KeyError("a bug in the connector")
+        return original(row)
+
+    importer.connector.map_row = flaky  # type: ignore[method-assign]
+    summary = await importer.run(f, "csv")
+    letters = _letters(importer.producer.records)  # type: ignore[attr-defined]
+    assert [(dl.reason_code, dl.attributes["line"]) for dl in letters] == [("connector_error", 7)]
+    assert "KeyError" in letters[0].reason and summary.taken == 7
+
+
+async def test_an_event_listed_twice_keeps_one_id_per_entry(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings()
+    f = _csv(tmp_path, GOOD[:1])
+    importer = _importer(settings, FakeProducer(settings))
+    original = importer.connector.map_row
+
+    def twice(row):  # type: ignore[no-untyped-def]
+        out = original(row)
+        out.usage = [out.usage[0], out.usage[0]]
+        return out
+
+    importer.connector.map_row = twice  # type: ignore[method-assign]
+    await importer.run(f, "csv")
+    ids = _usage_ids(importer.producer.records)  # type: ignore[attr-defined]
+    assert len(ids) == 2 and len(set(ids)) == 2
 
 
 def test_csv_reader_quoting_and_counting(tmp_path: Path) -> None:

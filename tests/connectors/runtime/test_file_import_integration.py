@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from consentinel.connectors.declarative import EXAMPLES
 from consentinel.streams.events import codec, topics
@@ -68,6 +69,8 @@ def test_large_import_killed_and_resumed(kafka_settings, topic_reader, tmp_path:
         str(conf),
         "--batch",
         "2000",
+        "--jobs",
+        "2",
     ]
     env = _env(kafka_settings, home)
 
@@ -84,9 +87,13 @@ def test_large_import_killed_and_resumed(kafka_settings, topic_reader, tmp_path:
             break
         time.sleep(0.05)
     assert first.poll() is None, "the first run ended before it could be interrupted"
+    workers = psutil.Process(first.pid).children()
+    assert len(workers) == 2, "the import maps in two worker processes"
     first.send_signal(signal.SIGKILL)
     first.wait(30)
     assert 20_000 <= progressed < LINES
+    _, alive = psutil.wait_procs(workers, timeout=30)  # a bound, not a speed claim
+    assert not alive, "the workers of the killed import are gone with it"
 
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
