@@ -7,7 +7,12 @@ core (reference/streaming.md §6). So the agent takes what Faust fetched in batc
 splits each batch by partition (keeping the delivery order inside a partition, which is
 offset order per topic partition), and gives each partition's records to
 ``Processor.submit_batch``. Each partition's batch is acknowledged to Faust once its
-outputs are acknowledged and its state written (``finish``).
+outputs are acknowledged, its state written (``finish``) AND the changelog records of that
+state acknowledged by Kafka (``faust_compat.ChangelogTrackedTable``: Faust's pre-commit
+flush can miss a record in flight). That last wait runs in a task, so the agent and the
+processor's flusher go on meanwhile; a batch whose changelog record failed is never
+acknowledged (said loudly, counted in ``consentinel_changelog_sends_failed_total``): its
+records are judged again after a restart.
 
 Records Faust skipped are caught by the ``OffsetGuard`` (see ``checker.offsets``): they
 are read from the broker (``worker.holes``) and handled, in offset order, before the record
@@ -16,12 +21,14 @@ that revealed the hole; once their state is written they count as acknowledged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from consentinel.streams.checker.offsets import Action, OffsetGuard
 from consentinel.streams.checker.processor import Processor
+from consentinel.streams.events import metrics
 from consentinel.streams.worker import faust_compat
 
 log = logging.getLogger("consentinel.worker")
@@ -34,18 +41,32 @@ BATCH_WITHIN_S = 0.05
 ReadHole = Callable[[str, int, int, int], Awaitable[list[Any]]]
 #: Tells Faust the records ``[start, end)`` of a partition are handled (state written).
 HoleHandled = Callable[[str, int, int, int], None]
+#: The changelog records sent since it was last called (futures Kafka's acknowledgement
+#: resolves; ``faust_compat.ChangelogSends.take``).
+TakeChangelog = Callable[[], list[Any]]
+
+
+def _nothing_sent() -> list[Any]:
+    return []
 
 
 class CheckerAgent:
     """The body of the Faust agent over consent, usage and ticks (``concurrency=1``)."""
 
     def __init__(
-        self, processor: Processor, read_hole: ReadHole, hole_handled: HoleHandled
+        self,
+        processor: Processor,
+        read_hole: ReadHole,
+        hole_handled: HoleHandled,
+        changelog: TakeChangelog = _nothing_sent,
     ) -> None:
         self.processor = processor
         self.guard = OffsetGuard()
         self._read_hole = read_hole
         self._hole_handled = hole_handled
+        self._changelog = changelog
+        #: batches whose state is written, waiting for its changelog records' acknowledgement
+        self._acking: set[asyncio.Future[None]] = set()
 
     def forget(self) -> None:
         """On every rebalance: Faust seeks to the committed offsets itself, and partitions
@@ -87,12 +108,54 @@ class CheckerAgent:
             # current event: any event of the group has the right partition.
             with faust_compat.current_event(group.events[-1]):
                 write()
-            for hole in group.holes:
-                self._hole_handled(*hole)
-            for event in group.events:
-                await stream.ack(event)
+            # Every changelog record sent since the last batch finished: this batch's
+            # writes, and those of the parts handed on before it (a large list expanded).
+            sent = self._changelog()
+            if all(_acknowledged(s) for s in sent):
+                await self._acknowledge(stream, group)
+                return
+            task = asyncio.ensure_future(self._acknowledge_once_sent(stream, group, sent))
+            self._acking.add(task)
+            task.add_done_callback(self._acking.discard)
 
         return finish
+
+    @property
+    def acknowledging(self) -> int:
+        """Batches whose records wait for their changelog records to be acknowledged."""
+        return len(self._acking)
+
+    async def _acknowledge_once_sent(self, stream: Any, group: _Group, sent: list[Any]) -> None:
+        results = await asyncio.gather(*sent, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            metrics.CHANGELOG_SENDS_FAILED.inc(len(failed))
+            msg = group.events[-1].message
+            log.error(
+                "%d changelog record(s) of the state written for %s[%d] up to offset %d were "
+                "not acknowledged by Kafka (%s: %s). Those records are NOT acknowledged: the "
+                "offsets of this partition are not committed past them, and they are judged "
+                "again after a restart. Restart the worker once the broker is healthy.",
+                len(failed),
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                type(failed[0]).__name__,
+                failed[0],
+            )
+            return
+        await self._acknowledge(stream, group)
+
+    async def _acknowledge(self, stream: Any, group: _Group) -> None:
+        for hole in group.holes:
+            self._hole_handled(*hole)
+        for event in group.events:
+            await stream.ack(event)
+
+
+def _acknowledged(sent: Any) -> bool:
+    """A changelog record Kafka acknowledged (a failed one is not)."""
+    return bool(sent.done()) and not sent.cancelled() and sent.exception() is None
 
 
 class _Group:

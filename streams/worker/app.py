@@ -6,9 +6,10 @@ view (for the worker and tests). Choices, with the traps they avoid (reference/s
 - ``processing_guarantee="at_least_once"``; exactly-once is not used (open bugs, and it
   cannot cover the alerts topic, which the app does not consume). A record is acknowledged
   to Faust only once its outputs are acknowledged (acks=all) and then its state written
-  (``Processor.submit``, pipelined: the next records are handled meanwhile), so offsets
-  never run ahead of outputs or state; ids are deterministic, so repeats are recognized
-  downstream.
+  (``Processor.submit``, pipelined: the next records are handled meanwhile) and the
+  changelog records of that state acknowledged (``faust_compat.ChangelogTrackedTable``),
+  so offsets never run ahead of outputs or state; ids are deterministic, so repeats are
+  recognized downstream.
 - ONE agent, ``concurrency=1``, reads the three co-partitioned topics: the consent ledger
   and the usage checker are separate modules but one stream, so a usage being judged and a
   consent being applied for the same subject never interleave (#606 is avoided too).
@@ -172,6 +173,8 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         web_host=settings.web_host,
         web_port=settings.worker_port,
         web_tables_enabled=False,
+        # its changelog sends are kept: a batch is acknowledged once they are acknowledged
+        Table=faust_compat.changelog_tracked_table(),
     )
     if monitor:
         app.monitor = _prometheus_monitor()
@@ -261,7 +264,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     def hole_handled(topic: str, partition: int, start: int, end: int) -> None:
         faust_compat.count_as_acked(app.consumer, TP(topic, partition), start, end)
 
-    agent = CheckerAgent(processor, read_hole, hole_handled)
+    agent = CheckerAgent(processor, read_hole, hole_handled, faust_compat.changelog_sends(app).take)
     faust_compat.durable_commits()
     faust_compat.seek_uncommitted_to_beginning(
         app, (names.consent, names.usage, names.tick), on_sought=agent.guard.sought

@@ -27,6 +27,20 @@ in memory, and a worker killed then lost that state for good. ``durable_commits`
 flush wait until the buffer is empty, bounded by ``FLUSH_LIMIT_S``: past it the commit fails
 loudly (the worker stops and is restarted from the last good commit) rather than commit
 offsets ahead of their state.
+
+Changelog records in neither the buffer nor the producer (found reading the sources, 2026-12)
+-----------------------------------------------------------------------------------------------
+Even an empty buffer does not mean the changelog is sent. ``ProducerBuffer._handle_pending``
+takes a record OUT of its queue, then awaits ``publish_message``, whose aiokafka ``send``
+waits in ``MessageAccumulator.add_message`` while the partition's batch is full
+(``wait_drain``); and ``AIOKafkaProducer.flush`` only waits for the batches that exist when
+it is called. So Faust's pre-commit flush can return while a changelog record is in neither
+place; the offsets are committed, and a SIGKILL then loses that state for good (wrong
+verdicts after the table is restored). And a changelog send that fails is only logged
+(``Topic._on_published``). ``ChangelogTrackedTable`` keeps the ``FutureMessage`` of every
+changelog record it sends (``ChangelogSends``): the agent acknowledges a batch's records only
+once the changelog records of its state are acknowledged by Kafka, and never if one failed
+(the records are then read again after a restart).
 """
 
 from __future__ import annotations
@@ -136,6 +150,57 @@ def durable_commits() -> None:
 
     setattr(flush, _MARK, True)
     ProducerBuffer.flush = flush  # type: ignore[method-assign]
+
+
+class ChangelogSends:
+    """The changelog records sent by table writes and not yet taken by a batch: each a
+    ``FutureMessage`` (an asyncio future) that Faust resolves once Kafka acknowledged the
+    record, or fails with the send's error. Blocks on nothing."""
+
+    __slots__ = ("_sent",)
+
+    def __init__(self) -> None:
+        self._sent: list[Any] = []
+
+    def add(self, sent: Any) -> None:
+        self._sent.append(sent)
+
+    def take(self) -> list[Any]:
+        """Every record sent since the last ``take``, and forget them."""
+        sent, self._sent = self._sent, []
+        return sent
+
+
+_CHANGELOG_SENDS: WeakKeyDictionary[Any, ChangelogSends] = WeakKeyDictionary()
+
+
+def changelog_sends(app: Any) -> ChangelogSends:
+    """The changelog records sent by ``app``'s tables (``ChangelogTrackedTable``)."""
+    sends = _CHANGELOG_SENDS.get(app)
+    if sends is None:
+        sends = _CHANGELOG_SENDS[app] = ChangelogSends()
+    return sends
+
+
+_tracked_table: type | None = None
+
+
+def changelog_tracked_table() -> type:
+    """Faust's ``Table`` (``faust/tables/table.py``) whose changelog sends are kept in
+    ``changelog_sends(app)``: pass it as ``faust.App(Table=...)``. Every write and delete
+    goes through ``Collection.send_changelog`` (``faust/tables/base.py``)."""
+    global _tracked_table
+    if _tracked_table is None:
+        from faust.tables.table import Table
+
+        class ChangelogTrackedTable(Table[Any, Any]):
+            def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+                sent = super().send_changelog(*args, **kwargs)
+                changelog_sends(self.app).add(sent)
+                return sent
+
+        _tracked_table = ChangelogTrackedTable
+    return _tracked_table
 
 
 # -- the other private names of Faust the worker relies on -------------------------------

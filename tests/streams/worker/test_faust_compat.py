@@ -56,3 +56,79 @@ async def test_a_buffer_that_does_not_drain_fails_the_commit_loudly(monkeypatch)
     with pytest.raises(faust_compat.ChangelogNotWritten, match="not committed"):
         await ProducerBuffer.flush(buffer)  # type: ignore[arg-type]
     buffer.sender.cancel()
+
+
+# -- changelog records on their way: in neither Faust's buffer nor aiokafka's ----------------
+
+
+class Channel:
+    """A topic whose ``publish_message`` waits as aiokafka's ``send`` does when the
+    partition's batch is full (``MessageAccumulator.add_message`` -> ``wait_drain``)."""
+
+    def __init__(self) -> None:
+        self.drained = asyncio.Event()
+        self.taken = asyncio.Event()
+
+    async def publish_message(self, fut: Any, wait: bool = False) -> Any:
+        self.taken.set()
+        await self.drained.wait()
+        fut.set_result(None)
+        return fut
+
+
+async def test_faust_flush_returns_while_a_changelog_record_is_on_its_way() -> None:
+    """Why batches wait for their changelog records themselves: the commit's flush (even
+    ``durable_commits``') sees an empty buffer while ``_handle_pending`` holds a record."""
+    from faust.types.tuples import FutureMessage, PendingMessage
+
+    faust_compat.durable_commits()
+    buffer = ProducerBuffer()
+    buffer.app = type("App", (), {"conf": type("Conf", (), {"producer_threaded": False})})()
+    await buffer.start()
+    try:
+        channel = Channel()
+        pending = PendingMessage(channel, b"k", b"v", 0, None, None, None, None, None, None)  # type: ignore[arg-type]
+        fut = FutureMessage(pending)
+        buffer.put(fut)
+        await asyncio.wait_for(channel.taken.wait(), 5)
+        await asyncio.wait_for(buffer.flush(), 5)  # returns: "nothing left to send"
+        assert buffer.size == 0 and not fut.done()  # ... with the record not even queued
+        channel.drained.set()
+        await asyncio.wait_for(fut, 5)
+    finally:
+        await buffer.stop()
+
+
+async def test_a_tracked_table_keeps_the_changelog_record_of_every_write_and_delete() -> None:
+    import faust
+
+    app = faust.App(
+        "tracked-test",
+        store="memory://",
+        autodiscover=False,
+        Table=faust_compat.changelog_tracked_table(),
+    )
+    table = app.Table("t", key_type=bytes, value_type=bytes, partitions=2)
+    app.finalize()
+    app.conf.producer_threaded = False
+    sent_to: list[Any] = []
+    app.producer.send_soon = sent_to.append  # type: ignore[method-assign]
+    assert faust_compat.changelog_sends(app).take() == []
+
+    class Message:
+        topic = "source"
+        partition = 1
+
+    class Event:
+        message = Message()
+
+    app.consumer.topic_partitions = lambda topic: None  # type: ignore[method-assign]
+    with faust_compat.current_event(Event()):
+        table[b"a"] = b"1"
+        table[b"b"] = b"2"
+        del table[b"a"]
+    sent = faust_compat.changelog_sends(app).take()
+    assert len(sent) == 3 and sent == sent_to  # the FutureMessages handed to the producer
+    assert [f.message.partition for f in sent] == [1, 1, 1]
+    assert [f.message.value for f in sent] == [b"1", b"2", None]
+    assert faust_compat.changelog_sends(app).take() == []  # taken once
