@@ -87,6 +87,10 @@ ROCKSDB_OPTIONS: dict[str, dict[str, int]] = {
     },
 }
 
+#: Changelog records Faust's producer buffer holds before the stream waits for it (Faust's
+#: default is 100: the conductor stalled after every batch; ``faust_compat.changelog_buffer``).
+CHANGELOG_BUFFER = 10_000
+
 METRICS_INTERVAL_S = 5.0
 #: Longest wait for the consent end offsets a tick carries (then the tick is skipped).
 TICK_QUERY_TIMEOUT_S = 10.0
@@ -178,6 +182,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     )
     if monitor:
         app.monitor = _prometheus_monitor()
+    faust_compat.changelog_buffer(app, CHANGELOG_BUFFER)
     names = names_for(settings)
     rocks = store.startswith("rocksdb")
 

@@ -203,6 +203,19 @@ def changelog_tracked_table() -> type:
     return _tracked_table
 
 
+def changelog_buffer(app: Any, max_messages: int) -> None:
+    """Let ``app``'s producer buffer hold ``max_messages`` records before the conductor
+    waits. Faust's default (``ProducerBuffer.max_messages = 100``, faust/transport/producer.py)
+    makes the conductor, on EVERY record it hands to a stream, wait in ``wait_until_ebb``
+    -> ``flush_atmost(100)`` while more than 100 changelog records are queued: a batch of a
+    thousand records writes a thousand or more, so the next records waited for them to be
+    sent, one 100-record flush (or 0.1 s without progress) at a time. The buffer is only a
+    queue in front of aiokafka's; the commit still waits for all of it (``durable_commits``)
+    and a batch for its own records (``ChangelogTrackedTable``). Creates the producer
+    object (it connects only when the app starts)."""
+    app.producer.buffer.max_messages = max_messages
+
+
 # -- the other private names of Faust the worker relies on -------------------------------
 # Each is checked against faust-streaming 0.15.3 (constraints.txt pins it): re-read the
 # named source when upgrading.
