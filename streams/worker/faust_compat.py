@@ -188,7 +188,8 @@ _tracked_table: type | None = None
 def changelog_tracked_table() -> type:
     """Faust's ``Table`` (``faust/tables/table.py``) whose changelog sends are kept in
     ``changelog_sends(app)``: pass it as ``faust.App(Table=...)``. Every write and delete
-    goes through ``Collection.send_changelog`` (``faust/tables/base.py``)."""
+    goes through ``Collection.send_changelog`` (``faust/tables/base.py``). Its ``get`` and
+    ``pop`` read the store once (Faust's read a present key twice)."""
     global _tracked_table
     if _tracked_table is None:
         from faust.tables.table import Table
@@ -198,6 +199,31 @@ def changelog_tracked_table() -> type:
                 sent = super().send_changelog(*args, **kwargs)
                 changelog_sends(self.app).add(sent)
                 return sent
+
+            # One store read per lookup: Faust's ``Table.__getitem__`` (mode's
+            # ``FastUserDict``, because Table has ``__missing__``) asks the store
+            # ``key in data`` and then ``data[key]``: two RocksDB gets for a key present.
+
+            def get(self, key: Any, default: Any = None) -> Any:
+                if self.default is not None:  # ``__missing__`` makes a value: Faust's way
+                    return super().get(key, default)
+                self.on_key_get(key)
+                try:
+                    return self.data[key]
+                except KeyError:
+                    return default
+
+            def pop(self, key: Any, *default: Any) -> Any:
+                if self.default is not None:
+                    return super().pop(key, *default)
+                try:
+                    value = self.data[key]
+                except KeyError:
+                    if default:
+                        return default[0]
+                    raise
+                del self[key]  # the changelog tombstone, as Faust's ``pop`` sends it
+                return value
 
         _tracked_table = ChangelogTrackedTable
     return _tracked_table

@@ -132,3 +132,44 @@ async def test_a_tracked_table_keeps_the_changelog_record_of_every_write_and_del
     assert [f.message.partition for f in sent] == [1, 1, 1]
     assert [f.message.value for f in sent] == [b"1", b"2", None]
     assert faust_compat.changelog_sends(app).take() == []  # taken once
+
+
+class CountingStore(dict):  # type: ignore[type-arg]
+    """A store that counts the reads of a key (``key in store``, ``store[key]``)."""
+
+    reads = 0
+
+    def __getitem__(self, key: Any) -> Any:
+        self.reads += 1
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.reads += 1
+        return super().__contains__(key)
+
+
+def test_a_tracked_table_reads_the_store_once_per_lookup() -> None:
+    """Faust's ``Table.__getitem__`` asks the store ``key in data`` then ``data[key]``: two
+    RocksDB reads for each state the checker loads."""
+    import faust
+
+    app = faust.App(
+        "reads-test",
+        store="memory://",
+        autodiscover=False,
+        Table=faust_compat.changelog_tracked_table(),
+    )
+    table = app.Table("t", key_type=bytes, value_type=bytes, partitions=1)
+    store = CountingStore({b"a": b"1"})
+    table._data = store
+    assert table.get(b"a") == b"1" and store.reads == 1
+    assert table.get(b"zz") is None and store.reads == 2
+    assert table.get(b"zz", b"-") == b"-"
+    sent: list[Any] = []
+    table.on_key_del = sent.append  # type: ignore[method-assign]  # sends the tombstone
+    store.reads = 0
+    assert table.pop(b"zz", None) is None and sent == []  # nothing to delete: no tombstone
+    assert table.pop(b"a", None) == b"1" and b"a" not in dict(store)
+    assert store.reads == 2 and sent == [b"a"]  # one read each; the tombstone sent
+    with pytest.raises(KeyError):
+        table.pop(b"a")
