@@ -67,12 +67,17 @@ class CheckerAgent:
         self._changelog = changelog
         #: batches whose state is written, waiting for its changelog records' acknowledgement
         self._acking: set[asyncio.Future[None]] = set()
+        #: the latest of them: each waits for the one before, so acks keep the batches' order
+        self._last: asyncio.Future[None] | None = None
+        #: a changelog record failed since the last rebalance: repeats are not acknowledged
+        self._failed = False
 
     def forget(self) -> None:
         """On every rebalance: Faust seeks to the committed offsets itself, and partitions
         may have moved, so forget offsets, cached states and the deadline index."""
         self.guard.reset()
         self.processor.forget()
+        self._failed = False  # what failed is read again from the committed offsets
 
     async def run(self, stream: Any) -> None:
         """Consume ``stream`` until Faust stops it. Blocks on Kafka (fetches, acks)."""
@@ -82,11 +87,13 @@ class CheckerAgent:
     async def handle(self, stream: Any, events: list[Any]) -> None:
         """Judge one batch of Faust events, partition by partition."""
         by_partition: dict[int, _Group] = {}
+        repeats: dict[int, _Group] = {}
         for event in events:
             msg = event.message
             action = self.guard.check(msg.topic, msg.partition, msg.offset)
             if action is Action.REPEAT:
-                await stream.ack(event)
+                # handled already, maybe in a batch not finished yet: acknowledged after it
+                repeats.setdefault(msg.partition, _Group(repeats=True)).events.append(event)
                 continue
             group = by_partition.setdefault(msg.partition, _Group())
             if action is Action.HOLE:
@@ -98,7 +105,7 @@ class CheckerAgent:
             group.records.append(msg)
             group.events.append(event)
             self.guard.handled(msg.topic, msg.partition, msg.offset)
-        for group in by_partition.values():
+        for group in [*repeats.values(), *by_partition.values()]:
             with faust_compat.current_event(group.events[-1]):  # reads: this partition's database
                 await self.processor.submit_batch(group.records, self._finisher(stream, group))
 
@@ -111,10 +118,12 @@ class CheckerAgent:
             # Every changelog record sent since the last batch finished: this batch's
             # writes, and those of the parts handed on before it (a large list expanded).
             sent = self._changelog()
-            if all(_acknowledged(s) for s in sent):
+            previous = self._last
+            if (previous is None or previous.done()) and all(_acknowledged(s) for s in sent):
                 await self._acknowledge(stream, group)
                 return
-            task = asyncio.ensure_future(self._acknowledge_once_sent(stream, group, sent))
+            task = asyncio.ensure_future(self._acknowledge_once_sent(stream, group, sent, previous))
+            self._last = task
             self._acking.add(task)
             task.add_done_callback(self._acking.discard)
 
@@ -125,10 +134,15 @@ class CheckerAgent:
         """Batches whose records wait for their changelog records to be acknowledged."""
         return len(self._acking)
 
-    async def _acknowledge_once_sent(self, stream: Any, group: _Group, sent: list[Any]) -> None:
+    async def _acknowledge_once_sent(
+        self, stream: Any, group: _Group, sent: list[Any], previous: asyncio.Future[None] | None
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # it raises nothing it would pass on
         results = await asyncio.gather(*sent, return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
+            self._failed = True
             metrics.CHANGELOG_SENDS_FAILED.inc(len(failed))
             msg = group.events[-1].message
             log.error(
@@ -147,6 +161,9 @@ class CheckerAgent:
         await self._acknowledge(stream, group)
 
     async def _acknowledge(self, stream: Any, group: _Group) -> None:
+        if group.repeats and self._failed:
+            # a repeat may be a record of the batch that failed: never commit past it
+            return
         for hole in group.holes:
             self._hole_handled(*hole)
         for event in group.events:
@@ -160,11 +177,14 @@ def _acknowledged(sent: Any) -> bool:
 
 class _Group:
     """One partition's share of a batch: the records to judge, in order (Faust's events'
-    messages, and the records read for holes), the events to acknowledge, and the holes."""
+    messages, and the records read for holes), the events to acknowledge, and the holes.
+    A group of ``repeats`` has events only: records handled already, acknowledged once
+    every batch before them is (an empty batch through the processor keeps the order)."""
 
-    __slots__ = ("events", "holes", "records")
+    __slots__ = ("events", "holes", "records", "repeats")
 
-    def __init__(self) -> None:
+    def __init__(self, repeats: bool = False) -> None:
         self.records: list[Any] = []
         self.events: list[Any] = []
         self.holes: list[tuple[str, int, int, int]] = []
+        self.repeats = repeats
