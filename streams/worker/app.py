@@ -270,7 +270,6 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         faust_compat.count_as_acked(app.consumer, TP(topic, partition), start, end)
 
     agent = CheckerAgent(processor, read_hole, hole_handled, faust_compat.changelog_sends(app).take)
-    faust_compat.durable_commits()
     faust_compat.seek_uncommitted_to_beginning(
         app, (names.consent, names.usage, names.tick), on_sought=agent.guard.sought
     )

@@ -23,10 +23,12 @@ Before committing offsets, Faust flushes its producer (``Consumer.commit`` ->
 first. But ``ProducerBuffer.flush`` (``faust/transport/producer.py``) returns as soon as no
 record left its buffer for 0.1 s, with records still in it: under load (the accumulator
 full, a slow broker) the offsets were committed while the state they depend on was still
-in memory, and a worker killed then lost that state for good. ``durable_commits`` makes the
-flush wait until the buffer is empty, bounded by ``FLUSH_LIMIT_S``: past it the commit fails
-loudly (the worker stops and is restarted from the last good commit) rather than commit
-offsets ahead of their state.
+in memory, and a worker killed then lost that state for good. A flush that waited until the
+buffer was empty was the first fix; it still missed the records below, and with a larger
+buffer (``changelog_buffer``) a buffer that a busy stream keeps filling made commits wait
+for tens of seconds. Superseded by ``ChangelogTrackedTable``: a record is acknowledged
+only once the changelog records of its state are, so whatever Faust's flush does, the
+offsets it commits never run ahead of the state.
 
 Changelog records in neither the buffer nor the producer (found reading the sources, 2026-12)
 -----------------------------------------------------------------------------------------------
@@ -47,7 +49,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -117,39 +118,6 @@ def _note_seek(consumer: Any, positions: dict[Any, int | None]) -> None:
             offsets[TP(tp.topic, tp.partition)] = None
         if on_sought is not None:
             on_sought(tp.topic, tp.partition, position)
-
-
-#: How long a commit waits for the changelog records still in Faust's producer buffer.
-FLUSH_LIMIT_S = 120.0
-
-
-class ChangelogNotWritten(RuntimeError):
-    """The changelog records of handled records were not sent in ``FLUSH_LIMIT_S``: the
-    offsets are not committed (the records are handled again after a restart)."""
-
-
-def durable_commits() -> None:
-    """Make ``ProducerBuffer.flush`` wait until its buffer is empty (see the module doc)."""
-    from faust.transport.producer import ProducerBuffer
-
-    if getattr(ProducerBuffer.flush, _MARK, False):
-        return
-
-    async def flush(self: Any) -> None:
-        deadline = time.monotonic() + FLUSH_LIMIT_S
-        while self.size:
-            if self.state != "running":
-                raise RuntimeError("Cannot flush: Producer not Running")  # as Faust's own
-            await self.flush_atmost(None)
-            if self.size and time.monotonic() > deadline:
-                raise ChangelogNotWritten(
-                    f"{self.size} changelog record(s) were not sent to Kafka in "
-                    f"{FLUSH_LIMIT_S:.0f} s; the offsets are not committed, so the records "
-                    "are handled again after a restart. Is the broker reachable?"
-                )
-
-    setattr(flush, _MARK, True)
-    ProducerBuffer.flush = flush  # type: ignore[method-assign]
 
 
 class ChangelogSends:
@@ -236,9 +204,9 @@ def changelog_buffer(app: Any, max_messages: int) -> None:
     -> ``flush_atmost(100)`` while more than 100 changelog records are queued: a batch of a
     thousand records writes a thousand or more, so the next records waited for them to be
     sent, one 100-record flush (or 0.1 s without progress) at a time. The buffer is only a
-    queue in front of aiokafka's; the commit still waits for all of it (``durable_commits``)
-    and a batch for its own records (``ChangelogTrackedTable``). Creates the producer
-    object (it connects only when the app starts)."""
+    queue in front of aiokafka's; each batch waits for its own records
+    (``ChangelogTrackedTable``). Creates the producer object (it connects only when the
+    app starts)."""
     app.producer.buffer.max_messages = max_messages
 
 
