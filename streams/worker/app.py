@@ -131,13 +131,14 @@ _faust_metrics: Any = None
 
 
 def _prometheus_monitor() -> Any:
-    """Faust's own sensors (messages, commits, rebalances...) in our registry, once per process."""
+    """Faust's own sensors (messages, commits, rebalances...) in our registry, once per
+    process; not those of each table operation and stream event (``lean_prometheus_monitor``)."""
     global _faust_metrics
-    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from faust.sensors.prometheus import FaustMetrics
 
     if _faust_metrics is None:
         _faust_metrics = FaustMetrics.create(metrics.REGISTRY, "consentinel_faust")
-    return PrometheusMonitor(metrics=_faust_metrics)
+    return faust_compat.lean_prometheus_monitor(_faust_metrics)
 
 
 @dataclass
