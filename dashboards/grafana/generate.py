@@ -590,6 +590,15 @@ def pipeline() -> Board:
     )
     b.panel(
         "timeseries",
+        "Changelog records not acknowledged",
+        [(f"sum(increase(consentinel_changelog_sends_failed_total[{RI}]))", "failed")],
+        w=8,
+        description="State written by a worker whose changelog record Kafka refused: its "
+        "batch is not committed and is judged again after a restart. Restart the worker "
+        "once the broker is healthy.",
+    )
+    b.panel(
+        "timeseries",
         "Consent ledger size",
         [
             ("sum(consentinel_ledger_subjects)", "subjects"),

@@ -114,6 +114,13 @@ RECORDS_READ_BACK = _counter(
     "growth without restarts or rebalances is worth a look.",
     ("topic",),
 )
+CHANGELOG_SENDS_FAILED = _counter(
+    "consentinel_changelog_sends_failed_total",
+    "Changelog records of the workers' state that Kafka did not acknowledge. The batches "
+    "that wrote them are not acknowledged, so their offsets are not committed: they are "
+    "judged again after a restart. Any growth needs a look at the broker; the worker's "
+    "commits stop at the first such batch until it is restarted.",
+)
 WORKER_DEADLETTERS = _counter(
     "consentinel_worker_deadletters_total",
     "Records the workers could not decode, by topic and reason.",

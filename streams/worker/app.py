@@ -6,9 +6,10 @@ view (for the worker and tests). Choices, with the traps they avoid (reference/s
 - ``processing_guarantee="at_least_once"``; exactly-once is not used (open bugs, and it
   cannot cover the alerts topic, which the app does not consume). A record is acknowledged
   to Faust only once its outputs are acknowledged (acks=all) and then its state written
-  (``Processor.submit``, pipelined: the next records are handled meanwhile), so offsets
-  never run ahead of outputs or state; ids are deterministic, so repeats are recognized
-  downstream.
+  (``Processor.submit``, pipelined: the next records are handled meanwhile) and the
+  changelog records of that state acknowledged (``faust_compat.ChangelogTrackedTable``),
+  so offsets never run ahead of outputs or state; ids are deterministic, so repeats are
+  recognized downstream.
 - ONE agent, ``concurrency=1``, reads the three co-partitioned topics: the consent ledger
   and the usage checker are separate modules but one stream, so a usage being judged and a
   consent being applied for the same subject never interleave (#606 is avoided too).
@@ -86,6 +87,10 @@ ROCKSDB_OPTIONS: dict[str, dict[str, int]] = {
     },
 }
 
+#: Changelog records Faust's producer buffer holds before the stream waits for it (Faust's
+#: default is 100: the conductor stalled after every batch; ``faust_compat.changelog_buffer``).
+CHANGELOG_BUFFER = 10_000
+
 METRICS_INTERVAL_S = 5.0
 #: Longest wait for the consent end offsets a tick carries (then the tick is skipped).
 TICK_QUERY_TIMEOUT_S = 10.0
@@ -126,13 +131,14 @@ _faust_metrics: Any = None
 
 
 def _prometheus_monitor() -> Any:
-    """Faust's own sensors (messages, commits, rebalances...) in our registry, once per process."""
+    """Faust's own sensors (messages, commits, rebalances...) in our registry, once per
+    process; not those of each table operation and stream event (``lean_prometheus_monitor``)."""
     global _faust_metrics
-    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from faust.sensors.prometheus import FaustMetrics
 
     if _faust_metrics is None:
         _faust_metrics = FaustMetrics.create(metrics.REGISTRY, "consentinel_faust")
-    return PrometheusMonitor(metrics=_faust_metrics)
+    return faust_compat.lean_prometheus_monitor(_faust_metrics)
 
 
 @dataclass
@@ -172,9 +178,12 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         web_host=settings.web_host,
         web_port=settings.worker_port,
         web_tables_enabled=False,
+        # its changelog sends are kept: a batch is acknowledged once they are acknowledged
+        Table=faust_compat.changelog_tracked_table(),
     )
     if monitor:
         app.monitor = _prometheus_monitor()
+    faust_compat.changelog_buffer(app, CHANGELOG_BUFFER)
     names = names_for(settings)
     rocks = store.startswith("rocksdb")
 
@@ -261,8 +270,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     def hole_handled(topic: str, partition: int, start: int, end: int) -> None:
         faust_compat.count_as_acked(app.consumer, TP(topic, partition), start, end)
 
-    agent = CheckerAgent(processor, read_hole, hole_handled)
-    faust_compat.durable_commits()
+    agent = CheckerAgent(processor, read_hole, hole_handled, faust_compat.changelog_sends(app).take)
     faust_compat.seek_uncommitted_to_beginning(
         app, (names.consent, names.usage, names.tick), on_sought=agent.guard.sought
     )

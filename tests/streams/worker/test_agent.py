@@ -44,6 +44,9 @@ class Processor:
         self.batches.append([r.offset for r in records])
         await finish(lambda: self.log.append("write"))
 
+    def forget(self) -> None:
+        self.log.append("forget")
+
 
 def agent_with(log: list[str], holes: list[tuple[str, int, int, int]]) -> CheckerAgent:
     async def read_hole(topic: str, partition: int, start: int, end: int) -> list[Any]:
@@ -82,7 +85,8 @@ def test_records_after_a_filled_hole_flow_on_and_repeats_are_only_acknowledged()
     later = [Event(Msg("usage", 1, o)) for o in (6, 7, 8, 9)]
     asyncio.run(agent.handle(stream, later))
     assert holes == [("usage", 1, 5, 8)]
-    assert agent.processor.batches == [[5, 6, 7, 8], [9]]  # type: ignore[attr-defined]
+    # the repeats go through the processor as an empty batch, acknowledged in their turn
+    assert agent.processor.batches == [[5, 6, 7, 8], [], [9]]  # type: ignore[attr-defined]
     assert stream.acked == [8, 6, 7, 8, 9]
 
 
@@ -97,3 +101,156 @@ def test_partitions_are_judged_apart_and_only_the_one_with_a_hole_is_read() -> N
     asyncio.run(agent.handle(stream, events))
     assert holes == [("consent", 1, 3, 5)]
     assert agent.processor.batches == [[3, 4], [3, 4, 5]]  # type: ignore[attr-defined]
+
+
+# -- a batch is acknowledged once the changelog records of its state are -----------------------
+
+
+class WritingProcessor(Processor):
+    """Finishes each batch at once; its state write sends one changelog record (a future
+    the test resolves, as Kafka's acknowledgement would)."""
+
+    def __init__(self, log: list[str], sent: list[asyncio.Future[Any]]) -> None:
+        super().__init__(log)
+        self.sent = sent
+
+    async def submit_batch(self, records: list[Any], finish: Any) -> None:
+        self.batches.append([r.offset for r in records])
+
+        def write() -> None:
+            self.log.append("write")
+            self.sent.append(asyncio.get_running_loop().create_future())
+
+        await finish(write)
+
+
+async def settle() -> None:
+    """Let the tasks woken by the acknowledgements run to their end (no timing)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def changelog_agent(log: list[str], sent: list[asyncio.Future[Any]]) -> CheckerAgent:
+    async def read_hole(topic: str, partition: int, start: int, end: int) -> list[Any]:
+        return [Msg(topic, partition, o) for o in range(start, end)]
+
+    def hole_handled(topic: str, partition: int, start: int, end: int) -> None:
+        log.append(f"hole {start}..{end - 1} counted as acked")
+
+    taken = 0
+
+    def take() -> list[Any]:
+        nonlocal taken
+        new, taken = sent[taken:], len(sent)
+        return new
+
+    return CheckerAgent(WritingProcessor(log, sent), read_hole, hole_handled, take)
+
+
+async def test_records_are_acknowledged_only_once_the_changelog_of_their_state_is() -> None:
+    """Faust's pre-commit flush can return while a changelog record is on its way (out of
+    Faust's buffer, not yet in aiokafka's): records acknowledged then are committed with
+    their state unsent, and a SIGKILL loses it. The acks wait for Kafka's."""
+    log: list[str] = []
+    sent: list[asyncio.Future[Any]] = []
+    agent = changelog_agent(log, sent)
+    stream = Stream()
+    agent.guard.sought("consent", 0, 10)  # Faust dropped 10..11
+    await agent.handle(stream, [Event(Msg("consent", 0, o)) for o in (12, 13)])
+    assert log == ["write"] and len(sent) == 1
+    await asyncio.sleep(0)
+    assert stream.acked == []  # the state is written, its changelog record not acknowledged
+    assert agent.acknowledging == 1
+    sent[0].set_result(None)  # Kafka acknowledged it
+    await settle()
+    assert log == ["write", "hole 10..11 counted as acked"]
+    assert stream.acked == [12, 13]
+    assert agent.acknowledging == 0
+
+
+async def test_a_batch_whose_changelog_record_failed_is_never_acknowledged(caplog) -> None:
+    from consentinel.streams.events import metrics
+
+    failed_before = metrics.REGISTRY.get_sample_value("consentinel_changelog_sends_failed_total")
+    log: list[str] = []
+    sent: list[asyncio.Future[Any]] = []
+    agent = changelog_agent(log, sent)
+    stream = Stream()
+    await agent.handle(stream, [Event(Msg("usage", 2, 0))])
+    await agent.handle(stream, [Event(Msg("usage", 2, 1))])
+    sent[0].set_exception(RuntimeError("NotLeaderForPartition"))
+    sent[1].set_result(None)
+    await settle()
+    # offset 1 is acknowledged, offset 0 never: Faust commits nothing past 0, so both are
+    # judged again after a restart
+    assert stream.acked == [1]
+    assert agent.acknowledging == 0
+    failed_after = metrics.REGISTRY.get_sample_value("consentinel_changelog_sends_failed_total")
+    assert failed_after == (failed_before or 0) + 1
+    assert "NOT acknowledged" in caplog.text and "usage[2]" in caplog.text
+
+
+async def test_a_batch_whose_changelog_is_already_acknowledged_is_acknowledged_at_once() -> None:
+    log: list[str] = []
+    sent: list[asyncio.Future[Any]] = []
+    agent = changelog_agent(log, sent)
+    stream = Stream()
+
+    class Acked(WritingProcessor):
+        async def submit_batch(self, records: list[Any], finish: Any) -> None:
+            def write() -> None:
+                done = asyncio.get_running_loop().create_future()
+                done.set_result(None)
+                self.sent.append(done)
+
+            await finish(write)
+
+    agent.processor = Acked(log, sent)  # type: ignore[assignment]
+    await agent.handle(stream, [Event(Msg("consent", 1, 4))])
+    assert stream.acked == [4]  # no task, no wait
+    assert agent.acknowledging == 0
+
+
+async def test_a_repeat_is_acknowledged_only_after_the_batch_that_handled_it() -> None:
+    """Faust may deliver again records the agent read back itself (a hole): acknowledging
+    the repeat at once would let Faust commit it ahead of the state its first handling
+    wrote, whose changelog record may still be on its way."""
+    log: list[str] = []
+    sent: list[asyncio.Future[Any]] = []
+    agent = changelog_agent(log, sent)
+    stream = Stream()
+    agent.guard.sought("usage", 0, 5)
+    await agent.handle(stream, [Event(Msg("usage", 0, 7))])  # 5, 6 read back: a hole
+    await agent.handle(stream, [Event(Msg("usage", 0, o)) for o in (5, 6, 7)])  # repeats
+    await settle()
+    assert stream.acked == []  # the first batch's changelog is not acknowledged yet
+    sent[0].set_result(None)
+    for later in sent[1:]:  # the repeats' empty batch wrote nothing that needs waiting for
+        later.set_result(None)
+    await settle()
+    assert stream.acked == [7, 5, 6, 7]
+    assert log == ["write", "write", "hole 5..6 counted as acked"]
+
+
+async def test_after_a_failed_changelog_record_repeats_wait_for_a_rebalance() -> None:
+    log: list[str] = []
+    sent: list[asyncio.Future[Any]] = []
+    agent = changelog_agent(log, sent)
+    stream = Stream()
+    await agent.handle(stream, [Event(Msg("consent", 3, 0))])
+    sent[0].set_exception(RuntimeError("RequestTimedOut"))
+    await settle()
+    # Faust gives offset 0 again (say after a seek): it must not be committed as handled
+    await agent.handle(stream, [Event(Msg("consent", 3, 0))])
+    for s in sent[1:]:
+        s.set_result(None)
+    await settle()
+    assert stream.acked == []
+    agent.forget()  # a rebalance: Faust reads again from the committed offsets
+    agent.guard.sought("consent", 3, None)
+    await agent.handle(stream, [Event(Msg("consent", 3, 0))])
+    for s in sent[1:]:
+        if not s.done():
+            s.set_result(None)
+    await settle()
+    assert stream.acked == [0]

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from consentinel.streams.events.partitioning import partition_for
-from consentinel.streams.worker.app import ROCKSDB_OPTIONS, app_id, build, is_loopback
+from consentinel.streams.worker.agent import BATCH_MAX
+from consentinel.streams.worker.app import (
+    CHANGELOG_BUFFER,
+    ROCKSDB_OPTIONS,
+    app_id,
+    build,
+    is_loopback,
+)
 from faust.types.enums import ProcessingGuarantee
 
 
@@ -18,6 +25,9 @@ def test_the_app_is_configured_against_the_known_traps(make_settings) -> None:
     assert conf.web_bind == "127.0.0.1" and conf.web_enabled is True
     assert conf.producer_acks == -1
     assert conf.stream_wait_empty is True
+    # Faust's 100 made the conductor wait for the changelog of every batch (a batch writes
+    # a ledger and a holds record per subject it changed)
+    assert rt.app.producer.buffer.max_messages == CHANGELOG_BUFFER > 2 * BATCH_MAX
     assert {t.name for t in rt.app.tables.values()} == {"ledger", "holds", "stats"}
     assert all(t.partitions == 4 for t in rt.app.tables.values())
     assert rt.names.tick == "tA.consentinel-tick"
