@@ -91,6 +91,10 @@ Scan = Callable[[Table, int], Iterable[tuple[bytes, bytes]]]
 #: staged state: must call it (in the batch's partition context), then acknowledge the
 #: batch's records. ``None``: the state is written directly.
 Finish = Callable[[Callable[[], None]], Awaitable[None]]
+#: Calls the function it is given (a write of staged state) in the batch's partition
+#: context, for the parts of a batch written before its ``finish`` (a large list expanded
+#: in parts). ``None``: called directly.
+WriteIn = Callable[[Callable[[], None]], None]
 Output = tuple[str, bytes | None, bytes]
 
 _SEND_BACKOFF_MAX_S = 30.0
@@ -167,6 +171,7 @@ class _InFlight:
     """One handled batch: its outputs (and their acknowledgements) and its staged writes."""
 
     finish: Finish | None = None
+    write_in: WriteIn | None = None
     outputs: list[Output] = field(default_factory=list)
     #: per output: the awaitable acknowledgement, or the exception the send raised
     acks: list[Any] = field(default_factory=list)
@@ -247,15 +252,23 @@ class Processor:
         """Handle one record as a batch of one (see ``submit_batch``)."""
         await self.submit_batch((record,), finish)
 
-    async def submit_batch(self, records: Sequence[Record], finish: Finish | None = None) -> None:
+    async def submit_batch(
+        self,
+        records: Sequence[Record],
+        finish: Finish | None = None,
+        write_in: WriteIn | None = None,
+    ) -> None:
         """Judge ``records`` (one partition's, in offset order) and send their outputs;
-        ``finish`` is called once every output is acknowledged.
+        ``finish`` is called once every output is acknowledged. The state of the parts
+        handed on before the batch ends (a large list expanded) is written through
+        ``write_in``, in the batch's partition context (the flusher runs in whatever
+        context it was started from).
 
         Blocks on sending (not on the acknowledgements) and, past ``MAX_IN_FLIGHT``
         batches in flight, until the oldest is finished; the first tick of a partition
         newly assigned waits for every batch in flight (it reads the tables).
         """
-        self._entry = _InFlight(finish)
+        self._entry = _InFlight(finish, write_in)
         self._batch = {}
         try:
             for record in records:
@@ -540,10 +553,12 @@ class Processor:
             await self._acknowledged(entry)
             self._queue.popleft()
             try:
-                if entry.finish is None:
-                    self._apply(entry)
-                else:
+                if entry.finish is not None:
                     await entry.finish(lambda entry=entry: self._apply(entry))  # type: ignore[misc]
+                elif entry.write_in is not None:
+                    entry.write_in(lambda entry=entry: self._apply(entry))  # type: ignore[misc]
+                else:
+                    self._apply(entry)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -765,8 +780,8 @@ class Processor:
         A crash in between handles the record again: what its parts judged is known by id."""
         self._stage_batch(partition)
         await self._send_outputs()
-        part, self._entry = self._entry, _InFlight(self._entry.finish)
-        part.finish = None
+        part, self._entry = self._entry, _InFlight(self._entry.finish, self._entry.write_in)
+        part.finish = None  # written through its write_in; acknowledged with the last part
         self._batch = {}
         self._queue.append(part)
         self._start_flusher()

@@ -107,7 +107,9 @@ class CheckerAgent:
             self.guard.handled(msg.topic, msg.partition, msg.offset)
         for group in [*repeats.values(), *by_partition.values()]:
             with faust_compat.current_event(group.events[-1]):  # reads: this partition's database
-                await self.processor.submit_batch(group.records, self._finisher(stream, group))
+                await self.processor.submit_batch(
+                    group.records, self._finisher(stream, group), _writer(group)
+                )
 
     def _finisher(self, stream: Any, group: _Group) -> Any:
         async def finish(write: Callable[[], None]) -> None:
@@ -168,6 +170,17 @@ class CheckerAgent:
             self._hole_handled(*hole)
         for event in group.events:
             await stream.ack(event)
+
+
+def _writer(group: _Group) -> Callable[[Callable[[], None]], None]:
+    """Writes a part of ``group``'s state (a large list expanded) in its partition's context:
+    Faust picks the changelog partition and the RocksDB database from the current event."""
+
+    def write_in(write: Callable[[], None]) -> None:
+        with faust_compat.current_event(group.events[-1]):
+            write()
+
+    return write_in
 
 
 def _acknowledged(sent: Any) -> bool:

@@ -463,3 +463,54 @@ async def test_a_crash_between_parts_expands_again_and_repeats_no_verdict(
     decided = {v.subject_key: str(v.decision) for v in h.records("verdicts")}
     decided |= {v.subject_key: str(v.decision) for v in after.records("verdicts")}
     assert decided == {subject(i): "allowed" if i < 9 else "violation" for i in range(12)}
+
+
+async def test_the_parts_of_a_large_expansion_are_written_in_their_partition_context(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flusher task runs in the context it was started from (maybe another partition's
+    batch); Faust picks a write's changelog partition and database from the context, so
+    every part of an expansion is written through the ``write_in`` of its own batch."""
+    from consentinel.streams.checker import processor as processor_mod
+
+    await scenario(h)
+    monkeypatch.setattr(processor_mod, "EXPAND_PART", 2)
+    legs = await h.send_campaign(campaign())
+    for leg in legs:
+        await h.proc.handle(leg)
+    context: list[int | None] = [None]
+    written_in: list[int | None] = []
+    apply = h.proc._apply
+
+    def watched(entry: Any) -> None:
+        if entry.writes:
+            written_in.append(context[0])
+        apply(entry)
+
+    monkeypatch.setattr(h.proc, "_apply", watched)
+
+    def write_in_of(p: int) -> Any:
+        def write_in(write: Any) -> None:
+            context[0] = p
+            try:
+                write()
+            finally:
+                context[0] = None
+
+        return write_in
+
+    async def finish_of(p: int) -> Any:
+        async def finish(write: Any) -> None:
+            write_in_of(p)(write)
+
+        return finish
+
+    for p in range(N):
+        h.committed[p] = 10**6
+        tick = h.record("tick", _tick(T0 + 3 * DAY), p)
+        await h.proc.submit_batch([tick], await finish_of(p), write_in_of(p))
+    await h.proc.drain()
+    assert len(written_in) > N, "the expansion was not written in parts"
+    assert None not in written_in, "a part of the expansion was written outside its context"
+    decided = {v.subject_key: str(v.decision) for v in h.records("verdicts")}
+    assert decided == {subject(i): "allowed" if i < 9 else "violation" for i in range(12)}

@@ -40,7 +40,7 @@ class Processor:
         self.batches: list[list[int]] = []
         self.log = log
 
-    async def submit_batch(self, records: list[Any], finish: Any) -> None:
+    async def submit_batch(self, records: list[Any], finish: Any, write_in: Any = None) -> None:
         self.batches.append([r.offset for r in records])
         await finish(lambda: self.log.append("write"))
 
@@ -114,7 +114,7 @@ class WritingProcessor(Processor):
         super().__init__(log)
         self.sent = sent
 
-    async def submit_batch(self, records: list[Any], finish: Any) -> None:
+    async def submit_batch(self, records: list[Any], finish: Any, write_in: Any = None) -> None:
         self.batches.append([r.offset for r in records])
 
         def write() -> None:
@@ -197,7 +197,7 @@ async def test_a_batch_whose_changelog_is_already_acknowledged_is_acknowledged_a
     stream = Stream()
 
     class Acked(WritingProcessor):
-        async def submit_batch(self, records: list[Any], finish: Any) -> None:
+        async def submit_batch(self, records: list[Any], finish: Any, write_in: Any = None) -> None:
             def write() -> None:
                 done = asyncio.get_running_loop().create_future()
                 done.set_result(None)
