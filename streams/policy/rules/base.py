@@ -151,6 +151,11 @@ class Rule(Protocol):
     def __call__(self, ctx: RuleContext) -> Finding | None: ...
 
 
+#: ``kinds`` of ``rule`` for the rules that look only at sends, or only at calls
+SENDS = frozenset({UsageKind.SEND})
+CALLS = frozenset({UsageKind.CALL})
+
+
 def rule(
     rule_id: str,
     source: str,

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from ...events.records import Severity, Sourcing, UsageKind
 from ..purposes import ELECTRONIC_MESSAGES, POLITICAL
-from .base import Finding, RuleContext, finding, rule
+from .base import SENDS, Finding, RuleContext, finding, rule
 from .transfers import missing_notice
 
 _THIRD_PARTY_FILES = frozenset({Sourcing.RENTED, Sourcing.PURCHASED, Sourcing.PARTNER})
-#: R19: file categories political use must never draw on.
 _POLITICAL = frozenset({POLITICAL})
+#: R19: file categories political use must never draw on.
 FORBIDDEN_CATEGORIES = frozenset({"hr", "payroll", "administrative"})
 
 
@@ -33,7 +33,7 @@ def r17_political_rented_file(ctx: RuleContext) -> Finding | None:
     )
 
 
-@rule("R18", "[FR5]", Severity.CRITICAL, kinds=frozenset({UsageKind.SEND}), purposes=_POLITICAL)
+@rule("R18", "[FR5]", Severity.CRITICAL, kinds=SENDS, purposes=_POLITICAL)
 def r18_political_notice(ctx: RuleContext) -> Finding | None:
     """The first political message a controller sends the person does not say where the
     address came from or how to object (``transfers.missing_notice``: what the connector saw,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from ...events.records import Channel, Severity, UsageKind
-from .base import Finding, RuleContext, finding, rule
+from .base import SENDS, Finding, RuleContext, finding, rule
 
 PARIS = ZoneInfo("Europe/Paris")
 _SENT = frozenset({UsageKind.SEND, UsageKind.DELIVER})
@@ -40,7 +40,7 @@ def r8_sms_from_long_code(ctx: RuleContext) -> Finding | None:
     "R9",
     "[FR10]",
     Severity.WARNING,
-    kinds=frozenset({UsageKind.SEND}),
+    kinds=SENDS,
     channels=_CHARTER_CHANNELS,
 )
 def r9_sms_quiet_hours(ctx: RuleContext) -> Finding | None:

@@ -13,12 +13,11 @@ import holidays
 
 from ...events.records import Channel, LegalBasis, Severity, UsageKind
 from ..calls import MAX_ATTEMPTS_IN_WINDOW, REFUSAL_MS, WINDOW_MS
-from .base import Finding, RuleContext, days, finding, rule
+from .base import CALLS, Finding, RuleContext, days, finding, rule
 from .basis import provable
 
 PARIS = ZoneInfo("Europe/Paris")
 #: Mon-Fri 10:00-13:00 and 14:00-20:00, minutes after local midnight [start, end)
-_CALLS = frozenset({UsageKind.CALL})  # sales_call() requires a call
 CALL_WINDOWS = ((600, 780), (840, 1200))
 #: The law of 30 June 2025: consent-only sales calls from this day (Paris time).
 CONSENT_ONLY_FROM = date(2026, 8, 11)
@@ -66,7 +65,7 @@ def outside_hours(at: datetime) -> str | None:
     return f"at {at.strftime('%H:%M')}, outside 10:00-13:00 / 14:00-20:00"
 
 
-@rule("R10", "[FR6]", Severity.CRITICAL, kinds=_CALLS)
+@rule("R10", "[FR6]", Severity.CRITICAL, kinds=CALLS)  # sales_call() requires a call
 def r10_calling_hours(ctx: RuleContext) -> Finding | None:
     """A sales call outside Mon-Fri 10:00-13:00 / 14:00-20:00 in the consumer's time zone,
     or on a French public holiday, without provable prior consent."""
@@ -82,7 +81,7 @@ def r10_calling_hours(ctx: RuleContext) -> Finding | None:
     )
 
 
-@rule("R11", "[FR6]", Severity.CRITICAL, kinds=_CALLS)
+@rule("R11", "[FR6]", Severity.CRITICAL, kinds=CALLS)
 def r11_call_frequency(ctx: RuleContext) -> Finding | None:
     """A sales call that is the 5th (or later) attempt by the same professional (the
     declaration's controller, agents included) to the person within 30 days (a rolling

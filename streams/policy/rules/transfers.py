@@ -12,7 +12,7 @@ from __future__ import annotations
 from ...events.records import Channel, Severity, Sourcing, UsageKind
 from ..history import ConsentEntry
 from ..purposes import PARTNER_TRANSFER, POLITICAL
-from .base import Finding, RuleContext, finding, rule
+from .base import SENDS, Finding, RuleContext, finding, rule
 from .basis import provable
 
 #: Declared sourcings that make the controller a recipient of someone else's file.
@@ -71,7 +71,7 @@ def missing_notice(ctx: RuleContext) -> list[str]:
     "R15",
     "[S6 art. 14(2)(f), 14(3)(b); FR1]",
     Severity.CRITICAL,
-    kinds=frozenset({UsageKind.SEND}),
+    kinds=SENDS,
 )
 def r15_recipient_first_message(ctx: RuleContext) -> Finding | None:
     """The first message a recipient of transferred data sends the person (its declaration

@@ -4,9 +4,7 @@ opt-out means in the message)."""
 from __future__ import annotations
 
 from ...events.records import Channel, ConsentAction, Severity, UsageKind
-from .base import Finding, RuleContext, days, finding, rule
-
-_SEND = frozenset({UsageKind.SEND})
+from .base import SENDS, Finding, RuleContext, days, finding, rule
 
 
 @rule("R5", "[S6 art. 7(3), 21(2)–(3); S8; G1–G3]", Severity.CRITICAL)  # noqa: RUF001 - the source as rules.md writes it
@@ -59,7 +57,7 @@ def _opt_out_means(ctx: RuleContext) -> list[tuple[str, bool | None]]:
     return []
 
 
-@rule("R6", "[CPCE L34-5; FR10; RFC 8058 in S8]", Severity.CRITICAL, kinds=_SEND)
+@rule("R6", "[CPCE L34-5; FR10; RFC 8058 in S8]", Severity.CRITICAL, kinds=SENDS)
 def r6_opt_out_means(ctx: RuleContext) -> Finding | None:
     """A promotional SMS without an opt-out instruction, or a promotional e-mail without
     both ``List-Unsubscribe`` and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``.
