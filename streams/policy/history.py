@@ -190,6 +190,17 @@ class ConsentEntry:
         )
 
 
+class _Memo:
+    """What is computed once per cumulative state whose meaning does not depend on the time
+    asked (no grant in it expires): its parts, then the summary of its state."""
+
+    __slots__ = ("parts", "summary")
+
+    def __init__(self) -> None:
+        self.parts: _Parts | None = None
+        self.summary: ConsentSummary | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ConsentState:
     """The consent of a subject towards one controller at one instant (``at_ms``).
@@ -224,7 +235,7 @@ class ConsentState:
     entries: tuple[ConsentEntry, ...] = ()
     #: where the summary of a state that depends only on its version is kept once made
     #: (the version's memo: ``_Cum.memo``); None: made on every call
-    memo: list[Any] | None = field(default=None, compare=False, repr=False)
+    memo: _Memo | None = field(default=None, compare=False, repr=False)
 
     def _latest(
         self, purpose: str | None, channel: str, refs: frozenset[str]
@@ -277,12 +288,11 @@ class ConsentState:
 
         Made once per consent version when the state depends only on it (``memo``)."""
         memo = self.memo
-        if memo is not None and len(memo) > 1:
-            found: ConsentSummary = memo[1]
-            return found
+        if memo is not None and memo.summary is not None:
+            return memo.summary
         made = self._summary()
-        if memo is not None and len(memo) == 1:
-            memo.append(made)
+        if memo is not None:
+            memo.summary = made
         return made
 
     def _summary(self) -> ConsentSummary:
@@ -324,9 +334,8 @@ class _Cum:
     last_at_ms: int | None = None
     withdrawn_at_ms: int | None = None
     last_grant_ms: int | None = None
-    #: its ``_Parts`` once computed (when they do not depend on the time asked), then the
-    #: summary of its state (``ConsentState.summary``)
-    memo: list[Any] = field(default_factory=list, compare=False, repr=False)
+    #: what is computed once for it (when it does not depend on the time asked)
+    memo: _Memo = field(default_factory=_Memo, compare=False, repr=False)
 
     def step(self, entry: ConsentEntry) -> _Cum:
         kept = tuple(e for e in self.entries if not entry.covers_entry(e))
@@ -437,18 +446,18 @@ class _Parts:
     unmapped: frozenset[str]
 
 
-def _parts(cum: _Cum, t_ms: int) -> tuple[_Parts, list[Any] | None]:
+def _parts(cum: _Cum, t_ms: int) -> tuple[_Parts, _Memo | None]:
     """``cum``'s parts at ``t_ms`` and the memo they are kept in: computed once per ``cum``
     when no grant in it expires (then nothing depends on the time), else every time (and
     no memo)."""
-    if cum.memo:
-        found: _Parts = cum.memo[0]
-        return found, cum.memo
+    memo = cum.memo
+    if memo.parts is not None:
+        return memo.parts, memo
     parts = _compute_parts(cum, t_ms)
     if any(e.expires_at_ms is not None for e in cum.entries):
         return parts, None
-    cum.memo.append(parts)
-    return parts, cum.memo
+    memo.parts = parts
+    return parts, memo
 
 
 def _compute_parts(cum: _Cum, t_ms: int) -> _Parts:
