@@ -108,15 +108,12 @@ class CheckerAgent:
         for group in [*repeats.values(), *by_partition.values()]:
             with faust_compat.current_event(group.events[-1]):  # reads: this partition's database
                 await self.processor.submit_batch(
-                    group.records, self._finisher(stream, group), _writer(group)
+                    group.records, self._finisher(stream, group), group.write_in
                 )
 
     def _finisher(self, stream: Any, group: _Group) -> Any:
         async def finish(write: Callable[[], None]) -> None:
-            # Faust picks the changelog partition (and the RocksDB database) from the
-            # current event: any event of the group has the right partition.
-            with faust_compat.current_event(group.events[-1]):
-                write()
+            group.write_in(write)
             # Every changelog record sent since the last batch finished: this batch's
             # writes, and those of the parts handed on before it (a large list expanded).
             sent = self._changelog()
@@ -172,17 +169,6 @@ class CheckerAgent:
             await stream.ack(event)
 
 
-def _writer(group: _Group) -> Callable[[Callable[[], None]], None]:
-    """Writes a part of ``group``'s state (a large list expanded) in its partition's context:
-    Faust picks the changelog partition and the RocksDB database from the current event."""
-
-    def write_in(write: Callable[[], None]) -> None:
-        with faust_compat.current_event(group.events[-1]):
-            write()
-
-    return write_in
-
-
 def _acknowledged(sent: Any) -> bool:
     """A changelog record Kafka acknowledged (a failed one is not)."""
     return bool(sent.done()) and not sent.cancelled() and sent.exception() is None
@@ -201,3 +187,11 @@ class _Group:
         self.events: list[Any] = []
         self.holes: list[tuple[str, int, int, int]] = []
         self.repeats = repeats
+
+    def write_in(self, write: Callable[[], None]) -> None:
+        """Call ``write`` (a write of this group's state, or of a part of it: a large list
+        expanded) in its partition's context: Faust picks the changelog partition and the
+        RocksDB database from the current event, and any event of the group has the right
+        partition."""
+        with faust_compat.current_event(self.events[-1]):
+            write()
