@@ -111,7 +111,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CONSENTINEL_LOG_LEVEL", "log_level", "log level of every command"),
     Variable("CONSENTINEL_GC_THRESHOLD", "gc_threshold", "the worker's garbage collector "
              "after start-up: what start-up allocated is frozen and the youngest generation "
-             "is collected every this many allocations (checker/gctune.py); 0: Python's "
+             "is collected every this many allocations (worker/gctune.py); 0: Python's "
              "defaults", read_by="worker"),
     Variable("CONSENTINEL_PEPPER", "pepper", "the HMAC key of subject keys (at least 16 "
              "bytes); or CONSENTINEL_PEPPER_FILE, a file holding it", secret=True),

@@ -85,7 +85,7 @@ class Settings:
     console_port: int = 8686
     metrics_port: int = 9464
     log_level: str = "INFO"
-    # the worker's youngest-generation GC threshold after start-up (checker.gctune); 0:
+    # the worker's youngest-generation GC threshold after start-up (worker.gctune); 0:
     # Python's defaults
     gc_threshold: int = 50_000
     pepper: Secret = field(default_factory=lambda: Secret(b""), repr=False)

@@ -17,13 +17,13 @@ import time
 from typing import Any
 
 from consentinel.streams import topics_admin
-from consentinel.streams.checker.gctune import tune_gc
 from consentinel.streams.checker.ticks import TICK_TOPIC_CONFIG, tick_interval, tick_topic
 from consentinel.streams.events import topics
 from consentinel.streams.events.errors import FatalConfigError, RetriableError
 from consentinel.streams.events.ops_access import OpsAccess
 from consentinel.streams.events.settings import Settings
 from consentinel.streams.worker import health
+from consentinel.streams.worker.gctune import tune_gc
 from consentinel.streams.worker.health import Readiness
 
 log = logging.getLogger("consentinel.worker")

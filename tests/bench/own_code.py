@@ -31,7 +31,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import dataset
-from consentinel.streams.checker.gctune import tune_gc
 from consentinel.streams.checker.judge import Judge
 from consentinel.streams.checker.processor import Names, Processor
 from consentinel.streams.checker.ticks import TickClock
@@ -39,6 +38,7 @@ from consentinel.streams.events import codec
 from consentinel.streams.events.partitioning import partition_for, subject_message_key
 from consentinel.streams.events.sealing import Sealer
 from consentinel.streams.policy.engine import PolicySettings
+from consentinel.streams.worker.gctune import tune_gc
 
 N = dataset.PARTITIONS
 NAMES = Names("consent", "usage", "tick", "verdicts", "alerts", "deadletter")

@@ -1,4 +1,4 @@
-"""Tuning of Python's cyclic garbage collector for the checker's process.
+"""Tuning of Python's cyclic garbage collector for the worker's process.
 
 The checker keeps many long-lived objects (the read-through cache of decoded consent
 histories and holds, the deadline index) and allocates many short-lived ones per record
@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import gc
 
-#: Allocations between collections of the youngest generation (``CONSENTINEL_GC_THRESHOLD``).
-DEFAULT_THRESHOLD = 50_000
 #: Collections of a generation between collections of the next (Python's default is 10).
 OLDER_EVERY = 20
 

@@ -4,7 +4,7 @@ import gc
 from collections.abc import Iterator
 
 import pytest
-from consentinel.streams.checker.gctune import OLDER_EVERY, tune_gc
+from consentinel.streams.worker.gctune import OLDER_EVERY, tune_gc
 
 
 @pytest.fixture
