@@ -83,15 +83,17 @@ async def test_faust_flush_returns_while_a_changelog_record_is_on_its_way() -> N
         await buffer.stop()
 
 
-async def test_a_tracked_table_keeps_the_changelog_record_of_every_write_and_delete() -> None:
+def tracked_app(name: str) -> Any:
+    """A Faust app in memory whose tables are the worker's ``ChangelogTrackedTable``."""
     import faust
 
-    app = faust.App(
-        "tracked-test",
-        store="memory://",
-        autodiscover=False,
-        Table=faust_compat.changelog_tracked_table(),
+    return faust.App(
+        name, store="memory://", autodiscover=False, Table=faust_compat.changelog_tracked_table()
     )
+
+
+async def test_a_tracked_table_keeps_the_changelog_record_of_every_write_and_delete() -> None:
+    app = tracked_app("tracked-test")
     table = app.Table("t", key_type=bytes, value_type=bytes, partitions=2)
     app.finalize()
     app.conf.producer_threaded = False
@@ -135,14 +137,7 @@ class CountingStore(dict):  # type: ignore[type-arg]
 def test_a_tracked_table_reads_the_store_once_per_lookup() -> None:
     """Faust's ``Table.__getitem__`` asks the store ``key in data`` then ``data[key]``: two
     RocksDB reads for each state the checker loads."""
-    import faust
-
-    app = faust.App(
-        "reads-test",
-        store="memory://",
-        autodiscover=False,
-        Table=faust_compat.changelog_tracked_table(),
-    )
+    app = tracked_app("reads-test")
     table = app.Table("t", key_type=bytes, value_type=bytes, partitions=1)
     store = CountingStore({b"a": b"1"})
     table._data = store
