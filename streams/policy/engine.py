@@ -72,9 +72,10 @@ from .history import (
 )
 from .purposes import ELECTRONIC_MESSAGES, PARTNER_COVERED, PARTNER_TRANSFER
 from .rules import config, rules_for
-from .rules.base import Finding, RuleContext
+from .rules.base import Finding, Rule, RuleContext
 from .rules.basis import soft_opt_in_problem
 from .rules.leads import awaits_verification, certificate_of
+from .rules.retention import last_contact
 from .settings import PolicySettings
 
 __all__ = [
@@ -195,7 +196,147 @@ def evaluate(
     *,
     final: bool,
 ) -> Evaluation:
-    """Judge ``usage`` against the consent valid at its event time (see the module doc)."""
+    """Judge ``usage`` against the consent valid at its event time (see the module doc).
+
+    Answered from the history's decision memo when an earlier use of the same shape was
+    judged within the same span of time (``_memo_key``, ``_span``), else judged in full."""
+    if history is None or usage.kind is UsageKind.CALL:
+        return _evaluate(usage, history, declaration, policy, final)[0]
+    t = usage.occurred_at_ms
+    key = _memo_key(usage, history, declaration, policy, final)
+    memo = history.decisions
+    known = memo.get(key)
+    if known is not None:
+        for lo, hi, decl, pol, found in known:
+            if lo <= t < hi and decl is declaration and pol is policy:
+                hit: Evaluation = found
+                return hit
+    evaluation, ctx, rules = _evaluate(usage, history, declaration, policy, final)
+    span = _span(usage, history, policy, evaluation, ctx, rules)
+    if span is not None:
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        entries = memo.setdefault(key, [])
+        if len(entries) >= _MEMO_SPANS:
+            del entries[0]
+        entries.append((span[0], span[1], declaration, policy, evaluation))
+    return evaluation
+
+
+#: Decision memo bounds, per subject: use shapes, and spans of time per shape.
+_MEMO_MAX = 16
+_MEMO_SPANS = 4
+
+#: Rules whose finding depends on the time of use only through what ``_span`` bounds
+#: (the consent states, the erasure, the first message) for any use but a call: their
+#: decisions can be memoized. R5 (a finding's text counts the days since the withdrawal)
+#: and R20 (fires from a time after the last contact) are handled apart in ``_span``.
+_TIME_FREE = frozenset(
+    {
+        "R1",
+        "R2",
+        "R3",
+        "R4",
+        "R6",
+        "R12",  # reads the time only for a sales call (kind CALL: never memoized)
+        "R13",
+        "R14",
+        "R15",
+        "R16",
+        "R21",
+        "R22",
+        "R23",
+        "CFG-UNDECLARED",
+        "CFG-UNMAPPED",
+    }
+)
+_TIME_TEXT = frozenset({"R5", "R20"})  # their findings' text counts days: never memoized
+_MEMOIZABLE = _TIME_FREE | _TIME_TEXT
+_RULES_OK: dict[tuple[Rule, ...], bool] = {}
+
+
+def _memo_key(
+    usage: UsageEvent,
+    history: ConsentHistory,
+    declaration: Declaration | None,
+    policy: PolicySettings,
+    final: bool,
+) -> tuple[object, ...]:
+    """Everything of the use ``evaluate`` may read but its id and times, and what it reads
+    of the history but the consent states: whether it is the controller's first message."""
+    controller = declaration.controller if declaration else usage.controller
+    first = usage.kind is UsageKind.SEND and history.is_first_message(
+        controller, usage.occurred_at_ms, usage.event_id
+    )
+    attributes = usage.attributes
+    return (
+        id(declaration),
+        id(policy),
+        final,
+        first,
+        usage.source,
+        usage.processor,
+        usage.channel,
+        usage.kind,
+        usage.subject_key,
+        usage.hint,
+        usage.controller,
+        usage.campaign_id,
+        usage.list_id,
+        usage.form_id,
+        usage.sender,
+        tuple(usage.tags),
+        usage.declared_purpose,
+        usage.source_event_type,
+        usage.is_test,
+        tuple(sorted(attributes.items())) if attributes else (),
+        usage.opt_out_instruction,
+        usage.list_unsubscribe,
+        usage.list_unsubscribe_post,
+        usage.source_named,
+        usage.v,
+    )
+
+
+def _span(
+    usage: UsageEvent,
+    history: ConsentHistory,
+    policy: PolicySettings,
+    evaluation: Evaluation,
+    ctx: RuleContext | None,
+    rules: tuple[Rule, ...],
+) -> tuple[int, int] | None:
+    """``[lo, hi)`` around the use's time within which a use of the same shape gets the same
+    evaluation, or None when it may depend on the time itself (a rule not known to be
+    time-free ran, or a finding's text counts days)."""
+    if rules:
+        ok = _RULES_OK.get(rules)
+        if ok is None:
+            ok = _RULES_OK[rules] = all(r.RULE_ID in _MEMOIZABLE for r in rules)
+        if not ok or any(f.rule_id in _TIME_TEXT for f in evaluation.findings):
+            return None
+    t = usage.occurred_at_ms
+    lo, hi = history.constant_span(t, policy.allowance_ms(str(usage.channel)))
+    if ctx is not None and any(r.RULE_ID == "R20" for r in rules):
+        last = last_contact(ctx)
+        if last is not None:  # R20 fires from last + retention + 1 on
+            edge = last + policy.retention_ms + 1
+            if edge <= t:
+                lo = max(lo, edge)
+            else:
+                hi = min(hi, edge)
+    return lo, hi
+
+
+def _evaluate(
+    usage: UsageEvent,
+    history: ConsentHistory | None,
+    declaration: Declaration | None,
+    policy: PolicySettings,
+    final: bool,
+) -> tuple[Evaluation, RuleContext | None, tuple[Rule, ...]]:
+    """The evaluation in full, with the context and the rules it ran (none: decided before
+    the rules)."""
     controller = declaration.controller if declaration else usage.controller
     purpose = declaration.purpose if declaration else usage.declared_purpose
     decl_id = declaration.decl_id if declaration else None
@@ -230,7 +371,7 @@ def evaluate(
         )
 
     if usage.kind not in USE_KINDS or usage.is_test:
-        return result(Decision.ALLOWED, [])
+        return result(Decision.ALLOWED, []), None, ()
 
     others = {c: history.state_at(c, t) for c in history.controllers() if c != controller}
     refs = _refs(usage, declaration)
@@ -270,11 +411,11 @@ def evaluate(
 
     no_record = own.status is ConsentStatus.UNKNOWN and effective.status is ConsentStatus.UNKNOWN
     if not final and (declaration is None or (needs_consent and grant is None and no_record)):
-        return result(Decision.PENDING, [])
+        return result(Decision.PENDING, []), None, ()
     cert = certificate_of(grant)
     certificate = history.certificate(controller, cert) if cert else None
     if not final and awaits_verification(usage, declaration, grant, certificate):
-        return result(Decision.PENDING, [], wait_ms=policy.certificate_wait_ms)
+        return result(Decision.PENDING, [], wait_ms=policy.certificate_wait_ms), None, ()
 
     ctx = RuleContext(
         usage=usage,
@@ -311,8 +452,8 @@ def evaluate(
             findings.append(hit)
     if via is not None and via in others:
         partner = others[via]
-        return result(_decide(findings), findings, partner, partner.summary())
-    return result(_decide(findings), findings)
+        return result(_decide(findings), findings, partner, partner.summary()), ctx, rules
+    return result(_decide(findings), findings), ctx, rules
 
 
 # -- outputs ----------------------------------------------------------------------------

@@ -564,6 +564,18 @@ class ConsentHistory:
         self.max_versions = max_versions
         self.too_old_count = 0  # events that happened before the folded base or an erasure
         self._lines: dict[str, _Line] = {}
+        #: the engine's decision memo (``engine.evaluate``): emptied whenever anything it
+        #: could have read changes (a consent, an erasure, a certificate, a contact, a new
+        #: controller); what it does not cover (the first message) is part of its key
+        self.decisions: dict[Any, list[Any]] = {}
+
+    def _line(self, controller: str) -> _Line:
+        """``controller``'s line, made if new (which empties the decision memo)."""
+        line = self._lines.get(controller)
+        if line is None:
+            line = self._lines[controller] = _Line()
+            self.decisions.clear()
+        return line
 
     # -- writing ---------------------------------------------------------------------
 
@@ -580,7 +592,8 @@ class ConsentHistory:
             return False  # list membership, not consent (``checker.members`` keeps it)
         if event.action is ConsentAction.VERIFY:
             return self.note_certificate(event)
-        line = self._lines.setdefault(event.controller, _Line())
+        self.decisions.clear()
+        line = self._line(event.controller)
         refusal = _note_refusal(line, event)
         if event.event_id in line.ids or event.event_id == line.erased_id:
             return refusal
@@ -599,7 +612,8 @@ class ConsentHistory:
 
         Consent events that happened after the erasure (a new subscription) stay.
         """
-        line = self._lines.setdefault(event.controller, _Line())
+        self.decisions.clear()
+        line = self._line(event.controller)
         at = event.occurred_at_ms
         if event.event_id == line.erased_id or (
             line.erased_at_ms is not None and at <= line.erased_at_ms
@@ -627,7 +641,8 @@ class ConsentHistory:
         status = event.certificate_status
         if not cert or status is None or status is CertificateStatus.CLAIMED:
             return False
-        line = self._lines.setdefault(event.controller, _Line())
+        self.decisions.clear()
+        line = self._line(event.controller)
         if line.erased_at_ms is not None and event.occurred_at_ms <= line.erased_at_ms:
             self.too_old_count += 1
             return False
@@ -653,7 +668,7 @@ class ConsentHistory:
         """
         if usage.kind not in CONTACT_KINDS:
             return False
-        line = self._lines.setdefault(controller or usage.controller, _Line())
+        line = self._line(controller or usage.controller)
         t = usage.occurred_at_ms
         if t in line.contacts or (line.erased_at_ms is not None and t <= line.erased_at_ms):
             return False
@@ -661,6 +676,7 @@ class ConsentHistory:
             return False
         bisect.insort(line.contacts, t)
         del line.contacts[:-MAX_CONTACTS]
+        self.decisions.clear()
         return True
 
     def note_use(self, usage: UsageEvent, declaration: Declaration | None) -> bool:
@@ -675,9 +691,7 @@ class ConsentHistory:
     def _note_first(self, usage: UsageEvent, declaration: Declaration | None) -> bool:
         if usage.kind is not UsageKind.SEND or usage.is_test:
             return False
-        line = self._lines.setdefault(
-            declaration.controller if declaration else usage.controller, _Line()
-        )
+        line = self._line(declaration.controller if declaration else usage.controller)
         record = (usage.occurred_at_ms, usage.event_id)
         if line.erased_at_ms is not None and record[0] <= line.erased_at_ms:
             return False
@@ -691,9 +705,7 @@ class ConsentHistory:
             return False
         if not is_promotional(usage, declaration):
             return False
-        line = self._lines.setdefault(
-            declaration.controller if declaration else usage.controller, _Line()
-        )
+        line = self._line(declaration.controller if declaration else usage.controller)
         t = usage.occurred_at_ms
         if line.erased_at_ms is not None and t <= line.erased_at_ms:
             return False
@@ -762,6 +774,40 @@ class ConsentHistory:
             return line.versions[index - 1].cum, False
         approximate = line.base_key is not None and t_ms < line.base_key[0]
         return line.base, approximate
+
+    def constant_span(self, t_ms: int, allowance_ms: int) -> tuple[int, int]:
+        """``[lo, hi)`` around ``t_ms`` where nothing ``state_at`` and ``states_in_force``
+        (with ``allowance_ms``) answer for any controller depends on the time asked but
+        ``at_ms``: no version, folded base, expiry, contact or erasure of any line takes
+        effect inside it (each is a time ``b`` from which ``t >= b`` holds; with the
+        allowance, also ``b + allowance_ms``)."""
+        lo, hi = -(2**63), 2**63
+
+        def at(b: int) -> None:
+            nonlocal lo, hi
+            if b <= t_ms:
+                lo = max(lo, b)
+            else:
+                hi = min(hi, b)
+
+        for line in self._lines.values():
+            cums = [line.base]
+            for version in line.versions:
+                at(version.entry.at_ms)
+                at(version.entry.at_ms + allowance_ms)
+                cums.append(version.cum)
+            if line.base_key is not None:
+                at(line.base_key[0])
+                at(line.base_key[0] + allowance_ms)
+            for cum in cums:
+                for entry in cum.entries:
+                    if entry.expires_at_ms is not None:
+                        at(entry.expires_at_ms)
+            for c in line.contacts:
+                at(c)
+            if line.erased_at_ms is not None:
+                at(line.erased_at_ms)
+        return lo, hi
 
     def controllers(self) -> list[str]:
         """Controllers with a consent history, an erasure, a contact, a call or a message,
