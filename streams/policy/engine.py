@@ -76,6 +76,7 @@ from .rules.base import Finding, Rule, RuleContext
 from .rules.basis import soft_opt_in_problem
 from .rules.leads import awaits_verification, certificate_of
 from .rules.retention import last_contact
+from .rules.transfers import notice_missing
 from .settings import PolicySettings
 
 __all__ = [
@@ -263,10 +264,14 @@ def _memo_key(
     final: bool,
 ) -> tuple[object, ...]:
     """Everything of the use ``evaluate`` may read but its id and times, and what it reads
-    of the history but the consent states: whether it is the controller's first message."""
+    of the history but the consent states: whether it is the controller's first message,
+    when that can matter (only R15 and R18 read it, and only if the message lacks some
+    notice)."""
     controller = declaration.controller if declaration else usage.controller
-    first = usage.kind is UsageKind.SEND and history.is_first_message(
-        controller, usage.occurred_at_ms, usage.event_id
+    first = (
+        usage.kind is UsageKind.SEND
+        and bool(notice_missing(usage, declaration, str(usage.channel)))
+        and history.is_first_message(controller, usage.occurred_at_ms, usage.event_id)
     )
     attributes = usage.attributes
     return (

@@ -9,7 +9,7 @@ manifest or the report says), else the declaration's ``acquired_from``.
 
 from __future__ import annotations
 
-from ...events.records import Channel, Severity, Sourcing, UsageKind
+from ...events.records import Channel, Declaration, Severity, Sourcing, UsageEvent, UsageKind
 from ..history import ConsentEntry
 from ..purposes import PARTNER_TRANSFER, POLITICAL
 from .base import SENDS, Finding, RuleContext, finding, rule
@@ -50,13 +50,18 @@ def missing_notice(ctx: RuleContext) -> list[str]:
     ``list_unsubscribe`` for e-mail, ``opt_out_instruction`` for SMS, RCS, WhatsApp), else
     what the declaration states (``names_source``, ``opt_out_in_message``). Unknown on both
     sides is not missing (as for R6)."""
-    u = ctx.usage
-    decl = ctx.declaration
+    return notice_missing(ctx.usage, ctx.declaration, ctx.channel)
+
+
+def notice_missing(usage: UsageEvent, decl: Declaration | None, channel: str) -> list[str]:
+    """``missing_notice`` of a use of ``channel`` under ``decl``. Empty: R15 and R18 find
+    nothing whether or not it is a first message (the engine's decision memo reads it)."""
+    u = usage
     named = u.source_named if u.source_named is not None else (decl.names_source if decl else None)
     seen: bool | None = None
-    if ctx.channel == Channel.EMAIL.value:
+    if channel == Channel.EMAIL.value:
         seen = u.list_unsubscribe
-    elif ctx.channel in _TEXT_CHANNELS:
+    elif channel in _TEXT_CHANNELS:
         seen = u.opt_out_instruction
     opt_out = seen if seen is not None else (decl.opt_out_in_message if decl else None)
     missing = []
