@@ -360,6 +360,14 @@ class _Version:
     key: _Key
     entry: ConsentEntry
     cum: _Cum
+    #: the entry's stored form (``_entry_obj``), made once when first written
+    stored: dict[str, Any] | None = None
+
+    def to_obj(self) -> dict[str, Any]:
+        stored = self.stored
+        if stored is None:
+            stored = self.stored = _entry_obj(self.entry)
+        return stored
 
 
 @dataclass(slots=True)
@@ -860,13 +868,14 @@ class ConsentHistory:
         ``{"v": 3, "s": subject, "c": {controller: {"e": [entry...], "b": base,
         "x": [erased_at, erase_event_id], "k": [contact times], "cl": call log,
         "f": [first message time, event id], "ct": [[certificate id, status, verified at,
-        event id, reason]...]}}}``; empty parts omitted.
+        event id, reason]...]}}}``; empty parts omitted. Each entry's dict is made once and
+        shared with the history (encode the result; do not change it).
         """
         controllers: dict[str, Any] = {}
         for name, line in self._lines.items():
             obj: dict[str, Any] = {}
             if line.versions:
-                obj["e"] = [_entry_obj(v.entry) for v in line.versions]
+                obj["e"] = [v.to_obj() for v in line.versions]
             if line.base_key is not None:
                 obj["b"] = _base_obj(line.base, line.base_key)
             if line.erased_at_ms is not None:
