@@ -187,7 +187,11 @@ def _compile(tp: Any) -> _Decoder:
         def dec_list(v: Any, p: str) -> Any:
             if type(v) is not list:
                 _fail(p, v, "array")
-            out = [item(x, f"{p}[{i}]") for i, x in enumerate(v)]
+            try:
+                out = [item(x, p) for x in v]
+            except ValidationError:
+                # decoded again with each item's path, for the message: raises the same
+                out = [item(x, f"{p}[{i}]") for i, x in enumerate(v)]
             return tuple(out) if as_tuple else out
 
         return dec_list
@@ -198,7 +202,11 @@ def _compile(tp: Any) -> _Decoder:
         def dec_dict(v: Any, p: str) -> Any:
             if type(v) is not dict:
                 _fail(p, v, "object")
-            return {k: val(x, f"{p}.{k}") for k, x in v.items()}
+            try:
+                return {k: val(x, p) for k, x in v.items()}
+            except ValidationError:
+                # decoded again with each value's path, for the message: raises the same
+                return {k: val(x, f"{p}.{k}") for k, x in v.items()}
 
         return dec_dict
     if dataclasses.is_dataclass(tp):
