@@ -163,15 +163,21 @@ class Holds:
     def knows(self, usage_event_id: str) -> bool:
         """Whether this use is already held (pending) or was already decided (alerted or
         allowed and kept)."""
-        return (
-            any(h.usage.event_id == usage_event_id for h in self.pending)
-            or any(a.usage.event_id == usage_event_id for a in self.alerted)
-            or any(k.event_id == usage_event_id for k in self.kept)
-        )
+        for k in self.kept:  # plain loops: asked for every use, most often of kept ones
+            if k.event_id == usage_event_id:
+                return True
+        for h in self.pending:
+            if h.usage.event_id == usage_event_id:
+                return True
+        return any(a.usage.event_id == usage_event_id for a in self.alerted)  # few
 
     def keep(self, entry: Kept) -> None:
         """Keep an allowed use, newest last, at most ``MAX_KEPT``."""
-        self.kept = [k for k in self.kept if k.event_id != entry.event_id]
+        ident = entry.event_id
+        for k in self.kept:
+            if k.event_id == ident:
+                self.kept = [k for k in self.kept if k.event_id != ident]
+                break
         self.kept.append(entry)
         if len(self.kept) > MAX_KEPT:
             self.kept = self.kept[-MAX_KEPT:]
