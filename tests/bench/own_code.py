@@ -172,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         help="tune the garbage collector as the worker does (CONSENTINEL_GC_THRESHOLD); "
         "0: Python's defaults",
     )
+    parser.add_argument(
+        "--no-plain",
+        action="store_true",
+        help="skip the plain check (to count the instructions of consentinel's side alone)",
+    )
     args = parser.parse_args(argv)
     consent, usage = records(args.subjects, args.uses)
     thresholds = tune_gc(args.gc_threshold)
@@ -179,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.subjects:,} subjects, {args.uses:,} uses, batches of {args.batch}, "
         f"gc thresholds {thresholds}"
     )
-    plain_s, plain_n = min(run_plain(consent, usage) for _ in range(max(1, args.repeat)))
+    plain_s, plain_n = (
+        (float("nan"), 0)
+        if args.no_plain
+        else min(run_plain(consent, usage) for _ in range(max(1, args.repeat)))
+    )
     profiler = cProfile.Profile() if args.profile else None
     own_s, own_n, consent_s = float("inf"), 0, float("inf")
     for _ in range(max(1, args.repeat)):
