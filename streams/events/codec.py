@@ -285,6 +285,29 @@ def _compile_record(cls: Any) -> _Decoder:
                 else (f"type(x) not in types{i}")
             )
             lines += [f"    if {check}:", f"        x = slow{i}(x, p)"]
+        elif tp == list[str]:
+            # taken as it is when every item is a string: orjson made it for us
+            env["all_str"] = _all_str
+            lines += [
+                "    if type(x) is not list or (x and not all_str(x)):",
+                f"        x = slow{i}(x, p)",
+            ]
+        elif _enum_list(tp) is not None:
+            env[f"members{i}"] = {m.value: m for m in _enum_list(tp)}  # type: ignore[union-attr]
+            lines += [
+                "    if type(x) is not list:",
+                f"        x = slow{i}(x, p)",
+                "    elif x:",
+                f"        y = [members{i}.get(e) if type(e) is str else None for e in x]",
+                f"        x = slow{i}(x, p) if None in y else y",
+            ]
+        elif _optional_enum(tp) is not None:
+            env[f"members{i}"] = {m.value: m for m in _optional_enum(tp)}  # type: ignore[union-attr]
+            lines += [
+                "    if x is not None:",
+                f"        y = members{i}.get(x) if type(x) is str else None",
+                f"        x = slow{i}(x, p) if y is None else y",
+            ]
         elif typing.get_origin(tp) in (list, dict):
             # an empty one (the usual case) is taken as it is: orjson made it for us
             empty = "list" if typing.get_origin(tp) is list else "dict"
@@ -313,6 +336,33 @@ def _compile_record(cls: Any) -> _Decoder:
     exec("\n".join(lines), env)  # our own code, generated from the type hints
     dec: _Decoder = env["dec_record"]
     return dec
+
+
+def _all_str(items: list[Any]) -> bool:
+    for item in items:  # noqa: SIM110 - a plain loop: no generator made per record
+        if type(item) is not str:
+            return False
+    return True
+
+
+def _enum_list(tp: Any) -> type[enum.Enum] | None:
+    """``E`` when ``tp`` is ``list[E]`` of an enum ``E``."""
+    if typing.get_origin(tp) is not list:
+        return None
+    (item,) = typing.get_args(tp)
+    return item if isinstance(item, type) and issubclass(item, enum.Enum) else None
+
+
+def _optional_enum(tp: Any) -> type[enum.Enum] | None:
+    """``E`` when ``tp`` is ``E | None`` of an enum ``E``."""
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
+    args = typing.get_args(tp)
+    rest = [a for a in args if a is not type(None)]
+    if len(args) != 2 or len(rest) != 1:
+        return None
+    (item,) = rest
+    return item if isinstance(item, type) and issubclass(item, enum.Enum) else None
 
 
 def _fills_slots(cls: Any, fields: list[dataclasses.Field[Any]]) -> bool:
