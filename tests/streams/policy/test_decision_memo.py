@@ -178,3 +178,31 @@ def test_a_change_to_the_history_empties_the_memo() -> None:
     history.apply(grant)
     second = engine.evaluate(use, history, decl, POLICY, final=True)
     assert first.consent_version is None and second.consent_version == "g"
+
+
+def test_the_rules_memoized_do_not_read_the_time_of_use() -> None:
+    """A tripwire for ``engine._TIME_FREE``: a rule listed there that starts reading the
+    time of use would make the memo answer from another time. R12 reads it only for a
+    call, which is never memoized; R15 and R18 read the first message, which the memo key
+    holds when a notice is missing (``transfers.notice_missing``)."""
+    import inspect
+    import re
+
+    from consentinel.streams.policy.rules import ALL_RULES
+
+    time_reads = (
+        r"\bt_ms\b",
+        r"occurred_at",
+        r"received_at",
+        r"\busage\.event_id",
+        r"\bu\.event_id",
+    )
+    for r in ALL_RULES:
+        if r.RULE_ID not in engine._TIME_FREE or r.RULE_ID == "R12":
+            continue
+        source = inspect.getsource(r)
+        found = [w for w in time_reads if re.search(w, source)]
+        assert not found, f"{r.RULE_ID} reads {found}: not time-free, take it out of _TIME_FREE"
+    assert "R12" in engine._TIME_FREE and "sales_call(ctx)" in inspect.getsource(
+        next(r for r in ALL_RULES if r.RULE_ID == "R12")
+    )
