@@ -108,8 +108,12 @@ class Judge:
         holds: Holds,
         now_ms: int,
         raw: bytes | None = None,
+        into: Step | None = None,
     ) -> Step:
-        step = Step(judged=True)
+        """Decide a use: its verdict, then its alerts (remembered) or it is kept. Added to
+        ``into`` when given (a step of its own otherwise), which is returned."""
+        step = Step() if into is None else into
+        step.judged = True
         step.verdicts.append(engine.make_verdict(usage, evaluation, now_ms))
         alerts = engine.make_alerts(usage, evaluation, now_ms)
         if alerts:
@@ -163,8 +167,7 @@ class Judge:
                     step.extend(self._finalize(holds.pending[0], history, holds, now_ms))
                     holds.pending.pop(0)
             else:
-                step.extend(self._decide(usage, declaration, evaluation, holds, now_ms, raw))
-                step.judged = True
+                self._decide(usage, declaration, evaluation, holds, now_ms, raw, step)
         return step, self._note(usage, declaration, history, step)
 
     def _note(
