@@ -50,6 +50,7 @@ from consentinel.streams.policy.engine import PolicySettings
 from consentinel.streams.registry.view import RegistryView
 from consentinel.streams.worker import faust_compat
 from consentinel.streams.worker.agent import CheckerAgent
+from consentinel.streams.worker.batches import Lanes, OutputSender, StateWriter, producer_for
 from consentinel.streams.worker.health import Readiness
 from consentinel.streams.worker.holes import HoleReader
 from faust.types import TP
@@ -221,6 +222,13 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         # processor waits for the acknowledgements itself.
         return await app.producer.send(topic, key, value, None, None, None)
 
+    # Outputs and state in produce batches, each on a producer (a connection) of its own:
+    # verdicts never wait behind a changelog backlog (``worker.batches``).
+    output_lanes = Lanes(producer_for(settings.bootstrap_servers, f"{app_id(settings)}-outputs"))
+    changelog_lanes = Lanes(
+        producer_for(settings.bootstrap_servers, f"{app_id(settings)}-changelogs")
+    )
+
     registry = RegistryView(settings.bootstrap_servers, settings.topic(topics.REGISTRY))
     processor = Processor(
         judge=Judge(
@@ -234,6 +242,8 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         holds=holds,
         stats=stats,
         send=send,
+        send_batch=OutputSender(output_lanes),
+        write=StateWriter(changelog_lanes, faust_compat.changelog_sends(app)),
         scan=faust_compat.scanner(settings.partitions, subject_of),
         ticks=clock,
         sealer=Sealer(settings.pepper.reveal()),
@@ -299,6 +309,14 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     @app.task  # type: ignore[untyped-decorator]
     async def follow_registry() -> None:
         await registry.run()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def close_batch_producers() -> None:
+        try:  # they connect on their first batch; flushed and closed when Faust stops
+            await asyncio.Event().wait()
+        finally:
+            await output_lanes.stop()
+            await changelog_lanes.stop()
 
     @app.task  # type: ignore[untyped-decorator]
     async def close_hole_reader() -> None:
