@@ -106,12 +106,18 @@ class Lanes:
         return self._producer
 
     async def started(self) -> AIOKafkaProducer:
-        """The producer, connected (the first call starts it; a failed start is retried
-        by the next call)."""
+        """The producer, connected (the first call starts it; after a failed start, the
+        next call starts a new producer)."""
+        started = self._started
+        if started is not None and started.done():
+            if not started.cancelled() and started.exception() is None:
+                return self.producer
+            self._producer = None  # a failed start: a new producer, a new start
+            started = None
         producer = self.producer
-        if self._started is None or (self._started.done() and self._started.exception()):
-            self._started = asyncio.ensure_future(producer.start())
-        await asyncio.shield(self._started)
+        if started is None:
+            started = self._started = asyncio.ensure_future(producer.start())
+        await asyncio.shield(started)
         return producer
 
     async def partition_count(self, topic: str) -> int:

@@ -309,7 +309,7 @@ async def test_a_failed_produce_batch_holds_the_state_and_acknowledgement_back(
         await gate.wait()
 
     monkeypatch.setattr(processor_mod.asyncio, "sleep", backoff)
-    proc, producer, ledger, holds = make(sink=True)
+    proc, _producer, ledger, holds = make(sink=True)
     sink = proc.sink  # type: ignore[attr-defined]
     finished: list[int] = []
 
@@ -340,7 +340,7 @@ async def test_only_the_outputs_of_a_failed_produce_batch_are_sent_again(
         return None
 
     monkeypatch.setattr(processor_mod.asyncio, "sleep", no_wait)
-    proc, producer, ledger, holds = make(sink=True)
+    proc, _producer, _ledger, _holds = make(sink=True)
     sink = proc.sink  # type: ignore[attr-defined]
     sink.failing = {"alerts"}
     recs = records()
