@@ -7,9 +7,11 @@ view (for the worker and tests). Choices, with the traps they avoid (reference/s
   cannot cover the alerts topic, which the app does not consume). A record is acknowledged
   to Faust only once its outputs are acknowledged (acks=all) and then its state written
   (``Processor.submit``, pipelined: the next records are handled meanwhile) and the
-  changelog records of that state acknowledged (``faust_compat.ChangelogTrackedTable``),
-  so offsets never run ahead of outputs or state; ids are deterministic, so repeats are
-  recognized downstream.
+  changelog records of that state acknowledged (``worker.batches.StateWriter``: the state
+  of a batch written to the stores at once and its changelog records sent in produce
+  batches, on a producer of their own; outputs in produce batches on another, so verdicts
+  never queue behind changelog records), so offsets never run ahead of outputs or state;
+  ids are deterministic, so repeats are recognized downstream.
 - ONE agent, ``concurrency=1``, reads the three co-partitioned topics: the consent ledger
   and the usage checker are separate modules but one stream, so a usage being judged and a
   consent being applied for the same subject never interleave (#606 is avoided too).
@@ -90,6 +92,8 @@ ROCKSDB_OPTIONS: dict[str, dict[str, int]] = {
 
 #: Changelog records Faust's producer buffer holds before the stream waits for it (Faust's
 #: default is 100: the conductor stalled after every batch; ``faust_compat.changelog_buffer``).
+#: The tables' own changelog records go around it now (``worker.batches.StateWriter``): only
+#: what is still sent through Faust's topics (ticks) passes through this buffer.
 CHANGELOG_BUFFER = 10_000
 
 METRICS_INTERVAL_S = 5.0

@@ -43,6 +43,15 @@ verdicts after the table is restored). And a changelog send that fails is only l
 changelog record it sends (``ChangelogSends``): the agent acknowledges a batch's records only
 once the changelog records of its state are acknowledged by Kafka, and never if one failed
 (the records are then read again after a restart).
+
+State written in batches (2026-12)
+----------------------------------
+The worker no longer writes its tables through Faust's per-record path at all: a batch's
+state goes to the store at once (``write_store``) and its changelog records in produce
+batches (``worker.batches.StateWriter``), whose acknowledgements go to the same
+``ChangelogSends``; the persisted changelog offset is set once per produce batch
+acknowledged (``set_persisted_offset``). ``ChangelogTrackedTable`` still covers any write
+made through the table itself.
 """
 
 from __future__ import annotations
