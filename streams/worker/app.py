@@ -315,8 +315,13 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         await registry.run()
 
     @app.task  # type: ignore[untyped-decorator]
-    async def close_batch_producers() -> None:
-        try:  # they connect on their first batch; flushed and closed when Faust stops
+    async def batch_producers() -> None:
+        try:  # connected at start (the first verdicts wait for no connection); flushed and
+            # closed when Faust stops
+            await output_lanes.warm([names.verdicts, names.alerts, names.deadletter])
+            await changelog_lanes.warm(
+                [faust_compat.changelog_topic_name(t) for t in (ledger, holds, stats)]
+            )
             await asyncio.Event().wait()
         finally:
             await output_lanes.stop()

@@ -128,6 +128,17 @@ class Lanes:
             return len(known)
         return len(await producer.partitions_for(topic))
 
+    async def warm(self, topics: Sequence[str]) -> None:
+        """Connect now and read the metadata of ``topics``, so the first batch waits for
+        neither; a failure is only said (the first batch tries again)."""
+        try:
+            for topic in topics:
+                await self.partition_count(topic)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("producer not connected yet (%s: %s)", type(exc).__name__, exc)
+
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> Acked:
         """Put a record in its partition's open batch; that batch's acknowledgement."""
         lane = self._lanes.get((topic, partition))

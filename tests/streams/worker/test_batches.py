@@ -181,6 +181,25 @@ async def test_a_record_too_large_is_refused_for_itself_only() -> None:
     assert await acks[1] == 0
 
 
+async def test_warming_connects_and_reads_the_metadata_and_a_failure_is_only_said(
+    caplog: Any,
+) -> None:
+    producer = Producer({"verdicts": 3})
+    lanes = Lanes(lambda: producer)  # type: ignore[arg-type,return-value]
+    await lanes.warm(["verdicts"])
+    assert producer.started == 1
+    await lanes.warm(["verdicts"])
+    assert producer.started == 1, "started once"
+
+    class Down(Producer):
+        async def start(self) -> None:
+            raise ConnectionError("no broker")
+
+    down = Lanes(lambda: Down({}))  # type: ignore[arg-type,return-value]
+    await down.warm(["verdicts"])
+    assert "producer not connected yet (ConnectionError: no broker)" in caplog.text
+
+
 # -- state: stores written per partition, changelog records in produce batches --------------
 
 
