@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import MessageSizeTooLargeError, ProducerClosed
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from consentinel.streams.events.partitioning import partition_for
 from consentinel.streams.worker import faust_compat
@@ -98,6 +98,7 @@ class Lanes:
         self._producer: AIOKafkaProducer | None = None
         self._started: asyncio.Future[None] | None = None
         self._lanes: dict[tuple[str, int], _Lane] = {}
+        self._stopped = False
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -108,6 +109,8 @@ class Lanes:
     async def started(self) -> AIOKafkaProducer:
         """The producer, connected (the first call starts it; after a failed start, the
         next call starts a new producer)."""
+        if self._stopped:
+            raise ProducerClosed()
         started = self._started
         if started is not None and started.done():
             if not started.cancelled() and started.exception() is None:
@@ -197,7 +200,9 @@ class Lanes:
             lane.task = None
 
     async def stop(self) -> None:
-        """Flush what was handed to the producer, then close it."""
+        """Flush what was handed to the producer, then close it; batches added later fail
+        (``ProducerClosed``): the worker is stopping, they are never acknowledged."""
+        self._stopped = True
         producer, self._producer = self._producer, None
         if producer is not None and self._started is not None:
             try:

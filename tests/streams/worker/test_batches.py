@@ -200,6 +200,23 @@ async def test_warming_connects_and_reads_the_metadata_and_a_failure_is_only_sai
     assert "producer not connected yet (ConnectionError: no broker)" in caplog.text
 
 
+async def test_after_stop_a_batch_fails_instead_of_waiting_on_a_producer_never_started() -> None:
+    from aiokafka.errors import ProducerClosed
+
+    made: list[Producer] = []
+
+    def make() -> Producer:
+        made.append(Producer({"verdicts": 1}))
+        return made[-1]
+
+    lanes = Lanes(make)  # type: ignore[arg-type]
+    assert await lanes.add("verdicts", 0, b"a", b"1") == 0
+    await lanes.stop()
+    with pytest.raises(ProducerClosed):
+        await lanes.add("verdicts", 0, b"b", b"2")
+    assert [p.started for p in made] == [1, 0], "no producer started after the stop"
+
+
 # -- state: stores written per partition, changelog records in produce batches --------------
 
 
