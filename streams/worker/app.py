@@ -97,6 +97,8 @@ ROCKSDB_OPTIONS: dict[str, dict[str, int]] = {
 CHANGELOG_BUFFER = 10_000
 
 METRICS_INTERVAL_S = 5.0
+#: Longest wait at a rebalance for the changelog records sent to be acknowledged.
+REVOKE_FLUSH_S = 60.0
 #: Longest wait for the consent end offsets a tick carries (then the tick is skipped).
 TICK_QUERY_TIMEOUT_S = 10.0
 
@@ -313,6 +315,23 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     @app.task  # type: ignore[untyped-decorator]
     async def follow_registry() -> None:
         await registry.run()
+
+    async def flush_changelogs(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Before the tables are recovered from their changelogs: a batch's state is in the
+        # store before its changelog records are acknowledged, and recovery replays the
+        # changelog from the persisted offset; a record still on its way would be replayed
+        # missing, and the older value it replaced written back over the newer one. Faust
+        # flushes its own producer here (``App._on_partitions_revoked``), not this one.
+        try:
+            await asyncio.wait_for(changelog_lanes.flush(), REVOKE_FLUSH_S)
+        except TimeoutError:
+            log.warning(
+                "changelog records still unacknowledged after %.0f s at a rebalance: a table "
+                "recovered now may miss them until the next restart",
+                REVOKE_FLUSH_S,
+            )
+
+    app.on_partitions_revoked.connect(flush_changelogs)  # type: ignore[arg-type]
 
     @app.task  # type: ignore[untyped-decorator]
     async def batch_producers() -> None:

@@ -99,6 +99,8 @@ class Lanes:
         self._started: asyncio.Future[None] | None = None
         self._lanes: dict[tuple[str, int], _Lane] = {}
         self._stopped = False
+        #: the acknowledgements of the batches not acknowledged (nor failed) yet
+        self._unsettled: set[Acked] = set()
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -162,6 +164,8 @@ class Lanes:
                 lane.waiting.append((builder, acked))
             builder = lane.builder = self.producer.create_batch()
             acked = lane.acked = asyncio.get_running_loop().create_future()
+            self._unsettled.add(acked)
+            acked.add_done_callback(self._unsettled.discard)
             builder.append(timestamp=None, key=key, value=value)  # an empty batch takes any
         if lane.task is None:
             lane.task = asyncio.ensure_future(self._hand_over(topic, partition, lane))
@@ -198,6 +202,12 @@ class Lanes:
                 raise
         finally:
             lane.task = None
+
+    async def flush(self) -> None:
+        """Until every record added so far is acknowledged by Kafka (or failed). Blocks on
+        Kafka's acknowledgements."""
+        while self._unsettled:
+            await asyncio.wait(list(self._unsettled))
 
     async def stop(self) -> None:
         """Flush what was handed to the producer, then close it; batches added later fail

@@ -217,6 +217,28 @@ async def test_after_stop_a_batch_fails_instead_of_waiting_on_a_producer_never_s
     assert [p.started for p in made] == [1, 0], "no producer started after the stop"
 
 
+async def test_flush_waits_until_every_batch_added_is_acknowledged() -> None:
+    producer = Producer({"c": 2})
+    producer.auto = False
+    lanes = Lanes(lambda: producer)  # type: ignore[arg-type,return-value]
+    acks = [lanes.add("c", p, b"k", b"v") for p in (0, 1)]
+    flushed = asyncio.ensure_future(lanes.flush())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert len(producer.batches) == 2 and not flushed.done(), "waits for the broker"
+    topic, partition, builder, fut = producer.batches[0]
+    producer.settle(fut, topic, partition, builder)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not flushed.done(), "one batch still unacknowledged"
+    producer.fail = ConnectionError("broker down")
+    topic, partition, builder, fut = producer.batches[1]
+    producer.settle(fut, topic, partition, builder)
+    await asyncio.wait_for(flushed, 5)  # acknowledged or failed: nothing on its way
+    assert await acks[0] == 0 and isinstance((await settled(acks[1]))[0], ConnectionError)
+    await asyncio.wait_for(lanes.flush(), 5)  # nothing added since: returns at once
+
+
 # -- state: stores written per partition, changelog records in produce batches --------------
 
 
