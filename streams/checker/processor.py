@@ -96,6 +96,12 @@ Finish = Callable[[Callable[[], None]], Awaitable[None]]
 #: in parts). ``None``: called directly.
 WriteIn = Callable[[Callable[[], None]], None]
 Output = tuple[str, bytes | None, bytes]
+#: outputs -> per output, an awaitable completed when Kafka acknowledged it (outputs may
+#: share one: a produce batch), or the exception that kept it from being sent
+SendBatch = Callable[[Sequence[Output]], Awaitable[Sequence[Any]]]
+#: (partition, [(table, key, value or None: delete)] in staging order): writes a handled
+#: batch's state to the tables of that partition at once (``worker.batches.StateWriter``)
+Write = Callable[[int, Sequence[tuple[Table, bytes, bytes | None]]], None]
 
 _SEND_BACKOFF_MAX_S = 30.0
 #: Batches handled whose outputs are not all acknowledged yet, at most.
@@ -172,6 +178,8 @@ class _InFlight:
 
     finish: Finish | None = None
     write_in: WriteIn | None = None
+    #: the partition of the batch's records (its writes go to that partition)
+    partition: int | None = None
     outputs: list[Output] = field(default_factory=list)
     #: per output: the awaitable acknowledgement, or the exception the send raised
     acks: list[Any] = field(default_factory=list)
@@ -194,7 +202,12 @@ class Processor:
         sealer: Sealer,
         clock: Callable[[], int] = now_ms,
         cache_size: int = CACHE_SIZE,
+        send_batch: SendBatch | None = None,
+        write: Write | None = None,
     ) -> None:
+        """``send`` sends one output; ``send_batch``, when given, sends a batch's outputs
+        at once instead. ``write``, when given, writes a batch's state (otherwise each
+        value is set in its table, in the batch's partition context)."""
         self.judge = judge
         self.names = names
         self.partitions = partitions
@@ -202,6 +215,8 @@ class Processor:
         self.holds = holds
         self.stats = stats
         self._send = send
+        self._send_batch = send_batch
+        self._write = write
         self._scan = scan
         self.ticks = ticks
         self.sealer = sealer
@@ -274,6 +289,7 @@ class Processor:
             for record in records:
                 await self._dispatch(record)
             if records:
+                self._entry.partition = records[0].partition
                 self._stage_batch(records[0].partition)
             await self._send_outputs()
         finally:
@@ -486,8 +502,25 @@ class Processor:
     async def _send_outputs(self) -> None:
         """Send the batch's outputs now; the flusher waits for (and retries) the acks."""
         entry = self._entry
+        if self._send_batch is not None:
+            entry.acks.extend(await self._send_many(entry.outputs))
+            return
         for record in entry.outputs:
             entry.acks.append(await self._send_now(record))
+
+    async def _send_many(self, outputs: Sequence[Output]) -> list[Any]:
+        """``send_batch``: one acknowledgement (or exception) per output."""
+        if not outputs or self._send_batch is None:
+            return []
+        try:
+            acks = list(await self._send_batch(outputs))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # retried by the flusher
+            return [exc] * len(outputs)
+        if len(acks) != len(outputs):  # a bug in send_batch: never count a record as sent
+            return [RuntimeError("send_batch gave no acknowledgement per output")] * len(outputs)
+        return acks
 
     async def _send_now(self, record: Output) -> Any:
         try:
@@ -504,17 +537,26 @@ class Processor:
         while True:
             failed: list[int] = []
             error: BaseException | None = None
+            # outputs sent in one produce batch share its acknowledgement: awaited once
+            outcome: dict[int, BaseException | None] = {}
             for i in todo:
                 ack = entry.acks[i]
-                try:
-                    if isinstance(ack, BaseException):
-                        raise ack
-                    await ack
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
+                if id(ack) in outcome:
+                    known = outcome[id(ack)]
+                else:
+                    try:
+                        if isinstance(ack, BaseException):
+                            raise ack
+                        await ack
+                        known = None
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        known = exc
+                    outcome[id(ack)] = known
+                if known is not None:
                     failed.append(i)
-                    error = exc
+                    error = known
             if not failed:
                 return
             log.warning(
@@ -527,12 +569,24 @@ class Processor:
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, _SEND_BACKOFF_MAX_S)
-            for i in failed:
-                entry.acks[i] = await self._send_now(entry.outputs[i])
+            if self._send_batch is not None:
+                resent = await self._send_many([entry.outputs[i] for i in failed])
+                for i, ack in zip(failed, resent, strict=True):
+                    entry.acks[i] = ack
+            else:
+                for i in failed:
+                    entry.acks[i] = await self._send_now(entry.outputs[i])
             todo = failed
 
-    @staticmethod
-    def _apply(entry: _InFlight) -> None:
+    def _apply(self, entry: _InFlight) -> None:
+        if self._write is not None and entry.writes:
+            if entry.partition is None:
+                raise RuntimeError("a batch with writes but no partition")  # a bug
+            self._write(entry.partition, [(t, k, staged[0]) for t, _, k, staged in entry.writes])
+            for _, overlay, key, staged in entry.writes:
+                if overlay.get(key) is staged:  # no later batch staged this key
+                    del overlay[key]
+            return
         for table, overlay, key, staged in entry.writes:
             value = staged[0]
             if value is None:
@@ -778,6 +832,7 @@ class Processor:
         a large list) as a batch of its own: its writes are staged and its outputs sent
         now, so memory stays bounded; the record itself is acknowledged with its last part.
         A crash in between handles the record again: what its parts judged is known by id."""
+        self._entry.partition = partition
         self._stage_batch(partition)
         await self._send_outputs()
         part, self._entry = self._entry, _InFlight(self._entry.finish, self._entry.write_in)

@@ -7,9 +7,11 @@ view (for the worker and tests). Choices, with the traps they avoid (reference/s
   cannot cover the alerts topic, which the app does not consume). A record is acknowledged
   to Faust only once its outputs are acknowledged (acks=all) and then its state written
   (``Processor.submit``, pipelined: the next records are handled meanwhile) and the
-  changelog records of that state acknowledged (``faust_compat.ChangelogTrackedTable``),
-  so offsets never run ahead of outputs or state; ids are deterministic, so repeats are
-  recognized downstream.
+  changelog records of that state acknowledged (``worker.batches.StateWriter``: the state
+  of a batch written to the stores at once and its changelog records sent in produce
+  batches, on a producer of their own; outputs in produce batches on another, so verdicts
+  never queue behind changelog records), so offsets never run ahead of outputs or state;
+  ids are deterministic, so repeats are recognized downstream.
 - ONE agent, ``concurrency=1``, reads the three co-partitioned topics: the consent ledger
   and the usage checker are separate modules but one stream, so a usage being judged and a
   consent being applied for the same subject never interleave (#606 is avoided too).
@@ -50,6 +52,7 @@ from consentinel.streams.policy.engine import PolicySettings
 from consentinel.streams.registry.view import RegistryView
 from consentinel.streams.worker import faust_compat
 from consentinel.streams.worker.agent import CheckerAgent
+from consentinel.streams.worker.batches import Lanes, OutputSender, StateWriter, producer_for
 from consentinel.streams.worker.health import Readiness
 from consentinel.streams.worker.holes import HoleReader
 from faust.types import TP
@@ -89,9 +92,13 @@ ROCKSDB_OPTIONS: dict[str, dict[str, int]] = {
 
 #: Changelog records Faust's producer buffer holds before the stream waits for it (Faust's
 #: default is 100: the conductor stalled after every batch; ``faust_compat.changelog_buffer``).
+#: The tables' own changelog records go around it now (``worker.batches.StateWriter``): only
+#: what is still sent through Faust's topics (ticks) passes through this buffer.
 CHANGELOG_BUFFER = 10_000
 
 METRICS_INTERVAL_S = 5.0
+#: Longest wait at a rebalance for the changelog records sent to be acknowledged.
+REVOKE_FLUSH_S = 60.0
 #: Longest wait for the consent end offsets a tick carries (then the tick is skipped).
 TICK_QUERY_TIMEOUT_S = 10.0
 
@@ -221,6 +228,13 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         # processor waits for the acknowledgements itself.
         return await app.producer.send(topic, key, value, None, None, None)
 
+    # Outputs and state in produce batches, each on a producer (a connection) of its own:
+    # verdicts never wait behind a changelog backlog (``worker.batches``).
+    output_lanes = Lanes(producer_for(settings.bootstrap_servers, f"{app_id(settings)}-outputs"))
+    changelog_lanes = Lanes(
+        producer_for(settings.bootstrap_servers, f"{app_id(settings)}-changelogs")
+    )
+
     registry = RegistryView(settings.bootstrap_servers, settings.topic(topics.REGISTRY))
     processor = Processor(
         judge=Judge(
@@ -234,6 +248,8 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         holds=holds,
         stats=stats,
         send=send,
+        send_batch=OutputSender(output_lanes),
+        write=StateWriter(changelog_lanes, faust_compat.changelog_sends(app)),
         scan=faust_compat.scanner(settings.partitions, subject_of),
         ticks=clock,
         sealer=Sealer(settings.pepper.reveal()),
@@ -299,6 +315,36 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     @app.task  # type: ignore[untyped-decorator]
     async def follow_registry() -> None:
         await registry.run()
+
+    async def flush_changelogs(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Before the tables are recovered from their changelogs: a batch's state is in the
+        # store before its changelog records are acknowledged, and recovery replays the
+        # changelog from the persisted offset; a record still on its way would be replayed
+        # missing, and the older value it replaced written back over the newer one. Faust
+        # flushes its own producer here (``App._on_partitions_revoked``), not this one.
+        try:
+            await asyncio.wait_for(changelog_lanes.flush(), REVOKE_FLUSH_S)
+        except TimeoutError:
+            log.warning(
+                "changelog records still unacknowledged after %.0f s at a rebalance: a table "
+                "recovered now may miss them until the next restart",
+                REVOKE_FLUSH_S,
+            )
+
+    app.on_partitions_revoked.connect(flush_changelogs)  # type: ignore[arg-type]
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def batch_producers() -> None:
+        try:  # connected at start (the first verdicts wait for no connection); flushed and
+            # closed when Faust stops
+            await output_lanes.warm([names.verdicts, names.alerts, names.deadletter])
+            await changelog_lanes.warm(
+                [faust_compat.changelog_topic_name(t) for t in (ledger, holds, stats)]
+            )
+            await asyncio.Event().wait()
+        finally:
+            await output_lanes.stop()
+            await changelog_lanes.stop()
 
     @app.task  # type: ignore[untyped-decorator]
     async def close_hole_reader() -> None:

@@ -43,6 +43,15 @@ verdicts after the table is restored). And a changelog send that fails is only l
 changelog record it sends (``ChangelogSends``): the agent acknowledges a batch's records only
 once the changelog records of its state are acknowledged by Kafka, and never if one failed
 (the records are then read again after a restart).
+
+State written in batches (2026-12)
+----------------------------------
+The worker no longer writes its tables through Faust's per-record path at all: a batch's
+state goes to the store at once (``write_store``) and its changelog records in produce
+batches (``worker.batches.StateWriter``), whose acknowledgements go to the same
+``ChangelogSends``; the persisted changelog offset is set once per produce batch
+acknowledged (``set_persisted_offset``). ``ChangelogTrackedTable`` still covers any write
+made through the table itself.
 """
 
 from __future__ import annotations
@@ -350,3 +359,58 @@ async def tables_recovered(app: Any) -> None:
     (``app.tables.recovery.completed``, an attribute of the Recovery service that the
     typed ``TableManagerT`` interface does not declare). Blocks until then."""
     await app.tables.recovery.completed.wait()
+
+
+def write_store(table: Any, partition: int, items: Iterable[tuple[bytes, bytes | None]]) -> None:
+    """Write ``items`` (key, value; ``None``: delete) to ``table``'s store for
+    ``partition``, without Faust's per-record path (``Table.__setitem__`` -> ``on_key_set``
+    -> a changelog record each): the caller sends the changelog records itself
+    (``worker.batches.StateWriter``). Keys and values are bytes (raw serializers).
+
+    RocksDB (``faust/stores/rocksdb.py``): one write batch to the partition's database
+    (``RocksDB._db_for_partition``, ``use_rocksdict``; the ``WriteBatch`` of rocksdict in
+    raw mode or of python-rocksdb, as ``RocksDB.apply_changelog_batch`` builds it). The
+    memory store (``faust/stores/memory.py``) is one dict: set and pop. Blocks on the disk
+    for RocksDB.
+    """
+    store: Any = table.data
+    db_for = getattr(store, "_db_for_partition", None)
+    if callable(db_for):
+        if getattr(store, "use_rocksdict", True):
+            import rocksdict
+
+            batch: Any = rocksdict.WriteBatch(raw_mode=True)
+        else:  # pragma: no cover - python-rocksdb is not installed here
+            import rocksdb
+
+            batch = rocksdb.WriteBatch()
+        for key, value in items:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        db_for(partition).write(batch)
+        return
+    for key, value in items:
+        if value is None:
+            store.pop(key, None)
+        else:
+            store[key] = value
+
+
+def changelog_topic_name(table: Any) -> str:
+    """The name of ``table``'s changelog topic (``Collection.changelog_topic``, public,
+    and its ``get_topic_name``)."""
+    name: str = table.changelog_topic.get_topic_name()
+    return name
+
+
+def set_persisted_offset(table: Any, topic: str, partition: int, offset: int) -> None:
+    """Record that ``table``'s store holds its changelog of ``partition`` up to ``offset``
+    (``StoreT.set_persisted_offset``: RocksDB keeps it in the partition's database, the
+    memory store ignores it); table recovery after a restart reads the changelog from there
+    (``faust/tables/recovery.py``, ``Recovery._add`` -> ``persisted_offset``). Faust's own
+    tables set it once per changelog record acknowledged (``Collection._on_changelog_sent``)."""
+    from faust.types import TP
+
+    table.data.set_persisted_offset(TP(topic, partition), offset)

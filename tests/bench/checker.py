@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import random
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,15 @@ def wait_committed(
     return False
 
 
+def _ready(port: int) -> bool:
+    """The worker's readiness: /healthz answers 200 once it judges."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
 def steady_rate(samples: list[tuple[float, int]]) -> tuple[float, int]:
     """events/s between 10 % and the last sample of what was drained."""
     if len(samples) < 3:
@@ -109,8 +119,10 @@ def steady_rate(samples: list[tuple[float, int]]) -> tuple[float, int]:
 
 
 async def open_loop(
-    bootstrap: str, prefix: str, subjects: int, rate: float, seconds: float
+    bootstrap: str, prefix: str, subjects: int, rate: float, seconds: float, first: int = 0
 ) -> tuple[list[float], int]:
+    """Probes at ``rate`` for ``seconds`` (numbered from ``first``: a later loop on the same
+    topics needs new ids, or its probes are taken for replays); their latencies."""
     verdicts = prefix + topics.VERDICTS
     scheduled: dict[str, float] = {}
     latencies: list[float] = []
@@ -141,10 +153,13 @@ async def open_loop(
                     t = scheduled.get(v.get("usage_event_id", ""))
                     if t is not None and v.get("decision") != "pending":
                         latencies.append((now - t) * 1000)
+                        windows.setdefault(int((t - start) // 5), []).append((now - t) * 1000)
             if stop.is_set() and time.time() > stop_at + 30:
                 break
 
     stop_at = float("inf")
+    windows: dict[int, list[float]] = {}
+    start = time.time()
     collector = asyncio.create_task(collect())
     start = time.time()
     n = 0
@@ -157,7 +172,7 @@ async def open_loop(
         if delay > 0:
             await asyncio.sleep(delay)
         u = usage(10_000_000 + n, subjects, rng, mix, int(due * 1000))
-        u = dataclasses.replace(u, event_id=f"bench-probe:{n}")
+        u = dataclasses.replace(u, event_id=f"bench-probe:{first + n}")
         scheduled[u.event_id] = due
         await producer.send(topic, codec.encode(u), key=subject_message_key(u.subject_key))
         n += 1
@@ -167,6 +182,12 @@ async def open_loop(
     await collector
     await producer.stop()
     await consumer.stop()
+    # the latency over the run, per 5 s of scheduled time: a backlog that grows shows here
+    print(
+        "  p50 ms per 5 s: "
+        + " ".join(f"{percentile(v, 50):,.0f}" for _, v in sorted(windows.items())),
+        flush=True,
+    )
     return latencies, n
 
 
@@ -228,8 +249,15 @@ def run(
     # 3. latency at half the drain rate
     skip_to_end(bootstrap, group, usage_topic)
     worker = Proc("worker-latency", ["worker"], env, logdir)
-    # ready when its metrics endpoint answers and a first tick has been committed
-    time.sleep(8)
+    # the open loop starts once the worker judges (/healthz: topics seen, tables recovered,
+    # registry read), then one more tick interval: a start-up is not the latency measured
+    t0 = time.monotonic()
+    while not _ready(int(env["CONSENTINEL_METRICS_PORT"])) and time.monotonic() - t0 < 120:
+        if not worker.alive():
+            raise RuntimeError(f"the worker died:\n{worker.tail()}")
+        time.sleep(0.2)
+    print(f"  worker ready in {time.monotonic() - t0:.1f} s", flush=True)
+    time.sleep(2)
     fig.latency_rate = max(50.0, fig.drain_rate / 2)
     latencies, sent = asyncio.run(
         open_loop(bootstrap, prefix, subjects, fig.latency_rate, latency_s)

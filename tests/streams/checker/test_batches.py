@@ -79,9 +79,48 @@ class Producer:
         return fut
 
 
-def make() -> tuple[Processor, Producer, CountingTable, CountingTable]:
+class BatchSink:
+    """The worker's ``send_batch`` and ``write`` (``worker.batches``), faked: each call of
+    ``send_batch`` is one produce batch per topic, sharing one acknowledgement (failed for
+    the topics in ``failing``); ``write`` applies a batch's writes to the tables."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self.calls: list[list[tuple[str, bytes | None, bytes]]] = []
+        self.failing: set[str] = set()
+        self.writes: list[tuple[int, list[tuple[Any, bytes, bytes | None]]]] = []
+
+    async def send_batch(self, outputs: Any) -> list[Any]:
+        self.calls.append(list(outputs))
+        self.producer.sent.extend(outputs)
+        loop = asyncio.get_running_loop()
+        acks: dict[str, asyncio.Future[None]] = {}
+        for topic, _, _ in outputs:
+            if topic not in acks:
+                acks[topic] = loop.create_future()
+                if topic in self.failing:
+                    acks[topic].set_exception(ConnectionError("broker down"))
+                else:
+                    acks[topic].set_result(None)
+        return [acks[topic] for topic, _, _ in outputs]
+
+    def write(self, partition: int, writes: Any) -> None:
+        self.writes.append((partition, list(writes)))
+        for table, key, value in writes:
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+
+
+def make(
+    sink: bool = False,
+) -> tuple[Processor, Producer, CountingTable, CountingTable]:
+    """A processor on dict tables; with ``sink``, sending and writing in batches
+    (``proc.sink``: the ``BatchSink``)."""
     producer = Producer()
     ledger, holds = CountingTable(), CountingTable()
+    batches = BatchSink(producer) if sink else None
     proc = Processor(
         judge=Judge(PolicySettings(grace_ms=GRACE), {DECL.decl_id: DECL}.get),
         names=NAMES,
@@ -94,7 +133,10 @@ def make() -> tuple[Processor, Producer, CountingTable, CountingTable]:
         ticks=TickClock(lambda p: 10_000),
         sealer=Sealer(b"k" * 32),
         clock=lambda: T0 + 2 * DAY,
+        send_batch=batches.send_batch if batches else None,
+        write=batches.write if batches else None,
     )
+    proc.sink = batches  # type: ignore[attr-defined]
     return proc, producer, ledger, holds
 
 
@@ -235,3 +277,76 @@ async def test_ticks_that_may_not_decide_for_a_minute_are_said_with_the_offsets(
     assert len(said) == 2, said  # at 60 s and 120 s: not for a start-up's first ticks
     assert f"partition {PART}" in said[0] and "up to offset 10000 of 20000" in said[0]
     assert not producer.sent and not dict(holds), "a tick behind the consent decides nothing"
+
+
+# -- outputs and state in batches (the worker's ``send_batch`` and ``write``) ---------------
+
+
+async def test_outputs_and_state_in_batches_give_exactly_the_one_at_a_time_results() -> None:
+    recs = records()
+    one, one_out, one_ledger, one_holds = make()
+    for rec in recs:
+        await one.handle(rec)
+    batched, batch_out, ledger, holds = make(sink=True)
+    await batched.submit_batch(recs[:6])
+    await batched.submit_batch(recs[6:])
+    await batched.drain()
+    assert batch_out.sent == one_out.sent, "same outputs, same order, same ids and bytes"
+    assert dict(ledger) == dict(one_ledger) and dict(holds) == dict(one_holds)
+    sink = batched.sink  # type: ignore[attr-defined]
+    assert [o for c in sink.calls for o in c] == one_out.sent
+    assert len(sink.calls) == 2, "one send_batch per batch"
+    assert [p for p, _ in sink.writes] == [PART, PART], "one write per batch, its partition"
+
+
+async def test_a_failed_produce_batch_holds_the_state_and_acknowledgement_back(
+    monkeypatch: Any,
+) -> None:
+    real_sleep = asyncio.sleep
+    gate = asyncio.Event()
+
+    async def backoff(_: float) -> None:  # the flusher's retry delay: until we say so
+        await gate.wait()
+
+    monkeypatch.setattr(processor_mod.asyncio, "sleep", backoff)
+    proc, _producer, ledger, holds = make(sink=True)
+    sink = proc.sink  # type: ignore[attr-defined]
+    finished: list[int] = []
+
+    async def finish(write: Any) -> None:
+        write()
+        finished.append(len(ledger))
+
+    sink.failing = {"verdicts"}
+    recs = records()[:5]
+    await proc.submit_batch(recs, finish)
+    for _ in range(50):
+        await real_sleep(0)
+    (first,) = sink.calls
+    assert {t for t, _, _ in first} == {"verdicts"} and len(first) >= 2
+    assert finished == [] and sink.writes == [], "not acknowledged, no state written"
+    assert len(ledger) == 0 and len(holds) == 0
+    sink.failing = set()
+    gate.set()
+    await proc.drain()
+    assert sink.calls[1:] == [first], "the failed produce batch is sent again, as one"
+    assert finished == [1] and len(sink.writes) == 1, "then the state, then the ack"
+
+
+async def test_only_the_outputs_of_a_failed_produce_batch_are_sent_again(
+    monkeypatch: Any,
+) -> None:
+    async def no_wait(_: float) -> None:
+        return None
+
+    monkeypatch.setattr(processor_mod.asyncio, "sleep", no_wait)
+    proc, _producer, _ledger, _holds = make(sink=True)
+    sink = proc.sink  # type: ignore[attr-defined]
+    sink.failing = {"alerts"}
+    recs = records()
+    await proc.submit_batch(recs[:-1])  # the tick alerts b's use
+    sink.failing = set()
+    await proc.drain()
+    first, *again = sink.calls
+    assert {t for t, _, _ in first} == {"verdicts", "alerts"}
+    assert again == [[o for o in first if o[0] == "alerts"]], "the alerts only, once more"

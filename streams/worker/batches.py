@@ -1,0 +1,322 @@
+"""The worker's outputs and state written in produce batches, one per topic partition.
+
+Two ``Lanes``, each on an aiokafka producer of its own (its own connection, so verdicts
+never queue behind a changelog backlog, nor changelog records behind verdicts):
+
+- ``OutputSender`` (the processor's ``send_batch``): verdicts, alerts, dead letters and
+  list legs. A keyed record goes to the partition Kafka's default partitioner gives its
+  key (murmur2 over the topic's partitions, as aiokafka's ``DefaultPartitioner``), in
+  the open batch of that partition; a keyless one is sent as before (``send``: aiokafka
+  picks a partition).
+- ``StateWriter`` (the processor's ``write``): a batch's table writes, applied to each
+  table's store for the batch's partition in one go (a RocksDB write batch:
+  ``faust_compat.write_store``) and their changelog records (deletes as tombstones) put
+  in the open batch of that changelog partition. The acknowledgement of every produce
+  batch they went into is handed to ``ChangelogSends`` (the agent acknowledges the
+  batch's records only once they are acknowledged, never if one failed), and once one is
+  acknowledged the table's persisted changelog offset of that partition is set ONCE (the
+  last offset of the produce batch), so a restart recovers the table from there.
+
+Faust's per-record path (``Table.__setitem__`` -> ``on_key_set`` -> ``send_changelog``
+-> ``FutureMessage`` -> ``ProducerBuffer`` -> ``Topic._on_published`` ->
+``set_persisted_offset``, per record) and aiokafka's per-record ``send`` (a metadata
+wait, a murmur2, a future per record) are not used.
+
+What blocks: ``Lanes.add`` never blocks (one task per partition hands its batches to
+aiokafka, in order; aiokafka takes a partition's next batch once the sender drained the
+previous one). ``OutputSender.__call__`` waits for a topic's metadata the first time.
+Delivery is aiokafka's: ``acks=all``; a batch's future fails when its produce fails, and
+what failed is sent again by the caller (outputs: the processor's flusher, forever) or
+never acknowledged (changelog records).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError, ProducerClosed
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from consentinel.streams.events.partitioning import partition_for
+from consentinel.streams.worker import faust_compat
+
+log = logging.getLogger("consentinel.worker")
+
+#: Resolved with the offset of the LAST record of the produce batch a record went into.
+Acked = asyncio.Future[int]
+Output = tuple[str, bytes | None, bytes]
+
+#: Bytes per produce batch (aiokafka's default is 16 KiB: ~40 verdicts).
+MAX_BATCH_BYTES = 256 * 1024
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def producer_for(bootstrap_servers: str, client_id: str) -> Callable[[], AIOKafkaProducer]:
+    """A maker of the producer of one ``Lanes``: ``acks=all`` (as Faust's producer of the
+    app), batches up to ``MAX_BATCH_BYTES``, sent as soon as the sender is free."""
+
+    def make() -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            acks="all",
+            linger_ms=0,
+            max_batch_size=MAX_BATCH_BYTES,
+            max_request_size=MAX_REQUEST_BYTES,
+        )
+
+    return make
+
+
+class _Lane:
+    """One topic partition: the open batch, the full ones waiting, the handing task."""
+
+    __slots__ = ("acked", "builder", "task", "waiting")
+
+    def __init__(self) -> None:
+        self.builder: Any = None
+        self.acked: Acked | None = None
+        self.waiting: deque[tuple[Any, Acked]] = deque()
+        self.task: asyncio.Future[None] | None = None
+
+
+class Lanes:
+    """Records batched per topic partition on one aiokafka producer, made by ``make``
+    (called once, in the event loop, on the first record) and started by the first
+    handing task. ``add`` never blocks; ``stop`` flushes and closes the producer."""
+
+    def __init__(
+        self, make: Callable[[], AIOKafkaProducer], max_request_size: int = MAX_REQUEST_BYTES
+    ) -> None:
+        self._make = make
+        self._max_request_size = max_request_size
+        self._producer: AIOKafkaProducer | None = None
+        self._started: asyncio.Future[None] | None = None
+        self._lanes: dict[tuple[str, int], _Lane] = {}
+        self._stopped = False
+        #: the acknowledgements of the batches not acknowledged (nor failed) yet
+        self._unsettled: set[Acked] = set()
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            self._producer = self._make()
+        return self._producer
+
+    async def started(self) -> AIOKafkaProducer:
+        """The producer, connected (the first call starts it; after a failed start, the
+        next call starts a new producer)."""
+        if self._stopped:
+            raise ProducerClosed()
+        started = self._started
+        if started is not None and started.done():
+            if not started.cancelled() and started.exception() is None:
+                return self.producer
+            self._producer = None  # a failed start: a new producer, a new start
+            started = None
+        producer = self.producer
+        if started is None:
+            started = self._started = asyncio.ensure_future(producer.start())
+        await asyncio.shield(started)
+        return producer
+
+    async def partition_count(self, topic: str) -> int:
+        """How many partitions ``topic`` has (waits for its metadata the first time)."""
+        producer = await self.started()
+        known = producer.client.cluster.partitions_for_topic(topic)
+        if known:
+            return len(known)
+        return len(await producer.partitions_for(topic))
+
+    async def warm(self, topics: Sequence[str]) -> None:
+        """Connect now and read the metadata of ``topics``, so the first batch waits for
+        neither; a failure is only said (the first batch tries again)."""
+        try:
+            for topic in topics:
+                await self.partition_count(topic)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("producer not connected yet (%s: %s)", type(exc).__name__, exc)
+
+    def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> Acked:
+        """Put a record in its partition's open batch; that batch's acknowledgement."""
+        lane = self._lanes.get((topic, partition))
+        if lane is None:
+            lane = self._lanes[(topic, partition)] = _Lane()
+        builder, acked = lane.builder, lane.acked
+        if (
+            builder is None
+            or acked is None
+            or builder.append(timestamp=None, key=key, value=value) is None
+        ):
+            size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+            if size > self._max_request_size:
+                raise MessageSizeTooLargeError(
+                    f"a {size}-byte record exceeds max_request_size ({self._max_request_size})"
+                )
+            if builder is not None and acked is not None:  # full: it waits its turn
+                lane.waiting.append((builder, acked))
+            builder = lane.builder = self.producer.create_batch()
+            acked = lane.acked = asyncio.get_running_loop().create_future()
+            self._unsettled.add(acked)
+            acked.add_done_callback(self._unsettled.discard)
+            builder.append(timestamp=None, key=key, value=value)  # an empty batch takes any
+        if lane.task is None:
+            lane.task = asyncio.ensure_future(self._hand_over(topic, partition, lane))
+        return acked
+
+    async def _hand_over(self, topic: str, partition: int, lane: _Lane) -> None:
+        """Give the lane's batches to aiokafka, oldest first, until none is left."""
+        try:
+            producer = await self.started()
+            while True:
+                if lane.waiting:
+                    builder, acked = lane.waiting.popleft()
+                elif lane.builder is not None and lane.acked is not None:
+                    builder, acked = lane.builder, lane.acked
+                    lane.builder = lane.acked = None
+                else:
+                    return
+                builder.close()  # nothing more goes in: aiokafka may send it at once
+                count = builder.record_count()
+                try:
+                    sent = await producer.send_batch(builder, topic, partition=partition)
+                except BaseException as exc:
+                    _settle(acked, exc)
+                    raise
+                sent.add_done_callback(lambda fut, a=acked, n=count: _resolve(a, fut, n))
+        except BaseException as exc:  # the producer is failing: so are the batches behind
+            for _, acked in lane.waiting:
+                _settle(acked, exc)
+            lane.waiting.clear()
+            if lane.acked is not None:
+                _settle(lane.acked, exc)
+            lane.builder = lane.acked = None
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            lane.task = None
+
+    async def flush(self) -> None:
+        """Until every record added so far is acknowledged by Kafka (or failed). Blocks on
+        Kafka's acknowledgements."""
+        while self._unsettled:
+            await asyncio.wait(list(self._unsettled))
+
+    async def stop(self) -> None:
+        """Flush what was handed to the producer, then close it; batches added later fail
+        (``ProducerClosed``): the worker is stopping, they are never acknowledged."""
+        self._stopped = True
+        producer, self._producer = self._producer, None
+        if producer is not None and self._started is not None:
+            try:
+                await producer.stop()
+            except Exception as exc:  # stopping anyway
+                log.warning("producer not stopped cleanly: %s: %s", type(exc).__name__, exc)
+
+
+def _settle(acked: Acked, exc: BaseException) -> None:
+    if not acked.done():
+        acked.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+        acked.exception()  # retrieved: a batch nobody waits for any more is not an error
+
+
+def _resolve(acked: Acked, sent: asyncio.Future[Any], count: int) -> None:
+    if acked.done():
+        return
+    if sent.cancelled():
+        _settle(acked, asyncio.CancelledError())
+    elif (exc := sent.exception()) is not None:
+        _settle(acked, exc)
+    else:  # the batch's metadata carries its base offset
+        acked.set_result(sent.result().offset + count - 1)
+
+
+class OutputSender:
+    """The processor's ``send_batch``: each output in the open batch of the partition its
+    key hashes to; per output, the acknowledgement of its batch (or the exception that
+    stopped it from being queued). Keyless outputs go through ``send``, as before."""
+
+    def __init__(self, lanes: Lanes) -> None:
+        self.lanes = lanes
+
+    async def __call__(self, outputs: Sequence[Output]) -> list[Any]:
+        lanes = self.lanes
+        counts: dict[str, int] = {}
+        acks: list[Any] = []
+        for topic, key, value in outputs:
+            try:
+                if key is None:
+                    producer = await lanes.started()
+                    acks.append(await producer.send(topic, value))
+                    continue
+                n = counts.get(topic)
+                if n is None:
+                    n = counts[topic] = await lanes.partition_count(topic)
+                acks.append(lanes.add(topic, partition_for(key, n), key, value))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # resent by the processor's flusher
+                acks.append(exc)
+        return acks
+
+
+#: (table, key, value or None for a delete), in the order they were staged
+Write = tuple[Any, bytes, bytes | None]
+
+
+class StateWriter:
+    """The processor's ``write``: a batch's table writes for one partition, to the
+    stores at once and to the changelogs in produce batches; their acknowledgements go
+    to ``sends`` (``faust_compat.ChangelogSends``). Blocks on nothing: the store is
+    written in the caller, the batches are handed to aiokafka by the lanes' tasks."""
+
+    def __init__(self, lanes: Lanes, sends: faust_compat.ChangelogSends) -> None:
+        self.lanes = lanes
+        self.sends = sends
+
+    def __call__(self, partition: int, writes: Sequence[Write]) -> None:
+        per_table: dict[int, tuple[Any, dict[bytes, bytes | None]]] = {}
+        for table, key, value in writes:
+            entry = per_table.get(id(table))
+            if entry is None:
+                entry = per_table[id(table)] = (table, {})
+            items = entry[1]
+            items.pop(key, None)  # the last write of a key wins, in its place in the order
+            items[key] = value
+        lanes, sends = self.lanes, self.sends
+        for table, items in per_table.values():
+            faust_compat.write_store(table, partition, items.items())
+            topic = faust_compat.changelog_topic_name(table)
+            batches: dict[int, Acked] = {}
+            for key, value in items.items():
+                acked = lanes.add(topic, partition, key, value)
+                batches[id(acked)] = acked
+            for acked in batches.values():
+                sends.add(acked)
+                acked.add_done_callback(functools.partial(self._persist, table, topic, partition))
+
+    def _persist(self, table: Any, topic: str, partition: int, acked: Acked) -> None:
+        """Once a changelog batch is acknowledged: the table's persisted offset of that
+        partition (where recovery starts after a restart). A partition's batches are
+        acknowledged in the order they were sent, so the offset only moves forward."""
+        if acked.cancelled() or acked.exception() is not None:
+            return
+        offset = acked.result()
+        try:
+            faust_compat.set_persisted_offset(table, topic, partition, offset)
+        except Exception as exc:  # revoked meanwhile: recovery reads a little more
+            log.warning(
+                "changelog offset %d of %s[%d] not persisted (%s: %s)",
+                offset,
+                topic,
+                partition,
+                type(exc).__name__,
+                exc,
+            )
