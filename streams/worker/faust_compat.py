@@ -494,6 +494,10 @@ class BatchIntake:
             await consumer._add_gap(tp, last + 1, offset)
         every = consumer._commit_every
         if every is not None and consumer._n_acked >= every:
+            # Awaited, as the drain loop does, though a commit can take seconds (it first
+            # flushes Faust's producer buffer until it is empty): started in a task instead,
+            # the agent kept refilling the changelog buffer while fetching went on, and no
+            # commit finished during a whole bench drain (a 45 s commit; bench, 2026-12).
             consumer._n_acked = 0
             await consumer.commit()
         await self.app.flow_control.acquire()
