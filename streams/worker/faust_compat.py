@@ -446,9 +446,12 @@ class BatchIntake:
                 return
             topics = intake.topics
             offer = intake.offer
+            epoch = intake.epoch
             async for tp, message in original(consumer, timeout):
                 if tp.topic not in topics:
                     yield tp, message
+                elif intake.epoch != epoch:
+                    continue  # fetched before a clear: the consumer seeks back for it
                 elif not offer(consumer, tp, message):
                     await intake.offer_waiting(consumer, tp, message)
 
@@ -543,6 +546,13 @@ class BatchIntake:
         -> ``Consumer.ack``), as ``Stream.ack`` does."""
         if message.ack(self.app.consumer):
             self.app.sensors.on_message_out(message.tp, message.offset, message)
+
+    @property
+    def epoch(self) -> int:
+        """How many times the buffers were cleared: the records of a fetch made before a
+        clear are dropped, not only those buffered (after a record waiting for room was
+        dropped, the next ones of its fetch would leave a hole)."""
+        return self._epoch
 
     def clear(self) -> None:
         self._buffers = {}

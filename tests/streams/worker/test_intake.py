@@ -144,6 +144,26 @@ async def test_a_rebalance_drops_buffered_records_untracked_and_frees_a_waiting_
     assert offsets(await rig.intake.take()) == {3: [("usage", 0)]}
 
 
+async def test_the_rest_of_a_fetch_made_before_a_clear_is_dropped_too() -> None:
+    """After recovery Faust seeks back to the committed offsets and clears its queues
+    (``Recovery.on_recovery_completed`` -> ``flow_control.resume``). A record waiting for
+    room is dropped then; had the next records of the same fetch gone on, the dropped one
+    would be below their read offset when fetched again, and Faust would drop it as stale."""
+    rig = Rig(max_per_partition=2)
+    fetching = asyncio.ensure_future(rig.fetch(*(record("usage", 4, o) for o in range(4))))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not fetching.done()  # 2 waits for room
+    rig.app.flow_control.resume()  # clears
+    await fetching
+    assert rig.intake.buffered == 0  # neither 2 nor 3
+    rig.consumer._read_offset[TP("usage", 4)] = 0  # the seek back to the committed offset
+    await rig.fetch(*(record("usage", 4, o) for o in (0, 1)))  # fetched again
+    assert offsets(await rig.intake.take()) == {4: [("usage", 0), ("usage", 1)]}
+    await rig.fetch(*(record("usage", 4, o) for o in (2, 3)))
+    assert offsets(await rig.intake.take()) == {4: [("usage", 2), ("usage", 3)]}
+
+
 async def test_records_fetched_before_the_current_rebalance_are_dropped() -> None:
     rig = Rig()
     await rig.fetch(record("consent", 0, 4))
