@@ -406,10 +406,10 @@ class BatchIntake:
       returned is tracked by the consumer (``_unacked_messages``, which
       ``Consumer.wait_empty`` waits for at a rebalance and at stop): acknowledge it with
       ``ack``.
-    - ``clear`` (called by Faust's flow control at every rebalance, at stop and after
-      recovery, ``FlowControlEvent.clear``, as for Faust's own channel queues) drops what is
-      buffered: those records are not tracked yet, nothing waits for them, and the consumer
-      seeks back to the committed offsets, so they are fetched again by whoever owns them.
+    - ``clear`` (called by Faust's flow control as for its own channel queues,
+      ``FlowControlEvent.clear``) drops what is buffered when the flow stops (a
+      revocation, the stop): those records are not tracked yet, nothing waits for them,
+      and the partitions' next owner reads them from the committed offsets.
     """
 
     def __init__(self, app: Any, topics: Iterable[str], max_per_partition: int) -> None:
@@ -423,7 +423,6 @@ class BatchIntake:
         self._buffers: dict[int, list[Any]] = {}
         self._ready = asyncio.Event()  # something is buffered
         self._room = asyncio.Event()  # a take made room
-        self._epoch = 0  # bumped by every clear: a record waiting for room is then dropped
 
     def install(self) -> None:
         """Take ``topics``' records out of ``app``'s consumer (``Consumer.getmany``, patched
@@ -446,12 +445,9 @@ class BatchIntake:
                 return
             topics = intake.topics
             offer = intake.offer
-            epoch = intake.epoch
             async for tp, message in original(consumer, timeout):
                 if tp.topic not in topics:
                     yield tp, message
-                elif intake.epoch != epoch:
-                    continue  # fetched before a clear: the consumer seeks back for it
                 elif not offer(consumer, tp, message):
                     await intake.offer_waiting(consumer, tp, message)
 
@@ -487,8 +483,11 @@ class BatchIntake:
         return True
 
     async def offer_waiting(self, consumer: Any, tp: Any, message: Any) -> None:
-        """``offer``, waiting for what has to be waited for (``_drain_messages``' steps)."""
-        epoch = self._epoch
+        """``offer``, waiting for what has to be waited for (``_drain_messages``' steps).
+        Like Faust's conductor, a record that waited is kept whatever was cleared
+        meanwhile: after a revocation it belongs to an older generation and ``take`` drops
+        it; after recovery it is in order (below the read offset the seek set, it is
+        dropped as stale)."""
         last = consumer._read_offset[tp]
         offset = message.offset
         if last is not None and offset < last:
@@ -503,15 +502,16 @@ class BatchIntake:
             # commit finished during a whole bench drain (a 45 s commit; bench, 2026-12).
             consumer._n_acked = 0
             await consumer.commit()
-        await self.app.flow_control.acquire()
         partition = message.partition
-        while len(self._buffers.get(partition, ())) >= self.max_per_partition:
-            if self._epoch != epoch:
+        while True:
+            await self.app.flow_control.acquire()
+            if len(self._buffers.get(partition, ())) < self.max_per_partition:
                 break
             self._room.clear()
             await self._room.wait()
-        if self._epoch != epoch:
-            return  # cleared meanwhile: fetched again after the seek
+        last = consumer._read_offset[tp]
+        if last is not None and offset < last:
+            return  # a seek meanwhile put the read offset past it
         message.incref()
         self._buffers.setdefault(partition, []).append(message)
         consumer._read_offset[tp] = offset
@@ -547,16 +547,15 @@ class BatchIntake:
         if message.ack(self.app.consumer):
             self.app.sensors.on_message_out(message.tp, message.offset, message)
 
-    @property
-    def epoch(self) -> int:
-        """How many times the buffers were cleared: the records of a fetch made before a
-        clear are dropped, not only those buffered (after a record waiting for room was
-        dropped, the next ones of its fetch would leave a hole)."""
-        return self._epoch
-
     def clear(self) -> None:
+        """Faust's flow control clears its queues when it stops the flow (a revocation,
+        the stop) and when it resumes it after recovery. Only the first drops what is
+        buffered: after recovery Faust has already sought to the committed offsets, so a
+        record dropped then would not be fetched again (a hole, repaired only once a later
+        record of its partition reveals it); kept, it is in order or a repeat."""
+        if self.app.flow_control.is_active():
+            return
         self._buffers = {}
-        self._epoch += 1
         self._ready.clear()
         self._room.set()
 
