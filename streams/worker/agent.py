@@ -1,18 +1,20 @@
-"""The checker agent: Faust hands records in batches, the processor judges them.
+"""The checker agent: records taken from Faust's consumer in batches, the processor judges them.
 
-Faust's per-event path (one stream iteration, one ack, one ``Topic.send`` and one
-changelog record per event) caps a one-record-at-a-time agent near 1,500 records/s per
-core (reference/streaming.md §6). So the agent takes what Faust fetched in batches
-(``Stream.noack_take``: up to ``BATCH_MAX`` events, or what came within ``BATCH_WITHIN_S``),
-splits each batch by partition (keeping the delivery order inside a partition, which is
-offset order per topic partition), and gives each partition's records to
+Faust's per-event path (one Event per record through the channel queue, one stream
+iteration, sensors, ``current_event`` and a refcounted ack per record) caps an agent near
+1,500 records/s per core (reference/streaming.md §6), and ``Stream.noack_take`` still pays
+it for every record of a batch. So the records of the source topics are taken at the
+conductor (``faust_compat.BatchIntake``): Faust still owns group membership, assignment,
+fetching, offsets, commits and table recovery; each fetched record is appended to a bounded
+buffer of its partition, and the agent takes what is buffered, one batch per partition (in
+the order Faust delivered them: offset order within each topic partition), and gives it to
 ``Processor.submit_batch``. Each partition's batch is acknowledged to Faust once its
 outputs are acknowledged, its state written (``finish``) AND the changelog records of that
 state acknowledged by Kafka (``faust_compat.ChangelogTrackedTable``: Faust's pre-commit
 flush can miss a record in flight). That last wait runs in a task, so the agent and the
-processor's flusher go on meanwhile; a batch whose changelog record failed is never
-acknowledged (said loudly, counted in ``consentinel_changelog_sends_failed_total``): its
-records are judged again after a restart.
+processor's flusher go on meanwhile; acknowledgements keep the batches' order. A batch whose
+changelog record failed is never acknowledged (said loudly, counted in
+``consentinel_changelog_sends_failed_total``): its records are judged again after a restart.
 
 Records Faust skipped are caught by the ``OffsetGuard`` (see ``checker.offsets``): they
 are read from the broker (``worker.holes``) and handled, in offset order, before the record
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from consentinel.streams.checker.offsets import Action, OffsetGuard
 from consentinel.streams.checker.processor import Processor
@@ -33,9 +35,9 @@ from consentinel.streams.worker import faust_compat
 
 log = logging.getLogger("consentinel.worker")
 
-#: Most records judged as one batch (all partitions), and how long to wait to fill one.
+#: Most records buffered per partition before Faust's fetching waits for the agent to take
+#: them (``faust_compat.BatchIntake``): also the largest batch of one partition.
 BATCH_MAX = 1000
-BATCH_WITHIN_S = 0.05
 
 #: Reads the records ``[start, end)`` of a partition that Faust skipped.
 ReadHole = Callable[[str, int, int, int], Awaitable[list[Any]]]
@@ -48,6 +50,18 @@ TakeChangelog = Callable[[], list[Any]]
 
 def _nothing_sent() -> list[Any]:
     return []
+
+
+class Intake(Protocol):
+    """Where the agent takes its records from (``faust_compat.BatchIntake``)."""
+
+    async def take(self) -> dict[int, list[Any]]:
+        """Every record buffered, per partition in delivery order; waits for one."""
+        ...
+
+    def ack(self, message: Any) -> None:
+        """The record is handled: Faust may commit past it."""
+        ...
 
 
 class CheckerAgent:
@@ -79,39 +93,45 @@ class CheckerAgent:
         self.processor.forget()
         self._failed = False  # what failed is read again from the committed offsets
 
-    async def run(self, stream: Any) -> None:
-        """Consume ``stream`` until Faust stops it. Blocks on Kafka (fetches, acks)."""
-        async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
-            await self.handle(stream, events)
+    async def run(self, intake: Intake) -> None:
+        """Take and judge batches until Faust stops the agent. Blocks on Kafka (fetches,
+        acks)."""
+        while True:
+            await self.handle(intake, await intake.take())
 
-    async def handle(self, stream: Any, events: list[Any]) -> None:
-        """Judge one batch of Faust events, partition by partition."""
-        by_partition: dict[int, _Group] = {}
-        repeats: dict[int, _Group] = {}
-        for event in events:
-            msg = event.message
-            action = self.guard.check(msg.topic, msg.partition, msg.offset)
-            if action is Action.REPEAT:
-                # handled already, maybe in a batch not finished yet: acknowledged after it
-                repeats.setdefault(msg.partition, _Group(repeats=True)).events.append(event)
-                continue
-            group = by_partition.setdefault(msg.partition, _Group())
-            if action is Action.HOLE:
-                start = self.guard.expected(msg.topic, msg.partition)
-                if start is not None:
-                    records = await self._read_hole(msg.topic, msg.partition, start, msg.offset)
-                    group.records.extend(records)
-                    group.holes.append((msg.topic, msg.partition, start, msg.offset))
-            group.records.append(msg)
-            group.events.append(event)
-            self.guard.handled(msg.topic, msg.partition, msg.offset)
-        for group in [*repeats.values(), *by_partition.values()]:
-            with faust_compat.current_event(group.events[-1]):  # reads: this partition's database
+    async def handle(self, intake: Intake, batches: dict[int, list[Any]]) -> None:
+        """Judge one take of records (Faust's messages), partition by partition."""
+        groups: list[_Group] = []
+        repeats: list[_Group] = []
+        for messages in batches.values():
+            group = _Group()
+            repeated = _Group(repeats=True)
+            for msg in messages:
+                action = self.guard.check(msg.topic, msg.partition, msg.offset)
+                if action is Action.REPEAT:
+                    # handled already, maybe in a batch not finished yet: acknowledged after it
+                    repeated.messages.append(msg)
+                    continue
+                if action is Action.HOLE:
+                    start = self.guard.expected(msg.topic, msg.partition)
+                    if start is not None:
+                        records = await self._read_hole(msg.topic, msg.partition, start, msg.offset)
+                        group.records.extend(records)
+                        group.holes.append((msg.topic, msg.partition, start, msg.offset))
+                group.records.append(msg)
+                group.messages.append(msg)
+                self.guard.handled(msg.topic, msg.partition, msg.offset)
+            if repeated.messages:
+                repeats.append(repeated)
+            if group.messages:
+                groups.append(group)
+        for group in [*repeats, *groups]:
+            with faust_compat.current_event(group.event):  # reads: this partition's database
                 await self.processor.submit_batch(
-                    group.records, self._finisher(stream, group), group.write_in
+                    group.records, self._finisher(intake, group), group.write_in
                 )
 
-    def _finisher(self, stream: Any, group: _Group) -> Any:
+    def _finisher(self, intake: Intake, group: _Group) -> Any:
         async def finish(write: Callable[[], None]) -> None:
             group.write_in(write)
             # Every changelog record sent since the last batch finished: this batch's
@@ -119,9 +139,9 @@ class CheckerAgent:
             sent = self._changelog()
             previous = self._last
             if (previous is None or previous.done()) and all(_acknowledged(s) for s in sent):
-                await self._acknowledge(stream, group)
+                self._acknowledge(intake, group)
                 return
-            task = asyncio.ensure_future(self._acknowledge_once_sent(stream, group, sent, previous))
+            task = asyncio.ensure_future(self._acknowledge_once_sent(intake, group, sent, previous))
             self._last = task
             self._acking.add(task)
             task.add_done_callback(self._acking.discard)
@@ -134,7 +154,7 @@ class CheckerAgent:
         return len(self._acking)
 
     async def _acknowledge_once_sent(
-        self, stream: Any, group: _Group, sent: list[Any], previous: asyncio.Future[None] | None
+        self, intake: Intake, group: _Group, sent: list[Any], previous: asyncio.Future[None] | None
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # it raises nothing it would pass on
@@ -143,7 +163,7 @@ class CheckerAgent:
         if failed:
             self._failed = True
             metrics.CHANGELOG_SENDS_FAILED.inc(len(failed))
-            msg = group.events[-1].message
+            msg = group.messages[-1]
             log.error(
                 "%d changelog record(s) of the state written for %s[%d] up to offset %d were "
                 "not acknowledged by Kafka (%s: %s). Those records are NOT acknowledged: the "
@@ -157,16 +177,17 @@ class CheckerAgent:
                 failed[0],
             )
             return
-        await self._acknowledge(stream, group)
+        self._acknowledge(intake, group)
 
-    async def _acknowledge(self, stream: Any, group: _Group) -> None:
+    def _acknowledge(self, intake: Intake, group: _Group) -> None:
         if group.repeats and self._failed:
             # a repeat may be a record of the batch that failed: never commit past it
             return
         for hole in group.holes:
             self._hole_handled(*hole)
-        for event in group.events:
-            await stream.ack(event)
+        ack = intake.ack
+        for msg in group.messages:
+            ack(msg)
 
 
 def _acknowledged(sent: Any) -> bool:
@@ -175,23 +196,31 @@ def _acknowledged(sent: Any) -> bool:
 
 
 class _Group:
-    """One partition's share of a batch: the records to judge, in order (Faust's events'
-    messages, and the records read for holes), the events to acknowledge, and the holes.
-    A group of ``repeats`` has events only: records handled already, acknowledged once
-    every batch before them is (an empty batch through the processor keeps the order)."""
+    """One partition's share of a take: the records to judge, in order (Faust's messages,
+    and the records read for holes), the messages to acknowledge, and the holes. A group
+    of ``repeats`` has messages only: records handled already, acknowledged once every
+    batch before them is (an empty batch through the processor keeps the order)."""
 
-    __slots__ = ("events", "holes", "records", "repeats")
+    __slots__ = ("_event", "holes", "messages", "records", "repeats")
 
     def __init__(self, repeats: bool = False) -> None:
         self.records: list[Any] = []
-        self.events: list[Any] = []
+        self.messages: list[Any] = []
         self.holes: list[tuple[str, int, int, int]] = []
         self.repeats = repeats
+        self._event: faust_compat.PartitionEvent | None = None
+
+    @property
+    def event(self) -> faust_compat.PartitionEvent:
+        """The group's current event for Faust's tables (any message of the group has the
+        right partition)."""
+        if self._event is None:
+            self._event = faust_compat.PartitionEvent(self.messages[-1])
+        return self._event
 
     def write_in(self, write: Callable[[], None]) -> None:
         """Call ``write`` (a write of this group's state, or of a part of it: a large list
         expanded) in its partition's context: Faust picks the changelog partition and the
-        RocksDB database from the current event, and any event of the group has the right
-        partition."""
-        with faust_compat.current_event(self.events[-1]):
+        RocksDB database from the current event."""
+        with faust_compat.current_event(self.event):
             write()

@@ -51,7 +51,7 @@ from consentinel.streams.events.settings import Settings
 from consentinel.streams.policy.engine import PolicySettings
 from consentinel.streams.registry.view import RegistryView
 from consentinel.streams.worker import faust_compat
-from consentinel.streams.worker.agent import CheckerAgent
+from consentinel.streams.worker.agent import BATCH_MAX, CheckerAgent
 from consentinel.streams.worker.batches import Lanes, OutputSender, StateWriter, producer_for
 from consentinel.streams.worker.health import Readiness
 from consentinel.streams.worker.holes import HoleReader
@@ -287,6 +287,10 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         faust_compat.count_as_acked(app.consumer, TP(topic, partition), start, end)
 
     agent = CheckerAgent(processor, read_hole, hole_handled, faust_compat.changelog_sends(app).take)
+    # the source topics' records bypass Faust's per-event stream path: taken at the
+    # conductor, buffered per partition, judged in batches (``faust_compat.BatchIntake``)
+    intake = faust_compat.BatchIntake(app, (names.consent, names.usage, names.tick), BATCH_MAX)
+    intake.install()
     faust_compat.seek_uncommitted_to_beginning(
         app, (names.consent, names.usage, names.tick), on_sought=agent.guard.sought
     )
@@ -301,6 +305,8 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
 
     @app.agent(source, name="checker", concurrency=1)
     async def checker(stream: Any) -> None:
+        # ``stream`` is not iterated: Faust creating it subscribes the source topics (and
+        # enables their acks); their records come through ``intake``
         await registry.wait_ready()
         await faust_compat.tables_recovered(app)  # the tables hold their changelogs
         readiness.set()
@@ -310,7 +316,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
             names.consent,
             names.usage,
         )
-        await agent.run(stream)
+        await agent.run(intake)
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_registry() -> None:

@@ -414,3 +414,215 @@ def set_persisted_offset(table: Any, topic: str, partition: int, offset: int) ->
     from faust.types import TP
 
     table.data.set_persisted_offset(TP(topic, partition), offset)
+
+
+# -- Batched intake: the source topics' records taken from Faust's consumer in batches ----
+# Faust's per-event path (faust-streaming 0.15.3), for every record: ``Consumer._drain_messages``
+# (faust/transport/consumer.py) awaits ``wait_first(callback(message), suspend_flow.wait())``,
+# four tasks and an ``asyncio.wait``; the callback, ``Conductor.on_message``
+# (faust/transport/conductor.py), takes a lock, then the compiled handler
+# (``ConductorCompiler.build``) waits for flow control and the producer buffer, decodes an
+# ``Event`` and puts it in the channel's ``FlowControlQueue``; the stream (faust/streams.py
+# ``_py_aiter``, under ``noack_take``) takes it out, tracks it (``Consumer.track_message``
+# inlined), calls the sensors and sets ``current_event``; ``Stream.ack`` releases it.
+# Measured with nothing else to do (tests/bench/intake.py, 2026-12): that path is ~110 µs of
+# CPU per record; a callback at the conductor level still pays the drain loop's wait_first and
+# the conductor (~80 µs). ``BatchIntake`` takes the source topics' records one level lower,
+# out of ``Consumer.getmany``: Faust still owns group membership, assignment, fetching
+# (``getmany`` filters on flow, generation and active partitions, and builds the
+# ``Message``), offsets and commits (``Consumer.ack``, ``_acked``, ``_gap``), and table
+# recovery (the changelog records go on to the conductor as before).
+
+
+class PartitionEvent:
+    """The lightweight current event of one partition's batch: table reads and writes only
+    look at ``event.message`` (its partition, topic, offset: faust/tables/base.py
+    ``partition_for_key``, ``_send_changelog``; faust/stores/rocksdb.py ``_get``, ``_set``),
+    and Faust keeps a weak reference to it (``_current_event``)."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+
+_INTAKES: WeakKeyDictionary[Any, BatchIntake] = WeakKeyDictionary()
+_INTAKE_MARK = "_consentinel_batch_intake"
+
+
+class BatchIntake:
+    """The records of ``topics`` as Faust's consumer fetched them, buffered per partition
+    (the source topics are co-partitioned: one buffer per partition number, in the order
+    Faust fetched them, which is offset order within each topic partition).
+
+    - ``offer`` takes each record ``Consumer.getmany`` yields for those topics, instead of
+      ``_drain_messages``, with that loop's own bookkeeping: a record below the partition's
+      read offset is dropped (fetched before a seek), a jump in offsets is a gap Faust counts
+      as acknowledged (``Consumer._add_gap``; the agent's ``OffsetGuard`` reads it back), a
+      commit every ``broker_commit_every`` acks. It waits while flow control is suspended (a
+      rebalance, a recovery) and while the partition's buffer holds ``max_per_partition``
+      records: fetching pauses until the agent takes them (backpressure). Other topics'
+      records (changelogs) go on to the conductor.
+    - ``take`` waits for records (and while Faust's producer buffer is over its limit, as
+      Faust's conductor waits before every record: ``ProducerBuffer.wait_until_ebb``) and
+      returns all that are buffered, per partition. A record fetched before the current
+      rebalance (its ``generation_id``) is dropped, as Faust's stream drops it. Every record
+      returned is tracked by the consumer (``_unacked_messages``, which
+      ``Consumer.wait_empty`` waits for at a rebalance and at stop): acknowledge it with
+      ``ack``.
+    - ``clear`` (called by Faust's flow control as for its own channel queues,
+      ``FlowControlEvent.clear``) drops what is buffered when the flow stops (a
+      revocation, the stop): those records are not tracked yet, nothing waits for them,
+      and the partitions' next owner reads them from the committed offsets.
+    """
+
+    def __init__(self, app: Any, topics: Iterable[str], max_per_partition: int) -> None:
+        import asyncio
+
+        if max_per_partition < 1:
+            raise ValueError(f"max_per_partition must be at least 1, not {max_per_partition}")
+        self.app = app
+        self.topics = frozenset(topics)
+        self.max_per_partition = max_per_partition
+        self._buffers: dict[int, list[Any]] = {}
+        self._ready = asyncio.Event()  # something is buffered
+        self._room = asyncio.Event()  # a take made room
+
+    def install(self) -> None:
+        """Take ``topics``' records out of ``app``'s consumer (``Consumer.getmany``, patched
+        once per process, a no-op for apps without an intake), and have Faust's flow
+        control clear the buffers when it clears its own queues
+        (``FlowControlEvent.manage_queue``)."""
+        from faust.transport.drivers.aiokafka import Consumer
+
+        _INTAKES[self.app] = self
+        self.app.flow_control.manage_queue(self)
+        if getattr(Consumer.getmany, _INTAKE_MARK, False):
+            return
+        original = Consumer.getmany
+
+        async def getmany(consumer: Any, timeout: float) -> Any:
+            intake = _INTAKES.get(consumer.app)
+            if intake is None:
+                async for item in original(consumer, timeout):
+                    yield item
+                return
+            topics = intake.topics
+            offer = intake.offer
+            async for tp, message in original(consumer, timeout):
+                if tp.topic not in topics:
+                    yield tp, message
+                elif not offer(consumer, tp, message):
+                    await intake.offer_waiting(consumer, tp, message)
+
+        setattr(getmany, _INTAKE_MARK, True)
+        Consumer.getmany = getmany  # type: ignore[method-assign,assignment]
+
+    def offer(self, consumer: Any, tp: Any, message: Any) -> bool:
+        """Buffer ``message`` if nothing needs waiting for: False if it needs
+        ``offer_waiting`` (a gap, a commit due, flow suspended, its buffer full)."""
+        read = consumer._read_offset
+        last = read[tp]
+        offset = message.offset
+        if last is not None:
+            if offset < last:
+                return True  # fetched before a seek: dropped, as ``_drain_messages`` does
+            if last and offset - last > 1:
+                return False
+        every = consumer._commit_every
+        if every is not None and consumer._n_acked >= every:
+            return False
+        if not self.app.flow_control.is_active():
+            return False
+        partition = message.partition
+        buffer = self._buffers.get(partition)
+        if buffer is None:
+            buffer = self._buffers[partition] = []
+        elif len(buffer) >= self.max_per_partition:
+            return False
+        message.incref()  # one reader: released by ``ack``
+        buffer.append(message)
+        read[tp] = offset
+        self._ready.set()
+        return True
+
+    async def offer_waiting(self, consumer: Any, tp: Any, message: Any) -> None:
+        """``offer``, waiting for what has to be waited for (``_drain_messages``' steps).
+        Like Faust's conductor, a record that waited is kept whatever was cleared
+        meanwhile: after a revocation it belongs to an older generation and ``take`` drops
+        it; after recovery it is in order (below the read offset the seek set, it is
+        dropped as stale)."""
+        last = consumer._read_offset[tp]
+        offset = message.offset
+        if last is not None and offset < last:
+            return
+        if last and offset - last > 1 and self.app.topics.acks_enabled_for(message.topic):
+            await consumer._add_gap(tp, last + 1, offset)
+        every = consumer._commit_every
+        if every is not None and consumer._n_acked >= every:
+            # Awaited, as the drain loop does, though a commit can take seconds (it first
+            # flushes Faust's producer buffer until it is empty): started in a task instead,
+            # the agent kept refilling the changelog buffer while fetching went on, and no
+            # commit finished during a whole bench drain (a 45 s commit; bench, 2026-12).
+            consumer._n_acked = 0
+            await consumer.commit()
+        partition = message.partition
+        while True:
+            await self.app.flow_control.acquire()
+            if len(self._buffers.get(partition, ())) < self.max_per_partition:
+                break
+            self._room.clear()
+            await self._room.wait()
+        last = consumer._read_offset[tp]
+        if last is not None and offset < last:
+            return  # a seek meanwhile put the read offset past it
+        message.incref()
+        self._buffers.setdefault(partition, []).append(message)
+        consumer._read_offset[tp] = offset
+        self._ready.set()
+
+    async def take(self) -> dict[int, list[Any]]:
+        """Every buffered record, per partition in fetch order; waits for one."""
+        app = self.app
+        ebb = app.producer.buffer.wait_until_ebb
+        while True:
+            await self._ready.wait()
+            await app.flow_control.acquire()
+            await ebb()
+            buffers, self._buffers = self._buffers, {}
+            self._ready.clear()
+            self._room.set()
+            generation = app.consumer_generation_id
+            track = app.consumer.track_message
+            batches: dict[int, list[Any]] = {}
+            for partition, messages in buffers.items():
+                fresh = [m for m in messages if m.generation_id == generation]
+                for message in fresh:
+                    message.tracked = True
+                    track(message)
+                if fresh:
+                    batches[partition] = fresh
+            if batches:
+                return batches
+
+    def ack(self, message: Any) -> None:
+        """The record is handled: Faust may commit past it (``Message.ack`` -> refcount 0
+        -> ``Consumer.ack``), as ``Stream.ack`` does."""
+        if message.ack(self.app.consumer):
+            self.app.sensors.on_message_out(message.tp, message.offset, message)
+
+    def clear(self) -> None:
+        """Faust's flow control clears its queues when it stops the flow (a revocation,
+        the stop) and when it resumes it after recovery. Only the first drops what is
+        buffered: after recovery Faust has already sought to the committed offsets, so a
+        record dropped then would not be fetched again (a hole, repaired only once a later
+        record of its partition reveals it); kept, it is in order or a repeat."""
+        if self.app.flow_control.is_active():
+            return
+        self._buffers = {}
+        self._ready.clear()
+        self._room.set()
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(b) for b in self._buffers.values())

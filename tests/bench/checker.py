@@ -238,7 +238,13 @@ def run(
     samples: list[tuple[float, int]] = []
     wait_committed(admin, group, usage_topic, target, worker, drain_cap_s, samples)
     fig.drain_rate, fig.drained = steady_rate(samples)
+    cpu_s = worker.cpu_s  # sampled every 0.5 s: start-up and recovery included
     print(f"  drain: {fig.drain_rate:,.0f} events/s over {fig.drained:,} events", flush=True)
+    print(
+        f"  drain worker CPU: {cpu_s:.1f} s, {1e6 * cpu_s / max(1, usages):,.0f} µs per use "
+        "(start-up and recovery included)",
+        flush=True,
+    )
     worker.stop()
     fig.peak_rss = max(fig.peak_rss, worker.peak_rss)
     if fig.drained < usages:

@@ -50,6 +50,7 @@ class Proc:
         argv = [*(cmd or [str(BIN / "consentinel")]), *args]
         self.popen = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.peak_rss = 0
+        self.cpu_s = 0.0  # CPU seconds (user + system) of the process, as last sampled
         self._stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
 
@@ -59,6 +60,8 @@ class Proc:
             while not self._stop.is_set() and p.is_running():
                 rss = p.memory_info().rss + sum(c.memory_info().rss for c in p.children(True))
                 self.peak_rss = max(self.peak_rss, rss)
+                cpu = p.cpu_times()
+                self.cpu_s = cpu.user + cpu.system
                 time.sleep(0.5)
         except psutil.Error:
             pass

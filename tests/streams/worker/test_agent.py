@@ -20,17 +20,25 @@ class Msg:
     value: bytes = b""
 
 
-class Event:
-    def __init__(self, msg: Msg) -> None:
-        self.message = msg
+class Intake:
+    """Records what the agent acknowledges (``faust_compat.BatchIntake.ack``)."""
 
-
-class Stream:
     def __init__(self) -> None:
         self.acked: list[int] = []
 
-    async def ack(self, event: Event) -> None:
-        self.acked.append(event.message.offset)
+    async def take(self) -> dict[int, list[Any]]:
+        raise AssertionError("the tests hand batches to ``handle``")
+
+    def ack(self, message: Msg) -> None:
+        self.acked.append(message.offset)
+
+
+def batch(*msgs: Msg) -> dict[int, list[Any]]:
+    """A take: the records per partition, in the order given."""
+    batches: dict[int, list[Any]] = {}
+    for msg in msgs:
+        batches.setdefault(msg.partition, []).append(msg)
+    return batches
 
 
 class Processor:
@@ -63,9 +71,9 @@ def test_a_hole_is_read_and_judged_before_the_record_that_revealed_it() -> None:
     log: list[str] = []
     holes: list[tuple[str, int, int, int]] = []
     agent = agent_with(log, holes)
-    stream = Stream()
+    stream = Intake()
     agent.guard.sought("consent", 0, 10)  # committed offset 10; Faust dropped 10..13
-    events = [Event(Msg("consent", 0, o)) for o in (14, 15)]
+    events = batch(*(Msg("consent", 0, o) for o in (14, 15)))
     asyncio.run(agent.handle(stream, events))
     assert holes == [("consent", 0, 10, 14)]
     assert agent.processor.batches == [[10, 11, 12, 13, 14, 15]]  # type: ignore[attr-defined]
@@ -78,11 +86,11 @@ def test_records_after_a_filled_hole_flow_on_and_repeats_are_only_acknowledged()
     log: list[str] = []
     holes: list[tuple[str, int, int, int]] = []
     agent = agent_with(log, holes)
-    stream = Stream()
+    stream = Intake()
     agent.guard.sought("usage", 1, 5)
-    asyncio.run(agent.handle(stream, [Event(Msg("usage", 1, 8))]))
+    asyncio.run(agent.handle(stream, batch(Msg("usage", 1, 8))))
     # Faust delivers the records it had dropped after all, then the next one
-    later = [Event(Msg("usage", 1, o)) for o in (6, 7, 8, 9)]
+    later = batch(*(Msg("usage", 1, o) for o in (6, 7, 8, 9)))
     asyncio.run(agent.handle(stream, later))
     assert holes == [("usage", 1, 5, 8)]
     # the repeats go through the processor as an empty batch, acknowledged in their turn
@@ -94,10 +102,10 @@ def test_partitions_are_judged_apart_and_only_the_one_with_a_hole_is_read() -> N
     log: list[str] = []
     holes: list[tuple[str, int, int, int]] = []
     agent = agent_with(log, holes)
-    stream = Stream()
+    stream = Intake()
     agent.guard.sought("consent", 0, 3)
     agent.guard.sought("consent", 1, 3)
-    events = [Event(Msg("consent", 0, 3)), Event(Msg("consent", 1, 5)), Event(Msg("consent", 0, 4))]
+    events = batch(Msg("consent", 0, 3), Msg("consent", 1, 5), Msg("consent", 0, 4))
     asyncio.run(agent.handle(stream, events))
     assert holes == [("consent", 1, 3, 5)]
     assert agent.processor.batches == [[3, 4], [3, 4, 5]]  # type: ignore[attr-defined]
@@ -154,9 +162,9 @@ async def test_records_are_acknowledged_only_once_the_changelog_of_their_state_i
     log: list[str] = []
     sent: list[asyncio.Future[Any]] = []
     agent = changelog_agent(log, sent)
-    stream = Stream()
+    stream = Intake()
     agent.guard.sought("consent", 0, 10)  # Faust dropped 10..11
-    await agent.handle(stream, [Event(Msg("consent", 0, o)) for o in (12, 13)])
+    await agent.handle(stream, batch(*(Msg("consent", 0, o) for o in (12, 13))))
     assert log == ["write"] and len(sent) == 1
     await asyncio.sleep(0)
     assert stream.acked == []  # the state is written, its changelog record not acknowledged
@@ -175,9 +183,9 @@ async def test_a_batch_whose_changelog_record_failed_is_never_acknowledged(caplo
     log: list[str] = []
     sent: list[asyncio.Future[Any]] = []
     agent = changelog_agent(log, sent)
-    stream = Stream()
-    await agent.handle(stream, [Event(Msg("usage", 2, 0))])
-    await agent.handle(stream, [Event(Msg("usage", 2, 1))])
+    stream = Intake()
+    await agent.handle(stream, batch(Msg("usage", 2, 0)))
+    await agent.handle(stream, batch(Msg("usage", 2, 1)))
     sent[0].set_exception(RuntimeError("NotLeaderForPartition"))
     sent[1].set_result(None)
     await settle()
@@ -194,7 +202,7 @@ async def test_a_batch_whose_changelog_is_already_acknowledged_is_acknowledged_a
     log: list[str] = []
     sent: list[asyncio.Future[Any]] = []
     agent = changelog_agent(log, sent)
-    stream = Stream()
+    stream = Intake()
 
     class Acked(WritingProcessor):
         async def submit_batch(self, records: list[Any], finish: Any, write_in: Any = None) -> None:
@@ -206,7 +214,7 @@ async def test_a_batch_whose_changelog_is_already_acknowledged_is_acknowledged_a
             await finish(write)
 
     agent.processor = Acked(log, sent)  # type: ignore[assignment]
-    await agent.handle(stream, [Event(Msg("consent", 1, 4))])
+    await agent.handle(stream, batch(Msg("consent", 1, 4)))
     assert stream.acked == [4]  # no task, no wait
     assert agent.acknowledging == 0
 
@@ -218,10 +226,10 @@ async def test_a_repeat_is_acknowledged_only_after_the_batch_that_handled_it() -
     log: list[str] = []
     sent: list[asyncio.Future[Any]] = []
     agent = changelog_agent(log, sent)
-    stream = Stream()
+    stream = Intake()
     agent.guard.sought("usage", 0, 5)
-    await agent.handle(stream, [Event(Msg("usage", 0, 7))])  # 5, 6 read back: a hole
-    await agent.handle(stream, [Event(Msg("usage", 0, o)) for o in (5, 6, 7)])  # repeats
+    await agent.handle(stream, batch(Msg("usage", 0, 7)))  # 5, 6 read back: a hole
+    await agent.handle(stream, batch(*(Msg("usage", 0, o) for o in (5, 6, 7))))  # repeats
     await settle()
     assert stream.acked == []  # the first batch's changelog is not acknowledged yet
     sent[0].set_result(None)
@@ -236,19 +244,19 @@ async def test_after_a_failed_changelog_record_repeats_wait_for_a_rebalance() ->
     log: list[str] = []
     sent: list[asyncio.Future[Any]] = []
     agent = changelog_agent(log, sent)
-    stream = Stream()
-    await agent.handle(stream, [Event(Msg("consent", 3, 0))])
+    stream = Intake()
+    await agent.handle(stream, batch(Msg("consent", 3, 0)))
     sent[0].set_exception(RuntimeError("RequestTimedOut"))
     await settle()
     # Faust gives offset 0 again (say after a seek): it must not be committed as handled
-    await agent.handle(stream, [Event(Msg("consent", 3, 0))])
+    await agent.handle(stream, batch(Msg("consent", 3, 0)))
     for s in sent[1:]:
         s.set_result(None)
     await settle()
     assert stream.acked == []
     agent.forget()  # a rebalance: Faust reads again from the committed offsets
     agent.guard.sought("consent", 3, None)
-    await agent.handle(stream, [Event(Msg("consent", 3, 0))])
+    await agent.handle(stream, batch(Msg("consent", 3, 0)))
     for s in sent[1:]:
         if not s.done():
             s.set_result(None)
