@@ -146,7 +146,7 @@ class PartitionStats:
     pending: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _State:
     """A subject's state while a batch changes it; written back once per batch."""
 
