@@ -681,7 +681,8 @@ class Processor:
         key = subject_message_key(event.subject_key)
         self._check_partition(record, key)
         state = self._load(key, record.partition)
-        received = {h.usage.event_id: h.usage.received_at_ms for h in state.holds.pending}
+        pending = state.holds.pending
+        received = {h.usage.event_id: h.usage.received_at_ms for h in pending} if pending else {}
         step, history = self.judge.consent(event, state.history, state.holds, self.clock())
         state.history = history
         if event.action is ConsentAction.ERASE:

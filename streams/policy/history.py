@@ -985,12 +985,14 @@ def _entry_obj(entry: ConsentEntry) -> dict[str, Any]:
         obj["lb"] = str(entry.legal_basis)
     if entry.scope is not None:
         obj["sc"] = entry.scope
-    if entry.proof is not None:
-        obj["pf"] = {
-            short: getattr(entry.proof, name)
-            for short, name in _PROOF_KEYS
-            if getattr(entry.proof, name) is not None
-        }
+    proof = entry.proof
+    if proof is not None:
+        pf: dict[str, Any] = {}
+        for short, name in _PROOF_KEYS:
+            value = getattr(proof, name)
+            if value is not None:
+                pf[short] = value
+        obj["pf"] = pf
     if entry.expires_at_ms is not None:
         obj["ex"] = entry.expires_at_ms
     if entry.unmapped:
