@@ -314,6 +314,18 @@ def _compile_record(cls: Any) -> _Decoder:
                 f"        y = members{i}.get(x) if type(x) is str else None",
                 f"        x = slow{i}(x, p) if y is None else y",
             ]
+        elif _optional_record(tp) is not None:
+            # decoded with this record's path; a failure is decoded again with its own
+            # path (``slow``), for the message: raises the same error
+            env[f"rec{i}"] = _decoder(_optional_record(tp))
+            env["ValidationError"] = ValidationError
+            lines += [
+                "    if x is not None:",
+                "        try:",
+                f"            x = rec{i}(x, p)",
+                "        except ValidationError:",
+                f"            x = slow{i}(x, p)",
+            ]
         elif typing.get_origin(tp) in (list, dict):
             # an empty one (the usual case) is taken as it is: orjson made it for us
             empty = "list" if typing.get_origin(tp) is list else "dict"
@@ -382,6 +394,17 @@ def _optional_enum(tp: Any) -> type[enum.Enum] | None:
         return None
     (item,) = rest
     return item if isinstance(item, type) and issubclass(item, enum.Enum) else None
+
+
+def _optional_record(tp: Any) -> Any:
+    """``R`` when ``tp`` is ``R | None`` of a dataclass ``R``."""
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
+    args = typing.get_args(tp)
+    rest = [a for a in args if a is not type(None)]
+    if len(args) != 2 or len(rest) != 1 or not dataclasses.is_dataclass(rest[0]):
+        return None
+    return rest[0]
 
 
 def _fills_slots(cls: Any, fields: list[dataclasses.Field[Any]]) -> bool:
