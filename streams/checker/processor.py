@@ -585,23 +585,27 @@ class Processor:
                     raise exc
 
     def _emit(self, step: Step, received: dict[str, int]) -> None:
-        if not (step.verdicts or step.alerts):
+        verdicts, alerts = step.verdicts, step.alerts
+        if not (verdicts or alerts):
             return
         outputs = self._entry.outputs
-        for v in step.verdicts:
-            outputs.append(
-                (self.names.verdicts, subject_message_key(v.subject_key), codec.encode(v))
-            )
-        for a in step.alerts:
-            outputs.append((self.names.alerts, a.incident_key.encode("utf-8"), codec.encode(a)))
         count = self._count_event
-        for v in step.verdicts:
-            for rule in v.rule_ids or ["none"]:
-                count(metrics.VERDICTS, str(v.decision), rule)
-            if not v.correction and v.usage_event_id in received:
-                latency = (v.decided_at_ms - received[v.usage_event_id]) / 1000
-                metrics.EVENT_TO_VERDICT.observe(max(0.0, latency))
-        for a in step.alerts:
+        topic, encode = self.names.verdicts, codec.encode
+        for v in verdicts:  # every verdict, then every alert: the order they are sent in
+            outputs.append((topic, subject_message_key(v.subject_key), encode(v)))
+            decision = str(v.decision)
+            if v.rule_ids:
+                for rule in v.rule_ids:
+                    count(metrics.VERDICTS, decision, rule)
+            else:
+                count(metrics.VERDICTS, decision, "none")
+            if not v.correction:
+                at = received.get(v.usage_event_id)
+                if at is not None:
+                    metrics.EVENT_TO_VERDICT.observe(max(0.0, (v.decided_at_ms - at) / 1000))
+        for a in alerts:
+            outputs.append((self.names.alerts, a.incident_key.encode("utf-8"), encode(a)))
+        for a in alerts:
             if a.status is AlertStatus.RESOLVED:
                 count(metrics.CORRECTIONS, a.rule_id)
             else:
