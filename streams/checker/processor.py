@@ -372,15 +372,18 @@ class Processor:
             )
             holds = Holds.from_bytes(self._get(self.holds, key))
             holds.load_kept(self._get(self.holds, kept_key(key)))
-        state = _State(
-            key=key,
-            partition=partition,
-            history=history,
-            holds=holds,
-            subjects_before=history.subject_count if history else 0,
-            versions_before=history.version_count if history else 0,
-            pending_before=len(holds.pending),
-        )
+        if history is None:
+            state = _State(key, partition, None, holds, 0, 0, len(holds.pending))
+        else:
+            state = _State(
+                key,
+                partition,
+                history,
+                holds,
+                history.subject_count,
+                history.version_count,
+                len(holds.pending),
+            )
         self._batch[key] = state
         return state
 
@@ -399,26 +402,25 @@ class Processor:
         Only ``partition``'s counters: Faust writes a table to the store and changelog
         partition of the current event, which is one of this batch's records. Counters of
         another partition left over from an earlier batch wait for a batch of their own."""
+        put, ledger, holds_table, cache = self._put, self.ledger, self.holds, self._cache
         for state in self._batch.values():
-            history = state.history
-            if state.history_dirty and history is not None:
-                if history.subject_count == 0:
-                    self._put(self.ledger, state.key, None)
-                else:
-                    self._put(self.ledger, state.key, codec.dumps(history.to_obj()))
+            key, history, holds = state.key, state.history, state.holds
+            subjects = versions = 0
+            if history is not None:
+                subjects, versions = history.subject_count, history.version_count
+                if state.history_dirty:
+                    put(ledger, key, codec.dumps(history.to_obj()) if subjects else None)
             if state.holds_dirty:
-                holds = state.holds
-                self._put(self.holds, state.key, holds.to_bytes() if holds else None)
+                put(holds_table, key, holds.to_bytes() if holds else None)
             if state.kept_dirty:
-                self._put(self.holds, kept_key(state.key), state.holds.kept_to_bytes())
-            self._count(
-                state.partition,
-                subjects=(history.subject_count if history else 0) - state.subjects_before,
-                versions=(history.version_count if history else 0) - state.versions_before,
-                pending=len(state.holds.pending) - state.pending_before,
-            )
-            self._cache[state.key] = (history, state.holds, state.partition)
-            self._cache.move_to_end(state.key)
+                put(holds_table, kept_key(key), holds.kept_to_bytes())
+            subjects -= state.subjects_before
+            versions -= state.versions_before
+            pending = len(holds.pending) - state.pending_before
+            if subjects or versions or pending:
+                self._count(state.partition, subjects=subjects, versions=versions, pending=pending)
+            cache[key] = (history, holds, state.partition)
+            cache.move_to_end(key)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         self._add_counts()
