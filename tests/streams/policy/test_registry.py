@@ -164,6 +164,14 @@ def test_resolve_asks_the_registry_every_time_and_keeps_candidates_bounded(make)
     assert resolve(u, known.get) is known["tag:t1"]  # a declaration added since: found
     known["list:l1"] = make.decl(ref="l1", ref_kind="list")
     assert resolve(u, known.get) is known["list:l1"]  # the earlier candidate wins
+    # uses that differ in one name only (here a tag) each get their own candidates
+    by_tag = make.usage(campaign_id="c1", list_id="l2", tags=["t2"])
+    known["tag:t2"] = make.decl(ref="t2", ref_kind="tag")
+    assert resolve(by_tag, known.get) is known["tag:t2"]
+    assert (
+        resolve(make.usage(campaign_id="c1", list_id="l2", tags=["t1"]), known.get)
+        is (known["tag:t1"])
+    )
     for n in range(registry._CANDIDATES_MAX + 10):  # every name different: bounded
         other = make.usage(campaign_id=f"c{n}", tags=[f"t{n % 3}"])
         asked: list[str] = []
