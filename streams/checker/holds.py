@@ -105,7 +105,7 @@ _KEPT_MAGIC = b"K1"
 _KEPT_HEAD = struct.Struct(">qqHI")  # occurred at, decided at, id length, record length
 
 
-@dataclass
+@dataclass(slots=True)
 class Kept:
     """A use decided ALLOWED, kept for the correction window (and to recognize repeats).
 
@@ -188,11 +188,20 @@ class Holds:
     def due(self) -> int | None:
         """When something of this subject is next due: the earliest pending deadline, or
         the moment its oldest alerted use leaves the correction window (None: never)."""
-        pending = self.next_deadline()
-        decided = [a.decided_at_ms for a in self.alerted] + [k.decided_at_ms for k in self.kept]
-        if not decided:
+        pending = None
+        for h in self.pending:  # plain loops: asked after every use judged
+            if pending is None or h.deadline_ms < pending:
+                pending = h.deadline_ms
+        first = None
+        for a in self.alerted:
+            if first is None or a.decided_at_ms < first:
+                first = a.decided_at_ms
+        for k in self.kept:
+            if first is None or k.decided_at_ms < first:
+                first = k.decided_at_ms
+        if first is None:
             return pending
-        leaves = min(decided) + ALERTED_WINDOW_MS
+        leaves = first + ALERTED_WINDOW_MS
         return leaves if pending is None else min(pending, leaves)
 
     def remember(self, entry: Alerted) -> None:

@@ -223,7 +223,7 @@ class Judge:
             step.holds_changed = True
         # Alerted uses: an erasure says nothing about the consent in force back then.
         verify = event.action is ConsentAction.VERIFY
-        if event.action is not ConsentAction.ERASE:
+        if event.action is not ConsentAction.ERASE and holds.alerted:
             reason = (
                 f"certificate verification {event.event_id} ({event.certificate_status}) arrived "
                 f"after the verdict and changes the status of the lead's certificate"
@@ -234,8 +234,10 @@ class Judge:
             for entry in holds.alerted:
                 step.extend(self._recheck(entry, history, now_ms, reason))
         # a certificate's result speaks for every use of the lead, whenever it happened
-        for kept in [k for k in holds.kept if verify or k.occurred_at_ms >= event.occurred_at_ms]:
-            step.extend(self._recheck_allowed(kept, history, holds, now_ms))
+        if holds.kept:
+            since = event.occurred_at_ms
+            for kept in [k for k in holds.kept if verify or k.occurred_at_ms >= since]:
+                step.extend(self._recheck_allowed(kept, history, holds, now_ms))
         return step, history
 
     def _recheck_allowed(

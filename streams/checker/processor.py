@@ -152,7 +152,7 @@ class PartitionStats:
     pending: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _State:
     """A subject's state while a batch changes it; written back once per batch."""
 
@@ -388,15 +388,18 @@ class Processor:
             )
             holds = Holds.from_bytes(self._get(self.holds, key))
             holds.load_kept(self._get(self.holds, kept_key(key)))
-        state = _State(
-            key=key,
-            partition=partition,
-            history=history,
-            holds=holds,
-            subjects_before=history.subject_count if history else 0,
-            versions_before=history.version_count if history else 0,
-            pending_before=len(holds.pending),
-        )
+        if history is None:
+            state = _State(key, partition, None, holds, 0, 0, len(holds.pending))
+        else:
+            state = _State(
+                key,
+                partition,
+                history,
+                holds,
+                history.subject_count,
+                history.version_count,
+                len(holds.pending),
+            )
         self._batch[key] = state
         return state
 
@@ -415,26 +418,25 @@ class Processor:
         Only ``partition``'s counters: Faust writes a table to the store and changelog
         partition of the current event, which is one of this batch's records. Counters of
         another partition left over from an earlier batch wait for a batch of their own."""
+        put, ledger, holds_table, cache = self._put, self.ledger, self.holds, self._cache
         for state in self._batch.values():
-            history = state.history
-            if state.history_dirty and history is not None:
-                if history.subject_count == 0:
-                    self._put(self.ledger, state.key, None)
-                else:
-                    self._put(self.ledger, state.key, codec.dumps(history.to_obj()))
+            key, history, holds = state.key, state.history, state.holds
+            subjects = versions = 0
+            if history is not None:
+                subjects, versions = history.subject_count, history.version_count
+                if state.history_dirty:
+                    put(ledger, key, codec.dumps(history.to_obj()) if subjects else None)
             if state.holds_dirty:
-                holds = state.holds
-                self._put(self.holds, state.key, holds.to_bytes() if holds else None)
+                put(holds_table, key, holds.to_bytes() if holds else None)
             if state.kept_dirty:
-                self._put(self.holds, kept_key(state.key), state.holds.kept_to_bytes())
-            self._count(
-                state.partition,
-                subjects=(history.subject_count if history else 0) - state.subjects_before,
-                versions=(history.version_count if history else 0) - state.versions_before,
-                pending=len(state.holds.pending) - state.pending_before,
-            )
-            self._cache[state.key] = (history, state.holds, state.partition)
-            self._cache.move_to_end(state.key)
+                put(holds_table, kept_key(key), holds.kept_to_bytes())
+            subjects -= state.subjects_before
+            versions -= state.versions_before
+            pending = len(holds.pending) - state.pending_before
+            if subjects or versions or pending:
+                self._count(state.partition, subjects=subjects, versions=versions, pending=pending)
+            cache[key] = (history, holds, state.partition)
+            cache.move_to_end(key)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         self._add_counts()
@@ -639,23 +641,27 @@ class Processor:
                     raise exc
 
     def _emit(self, step: Step, received: dict[str, int]) -> None:
-        if not (step.verdicts or step.alerts):
+        verdicts, alerts = step.verdicts, step.alerts
+        if not (verdicts or alerts):
             return
         outputs = self._entry.outputs
-        for v in step.verdicts:
-            outputs.append(
-                (self.names.verdicts, subject_message_key(v.subject_key), codec.encode(v))
-            )
-        for a in step.alerts:
-            outputs.append((self.names.alerts, a.incident_key.encode("utf-8"), codec.encode(a)))
         count = self._count_event
-        for v in step.verdicts:
-            for rule in v.rule_ids or ["none"]:
-                count(metrics.VERDICTS, str(v.decision), rule)
-            if not v.correction and v.usage_event_id in received:
-                latency = (v.decided_at_ms - received[v.usage_event_id]) / 1000
-                metrics.EVENT_TO_VERDICT.observe(max(0.0, latency))
-        for a in step.alerts:
+        topic, encode = self.names.verdicts, codec.encode
+        for v in verdicts:  # every verdict, then every alert: the order they are sent in
+            outputs.append((topic, subject_message_key(v.subject_key), encode(v)))
+            decision = str(v.decision)
+            if v.rule_ids:
+                for rule in v.rule_ids:
+                    count(metrics.VERDICTS, decision, rule)
+            else:
+                count(metrics.VERDICTS, decision, "none")
+            if not v.correction:
+                at = received.get(v.usage_event_id)
+                if at is not None:
+                    metrics.EVENT_TO_VERDICT.observe(max(0.0, (v.decided_at_ms - at) / 1000))
+        for a in alerts:
+            outputs.append((self.names.alerts, a.incident_key.encode("utf-8"), encode(a)))
+        for a in alerts:
             if a.status is AlertStatus.RESOLVED:
                 count(metrics.CORRECTIONS, a.rule_id)
             else:
@@ -735,7 +741,8 @@ class Processor:
         key = subject_message_key(event.subject_key)
         self._check_partition(record, key)
         state = self._load(key, record.partition)
-        received = {h.usage.event_id: h.usage.received_at_ms for h in state.holds.pending}
+        pending = state.holds.pending
+        received = {h.usage.event_id: h.usage.received_at_ms for h in pending} if pending else {}
         step, history = self.judge.consent(event, state.history, state.holds, self.clock())
         state.history = history
         if event.action is ConsentAction.ERASE:

@@ -263,19 +263,25 @@ def _compile_record(cls: Any) -> _Decoder:
         "supported": supported,
         "expected": f"object ({name})",
     }
-    lines = [
-        "def dec_record(v, p):",
+    head = [
         "    if type(v) is not dict:",
         "        _fail(p, v, expected)",
     ]
     if supported is not None:
-        lines.append("    _check_version(v, p, supported)")
-    lines.append("    get = v.get")
+        head.append("    _check_version(v, p, supported)")
+    # Two functions from one body: ``dec_full`` reads each field with ``get`` (absent: its
+    # default, through ``slow``); ``dec_record`` reads every field by subscript first (no
+    # method call per field) and hands a record lacking one to ``dec_full``.
+    full = ["def dec_full(v, p):", *head, "    get = v.get"]
+    fast = ["def dec_record(v, p):", *head, "    try:"]
+    fast += [f"        x{i} = v[{f.name!r}]" for i, f in enumerate(fields)] or ["        pass"]
+    fast += ["    except KeyError:", "        return dec_full(v, p)"]
+    lines: list[str] = []
     args = []
     for i, f in enumerate(fields):
         tp = hints[f.name]
         env[f"slow{i}"] = _field_slow(f.name, _decoder(tp), f)
-        lines.append(f"    x = get({f.name!r}, _ABSENT)")
+        lines.append(f"    x = <read {i}>")
         inline = _INLINE.get(tp)
         if inline is not None:
             env[f"types{i}"] = inline
@@ -308,6 +314,18 @@ def _compile_record(cls: Any) -> _Decoder:
                 f"        y = members{i}.get(x) if type(x) is str else None",
                 f"        x = slow{i}(x, p) if y is None else y",
             ]
+        elif _optional_record(tp) is not None:
+            # decoded with this record's path; a failure is decoded again with its own
+            # path (``slow``), for the message: raises the same error
+            env[f"rec{i}"] = _decoder(_optional_record(tp))
+            env["ValidationError"] = ValidationError
+            lines += [
+                "    if x is not None:",
+                "        try:",
+                f"            x = rec{i}(x, p)",
+                "        except ValidationError:",
+                f"            x = slow{i}(x, p)",
+            ]
         elif typing.get_origin(tp) in (list, dict):
             # an empty one (the usual case) is taken as it is: orjson made it for us
             empty = "list" if typing.get_origin(tp) is list else "dict"
@@ -333,9 +351,22 @@ def _compile_record(cls: Any) -> _Decoder:
         env["new"] = object.__new__
     else:
         lines.append(f"    return cls({', '.join(args)})")
-    exec("\n".join(lines), env)  # our own code, generated from the type hints
+    full_body = [
+        f"    x = get({fields[int(m)].name!r}, _ABSENT)" if (m := _read_index(line)) else line
+        for line in lines
+    ]
+    fast_body = [f"    x = x{m}" if (m := _read_index(line)) else line for line in lines]
+    source = "\n".join([*full, *full_body, *fast, *fast_body])
+    exec(source, env)  # our own code, generated from the type hints
     dec: _Decoder = env["dec_record"]
     return dec
+
+
+def _read_index(line: str) -> str:
+    """The field index of a generated ``x = <read i>`` line ('' for any other line)."""
+    if line.startswith("    x = <read "):
+        return line[len("    x = <read ") : -1]
+    return ""
 
 
 def _all_str(items: list[Any]) -> bool:
@@ -363,6 +394,17 @@ def _optional_enum(tp: Any) -> type[enum.Enum] | None:
         return None
     (item,) = rest
     return item if isinstance(item, type) and issubclass(item, enum.Enum) else None
+
+
+def _optional_record(tp: Any) -> Any:
+    """``R`` when ``tp`` is ``R | None`` of a dataclass ``R``."""
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
+    args = typing.get_args(tp)
+    rest = [a for a in args if a is not type(None)]
+    if len(args) != 2 or len(rest) != 1 or not dataclasses.is_dataclass(rest[0]):
+        return None
+    return rest[0]
 
 
 def _fills_slots(cls: Any, fields: list[dataclasses.Field[Any]]) -> bool:

@@ -49,6 +49,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..events import ids
+from ..events.fastinit import maker
 from ..events.records import (
     USE_KINDS,
     Alert,
@@ -109,6 +110,13 @@ class Evaluation:
     @property
     def rule_ids(self) -> list[str]:
         return [f.rule_id for f in self.findings]
+
+
+#: ``Evaluation(...)`` and ``Verdict(...)`` with every field given in order, built without
+#: the frozen ``__init__`` (``fastinit``): one of each per use
+_new_evaluation = maker(Evaluation)
+_new_verdict = maker(Verdict)
+_VERDICT_V: int = Verdict.__dataclass_fields__["v"].default  # type: ignore[assignment]
 
 
 _NO_CALLS = CallsAt()  # what R11 reads for a use that is not a call
@@ -363,7 +371,7 @@ def _evaluate(
         summary: ConsentSummary | None = summary,
         wait_ms: int = 0,
     ) -> Evaluation:
-        return Evaluation(
+        return _new_evaluation(
             decision,
             findings,
             state.version_id,
@@ -494,20 +502,21 @@ def make_alerts(usage: UsageEvent, evaluation: Evaluation, detected_at_ms: int) 
 def make_verdict(
     usage: UsageEvent, evaluation: Evaluation, decided_at_ms: int, correction: bool = False
 ) -> Verdict:
-    return Verdict(
-        usage_event_id=usage.event_id,
-        subject_key=usage.subject_key,
-        occurred_at_ms=usage.occurred_at_ms,
-        decided_at_ms=decided_at_ms,
-        decision=evaluation.decision,
-        rule_ids=evaluation.rule_ids,
-        consent_version=evaluation.consent_version,
-        controller=evaluation.controller,
-        channel=usage.channel,
-        purpose=evaluation.purpose,
-        source=usage.source,
-        decl_id=evaluation.decl_id,
-        correction=correction,
+    return _new_verdict(
+        usage.event_id,
+        usage.subject_key,
+        usage.occurred_at_ms,
+        decided_at_ms,
+        evaluation.decision,
+        evaluation.rule_ids,
+        evaluation.consent_version,
+        evaluation.controller,
+        usage.channel,
+        evaluation.purpose,
+        usage.source,
+        evaluation.decl_id,
+        correction,
+        _VERDICT_V,
     )
 
 

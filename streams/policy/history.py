@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..events.errors import InvalidInput
+from ..events.fastinit import maker
 from ..events.records import (
     CertificateStatus,
     Channel,
@@ -170,24 +171,28 @@ class ConsentEntry:
     @classmethod
     def from_event(cls, event: ConsentEvent) -> ConsentEntry:
         grant = event.action is ConsentAction.GRANT
-        return cls(
-            event_id=event.event_id,
-            at_ms=event.occurred_at_ms,
-            action=event.action,
-            purposes=frozenset(event.purposes),
+        return _new_entry(
+            event.event_id,
+            event.occurred_at_ms,
+            event.action,
+            frozenset(event.purposes),
             # fail closed: a grant of unmapped purposes only is a grant of nothing
-            all_purposes=not event.purposes and not (grant and event.unmapped_purposes),
-            channels=frozenset(str(c) for c in event.channels),
-            all_channels=not event.channels,
-            recipients=frozenset(event.recipients),
-            collected_by=event.collected_by,
-            legal_basis=event.legal_basis,
-            scope=event.scope,
-            proof=event.proof,
-            expires_at_ms=event.expires_at_ms,
-            unmapped=frozenset(event.unmapped_purposes),
-            gpc=bool(event.gpc),
+            not event.purposes and not (grant and event.unmapped_purposes),
+            frozenset([str(c) for c in event.channels]),
+            not event.channels,
+            frozenset(event.recipients),
+            event.collected_by,
+            event.legal_basis,
+            event.scope,
+            event.proof,
+            event.expires_at_ms,
+            frozenset(event.unmapped_purposes),
+            bool(event.gpc),
         )
+
+
+#: ``ConsentEntry(...)`` with every field given in order, without the frozen ``__init__``
+_new_entry = maker(ConsentEntry)
 
 
 class _Memo:
@@ -338,18 +343,21 @@ class _Cum:
     memo: _Memo = field(default_factory=_Memo, compare=False, repr=False)
 
     def step(self, entry: ConsentEntry) -> _Cum:
-        kept = tuple(e for e in self.entries if not entry.covers_entry(e))
-        grant = entry.is_grant
-        return _Cum(
-            entries=(*kept, entry),
-            last_action=entry.action,
-            last_id=entry.event_id,
-            last_at_ms=entry.at_ms,
-            withdrawn_at_ms=(
-                entry.at_ms if entry.action is ConsentAction.WITHDRAW else self.withdrawn_at_ms
-            ),
-            last_grant_ms=entry.at_ms if grant else self.last_grant_ms,
+        kept = tuple([e for e in self.entries if not entry.covers_entry(e)])
+        action = entry.action
+        return _new_cum(
+            (*kept, entry),
+            action,
+            entry.event_id,
+            entry.at_ms,
+            entry.at_ms if action is ConsentAction.WITHDRAW else self.withdrawn_at_ms,
+            entry.at_ms if action is ConsentAction.GRANT else self.last_grant_ms,
+            _Memo(),
         )
+
+
+#: ``_Cum(...)`` with every field given in order (a fresh memo), without the frozen ``__init__``
+_new_cum = maker(_Cum)
 
 
 _EMPTY = _Cum()
@@ -532,30 +540,34 @@ def _state(
         i = bisect.bisect_right(line.contacts, t_ms)
         if i and (last_contact is None or line.contacts[i - 1] > last_contact):
             last_contact = line.contacts[i - 1]
-    return ConsentState(
-        controller=controller,
-        at_ms=t_ms,
-        status=parts.status,
-        purposes=parts.purposes,
-        all_purposes=parts.all_purposes,
-        excluded_purposes=parts.excluded,
-        channels=parts.channels,
-        all_channels=parts.all_channels,
-        recipients=parts.recipients,
-        collected_by=latest.collected_by if latest else None,
-        legal_basis=latest.legal_basis if latest else None,
-        proof=latest.proof if latest else None,
-        version_event_ids=parts.version_event_ids,
-        version_id=cum.last_id,
-        valid_from_ms=cum.last_at_ms,
-        withdrawn_at_ms=cum.withdrawn_at_ms,
-        last_contact_ms=last_contact,
-        erased_at_ms=line.erased_at_ms,
-        approximate=approximate,
-        unmapped_purposes=parts.unmapped,
-        entries=parts.entries,
-        memo=memo,
+    return _new_state(
+        controller,
+        t_ms,
+        parts.status,
+        parts.purposes,
+        parts.all_purposes,
+        parts.excluded,
+        parts.channels,
+        parts.all_channels,
+        parts.recipients,
+        latest.collected_by if latest else None,
+        latest.legal_basis if latest else None,
+        latest.proof if latest else None,
+        parts.version_event_ids,
+        cum.last_id,
+        cum.last_at_ms,
+        cum.withdrawn_at_ms,
+        last_contact,
+        line.erased_at_ms,
+        approximate,
+        parts.unmapped,
+        parts.entries,
+        memo,
     )
+
+
+#: ``ConsentState(...)`` with every field given in order, without the frozen ``__init__``
+_new_state = maker(ConsentState)
 
 
 class ConsentHistory:
@@ -973,12 +985,14 @@ def _entry_obj(entry: ConsentEntry) -> dict[str, Any]:
         obj["lb"] = str(entry.legal_basis)
     if entry.scope is not None:
         obj["sc"] = entry.scope
-    if entry.proof is not None:
-        obj["pf"] = {
-            short: getattr(entry.proof, name)
-            for short, name in _PROOF_KEYS
-            if getattr(entry.proof, name) is not None
-        }
+    proof = entry.proof
+    if proof is not None:
+        pf: dict[str, Any] = {}
+        for short, name in _PROOF_KEYS:
+            value = getattr(proof, name)
+            if value is not None:
+                pf[short] = value
+        obj["pf"] = pf
     if entry.expires_at_ms is not None:
         obj["ex"] = entry.expires_at_ms
     if entry.unmapped:

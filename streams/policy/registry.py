@@ -91,13 +91,26 @@ def resolve(usage: UsageEvent, lookup: Callable[[str], Declaration | None]) -> D
     """The declaration of the first of campaign, list, form, sender, tags that has one.
 
     Its ``controller`` is the controller of the use (the platform account may be a
-    broker's).
+    broker's). The candidate ids are a function of what the use names alone, kept per
+    name (``_CANDIDATES``: a campaign's sends all name the same things); ``lookup`` is
+    asked every time (the registry may change).
     """
-    for decl_id in candidate_ids(usage):
+    key = (usage.campaign_id, usage.list_id, usage.form_id, usage.sender, *usage.tags)
+    candidates = _CANDIDATES.get(key)
+    if candidates is None:
+        if len(_CANDIDATES) >= _CANDIDATES_MAX:
+            _CANDIDATES.clear()
+        candidates = _CANDIDATES[key] = tuple(candidate_ids(usage))
+    for decl_id in candidates:
         found = lookup(decl_id)
         if found is not None:
             return found
     return None
+
+
+#: ``candidate_ids`` by what it reads (campaign, list, form, sender, tags); cleared when full
+_CANDIDATES: dict[tuple[str | None, ...], tuple[str, ...]] = {}
+_CANDIDATES_MAX = 4096
 
 
 def _choices(enum_type: type[Channel] | type[LegalBasis] | type[Sourcing]) -> str:

@@ -182,3 +182,20 @@ def test_encoded_values_take_the_memory_of_their_size() -> None:
         tracemalloc.stop()
     assert kept[7] == b'{"h":"a***@x.test","l":[7]}'
     assert per_value < 512, f"{per_value:.0f} bytes held per 27-byte value"
+
+
+@pytest.mark.parametrize("record", samples(), ids=lambda r: type(r).__name__)
+def test_a_record_lacking_its_optional_fields_gets_their_defaults(record: object) -> None:
+    """A record read with every field present takes the subscript path; one lacking a
+    field goes the ``get`` way: both give the record the class gives."""
+    import dataclasses
+
+    cls = type(record)
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    obj = codec.to_obj(record)
+    short = {name: obj[name] for name in required}
+    assert codec.from_obj(cls, short) == cls(**{name: getattr(record, name) for name in required})

@@ -152,3 +152,29 @@ def test_validate_reports_every_problem_with_its_line() -> None:
     assert "line 31: campaign:d is already declared at line 25" in text
     assert "line 40: names several things (campaign, list)" in text
     assert all(p.startswith("line ") for p in problems)
+
+
+def test_resolve_asks_the_registry_every_time_and_keeps_candidates_bounded(make) -> None:
+    from consentinel.streams.policy import registry
+
+    known: dict[str, object] = {}
+    u = make.usage(campaign_id="c1", list_id="l1", tags=["t1"])
+    assert resolve(u, known.get) is None
+    known["tag:t1"] = make.decl(ref="t1", ref_kind="tag")
+    assert resolve(u, known.get) is known["tag:t1"]  # a declaration added since: found
+    known["list:l1"] = make.decl(ref="l1", ref_kind="list")
+    assert resolve(u, known.get) is known["list:l1"]  # the earlier candidate wins
+    # uses that differ in one name only (here a tag) each get their own candidates
+    by_tag = make.usage(campaign_id="c1", list_id="l2", tags=["t2"])
+    known["tag:t2"] = make.decl(ref="t2", ref_kind="tag")
+    assert resolve(by_tag, known.get) is known["tag:t2"]
+    assert (
+        resolve(make.usage(campaign_id="c1", list_id="l2", tags=["t1"]), known.get)
+        is (known["tag:t1"])
+    )
+    for n in range(registry._CANDIDATES_MAX + 10):  # every name different: bounded
+        other = make.usage(campaign_id=f"c{n}", tags=[f"t{n % 3}"])
+        asked: list[str] = []
+        resolve(other, lambda d, asked=asked: asked.append(d))  # type: ignore[func-returns-value]
+        assert asked == candidate_ids(other)
+        assert len(registry._CANDIDATES) <= registry._CANDIDATES_MAX
