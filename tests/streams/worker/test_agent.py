@@ -262,3 +262,29 @@ async def test_after_a_failed_changelog_record_repeats_wait_for_a_rebalance() ->
             s.set_result(None)
     await settle()
     assert stream.acked == [0]
+
+
+async def test_finishing_waits_once_too_many_batches_wait_for_their_changelog() -> None:
+    """A worker judging faster than Kafka acknowledges its changelog records must not hold
+    every batch's records meanwhile: past ``MAX_ACKING`` batches waiting, finishing the
+    next one waits for the oldest (and so the processor and the intake wait too)."""
+    from consentinel.streams.worker.agent import MAX_ACKING
+
+    log: list[str] = []
+    sent: list[asyncio.Future[Any]] = []
+    agent = changelog_agent(log, sent)
+    stream = Intake()
+    for offset in range(MAX_ACKING):
+        await agent.handle(stream, batch(Msg("consent", 0, offset)))
+    assert agent.acknowledging == MAX_ACKING and stream.acked == []
+    one_more = asyncio.ensure_future(agent.handle(stream, batch(Msg("consent", 0, MAX_ACKING))))
+    await settle()
+    assert not one_more.done()  # held back: MAX_ACKING + 1 batches would wait
+    sent[0].set_result(None)  # the oldest batch's changelog record is acknowledged
+    await settle()
+    assert one_more.done() and stream.acked == [0]
+    for future in sent[1:]:
+        future.set_result(None)
+    for _ in range(MAX_ACKING + 1):  # the acks run in a chain, each after the one before
+        await settle()
+    assert stream.acked == list(range(MAX_ACKING + 1)) and agent.acknowledging == 0
