@@ -22,6 +22,7 @@ from consentinel.streams.events.records import (
 )
 from consentinel.streams.policy.engine import PolicySettings
 from consentinel.streams.policy.history import ConsentHistory
+from memo_check import decision_memo_checked
 
 T0 = 1_767_225_600_000
 HOUR = 3_600_000
@@ -148,19 +149,4 @@ def policy() -> PolicySettings:
     return PolicySettings()
 
 
-__all__ = ["DAY", "HOUR", "T0", "Factory", "LegalBasis", "Sourcing"]
-
-
-@pytest.fixture(autouse=True)
-def _decision_memo_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every evaluation (from the decision memo or not) is checked against the full one."""
-    from consentinel.streams.policy import engine
-
-    memo, full = engine.evaluate, engine._evaluate
-
-    def checked(usage: Any, history: Any, declaration: Any, policy: Any, *, final: bool) -> Any:
-        got = memo(usage, history, declaration, policy, final=final)
-        assert got == full(usage, history, declaration, policy, final)[0]
-        return got
-
-    monkeypatch.setattr(engine, "evaluate", checked)
+__all__ = ["DAY", "HOUR", "T0", "Factory", "LegalBasis", "Sourcing", "decision_memo_checked"]
