@@ -54,8 +54,8 @@ from aiokafka.errors import (
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from consentinel.connectors.contract import Output
 from consentinel.connectors.runtime import placement
-from consentinel.connectors.runtime.batching import PartitionBatcher
 from consentinel.streams.events import codec, topics
+from consentinel.streams.events.batching import PartitionBatcher
 from consentinel.streams.events.errors import InvalidInput, RetriableError
 from consentinel.streams.events.partitioning import subject_message_key
 from consentinel.streams.events.records import DeadLetter

@@ -35,13 +35,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import MessageSizeTooLargeError, ProducerClosed
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.errors import ProducerClosed
+from consentinel.streams.events.batching import PartitionBatcher
 from consentinel.streams.events.partitioning import partition_for
 from consentinel.streams.worker import faust_compat
 
@@ -73,40 +72,35 @@ def producer_for(bootstrap_servers: str, client_id: str) -> Callable[[], AIOKafk
     return make
 
 
-class _Lane:
-    """One topic partition: the open batch, the full ones waiting, the handing task."""
-
-    __slots__ = ("acked", "builder", "task", "waiting")
-
-    def __init__(self) -> None:
-        self.builder: Any = None
-        self.acked: Acked | None = None
-        self.waiting: deque[tuple[Any, Acked]] = deque()
-        self.task: asyncio.Future[None] | None = None
-
-
-class Lanes:
-    """Records batched per topic partition on one aiokafka producer, made by ``make``
-    (called once, in the event loop, on the first record) and started by the first
-    handing task. ``add`` never blocks; ``stop`` flushes and closes the producer."""
+class Lanes(PartitionBatcher):
+    """Records batched per topic partition (``events.batching``) on one aiokafka
+    producer, made by ``make`` (called once, in the event loop, on the first record) and
+    started by the first handing task; a batch's acknowledgement is the offset of its
+    last record. ``add`` never blocks; ``stop`` flushes and closes the producer."""
 
     def __init__(
         self, make: Callable[[], AIOKafkaProducer], max_request_size: int = MAX_REQUEST_BYTES
     ) -> None:
+        super().__init__(None, max_request_size)
         self._make = make
-        self._max_request_size = max_request_size
-        self._producer: AIOKafkaProducer | None = None
         self._started: asyncio.Future[None] | None = None
-        self._lanes: dict[tuple[str, int], _Lane] = {}
         self._stopped = False
-        #: the acknowledgements of the batches not acknowledged (nor failed) yet
-        self._unsettled: set[Acked] = set()
 
     @property
     def producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             self._producer = self._make()
         return self._producer
+
+    def _producer_now(self) -> AIOKafkaProducer:
+        return self.producer
+
+    async def _producer_ready(self) -> AIOKafkaProducer:
+        return await self.started()
+
+    def _acked_value(self, metadata: Any, count: int) -> int:
+        # the batch's metadata carries its base offset
+        return int(metadata.offset) + count - 1
 
     async def started(self) -> AIOKafkaProducer:
         """The producer, connected (the first call starts it; after a failed start, the
@@ -125,14 +119,6 @@ class Lanes:
         await asyncio.shield(started)
         return producer
 
-    async def partition_count(self, topic: str) -> int:
-        """How many partitions ``topic`` has (waits for its metadata the first time)."""
-        producer = await self.started()
-        known = producer.client.cluster.partitions_for_topic(topic)
-        if known:
-            return len(known)
-        return len(await producer.partitions_for(topic))
-
     async def warm(self, topics: Sequence[str]) -> None:
         """Connect now and read the metadata of ``topics``, so the first batch waits for
         neither; a failure is only said (the first batch tries again)."""
@@ -144,71 +130,6 @@ class Lanes:
         except Exception as exc:
             log.warning("producer not connected yet (%s: %s)", type(exc).__name__, exc)
 
-    def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> Acked:
-        """Put a record in its partition's open batch; that batch's acknowledgement."""
-        lane = self._lanes.get((topic, partition))
-        if lane is None:
-            lane = self._lanes[(topic, partition)] = _Lane()
-        builder, acked = lane.builder, lane.acked
-        if (
-            builder is None
-            or acked is None
-            or builder.append(timestamp=None, key=key, value=value) is None
-        ):
-            size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
-            if size > self._max_request_size:
-                raise MessageSizeTooLargeError(
-                    f"a {size}-byte record exceeds max_request_size ({self._max_request_size})"
-                )
-            if builder is not None and acked is not None:  # full: it waits its turn
-                lane.waiting.append((builder, acked))
-            builder = lane.builder = self.producer.create_batch()
-            acked = lane.acked = asyncio.get_running_loop().create_future()
-            self._unsettled.add(acked)
-            acked.add_done_callback(self._unsettled.discard)
-            builder.append(timestamp=None, key=key, value=value)  # an empty batch takes any
-        if lane.task is None:
-            lane.task = asyncio.ensure_future(self._hand_over(topic, partition, lane))
-        return acked
-
-    async def _hand_over(self, topic: str, partition: int, lane: _Lane) -> None:
-        """Give the lane's batches to aiokafka, oldest first, until none is left."""
-        try:
-            producer = await self.started()
-            while True:
-                if lane.waiting:
-                    builder, acked = lane.waiting.popleft()
-                elif lane.builder is not None and lane.acked is not None:
-                    builder, acked = lane.builder, lane.acked
-                    lane.builder = lane.acked = None
-                else:
-                    return
-                builder.close()  # nothing more goes in: aiokafka may send it at once
-                count = builder.record_count()
-                try:
-                    sent = await producer.send_batch(builder, topic, partition=partition)
-                except BaseException as exc:
-                    _settle(acked, exc)
-                    raise
-                sent.add_done_callback(lambda fut, a=acked, n=count: _resolve(a, fut, n))
-        except BaseException as exc:  # the producer is failing: so are the batches behind
-            for _, acked in lane.waiting:
-                _settle(acked, exc)
-            lane.waiting.clear()
-            if lane.acked is not None:
-                _settle(lane.acked, exc)
-            lane.builder = lane.acked = None
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            lane.task = None
-
-    async def flush(self) -> None:
-        """Until every record added so far is acknowledged by Kafka (or failed). Blocks on
-        Kafka's acknowledgements."""
-        while self._unsettled:
-            await asyncio.wait(list(self._unsettled))
-
     async def stop(self) -> None:
         """Flush what was handed to the producer, then close it; batches added later fail
         (``ProducerClosed``): the worker is stopping, they are never acknowledged."""
@@ -219,23 +140,6 @@ class Lanes:
                 await producer.stop()
             except Exception as exc:  # stopping anyway
                 log.warning("producer not stopped cleanly: %s: %s", type(exc).__name__, exc)
-
-
-def _settle(acked: Acked, exc: BaseException) -> None:
-    if not acked.done():
-        acked.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
-        acked.exception()  # retrieved: a batch nobody waits for any more is not an error
-
-
-def _resolve(acked: Acked, sent: asyncio.Future[Any], count: int) -> None:
-    if acked.done():
-        return
-    if sent.cancelled():
-        _settle(acked, asyncio.CancelledError())
-    elif (exc := sent.exception()) is not None:
-        _settle(acked, exc)
-    else:  # the batch's metadata carries its base offset
-        acked.set_result(sent.result().offset + count - 1)
 
 
 class OutputSender:

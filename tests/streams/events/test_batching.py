@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from aiokafka.producer.message_accumulator import BatchBuilder
-from consentinel.connectors.runtime.batching import PartitionBatcher
+from consentinel.streams.events.batching import PartitionBatcher
 
 
 class FakeProducer:
