@@ -46,7 +46,12 @@ from consentinel.streams.events.settings import Settings
 
 
 def checker_section(
-    bootstrap: str, subject_counts: list[int], usages: int, drain_cap: float, peer_names: list[str]
+    bootstrap: str,
+    subject_counts: list[int],
+    usages: int,
+    drain_cap: float,
+    peer_names: list[str],
+    ledger_only: bool = False,
 ) -> None:
     rows = []
     for subjects in subject_counts:
@@ -85,7 +90,10 @@ def checker_section(
             home / "logs",
             produce_usage,
             drain_cap_s=drain_cap,
+            ledger_only=ledger_only,
         )
+        if ledger_only:
+            continue
         print("  ceilings: bare aiokafka consumer + orjson + dict lookup…", flush=True)
         ceiling_topic = peers.verdicts_topic(prefix, "ceiling")
         peers.create_topic(bootstrap, ceiling_topic, dataset.PARTITIONS)
@@ -216,7 +224,7 @@ def sections(
     peer_names: list[str],
 ) -> None:
     if args.only in (None, "checker"):
-        checker_section(bootstrap, subjects, usages, args.drain_cap, peer_names)
+        checker_section(bootstrap, subjects, usages, args.drain_cap, peer_names, args.ledger_only)
     if args.only == "scaleout" or (args.scaleout and args.only is None):
         import scaleout
 
@@ -254,6 +262,9 @@ def main() -> int:
         "--drain-cap", type=float, default=150.0, help="seconds of drain measured at most"
     )
     parser.add_argument("--quick", action="store_true", help="10k subjects, 20k usages")
+    parser.add_argument(
+        "--ledger-only", action="store_true", help="checker: the ledger build (phase 1) only"
+    )
     parser.add_argument("--only", choices=("checker", "ingest", "scaleout", "bootstrap"))
     parser.add_argument(
         "--scaleout",
