@@ -102,6 +102,9 @@ SendBatch = Callable[[Sequence[Output]], Awaitable[Sequence[Any]]]
 #: (partition, [(table, key, value or None: delete)] in staging order): writes a handled
 #: batch's state to the tables of that partition at once (``worker.batches.StateWriter``)
 Write = Callable[[int, Sequence[tuple[Table, bytes, bytes | None]]], None]
+#: (table, partition, key) -> the value the table holds for ``key`` in that partition's
+#: store, or None (``worker.batches.StateReader``: the store read directly)
+Read = Callable[[Table, int, bytes], bytes | None]
 
 _SEND_BACKOFF_MAX_S = 30.0
 #: Batches handled whose outputs are not all acknowledged yet, at most.
@@ -204,10 +207,13 @@ class Processor:
         cache_size: int = CACHE_SIZE,
         send_batch: SendBatch | None = None,
         write: Write | None = None,
+        read: Read | None = None,
     ) -> None:
         """``send`` sends one output; ``send_batch``, when given, sends a batch's outputs
         at once instead. ``write``, when given, writes a batch's state (otherwise each
-        value is set in its table, in the batch's partition context)."""
+        value is set in its table, in the batch's partition context). ``read``, when
+        given, reads a table's value of a partition (otherwise ``table.get``, in the
+        batch's partition context)."""
         self.judge = judge
         self.names = names
         self.partitions = partitions
@@ -217,6 +223,7 @@ class Processor:
         self._send = send
         self._send_batch = send_batch
         self._write = write
+        self._read = read
         self._scan = scan
         self.ticks = ticks
         self.sealer = sealer
@@ -357,10 +364,14 @@ class Processor:
 
     # -- state ---------------------------------------------------------------------------
 
-    def _get(self, table: Table, key: bytes) -> bytes | None:
+    def _get(self, table: Table, key: bytes, partition: int) -> bytes | None:
+        """The value of ``key`` (its subject in ``partition``): staged, else the table's."""
         staged = self._overlay[id(table)].get(key)
         if staged is not None:
             return staged[0]
+        read = self._read
+        if read is not None:
+            return read(table, partition, key)
         return table.get(key)
 
     def _put(self, table: Table, key: bytes, value: bytes | None) -> None:
@@ -380,14 +391,14 @@ class Processor:
             self._cache.move_to_end(key)
             history, holds, _ = cached
         else:
-            raw = self._get(self.ledger, key)
+            raw = self._get(self.ledger, key, partition)
             history = (
                 None
                 if raw is None
                 else ConsentHistory.from_obj(codec.loads(raw), self.judge.max_versions)
             )
-            holds = Holds.from_bytes(self._get(self.holds, key))
-            holds.load_kept(self._get(self.holds, kept_key(key)))
+            holds = Holds.from_bytes(self._get(self.holds, key, partition))
+            holds.load_kept(self._get(self.holds, kept_key(key), partition))
         if history is None:
             state = _State(key, partition, None, holds, 0, 0, len(holds.pending))
         else:
@@ -453,7 +464,7 @@ class Processor:
     def _stats(self, partition: int) -> PartitionStats:
         st = self.partition_stats.get(partition)
         if st is None:
-            raw = self._get(self.stats, self._stats_key(partition))
+            raw = self._get(self.stats, self._stats_key(partition), partition)
             obj = codec.loads(raw) if raw else {}
             st = PartitionStats(
                 int(obj.get("subjects", 0)), int(obj.get("versions", 0)), int(obj.get("pending", 0))
@@ -755,7 +766,7 @@ class Processor:
     # -- list-level sends: re-published to every partition, expanded per member ----------
 
     def _note_membership(self, event: ConsentEvent, key: bytes, partition: int) -> None:
-        before = Memberships.from_bytes(self._get(self.ledger, member_key(key)))
+        before = Memberships.from_bytes(self._get(self.ledger, member_key(key), partition))
         changed, after = members.apply(before, event)
         if changed:
             self._put(self.ledger, member_key(key), after.to_bytes() if after else None)
@@ -792,7 +803,7 @@ class Processor:
             )
         deadline = max(usage.received_at_ms, self.clock()) + self.judge.policy.grace_ms
         key = fanout.waiting_key(usage.subject_key, p, self.partitions)
-        legs = fanout.waiting_from(self._get(self.ledger, key))
+        legs = fanout.waiting_from(self._get(self.ledger, key, p))
         if any(u.event_id == usage.event_id for _, u in legs):
             return  # a redelivered leg, already waiting
         legs.append((deadline, usage))
@@ -810,7 +821,7 @@ class Processor:
             await self.drain()
             self.legs_due.build(p, self._waiting_in(p))
         for key in self.legs_due.pop_due(p, t_ms):
-            legs = fanout.waiting_from(self._get(self.ledger, key))
+            legs = fanout.waiting_from(self._get(self.ledger, key, p))
             rest = [(d, u) for d, u in legs if d > t_ms]
             for due, usage in sorted(legs, key=lambda leg: (leg[0], leg[1].event_id)):
                 if due <= t_ms:

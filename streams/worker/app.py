@@ -52,7 +52,13 @@ from consentinel.streams.policy.engine import PolicySettings
 from consentinel.streams.registry.view import RegistryView
 from consentinel.streams.worker import faust_compat
 from consentinel.streams.worker.agent import BATCH_MAX, CheckerAgent
-from consentinel.streams.worker.batches import Lanes, OutputSender, StateWriter, producer_for
+from consentinel.streams.worker.batches import (
+    Lanes,
+    OutputSender,
+    StateReader,
+    StateWriter,
+    producer_for,
+)
 from consentinel.streams.worker.health import Readiness
 from consentinel.streams.worker.holes import HoleReader
 from faust.types import TP
@@ -250,6 +256,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         send=send,
         send_batch=OutputSender(output_lanes),
         write=StateWriter(changelog_lanes, faust_compat.changelog_sends(app)),
+        read=StateReader(),
         scan=faust_compat.scanner(settings.partitions, subject_of),
         ticks=clock,
         sealer=Sealer(settings.pepper.reveal()),

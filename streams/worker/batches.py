@@ -8,7 +8,8 @@ never queue behind a changelog backlog, nor changelog records behind verdicts):
   key (murmur2 over the topic's partitions, as aiokafka's ``DefaultPartitioner``), in
   the open batch of that partition; a keyless one is sent as before (``send``: aiokafka
   picks a partition).
-- ``StateWriter`` (the processor's ``write``): a batch's table writes, applied to each
+- ``StateWriter`` (the processor's ``write``; ``StateReader``, its ``read``, reads the
+  stores the same way): a batch's table writes, applied to each
   table's store for the batch's partition in one go (a RocksDB write batch:
   ``faust_compat.write_store``) and their changelog records (deletes as tombstones) put
   in the open batch of that changelog partition. The acknowledgement of every produce
@@ -173,6 +174,22 @@ class OutputSender:
 
 #: (table, key, value or None for a delete), in the order they were staged
 Write = tuple[Any, bytes, bytes | None]
+
+
+class StateReader:
+    """The processor's ``read``: a table's value for a key of one partition, read from
+    the partition's store directly (``faust_compat.store_reader``), as ``StateWriter``
+    writes it. Each table's reader is made on its first read (the store exists once the
+    app runs). Blocks on the disk for RocksDB."""
+
+    def __init__(self) -> None:
+        self._readers: dict[int, tuple[Any, Callable[[int, bytes], bytes | None]]] = {}
+
+    def __call__(self, table: Any, partition: int, key: bytes) -> bytes | None:
+        entry = self._readers.get(id(table))
+        if entry is None:
+            entry = self._readers[id(table)] = (table, faust_compat.store_reader(table))
+        return entry[1](partition, key)
 
 
 class StateWriter:

@@ -398,6 +398,33 @@ def write_store(table: Any, partition: int, items: Iterable[tuple[bytes, bytes |
             store[key] = value
 
 
+def store_reader(table: Any) -> Callable[[int, bytes], bytes | None]:
+    """A function reading ``table``'s store for one partition: ``(partition, key)`` -> the
+    stored value or None, without Faust's per-read path (``Table.get`` -> ``on_key_get``
+    -> ``SerializedStore.__getitem__`` -> ``_encode_key`` -> ``RocksDB._get`` -> the
+    current event's partition -> ``_decode_value``; about 3 us a read, three reads per
+    subject first seen). Keys and values are bytes (raw serializers), so nothing is
+    encoded. RocksDB: the partition's database (``RocksDB._db_for_partition``), as
+    ``RocksDB._get`` reads it when there is a current event; the memory store: its dict.
+    Blocks on the disk for RocksDB."""
+    store: Any = table.data
+    db_for = getattr(store, "_db_for_partition", None)
+    if callable(db_for):
+
+        def read_db(partition: int, key: bytes) -> bytes | None:
+            value: bytes | None = db_for(partition).get(key)
+            return value
+
+        return read_db
+    data: Any = store.data
+
+    def read_dict(partition: int, key: bytes) -> bytes | None:
+        value: bytes | None = data.get(key)
+        return value
+
+    return read_dict
+
+
 def changelog_topic_name(table: Any) -> str:
     """The name of ``table``'s changelog topic (``Collection.changelog_topic``, public,
     and its ``get_topic_name``)."""

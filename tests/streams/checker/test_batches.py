@@ -89,6 +89,7 @@ class BatchSink:
         self.calls: list[list[tuple[str, bytes | None, bytes]]] = []
         self.failing: set[str] = set()
         self.writes: list[tuple[int, list[tuple[Any, bytes, bytes | None]]]] = []
+        self.reads: list[tuple[int, bytes]] = []
 
     async def send_batch(self, outputs: Any) -> list[Any]:
         self.calls.append(list(outputs))
@@ -104,6 +105,11 @@ class BatchSink:
                     acks[topic].set_result(None)
         return [acks[topic] for topic, _, _ in outputs]
 
+    def read(self, table: Any, partition: int, key: bytes) -> bytes | None:
+        self.reads.append((partition, key))
+        value: bytes | None = dict.get(table, key)
+        return value
+
     def write(self, partition: int, writes: Any) -> None:
         self.writes.append((partition, list(writes)))
         for table, key, value in writes:
@@ -113,13 +119,21 @@ class BatchSink:
                 table[key] = value
 
 
+class ReadOnlyThroughHook(CountingTable):
+    """A table the processor may not read itself (``read`` reads it)."""
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        raise AssertionError("read through the processor's read hook only")
+
+
 def make(
-    sink: bool = False,
+    sink: bool = False, read: bool = False
 ) -> tuple[Processor, Producer, CountingTable, CountingTable]:
     """A processor on dict tables; with ``sink``, sending and writing in batches
-    (``proc.sink``: the ``BatchSink``)."""
+    (``proc.sink``: the ``BatchSink``), and with ``read`` too, reading through it."""
     producer = Producer()
-    ledger, holds = CountingTable(), CountingTable()
+    table = ReadOnlyThroughHook if read else CountingTable
+    ledger, holds = table(), table()
     batches = BatchSink(producer) if sink else None
     proc = Processor(
         judge=Judge(PolicySettings(grace_ms=GRACE), {DECL.decl_id: DECL}.get),
@@ -127,7 +141,7 @@ def make(
         partitions=N,
         ledger=ledger,
         holds=holds,
-        stats={},
+        stats=table(),
         send=producer.send,
         scan=lambda table, p: [(k, v) for k, v in table.items() if partition_for(k, N) == p],
         ticks=TickClock(lambda p: 10_000),
@@ -135,6 +149,7 @@ def make(
         clock=lambda: T0 + 2 * DAY,
         send_batch=batches.send_batch if batches else None,
         write=batches.write if batches else None,
+        read=batches.read if batches and read else None,
     )
     proc.sink = batches  # type: ignore[attr-defined]
     return proc, producer, ledger, holds
@@ -297,6 +312,23 @@ async def test_outputs_and_state_in_batches_give_exactly_the_one_at_a_time_resul
     assert [o for c in sink.calls for o in c] == one_out.sent
     assert len(sink.calls) == 2, "one send_batch per batch"
     assert [p for p, _ in sink.writes] == [PART, PART], "one write per batch, its partition"
+
+
+async def test_state_read_through_the_read_hook_gives_exactly_the_one_at_a_time_results() -> None:
+    recs = records()
+    one, one_out, one_ledger, one_holds = make()
+    for rec in recs:
+        await one.handle(rec)
+    batched, batch_out, ledger, holds = make(sink=True, read=True)
+    for rec in recs:  # one batch each: every subject's state is read back from the tables
+        batched.forget()
+        await batched.submit_batch([rec])
+    await batched.drain()
+    assert batch_out.sent == one_out.sent
+    assert dict(ledger) == dict(one_ledger) and dict(holds) == dict(one_holds)
+    reads = batched.sink.reads  # type: ignore[attr-defined]
+    assert reads and {p for p, _ in reads} == {PART}, "read in the records' partition"
+    assert {k for _, k in reads} >= {k for k in ledger}, "every subject's history read back"
 
 
 async def test_a_failed_produce_batch_holds_the_state_and_acknowledgement_back(

@@ -12,7 +12,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from consentinel.streams.events.partitioning import partition_for
 from consentinel.streams.worker import faust_compat
-from consentinel.streams.worker.batches import Lanes, OutputSender, StateWriter
+from consentinel.streams.worker.batches import Lanes, OutputSender, StateReader, StateWriter
 
 
 class Builder:
@@ -347,3 +347,44 @@ def test_rocksdb_writes_land_in_the_partitions_database_and_the_offset_persists(
     faust_compat.set_persisted_offset(table, topic, 2, 41)
     assert table.persisted_offset(TP(topic, 2)) == 41
     assert table.persisted_offset(TP(topic, 1)) is None
+
+
+def test_the_reader_reads_what_faust_reads_in_the_partitions_database_only(
+    tmp_path: Any,
+) -> None:
+    import faust
+
+    app = faust.App(
+        "rocks-reader-test",
+        store="rocksdb://",
+        datadir=str(tmp_path),
+        autodiscover=False,
+        Table=faust_compat.changelog_tracked_table(),
+    )
+    ledger = app.Table("ledger", key_type=bytes, value_type=bytes, partitions=3)
+    holds = app.Table("holds", key_type=bytes, value_type=bytes, partitions=3)
+    app.finalize()
+    faust_compat.write_store(ledger, 2, [(b"a", b"1"), (b"b", b"2")])
+    faust_compat.write_store(holds, 2, [(b"a", b"h")])
+    faust_compat.write_store(ledger, 1, [(b"a", b"other")])
+    read = StateReader()
+    assert read(ledger, 2, b"a") == b"1" and read(ledger, 2, b"b") == b"2"
+    assert read(ledger, 1, b"a") == b"other" and read(ledger, 1, b"b") is None
+    assert read(holds, 2, b"a") == b"h" and read(holds, 1, b"a") is None
+    assert read(ledger, 0, b"a") is None
+    # the same values as Faust's own read, in a partition's context
+    for partition in (0, 1, 2):
+        message = type("M", (), {"partition": partition, "topic": "t", "offset": 0})()
+        with faust_compat.current_event(faust_compat.PartitionEvent(message)):
+            for key in (b"a", b"b", b"c"):
+                assert read(ledger, partition, key) == ledger.get(key)
+
+
+def test_the_reader_reads_the_memory_store() -> None:
+    app = memory_app("memory-reader-test")
+    ledger = app.Table("ledger", key_type=bytes, value_type=bytes, partitions=2)
+    app.finalize()
+    read = StateReader()
+    assert read(ledger, 1, b"a") is None
+    faust_compat.write_store(ledger, 1, [(b"a", b"1")])
+    assert read(ledger, 1, b"a") == b"1" == ledger.get(b"a")
