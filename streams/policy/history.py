@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,20 +176,43 @@ class ConsentEntry:
             event.event_id,
             event.occurred_at_ms,
             event.action,
-            frozenset(event.purposes),
+            _shared_set(event.purposes),
             # fail closed: a grant of unmapped purposes only is a grant of nothing
             not event.purposes and not (grant and event.unmapped_purposes),
-            frozenset([str(c) for c in event.channels]),
+            _shared_set([str(c) for c in event.channels]),
             not event.channels,
-            frozenset(event.recipients),
+            _shared_set(event.recipients),
             event.collected_by,
             event.legal_basis,
             event.scope,
             event.proof,
             event.expires_at_ms,
-            frozenset(event.unmapped_purposes),
+            _shared_set(event.unmapped_purposes),
             bool(event.gpc),
         )
+
+
+_NO_ITEMS: frozenset[str] = frozenset()
+#: The sets of purposes, channels, recipients of the entries, one instance each: most
+#: subjects consent to the same few, and each set is an object the garbage collector
+#: scans again and again while the decoded history stays in the processor's cache
+#: (4 of the 28 objects it tracks per subject in a ledger build). Bounded: past
+#: ``_SHARED_MAX`` different ones, a set is made per entry, as before.
+_SHARED: dict[tuple[str, ...], frozenset[str]] = {}
+_SHARED_MAX = 4096
+
+
+def _shared_set(items: Iterable[str]) -> frozenset[str]:
+    """``frozenset(items)``, the same instance for the same items in the same order."""
+    key = tuple(items)
+    if not key:
+        return _NO_ITEMS
+    found = _SHARED.get(key)
+    if found is None:
+        found = frozenset(key)
+        if len(_SHARED) < _SHARED_MAX:
+            _SHARED[key] = found
+    return found
 
 
 #: ``ConsentEntry(...)`` with every field given in order, without the frozen ``__init__``
@@ -1018,17 +1042,17 @@ def _entry_from(obj: dict[str, Any]) -> ConsentEntry:
         event_id=str(obj["i"]),
         at_ms=int(obj["t"]),
         action=_ACTIONS[obj["a"]],
-        purposes=frozenset(obj.get("p", ())),
+        purposes=_shared_set(obj.get("p", ())),
         all_purposes="p" not in obj,
-        channels=frozenset(obj.get("c", ())),
+        channels=_shared_set(obj.get("c", ())),
         all_channels="c" not in obj,
-        recipients=frozenset(obj.get("r", ())),
+        recipients=_shared_set(obj.get("r", ())),
         collected_by=obj.get("cb"),
         legal_basis=_BASES[obj.get("lb", "consent")],
         scope=obj.get("sc"),
         proof=proof,
         expires_at_ms=obj.get("ex"),
-        unmapped=frozenset(obj.get("u", ())),
+        unmapped=_shared_set(obj.get("u", ())),
         gpc=bool(obj.get("gp", False)),
     )
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -292,3 +293,20 @@ def test_metrics_counts(make) -> None:
     h.apply(make.grant(at=T0))
     h.apply(make.grant(at=T0, controller="B"))
     assert h.subject_count == 1 and h.version_count == 2
+
+
+def test_entries_of_many_subjects_share_one_instance_of_each_set(make) -> None:
+    """A decoded history is cached per subject: each entry's sets are one shared instance
+    (fewer objects for the garbage collector to scan, less memory), applied or read back,
+    and equal to what they were."""
+    grant = make.grant(at=T0, purposes=[NL, MKT], channels=[Channel.EMAIL], recipients=["P"])
+    grants = [dataclasses.replace(grant, subject_key=f"{i:064x}") for i in range(3)]
+    applied = [make.history(g) for g in grants]
+    read = [ConsentHistory.from_obj(json.loads(json.dumps(h.to_obj()))) for h in applied]
+    entries = [h._lines[LQ].versions[0].entry for h in applied + read]
+    for name in ("purposes", "channels", "recipients", "unmapped"):
+        sets = [getattr(e, name) for e in entries]
+        assert all(s is sets[0] for s in sets), name
+    first = entries[0]
+    assert first.purposes == frozenset({NL, MKT}) and first.recipients == frozenset({"P"})
+    assert first.channels == frozenset({"email"}) and first.unmapped == frozenset()
