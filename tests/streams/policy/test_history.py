@@ -310,3 +310,34 @@ def test_entries_of_many_subjects_share_one_instance_of_each_set(make) -> None:
     first = entries[0]
     assert first.purposes == frozenset({NL, MKT}) and first.recipients == frozenset({"P"})
     assert first.channels == frozenset({"email"}) and first.unmapped == frozenset()
+
+
+#: A history as main (994bfb3) stored it: two versions, a folded base, a contact.
+STORED_BY_MAIN = (
+    b'{"v":4,"s":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","c":{"Le '
+    b'Quotidien":{"e":[{"i":"cmp:0002","t":1767312000000,"a":"withdraw","p":["marketing.direct"],'
+    b'"c":["sms"],"sc":"list:1"},{"i":"cmp:0003","t":1767398400000,"a":"grant","pf":{"m":"double'
+    b'_opt_in","ca":1767225600000,"cp":"https://lequotidien.example/newsletter","nv":"notice-v3"}'
+    b',"ex":1768003200000}],"b":{"k":[1767225600000,0,"cmp:0001"],"e":[{"i":"cmp:0001","t":17672'
+    b'25600000,"a":"grant","p":["editorial.newsletter","marketing.direct"],"c":["email"],"r":["P"'
+    b'],"cb":"Co","pf":{"m":"double_opt_in","ca":1767225600000,"cp":"https://lequotidien.example/'
+    b'newsletter","nv":"notice-v3"}}],"la":"grant","g":1767225600000},"k":[1767484800000]}}}'
+)
+
+
+def test_a_history_stored_by_main_reads_back_the_same(make) -> None:
+    """The stored form did not change: main's bytes read back into the same history, and
+    written again byte for byte."""
+    from consentinel.streams.events import codec
+
+    events = [
+        make.grant(at=T0, purposes=[NL, MKT], recipients=["P"], collected_by="Co"),
+        make.withdraw(at=T0 + DAY, purposes=[MKT], channels=[Channel.SMS], scope="list:1"),
+        make.grant(at=T0 + 2 * DAY, purposes=[], channels=[], expires_at_ms=T0 + 9 * DAY),
+    ]
+    h = make.history(*events, max_versions=2)
+    h.note_contact(make.usage(at=T0 + 3 * DAY, kind=UsageKind.CLICK))
+    read = ConsentHistory.from_obj(codec.loads(STORED_BY_MAIN), 2)
+    assert codec.dumps(read.to_obj()) == STORED_BY_MAIN == codec.dumps(h.to_obj())
+    for t in range(T0 - DAY, T0 + 12 * DAY, DAY // 3):
+        assert read.state_at(LQ, t) == h.state_at(LQ, t)
