@@ -247,8 +247,12 @@ class Processor:
             id(holds): {},
             id(stats): {},
         }
-        #: subject key -> decoded (history, holds, partition), the latest staged or read
-        self._cache: OrderedDict[bytes, tuple[ConsentHistory | None, Holds, int]] = OrderedDict()
+        #: subject key -> decoded (history, holds, partition), the latest staged or read;
+        #: holds None: none (most subjects: kept as nothing rather than an empty ``Holds``
+        #: and its three lists, objects the garbage collector scans while they are cached)
+        self._cache: OrderedDict[bytes, tuple[ConsentHistory | None, Holds | None, int]] = (
+            OrderedDict()
+        )
         self._batch: dict[bytes, _State] = {}
         self._current: bytes | None = None
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
@@ -389,7 +393,8 @@ class Processor:
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
-            history, holds, _ = cached
+            history, kept_holds, _ = cached
+            holds = Holds() if kept_holds is None else kept_holds
         else:
             raw = self._get(self.ledger, key, partition)
             history = (
@@ -446,7 +451,8 @@ class Processor:
             pending = len(holds.pending) - state.pending_before
             if subjects or versions or pending:
                 self._count(state.partition, subjects=subjects, versions=versions, pending=pending)
-            cache[key] = (history, holds, state.partition)
+            held = holds if holds.pending or holds.alerted or holds.kept else None
+            cache[key] = (history, held, state.partition)
             cache.move_to_end(key)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

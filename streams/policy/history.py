@@ -996,13 +996,16 @@ _PROOF_KEYS = (
 
 
 def _entry_obj(entry: ConsentEntry) -> dict[str, Any]:
+    # Sorted items as tuples (encoded as the same JSON arrays as lists): a tuple of strings
+    # leaves the garbage collector's sight at its first collection, and the entry's dict is
+    # kept with the history (``_Version.stored``) as long as it is cached.
     obj: dict[str, Any] = {"i": entry.event_id, "t": entry.at_ms, "a": str(entry.action)}
     if not entry.all_purposes:  # absent = all purposes
-        obj["p"] = sorted(entry.purposes)
+        obj["p"] = tuple(sorted(entry.purposes))
     if not entry.all_channels:  # absent = all channels
-        obj["c"] = sorted(entry.channels)
+        obj["c"] = tuple(sorted(entry.channels))
     if entry.recipients:
-        obj["r"] = sorted(entry.recipients)
+        obj["r"] = tuple(sorted(entry.recipients))
     if entry.collected_by is not None:
         obj["cb"] = entry.collected_by
     if entry.legal_basis is not LegalBasis.CONSENT:
@@ -1020,7 +1023,7 @@ def _entry_obj(entry: ConsentEntry) -> dict[str, Any]:
     if entry.expires_at_ms is not None:
         obj["ex"] = entry.expires_at_ms
     if entry.unmapped:
-        obj["u"] = sorted(entry.unmapped)
+        obj["u"] = tuple(sorted(entry.unmapped))
     if entry.gpc:
         obj["gp"] = True
     return obj

@@ -382,3 +382,37 @@ async def test_only_the_outputs_of_a_failed_produce_batch_are_sent_again(
     first, *again = sink.calls
     assert {t for t, _, _ in first} == {"verdicts", "alerts"}
     assert again == [[o for o in first if o[0] == "alerts"]], "the alerts only, once more"
+
+
+async def test_a_subject_with_nothing_held_is_cached_without_holds_and_can_hold_again() -> None:
+    """Most subjects hold nothing: their cache entry keeps no empty ``Holds`` (objects the
+    collector scans while cached); the next record of the subject still holds its uses."""
+    d = next(
+        s
+        for s in (f"{i:064x}" for i in range(400, 800))
+        if partition_for(subject_message_key(s), N) == PART
+    )
+    events = [consent(d, T0), use(d, T0 - DAY)]  # a use before its consent: held, alerted
+    recs = records()
+    recs += [
+        Rec(
+            "consent" if isinstance(e, ConsentEvent) else "usage",
+            PART,
+            len(recs) + n,
+            subject_message_key(d),
+            codec.encode(e),
+        )
+        for n, e in enumerate(events)
+    ]
+    one, one_out, _, one_holds = make()
+    for rec in recs:
+        await one.handle(rec)
+    batched, batch_out, _, holds = make()
+    for rec in recs[:-1]:  # one batch each: every subject's state comes from the cache
+        await batched.submit_batch([rec])
+    await batched.drain()
+    assert batched._cache[subject_message_key(d)][1] is None, "nothing held: no Holds kept"
+    await batched.submit_batch(recs[-1:])
+    await batched.drain()
+    assert batch_out.sent == one_out.sent and dict(holds) == dict(one_holds)
+    assert batched._cache[subject_message_key(d)][1] is not None, "d holds its use now"

@@ -341,3 +341,20 @@ def test_a_history_stored_by_main_reads_back_the_same(make) -> None:
     assert codec.dumps(read.to_obj()) == STORED_BY_MAIN == codec.dumps(h.to_obj())
     for t in range(T0 - DAY, T0 + 12 * DAY, DAY // 3):
         assert read.state_at(LQ, t) == h.state_at(LQ, t)
+
+
+def test_a_stored_entry_leaves_the_garbage_collectors_sight(make) -> None:
+    """The stored form of an entry is kept with the cached history: its sorted items are
+    tuples (the same JSON arrays), which the collector stops tracking at its first pass."""
+    import gc
+
+    from consentinel.streams.events import codec
+
+    h = make.history(
+        make.grant(at=T0, purposes=[NL, MKT], channels=[Channel.EMAIL], recipients=["P"])
+    )
+    (entry,) = h.to_obj()["c"][LQ]["e"]
+    gc.collect()
+    for part in ("p", "c", "r"):
+        assert not gc.is_tracked(entry[part]), part
+    assert codec.loads(codec.dumps(entry))["p"] == sorted([NL, MKT])
