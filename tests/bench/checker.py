@@ -1,6 +1,9 @@
 """(b)-(d): the real checker (``consentinel worker``) on the preloaded topics.
 
-1. Consent and declarations are preloaded; the worker builds its ledger: consent events/s.
+1. Consent and declarations are preloaded; the worker builds its ledger: consent events/s
+   from the worker's start (start-up included), from its readiness (as the drain), and the
+   worker's CPU per consent after readiness (the figure the neighbours on a shared machine
+   move least). ``--ledger-only`` (bench.py) stops after this phase.
 2. The worker is stopped, the usage events are preloaded, the worker is started again and
    its committed offsets on the usage topic are sampled every second: the drain rate is
    what it committed from its readiness (/healthz) to its last commit, over that whole
