@@ -231,7 +231,7 @@ async def _scan_for_addresses(
                 # one regex pass over the whole batch; a record is looked at alone only when
                 # the batch holds an address (no match can span the newline between records)
                 blobs = [(r.key or b"") + b" " + (r.value or b"") for r in batch]
-                if privacy.raw_addresses(b"\n".join(blobs)):
+                if privacy.holds_address(b"\n".join(blobs)):
                     for blob in blobs:
                         hits = privacy.raw_addresses(blob)
                         if hits:
