@@ -236,31 +236,10 @@ def create_topics(settings: Settings, replication: int) -> None:
 
 def read_topic(settings: Settings, base: str, timeout_s: float = 60) -> list[bytes]:
     """Every value of a topic, from its beginning to its end as of now."""
-    from kafka import KafkaConsumer, TopicPartition
+    import topicread  # tests/ is on the path (pytest's pythonpath; soak.py puts it there)
 
-    name = settings.topic(base)
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers.split(","),
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    try:
-        parts = consumer.partitions_for_topic(name)
-        assert parts, f"topic {name} does not exist"
-        tps = [TopicPartition(name, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        out: list[bytes] = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out reading {name} to its end")
-            for records in consumer.poll(timeout_ms=500).values():
-                out.extend(r.value for r in records)
-        return out
-    finally:
-        consumer.close()
+    records = topicread.read_topic(settings.bootstrap_servers, settings.topic(base), timeout_s)
+    return [value for _, value, _ in records]
 
 
 # -- the load ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import topicread  # tests/ is on pytest's pythonpath
 from consentinel.streams.events.settings import Settings
 
 REPO = Path(__file__).parents[3]
@@ -19,34 +20,7 @@ def read_topic(
     settings: Settings, base: str, timeout: float = 20.0
 ) -> list[tuple[bytes, bytes, int]]:
     """Every record (key, value, partition) of a topic, from the beginning to its end."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    topic = settings.topic(base)
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        consumer_timeout_ms=int(timeout * 1000),
-    )
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        assert parts, f"topic {topic} does not exist"
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        out: list[tuple[bytes, bytes, int]] = []
-        remaining = {tp for tp in tps if end[tp] > 0}
-        for msg in consumer if remaining else []:
-            out.append((msg.key, msg.value, msg.partition))
-            tp = TopicPartition(msg.topic, msg.partition)
-            if msg.offset + 1 >= end[tp]:
-                remaining.discard(tp)
-            if not remaining:
-                break
-        assert not remaining, f"timed out reading {topic}"
-        return out
-    finally:
-        consumer.close()
+    return topicread.read_topic(settings.bootstrap_servers, settings.topic(base), timeout)
 
 
 @pytest.fixture
