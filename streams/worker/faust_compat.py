@@ -581,16 +581,21 @@ class BatchIntake:
         consumer._read_offset[tp] = offset
         self._ready.set()
 
-    async def take(self) -> dict[int, list[Any]]:
-        """Every buffered record, per partition in fetch order; waits for one."""
+    async def take(self, limit: int | None = None) -> dict[int, list[Any]]:
+        """The buffered records, per partition in fetch order; waits for one. With a
+        ``limit``, at most that many: the oldest of each partition, partitions in the order
+        they were buffered (those left over come first in the next take)."""
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
         app = self.app
         ebb = app.producer.buffer.wait_until_ebb
         while True:
             await self._ready.wait()
             await app.flow_control.acquire()
             await ebb()
-            buffers, self._buffers = self._buffers, {}
-            self._ready.clear()
+            buffers, self._buffers = _split(self._buffers, limit)
+            if not self._buffers:
+                self._ready.clear()
             self._room.set()
             generation = app.consumer_generation_id
             track = app.consumer.track_message
@@ -626,3 +631,24 @@ class BatchIntake:
     @property
     def buffered(self) -> int:
         return sum(len(b) for b in self._buffers.values())
+
+
+def _split(
+    buffers: dict[int, list[Any]], limit: int | None
+) -> tuple[dict[int, list[Any]], dict[int, list[Any]]]:
+    """(at most ``limit`` records of ``buffers``, the oldest of each partition; the rest)."""
+    if limit is None or sum(len(b) for b in buffers.values()) <= limit:
+        return buffers, {}
+    taken: dict[int, list[Any]] = {}
+    rest: dict[int, list[Any]] = {}
+    room = limit
+    for partition, messages in buffers.items():
+        if room >= len(messages):
+            taken[partition] = messages
+            room -= len(messages)
+        elif room > 0:
+            taken[partition], rest[partition] = messages[:room], messages[room:]
+            room = 0
+        else:
+            rest[partition] = messages
+    return taken, rest
