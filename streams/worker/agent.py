@@ -45,7 +45,8 @@ BATCH_MAX = 1000
 #: records, not batches: at full drain the batches are full (``BATCH_MAX`` records each) and
 #: ``MAX_ACKING`` batches plus the processor's ``MAX_IN_FLIGHT`` came to some 48,000 records
 #: held, 1.1 GiB RSS over a 200,000-use backlog (bench, 2026-12). With the intake's buffers
-#: (``BATCH_MAX`` per partition) that is every source record the worker holds.
+#: (``BATCH_MAX`` per partition) that is every source record the worker holds. Past half of
+#: it the agent waits until no more than half are in flight, so a take stays large.
 MAX_RECORDS_IN_FLIGHT = 6_000
 #: Batches whose state is written but whose changelog records Kafka has not acknowledged
 #: yet, at most: past that, finishing the next batch waits for the oldest (so the processor,
@@ -120,10 +121,13 @@ class CheckerAgent:
 
     async def run(self, intake: Intake) -> None:
         """Take and judge batches until Faust stops the agent. Blocks on Kafka (fetches,
-        acks) and, with ``max_in_flight`` records taken and not acknowledged, until some
-        are: a take brings at most the difference."""
+        acks) and, with over half of ``max_in_flight`` records taken and not acknowledged,
+        until no more than half are: a take brings at most the difference to
+        ``max_in_flight``, so batches stay large (a take of the few records an ack made room
+        for judged them in batches of tens; the CPU per record grew)."""
+        low = self.max_in_flight // 2
         while True:
-            while self._in_flight >= self.max_in_flight:
+            while self._in_flight > low:
                 self._room.clear()
                 await self._room.wait()
             await self.handle(intake, await intake.take(self.max_in_flight - self._in_flight))
@@ -135,7 +139,7 @@ class CheckerAgent:
 
     def _release(self, group: _Group) -> None:
         self._in_flight -= len(group.messages)
-        if self._in_flight < self.max_in_flight:
+        if self._in_flight <= self.max_in_flight // 2:
             self._room.set()
 
     async def handle(self, intake: Intake, batches: dict[int, list[Any]]) -> None:

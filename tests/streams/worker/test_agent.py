@@ -314,11 +314,11 @@ class Feeding:
 
 
 async def test_records_in_flight_are_bounded_not_batches() -> None:
-    """Batches of every size wait for their changelog: the agent takes no more records once
-    ``max_in_flight`` are taken and not acknowledged, and asks the intake for no more than
-    the room left, so the records held stay under the bound whatever the batch sizes (the
-    batch bound alone let ``MAX_ACKING`` full batches and the processor's 32 wait: 48,000
-    records)."""
+    """Batches of every size wait for their changelog: past half of ``max_in_flight``
+    records taken and not acknowledged the agent takes no more until no more than half are,
+    and it asks the intake for no more than the room left, so the records held stay under
+    the bound whatever the batch sizes (the batch bound alone let ``MAX_ACKING`` full
+    batches and the processor's 32 wait: 48,000 records)."""
     from consentinel.streams.worker.agent import MAX_ACKING
 
     log: list[str] = []
@@ -328,18 +328,18 @@ async def test_records_in_flight_are_bounded_not_batches() -> None:
     intake = Feeding(per_take=10)
     running = asyncio.ensure_future(agent.run(intake))
     await settle()
-    # 10 + 10 + 5 taken (the third take asked for the 5 left), then the agent waits
-    assert intake.limits == [25, 15, 5] and intake.next == 25
-    assert agent.in_flight == 25 and len(sent) == 3 < MAX_ACKING
+    # 10 taken (10 <= 12 in flight: one more take, of at most 15), 10 more: 20 > 12, it waits
+    assert intake.limits == [25, 15] and intake.next == 20
+    assert agent.in_flight == 20 and len(sent) == 2 < MAX_ACKING
     sent[0].set_result(None)  # the first batch's changelog: its 10 records acknowledged
     await settle()
     assert intake.acked == list(range(10))
-    assert intake.limits == [25, 15, 5, 10] and intake.next == 35 and agent.in_flight == 25
+    assert intake.limits == [25, 15, 15] and intake.next == 30 and agent.in_flight == 20
     for future in sent[1:]:
         future.set_result(None)
     await settle()
     await settle()
-    assert agent.in_flight <= 25 and intake.acked[:35] == list(range(35))
+    assert agent.in_flight <= 25 and intake.acked[:30] == list(range(30))
     running.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await running
