@@ -102,6 +102,12 @@ ROCKSDB_OPTIONS: dict[str, dict[str, int]] = {
 #: what is still sent through Faust's topics (ticks) passes through this buffer.
 CHANGELOG_BUFFER = 10_000
 
+#: Longest time the broker holds the consumer's fetch when there is nothing to send (Faust
+#: hard-codes 1,500 ms; ``faust_compat.fetch_max_wait``): also the longest a busy partition's
+#: next records can wait for a fetch in flight without it. An idle worker fetches 40 times
+#: a second.
+FETCH_MAX_WAIT_MS = 25
+
 METRICS_INTERVAL_S = 5.0
 #: Longest wait at a rebalance for the changelog records sent to be acknowledged.
 REVOKE_FLUSH_S = 60.0
@@ -197,6 +203,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     if monitor:
         app.monitor = _prometheus_monitor()
     faust_compat.changelog_buffer(app, CHANGELOG_BUFFER)
+    faust_compat.fetch_max_wait(app, FETCH_MAX_WAIT_MS)
     names = names_for(settings)
     rocks = store.startswith("rocksdb")
 

@@ -23,7 +23,7 @@ from consentinel.streams.events.errors import FatalConfigError, RetriableError
 from consentinel.streams.events.ops_access import OpsAccess
 from consentinel.streams.events.settings import Settings
 from consentinel.streams.worker import health
-from consentinel.streams.worker.gctune import tune_gc
+from consentinel.streams.worker.gctune import GcPacer, PauseWatch, tune_gc
 from consentinel.streams.worker.health import Readiness
 
 log = logging.getLogger("consentinel.worker")
@@ -173,6 +173,13 @@ def main(argv: list[str]) -> int:
     from consentinel.streams.worker.app import app_id, build, is_loopback
 
     runtime = build(settings)
+    if settings.gc_threshold > 0:
+        pacer = GcPacer()
+
+        @runtime.app.task  # type: ignore[untyped-decorator]
+        async def pace_gc() -> None:  # young objects collected often, survivors frozen
+            await pacer.run()
+
     served = _serve_metrics(settings, runtime.readiness)
     names = runtime.names
     lines = [
@@ -203,6 +210,7 @@ def main(argv: list[str]) -> int:
     faust_compat.quiet_worker(worker, lambda level: quiet_libraries(level))
     faust_compat.prompt_shutdown(worker)
     tune_gc(settings.gc_threshold)  # start-up done: freeze it, collect young objects less often
+    PauseWatch().install()  # a collection that stops the worker long is said
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

@@ -1,32 +1,174 @@
 """Tuning of Python's cyclic garbage collector for the worker's process.
 
 The checker keeps many long-lived objects (the read-through cache of decoded consent
-histories and holds, the deadline index) and allocates many short-lived ones per record
-(decoded events, verdicts). With Python's default thresholds (700, 10, 10) a collection of
-the youngest generation runs every 700 allocations, and the older generations, which hold
-the cache, are scanned again and again: about a third of the checker's CPU time in
-``tests/bench/own_code.py``. None of those objects form cycles that need collecting soon.
+histories and holds, the deadline index, the records in flight) and allocates many
+short-lived ones per record (decoded events, verdicts). A collection stops the whole
+worker, and costs in proportion to the objects of the generations it looks at:
 
-``tune_gc`` (called once by ``consentinel worker`` after start-up, before the first record)
-moves everything allocated so far (modules, Faust's app, the registry view) out of the
-collector's sight with ``gc.freeze()`` and raises the youngest generation's threshold to
-``CONSENTINEL_GC_THRESHOLD`` allocations (0: Python's defaults, nothing frozen).
+- With Python's default thresholds (700, 10, 10) the youngest generation is collected every
+  700 allocations and the older ones, which hold the cache, again and again: about a third
+  of the checker's CPU time in ``tests/bench/own_code.py``.
+- With the youngest threshold raised alone (50,000, then an older generation every 20), the
+  CPU was saved but the pauses grew: a collection of the middle generation looked at up to a
+  million objects, 1.5-5 s with the worker stopped (bench at 2e4 subjects, 2026-12, load
+  5-8: ``Thread keepalive is not responding``, latencies of seconds), and every time the
+  heap grew by a quarter (the caches warming up) a full collection looked at all of it.
+  And the youngest generation's count is allocations minus deallocations of ANY generation,
+  so while old records are freed it barely moves and the young objects pile up unseen.
+- None of those objects form cycles that need collecting soon: every collection logged
+  "0 objects collected".
+
+So (``tune_gc``, once by ``consentinel worker`` after start-up, before the first record) what
+start-up allocated is frozen (``gc.freeze()``), the youngest generation's automatic threshold
+is ``CONSENTINEL_GC_THRESHOLD`` and the older generations are never collected automatically.
+``GcPacer`` (a task of the worker) then collects the youngest generation every ``PACE_S``
+(what was allocated since, alive: a few milliseconds) and freezes its survivors, so no
+collection looks at the long-lived heap again; frozen objects are still freed when their
+last reference goes (reference counting), only cycles among them are not. Those are found by
+a full collection, which runs only when the worker's memory has doubled since the last one
+(``FULL_GROWTH``), and is said. ``CONSENTINEL_GC_THRESHOLD=0``: Python's defaults, no pacing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
 
-#: Collections of a generation between collections of the next (Python's default is 10).
-OLDER_EVERY = 20
+log = logging.getLogger("consentinel.worker")
+
+#: The older generations' thresholds once tuned: never reached (``GcPacer`` freezes).
+NEVER = 1_000_000
+#: Seconds between two collections of the youngest generation by ``GcPacer``.
+PACE_S = 0.1
+#: A full collection once the worker's memory is this many times what it was after the last,
+#: and ``FULL_EVERY_S`` at the soonest after the last (or the start): a worker warming its
+#: caches doubles its memory quickly, and each full collection then was 0.2-1.4 s with the
+#: worker stopped (bench, 2026-12, load 4-5).
+FULL_GROWTH = 2.0
+FULL_EVERY_S = 300.0
+#: A collection that stops the worker longer than this is said (a warning).
+LONG_PAUSE_S = 0.1
 
 
 def tune_gc(threshold: int) -> tuple[int, int, int]:
-    """Freeze what start-up allocated and collect the youngest generation every
-    ``threshold`` allocations (0: leave the collector as it is). Returns the thresholds
-    in force. Blocks for one full collection (start-up garbage) before freezing."""
+    """Freeze what start-up allocated, collect the youngest generation every ``threshold``
+    allocations and the older ones never on their own (``GcPacer`` keeps them empty): 0
+    leaves the collector as it is. Returns the thresholds in force. Blocks for one full
+    collection (start-up garbage) before freezing."""
     if threshold > 0:
         gc.collect()
         gc.freeze()
-        gc.set_threshold(threshold, OLDER_EVERY, OLDER_EVERY)
+        gc.set_threshold(threshold, NEVER, NEVER)
     return gc.get_threshold()
+
+
+def rss_bytes() -> int:
+    """The process's resident memory, from ``/proc/self/statm`` (0 where there is none)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * _PAGE
+
+
+try:
+    _PAGE = os.sysconf("SC_PAGE_SIZE")
+except (AttributeError, ValueError, OSError):  # pragma: no cover - not Linux
+    _PAGE = 4096
+
+
+class GcPacer:
+    """Collects the youngest generation every ``pace_s`` and freezes what survives (see
+    the module's docstring); a full collection when the memory (``rss``) has grown
+    ``full_growth`` times since the last one, and ``full_every_s`` after it at the
+    soonest. ``step`` is one round, ``run`` the loop.
+    Each step blocks for its collection (the youngest generation: the objects allocated
+    since the last step and still alive)."""
+
+    def __init__(
+        self,
+        pace_s: float = PACE_S,
+        full_growth: float = FULL_GROWTH,
+        full_every_s: float = FULL_EVERY_S,
+        rss: Callable[[], int] = rss_bytes,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pace_s = pace_s
+        self.full_growth = full_growth
+        self.full_every_s = full_every_s
+        self._rss = rss
+        self._clock = clock
+        self._base = rss()
+        self._last_full = clock()
+        self.full_collections = 0
+
+    def step(self) -> None:
+        gc.collect(0)
+        gc.freeze()
+        now = self._rss()
+        if (
+            self._base
+            and now >= self._base * self.full_growth
+            and self._clock() - self._last_full >= self.full_every_s
+        ):
+            started = time.perf_counter()
+            gc.unfreeze()
+            collected = gc.collect()
+            gc.freeze()
+            self.full_collections += 1
+            self._base = self._rss()
+            self._last_full = self._clock()
+            log.info(
+                "full garbage collection (memory %.0f MiB, twice that of the last one): "
+                "%d objects collected in %.0f ms",
+                now / 2**20,
+                collected,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.pace_s)
+            self.step()
+
+
+class PauseWatch:
+    """A ``gc.callbacks`` hook that times every collection: each stops the whole worker
+    (the event loop and every record in flight), so a long one is said, with its
+    generation. ``longest``, ``total`` and ``count`` are kept per generation. Blocks on
+    nothing."""
+
+    def __init__(self, long_pause_s: float = LONG_PAUSE_S) -> None:
+        self.long_pause_s = long_pause_s
+        self.longest = [0.0, 0.0, 0.0]
+        self.total = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._started
+        generation = int(info.get("generation", 2))
+        self.count[generation] += 1
+        self.total[generation] += took
+        self.longest[generation] = max(self.longest[generation], took)
+        if took >= self.long_pause_s:
+            log.warning(
+                "garbage collection of generation %d stopped the worker for %.0f ms "
+                "(%d objects collected)",
+                generation,
+                took * 1000,
+                int(info.get("collected", 0)),
+            )
+
+    def install(self) -> None:
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)

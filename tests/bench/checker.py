@@ -12,7 +12,11 @@
 3. The rest of the backlog is skipped (the group's offsets moved to the end while the
    worker is stopped), and an open-loop producer sends at half the drain rate; each event
    carries its *scheduled* send time, and a collector on the verdicts topic records
-   ``arrival - scheduled``: p50/p99 (coordinated omission avoided).
+   ``arrival - scheduled``: p50/p99 (coordinated omission avoided). The loop starts once the
+   worker is ready and runs ``warmup_s`` (10 s) plus ``latency_s`` (30 s) without a break;
+   two figures are printed, both from that one loop: *steady*, the events scheduled after
+   the warm-up (the target's figure), and *cold*, the events of the first ``warmup_s``
+   (a worker just started: caches empty, first fetches).
 4. Peak RSS of the worker over the whole run, and its state directory on disk.
 """
 
@@ -39,8 +43,10 @@ class CheckerFigures:
     consent_rate: float = 0.0
     drain_rate: float = 0.0
     drained: int = 0
-    p50_ms: float = float("nan")
+    p50_ms: float = float("nan")  # steady: after the warm-up
     p99_ms: float = float("nan")
+    cold_p50_ms: float = float("nan")  # the warm-up: the first seconds of a started worker
+    cold_p99_ms: float = float("nan")
     latency_samples: int = 0
     latency_rate: float = 0.0
     peak_rss: int = 0
@@ -149,20 +155,43 @@ def steady_rate(samples: list[tuple[float, int]]) -> tuple[float, int]:
     return (end[1] - start[1]) / (end[0] - start[0]), total
 
 
+@dataclass
+class Loop:
+    """What an open loop measured: the latencies (ms) of the probes scheduled in the
+    warm-up (``cold``) and after it (``steady``), and the number of probes sent."""
+
+    cold: list[float]
+    steady: list[float]
+    sent: int
+
+
 async def open_loop(
-    bootstrap: str, prefix: str, subjects: int, rate: float, seconds: float, first: int = 0
-) -> tuple[list[float], int]:
-    """Probes at ``rate`` for ``seconds`` (numbered from ``first``: a later loop on the same
-    topics needs new ids, or its probes are taken for replays); their latencies."""
+    bootstrap: str,
+    prefix: str,
+    subjects: int,
+    rate: float,
+    seconds: float,
+    first: int = 0,
+    warmup_s: float = 0.0,
+) -> Loop:
+    """Probes at ``rate`` for ``warmup_s + seconds`` (numbered from ``first``: a later loop
+    on the same topics needs new ids, or its probes are taken for replays); their
+    latencies, split at ``warmup_s`` of scheduled time."""
     verdicts = prefix + topics.VERDICTS
     scheduled: dict[str, float] = {}
     latencies: list[float] = []
+    cold: list[float] = []
+    steady: list[float] = []
     consumer = AIOKafkaConsumer(
         verdicts,
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="latest",
         enable_auto_commit=False,
+        # the collector must not add latency of its own: aiokafka leaves a partition whose
+        # records are not consumed yet out of the fetch in flight, so with the default 500 ms
+        # a verdict could wait that long for the collector's next fetch
+        fetch_max_wait_ms=10,
     )
     await consumer.start()
     await consumer.seek_to_end()
@@ -176,15 +205,17 @@ async def open_loop(
 
     async def collect() -> None:
         while not stop.is_set() or len(latencies) < len(scheduled):
-            batches = await consumer.getmany(timeout_ms=200)
+            batches = await consumer.getmany(timeout_ms=50)
             now = time.time()
             for records in batches.values():
                 for rec in records:
                     v = codec.loads(rec.value)
                     t = scheduled.get(v.get("usage_event_id", ""))
                     if t is not None and v.get("decision") != "pending":
-                        latencies.append((now - t) * 1000)
-                        windows.setdefault(int((t - start) // 5), []).append((now - t) * 1000)
+                        ms = (now - t) * 1000
+                        latencies.append(ms)
+                        (cold if t - start < warmup_s else steady).append(ms)
+                        windows.setdefault(int((t - start) // 5), []).append(ms)
             if stop.is_set() and time.time() > stop_at + 30:
                 break
 
@@ -197,7 +228,7 @@ async def open_loop(
     topic = prefix + topics.USAGE
     while True:
         due = start + n / rate
-        if due > start + seconds:
+        if due > start + warmup_s + seconds:
             break
         delay = due - time.time()
         if delay > 0:
@@ -219,7 +250,7 @@ async def open_loop(
         + " ".join(f"{percentile(v, 50):,.0f}" for _, v in sorted(windows.items())),
         flush=True,
     )
-    return latencies, n
+    return Loop(cold, steady, n)
 
 
 def run(
@@ -233,6 +264,7 @@ def run(
     drain_cap_s: float = 150.0,
     latency_s: float = 30.0,
     ledger_only: bool = False,
+    warmup_s: float = 10.0,
 ) -> CheckerFigures:
     fig = CheckerFigures()
     env = env_for(
@@ -312,14 +344,22 @@ def run(
     print(f"  worker ready in {time.monotonic() - t0:.1f} s", flush=True)
     time.sleep(2)
     fig.latency_rate = max(50.0, fig.drain_rate / 2)
-    latencies, sent = asyncio.run(
-        open_loop(bootstrap, prefix, subjects, fig.latency_rate, latency_s)
+    loop = asyncio.run(
+        open_loop(bootstrap, prefix, subjects, fig.latency_rate, latency_s, warmup_s=warmup_s)
     )
-    fig.latency_samples = len(latencies)
-    fig.p50_ms, fig.p99_ms = percentile(latencies, 50), percentile(latencies, 99)
-    if len(latencies) < sent:
+    fig.latency_samples = len(loop.cold) + len(loop.steady)
+    fig.p50_ms, fig.p99_ms = percentile(loop.steady, 50), percentile(loop.steady, 99)
+    fig.cold_p50_ms, fig.cold_p99_ms = percentile(loop.cold, 50), percentile(loop.cold, 99)
+    print(
+        f"  latency at {fig.latency_rate:,.0f}/s, p50 / p99 ms: cold (the first "
+        f"{warmup_s:.0f} s after ready) {fig.cold_p50_ms:,.0f} / {fig.cold_p99_ms:,.0f}; "
+        f"steady (the {latency_s:.0f} s after) {fig.p50_ms:,.0f} / {fig.p99_ms:,.0f}",
+        flush=True,
+    )
+    if fig.latency_samples < loop.sent:
         fig.notes.append(
-            f"latency: {sent - len(latencies)} of {sent} probes had no verdict in time"
+            f"latency: {loop.sent - fig.latency_samples} of {loop.sent} probes had no verdict "
+            "in time"
         )
     worker.stop()
     fig.peak_rss = max(fig.peak_rss, worker.peak_rss)

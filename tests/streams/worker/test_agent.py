@@ -6,6 +6,7 @@ what they were asked."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -288,3 +289,71 @@ async def test_finishing_waits_once_too_many_batches_wait_for_their_changelog() 
     for _ in range(MAX_ACKING + 1):  # the acks run in a chain, each after the one before
         await settle()
     assert stream.acked == list(range(MAX_ACKING + 1)) and agent.acknowledging == 0
+
+
+class Feeding:
+    """An intake with records of partition 0 always there: counts what the agent asks for
+    and takes (``take(limit)``), ``per_take`` at a time."""
+
+    def __init__(self, per_take: int) -> None:
+        self.per_take = per_take
+        self.next = 0
+        self.limits: list[int | None] = []
+        self.acked: list[int] = []
+
+    async def take(self, limit: int | None = None) -> dict[int, list[Any]]:
+        self.limits.append(limit)
+        n = self.per_take if limit is None else min(self.per_take, limit)
+        msgs = [Msg("usage", 0, o) for o in range(self.next, self.next + n)]
+        self.next += n
+        await asyncio.sleep(0)
+        return batch(*msgs)
+
+    def ack(self, message: Msg) -> None:
+        self.acked.append(message.offset)
+
+
+async def test_records_in_flight_are_bounded_not_batches() -> None:
+    """Batches of every size wait for their changelog: past half of ``max_in_flight``
+    records taken and not acknowledged the agent takes no more until no more than half are,
+    and it asks the intake for no more than the room left, so the records held stay under
+    the bound whatever the batch sizes (the batch bound alone let ``MAX_ACKING`` full
+    batches and the processor's 32 wait: 48,000 records)."""
+    from consentinel.streams.worker.agent import MAX_ACKING
+
+    log: list[str] = []
+    sent: list[asyncio.Future[Any]] = []
+    agent = changelog_agent(log, sent)
+    agent.max_in_flight = 25
+    intake = Feeding(per_take=10)
+    running = asyncio.ensure_future(agent.run(intake))
+    await settle()
+    # 10 taken (10 <= 12 in flight: one more take, of at most 15), 10 more: 20 > 12, it waits
+    assert intake.limits == [25, 15] and intake.next == 20
+    assert agent.in_flight == 20 and len(sent) == 2 < MAX_ACKING
+    sent[0].set_result(None)  # the first batch's changelog: its 10 records acknowledged
+    await settle()
+    assert intake.acked == list(range(10))
+    assert intake.limits == [25, 15, 15] and intake.next == 30 and agent.in_flight == 20
+    for future in sent[1:]:
+        future.set_result(None)
+    await settle()
+    await settle()
+    assert agent.in_flight <= 25 and intake.acked[:30] == list(range(30))
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+
+async def test_a_failed_batch_no_longer_counts_as_in_flight() -> None:
+    """A batch whose changelog record failed is never acknowledged (read again after a
+    restart), and no longer held: it must not stop the agent from taking more."""
+    log: list[str] = []
+    sent: list[asyncio.Future[Any]] = []
+    agent = changelog_agent(log, sent)
+    stream = Intake()
+    await agent.handle(stream, batch(Msg("usage", 1, 0), Msg("usage", 1, 1)))
+    assert agent.in_flight == 2
+    sent[0].set_exception(RuntimeError("RequestTimedOut"))
+    await settle()
+    assert agent.in_flight == 0 and stream.acked == []

@@ -6,6 +6,7 @@ from consentinel.streams.events.partitioning import partition_for
 from consentinel.streams.worker.agent import BATCH_MAX
 from consentinel.streams.worker.app import (
     CHANGELOG_BUFFER,
+    FETCH_MAX_WAIT_MS,
     ROCKSDB_OPTIONS,
     app_id,
     build,
@@ -34,6 +35,15 @@ def test_the_app_is_configured_against_the_known_traps(make_settings) -> None:
     agent = next(iter(rt.app.agents.values()))
     assert agent.concurrency == 1
     assert set(agent.channel.topics) == {rt.names.consent, rt.names.usage, rt.names.tick}
+
+
+async def test_the_consumer_fetch_waits_at_most_fetch_max_wait(make_settings) -> None:
+    """Faust hard-codes 1,500 ms; aiokafka leaves a partition with unconsumed records out of
+    the fetch in flight, so its next records waited up to that long for it to return."""
+    rt = build(make_settings(topic_prefix="tF."), store="memory://", monitor=False)
+    consumer = rt.app.consumer._thread._create_worker_consumer(rt.app.transport)
+    assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS <= 100
+    await consumer.stop()
 
 
 def test_the_web_server_stays_off_unless_on_loopback(make_settings) -> None:

@@ -107,6 +107,27 @@ async def test_a_full_partition_buffer_holds_fetching_until_the_agent_takes() ->
     assert offsets(await rig.intake.take()) == {0: [("usage", 2)]}
 
 
+async def test_a_take_with_a_limit_leaves_the_newest_records_for_the_next_take() -> None:
+    """The agent asks for no more records than it has room for in flight
+    (``agent.MAX_RECORDS_IN_FLIGHT``): the oldest of each partition are taken, in order,
+    the rest stay buffered and come first in the next take."""
+    rig = Rig()
+    await rig.fetch(
+        *(record("usage", 0, o) for o in range(3)), *(record("usage", 1, o) for o in range(3))
+    )
+    assert offsets(await rig.intake.take(4)) == {
+        0: [("usage", 0), ("usage", 1), ("usage", 2)],
+        1: [("usage", 0)],
+    }
+    assert rig.intake.buffered == 2
+    await rig.fetch(record("usage", 0, 3))
+    assert offsets(await rig.intake.take(2)) == {1: [("usage", 1), ("usage", 2)]}
+    assert offsets(await rig.intake.take(2)) == {0: [("usage", 3)]}
+    assert rig.intake.buffered == 0
+    with pytest.raises(ValueError, match="at least 1"):
+        await rig.intake.take(0)
+
+
 async def test_taken_records_are_tracked_and_their_acks_let_faust_commit_past_them() -> None:
     rig = Rig()
     tp = TP("consent", 2)
