@@ -960,9 +960,18 @@ class ConsentHistory:
                     line.certificates[str(cert)] = CertificateResult(
                         str(cert), CertificateStatus(status), int(at), str(event_id), str(reason)
                     )
-                entries = [_entry_from(e) for e in line_obj.get("e", ())]
+                # An entry written in this format is its own stored form (``_entry_obj`` of
+                # what it decodes to, see ``_entry_from``): kept, so writing the history
+                # again (a first message, a contact, a call noted) re-encodes no entry.
+                # Older formats are written again from the decoded entry, as before.
+                current = version == FORMAT_VERSION
                 line.versions = sorted(
-                    (_Version(_key(e), e, _EMPTY) for e in entries), key=lambda v: v.key
+                    (
+                        _Version(_key(entry), entry, _EMPTY, e if current else None)
+                        for e in line_obj.get("e", ())
+                        for entry in (_entry_from(e),)
+                    ),
+                    key=lambda v: v.key,
                 )
                 line.keys = [v.key for v in line.versions]
                 line.ids = {v.entry.event_id for v in line.versions}
@@ -1033,14 +1042,22 @@ def _entry_obj(entry: ConsentEntry) -> dict[str, Any]:
 #: an unknown value is a KeyError, which ``from_obj`` reports as an unreadable state).
 _ACTIONS = {a.value: a for a in ConsentAction}
 _BASES = {b.value: b for b in LegalBasis}
+#: An entry's stored lists of items (purposes, channels, recipients, unmapped purposes).
+_ITEM_KEYS = ("p", "c", "r", "u")
 
 
 def _entry_from(obj: dict[str, Any]) -> ConsentEntry:
+    """The entry ``obj`` stores. Its item lists become tuples in ``obj`` (same JSON; a
+    tuple of strings leaves the garbage collector's sight, as ``_entry_obj``'s do), so
+    ``obj`` can be kept as the entry's stored form."""
     proof = None
     if "pf" in obj:
         proof = Proof(
             **{name: obj["pf"][short] for short, name in _PROOF_KEYS if short in obj["pf"]}
         )
+    for items in _ITEM_KEYS:
+        if items in obj:
+            obj[items] = tuple(obj[items])
     return ConsentEntry(
         event_id=str(obj["i"]),
         at_ms=int(obj["t"]),
