@@ -952,8 +952,10 @@ class ConsentHistory:
                     line.base, line.base_key = _base_from(line_obj["b"])
                 if "x" in line_obj:
                     line.erased_at_ms, line.erased_id = int(line_obj["x"][0]), line_obj["x"][1]
-                line.contacts = sorted(int(c) for c in line_obj.get("k", ()))
-                line.calls = CallLog.from_obj(line_obj.get("cl", {}))
+                if "k" in line_obj:  # else none, as made
+                    line.contacts = sorted(int(c) for c in line_obj["k"])
+                if "cl" in line_obj:  # else an empty log, as made
+                    line.calls = CallLog.from_obj(line_obj["cl"])
                 if "f" in line_obj:
                     line.first = (int(line_obj["f"][0]), str(line_obj["f"][1]))
                 for cert, status, at, event_id, reason in line_obj.get("ct", ()):
@@ -1058,22 +1060,23 @@ def _entry_from(obj: dict[str, Any]) -> ConsentEntry:
     for items in _ITEM_KEYS:
         if items in obj:
             obj[items] = tuple(obj[items])
-    return ConsentEntry(
-        event_id=str(obj["i"]),
-        at_ms=int(obj["t"]),
-        action=_ACTIONS[obj["a"]],
-        purposes=_shared_set(obj.get("p", ())),
-        all_purposes="p" not in obj,
-        channels=_shared_set(obj.get("c", ())),
-        all_channels="c" not in obj,
-        recipients=_shared_set(obj.get("r", ())),
-        collected_by=obj.get("cb"),
-        legal_basis=_BASES[obj.get("lb", "consent")],
-        scope=obj.get("sc"),
-        proof=proof,
-        expires_at_ms=obj.get("ex"),
-        unmapped=_shared_set(obj.get("u", ())),
-        gpc=bool(obj.get("gp", False)),
+    get = obj.get
+    return _new_entry(  # the fields in order, as ``ConsentEntry.from_event``
+        str(obj["i"]),
+        int(obj["t"]),
+        _ACTIONS[obj["a"]],
+        _shared_set(get("p", ())),
+        "p" not in obj,
+        _shared_set(get("c", ())),
+        "c" not in obj,
+        _shared_set(get("r", ())),
+        get("cb"),
+        _BASES[get("lb", "consent")],
+        get("sc"),
+        proof,
+        get("ex"),
+        _shared_set(get("u", ())),
+        bool(get("gp", False)),
     )
 
 
