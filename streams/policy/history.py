@@ -502,6 +502,8 @@ def _parts(cum: _Cum, t_ms: int) -> tuple[_Parts, _Memo | None]:
 
 def _compute_parts(cum: _Cum, t_ms: int) -> _Parts:
     entries = tuple(e for e in cum.entries if e.active_at(t_ms))
+    if len(entries) == 1 and entries[0].is_grant:
+        return _one_grant_parts(entries[0])
     grants = [e for e in entries if e.is_grant]
     if grants:
         status = ConsentStatus.GIVEN
@@ -546,6 +548,25 @@ def _compute_parts(cum: _Cum, t_ms: int) -> _Parts:
         latest=grants[-1] if grants else None,
         version_event_ids=tuple(e.event_id for e in entries),
         unmapped=frozenset(p for e in entries for p in e.unmapped),
+    )
+
+
+def _one_grant_parts(grant: ConsentEntry) -> _Parts:
+    """``_compute_parts`` of a single active entry, a grant (a subject that consented once:
+    most of them, and each is computed again when it is read back from the table): nothing
+    blocks it, so its parts are its own sets, shared instead of copied."""
+    return _Parts(
+        entries=(grant,),
+        status=ConsentStatus.GIVEN,
+        purposes=grant.purposes,
+        all_purposes=grant.all_purposes,
+        excluded=_NO_ITEMS,
+        channels=_NO_ITEMS if grant.all_channels else grant.channels,
+        all_channels=grant.all_channels,
+        recipients=grant.recipients,
+        latest=grant,
+        version_event_ids=(grant.event_id,),
+        unmapped=grant.unmapped,
     )
 
 

@@ -431,3 +431,31 @@ def test_an_entry_kept_as_read_leaves_the_garbage_collectors_sight(make) -> None
     for part in ("p", "c", "r"):
         assert not gc.is_tracked(entry[part]), part
     assert codec.dumps(read.to_obj()) == codec.dumps(h.to_obj())
+
+
+@pytest.mark.parametrize(
+    "grant",
+    [
+        dict(purposes=[NL, MKT], channels=[Channel.EMAIL, Channel.SMS], recipients=["P"]),
+        dict(purposes=[], channels=[]),
+        dict(purposes=[NL], channels=[], unmapped_purposes=["x.unknown"]),
+        dict(purposes=[], channels=[Channel.EMAIL], unmapped_purposes=["x.unknown"]),
+        dict(purposes=[MKT], scope="list:1", expires_at_ms=T0 + 9 * DAY),
+    ],
+)
+def test_a_single_grant_is_read_as_the_general_computation_reads_it(make, grant) -> None:
+    """One active grant (a subject that consented once): its parts are its own sets, shared,
+    and equal to what the general computation makes of it (here with a scoped withdrawal
+    before it, which blocks nothing after it)."""
+    from consentinel.streams.policy import history as module
+
+    entry = module.ConsentEntry.from_event(make.grant(at=T0 + DAY, **grant))
+    before = module.ConsentEntry.from_event(make.withdraw(at=T0, purposes=[NL], scope="list:9"))
+    one = module._compute_parts(module._EMPTY.step(entry), T0 + 2 * DAY)
+    general = module._compute_parts(module._Cum(entries=(before, entry)), T0 + 2 * DAY)
+    assert one.entries == (entry,) and one.version_event_ids == (entry.event_id,)
+    assert dataclasses.replace(one, entries=general.entries, version_event_ids=()) == (
+        dataclasses.replace(general, version_event_ids=())
+    )
+    assert one.purposes is entry.purposes and one.recipients is entry.recipients
+    assert one.unmapped is entry.unmapped
