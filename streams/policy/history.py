@@ -502,6 +502,8 @@ def _parts(cum: _Cum, t_ms: int) -> tuple[_Parts, _Memo | None]:
 
 def _compute_parts(cum: _Cum, t_ms: int) -> _Parts:
     entries = tuple(e for e in cum.entries if e.active_at(t_ms))
+    if len(entries) == 1 and entries[0].is_grant:
+        return _one_grant_parts(entries[0])
     grants = [e for e in entries if e.is_grant]
     if grants:
         status = ConsentStatus.GIVEN
@@ -546,6 +548,25 @@ def _compute_parts(cum: _Cum, t_ms: int) -> _Parts:
         latest=grants[-1] if grants else None,
         version_event_ids=tuple(e.event_id for e in entries),
         unmapped=frozenset(p for e in entries for p in e.unmapped),
+    )
+
+
+def _one_grant_parts(grant: ConsentEntry) -> _Parts:
+    """``_compute_parts`` of a single active entry, a grant (a subject that consented once:
+    most of them, and each is computed again when it is read back from the table): nothing
+    blocks it, so its parts are its own sets, shared instead of copied."""
+    return _Parts(
+        entries=(grant,),
+        status=ConsentStatus.GIVEN,
+        purposes=grant.purposes,
+        all_purposes=grant.all_purposes,
+        excluded=_NO_ITEMS,
+        channels=_NO_ITEMS if grant.all_channels else grant.channels,
+        all_channels=grant.all_channels,
+        recipients=grant.recipients,
+        latest=grant,
+        version_event_ids=(grant.event_id,),
+        unmapped=grant.unmapped,
     )
 
 
@@ -952,17 +973,28 @@ class ConsentHistory:
                     line.base, line.base_key = _base_from(line_obj["b"])
                 if "x" in line_obj:
                     line.erased_at_ms, line.erased_id = int(line_obj["x"][0]), line_obj["x"][1]
-                line.contacts = sorted(int(c) for c in line_obj.get("k", ()))
-                line.calls = CallLog.from_obj(line_obj.get("cl", {}))
+                if "k" in line_obj:  # else none, as made
+                    line.contacts = sorted(int(c) for c in line_obj["k"])
+                if "cl" in line_obj:  # else an empty log, as made
+                    line.calls = CallLog.from_obj(line_obj["cl"])
                 if "f" in line_obj:
                     line.first = (int(line_obj["f"][0]), str(line_obj["f"][1]))
                 for cert, status, at, event_id, reason in line_obj.get("ct", ()):
                     line.certificates[str(cert)] = CertificateResult(
                         str(cert), CertificateStatus(status), int(at), str(event_id), str(reason)
                     )
-                entries = [_entry_from(e) for e in line_obj.get("e", ())]
+                # An entry written in this format is its own stored form (``_entry_obj`` of
+                # what it decodes to, see ``_entry_from``): kept, so writing the history
+                # again (a first message, a contact, a call noted) re-encodes no entry.
+                # Older formats are written again from the decoded entry, as before.
+                current = version == FORMAT_VERSION
                 line.versions = sorted(
-                    (_Version(_key(e), e, _EMPTY) for e in entries), key=lambda v: v.key
+                    (
+                        _Version(_key(entry), entry, _EMPTY, e if current else None)
+                        for e in line_obj.get("e", ())
+                        for entry in (_entry_from(e),)
+                    ),
+                    key=lambda v: v.key,
                 )
                 line.keys = [v.key for v in line.versions]
                 line.ids = {v.entry.event_id for v in line.versions}
@@ -1033,30 +1065,39 @@ def _entry_obj(entry: ConsentEntry) -> dict[str, Any]:
 #: an unknown value is a KeyError, which ``from_obj`` reports as an unreadable state).
 _ACTIONS = {a.value: a for a in ConsentAction}
 _BASES = {b.value: b for b in LegalBasis}
+#: An entry's stored lists of items (purposes, channels, recipients, unmapped purposes).
+_ITEM_KEYS = ("p", "c", "r", "u")
 
 
 def _entry_from(obj: dict[str, Any]) -> ConsentEntry:
+    """The entry ``obj`` stores. Its item lists become tuples in ``obj`` (same JSON; a
+    tuple of strings leaves the garbage collector's sight, as ``_entry_obj``'s do), so
+    ``obj`` can be kept as the entry's stored form."""
     proof = None
     if "pf" in obj:
         proof = Proof(
             **{name: obj["pf"][short] for short, name in _PROOF_KEYS if short in obj["pf"]}
         )
-    return ConsentEntry(
-        event_id=str(obj["i"]),
-        at_ms=int(obj["t"]),
-        action=_ACTIONS[obj["a"]],
-        purposes=_shared_set(obj.get("p", ())),
-        all_purposes="p" not in obj,
-        channels=_shared_set(obj.get("c", ())),
-        all_channels="c" not in obj,
-        recipients=_shared_set(obj.get("r", ())),
-        collected_by=obj.get("cb"),
-        legal_basis=_BASES[obj.get("lb", "consent")],
-        scope=obj.get("sc"),
-        proof=proof,
-        expires_at_ms=obj.get("ex"),
-        unmapped=_shared_set(obj.get("u", ())),
-        gpc=bool(obj.get("gp", False)),
+    for items in _ITEM_KEYS:
+        if items in obj:
+            obj[items] = tuple(obj[items])
+    get = obj.get
+    return _new_entry(  # the fields in order, as ``ConsentEntry.from_event``
+        str(obj["i"]),
+        int(obj["t"]),
+        _ACTIONS[obj["a"]],
+        _shared_set(get("p", ())),
+        "p" not in obj,
+        _shared_set(get("c", ())),
+        "c" not in obj,
+        _shared_set(get("r", ())),
+        get("cb"),
+        _BASES[get("lb", "consent")],
+        get("sc"),
+        proof,
+        get("ex"),
+        _shared_set(get("u", ())),
+        bool(get("gp", False)),
     )
 
 

@@ -358,3 +358,104 @@ def test_a_stored_entry_leaves_the_garbage_collectors_sight(make) -> None:
     for part in ("p", "c", "r"):
         assert not gc.is_tracked(entry[part]), part
     assert codec.loads(codec.dumps(entry))["p"] == sorted([NL, MKT])
+
+
+def test_a_read_history_is_written_again_without_encoding_its_entries(make, monkeypatch) -> None:
+    """A subject's first send changes its history (the first message, R15/R18), so a subject
+    read from the table is written again: its entries, stored in this format, are written
+    as they were read (no entry encoded again), and the bytes are those of the same
+    history built from its events."""
+    from consentinel.streams.events import codec
+    from consentinel.streams.events.records import LegalBasis
+    from consentinel.streams.policy import history as module
+
+    events = [
+        make.grant(
+            at=T0,
+            purposes=[NL, MKT],
+            recipients=["P", "A"],
+            collected_by="Co",
+            legal_basis=LegalBasis.CONTRACT,
+            expires_at_ms=T0 + 90 * DAY,
+            unmapped_purposes=["x.unknown"],
+            gpc=True,
+        ),
+        make.withdraw(at=T0 + DAY, purposes=[MKT], channels=[Channel.SMS], scope="list:1"),
+        make.grant(at=T0 + 2 * DAY, purposes=[], channels=[], controller="Other"),
+    ]
+    built = make.history(*events)
+    stored = codec.dumps(built.to_obj())
+    send = make.usage(at=T0 + 3 * DAY)
+    assert built.note_use(send, None)
+    read = ConsentHistory.from_obj(codec.loads(stored))
+
+    def encoded(entry: object) -> None:
+        raise AssertionError(f"entry encoded again: {entry}")
+
+    monkeypatch.setattr(module, "_entry_obj", encoded)
+    assert read.note_use(send, None)
+    assert codec.dumps(read.to_obj()) == codec.dumps(built.to_obj())
+    assert codec.loads(codec.dumps(read.to_obj()))["c"][LQ]["f"] == [T0 + 3 * DAY, send.event_id]
+    for t in range(T0 - DAY, T0 + 100 * DAY, DAY // 2):
+        assert read.state_at(LQ, t) == built.state_at(LQ, t)
+
+
+def test_a_history_of_an_older_format_is_written_again_from_its_entries(make) -> None:
+    """Entries read from an older format are not kept as read: they are written in this
+    format's form (here a format-1 entry naming the default legal basis)."""
+    from consentinel.streams.events import codec
+
+    h = make.history(make.grant(at=T0, purposes=[NL]))
+    obj = codec.loads(codec.dumps(h.to_obj()))
+    (entry,) = obj["c"][LQ]["e"]
+    entry["lb"] = "consent"
+    obj["v"] = 1
+    read = ConsentHistory.from_obj(obj)
+    assert "lb" not in read.to_obj()["c"][LQ]["e"][0]
+    assert read.to_obj()["c"] == h.to_obj()["c"]
+
+
+def test_an_entry_kept_as_read_leaves_the_garbage_collectors_sight(make) -> None:
+    """An entry read back is kept as its stored form with the cached history: its item
+    lists become tuples (the same JSON arrays), untracked after the collector's first pass."""
+    import gc
+
+    from consentinel.streams.events import codec
+
+    h = make.history(
+        make.grant(at=T0, purposes=[NL, MKT], channels=[Channel.EMAIL], recipients=["P"])
+    )
+    read = ConsentHistory.from_obj(codec.loads(codec.dumps(h.to_obj())))
+    (entry,) = read.to_obj()["c"][LQ]["e"]
+    gc.collect()
+    for part in ("p", "c", "r"):
+        assert not gc.is_tracked(entry[part]), part
+    assert codec.dumps(read.to_obj()) == codec.dumps(h.to_obj())
+
+
+@pytest.mark.parametrize(
+    "grant",
+    [
+        dict(purposes=[NL, MKT], channels=[Channel.EMAIL, Channel.SMS], recipients=["P"]),
+        dict(purposes=[], channels=[]),
+        dict(purposes=[NL], channels=[], unmapped_purposes=["x.unknown"]),
+        dict(purposes=[], channels=[Channel.EMAIL], unmapped_purposes=["x.unknown"]),
+        dict(purposes=[MKT], scope="list:1", expires_at_ms=T0 + 9 * DAY),
+    ],
+)
+def test_a_single_grant_is_read_as_the_general_computation_reads_it(make, grant) -> None:
+    """One active grant (a subject that consented once): its parts are its own sets, shared,
+    and equal to what the general computation makes of it (here with a scoped withdrawal
+    before it, which blocks nothing after it)."""
+    from consentinel.streams.policy import history as module
+
+    entry = module.ConsentEntry.from_event(make.grant(at=T0 + DAY, **grant))
+    before = module.ConsentEntry.from_event(make.withdraw(at=T0, purposes=[NL], scope="list:9"))
+    one = module._compute_parts(module._EMPTY.step(entry), T0 + 2 * DAY)
+    general = module._compute_parts(module._Cum(entries=(before, entry)), T0 + 2 * DAY)
+    assert one.entries == (entry,) and one.version_event_ids == (entry.event_id,)
+    assert dataclasses.replace(one, entries=general.entries, version_event_ids=()) == (
+        dataclasses.replace(general, version_event_ids=())
+    )
+    assert one.purposes is entry.purposes and one.recipients is entry.recipients
+    assert one.unmapped is entry.unmapped
