@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 Record = tuple[bytes, bytes, int]
 
@@ -28,12 +30,18 @@ def _partitions(bootstrap: str, topic: str) -> list[int]:
     return sorted(parts)
 
 
-async def _read(bootstrap: str, topic: str, timeout_s: float) -> list[Record]:
+async def batches_to_end(
+    bootstrap: str, partitions: list[tuple[str, int]], timeout_s: float, what: str, **config: Any
+) -> AsyncIterator[tuple[Any, list[Any]]]:
+    """``(topic partition, records)`` for every fetched batch of ``partitions``, each read
+    once from its first offset to its end offset (both taken up front), all at once in large
+    fetches; a partition is paused once read to its end. ``AssertionError`` naming ``what``
+    if they are not all read within ``timeout_s``. ``config``: more consumer settings."""
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition
 
     deadline = time.monotonic() + timeout_s
-    parts = [TopicPartition(topic, p) for p in _partitions(bootstrap, topic)]
+    parts = [TopicPartition(t, p) for t, p in partitions]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap.split(","),
         group_id=None,
@@ -42,28 +50,40 @@ async def _read(bootstrap: str, topic: str, timeout_s: float) -> list[Record]:
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
         fetch_max_wait_ms=100,
+        **config,
     )
     await consumer.start()
     try:
-        consumer.assign(parts)  # first: the offset look-ups then have the topic's metadata
+        # assigned first: the offset look-ups then find every topic's metadata at once
+        # (one by one they took 40 s over 1,800 partitions)
+        consumer.assign(parts)
         starts = await consumer.beginning_offsets(parts)
         ends = await consumer.end_offsets(parts)
         for tp in parts:
             consumer.seek(tp, starts[tp])
         remaining = {tp for tp in parts if ends[tp] > starts[tp]}
         consumer.pause(*(set(parts) - remaining))
-        out: dict[int, list[Record]] = {tp.partition: [] for tp in parts}
         while remaining:
-            assert time.monotonic() < deadline, f"timed out reading {topic} to its end"
+            assert time.monotonic() < deadline, (
+                f"reading {what} did not reach the end of {len(remaining)} partition(s) in "
+                f"{timeout_s:g} s, e.g. {sorted(remaining)[:3]}"
+            )
             for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
-                out[tp.partition].extend((r.key, r.value, tp.partition) for r in batch)
+                yield tp, batch
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
                     consumer.pause(tp)
-        return [record for p in sorted(out) for record in out[p]]
     finally:
         await consumer.stop()
+
+
+async def _read(bootstrap: str, topic: str, timeout_s: float) -> list[Record]:
+    parts = [(topic, p) for p in _partitions(bootstrap, topic)]
+    out: dict[int, list[Record]] = {p: [] for _, p in parts}
+    async for tp, batch in batches_to_end(bootstrap, parts, timeout_s, f"topic {topic}"):
+        out[tp.partition].extend((r.key, r.value, tp.partition) for r in batch)
+    return [record for p in sorted(out) for record in out[p]]
 
 
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[Record]:

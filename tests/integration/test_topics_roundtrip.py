@@ -13,8 +13,8 @@ from pathlib import Path
 
 import privacy  # tests/ is on pytest's pythonpath
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition as AIOTopicPartition
+import topicread
+from aiokafka import AIOKafkaProducer
 from consentinel.streams import topics_admin
 from consentinel.streams.events import codec, topics
 from consentinel.streams.events.identity import Pseudonymizer, mask, normalize
@@ -193,56 +193,22 @@ async def _scan_for_addresses(
     bootstrap: str, partitions: list[tuple[str, int]]
 ) -> tuple[int, list[tuple[str, bytes]]]:
     """(records scanned, (topic, first raw address) per record holding one) over every
-    record of ``partitions``: each read once, from its first offset to its end offset
-    (taken up front), all at once in large fetches; a partition is paused once read to its
-    end."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_wait_ms=100,
-        client_id=f"scan-{uuid.uuid4().hex[:6]}",
-    )
-    await consumer.start()
-    try:
-        parts = [AIOTopicPartition(t, p) for t, p in partitions]
-        # assigned first, so that the offset look-ups find every topic's metadata at once
-        # (before, they took 40 s over 1,800 partitions)
-        consumer.assign(parts)
-        starts = await consumer.beginning_offsets(parts)
-        ends = await consumer.end_offsets(parts)
-        for tp in parts:
-            consumer.seek(tp, starts[tp])
-        remaining = {tp for tp in parts if ends[tp] > starts[tp]}
-        consumer.pause(*(set(parts) - remaining))
-        found: list[tuple[str, bytes]] = []
-        scanned = 0
-        deadline = time.monotonic() + SCAN_WAIT_S
-        while remaining:
-            assert time.monotonic() < deadline, (
-                f"the scan did not reach the end of {len(remaining)} partition(s) in "
-                f"{SCAN_WAIT_S:g} s, e.g. {sorted(remaining)[:3]}"
-            )
-            for tp, batch in (await consumer.getmany(timeout_ms=1000)).items():
-                scanned += len(batch)
-                # one regex pass over the whole batch; a record is looked at alone only when
-                # the batch holds an address (no match can span the newline between records)
-                blobs = [(r.key or b"") + b" " + (r.value or b"") for r in batch]
-                if privacy.holds_address(b"\n".join(blobs)):
-                    for blob in blobs:
-                        hits = privacy.raw_addresses(blob)
-                        if hits:
-                            found.append((tp.topic, hits[0]))
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-                    consumer.pause(tp)
-        return scanned, found
-    finally:
-        await consumer.stop()
+    record of ``partitions``, each read once to its end offset (``topicread``)."""
+    found: list[tuple[str, bytes]] = []
+    scanned = 0
+    client = {"client_id": f"scan-{uuid.uuid4().hex[:6]}"}
+    batches = topicread.batches_to_end(bootstrap, partitions, SCAN_WAIT_S, "the scan", **client)
+    async for tp, batch in batches:
+        scanned += len(batch)
+        # one regex pass over the whole batch; a record is looked at alone only when the
+        # batch holds an address (no match can span the newline between records)
+        blobs = [(r.key or b"") + b" " + (r.value or b"") for r in batch]
+        if privacy.holds_address(b"\n".join(blobs)):
+            for blob in blobs:
+                hits = privacy.raw_addresses(blob)
+                if hits:
+                    found.append((tp.topic, hits[0]))
+    return scanned, found
 
 
 @pytest.mark.last
