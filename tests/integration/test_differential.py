@@ -133,5 +133,12 @@ def test_worker_with_kills_agrees_with_the_oracle(settings: Settings, tmp_path: 
     )
     assert report.ok, (
         f"the worker disagrees with the oracle on {history.describe()}; {replay}\n"
-        f"{report.text()}\ncauses: {compare.explain(report, history, outputs.verdicts)}"
+        f"{report.text()}\ncauses: {compare.explain(report, history, outputs.verdicts)}\n"
+        "what the worker sent for the first uses that differ (verdicts, then alerts):\n"
+        + compare.trace(_differing(report)[:5], outputs.verdicts, outputs.alerts)
     )
+
+
+def _differing(report: compare.Report) -> list[str]:
+    uses = {u for u, _ in report.missing_alert + report.extra_alert}
+    return sorted(uses | {u for u, _, _ in report.wrong_last_verdict})

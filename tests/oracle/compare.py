@@ -136,3 +136,24 @@ def explain(report: Report, history: Any, verdicts: Iterable[Verdict]) -> str:
     parts = [f"{n} uses: {cause}" for cause, n in sorted(causes.items())]
     parts.append(f"{len(unexplained)} unexplained {unexplained[:10]}")
     return "; ".join(parts)
+
+
+def trace(uses: Iterable[str], verdicts: Iterable[Verdict], alerts: Iterable[Alert]) -> str:
+    """What the checker sent for each of ``uses``, in the order it was read: each verdict
+    (decision, rules, correction, decided at, consent version) and each alert (rule, status,
+    revision, detected at, reason) — the first thing to read when a use disagrees."""
+    wanted = set(uses)
+    lines: dict[str, list[str]] = {u: [] for u in sorted(wanted)}
+    for v in verdicts:
+        if v.usage_event_id in wanted:
+            lines[v.usage_event_id].append(
+                f"  verdict {v.decision} {sorted(v.rule_ids)} correction={v.correction} "
+                f"decided_at={v.decided_at_ms} consent={v.consent_version}"
+            )
+    for a in alerts:
+        if a.usage_event_id in wanted:
+            lines[a.usage_event_id].append(
+                f"  alert {a.rule_id} {a.status} revision={a.revision} "
+                f"detected_at={a.detected_at_ms} reason={a.correction_reason}"
+            )
+    return "\n".join(f"{u}:\n" + "\n".join(out) for u, out in lines.items())
