@@ -111,12 +111,10 @@ class GcPacer:
     def step(self) -> None:
         gc.collect(0)
         gc.freeze()
+        if not self._base or self._clock() - self._last_full < self.full_every_s:
+            return  # the memory is read only once a full collection may be due
         now = self._rss()
-        if (
-            self._base
-            and now >= self._base * self.full_growth
-            and self._clock() - self._last_full >= self.full_every_s
-        ):
+        if now >= self._base * self.full_growth:
             started = time.perf_counter()
             gc.unfreeze()
             collected = gc.collect()
@@ -125,9 +123,10 @@ class GcPacer:
             self._base = self._rss()
             self._last_full = self._clock()
             log.info(
-                "full garbage collection (memory %.0f MiB, twice that of the last one): "
-                "%d objects collected in %.0f ms",
+                "full garbage collection (memory %.0f MiB, %.1f times that after the last "
+                "one): %d objects collected in %.0f ms",
                 now / 2**20,
+                self.full_growth,
                 collected,
                 (time.perf_counter() - started) * 1000,
             )
