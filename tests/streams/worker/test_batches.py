@@ -321,19 +321,25 @@ async def test_a_failed_changelog_batch_fails_its_sends_and_moves_no_offset() ->
     assert spy.calls == []
 
 
-def test_rocksdb_writes_land_in_the_partitions_database_and_the_offset_persists(
-    tmp_path: Any,
-) -> None:
+def _rocks_app(name: str, tmp_path: Any) -> Any:
+    """A Faust app whose tables are RocksDB stores under ``tmp_path``, as the worker's."""
     import faust
-    from faust.types import TP
 
-    app = faust.App(
-        "rocks-writer-test",
+    return faust.App(
+        name,
         store="rocksdb://",
         datadir=str(tmp_path),
         autodiscover=False,
         Table=faust_compat.changelog_tracked_table(),
     )
+
+
+def test_rocksdb_writes_land_in_the_partitions_database_and_the_offset_persists(
+    tmp_path: Any,
+) -> None:
+    from faust.types import TP
+
+    app = _rocks_app("rocks-writer-test", tmp_path)
     table = app.Table("ledger", key_type=bytes, value_type=bytes, partitions=3)
     app.finalize()
     store: Any = table.data
@@ -352,15 +358,7 @@ def test_rocksdb_writes_land_in_the_partitions_database_and_the_offset_persists(
 def test_the_reader_reads_what_faust_reads_in_the_partitions_database_only(
     tmp_path: Any,
 ) -> None:
-    import faust
-
-    app = faust.App(
-        "rocks-reader-test",
-        store="rocksdb://",
-        datadir=str(tmp_path),
-        autodiscover=False,
-        Table=faust_compat.changelog_tracked_table(),
-    )
+    app = _rocks_app("rocks-reader-test", tmp_path)
     ledger = app.Table("ledger", key_type=bytes, value_type=bytes, partitions=3)
     holds = app.Table("holds", key_type=bytes, value_type=bytes, partitions=3)
     app.finalize()
