@@ -11,25 +11,32 @@ reading a subject's state and writing it back) and, in offset order:
    out), falling back to the staged writes, then to the tables;
 3. asks ``judge`` what changes, exactly as a one-at-a-time processor would: each record
    sees the state every earlier record of the batch left;
-4. collects the verdicts and alerts; at the end of the batch sends them all, and STAGES
-   one write per changed key (ledger, holds) and, at most once a second per partition,
-   the partition's counters;
-5. once Kafka acknowledged every output of the batch (retrying forever with backoff: an
-   output is never dropped), writes the staged state to the tables, and only then says
-   the batch is done (``finish``: the agent acknowledges its records to Faust).
+4. collects the verdicts and alerts; at the end of the batch writes one value per
+   changed key (ledger, holds) and, at most once a second per partition, the partition's
+   counters, with the batch's outputs FIRST, in an outbox slot of the holds table
+   (``outbox``);
+5. sends the outputs once Kafka acknowledged the changelog records of that write (so no
+   reader ever sees a verdict whose state could still be lost), retrying forever with
+   backoff (an output is never dropped); once every output is acknowledged, deletes the
+   outbox slot and says the batch is done (``finish``: the agent acknowledges its records
+   to Faust).
 
 Batches are pipelined: the next batch is judged while the acknowledgements of the
 previous ones are on their way. What makes that safe:
 
-- reads see the staged state (an overlay in front of the tables, and the cache), so every
-  record is judged against exactly the state a one-at-a-time processor would give it;
-- staged state is written, and batches finished, strictly in the order they were
-  handled, each only after ALL its outputs were acknowledged: the tables always hold the
-  writes of a prefix of the handled batches, every output of which Kafka has;
-- a batch is acknowledged to Faust only after its state is written, so a committed
-  offset never covers state that is not in the tables (or outputs that are not in Kafka).
+- every record is judged against exactly the state a one-at-a-time processor would give
+  it (the tables are written as each batch ends; the cache holds the same);
+- outputs are sent in the order the batches were handled, each batch's only once its
+  state is durable; batches are finished in that order, each once ALL its outputs are
+  acknowledged, so a committed offset never covers an output that is not in Kafka;
+- a crash (anywhere) leaves state that knows every use decided, and the outputs that
+  might not have reached Kafka in the outbox: a replay skips what is decided (as any
+  redelivery), and the outbox is sent again (``_recover``, on the first batch of a
+  partition newly assigned) under the same ids. So a replay that reads the topics in
+  another interleaving (more consent before a use) never decides a use twice; it
+  corrects the first decision, under its alert ids, as any late consent does.
 
-So a crash (anywhere) repeats outputs under the same ids instead of losing them. Grace
+Outputs are repeated after a crash, never lost, never contradicted. Grace
 deadlines and the end of the correction window live in a ``DeadlineIndex``: a tick
 decides the subjects due, never scans the holds (except once per partition newly
 assigned, to build the index). No log record per event; metric children are made once and
@@ -52,7 +59,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapp
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from consentinel.streams.checker import fanout, members
+from consentinel.streams.checker import fanout, members, outbox
 from consentinel.streams.checker.deadlines import DeadlineIndex
 from consentinel.streams.checker.holds import Holds, is_kept_key, kept_key
 from consentinel.streams.checker.judge import Judge, Step
@@ -100,8 +107,11 @@ Output = tuple[str, bytes | None, bytes]
 #: share one: a produce batch), or the exception that kept it from being sent
 SendBatch = Callable[[Sequence[Output]], Awaitable[Sequence[Any]]]
 #: (partition, [(table, key, value or None: delete)] in staging order): writes a handled
-#: batch's state to the tables of that partition at once (``worker.batches.StateWriter``)
-Write = Callable[[int, Sequence[tuple[Table, bytes, bytes | None]]], None]
+#: batch's state to the tables of that partition at once (``worker.batches.StateWriter``);
+#: returns awaitables completed once Kafka acknowledged the changelog records written
+Write = Callable[
+    [int, Sequence[tuple[Table, bytes, bytes | None]]], Sequence[Awaitable[Any]] | None
+]
 #: (table, partition, key) -> the value the table holds for ``key`` in that partition's
 #: store, or None (``worker.batches.StateReader``: the store read directly)
 Read = Callable[[Table, int, bytes], bytes | None]
@@ -187,6 +197,14 @@ class _InFlight:
     #: per output: the awaitable acknowledgement, or the exception the send raised
     acks: list[Any] = field(default_factory=list)
     writes: list[tuple[Table, dict[bytes, _Staged], bytes, _Staged]] = field(default_factory=list)
+    #: the outbox slots holding the outputs, deleted once they are acknowledged
+    slots: list[int] = field(default_factory=list)
+    #: completed once the changelog records of the batch's state are acknowledged
+    durable: Sequence[Awaitable[Any]] = ()
+    #: the task sending the outputs once the state is durable (after the batch before's)
+    sending: asyncio.Future[None] | None = None
+    #: the state could not be written: nothing is sent, the batch is never acknowledged
+    unwritten: bool = False
 
 
 class Processor:
@@ -262,6 +280,12 @@ class Processor:
         self._queue: deque[_InFlight] = deque()
         self._flusher: asyncio.Future[None] | None = None
         self._moved = asyncio.Event()
+        #: per partition: the outbox slots of the batches in flight (kept across rebalances)
+        self._slots = outbox.Slots()
+        #: partitions whose outbox was read since they were assigned (``_recover``)
+        self._recovered: set[int] = set()
+        #: the latest batch's sending task: each sends after the one before it
+        self._last_sending: asyncio.Future[None] | None = None
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -284,30 +308,37 @@ class Processor:
         finish: Finish | None = None,
         write_in: WriteIn | None = None,
     ) -> None:
-        """Judge ``records`` (one partition's, in offset order) and send their outputs;
-        ``finish`` is called once every output is acknowledged. The state of the parts
-        handed on before the batch ends (a large list expanded) is written through
-        ``write_in``, in the batch's partition context (the flusher runs in whatever
-        context it was started from).
+        """Judge ``records`` (one partition's, in offset order), write their state with
+        their outputs in its outbox, and send the outputs once that state is durable;
+        ``finish`` is called once every output is acknowledged (with the function deleting
+        the outbox slot). The state is written through ``write_in``, in the batch's
+        partition context, when there is no ``write``.
 
-        Blocks on sending (not on the acknowledgements) and, past ``MAX_IN_FLIGHT``
-        batches in flight, until the oldest is finished; the first tick of a partition
-        newly assigned waits for every batch in flight (it reads the tables).
+        Blocks on the disk (the state written) and, past ``MAX_IN_FLIGHT`` batches in
+        flight, until the oldest is finished; the first tick of a partition newly
+        assigned waits for every batch in flight.
         """
         self._entry = _InFlight(finish, write_in)
         self._batch = {}
+        sealed = False
         try:
+            if records and records[0].partition not in self._recovered:
+                self._recover(records[0].partition, write_in)
             for record in records:
                 await self._dispatch(record)
             if records:
                 self._entry.partition = records[0].partition
                 self._stage_batch(records[0].partition)
-            await self._send_outputs()
+            self._seal(self._entry)
+            sealed = True
         finally:
             entry, self._entry = self._entry, _InFlight()
             self._batch = {}
-            self._queue.append(entry)
-            self._start_flusher()
+            if sealed:
+                self._queue.append(entry)
+                self._start_flusher()
+            else:  # cancelled (the worker stops): nothing written, sent or acknowledged
+                self._unstage(entry)
         if len(self._queue) > MAX_IN_FLIGHT:
             await self._wait_in_flight(MAX_IN_FLIGHT)
 
@@ -321,8 +352,10 @@ class Processor:
 
     def forget(self) -> None:
         """Drop what is kept in memory about partitions (call on every rebalance: a
-        partition may come back after another worker changed it). Staged writes stay."""
+        partition may come back after another worker changed it). Staged writes stay, and
+        so do the outbox slots of the batches in flight."""
         self._cache.clear()
+        self._recovered.clear()
         self.deadlines.forget()
         self.membership.forget()
         self.legs_due.forget()
@@ -518,9 +551,145 @@ class Processor:
             child = self._children[key] = metric.labels(*values)
         return child
 
-    async def _send_outputs(self) -> None:
-        """Send the batch's outputs now; the flusher waits for (and retries) the acks."""
-        entry = self._entry
+    # -- the outbox: outputs written with the state, sent once it is durable -------------
+
+    def _seal(self, entry: _InFlight) -> None:
+        """End a handled batch (or part): its outputs go into an outbox slot, FIRST of its
+        writes (one RocksDB write batch with them; the first of its changelog records of
+        that partition); the writes are made now, and the outputs sent once Kafka
+        acknowledged them (``_send_when_durable``). See ``outbox`` for why."""
+        p = entry.partition
+        if entry.outputs and p is not None:
+            overlay = self._overlay[id(self.holds)]
+            first: list[tuple[Table, dict[bytes, _Staged], bytes, _Staged]] = []
+            for value in outbox.chunks(entry.outputs):
+                slot = self._slots.take(p)
+                entry.slots.append(slot)
+                staged: _Staged = (value,)
+                overlay[outbox.key(p, slot)] = staged
+                first.append((self.holds, overlay, outbox.key(p, slot), staged))
+            entry.writes[:0] = first
+        if entry.writes:
+            self._write_now(entry)
+        self._send_later(entry)
+
+    def _write_now(self, entry: _InFlight) -> None:
+        def write() -> None:
+            entry.durable = self._apply(entry)
+
+        try:
+            if self._write is None and entry.write_in is not None:
+                entry.write_in(write)
+            else:
+                write()
+        except Exception:
+            # Nothing of the batch is sent nor acknowledged: its records are judged again
+            # after a restart (the state in memory may be ahead of the tables until then).
+            log.exception("the state of a handled batch could not be written")
+            entry.unwritten = True
+            entry.finish = None
+            p = entry.partition
+            for slot in entry.slots:
+                if p is not None:
+                    self._slots.free(p, slot)
+            entry.slots = []
+
+    def _unstage(self, entry: _InFlight) -> None:
+        """Drop the writes a batch staged (it was cancelled before they were made)."""
+        for _, overlay, key, staged in entry.writes:
+            if overlay.get(key) is staged:
+                del overlay[key]
+        p = entry.partition
+        for slot in entry.slots:
+            if p is not None:
+                self._slots.free(p, slot)
+
+    def _send_later(self, entry: _InFlight) -> None:
+        if entry.unwritten or not entry.outputs:
+            return
+        entry.sending = asyncio.ensure_future(self._send_when_durable(entry, self._last_sending))
+        self._last_sending = entry.sending
+
+    async def _send_when_durable(
+        self, entry: _InFlight, previous: asyncio.Future[None] | None
+    ) -> None:
+        """Send ``entry``'s outputs once its state is durable, after the batch before's."""
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])  # its outcome is the flusher's to read
+        if entry.durable:
+            results = await asyncio.gather(*entry.durable, return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                log.error(
+                    "%d changelog batch(es) of the state written for partition %s (with its "
+                    "%d output(s) in the outbox) were not acknowledged by Kafka (%s: %s). "
+                    "The outputs are sent anyway: this worker's store holds that state. "
+                    "The batch's records are not acknowledged; restart the worker once the "
+                    "broker is healthy.",
+                    len(failed),
+                    entry.partition,
+                    len(entry.outputs),
+                    type(failed[0]).__name__,
+                    failed[0],
+                )
+        await self._send_outputs(entry)
+
+    def _recover(self, p: int, write_in: WriteIn | None) -> None:
+        """On the first batch of a partition newly assigned: the outputs its outbox still
+        holds (decided before a crash or a rebalance, maybe never acknowledged) are sent
+        again, before anything of the partition is judged, under the same ids."""
+        self._recovered.add(p)
+        slots: list[int] = []
+        outputs: list[Output] = []
+        for slot in range(self._slots.slots):
+            if self._slots.busy(p, slot):
+                continue  # a batch of this process in flight: it sends its own
+            raw = self._get(self.holds, outbox.key(p, slot), p)
+            if raw is None:
+                continue
+            try:
+                outputs.extend(outbox.decode(raw))
+            except InvalidInput as exc:
+                log.error(
+                    "partition %d: outbox slot %d not read (%s); left in the holds table",
+                    p,
+                    slot,
+                    exc.message,
+                )
+                continue
+            self._slots.hold(p, slot)
+            slots.append(slot)
+        if not slots:
+            return
+        log.warning(
+            "partition %d: %d output(s) decided before a restart or a rebalance, maybe "
+            "never acknowledged, are sent again (%d outbox slot(s)); readers skip repeats",
+            p,
+            len(outputs),
+            len(slots),
+        )
+        entry = _InFlight(None, write_in, p, outputs=outputs, slots=slots)
+        self._send_later(entry)
+        self._queue.append(entry)
+        self._start_flusher()
+
+    def _release(self, entry: _InFlight) -> None:
+        """Once ``entry``'s outputs are acknowledged: delete its outbox slots."""
+        p = entry.partition
+        if not entry.slots or p is None:
+            return
+        keys = [outbox.key(p, slot) for slot in entry.slots]
+        if self._write is not None:
+            self._write(p, [(self.holds, k, None) for k in keys])
+        else:
+            for k in keys:
+                self.holds.pop(k, None)
+        for slot in entry.slots:
+            self._slots.free(p, slot)
+        entry.slots = []
+
+    async def _send_outputs(self, entry: _InFlight) -> None:
+        """Send ``entry``'s outputs now; the flusher waits for (and retries) the acks."""
         if self._send_batch is not None:
             entry.acks.extend(await self._send_many(entry.outputs))
             return
@@ -597,15 +766,18 @@ class Processor:
                     entry.acks[i] = await self._send_now(entry.outputs[i])
             todo = failed
 
-    def _apply(self, entry: _InFlight) -> None:
+    def _apply(self, entry: _InFlight) -> Sequence[Awaitable[Any]]:
+        """Write ``entry``'s staged state; the acknowledgements of its changelog records."""
         if self._write is not None and entry.writes:
             if entry.partition is None:
                 raise RuntimeError("a batch with writes but no partition")  # a bug
-            self._write(entry.partition, [(t, k, staged[0]) for t, _, k, staged in entry.writes])
+            acks = self._write(
+                entry.partition, [(t, k, staged[0]) for t, _, k, staged in entry.writes]
+            )
             for _, overlay, key, staged in entry.writes:
                 if overlay.get(key) is staged:  # no later batch staged this key
                     del overlay[key]
-            return
+            return list(acks or ())
         for table, overlay, key, staged in entry.writes:
             value = staged[0]
             if value is None:
@@ -614,29 +786,38 @@ class Processor:
                 table[key] = value
             if overlay.get(key) is staged:  # no later batch staged this key
                 del overlay[key]
+        return ()
 
     def _start_flusher(self) -> None:
         if self._queue and (self._flusher is None or self._flusher.done()):
             self._flusher = asyncio.ensure_future(self._flush())
 
     async def _flush(self) -> None:
-        """Finish batches in order, each once all its outputs are acknowledged."""
+        """Finish batches in order, each once all its outputs are acknowledged: its outbox
+        slot deleted, then ``finish`` (the agent acknowledges its records)."""
         while self._queue:
             entry = self._queue[0]
+            if entry.unwritten:  # never acknowledged: read again after a restart
+                self._queue.popleft()
+                self._moved.set()
+                continue
+            if entry.sending is not None:
+                await entry.sending
             await self._acknowledged(entry)
             self._queue.popleft()
             try:
                 if entry.finish is not None:
-                    await entry.finish(lambda entry=entry: self._apply(entry))  # type: ignore[misc]
-                elif entry.write_in is not None:
-                    entry.write_in(lambda entry=entry: self._apply(entry))  # type: ignore[misc]
+                    await entry.finish(lambda entry=entry: self._release(entry))  # type: ignore[misc]
+                elif entry.write_in is not None and self._write is None:
+                    entry.write_in(lambda entry=entry: self._release(entry))  # type: ignore[misc]
                 else:
-                    self._apply(entry)
+                    self._release(entry)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # Not acknowledged to Faust: the records are read again after a restart.
-                log.exception("the state of a handled batch could not be written")
+                # Not acknowledged to Faust: the records are read again after a restart (the
+                # outbox slot stays: its outputs are sent again then, under the same ids).
+                log.exception("the outbox slot of a finished batch could not be deleted")
             self._moved.set()
 
     async def _wait_in_flight(self, limit: int) -> None:
@@ -858,10 +1039,10 @@ class Processor:
         A crash in between handles the record again: what its parts judged is known by id."""
         self._entry.partition = partition
         self._stage_batch(partition)
-        await self._send_outputs()
         part, self._entry = self._entry, _InFlight(self._entry.finish, self._entry.write_in)
-        part.finish = None  # written through its write_in; acknowledged with the last part
+        part.finish = None  # acknowledged with the last part
         self._batch = {}
+        self._seal(part)
         self._queue.append(part)
         self._start_flusher()
         if len(self._queue) > MAX_IN_FLIGHT:
@@ -873,6 +1054,8 @@ class Processor:
         """Each subject's due time, read from the holds table (pending, alerted, kept)."""
         due: dict[bytes, int | None] = {}
         for key, raw in list(self._scan(self.holds, partition)):
+            if outbox.is_outbox_key(key):
+                continue  # outputs on their way, not a subject
             holds = Holds()
             if is_kept_key(key):
                 key = key[2:]

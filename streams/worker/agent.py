@@ -9,9 +9,10 @@ fetching, offsets, commits and table recovery; each fetched record is appended t
 buffer of its partition, and the agent takes what is buffered, one batch per partition (in
 the order Faust delivered them: offset order within each topic partition), and gives it to
 ``Processor.submit_batch``. Each partition's batch is acknowledged to Faust once its
-outputs are acknowledged, its state written (``finish``) AND the changelog records of that
-state acknowledged by Kafka (``faust_compat.ChangelogTrackedTable``: Faust's pre-commit
-flush can miss a record in flight). That last wait runs in a task, so the agent and the
+outputs are acknowledged (sent once its state, with them in its outbox, is durable), its
+outbox slot deleted (``finish``) AND the changelog records sent since acknowledged by
+Kafka (``faust_compat.ChangelogTrackedTable``: Faust's pre-commit flush can miss a record
+in flight). That last wait runs in a task, so the agent and the
 processor's flusher go on meanwhile; acknowledgements keep the batches' order. A batch whose
 changelog record failed is never acknowledged (said loudly, counted in
 ``consentinel_changelog_sends_failed_total``): its records are judged again after a restart.

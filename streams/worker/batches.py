@@ -202,7 +202,9 @@ class StateWriter:
         self.lanes = lanes
         self.sends = sends
 
-    def __call__(self, partition: int, writes: Sequence[Write]) -> None:
+    def __call__(self, partition: int, writes: Sequence[Write]) -> list[Acked]:
+        """Returns the acknowledgements of the produce batches the changelog records went
+        into (also handed to ``sends``)."""
         per_table: dict[int, tuple[Any, dict[bytes, bytes | None]]] = {}
         for table, key, value in writes:
             entry = per_table.get(id(table))
@@ -212,6 +214,7 @@ class StateWriter:
             items.pop(key, None)  # the last write of a key wins, in its place in the order
             items[key] = value
         lanes, sends = self.lanes, self.sends
+        acks: list[Acked] = []
         for table, items in per_table.values():
             faust_compat.write_store(table, partition, items.items())
             topic = faust_compat.changelog_topic_name(table)
@@ -222,6 +225,8 @@ class StateWriter:
             for acked in batches.values():
                 sends.add(acked)
                 acked.add_done_callback(functools.partial(self._persist, table, topic, partition))
+                acks.append(acked)
+        return acks
 
     def _persist(self, table: Any, topic: str, partition: int, acked: Acked) -> None:
         """Once a changelog batch is acknowledged: the table's persisted offset of that

@@ -1,6 +1,7 @@
 """The batch pipeline: a batch gives exactly the one-at-a-time results, writes each
-changed key once, and holds its state and its acknowledgement back until Kafka has every
-output."""
+changed key once, writes its outputs into its state (the outbox) and sends them only once
+that state is durable, and holds its acknowledgement back until Kafka has every output;
+after a crash, the outbox is sent again and nothing is decided twice."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from consentinel.streams.checker import outbox
 from consentinel.streams.checker import processor as processor_mod
 from consentinel.streams.checker.judge import Judge
 from consentinel.streams.checker.processor import Names, Processor
@@ -63,18 +65,20 @@ class CountingTable(dict[bytes, bytes]):
 
 
 class Producer:
-    """Acknowledges at once, or (``failing``) fails every acknowledgement."""
+    """Acknowledges at once, or (``failing``) fails every acknowledgement, or (``hold``)
+    never acknowledges (a broker that took the records and the worker was killed)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
         self.failing = False
+        self.hold = False
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
         self.sent.append((topic, key, value))
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.failing:
             fut.set_exception(ConnectionError("broker down"))
-        else:
+        elif not self.hold:
             fut.set_result(None)
         return fut
 
@@ -82,7 +86,8 @@ class Producer:
 class BatchSink:
     """The worker's ``send_batch`` and ``write`` (``worker.batches``), faked: each call of
     ``send_batch`` is one produce batch per topic, sharing one acknowledgement (failed for
-    the topics in ``failing``); ``write`` applies a batch's writes to the tables."""
+    the topics in ``failing``, never given while the producer's ``hold``); ``write``
+    applies a batch's writes to the tables."""
 
     def __init__(self, producer: Producer) -> None:
         self.producer = producer
@@ -90,6 +95,9 @@ class BatchSink:
         self.failing: set[str] = set()
         self.writes: list[tuple[int, list[tuple[Any, bytes, bytes | None]]]] = []
         self.reads: list[tuple[int, bytes]] = []
+        #: the changelog acknowledgements of the writes not acknowledged yet (``hold_writes``)
+        self.hold_writes = False
+        self.unacked: list[asyncio.Future[int]] = []
 
     async def send_batch(self, outputs: Any) -> list[Any]:
         self.calls.append(list(outputs))
@@ -101,7 +109,7 @@ class BatchSink:
                 acks[topic] = loop.create_future()
                 if topic in self.failing:
                     acks[topic].set_exception(ConnectionError("broker down"))
-                else:
+                elif not self.producer.hold:
                     acks[topic].set_result(None)
         return [acks[topic] for topic, _, _ in outputs]
 
@@ -110,13 +118,24 @@ class BatchSink:
         value: bytes | None = dict.get(table, key)
         return value
 
-    def write(self, partition: int, writes: Any) -> None:
+    def write(self, partition: int, writes: Any) -> list[asyncio.Future[int]]:
         self.writes.append((partition, list(writes)))
         for table, key, value in writes:
             if value is None:
                 table.pop(key, None)
             else:
                 table[key] = value
+        ack: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if self.hold_writes:
+            self.unacked.append(ack)
+        else:
+            ack.set_result(0)
+        return [ack]
+
+    def ack_writes(self) -> None:
+        for ack in self.unacked:
+            ack.set_result(0)
+        self.unacked.clear()
 
 
 class ReadOnlyThroughHook(CountingTable):
@@ -127,13 +146,16 @@ class ReadOnlyThroughHook(CountingTable):
 
 
 def make(
-    sink: bool = False, read: bool = False
+    sink: bool = False,
+    read: bool = False,
+    tables: tuple[CountingTable, CountingTable] | None = None,
 ) -> tuple[Processor, Producer, CountingTable, CountingTable]:
-    """A processor on dict tables; with ``sink``, sending and writing in batches
-    (``proc.sink``: the ``BatchSink``), and with ``read`` too, reading through it."""
+    """A processor on dict tables (``tables``: the ledger and holds of an earlier one, as a
+    restart finds them); with ``sink``, sending and writing in batches (``proc.sink``: the
+    ``BatchSink``), and with ``read`` too, reading through it."""
     producer = Producer()
     table = ReadOnlyThroughHook if read else CountingTable
-    ledger, holds = table(), table()
+    ledger, holds = tables or (table(), table())
     batches = BatchSink(producer) if sink else None
     proc = Processor(
         judge=Judge(PolicySettings(grace_ms=GRACE), {DECL.decl_id: DECL}.get),
@@ -240,7 +262,14 @@ async def test_a_batch_gives_exactly_the_one_at_a_time_results() -> None:
     assert one_ledger.writes > ledger.writes
 
 
-async def test_a_failed_output_holds_the_batch_state_and_acknowledgement_back(
+def in_outbox(holds: dict[bytes, bytes]) -> list[tuple[str, bytes | None, bytes]]:
+    """The outputs the holds table keeps in its outbox slots (not yet acknowledged)."""
+    return [
+        o for k, v in sorted(holds.items()) if outbox.is_outbox_key(k) for o in outbox.decode(v)
+    ]
+
+
+async def test_a_failed_output_holds_the_acknowledgement_back_and_stays_in_the_outbox(
     monkeypatch: Any,
 ) -> None:
     real_sleep = asyncio.sleep
@@ -264,16 +293,17 @@ async def test_a_failed_output_holds_the_batch_state_and_acknowledgement_back(
         await real_sleep(0)
     assert producer.sent, "the outputs were sent..."
     assert finished == [], "...but the batch is not acknowledged while they fail"
-    assert len(ledger) == 0 and len(holds) == 0, "and none of its state is written"
+    subject = subject_message_key(codec.decode(ConsentEvent, recs[1].value or b"").subject_key)
+    assert subject in ledger, "its state was written before they were sent"
+    assert in_outbox(holds) == producer.sent, "and with it, every output of the batch"
     sent_before = len(producer.sent)
     producer.failing = False
     gate.set()
     await proc.drain()
     assert finished == [1], "acknowledged once, after every output was"
     assert len(producer.sent) == 2 * sent_before, "every failed output was sent again"
-    assert subject_message_key(codec.decode(ConsentEvent, recs[1].value or b"").subject_key) in (
-        ledger
-    )
+    assert in_outbox(holds) == [], "the outbox slot is deleted once they are acknowledged"
+    assert not any(outbox.is_outbox_key(k) for k in holds)
 
 
 async def test_ticks_that_may_not_decide_for_a_minute_are_said_with_the_offsets(caplog) -> None:  # type: ignore[no-untyped-def]
@@ -311,7 +341,16 @@ async def test_outputs_and_state_in_batches_give_exactly_the_one_at_a_time_resul
     sink = batched.sink  # type: ignore[attr-defined]
     assert [o for c in sink.calls for o in c] == one_out.sent
     assert len(sink.calls) == 2, "one send_batch per batch"
-    assert [p for p, _ in sink.writes] == [PART, PART], "one write per batch, its partition"
+    # per batch: its state with its outbox slot first, then (outputs acknowledged) the
+    # slot's deletion; all in the batch's partition
+    assert [p for p, _ in sink.writes] == [PART] * 4
+    first_state, first_release, second_state, second_release = (w for _, w in sink.writes)
+    (slot,) = [k for _, k, v in first_release]
+    assert outbox.is_outbox_key(slot) and first_release == [(holds, slot, None)]
+    assert first_state[0][:2] == (holds, slot), "the outbox slot is the first write"
+    assert outbox.decode(first_state[0][2] or b"") == sink.calls[0], "holding the batch's outputs"
+    assert outbox.is_outbox_key(second_state[0][1]) and second_release[0][2] is None
+    assert sum(1 for _, k, _ in first_state if k == subject_message_key(SUBJECTS[0])) <= 1
 
 
 async def test_state_read_through_the_read_hook_gives_exactly_the_one_at_a_time_results() -> None:
@@ -356,18 +395,97 @@ async def test_a_failed_produce_batch_holds_the_state_and_acknowledgement_back(
         await real_sleep(0)
     (first,) = sink.calls
     assert {t for t, _, _ in first} == {"verdicts"} and len(first) >= 2
-    assert finished == [] and sink.writes == [], "not acknowledged, no state written"
-    assert len(ledger) == 0 and len(holds) == 0
+    assert finished == [], "not acknowledged"
+    assert len(sink.writes) == 1 and in_outbox(holds) == first, "the state holds the outputs"
     sink.failing = set()
     gate.set()
     await proc.drain()
     assert sink.calls[1:] == [first], "the failed produce batch is sent again, as one"
-    assert finished == [1] and len(sink.writes) == 1, "then the state, then the ack"
+    assert finished == [1] and len(sink.writes) == 2, "then the outbox slot deleted, the ack"
+    assert in_outbox(holds) == []
+
+
+async def test_outputs_wait_until_kafka_acknowledged_the_state_written_with_them() -> None:
+    proc, _producer, _ledger, holds = make(sink=True)
+    sink = proc.sink  # type: ignore[attr-defined]
+    sink.hold_writes = True
+    recs = records()[:9]  # before the tick (its first one drains: it reads the tables)
+    await proc.submit_batch(recs[:6])
+    await proc.submit_batch(recs[6:])
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert len(sink.writes) == 2 and in_outbox(holds), "both batches' state is written..."
+    assert sink.calls == [], "...and nothing is sent before the changelog has it"
+    first, second = sink.unacked
+    sink.unacked = [second]
+    first.set_result(0)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert len(sink.calls) == 1, "the first batch's outputs go once its state is durable"
+    sink.hold_writes = False
+    sink.ack_writes()
+    await proc.drain()
+    assert len(sink.calls) == 2 and in_outbox(holds) == []
+
+
+async def test_after_a_crash_the_outbox_is_sent_again_and_a_replay_decides_nothing_twice() -> None:
+    """The orphan alert of the SIGKILL differential test (2026-12): the first run alerts a
+    use (its consent withdrawn), is killed before Kafka acknowledged anything, and the
+    replay reads one more consent (a new grant) before that use. Without the outbox, the
+    replay allowed it and the first run's alert stayed firing for ever."""
+    a = next(
+        s
+        for s in (f"{i:064x}" for i in range(900, 1200))
+        if partition_for(subject_message_key(s), N) == PART
+    )
+    grant, withdraw, again = (
+        consent(a, T0 - 40 * DAY),
+        consent(a, T0 - 30 * DAY, ConsentAction.WITHDRAW),
+        consent(a, T0 - 20 * DAY),
+    )
+    the_use = use(a, T0 + DAY)
+
+    def rec(topic: str, offset: int, event: Any) -> Rec:
+        return Rec(topic, PART, offset, subject_message_key(a), codec.encode(event))
+
+    first, producer, ledger, holds = make(sink=True)
+    producer.hold = True  # taken by the broker, never acknowledged: then the worker dies
+    await first.submit_batch([rec("consent", 0, grant), rec("consent", 1, withdraw)])
+    await first.submit_batch([rec("usage", 0, the_use)])
+    for _ in range(50):
+        await asyncio.sleep(0)
+    alerted = [codec.decode(Alert, v) for t, _, v in producer.sent if t == "alerts"]
+    assert [str(x.status) for x in alerted] == ["firing"], "the first run alerted the use"
+    assert in_outbox(holds) == producer.sent
+    first._flusher.cancel()  # type: ignore[union-attr]  # SIGKILL: nothing committed
+
+    again_proc, replayed, _, _ = make(sink=True, tables=(ledger, holds))
+    # the replay from the committed offsets reads the new grant before the use
+    await again_proc.submit_batch(
+        [rec("consent", 0, grant), rec("consent", 1, withdraw), rec("consent", 2, again)]
+    )
+    await again_proc.submit_batch([rec("usage", 0, the_use)])
+    await again_proc.drain()
+    n = len(producer.sent)
+    assert replayed.sent[:n] == producer.sent, "the first run's outputs, sent again first"
+    alerts = [codec.decode(Alert, v) for t, _, v in replayed.sent if t == "alerts"]
+    last = max(alerts, key=lambda x: x.revision)
+    assert last.alert_id == alerted[0].alert_id and str(last.status) == "resolved", (
+        "the late grant corrects the first run's alert, under its id"
+    )
+    verdicts = [codec.decode(Verdict, v) for t, _, v in replayed.sent if t == "verdicts"]
+    firsts = {v.usage_event_id for v in verdicts if not v.correction}
+    assert len([v for v in verdicts if not v.correction]) == len(firsts) == 1, (
+        "one first verdict for the use: the replay did not decide it again"
+    )
+    assert in_outbox(holds) == []
 
 
 async def test_only_the_outputs_of_a_failed_produce_batch_are_sent_again(
     monkeypatch: Any,
 ) -> None:
+    real_sleep = asyncio.sleep
+
     async def no_wait(_: float) -> None:
         return None
 
@@ -377,6 +495,8 @@ async def test_only_the_outputs_of_a_failed_produce_batch_are_sent_again(
     sink.failing = {"alerts"}
     recs = records()
     await proc.submit_batch(recs[:-1])  # the tick alerts b's use
+    while not sink.calls:  # sent once the state written with them is durable
+        await real_sleep(0)
     sink.failing = set()
     await proc.drain()
     first, *again = sink.calls
