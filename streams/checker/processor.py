@@ -75,11 +75,13 @@ from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.errors import InvalidInput
 from consentinel.streams.events.partitioning import partition_for, subject_message_key
 from consentinel.streams.events.records import (
+    Alert,
     AlertStatus,
     ConsentAction,
     ConsentEvent,
     DeadLetter,
     UsageEvent,
+    Verdict,
 )
 from consentinel.streams.events.sealing import Sealer
 from consentinel.streams.policy.history import ConsentHistory
@@ -637,10 +639,16 @@ class Processor:
     def _recover(self, p: int, write_in: WriteIn | None) -> None:
         """On the first batch of a partition newly assigned: the outputs its outbox still
         holds (decided before a crash or a rebalance, maybe never acknowledged) are sent
-        again, before anything of the partition is judged, under the same ids."""
+        again, before anything of the partition is judged, under the same ids.
+
+        Only those of uses the state knows as decided: a crash between two produce batches
+        of one batch's changelog records can leave its outbox (written first) without the
+        state of some of its subjects; those uses are judged again by the replay, and their
+        first decision must not be sent beside the second."""
         self._recovered.add(p)
         slots: list[int] = []
         outputs: list[Output] = []
+        dropped = 0
         for slot in range(self._slots.slots):
             if self._slots.busy(p, slot):
                 continue  # a batch of this process in flight: it sends its own
@@ -648,7 +656,10 @@ class Processor:
             if raw is None:
                 continue
             try:
-                outputs.extend(outbox.decode(raw))
+                found = outbox.decode(raw)
+                kept = [o for o in found if self._decided(o, p)]
+                dropped += len(found) - len(kept)
+                outputs.extend(kept)
             except InvalidInput as exc:
                 log.error(
                     "partition %d: outbox slot %d not read (%s); left in the holds table",
@@ -663,15 +674,37 @@ class Processor:
             return
         log.warning(
             "partition %d: %d output(s) decided before a restart or a rebalance, maybe "
-            "never acknowledged, are sent again (%d outbox slot(s)); readers skip repeats",
+            "never acknowledged, are sent again (%d outbox slot(s)); readers skip repeats. "
+            "%d output(s) of uses whose state was not kept are left to the replay",
             p,
             len(outputs),
             len(slots),
+            dropped,
         )
         entry = _InFlight(None, write_in, p, outputs=outputs, slots=slots)
         self._send_later(entry)
         self._queue.append(entry)
         self._start_flusher()
+
+    def _decided(self, output: Output, p: int) -> bool:
+        """Whether an output found in the outbox is backed by the state: a verdict or an
+        alert whose use the subject's holds know (dead letters and list legs always are)."""
+        topic, _, value = output
+        if topic == self.names.verdicts:
+            v = codec.decode(Verdict, value)
+            subject, use = v.subject_key, v.usage_event_id
+        elif topic == self.names.alerts:
+            a = codec.decode(Alert, value)
+            subject, use = a.subject_key, a.usage_event_id
+        else:
+            return True
+        key = subject_message_key(subject)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached[1] is not None and cached[1].knows(use)
+        holds = Holds.from_bytes(self._get(self.holds, key, p))
+        holds.load_kept(self._get(self.holds, kept_key(key), p))
+        return holds.knows(use)
 
     def _release(self, entry: _InFlight) -> None:
         """Once ``entry``'s outputs are acknowledged: delete its outbox slots."""

@@ -4,7 +4,8 @@ Before Faust starts, the worker checks the topics (all present, consent and usag
 the partition count of CONSENTINEL_PARTITIONS, changelogs too) and creates its tick
 topic; a mismatch stops it with what to do. Then it serves /metrics on
 CONSENTINEL_METRICS_PORT, says what it listens on, and runs until SIGTERM or SIGINT,
-which stop it cleanly (the record in hand finishes, offsets are committed).
+which stop it cleanly (the record in hand finishes, offsets are committed). After any
+other stop, its local table stores are rebuilt from the changelogs (``worker.stores``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from consentinel.streams.events import topics
 from consentinel.streams.events.errors import FatalConfigError, RetriableError
 from consentinel.streams.events.ops_access import OpsAccess
 from consentinel.streams.events.settings import Settings
-from consentinel.streams.worker import health
+from consentinel.streams.worker import health, stores
 from consentinel.streams.worker.gctune import GcPacer, PauseWatch, tune_gc
 from consentinel.streams.worker.health import Readiness
 
@@ -172,6 +173,17 @@ def main(argv: list[str]) -> int:
     from consentinel.streams.worker import faust_compat
     from consentinel.streams.worker.app import app_id, build, is_loopback
 
+    datadir = settings.state_dir / "faust"
+    removed = stores.open_stores(datadir, TABLES)
+    if removed:
+        log.warning(
+            "the worker did not stop cleanly last time (killed or crashed): its %d local "
+            "table store(s) may hold state Kafka never acknowledged, which a recovery from "
+            "the changelogs would only partly write over; they are removed and rebuilt "
+            "from the changelogs (%s)",
+            len(removed),
+            datadir,
+        )
     runtime = build(settings)
     if settings.gc_threshold > 0:
         pacer = GcPacer()
@@ -211,11 +223,13 @@ def main(argv: list[str]) -> int:
     faust_compat.prompt_shutdown(worker)
     tune_gc(settings.gc_threshold)  # start-up done: freeze it, collect young objects less often
     PauseWatch().install()  # a collection that stops the worker long is said
+    code = 0
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        return code
     finally:
         served.shutdown()
-    return 0
+    if code == 0:
+        stores.mark_clean(datadir)
+    return code

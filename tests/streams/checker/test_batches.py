@@ -536,3 +536,40 @@ async def test_a_subject_with_nothing_held_is_cached_without_holds_and_can_hold_
     await batched.drain()
     assert batch_out.sent == one_out.sent and dict(holds) == dict(one_holds)
     assert batched._cache[subject_message_key(d)][1] is not None, "d holds its use now"
+
+
+async def test_outputs_in_the_outbox_of_uses_whose_state_was_lost_are_left_to_the_replay() -> None:
+    """A crash between two produce batches of one batch's changelog records can keep its
+    outbox (written first) and lose the state of a subject: that subject's use is judged
+    again by the replay, and only the replay's decision is sent."""
+    a, b = [
+        s
+        for s in (f"{i:064x}" for i in range(1200, 1600))
+        if partition_for(subject_message_key(s), N) == PART
+    ][:2]
+    events = [("consent", consent(a, T0)), ("usage", use(a, T0 + DAY)), ("usage", use(b, T0))]
+    recs = [
+        Rec(t, PART, i, subject_message_key(e.subject_key), codec.encode(e))
+        for i, (t, e) in enumerate(events)
+    ]
+    first, producer, ledger, holds = make(sink=True)
+    producer.hold = True
+    await first.submit_batch(recs)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    first._flusher.cancel()  # type: ignore[union-attr]
+    assert {codec.decode(Verdict, v).subject_key for t, _, v in in_outbox(holds)} == {a}
+    # b's use was pending (no consent): its hold is b's state; a's use is kept as allowed
+    lost = [k for k in holds if k.endswith(subject_message_key(a))]
+    assert lost, "a's state is in the holds table"
+    for k in lost:
+        del holds[k]  # the changelog records of a's state never reached Kafka
+
+    again, replayed, _, _ = make(sink=True, tables=(ledger, holds))
+    await again.submit_batch(recs)
+    await again.drain()
+    verdicts = [codec.decode(Verdict, v) for t, _, v in replayed.sent if t == "verdicts"]
+    assert [(v.subject_key, v.usage_event_id) for v in verdicts] == [(a, events[1][1].event_id)], (
+        "a's use decided once, by the replay: the first decision was not sent beside it"
+    )
+    assert in_outbox(holds) == []
