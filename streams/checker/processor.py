@@ -286,8 +286,9 @@ class Processor:
         self._slots = outbox.Slots()
         #: partitions whose outbox was read since they were assigned (``_recover``)
         self._recovered: set[int] = set()
-        #: the latest batch's sending task: each sends after the one before it
-        self._last_sending: asyncio.Future[None] | None = None
+        #: per partition, the latest batch's sending task: each sends after the one before
+        #: it (a subject's outputs keep their order; partitions do not wait for each other)
+        self._last_sending: dict[int | None, asyncio.Future[None]] = {}
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -609,13 +610,17 @@ class Processor:
     def _send_later(self, entry: _InFlight) -> None:
         if entry.unwritten or not entry.outputs:
             return
-        entry.sending = asyncio.ensure_future(self._send_when_durable(entry, self._last_sending))
-        self._last_sending = entry.sending
+        previous = self._last_sending.get(entry.partition)
+        if previous is not None and previous.done():
+            previous = None
+        entry.sending = asyncio.ensure_future(self._send_when_durable(entry, previous))
+        self._last_sending[entry.partition] = entry.sending
 
     async def _send_when_durable(
         self, entry: _InFlight, previous: asyncio.Future[None] | None
     ) -> None:
-        """Send ``entry``'s outputs once its state is durable, after the batch before's."""
+        """Send ``entry``'s outputs once its state is durable, after those of the batch of
+        the same partition before it."""
         if previous is not None and not previous.done():
             await asyncio.wait([previous])  # its outcome is the flusher's to read
         if entry.durable:
