@@ -17,8 +17,12 @@ knows every use decided (a replay skips it, as any redelivery), and the outputs 
 slot still written are sent again (``Processor``: on the first batch of a partition newly
 assigned), under the same ids, so nothing is decided twice and nothing is lost.
 
-A slot's value: for each output, its topic, key (absent or bytes) and value, framed with
-their lengths (``encode``/``decode``). Pure: no Kafka, no Faust.
+A slot's value: a sequence number, then for each output its topic, key (absent or bytes)
+and value, framed with their lengths (``encode``/``read``). Slots are reused lowest
+first, so the sequence number, not the slot, says which batch came first: after a crash
+the slots are sent again in that order, so a correction sent before the crash is repeated
+after the first decision it corrected, never before it (a reader that keeps the last
+verdict of a use keeps the right one). Pure: no Kafka, no Faust.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ SLOT_BYTES = 240 * 1024
 #: found after a restart being sent again. A partition newly assigned reads each once.
 SLOTS = 1024
 PREFIX = b"o:"
-_MAGIC = b"O1"
+_MAGIC = b"O2"
+_SEQ = struct.Struct(">q")
 _HEAD = struct.Struct(">Hii")  # topic length, key length (-1: no key), value length
 
 
@@ -53,32 +58,34 @@ def is_outbox_key(table_key: bytes) -> bool:
     return table_key.startswith(PREFIX)
 
 
-def encode(outputs: Sequence[Output]) -> bytes:
+def encode(outputs: Sequence[Output], seq: int = 0) -> bytes:
     """One slot's value (see ``chunks`` for outputs that may not fit one)."""
-    return b"".join(_frames(outputs))
+    return _MAGIC + _SEQ.pack(seq) + b"".join(_frames(outputs))
 
 
-def chunks(outputs: Sequence[Output], limit: int = SLOT_BYTES) -> list[bytes]:
+def chunks(outputs: Sequence[Output], seq: int = 0, limit: int = SLOT_BYTES) -> list[bytes]:
     """The values of the slots ``outputs`` need, in order, each of at most ``limit`` bytes
-    of outputs (an output larger than that alone in its slot)."""
+    of outputs (an output larger than that alone in its slot), numbered ``seq``,
+    ``seq + 1``..."""
     out: list[bytes] = []
     frames = _frames(outputs)
-    current, size = [_MAGIC], 0
-    for i in range(1, len(frames), 4):  # head, topic, key, value
+    current: list[bytes] = []
+    size = 0
+    for i in range(0, len(frames), 4):  # head, topic, key, value
         n = len(frames[i]) + len(frames[i + 1]) + len(frames[i + 2]) + len(frames[i + 3])
         if size and size + n > limit:
-            out.append(b"".join(current))
-            current, size = [_MAGIC], 0
+            out.append(_MAGIC + _SEQ.pack(seq + len(out)) + b"".join(current))
+            current, size = [], 0
         current.extend(frames[i : i + 4])
         size += n
     if size:
-        out.append(b"".join(current))
+        out.append(_MAGIC + _SEQ.pack(seq + len(out)) + b"".join(current))
     return out
 
 
 def _frames(outputs: Sequence[Output]) -> list[bytes]:
-    """The magic, then four parts per output: its lengths, topic, key (or b"") and value."""
-    parts = [_MAGIC]
+    """Four parts per output: its lengths, topic, key (or b"") and value."""
+    parts: list[bytes] = []
     pack = _HEAD.pack
     for topic, k, value in outputs:
         t = topic.encode("utf-8")
@@ -91,10 +98,17 @@ def _frames(outputs: Sequence[Output]) -> list[bytes]:
 
 def decode(raw: bytes) -> list[Output]:
     """The outputs of one slot's value; InvalidInput if it is not one (never a crash)."""
-    if not raw.startswith(_MAGIC):
+    return read(raw)[1]
+
+
+def read(raw: bytes) -> tuple[int, list[Output]]:
+    """The sequence number and the outputs of one slot's value; InvalidInput if it is not
+    one (never a crash)."""
+    if not raw.startswith(_MAGIC) or len(raw) < len(_MAGIC) + _SEQ.size:
         raise InvalidInput("outbox_format", "an outbox value this version cannot read")
+    (seq,) = _SEQ.unpack_from(raw, len(_MAGIC))
     out: list[Output] = []
-    at, end, size = len(_MAGIC), len(raw), _HEAD.size
+    at, end, size = len(_MAGIC) + _SEQ.size, len(raw), _HEAD.size
     try:
         while at < end:
             n_topic, n_key, n_value = _HEAD.unpack_from(raw, at)
@@ -114,7 +128,7 @@ def decode(raw: bytes) -> list[Output]:
         raise InvalidInput(
             "outbox_format", f"an outbox value that does not decode ({exc})"
         ) from None
-    return out
+    return seq, out
 
 
 class Slots:

@@ -286,6 +286,8 @@ class Processor:
         self._slots = outbox.Slots()
         #: partitions whose outbox was read since they were assigned (``_recover``)
         self._recovered: set[int] = set()
+        #: per partition: the sequence number of the next outbox slot written
+        self._seq: dict[int, int] = {}
         #: per partition, the latest batch's sending task: each sends after the one before
         #: it (a subject's outputs keep their order; partitions do not wait for each other)
         self._last_sending: dict[int | None, asyncio.Future[None]] = {}
@@ -565,7 +567,10 @@ class Processor:
         if entry.outputs and p is not None:
             overlay = self._overlay[id(self.holds)]
             first: list[tuple[Table, dict[bytes, _Staged], bytes, _Staged]] = []
-            for value in outbox.chunks(entry.outputs):
+            seq = self._seq.get(p, 0)
+            values = outbox.chunks(entry.outputs, seq)
+            self._seq[p] = seq + len(values)
+            for value in values:
                 slot = self._slots.take(p)
                 entry.slots.append(slot)
                 staged: _Staged = (value,)
@@ -652,7 +657,7 @@ class Processor:
         first decision must not be sent beside the second."""
         self._recovered.add(p)
         slots: list[int] = []
-        outputs: list[Output] = []
+        numbered: list[tuple[int, list[Output]]] = []
         dropped = 0
         for slot in range(self._slots.slots):
             if self._slots.busy(p, slot):
@@ -661,10 +666,11 @@ class Processor:
             if raw is None:
                 continue
             try:
-                found = outbox.decode(raw)
+                seq, found = outbox.read(raw)
                 kept = [o for o in found if self._decided(o, p)]
                 dropped += len(found) - len(kept)
-                outputs.extend(kept)
+                numbered.append((seq, kept))
+                self._seq[p] = max(self._seq.get(p, 0), seq + 1)
             except InvalidInput as exc:
                 log.error(
                     "partition %d: outbox slot %d not read (%s); left in the holds table",
@@ -677,6 +683,8 @@ class Processor:
             slots.append(slot)
         if not slots:
             return
+        # in the order they were written (slots are reused lowest first)
+        outputs = [o for _, kept in sorted(numbered, key=lambda n: n[0]) for o in kept]
         log.warning(
             "partition %d: %d output(s) decided before a restart or a rebalance, maybe "
             "never acknowledged, are sent again (%d outbox slot(s)); readers skip repeats. "

@@ -573,3 +573,24 @@ async def test_outputs_in_the_outbox_of_uses_whose_state_was_lost_are_left_to_th
         "a's use decided once, by the replay: the first decision was not sent beside it"
     )
     assert in_outbox(holds) == []
+
+
+async def test_after_a_crash_the_outbox_is_sent_again_in_the_order_it_was_written() -> None:
+    """Slots are reused lowest first: slot 0 can hold a later batch than slot 1. The
+    sequence numbers, not the slots, give the order (a correction sent before the crash is
+    repeated after the decision it corrected, as the differential test's CI run needed)."""
+    proc, producer, _ledger, holds = make(sink=True)
+    early, late = ("deadletter", b"worker", b"early"), ("deadletter", b"worker", b"late")
+    holds[outbox.key(PART, 0)] = outbox.encode([late], seq=8)
+    holds[outbox.key(PART, 1)] = outbox.encode([early], seq=7)
+    tick = Rec("tick", PART, 0, None, Tick(T0, 0).encode())
+    await proc.submit_batch([tick])
+    await proc.drain()
+    assert producer.sent[:2] == [early, late]
+    assert not any(outbox.is_outbox_key(k) for k in holds), "both slots deleted once sent"
+    producer.hold = True
+    await proc.submit_batch(records()[:3])  # a new batch with outputs: numbered after them
+    for _ in range(50):
+        await asyncio.sleep(0)
+    (slot,) = [k for k in holds if outbox.is_outbox_key(k)]
+    assert outbox.read(holds[slot])[0] == 9

@@ -17,11 +17,13 @@ OUTPUTS = [
 def test_a_value_gives_back_its_outputs_keyless_and_empty_ones_apart() -> None:
     assert outbox.decode(outbox.encode(OUTPUTS)) == OUTPUTS
     assert outbox.decode(outbox.encode([])) == []
+    assert outbox.read(outbox.encode(OUTPUTS, seq=41)) == (41, OUTPUTS)
 
 
 def test_outputs_too_large_for_one_slot_are_split_in_order_within_the_limit() -> None:
     big = [("verdicts", b"k%d" % i, b"v" * 1000) for i in range(100)]
-    values = outbox.chunks(big, limit=10_000)
+    values = outbox.chunks(big, seq=5, limit=10_000)
+    assert [outbox.read(v)[0] for v in values] == list(range(5, 17)), "numbered in order"
     assert len(values) == 12  # 9 outputs of about 1,020 bytes framed per slot: 100 = 11 x 9 + 1
     assert all(len(v) <= 10_000 + 16 for v in values)
     assert [o for v in values for o in outbox.decode(v)] == big
