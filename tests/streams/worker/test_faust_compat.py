@@ -179,3 +179,38 @@ def test_the_lean_monitor_skips_the_per_operation_sensors_and_keeps_the_rest() -
     assert sample("t_total_active_events") == 0.0
     monitor.on_rebalance_start(type("App", (), {"rebalancing_count": 0})())  # kept, as Faust's
     assert sample("t_total_rebalances") == 1.0
+
+
+def test_the_lean_monitor_counts_messages_in_as_faust_does() -> None:
+    """Its ``on_message_in`` caches the children of a topic partition: the samples are
+    those of Faust's own sensor, record after record, across topics and partitions."""
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from faust.types import TP
+    from prometheus_client import CollectorRegistry
+
+    def samples(monitor_of: Any) -> tuple[dict[tuple[str, tuple[Any, ...]], float], Any]:
+        registry = CollectorRegistry()
+        monitor = monitor_of(FaustMetrics.create(registry, "t"))
+        messages = []
+        for tp, offset in [(TP("a", 0), 5), (TP("a", 1), 9), (TP("a", 0), 6), (TP("b", 0), 1)]:
+            message = type("Message", (), {})()
+            monitor.on_message_in(tp, offset, message)
+            messages.append(message)
+        got = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for m in registry.collect()
+            if "message" in m.name
+            for s in m.samples
+            if not s.name.endswith("_created")
+        }
+        return got, (monitor.messages_received_total, dict(monitor.tp_read_offsets), messages)
+
+    lean, lean_state = samples(faust_compat.lean_prometheus_monitor)
+    faust, faust_state = samples(lambda metrics: PrometheusMonitor(metrics=metrics))
+    assert lean == faust
+    a0 = (("partition", "0"), ("topic", "a"))
+    partition_a0 = ("t_messages_received_per_topics_partition", a0)
+    assert lean[partition_a0] == 6
+    assert lean[("t_messages_received_per_topic_total", (("topic", "a"),))] == 3
+    assert lean_state[:2] == faust_state[:2] == (4, {TP("a", 0): 6, TP("a", 1): 9, TP("b", 0): 1})
+    assert all(hasattr(m, "time_in") for m in lean_state[2])
