@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import weakref
 from collections.abc import Iterator
 
@@ -74,13 +75,13 @@ def test_the_pacer_collects_half_as_often_after_each_collection_that_finds_nothi
     collected_at: list[int] = []
     for i in range(60):
         before = pacer.young_collections
-        kept = [[i] for i in range(10)]  # young, alive: frozen by every step
+        kept = [[j] for j in range(10)]  # young, alive: frozen by every step
         pacer.step()
         assert gc.get_count()[1:] == (0, 0)
         assert all(gc.is_tracked(k) for k in kept)
         if pacer.young_collections > before:
             collected_at.append(i)
-    gaps = [b - a for a, b in zip(collected_at, collected_at[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(collected_at)]
     assert gaps[-6:] == [8] * 6  # at most ``max_gap`` steps apart
     assert gaps[:4] in ([1, 2, 4, 8], [2, 4, 8, 8])  # doubling (step 1 may find start-up garbage)
 
