@@ -111,8 +111,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CONSENTINEL_LOG_LEVEL", "log_level", "log level of every command"),
     Variable("CONSENTINEL_GC_THRESHOLD", "gc_threshold", "the worker's garbage collector "
              "after start-up: what start-up allocated is frozen, the youngest generation "
-             "is collected every 0.1 s (or this many allocations) and what survives is "
-             "frozen too (worker/gctune.py); 0: Python's defaults", read_by="worker"),
+             "is collected after this many allocations, and every 0.1 s it is frozen, "
+             "after a collection as often as collections find garbage (every 0.1 s to "
+             "every 6.4 s; worker/gctune.py); 0: Python's defaults", read_by="worker"),
     Variable("CONSENTINEL_PEPPER", "pepper", "the HMAC key of subject keys (at least 16 "
              "bytes); or CONSENTINEL_PEPPER_FILE, a file holding it", secret=True),
     Variable("CONSENTINEL_TOKEN", "token", "the console's token (at least 16 bytes); or "
