@@ -259,17 +259,31 @@ def lean_prometheus_monitor(faust_metrics: Any) -> Any:
     record and per table read or write. At the consent-ledger build they were ~5 % of the
     worker's CPU (py-spy, 2026-12; all of Faust's sensors ~9 %), and no dashboard or rule
     reads them. Kept: messages in and out, sends, commits, rebalances, offsets (lag), and
-    the total of stream events. Messages in (``on_message_in``, once per record) update the
-    same metrics as Faust's, through children looked up once per topic partition, not two
-    ``labels()`` per record (~4 % of the CPU at the ledger build, py-spy, 2026-12)."""
+    the total of stream events. Messages in (``on_message_in``) and end offsets
+    (``track_tp_end_offset``), each called once per record, update the same metrics as
+    Faust's, through children looked up once per topic partition, not ``labels()`` per
+    record (three of them: ~5 % of the CPU at the ledger build, py-spy, 2026-12)."""
     from faust.sensors.monitor import Monitor
     from faust.sensors.prometheus import PrometheusMonitor
 
     class LeanPrometheusMonitor(PrometheusMonitor):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            #: per topic partition: its children of the two labelled metrics of messages in
+            #: per topic partition: its children of the labelled metrics of messages in, and
+            #: of its end offset
             self._children_of_tp: dict[Any, tuple[Any, Any]] = {}
+            self._end_offset_of_tp: dict[Any, Any] = {}
+
+        def track_tp_end_offset(self, tp: Any, offset: int) -> None:
+            Monitor.track_tp_end_offset(self, tp, offset)
+            child = self._end_offset_of_tp.get(tp)
+            if child is None:
+                child = self._end_offset_of_tp[tp] = (
+                    self._metrics.topic_partition_end_offset.labels(
+                        topic=tp.topic, partition=tp.partition
+                    )
+                )
+            child.set(offset)
 
         def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
             Monitor.on_message_in(self, tp, offset, message)

@@ -194,16 +194,18 @@ def test_the_lean_monitor_counts_messages_in_as_faust_does() -> None:
         messages = []
         for tp, offset in [(TP("a", 0), 5), (TP("a", 1), 9), (TP("a", 0), 6), (TP("b", 0), 1)]:
             message = type("Message", (), {})()
+            monitor.track_tp_end_offset(tp, offset + 100)
             monitor.on_message_in(tp, offset, message)
             messages.append(message)
         got = {
             (s.name, tuple(sorted(s.labels.items()))): s.value
             for m in registry.collect()
-            if "message" in m.name
+            if "message" in m.name or "end_offset" in m.name
             for s in m.samples
             if not s.name.endswith("_created")
         }
-        return got, (monitor.messages_received_total, dict(monitor.tp_read_offsets), messages)
+        state = (monitor.messages_received_total, dict(monitor.tp_read_offsets))
+        return got, (*state, dict(monitor.tp_end_offsets), messages)
 
     lean, lean_state = samples(faust_compat.lean_prometheus_monitor)
     faust, faust_state = samples(lambda metrics: PrometheusMonitor(metrics=metrics))
@@ -212,5 +214,7 @@ def test_the_lean_monitor_counts_messages_in_as_faust_does() -> None:
     partition_a0 = ("t_messages_received_per_topics_partition", a0)
     assert lean[partition_a0] == 6
     assert lean[("t_messages_received_per_topic_total", (("topic", "a"),))] == 3
+    assert lean[("t_topic_partition_end_offset", a0)] == 106
     assert lean_state[:2] == faust_state[:2] == (4, {TP("a", 0): 6, TP("a", 1): 9, TP("b", 0): 1})
-    assert all(hasattr(m, "time_in") for m in lean_state[2])
+    assert lean_state[2] == faust_state[2] == {TP("a", 0): 106, TP("a", 1): 109, TP("b", 0): 101}
+    assert all(hasattr(m, "time_in") for m in lean_state[3])
