@@ -210,6 +210,7 @@ def create_topics(settings: Settings, replication: int) -> None:
     from consentinel.streams.checker.ticks import TICK_TOPIC_CONFIG, tick_topic
     from consentinel.streams.registry import command as registry_cmd
     from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import NodeNotReadyError, UnknownBrokerIdError
 
     specs = topics.topic_specs(settings.partitions, settings.topic_prefix)
     wanted = [NewTopic(s.name, s.partitions, replication, topic_configs=s.config) for s in specs]
@@ -221,15 +222,33 @@ def create_topics(settings: Settings, replication: int) -> None:
             topic_configs=dict(TICK_TOPIC_CONFIG),
         )
     )
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers.split(","), request_timeout_ms=30_000
-    )
-    try:
-        admin.create_topics(wanted, timeout_ms=30_000)
-        names = {t.name for t in wanted}
-        wait_for(lambda: names <= set(admin.list_topics()), 60, "the topics to be created")
-    finally:
-        admin.close()
+    names = {t.name for t in wanted}
+    deadline = time.monotonic() + 60
+    while True:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers.split(","), request_timeout_ms=30_000
+        )
+        try:
+            existing = set(admin.list_topics())
+            missing = [t for t in wanted if t.name not in existing]
+            if missing:
+                admin.create_topics(missing, timeout_ms=30_000)
+            wait_for(
+                lambda listed=admin.list_topics: names <= set(listed()),
+                60,
+                "the topics to be created",
+            )
+            break
+        except (UnknownBrokerIdError, NodeNotReadyError):
+            # A cluster just started: kafka-python's admin client can take as controller a
+            # node its metadata has no address for yet (UnknownBrokerIdError: 3, CI
+            # rehearsal 2026-12-07, after all 3 brokers were in the metadata). A new client
+            # reads the metadata again; the topics already made are not asked for twice.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+        finally:
+            admin.close()
     out = io.StringIO()
     assert registry_cmd.apply(settings, str(REGISTRY), out=out) == 0, out.getvalue()
 
