@@ -60,7 +60,7 @@ def partition_for(key: bytes, partitions: int) -> int:
 
 
 #: ``murmur2`` of the latest keys (a pure function: the same value): the checker hashes a
-#: record's key to check the partition it arrived on, then again for each output it sends
-#: under that key in the same batch (a verdict, an alert), at about 6 us a 64-byte key.
-#: A batch holds at most 1,000 records; the entries take about 1 MiB.
+#: cold subject's key to check the partition its record arrived on, then again for the
+#: verdict it sends under that key in the same batch, at about 6 us a 64-byte key. A batch
+#: holds at most 1,000 records; the entries take about 1 MiB.
 _murmur2_of_recent = functools.lru_cache(maxsize=8192)(murmur2)

@@ -269,37 +269,31 @@ def lean_prometheus_monitor(faust_metrics: Any) -> Any:
     class LeanPrometheusMonitor(PrometheusMonitor):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            #: per topic partition: its children of the labelled metrics of messages in, and
-            #: of its end offset
-            self._children_of_tp: dict[Any, tuple[Any, Any]] = {}
-            self._end_offset_of_tp: dict[Any, Any] = {}
+            #: (metric, topic partition) -> its child (``Service`` has a ``_children`` of its own)
+            self._labelled: dict[tuple[int, Any], Any] = {}
+
+        def _child(self, metric: Any, tp: Any, **labels: Any) -> Any:
+            """``metric``'s child for the topic partition ``tp``, looked up once."""
+            key = (id(metric), tp)
+            child = self._labelled.get(key)
+            if child is None:
+                child = self._labelled[key] = metric.labels(**labels)
+            return child
 
         def track_tp_end_offset(self, tp: Any, offset: int) -> None:
             Monitor.track_tp_end_offset(self, tp, offset)
-            child = self._end_offset_of_tp.get(tp)
-            if child is None:
-                child = self._end_offset_of_tp[tp] = (
-                    self._metrics.topic_partition_end_offset.labels(
-                        topic=tp.topic, partition=tp.partition
-                    )
-                )
-            child.set(offset)
+            metric = self._metrics.topic_partition_end_offset
+            self._child(metric, tp, topic=tp.topic, partition=tp.partition).set(offset)
 
         def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
             Monitor.on_message_in(self, tp, offset, message)
             metrics = self._metrics
             metrics.messages_received.inc()
             metrics.active_messages.inc()
-            children = self._children_of_tp.get(tp)
-            if children is None:
-                children = self._children_of_tp[tp] = (
-                    metrics.messages_received_per_topics.labels(topic=tp.topic),
-                    metrics.messages_received_per_topics_partition.labels(
-                        topic=tp.topic, partition=tp.partition
-                    ),
-                )
-            children[0].inc()
-            children[1].set(offset)
+            per_topic = metrics.messages_received_per_topics
+            self._child(per_topic, tp, topic=tp.topic).inc()
+            per_partition = metrics.messages_received_per_topics_partition
+            self._child(per_partition, tp, topic=tp.topic, partition=tp.partition).set(offset)
 
         def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
             self._metrics.total_events.inc()
