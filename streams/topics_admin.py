@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from consentinel.streams.events import topics
 from consentinel.streams.events.errors import FatalConfigError, RetriableError
@@ -22,8 +23,21 @@ from kafka.errors import (
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    NodeNotReadyError,
+    NotControllerError,
     TopicAlreadyExistsError,
+    UnknownBrokerIdError,
 )
+
+T = TypeVar("T")
+
+#: What kafka-python's admin client raises while a cluster that just started has not told
+#: it everything yet: a controller id with no address in its metadata (UnknownBrokerIdError,
+#: seen on a 3-node KRaft cluster after all three were listed), a node not connected yet, a
+#: controller that moved. A new client reads the metadata again.
+_CLUSTER_SETTLING = (UnknownBrokerIdError, NodeNotReadyError, NotControllerError)
+#: How long ``with_admin`` keeps trying while the cluster settles.
+SETTLE_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,36 @@ def admin_client(bootstrap: str) -> KafkaAdminClient:
             f"no Kafka broker answers at {bootstrap}: start one (`make broker`) "
             f"or set CONSENTINEL_BOOTSTRAP_SERVERS"
         ) from None
+
+
+def with_admin(
+    bootstrap: str,
+    work: Callable[[KafkaAdminClient], T],
+    *,
+    wait_s: float = SETTLE_WAIT_S,
+    connect: Callable[[str], KafkaAdminClient] = admin_client,
+) -> T:
+    """``work(admin)`` with a new admin client, again with a new one (after 1 s) while the
+    cluster is still settling (``_CLUSTER_SETTLING``), for up to ``wait_s``. ``work`` must
+    be idempotent: it may have done part of its job before the error.
+
+    Blocks. Raises ``RetriableError`` when the cluster has not settled in time."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        admin = connect(bootstrap)
+        try:
+            return work(admin)
+        except _CLUSTER_SETTLING as exc:
+            if time.monotonic() > deadline:
+                raise RetriableError(
+                    f"the Kafka cluster at {bootstrap} is still settling after {wait_s:.0f} s "
+                    f"({type(exc).__name__}: its metadata names a broker or controller it "
+                    f"cannot reach): check that every broker is up and reachable at the "
+                    f"address it advertises, then run this again"
+                ) from None
+        finally:
+            admin.close()
+        time.sleep(1.0)
 
 
 def describe(admin: KafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
@@ -85,41 +129,47 @@ def create(
     """Create every missing topic; returns the names created (empty when all existed)."""
     n = partitions or settings.partitions
     specs = topics.topic_specs(n, settings.topic_prefix)
-    admin = admin_client(settings.bootstrap_servers)
-    try:
-        current = describe(admin, [s.name for s in specs])
-        missing = [s for s in specs if s.name not in current]
-        created: list[str] = []
-        for spec in missing:
-            try:
-                admin.create_topics(
-                    {
-                        spec.name: {
-                            "num_partitions": spec.partitions,
-                            "replication_factor": settings.replication_factor,
-                            "configs": spec.config,
-                        }
-                    },
-                    validate_only=False,
-                )
-                created.append(spec.name)
-                print(
-                    f"created {spec.name} ({spec.partitions} partitions; {spec.purpose})", file=out
-                )
-            except TopicAlreadyExistsError:
-                print(f"exists  {spec.name} (created concurrently)", file=out)
-        for spec in specs:
-            if spec.name in current:
-                st = current[spec.name]
-                print(f"exists  {spec.name} ({st.partitions} partitions), unchanged", file=out)
-        if not created:
-            print("nothing to change: every topic already exists", file=out)
-        problems = _check(specs, _settled(admin, [s.name for s in specs]), settings)
-        if problems:
-            raise FatalConfigError(problems, "the Kafka topics")
-        return created
-    finally:
-        admin.close()
+    created: list[str] = []  # across attempts: a retry finds the first one's topics
+    with_admin(
+        settings.bootstrap_servers, lambda admin: _create(admin, specs, settings, out, created)
+    )
+    return created
+
+
+def _create(
+    admin: KafkaAdminClient,
+    specs: list[topics.TopicSpec],
+    settings: Settings,
+    out: TextIO,
+    created: list[str],
+) -> None:
+    current = describe(admin, [s.name for s in specs])
+    missing = [s for s in specs if s.name not in current]
+    for spec in missing:
+        try:
+            admin.create_topics(
+                {
+                    spec.name: {
+                        "num_partitions": spec.partitions,
+                        "replication_factor": settings.replication_factor,
+                        "configs": spec.config,
+                    }
+                },
+                validate_only=False,
+            )
+            created.append(spec.name)
+            print(f"created {spec.name} ({spec.partitions} partitions; {spec.purpose})", file=out)
+        except TopicAlreadyExistsError:
+            print(f"exists  {spec.name} (created concurrently)", file=out)
+    for spec in specs:
+        if spec.name in current and spec.name not in created:
+            st = current[spec.name]
+            print(f"exists  {spec.name} ({st.partitions} partitions), unchanged", file=out)
+    if not created:
+        print("nothing to change: every topic already exists", file=out)
+    problems = _check(specs, _settled(admin, [s.name for s in specs]), settings)
+    if problems:
+        raise FatalConfigError(problems, "the Kafka topics")
 
 
 def _check(
@@ -151,11 +201,9 @@ def _check(
 
 def check(settings: Settings, out: TextIO = sys.stdout) -> list[str]:
     specs = topics.topic_specs(settings.partitions, settings.topic_prefix)
-    admin = admin_client(settings.bootstrap_servers)
-    try:
-        current = describe(admin, [s.name for s in specs])
-    finally:
-        admin.close()
+    current = with_admin(
+        settings.bootstrap_servers, lambda admin: describe(admin, [s.name for s in specs])
+    )
     for name, st in sorted(current.items()):
         print(
             f"{name}: {st.partitions} partitions, cleanup.policy={st.config.get('cleanup.policy')}",

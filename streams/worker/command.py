@@ -54,8 +54,9 @@ def prepare_topics(settings: Settings, *, wait_s: float = METADATA_WAIT_S) -> li
 
     Blocks on the Kafka admin client (up to ``wait_s`` for the metadata). Raises
     ``FatalConfigError`` (a topic missing or with the wrong partition count: what to do is
-    in the message) or ``RetriableError`` (no broker answers, or the metadata does not show
-    a created topic in time).
+    in the message) or ``RetriableError`` (no broker answers, a cluster just started has not
+    settled within ``topics_admin.SETTLE_WAIT_S``, or the metadata does not show a created
+    topic in time).
     """
     from kafka.errors import TopicAlreadyExistsError
 
@@ -65,12 +66,13 @@ def prepare_topics(settings: Settings, *, wait_s: float = METADATA_WAIT_S) -> li
     tick = tick_topic(settings)
     usage = settings.topic(topics.USAGE)
     consent = settings.topic(topics.CONSENT)
-    admin = topics_admin.admin_client(settings.bootstrap_servers)
-    created: list[str] = []
-    try:
+    created: list[str] = []  # across attempts (``topics_admin.with_admin``)
+
+    def prepare(admin: Any) -> None:
         current = topics_admin.describe(admin, [usage, tick, *changelogs])
+        found = list(problems)  # this attempt's, with the topics' own
         if usage in current and current[usage].partitions != settings.partitions:
-            problems.append(
+            found.append(
                 f"{usage} has {current[usage].partitions} partitions but CONSENTINEL_PARTITIONS="
                 f"{settings.partitions}: set CONSENTINEL_PARTITIONS={current[usage].partitions} "
                 f"(the tables must have as many partitions as consent and usage)"
@@ -78,14 +80,14 @@ def prepare_topics(settings: Settings, *, wait_s: float = METADATA_WAIT_S) -> li
         for name in (tick, *changelogs):
             st = current.get(name)
             if st is not None and st.partitions != settings.partitions:
-                problems.append(
+                found.append(
                     f"{name} has {st.partitions} partitions, the worker needs "
                     f"{settings.partitions} (like consent and usage): stop every worker, delete "
                     f"{name} (a changelog is rebuilt from its source only if you also reset the "
                     f"group's offsets) and start again"
                 )
-        if problems:
-            raise FatalConfigError(problems, "the Kafka topics for the worker")
+        if found:
+            raise FatalConfigError(found, "the Kafka topics for the worker")
         wanted = {tick: dict(TICK_TOPIC_CONFIG), **{c: dict(CHANGELOG_CONFIG) for c in changelogs}}
         for name, config in wanted.items():
             if name in current:
@@ -105,8 +107,8 @@ def prepare_topics(settings: Settings, *, wait_s: float = METADATA_WAIT_S) -> li
             except TopicAlreadyExistsError:
                 pass  # another worker of the group created it meanwhile
         _wait_visible(admin, [consent, usage, *wanted], settings.partitions, wait_s)
-    finally:
-        admin.close()
+
+    topics_admin.with_admin(settings.bootstrap_servers, prepare)
     return created
 
 

@@ -17,6 +17,7 @@ must follow. Addresses never leave this process except in the signed bodies.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import io
@@ -29,7 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,52 +204,34 @@ def ingest_listening(proc: Proc) -> bool:
 
 
 def create_topics(settings: Settings, replication: int) -> None:
-    """Every topic of DESIGN.md and the worker's tick topic, with ``replication`` replicas.
+    """Every topic of DESIGN.md (``consentinel topics create``) and the worker's tick topic,
+    with ``replication`` replicas.
 
-    ``consentinel topics create`` makes replication factor 1 topics; on a cluster with
-    min.insync.replicas=2 those could never be written with acks=all."""
+    The tick topic is made here, not left to the worker: the workers of these runs keep the
+    default CONSENTINEL_REPLICATION_FACTOR of 1, and on a cluster with min.insync.replicas=2
+    a topic of one replica could never be written with acks=all. ``topics_admin.with_admin``
+    tries again with a new admin client while a cluster just started is still settling."""
+    from consentinel.streams import topics_admin
     from consentinel.streams.checker.ticks import TICK_TOPIC_CONFIG, tick_topic
     from consentinel.streams.registry import command as registry_cmd
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import NodeNotReadyError, UnknownBrokerIdError
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
 
-    specs = topics.topic_specs(settings.partitions, settings.topic_prefix)
-    wanted = [NewTopic(s.name, s.partitions, replication, topic_configs=s.config) for s in specs]
-    wanted.append(
-        NewTopic(
-            tick_topic(settings),
-            settings.partitions,
-            replication,
-            topic_configs=dict(TICK_TOPIC_CONFIG),
-        )
+    topics_admin.create(replace(settings, replication_factor=replication), out=io.StringIO())
+    tick = NewTopic(
+        tick_topic(settings),
+        settings.partitions,
+        replication,
+        topic_configs=dict(TICK_TOPIC_CONFIG),
     )
-    names = {t.name for t in wanted}
-    deadline = time.monotonic() + 60
-    while True:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers.split(","), request_timeout_ms=30_000
-        )
-        try:
-            existing = set(admin.list_topics())
-            missing = [t for t in wanted if t.name not in existing]
-            if missing:
-                admin.create_topics(missing, timeout_ms=30_000)
-            wait_for(
-                lambda listed=admin.list_topics: names <= set(listed()),
-                60,
-                "the topics to be created",
-            )
-            break
-        except (UnknownBrokerIdError, NodeNotReadyError):
-            # A cluster just started: kafka-python's admin client can take as controller a
-            # node its metadata has no address for yet (UnknownBrokerIdError: 3, CI
-            # rehearsal 2026-12-07, after all 3 brokers were in the metadata). A new client
-            # reads the metadata again; the topics already made are not asked for twice.
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-        finally:
-            admin.close()
+
+    def create_tick(admin: Any) -> None:
+        if tick.name not in admin.list_topics():
+            with contextlib.suppress(TopicAlreadyExistsError):  # an earlier attempt made it
+                admin.create_topics([tick], timeout_ms=30_000)
+        wait_for(lambda: tick.name in admin.list_topics(), 60, "the tick topic to be created")
+
+    topics_admin.with_admin(settings.bootstrap_servers, create_tick)
     out = io.StringIO()
     assert registry_cmd.apply(settings, str(REGISTRY), out=out) == 0, out.getvalue()
 
