@@ -52,7 +52,7 @@ def test_a_cluster_that_does_not_settle_in_time_is_a_retriable_error(
     def work(admin: Any) -> None:
         raise UnknownBrokerIdError()
 
-    with pytest.raises(RetriableError, match="still settling.*UnknownBrokerIdError"):
+    with pytest.raises(RetriableError, match=r"still settling.*UnknownBrokerIdError"):
         topics_admin.with_admin("b:9092", work, wait_s=0, connect=lambda b: FakeAdmin(0))
 
 
