@@ -21,7 +21,7 @@ every connector instance of the process shares. ``fits`` says beforehand whether
 record can be written.
 
 Keys: usage and consent records are keyed by ``partitioning.subject_message_key`` and
-placed by ``partitioning.partition_for`` (``placement.partitions`` for many keys at once),
+placed by ``partitioning.partition_for`` (``partitions_for`` for many keys at once),
 the murmur2 of the default partitioner (co-partitioning, DESIGN.md); dead letters are
 keyed by their source. Records go out in per-partition batches shared by concurrent
 requests (``batching``): a request waits for the acknowledgement of each batch that
@@ -53,11 +53,10 @@ from aiokafka.errors import (
 )
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from consentinel.connectors.contract import Output
-from consentinel.connectors.runtime import placement
 from consentinel.streams.events import codec, topics
 from consentinel.streams.events.batching import PartitionBatcher
 from consentinel.streams.events.errors import InvalidInput, RetriableError
-from consentinel.streams.events.partitioning import subject_message_key
+from consentinel.streams.events.partitioning import partitions_for, subject_message_key
 from consentinel.streams.events.records import DeadLetter
 from consentinel.streams.events.settings import Settings
 
@@ -210,7 +209,7 @@ class EventProducer:
                 acks: set[asyncio.Future[None]] = set()
                 for topic, pairs in by_topic.items():
                     n = await batcher.partition_count(topic)
-                    placed = placement.partitions([key for key, _ in pairs], n)
+                    placed = partitions_for([key for key, _ in pairs], n)
                     for (key, value), partition in zip(pairs, placed, strict=True):
                         acks.add(batcher.add(topic, partition, key, value))
                 # wait() never cancels what it waits for: other requests share these batches

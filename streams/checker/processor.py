@@ -73,7 +73,11 @@ from consentinel.streams.checker.ticks import Tick, TickClock
 from consentinel.streams.events import codec, metrics, topics
 from consentinel.streams.events.clock import now_ms
 from consentinel.streams.events.errors import InvalidInput
-from consentinel.streams.events.partitioning import partition_for, subject_message_key
+from consentinel.streams.events.partitioning import (
+    partition_for,
+    partitions_for,
+    subject_message_key,
+)
 from consentinel.streams.events.records import (
     Alert,
     AlertStatus,
@@ -274,6 +278,8 @@ class Processor:
             OrderedDict()
         )
         self._batch: dict[bytes, _State] = {}
+        #: the batch's subject keys not in the cache -> the partition they hash to
+        self._arriving: dict[bytes, int] = {}
         self._current: bytes | None = None
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         #: counter increments of the batch being handled, added to the metrics once per batch
@@ -329,6 +335,7 @@ class Processor:
         try:
             if records and records[0].partition not in self._recovered:
                 self._recover(records[0].partition, write_in)
+            self._arriving = self._hash_new_keys(records)
             for record in records:
                 await self._dispatch(record)
             if records:
@@ -339,6 +346,7 @@ class Processor:
         finally:
             entry, self._entry = self._entry, _InFlight()
             self._batch = {}
+            self._arriving = {}
             if sealed:
                 self._queue.append(entry)
                 self._start_flusher()
@@ -937,6 +945,21 @@ class Processor:
         )
         self._entry.outputs.append((self.names.deadletter, source.encode(), codec.encode(letter)))
 
+    def _hash_new_keys(self, records: Sequence[Record]) -> dict[bytes, int]:
+        """The partition each key of ``records`` not in the cache hashes to (the keys of
+        consent and usage records: their subject keys, unless a producer keyed them some
+        other way), computed together (``partitions_for``: about 0.8 us a key, against 6 us
+        one at a time); ``_check_partition`` reads them."""
+        cache, sources = self._cache, (self.names.usage, self.names.consent)
+        keys = list(
+            {
+                r.key: None
+                for r in records
+                if r.key is not None and r.key not in cache and r.topic in sources
+            }
+        )
+        return dict(zip(keys, partitions_for(keys, self.partitions), strict=True))
+
     def _check_partition(self, record: Record, key: bytes) -> None:
         state = self._batch.get(key)
         cached = self._cache.get(key) if state is None else None
@@ -945,7 +968,8 @@ class Processor:
         elif cached is not None:
             expected = cached[2]
         else:
-            expected = partition_for(key, self.partitions)
+            arriving = self._arriving.get(key)
+            expected = partition_for(key, self.partitions) if arriving is None else arriving
         if record.partition != expected:
             raise InvalidInput(
                 "wrong_partition",

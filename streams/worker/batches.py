@@ -42,7 +42,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerClosed
 from consentinel.streams.events.batching import PartitionBatcher
-from consentinel.streams.events.partitioning import partition_for
+from consentinel.streams.events.partitioning import partitions_for
 from consentinel.streams.worker import faust_compat
 
 log = logging.getLogger("consentinel.worker")
@@ -153,23 +153,43 @@ class OutputSender:
 
     async def __call__(self, outputs: Sequence[Output]) -> list[Any]:
         lanes = self.lanes
-        counts: dict[str, int] = {}
+        placed = await self._place(outputs)
         acks: list[Any] = []
-        for topic, key, value in outputs:
+        for i, (topic, key, value) in enumerate(outputs):
             try:
                 if key is None:
                     producer = await lanes.started()
                     acks.append(await producer.send(topic, value))
                     continue
-                n = counts.get(topic)
-                if n is None:
-                    n = counts[topic] = await lanes.partition_count(topic)
-                acks.append(lanes.add(topic, partition_for(key, n), key, value))
+                partition = placed[i]
+                if isinstance(partition, Exception):
+                    raise partition
+                acks.append(lanes.add(topic, partition, key, value))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # resent by the processor's flusher
                 acks.append(exc)
         return acks
+
+    async def _place(self, outputs: Sequence[Output]) -> dict[int, int | Exception]:
+        """Output position -> the partition of its key (``partitions_for``: the keys of a
+        topic at once), or the exception that hid the topic's partition count."""
+        keyed: dict[str, list[int]] = {}
+        for i, (topic, key, _) in enumerate(outputs):
+            if key is not None:
+                keyed.setdefault(topic, []).append(i)
+        placed: dict[int, int | Exception] = {}
+        for topic, positions in keyed.items():
+            try:
+                n = await self.lanes.partition_count(topic)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                placed.update((i, exc) for i in positions)
+                continue
+            keys = [outputs[i][1] or b"" for i in positions]
+            placed.update(zip(positions, partitions_for(keys, n), strict=True))
+        return placed
 
 
 #: (table, key, value or None for a delete), in the order they were staged

@@ -259,6 +259,29 @@ async def test_a_record_in_the_wrong_partition_is_dead_lettered(h: Harness) -> N
     assert h.producer.records("verdicts") == []
 
 
+async def test_in_a_batch_of_new_subjects_each_record_in_the_wrong_partition_is_dead_lettered(
+    h: Harness,
+) -> None:
+    # Enough new keys for the partitions of the batch to be computed together (lanes)
+    subjects = [f"{i:064x}" for i in range(200)]
+    home = [s for s in subjects if partition_for(subject_message_key(s), N) == PART][:17]
+    away = [s for s in subjects if partition_for(subject_message_key(s), N) != PART][:3]
+    batch = []
+    for i, subject in enumerate(home[:9] + away + home[9:]):
+        usage = UsageEvent(
+            f"esp:b{i}", T0, T0, "esp", "t", Channel.EMAIL, UsageKind.SEND, subject, "a***", "x"
+        )
+        batch.append(h.record("usage", codec.encode(usage), subject=subject))
+    await h.proc.submit_batch(batch)
+    await h.proc.drain()
+    letters = h.producer.records("deadletter")
+    assert [letter.reason_code for letter in letters] == ["wrong_partition"] * 3
+    assert [letter.attributes["offset"] for letter in letters] == [r.offset for r in batch[9:12]]
+    # the others are held for their consent (none yet), as one at a time
+    assert all(subject_message_key(s) in h.holds for s in home)
+    assert not any(subject_message_key(s) in h.holds for s in away)
+
+
 async def test_sends_are_retried_until_acknowledged(h: Harness, monkeypatch) -> None:
     async def no_wait(_: float) -> None:
         return None
