@@ -233,7 +233,13 @@ async def _receive(worker: _Worker) -> Any:
         raise WorkerDied(
             f"import worker {worker.pid} ended without answering (killed or out of memory?)"
         ) from None
-    ok, value = pickle.loads(frame)
+    try:
+        ok, value = pickle.loads(frame)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise WorkerDied(
+            f"import worker {worker.pid} answered an unreadable frame ({type(exc).__name__}: "
+            f"{exc})"
+        ) from None
     if not ok:
         raise value
     return value
@@ -285,7 +291,21 @@ def _serve(work: Callable[[list[Any]], list[Any]], rfd: int, wfd: int) -> None:
             except Exception as exc:
                 answer = (False, exc)
             frame = _frame(answer)
-            wf.write(len(frame).to_bytes(_HEAD, "big") + frame)
+            write_all(wf, len(frame).to_bytes(_HEAD, "big") + frame)
+
+
+def write_all(raw: Any, data: bytes) -> None:
+    """Write all of ``data`` to the unbuffered file ``raw``. One ``write`` of a raw file is
+    one system call, which may write less than asked: on a pipe, when a signal arrives
+    after part of a large frame went through (a profiler or debugger attaching, seen with
+    py-spy: the import then failed on an ``UnpicklingError`` mid-stream). The rest is
+    written until none is left."""
+    view = memoryview(data)
+    while view:
+        written = raw.write(view)
+        if written is None:  # a non-blocking file that is full: not ours, but never spin
+            raise BlockingIOError("the answer pipe is non-blocking and full")
+        view = view[written:]
 
 
 def _frame(answer: tuple[bool, Any]) -> bytes:

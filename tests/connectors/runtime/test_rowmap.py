@@ -3,6 +3,7 @@ import process."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from consentinel.connectors.runtime.rowmap import RowMapper, WorkerDied
+from consentinel.connectors.runtime.rowmap import RowMapper, WorkerDied, write_all
 
 
 def _tag(payloads: list[int]) -> list[tuple[int, int]]:
@@ -126,3 +127,56 @@ def test_a_killed_import_leaves_no_worker_behind(tmp_path: Path) -> None:
     for pid in left:  # do not leave them to the next test
         os.kill(pid, signal.SIGKILL)
     assert not left, f"workers outlived the killed import: {left}"
+
+
+def _big_answers(payloads: list[int]) -> list[bytes]:
+    # In the worker: a signal with a handler interrupts its blocking writes to the pipe
+    signal.signal(signal.SIGUSR1, lambda *_: None)
+    return [bytes([p % 256]) * (2 << 20) for p in payloads]
+
+
+async def test_answers_stay_whole_when_signals_interrupt_the_workers_writes() -> None:
+    # A write to a full pipe that a signal interrupts returns what it wrote so far; the
+    # rest must still be written (py-spy attaching to an import broke its stream so).
+    import asyncio
+    import threading
+
+    stop = threading.Event()
+
+    def pester(pid: int) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+            time.sleep(0.0002)
+
+    got: list[tuple[int, bytes]] = []
+    async with RowMapper(_big_answers, jobs=1, chunk=1, ahead=2) as mapper:
+        thread: threading.Thread | None = None
+        try:
+            async with asyncio.timeout(120):
+                async for key, answer in mapper.map((k, k) for k in range(40)):
+                    got.append((key, answer))
+                    if thread is None:  # its handler is set: the first answer came back
+                        thread = threading.Thread(target=pester, args=(mapper.pids[0],))
+                        thread.start()
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join()
+    assert [k for k, _ in got] == list(range(40))
+    assert all(a == bytes([k % 256]) * (2 << 20) for k, a in got)
+
+
+def test_write_all_writes_what_a_short_write_left() -> None:
+    class Short:
+        def __init__(self) -> None:
+            self.out = bytearray()
+
+        def write(self, data: memoryview) -> int:
+            n = min(len(data), 3)
+            self.out += data[:n]
+            return n
+
+    raw = Short()
+    write_all(raw, b"0123456789")
+    assert bytes(raw.out) == b"0123456789"
