@@ -237,8 +237,7 @@ async def _receive(worker: _Worker) -> Any:
         ok, value = pickle.loads(frame)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
         raise WorkerDied(
-            f"import worker {worker.pid} answered an unreadable frame ({type(exc).__name__}: "
-            f"{exc})"
+            f"import worker {worker.pid} answered an unreadable frame ({type(exc).__name__}: {exc})"
         ) from None
     if not ok:
         raise value
