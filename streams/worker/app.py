@@ -204,6 +204,7 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         app.monitor = _prometheus_monitor()
     faust_compat.changelog_buffer(app, CHANGELOG_BUFFER)
     faust_compat.fetch_max_wait(app, FETCH_MAX_WAIT_MS)
+    faust_compat.keep_store_options()
     names = names_for(settings)
     rocks = store.startswith("rocksdb")
 

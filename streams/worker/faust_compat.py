@@ -252,6 +252,51 @@ def fetch_max_wait(app: Any, ms: int) -> None:
     AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
 
 
+_STORE_OPTIONS_MARK = "_consentinel_keeps_store_options"
+
+
+def keep_store_options() -> None:
+    """Faust's RocksDB stores keep their table options when they are opened again.
+
+    ``RocksDBOptions.open`` (faust/stores/rocksdb.py) passes rocksdict the database options
+    only. A database that already exists then has its column families opened with the
+    options of its OPTIONS file, which cannot hold a block cache or a Bloom filter: every
+    store opened a second time, that is after any restart that kept the stores, ran with
+    RocksDB's defaults, an 8 MiB block cache and no filter. Found in a ledger store's LOG
+    (2026-12): first open 16 MiB and ``bloomfilter``, every later open 8 MiB and
+    ``nullptr``. The bench's drain worker opens the ledger its build worker made, and read
+    it several times slower than a fresh store. Here the same options are given for the
+    default column family too (the only one Faust uses), so they hold at every open.
+    Patched once per process; python-rocksdb stores are left to Faust.
+    """
+    from faust.stores import rocksdb as faust_rocksdb
+
+    module: Any = faust_rocksdb  # its ``rocksdict`` and ``DB`` are what it imported
+    options_cls = faust_rocksdb.RocksDBOptions
+    original = options_cls.open
+    if getattr(original, _STORE_OPTIONS_MARK, False):
+        return
+
+    def open_(self: Any, path: Any, *, read_only: bool = False) -> Any:
+        rocksdict = module.rocksdict
+        if not self.use_rocksdict or rocksdict is None:  # pragma: no cover - not installed
+            return original(self, path, read_only=read_only)
+        options = self.as_options()
+        access = (
+            rocksdict.AccessType.read_write()
+            if self.ttl is None
+            else rocksdict.AccessType.with_ttl(self.ttl)
+        )
+        db = module.DB(
+            str(path), options=options, column_families={"default": options}, access_type=access
+        )
+        db.set_read_options(rocksdict.ReadOptions())
+        return db
+
+    setattr(open_, _STORE_OPTIONS_MARK, True)
+    options_cls.open = open_  # type: ignore[method-assign]
+
+
 def lean_prometheus_monitor(faust_metrics: Any) -> Any:
     """Faust's ``PrometheusMonitor`` (faust/sensors/prometheus.py) without its sensors of
     every table operation and of every stream event's way through the stream: each looks

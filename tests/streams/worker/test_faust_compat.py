@@ -218,3 +218,34 @@ def test_the_lean_monitor_counts_messages_in_as_faust_does() -> None:
     assert lean_state[:2] == faust_state[:2] == (4, {TP("a", 0): 6, TP("a", 1): 9, TP("b", 0): 1})
     assert lean_state[2] == faust_state[2] == {TP("a", 0): 106, TP("a", 1): 109, TP("b", 0): 101}
     assert all(hasattr(m, "time_in") for m in lean_state[3])
+
+
+def _filtered_share(db: Any) -> tuple[int, int]:
+    """(keys in the store's table files, keys a Bloom filter holds) from RocksDB's own
+    aggregated table properties."""
+    props = dict(
+        part.strip().rsplit("=", 1)
+        for part in db.property_value("rocksdb.aggregated-table-properties").split(";")
+        if "=" in part
+    )
+    return int(props["# entries"]), int(props["# entries for filter"])
+
+
+def test_a_store_opened_again_keeps_its_block_cache_and_bloom_filter(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from consentinel.streams.worker.app import ROCKSDB_OPTIONS
+    from faust.stores.rocksdb import RocksDBOptions
+
+    faust_compat.keep_store_options()
+    wanted = ROCKSDB_OPTIONS["ledger"]["block_cache_size"]
+    path = Path(tmp_path) / "ledger-0.db"
+    for n in range(3):  # made, then opened again twice (a worker restarted)
+        db = RocksDBOptions(**ROCKSDB_OPTIONS["ledger"]).open(path)
+        try:
+            assert db.property_int_value("rocksdb.block-cache-capacity") == wanted
+            db[b"subject-%d" % n] = b"{}"
+            db.flush()  # one table file per open, written with that open's options
+            assert _filtered_share(db) == (n + 1, n + 1)
+        finally:
+            db.close()
