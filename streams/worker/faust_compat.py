@@ -264,9 +264,9 @@ def keep_store_options() -> None:
     store opened a second time, that is after any restart that kept the stores, ran with
     RocksDB's defaults, an 8 MiB block cache and no filter. Found in a ledger store's LOG
     (2026-12): first open 16 MiB and ``bloomfilter``, every later open 8 MiB and
-    ``nullptr``. The bench's drain worker opens the ledger its build worker made, and read
-    it several times slower than a fresh store. Here the same options are given for the
-    default column family too (the only one Faust uses), so they hold at every open.
+    ``nullptr``. The bench's drain worker opens the ledger its build worker made, so it
+    measured those defaults, not the options set here. The same options are now given for
+    the default column family too (the only one Faust uses), so they hold at every open.
     Patched once per process; python-rocksdb stores are left to Faust.
     """
     from faust.stores import rocksdb as faust_rocksdb
