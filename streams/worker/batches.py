@@ -162,9 +162,11 @@ class OutputSender:
                     acks.append(await producer.send(topic, value))
                     continue
                 partition = placed[i]
-                if isinstance(partition, Exception):
-                    raise partition
-                acks.append(lanes.add(topic, partition, key, value))
+                acks.append(
+                    partition  # the topic's partition count could not be read
+                    if isinstance(partition, Exception)
+                    else lanes.add(topic, partition, key, value)
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # resent by the processor's flusher
@@ -174,12 +176,13 @@ class OutputSender:
     async def _place(self, outputs: Sequence[Output]) -> dict[int, int | Exception]:
         """Output position -> the partition of its key (``partitions_for``: the keys of a
         topic at once), or the exception that hid the topic's partition count."""
-        keyed: dict[str, list[int]] = {}
+        keyed: dict[str, list[tuple[int, bytes]]] = {}
         for i, (topic, key, _) in enumerate(outputs):
             if key is not None:
-                keyed.setdefault(topic, []).append(i)
+                keyed.setdefault(topic, []).append((i, key))
         placed: dict[int, int | Exception] = {}
-        for topic, positions in keyed.items():
+        for topic, items in keyed.items():
+            positions = [i for i, _ in items]
             try:
                 n = await self.lanes.partition_count(topic)
             except asyncio.CancelledError:
@@ -187,7 +190,7 @@ class OutputSender:
             except Exception as exc:
                 placed.update((i, exc) for i in positions)
                 continue
-            keys = [outputs[i][1] or b"" for i in positions]
+            keys = [key for _, key in items]
             placed.update(zip(positions, partitions_for(keys, n), strict=True))
         return placed
 
