@@ -114,16 +114,18 @@ def member_use(usage: UsageEvent, subject_key: str, hint: str) -> UsageEvent:
 # live beside the consent histories in the ledger table (``waiting_key``), so a restart
 # finds them.
 
-_WAITING = b"f:"
+#: the ledger keys of the legs waiting to be expanded start with it (a subject key, a hex
+#: digest, never does): a store in key order lists them without reading the histories
+WAITING_PREFIX = b"f:"
 
 
 def waiting_key(fan_out_key: str, partition: int, partitions: int) -> bytes:
     """The ledger-table key of the legs of one list waiting in ``partition``."""
-    return _WAITING + leg_key(fan_out_key, partition, partitions)
+    return WAITING_PREFIX + leg_key(fan_out_key, partition, partitions)
 
 
 def is_waiting_key(key: bytes) -> bool:
-    return key.startswith(_WAITING)
+    return key.startswith(WAITING_PREFIX)
 
 
 def waiting_from(raw: bytes | None) -> list[tuple[int, UsageEvent]]:

@@ -38,16 +38,18 @@ from consentinel.streams.events.records import ConsentAction, ConsentEvent
 _JOINS = frozenset({ConsentAction.GRANT, ConsentAction.JOIN})
 #: Lists a subject is remembered on, at most.
 MAX_LISTS = 64
-_PREFIX = b"m:"
+#: the ledger keys of the memberships start with it (a subject key, a hex digest, never
+#: does): a store in key order lists them without reading the histories
+MEMBER_PREFIX = b"m:"
 
 
 def member_key(subject_message_key: bytes) -> bytes:
     """The ledger-table key of a subject's memberships."""
-    return _PREFIX + subject_message_key
+    return MEMBER_PREFIX + subject_message_key
 
 
 def is_member_key(key: bytes) -> bool:
-    return key.startswith(_PREFIX)
+    return key.startswith(MEMBER_PREFIX)
 
 
 #: How long a list left is remembered (a campaign sent before the member left, expanded

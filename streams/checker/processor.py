@@ -64,6 +64,7 @@ from consentinel.streams.checker.deadlines import DeadlineIndex
 from consentinel.streams.checker.holds import Holds, is_kept_key, kept_key
 from consentinel.streams.checker.judge import Judge, Step
 from consentinel.streams.checker.members import (
+    MEMBER_PREFIX,
     MembershipIndex,
     Memberships,
     is_member_key,
@@ -97,8 +98,10 @@ BEHIND_WARN_MS = 60_000
 Table = MutableMapping[bytes, bytes]
 #: (topic, key, value) -> awaitable completed when Kafka acknowledged the record
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
-#: (table, partition) -> the (key, value) pairs of that table held for that partition
-Scan = Callable[[Table, int], Iterable[tuple[bytes, bytes]]]
+#: (table, partition, prefix) -> the (key, value) pairs of that table held for that
+#: partition whose key starts with ``prefix`` (``b""``: all); a store in key order reads
+#: only those (``worker.faust_compat.scanner``)
+Scan = Callable[[Table, int, bytes], Iterable[tuple[bytes, bytes]]]
 
 #: Called once a batch's outputs are acknowledged, with the function that writes its
 #: staged state: must call it (in the batch's partition context), then acknowledge the
@@ -1033,7 +1036,7 @@ class Processor:
         """The partition's memberships: its table, then the writes staged since (read
         after ``drain``: only the current batch's are staged)."""
         found: dict[bytes, bytes | None] = {
-            k: v for k, v in self._scan(self.ledger, partition) if is_member_key(k)
+            k: v for k, v in self._scan(self.ledger, partition, MEMBER_PREFIX) if is_member_key(k)
         }
         for k, staged in self._overlay[id(self.ledger)].items():
             if is_member_key(k) and partition_for(k[2:], self.partitions) == partition:
@@ -1068,7 +1071,7 @@ class Processor:
         self.legs_due.set(p, key, fanout.next_due(legs))
 
     def _waiting_in(self, partition: int) -> Iterator[tuple[bytes, int | None]]:
-        for k, raw in self._scan(self.ledger, partition):
+        for k, raw in self._scan(self.ledger, partition, fanout.WAITING_PREFIX):
             if fanout.is_waiting_key(k):
                 yield k, fanout.next_due(fanout.waiting_from(raw))
 
@@ -1123,7 +1126,7 @@ class Processor:
     def _due_in_table(self, partition: int) -> dict[bytes, int | None]:
         """Each subject's due time, read from the holds table (pending, alerted, kept)."""
         due: dict[bytes, int | None] = {}
-        for key, raw in list(self._scan(self.holds, partition)):
+        for key, raw in list(self._scan(self.holds, partition, b"")):
             if outbox.is_outbox_key(key):
                 continue  # outputs on their way, not a subject
             holds = Holds()

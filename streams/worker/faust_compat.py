@@ -405,30 +405,45 @@ def count_as_acked(consumer: Any, tp: Any, start: int, end: int) -> None:
 
 def scanner(
     partitions: int, subject_of: Callable[[bytes], bytes] = lambda key: key
-) -> Callable[[Any, int], Iterable[tuple[bytes, bytes]]]:
-    """A function listing a table's (key, value) pairs held for one partition.
+) -> Callable[[Any, int, bytes], Iterable[tuple[bytes, bytes]]]:
+    """A function listing a table's (key, value) pairs held for one partition whose key
+    starts with a prefix (``b""``: all of them).
 
-    RocksDB keeps one database per partition (``RocksDB._db_for_partition`` and
-    ``_visible_items``); the memory store is one dict, filtered by the partition of each
-    key's subject (``subject_of``: a table may hold several keys per subject).
-    Reads from the store only; blocks on the disk for RocksDB.
+    RocksDB keeps one database per partition (``RocksDB._db_for_partition``), its keys in
+    byte order: the pairs of a prefix are read from its first key on, up to the first key
+    without it (rocksdict's ``items(from_key=...)``), so listing the few list keys of a
+    ledger does not read its million histories; Faust's offset key
+    (``RocksDB.offset_key``) is left out, as ``_visible_items`` does. The memory store is
+    one dict, filtered by the partition of each key's subject (``subject_of``: a table may
+    hold several keys per subject). Reads from the store only; blocks on the disk for
+    RocksDB.
     """
     from consentinel.streams.events.partitioning import partition_for
 
-    def scan(table: Any, partition: int) -> Iterable[tuple[bytes, bytes]]:
+    def scan(table: Any, partition: int, prefix: bytes) -> Iterable[tuple[bytes, bytes]]:
         store: Any = getattr(table, "data", None)
         db_for = getattr(store, "_db_for_partition", None)
-        visible = getattr(store, "_visible_items", None)
-        if callable(db_for) and callable(visible):
-            items: Iterable[tuple[bytes, bytes]] = visible(db_for(partition))
-            return items
+        if callable(db_for):
+            return _prefixed(db_for(partition), prefix, store.offset_key)
         return [
             (k, v)
             for k, v in list(store.data.items())
-            if v is not None and partition_for(subject_of(k), partitions) == partition
+            if v is not None
+            and k.startswith(prefix)
+            and partition_for(subject_of(k), partitions) == partition
         ]
 
     return scan
+
+
+def _prefixed(db: Any, prefix: bytes, offset_key: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The (key, value) pairs of a rocksdict database whose key starts with ``prefix``."""
+    items = db.items(from_key=prefix) if prefix else db.items()
+    for key, value in items:
+        if not key.startswith(prefix):
+            return
+        if key != offset_key:
+            yield key, value
 
 
 def quiet_worker(worker: Any, set_levels: Callable[[int], None]) -> None:

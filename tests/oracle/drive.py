@@ -99,10 +99,10 @@ async def _run(history: History, grace_ms: int, tick_ms: int) -> Outputs:
         holds=tables["holds"],
         stats=tables["stats"],
         send=producer.send,
-        scan=lambda table, p: [
+        scan=lambda table, p, prefix: [
             (k, v)
             for k, v in list(table.items())
-            if partition_for(k[2:] if _prefixed(k) else k, PARTITIONS) == p
+            if k.startswith(prefix) and partition_for(k[2:] if _prefixed(k) else k, PARTITIONS) == p
         ],
         ticks=TickClock(lambda p: None),
         sealer=Sealer(b"k" * 32),

@@ -165,7 +165,9 @@ def make(
         holds=holds,
         stats=table(),
         send=producer.send,
-        scan=lambda table, p: [(k, v) for k, v in table.items() if partition_for(k, N) == p],
+        scan=lambda table, p, prefix: [
+            (k, v) for k, v in table.items() if k.startswith(prefix) and partition_for(k, N) == p
+        ],
         ticks=TickClock(lambda p: 10_000),
         sealer=Sealer(b"k" * 32),
         clock=lambda: T0 + 2 * DAY,

@@ -158,7 +158,7 @@ def processor(ledger: dict[bytes, bytes], holds: dict[bytes, bytes], out: Acked)
         holds=holds,
         stats={},
         send=out.send,
-        scan=lambda table, p: [],
+        scan=lambda table, p, prefix: [],
         ticks=TickClock(lambda p: 0),
         sealer=Sealer(b"k" * 32),
         clock=lambda: T0 + 2 * DAY,

@@ -52,11 +52,15 @@ PROOF = Proof(
 )
 
 
-def _scan(table: dict[bytes, bytes], p: int) -> list[tuple[bytes, bytes]]:
+def _scan(table: dict[bytes, bytes], p: int, prefix: bytes) -> list[tuple[bytes, bytes]]:
     def subject(k: bytes) -> bytes:
         return k[2:] if is_member_key(k) or fanout.is_waiting_key(k) else k
 
-    return [(k, v) for k, v in table.items() if partition_for(subject(k), N) == p]
+    return [
+        (k, v)
+        for k, v in table.items()
+        if k.startswith(prefix) and partition_for(subject(k), N) == p
+    ]
 
 
 def subject(i: int) -> str:

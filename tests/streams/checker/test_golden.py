@@ -283,7 +283,9 @@ async def _run(subjects: int, uses: int, seed: int, batch: int) -> list[tuple[An
         holds=holds,
         stats=stats,
         send=send,
-        scan=lambda table, p: [(k, v) for k, v in table.items() if partition_for(k, N) == p],
+        scan=lambda table, p, prefix: [
+            (k, v) for k, v in table.items() if k.startswith(prefix) and partition_for(k, N) == p
+        ],
         ticks=TickClock(lambda p: 0),
         sealer=Sealer(b"k" * 32),
         clock=lambda: now[0],

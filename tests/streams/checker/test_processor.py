@@ -107,7 +107,11 @@ class Harness:
             holds=self.holds,
             stats=self.stats,
             send=self.producer.send,
-            scan=lambda table, p: [(k, v) for k, v in table.items() if partition_for(k, N) == p],
+            scan=lambda table, p, prefix: [
+                (k, v)
+                for k, v in table.items()
+                if k.startswith(prefix) and partition_for(k, N) == p
+            ],
             ticks=TickClock(self.committed.get),
             sealer=Sealer(b"k" * 32),
             clock=lambda: T0 + 2 * DAY,

@@ -73,10 +73,13 @@ def test_the_memory_store_scan_keeps_to_one_partition(make_settings) -> None:
     scan = _scanner(6)
     seen: set[bytes] = set()
     for p in range(6):
-        keys = {k for k, _ in scan(FakeTable(), p)}  # type: ignore[arg-type]
+        keys = {k for k, _ in scan(FakeTable(), p, b"")}  # type: ignore[arg-type]
         assert all(partition_for(k, 6) == p for k in keys)
         seen |= keys
     assert seen == set(FakeStore.data)
+    zeros = b"0" * 63  # the keys of subjects 0 to 15
+    prefixed = {k for p in range(6) for k, _ in scan(FakeTable(), p, zeros)}  # type: ignore[arg-type]
+    assert prefixed == {f"{i:064x}".encode() for i in range(16)}
 
 
 def test_a_stop_signal_spares_the_state_a_full_collection() -> None:

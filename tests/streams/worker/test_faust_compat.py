@@ -249,3 +249,57 @@ def test_a_store_opened_again_keeps_its_block_cache_and_bloom_filter(tmp_path: A
             assert _filtered_share(db) == (n + 1, n + 1)
         finally:
             db.close()
+
+
+def test_a_prefix_scan_of_a_rocksdb_store_reads_only_the_keys_of_the_prefix(
+    tmp_path: Any,
+) -> None:
+    """The first tick and the first list expansion of a partition list the ledger's
+    waiting legs (``f:``) and memberships (``m:``): among a million histories, read in key
+    order from the prefix's first key, not a scan of the whole database."""
+    from pathlib import Path
+
+    from consentinel.streams.worker.app import ROCKSDB_OPTIONS
+    from faust.stores.rocksdb import RocksDBOptions
+    from faust.stores.rocksdb import Store as RocksDB
+
+    db = RocksDBOptions(**ROCKSDB_OPTIONS["ledger"]).open(Path(tmp_path) / "ledger-0.db")
+    subjects = [f"{i:064x}".encode() for i in range(0, 2000, 7)]
+    for key in subjects:
+        db[key] = b"history"
+    for key in subjects[:3]:
+        db[b"m:" + key] = b"member"
+        db[b"f:" + key[-8:]] = b"legs"
+    db[RocksDB.offset_key] = b"42"
+    read: list[bytes] = []
+
+    class Counted:  # the database, counting the pairs its iterators hand out
+        def items(self, **kwargs: Any) -> Any:
+            for key, value in db.items(**kwargs):
+                read.append(key)
+                yield key, value
+
+    class Store:
+        offset_key = RocksDB.offset_key
+
+        def _db_for_partition(self, partition: int) -> Any:
+            assert partition == 0
+            return Counted()
+
+    class Table:
+        data = Store()
+
+    scan = faust_compat.scanner(6)
+    try:
+        assert dict(scan(Table(), 0, b"f:")) == {b"f:" + k[-8:]: b"legs" for k in subjects[:3]}
+        assert len(read) == 4  # the three legs, and the first key past them
+        read.clear()
+        assert dict(scan(Table(), 0, b"m:")) == {b"m:" + k: b"member" for k in subjects[:3]}
+        assert len(read) <= 4
+        read.clear()
+        everything = dict(scan(Table(), 0, b""))
+        assert RocksDB.offset_key not in everything  # Faust's, not a table key
+        assert len(everything) == len(subjects) + 6
+        assert dict(scan(Table(), 0, b"x:")) == {}  # past every key
+    finally:
+        db.close()
