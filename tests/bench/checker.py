@@ -16,7 +16,9 @@
    worker is ready and runs ``warmup_s`` (10 s) plus ``latency_s`` (30 s) without a break;
    two figures are printed, both from that one loop: *steady*, the events scheduled after
    the warm-up (the target's figure), and *cold*, the events of the first ``warmup_s``
-   (a worker just started: caches empty, first fetches).
+   (a worker just started: caches empty, first fetches). The steady latency is also split
+   at the verdict's ``decided_at_ms`` (the worker's clock, the same machine's): the time to
+   the decision and the time after it.
 4. Peak RSS of the worker over the whole run, and its state directory on disk.
 """
 
@@ -215,12 +217,18 @@ async def open_loop(
                         ms = (now - t) * 1000
                         latencies.append(ms)
                         (cold if t - start < warmup_s else steady).append(ms)
+                        if t - start >= warmup_s:
+                            decided = v.get("decided_at_ms", 0) / 1000
+                            to_decision.append((decided - t) * 1000)
+                            after_decision.append((now - decided) * 1000)
                         windows.setdefault(int((t - start) // 5), []).append(ms)
             if stop.is_set() and time.time() > stop_at + 30:
                 break
 
     stop_at = float("inf")
     windows: dict[int, list[float]] = {}
+    to_decision: list[float] = []
+    after_decision: list[float] = []
     start = time.time()
     collector = asyncio.create_task(collect())
     start = time.time()
@@ -248,6 +256,14 @@ async def open_loop(
     print(
         "  p50 ms per 5 s: "
         + " ".join(f"{percentile(v, 50):,.0f}" for _, v in sorted(windows.items())),
+        flush=True,
+    )
+    print(
+        "  steady latency split at the verdict's decided_at_ms, p50 / p99 ms: to the "
+        "decision (fetch, queue, judging) "
+        f"{percentile(to_decision, 50):,.0f} / {percentile(to_decision, 99):,.0f}; "
+        "after it (state durable, verdict produced and fetched) "
+        f"{percentile(after_decision, 50):,.0f} / {percentile(after_decision, 99):,.0f}",
         flush=True,
     )
     return Loop(cold, steady, n)
