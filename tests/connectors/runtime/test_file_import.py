@@ -227,3 +227,43 @@ def test_csv_reader_quoting_and_counting(tmp_path: Path) -> None:
     assert [r.row for r in recs] == [{"a": "x, y", "b": "multi\nline"}, {"a": "1", "b": "2"}]
     assert [r.line for r in recs] == [3, 5]
     assert count_records(f, "csv") >= 2
+
+
+def _priority_after_main(argv: list[str]) -> tuple[int, int]:
+    """(exit status, CPU priority) of ``consentinel import argv`` run in a child process
+    (the priority it sets would otherwise stay with the test runner)."""
+    import os
+
+    from consentinel.connectors.runtime import file_import
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            status = file_import.main(argv)
+            os.write(write, f"{status} {os.getpriority(os.PRIO_PROCESS, 0)}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        text = answer.read()
+    os.waitpid(pid, 0)
+    status, priority = text.split()
+    return int(status), int(priority)
+
+
+def test_the_import_lowers_its_cpu_priority_before_its_workers_fork(tmp_path: Path) -> None:
+    """A bulk import on the worker's host must not starve the worker that builds the ledger
+    from what it sends: it runs at nice +10 by default (inherited by the mapping workers it
+    forks), ``--nice N`` chooses, 0 keeps the priority, and less than 0 is refused."""
+    import os
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    missing = str(tmp_path / "missing.csv")  # stops right after the priority is set (66)
+    assert _priority_after_main([missing, "--connector", "x"]) == (66, min(19, before + 10))
+    assert _priority_after_main([missing, "--connector", "x", "--nice", "3"]) == (
+        66,
+        min(19, before + 3),
+    )
+    assert _priority_after_main([missing, "--connector", "x", "--nice", "0"]) == (66, before)
+    assert _priority_after_main([missing, "--connector", "x", "--nice", "-1"]) == (64, before)
