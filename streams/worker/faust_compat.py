@@ -424,7 +424,11 @@ def scanner(
         store: Any = getattr(table, "data", None)
         db_for = getattr(store, "_db_for_partition", None)
         if callable(db_for):
-            return _prefixed(db_for(partition), prefix, store.offset_key)
+            if getattr(store, "use_rocksdict", True):
+                return _prefixed(db_for(partition), prefix, store.offset_key)
+            # python-rocksdb (not installed here): Faust's own listing, every key read
+            items: Iterable[tuple[bytes, bytes]] = store._visible_items(db_for(partition))
+            return ((k, v) for k, v in items if k.startswith(prefix))
         return [
             (k, v)
             for k, v in list(store.data.items())

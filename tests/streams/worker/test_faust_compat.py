@@ -303,3 +303,25 @@ def test_a_prefix_scan_of_a_rocksdb_store_reads_only_the_keys_of_the_prefix(
         assert dict(scan(Table(), 0, b"x:")) == {}  # past every key
     finally:
         db.close()
+
+
+def test_a_prefix_scan_of_a_python_rocksdb_store_filters_faust_s_own_listing() -> None:
+    """Faust can also run on python-rocksdb (not installed here), whose iterators take no
+    start key: its own listing (``_visible_items``, without the offset key), filtered."""
+    listed = {b"f:a": b"legs", b"m:b": b"member", b"c" * 64: b"history"}
+
+    class Store:
+        use_rocksdict = False
+
+        def _db_for_partition(self, partition: int) -> Any:
+            return listed
+
+        def _visible_items(self, db: Any) -> Any:
+            return iter(db.items())
+
+    class Table:
+        data = Store()
+
+    scan = faust_compat.scanner(6)
+    assert dict(scan(Table(), 0, b"f:")) == {b"f:a": b"legs"}
+    assert dict(scan(Table(), 0, b"")) == listed
