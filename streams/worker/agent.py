@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from consentinel.streams.checker.offsets import Action, OffsetGuard
@@ -77,8 +77,8 @@ class Intake(Protocol):
         partition in delivery order; waits for one."""
         ...
 
-    def ack(self, message: Any) -> None:
-        """The record is handled: Faust may commit past it."""
+    def ack(self, messages: Sequence[Any]) -> None:
+        """The records are handled: Faust may commit past them."""
         ...
 
 
@@ -236,9 +236,7 @@ class CheckerAgent:
             return
         for hole in group.holes:
             self._hole_handled(*hole)
-        ack = intake.ack
-        for msg in group.messages:
-            ack(msg)
+        intake.ack(group.messages)
 
 
 def _acknowledged(sent: Any) -> bool:

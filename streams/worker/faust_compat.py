@@ -59,7 +59,7 @@ from __future__ import annotations
 import gc
 import logging
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -307,7 +307,12 @@ def lean_prometheus_monitor(faust_metrics: Any) -> Any:
     the total of stream events. Messages in (``on_message_in``) and end offsets
     (``track_tp_end_offset``), each called once per record, update the same metrics as
     Faust's, through children looked up once per topic partition, not ``labels()`` per
-    record (three of them: ~5 % of the CPU at the ledger build, py-spy, 2026-12)."""
+    record (three of them: ~5 % of the CPU at the ledger build, py-spy, 2026-12).
+    ``on_messages_in`` and ``on_messages_out`` do for the records of one topic partition at
+    once what ``on_message_in`` and ``on_message_out`` do for each (``BatchIntake`` calls
+    them once per partition batch): Faust's per-record sensor calls, four locked metric
+    updates each, were 4.2 % of the worker's Python time at the ledger build (py-spy,
+    2026-12)."""
     from faust.sensors.monitor import Monitor
     from faust.sensors.prometheus import PrometheusMonitor
 
@@ -339,6 +344,38 @@ def lean_prometheus_monitor(faust_metrics: Any) -> Any:
             self._child(per_topic, tp, topic=tp.topic).inc()
             per_partition = metrics.messages_received_per_topics_partition
             self._child(per_partition, tp, topic=tp.topic, partition=tp.partition).set(offset)
+
+        def on_messages_in(self, tp: Any, messages: Sequence[Any]) -> None:
+            """``on_message_in`` of each of ``messages`` (records of ``tp``, in offset
+            order), the counters moved once."""
+            n = len(messages)
+            self.messages_received_total += n
+            self.messages_active += n
+            self.messages_received_by_topic[tp.topic] += n
+            last = messages[-1].offset
+            self.tp_read_offsets[tp] = last
+            now = self.time()
+            for message in messages:
+                message.time_in = now
+            metrics = self._metrics
+            metrics.messages_received.inc(n)
+            metrics.active_messages.inc(n)
+            per_topic = metrics.messages_received_per_topics
+            self._child(per_topic, tp, topic=tp.topic).inc(n)
+            per_partition = metrics.messages_received_per_topics_partition
+            self._child(per_partition, tp, topic=tp.topic, partition=tp.partition).set(last)
+
+        def on_messages_out(self, tp: Any, messages: Sequence[Any]) -> None:
+            """``on_message_out`` of each of ``messages`` (acknowledged records of ``tp``)."""
+            n = len(messages)
+            self.messages_active -= n
+            now = self.time()
+            for message in messages:
+                message.time_out = now
+                time_in = message.time_in
+                if time_in is not None:
+                    message.time_total = now - time_in
+            self._metrics.active_messages.dec(n)
 
         def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
             self._metrics.total_events.inc()
@@ -754,23 +791,28 @@ class BatchIntake:
                 self._ready.clear()
             self._room.set()
             generation = app.consumer_generation_id
-            track = app.consumer.track_message
+            # ``Consumer.track_message`` of each record, its sensor call once per batch
+            unacked = app.consumer._unacked_messages
             batches: dict[int, list[Any]] = {}
             for partition, messages in buffers.items():
                 fresh = [m for m in messages if m.generation_id == generation]
                 for message in fresh:
                     message.tracked = True
-                    track(message)
+                    unacked.add(message)
                 if fresh:
                     batches[partition] = fresh
+                    _sense(app, fresh, "on_messages_in")
             if batches:
                 return batches
 
-    def ack(self, message: Any) -> None:
-        """The record is handled: Faust may commit past it (``Message.ack`` -> refcount 0
-        -> ``Consumer.ack``), as ``Stream.ack`` does."""
-        if message.ack(self.app.consumer):
-            self.app.sensors.on_message_out(message.tp, message.offset, message)
+    def ack(self, messages: Iterable[Any]) -> None:
+        """The records are handled: Faust may commit past them (``Message.ack`` -> refcount
+        0 -> ``Consumer.ack``, as ``Stream.ack`` does); the sensors hear of those
+        acknowledged once per topic partition."""
+        consumer = self.app.consumer
+        done = [message for message in messages if message.ack(consumer)]
+        if done:
+            _sense(self.app, done, "on_messages_out")
 
     def clear(self) -> None:
         """Faust's flow control clears its queues when it stops the flow (a revocation,
@@ -787,6 +829,30 @@ class BatchIntake:
     @property
     def buffered(self) -> int:
         return sum(len(b) for b in self._buffers.values())
+
+
+def _sense(app: Any, messages: list[Any], batched: str) -> None:
+    """Tell Faust's sensors (``app.sensors``) of ``messages`` coming in (``batched`` is
+    ``"on_messages_in"``) or acknowledged (``"on_messages_out"``): a sensor with that method
+    (the lean monitor) hears once per topic partition, any other once per message
+    (``on_message_in``, ``on_message_out``)."""
+    per_tp: dict[Any, list[Any]] = {}
+    for message in messages:
+        tp = message.tp
+        group = per_tp.get(tp)
+        if group is None:
+            group = per_tp[tp] = []
+        group.append(message)
+    single = "on_message_in" if batched == "on_messages_in" else "on_message_out"
+    for sensor in app.sensors:
+        method = getattr(sensor, batched, None)
+        for tp, group in per_tp.items():
+            if method is not None:
+                method(tp, group)
+            else:
+                one = getattr(sensor, single)
+                for message in group:
+                    one(tp, message.offset, message)
 
 
 def _split(

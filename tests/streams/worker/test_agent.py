@@ -30,8 +30,8 @@ class Intake:
     async def take(self) -> dict[int, list[Any]]:
         raise AssertionError("the tests hand batches to ``handle``")
 
-    def ack(self, message: Msg) -> None:
-        self.acked.append(message.offset)
+    def ack(self, messages: list[Msg]) -> None:
+        self.acked.extend(message.offset for message in messages)
 
 
 def batch(*msgs: Msg) -> dict[int, list[Any]]:
@@ -309,8 +309,8 @@ class Feeding:
         await asyncio.sleep(0)
         return batch(*msgs)
 
-    def ack(self, message: Msg) -> None:
-        self.acked.append(message.offset)
+    def ack(self, messages: list[Msg]) -> None:
+        self.acked.extend(message.offset for message in messages)
 
 
 async def test_records_in_flight_are_bounded_not_batches() -> None:

@@ -325,3 +325,60 @@ def test_a_prefix_scan_of_a_python_rocksdb_store_filters_faust_s_own_listing() -
     scan = faust_compat.scanner(6)
     assert dict(scan(Table(), 0, b"f:")) == {b"f:a": b"legs"}
     assert dict(scan(Table(), 0, b"")) == listed
+
+
+def test_the_lean_monitor_hears_a_batch_of_messages_as_faust_hears_each() -> None:
+    """``on_messages_in`` / ``on_messages_out`` of one topic partition's records (the
+    intake's, once per batch): the samples and the in-memory statistics of Faust's own
+    ``PrometheusMonitor`` told of each record in turn."""
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from faust.types import TP
+    from prometheus_client import CollectorRegistry
+
+    batches = [(TP("a", 0), [5, 6, 7]), (TP("b", 1), [1]), (TP("a", 0), [8, 9])]
+
+    def run(monitor_of: Any, batched: bool) -> tuple[Any, ...]:
+        registry = CollectorRegistry()
+        monitor = monitor_of(FaustMetrics.create(registry, "t"))
+        seen = []
+        for tp, offsets in batches:
+            messages = [type("Message", (), {"offset": o, "tp": tp})() for o in offsets]
+            if batched:
+                monitor.on_messages_in(tp, messages)
+            else:
+                for m in messages:
+                    monitor.on_message_in(tp, m.offset, m)
+            seen.append((tp, messages))
+        for tp, messages in seen[:2]:  # the last batch stays in flight
+            if batched:
+                monitor.on_messages_out(tp, messages)
+            else:
+                for m in messages:
+                    monitor.on_message_out(tp, m.offset, m)
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for m in registry.collect()
+            if "message" in m.name
+            for s in m.samples
+            if not s.name.endswith("_created")
+        }
+        state = (
+            monitor.messages_received_total,
+            monitor.messages_active,
+            dict(monitor.messages_received_by_topic),
+            dict(monitor.tp_read_offsets),
+        )
+        timed = [
+            (hasattr(m, "time_in"), getattr(m, "time_total", None) is not None)
+            for _, ms in seen
+            for m in ms
+        ]
+        return samples, state, timed
+
+    lean = run(faust_compat.lean_prometheus_monitor, batched=True)
+    faust = run(lambda metrics: PrometheusMonitor(metrics=metrics), batched=False)
+    assert lean == faust
+    samples, state, timed = lean
+    assert samples[("t_active_messages", ())] == 2.0  # the batch still in flight
+    assert state == (6, 2, {"a": 5, "b": 1}, {TP("a", 0): 9, TP("b", 1): 1})
+    assert timed == [(True, True)] * 4 + [(True, False)] * 2

@@ -135,12 +135,11 @@ async def test_taken_records_are_tracked_and_their_acks_let_faust_commit_past_th
     await rig.fetch(*(record("consent", 2, o) for o in (10, 11, 12)))
     (taken,) = (await rig.intake.take()).values()
     assert {m.offset for m in rig.consumer.unacked} == {10, 11, 12}
-    for message in taken[:2]:
-        rig.intake.ack(message)
+    rig.intake.ack(taken[:2])
     assert {m.offset for m in rig.consumer.unacked} == {12}
     assert rig.consumer._new_offset(tp) == 12  # Faust would commit up to 11 inclusive
-    rig.intake.ack(taken[2])
-    rig.intake.ack(taken[2])  # a second ack changes nothing
+    rig.intake.ack(taken[2:])
+    rig.intake.ack(taken[2:])  # a second ack changes nothing
     assert not rig.consumer.unacked
     assert rig.consumer._new_offset(tp) == 13
 
@@ -220,8 +219,7 @@ async def test_a_commit_is_made_every_commit_every_acks_as_faust_does() -> None:
     rig.consumer.commit = commit
     rig.consumer._committed_offset[TP("usage", 0)] = None
     await rig.fetch(record("usage", 0, 0), record("usage", 0, 1))
-    for message in (await rig.intake.take())[0]:
-        rig.intake.ack(message)
+    rig.intake.ack((await rig.intake.take())[0])
     assert commits == []
     await rig.fetch(record("usage", 0, 2))
     assert commits == [0]  # reset, then committed
@@ -231,3 +229,45 @@ async def test_a_commit_is_made_every_commit_every_acks_as_faust_does() -> None:
 def test_a_buffer_must_hold_a_record() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         faust_compat.BatchIntake(object(), SOURCES, 0)
+
+
+async def test_the_sensors_hear_of_taken_and_acknowledged_records_once_per_topic_partition() -> (
+    None
+):
+    """A sensor with the batch methods (the lean monitor) hears once per topic partition
+    of a take and of an acknowledgement; any other sensor, of each record, as Faust tells
+    it; both end with the same counts."""
+    from faust.sensors.monitor import Monitor
+    from faust.sensors.prometheus import FaustMetrics
+    from prometheus_client import CollectorRegistry
+
+    rig = Rig()
+    lean = faust_compat.lean_prometheus_monitor(FaustMetrics.create(CollectorRegistry(), "t"))
+    plain = Monitor()
+    calls: list[tuple[str, str, int]] = []
+    batched_in, batched_out = lean.on_messages_in, lean.on_messages_out
+
+    def heard_in(tp: TP, messages: list[Any]) -> None:
+        calls.append(("in", tp.topic, len(messages)))
+        batched_in(tp, messages)
+
+    def heard_out(tp: TP, messages: list[Any]) -> None:
+        calls.append(("out", tp.topic, len(messages)))
+        batched_out(tp, messages)
+
+    lean.on_messages_in, lean.on_messages_out = heard_in, heard_out
+    rig.app.sensors.add(lean)
+    rig.app.sensors.add(plain)
+    for topic in SOURCES:
+        rig.consumer._committed_offset[TP(topic, 0)] = None
+    await rig.fetch(record("consent", 0, 0), record("consent", 0, 1), record("usage", 0, 7))
+    (taken,) = (await rig.intake.take()).values()
+    assert sorted(calls) == [("in", "consent", 2), ("in", "usage", 1)]
+    for sensor in (lean, plain):
+        assert (sensor.messages_received_total, sensor.messages_active) == (3, 3)
+        assert sensor.tp_read_offsets == {TP("consent", 0): 1, TP("usage", 0): 7}
+    calls.clear()
+    rig.intake.ack(taken)
+    rig.intake.ack(taken)  # acknowledged already: nobody hears of it again
+    assert sorted(calls) == [("out", "consent", 2), ("out", "usage", 1)]
+    assert lean.messages_active == plain.messages_active == 0
