@@ -14,8 +14,9 @@ lower CPU priority (``--nice``, default ``DEFAULT_NICE``): on a host it shares w
 worker, the worker judging live traffic and building the ledger from what the import sends
 gets the CPU first.
 
-Exit codes: 0 done (dead letters are reported, not fatal), 70 a mapping worker died
-(re-run to continue), 75 Kafka unavailable (re-run to continue), 78 configuration error.
+Exit codes: 0 done (dead letters are reported, not fatal), 64 --nice below 0, 70 a mapping
+worker died (re-run to continue), 75 Kafka unavailable (re-run to continue), 78
+configuration error.
 """
 
 from __future__ import annotations
@@ -53,13 +54,13 @@ from consentinel.streams.events.identity import Pseudonymizer
 from consentinel.streams.events.settings import Settings
 
 EX_TEMPFAIL = 75
-#: How much the import lowers its CPU priority (``--nice``). On a shared host the worker
-#: building the ledger from what the import sends is the slower of the two: with the
-#: import at the same priority, its three processes (the reader and two mapping workers on
-#: two CPUs) left the worker a third of the machine, and a 1,000,000-line export was
-#: judged-ready 133 s after the import started (bench, 2026-12).
-DEFAULT_NICE = 10
 EX_SOFTWARE = 70
+#: How much the import lowers its CPU priority (``--nice``). On a shared host the worker
+#: building the ledger from what the import sends is the slower of the two, and the
+#: import's three processes (the reader and two mapping workers) compete with it for the
+#: CPUs: at nice 10 the worker kept a whole core through a 1,000,000-line import, judged-ready
+#: in 116-127 s against 120-133 s at the same priority (bench, 2 cores, 2026-12).
+DEFAULT_NICE = 10
 
 
 @dataclass
