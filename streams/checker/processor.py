@@ -1035,9 +1035,7 @@ class Processor:
     def _members_in(self, partition: int) -> Iterator[tuple[str, Memberships | None]]:
         """The partition's memberships: its table, then the writes staged since (read
         after ``drain``: only the current batch's are staged)."""
-        found: dict[bytes, bytes | None] = {
-            k: v for k, v in self._scan(self.ledger, partition, MEMBER_PREFIX) if is_member_key(k)
-        }
+        found: dict[bytes, bytes | None] = dict(self._scan(self.ledger, partition, MEMBER_PREFIX))
         for k, staged in self._overlay[id(self.ledger)].items():
             if is_member_key(k) and partition_for(k[2:], self.partitions) == partition:
                 found[k] = staged[0]
@@ -1072,8 +1070,7 @@ class Processor:
 
     def _waiting_in(self, partition: int) -> Iterator[tuple[bytes, int | None]]:
         for k, raw in self._scan(self.ledger, partition, fanout.WAITING_PREFIX):
-            if fanout.is_waiting_key(k):
-                yield k, fanout.next_due(fanout.waiting_from(raw))
+            yield k, fanout.next_due(fanout.waiting_from(raw))
 
     async def _expand_due(self, p: int, t_ms: int) -> None:
         """Expand the legs due at ``t_ms`` (the partition's consent is read up to then)."""

@@ -337,13 +337,7 @@ def lean_prometheus_monitor(faust_metrics: Any) -> Any:
 
         def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
             Monitor.on_message_in(self, tp, offset, message)
-            metrics = self._metrics
-            metrics.messages_received.inc()
-            metrics.active_messages.inc()
-            per_topic = metrics.messages_received_per_topics
-            self._child(per_topic, tp, topic=tp.topic).inc()
-            per_partition = metrics.messages_received_per_topics_partition
-            self._child(per_partition, tp, topic=tp.topic, partition=tp.partition).set(offset)
+            self._received(tp, 1, offset)
 
         def on_messages_in(self, tp: Any, messages: Sequence[Any]) -> None:
             """``on_message_in`` of each of ``messages`` (records of ``tp``, in offset
@@ -357,13 +351,18 @@ def lean_prometheus_monitor(faust_metrics: Any) -> Any:
             now = self.time()
             for message in messages:
                 message.time_in = now
+            self._received(tp, n, last)
+
+        def _received(self, tp: Any, n: int, offset: int) -> None:
+            """Faust's Prometheus metrics of ``n`` records of ``tp`` received, the last at
+            ``offset``."""
             metrics = self._metrics
             metrics.messages_received.inc(n)
             metrics.active_messages.inc(n)
             per_topic = metrics.messages_received_per_topics
             self._child(per_topic, tp, topic=tp.topic).inc(n)
             per_partition = metrics.messages_received_per_topics_partition
-            self._child(per_partition, tp, topic=tp.topic, partition=tp.partition).set(last)
+            self._child(per_partition, tp, topic=tp.topic, partition=tp.partition).set(offset)
 
         def on_messages_out(self, tp: Any, messages: Sequence[Any]) -> None:
             """``on_message_out`` of each of ``messages`` (acknowledged records of ``tp``)."""
@@ -838,21 +837,17 @@ def _sense(app: Any, messages: list[Any], batched: str) -> None:
     (``on_message_in``, ``on_message_out``)."""
     per_tp: dict[Any, list[Any]] = {}
     for message in messages:
-        tp = message.tp
-        group = per_tp.get(tp)
-        if group is None:
-            group = per_tp[tp] = []
-        group.append(message)
+        per_tp.setdefault(message.tp, []).append(message)
     single = "on_message_in" if batched == "on_messages_in" else "on_message_out"
     for sensor in app.sensors:
-        method = getattr(sensor, batched, None)
-        for tp, group in per_tp.items():
-            if method is not None:
-                method(tp, group)
-            else:
-                one = getattr(sensor, single)
-                for message in group:
-                    one(tp, message.offset, message)
+        many = getattr(sensor, batched, None)
+        if many is not None:
+            for tp, group in per_tp.items():
+                many(tp, group)
+            continue
+        one = getattr(sensor, single)
+        for message in messages:  # in the order Faust would have told it
+            one(message.tp, message.offset, message)
 
 
 def _split(
