@@ -114,6 +114,13 @@ RECORDS_READ_BACK = _counter(
     "growth without restarts or rebalances is worth a look.",
     ("topic",),
 )
+CHANGELOG_RECORDS_RESTORED = _counter(
+    "consentinel_changelog_records_restored_total",
+    "Changelog records a worker read back into its state store when it took partitions over "
+    "(a start without its state directory, a worker added or lost), by table. It grows in "
+    "bursts at rebalances; while it grows, the partitions being restored are not judged.",
+    ("table",),
+)
 CHANGELOG_SENDS_FAILED = _counter(
     "consentinel_changelog_sends_failed_total",
     "Changelog records of the workers' state that Kafka did not acknowledge. The batches "

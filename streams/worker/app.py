@@ -61,6 +61,7 @@ from consentinel.streams.worker.batches import (
 )
 from consentinel.streams.worker.health import Readiness
 from consentinel.streams.worker.holes import HoleReader
+from consentinel.streams.worker.restore import ChangelogRestorer
 from faust.types import TP
 
 log = logging.getLogger("consentinel.worker")
@@ -285,6 +286,17 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
         key_serializer="raw",
         value_serializer="raw",
     )
+
+    restored = {
+        name: metrics.CHANGELOG_RECORDS_RESTORED.labels(table=name)
+        for name in ("ledger", "holds", "stats")
+    }
+    restorer = ChangelogRestorer(
+        settings.bootstrap_servers,
+        client_id=f"{app_id(settings)}-restore",
+        on_restored=lambda table, count: restored[table].inc(count),
+    )
+    faust_compat.restore_changelogs_in_batches(app, restorer.restore)
 
     holes = HoleReader(settings.bootstrap_servers, client_id=f"{app_id(settings)}-holes")
 

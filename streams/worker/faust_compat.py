@@ -59,7 +59,7 @@ from __future__ import annotations
 import gc
 import logging
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -517,6 +517,79 @@ def prompt_shutdown(worker: Any) -> None:
         schedule(signal)
 
     worker._schedule_shutdown = schedule_shutdown
+
+
+# -- Changelogs restored in batches ------------------------------------------------------
+# Faust's recovery (``faust/tables/recovery.py``, ``Recovery._restart_recovery``): after a
+# rebalance it builds the changelog partitions' highwaters (``_build_highwaters``, the end
+# offset - 1) and the offsets its stores hold (``_build_offsets``: the persisted offset, or
+# the log start - 1 when compaction removed more), seeks its consumer there, and reads every
+# record left through the conductor and ``_slurp_changelogs`` unless ``need_recovery()``
+# finds none (highwater - offset > 0 for an active partition). Each step runs under
+# ``Recovery._wait(..., timeout=broker_request_timeout)``: past it, ``wait_first`` reports
+# the service stopped and the recovery loop ends for good, so whatever runs there is bounded
+# well inside it. Standby partitions are not restored here (the worker runs none).
+
+Restorer = Callable[[Sequence[Any], float], Awaitable[dict[tuple[str, int], int]]]
+_RESTORERS: WeakKeyDictionary[Any, tuple[Restorer, float]] = WeakKeyDictionary()
+_RESTORE_MARK = "_consentinel_restores_in_batches"
+
+
+def restore_changelogs_in_batches(app: Any, restore: Restorer, share: float = 0.5) -> None:
+    """Before Faust's recovery reads ``app``'s active changelog partitions one record at a
+    time, ``restore(plan, budget_s)`` reads them in batches (``worker.restore``); Faust then
+    seeks to the offsets it reached and reads only what is left, usually nothing. The budget
+    is ``share`` of ``broker_request_timeout`` (Faust's limit for the step it runs in).
+    The app's tables are raw bytes (``worker.app``): a changelog record's key and value are
+    what the store holds."""
+    from faust.tables.recovery import Recovery
+
+    _RESTORERS[app] = (restore, float(app.conf.broker_request_timeout) * share)
+    if getattr(Recovery._build_offsets, _RESTORE_MARK, False):
+        return
+    original = Recovery._build_offsets
+
+    async def _build_offsets(
+        self: Any, consumer: Any, tps: Any, destination: Any, title: str
+    ) -> None:
+        await original(self, consumer, tps, destination, title)
+        restorer = _RESTORERS.get(self.app)
+        if restorer is None or title != "active" or not tps:
+            return
+        restore_fn, budget_s = restorer
+        from consentinel.streams.worker.restore import Restore
+
+        plan = []
+        for tp in tps:
+            table = self.tp_to_table.get(tp)
+            highwater = self.active_highwaters.get(tp)
+            if table is None or highwater is None:
+                continue
+            held = destination[tp]
+            start = held + 1 if held is not None and held >= 0 else 0
+            end = highwater + 1
+            apply = _applier(table, tp)
+            plan.append(Restore(table.name, tp.topic, tp.partition, start, end, apply))
+        reached = await restore_fn(plan, budget_s)
+        for tp in tps:
+            end = reached.get((tp.topic, tp.partition))
+            held = destination[tp]
+            if end is not None and end - 1 > (held if held is not None else -1):
+                destination[tp] = end - 1
+
+    setattr(_build_offsets, _RESTORE_MARK, True)
+    Recovery._build_offsets = _build_offsets  # type: ignore[method-assign]
+
+
+def _applier(table: Any, tp: Any) -> Callable[[list[tuple[bytes, bytes | None]], int], None]:
+    """Writes one fetch of ``tp``'s changelog to ``table``'s store, then its offset."""
+
+    def apply(items: list[tuple[bytes, bytes | None]], last: int) -> None:
+        if items:
+            write_store(table, tp.partition, items)
+        table.data.set_persisted_offset(tp, last)
+
+    return apply
 
 
 async def tables_recovered(app: Any) -> None:

@@ -286,4 +286,14 @@ def test_a_killed_workers_partitions_move_to_the_survivor_with_their_state(
         k: (str(v.decision), tuple(sorted(v.rule_ids)))
         for k, v in pair.outputs.first_verdicts().items()
     }
+    # the survivor took the victim's partitions over with their state: restored from the
+    # changelogs in batches (worker.restore), all of it, none left to Faust's own recovery
+    survivor_log = pair.workers[0].log()
+    took_over = [
+        int(line.split("restored ")[1].split()[0])
+        for line in survivor_log.splitlines()
+        if "restored " in line and "changelog record(s)" in line
+    ]
+    assert any(n > 0 for n in took_over), pair.logs()
+    assert "left to Faust's slower recovery" not in survivor_log
     assert pair.workers[0].stop() == 0, pair.logs()

@@ -382,3 +382,46 @@ def test_the_lean_monitor_hears_a_batch_of_messages_as_faust_hears_each() -> Non
     assert samples[("t_active_messages", ())] == 2.0  # the batch still in flight
     assert state == (6, 2, {"a": 5, "b": 1}, {TP("a", 0): 9, TP("b", 1): 1})
     assert timed == [(True, True)] * 4 + [(True, False)] * 2
+
+
+async def test_faust_s_recovery_starts_where_the_batched_restore_stopped() -> None:
+    """The restore runs inside Faust's ``Recovery._build_offsets`` for the active
+    partitions: it reads from the offset the store holds up to the highwater, its records
+    reach the table's store, and Faust's recovery then reads only what it left."""
+    import faust
+    from faust.types import TP
+
+    app = faust.App("restore-hook", store="memory://", autodiscover=False)
+    table = app.Table("t", key_type=bytes, value_type=bytes, partitions=3)
+    app.finalize()
+    recovery = app.tables.recovery
+    topic = "restore-hook-t-changelog"
+    tp0, tp1, tp2 = TP(topic, 0), TP(topic, 1), TP(topic, 2)
+    plans: list[list[Any]] = []
+
+    async def restore(plan: Any, budget_s: float) -> dict[tuple[str, int], int]:
+        plans.append(list(plan))
+        by_partition = {r.partition: r for r in plan}
+        by_partition[0].apply([(b"a", b"1"), (b"b", b"2"), (b"a", None)], 9)
+        return {(r.topic, r.partition): (10 if r.partition == 0 else r.start) for r in plan}
+
+    class Consumer:
+        async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
+            return {tp0: 0, tp1: 5, tp2: 0}  # compaction removed offsets 0..4 of partition 1
+
+    faust_compat.restore_changelogs_in_batches(app, restore)
+    for tp in (tp0, tp1, tp2):
+        recovery.tp_to_table[tp] = table
+    recovery.active_highwaters.update({tp0: 9, tp1: 7, tp2: -1})  # tp2: an empty changelog
+    offsets: Any = {tp0: 3, tp1: None, tp2: None}  # what the stores hold
+
+    await recovery._build_offsets(Consumer(), {tp0, tp1, tp2}, offsets, "active")
+
+    (plan,) = plans
+    starts = {r.partition: (r.start, r.end, r.table) for r in plan}
+    assert starts == {0: (4, 10, "t"), 1: (5, 8, "t"), 2: (0, 0, "t")}
+    assert offsets == {tp0: 9, tp1: 4, tp2: -1}  # Faust reads 5..7 of partition 1 itself
+    assert dict(table.data.data) == {b"b": b"2"}
+
+    await recovery._build_offsets(Consumer(), {tp0}, {tp0: 3}, "standby")
+    assert len(plans) == 1  # standby partitions are Faust's

@@ -111,3 +111,55 @@ def test_a_restart_recovers_the_tables_from_where_their_changelogs_end(
             assert worker.stop() == 0
     finally:
         outputs.close()
+
+
+def test_a_worker_without_its_state_directory_restores_its_tables_in_batches(
+    settings: Settings, producer: Any, tmp_path: Path
+) -> None:
+    """The state directory lost (a new host, a disk replaced): the tables come back from
+    their changelogs through the batched restore (``worker.restore``), not record by record
+    through Faust's recovery, and the worker judges with every consent it had."""
+    import shutil
+
+    sc = h.Scenario(settings)
+    outputs = h.Outputs(settings)
+    try:
+        with h.running_worker(settings, tmp_path / "first.log") as worker:
+            worker.wait_judging()
+            first = [sc.use(i, list_id="lequotidien-morning") for i in range(80)]
+            producer.send([sc.consent(i) for i in range(80)] + first)
+            ids = {u.event_id for u in first}
+            h.wait_for(
+                lambda: ids <= set(outputs.poll().first_verdicts()),
+                TIMEOUT_S,
+                "the verdicts of the first uses",
+            )
+            assert worker.stop() == 0
+        ends = changelog_ends(settings)
+        shutil.rmtree(settings.state_dir / "faust")
+
+        with h.running_worker(settings, tmp_path / "second.log") as worker:
+            worker.wait_judging()
+            again = [sc.use(i, list_id="lequotidien-morning") for i in range(80)]
+            producer.send(again)
+            ids = {u.event_id for u in again}
+            h.wait_for(
+                lambda: ids <= set(outputs.poll().first_verdicts()),
+                TIMEOUT_S,
+                "the verdicts of the uses after the state directory was lost",
+            )
+            verdicts = outputs.first_verdicts()
+            assert {str(verdicts[i].decision) for i in ids} == {"allowed"}, (
+                "every consent was restored"
+            )
+            assert worker.stop() == 0
+            log = worker.log()
+        restored = [line for line in log.splitlines() if "restored " in line]
+        assert restored, "the batched restore ran"
+        assert "left to Faust's slower recovery" not in log
+        total = sum(int(line.split("restored ")[1].split()[0]) for line in restored)
+        # every changelog record of the first run, read back once (the second run's own
+        # writes come after the restore)
+        assert total == sum(ends.values()), restored
+    finally:
+        outputs.close()
