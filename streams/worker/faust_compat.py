@@ -535,7 +535,7 @@ _RESTORERS: WeakKeyDictionary[Any, tuple[Restorer, float]] = WeakKeyDictionary()
 _RESTORE_MARK = "_consentinel_restores_in_batches"
 
 
-def restore_changelogs_in_batches(app: Any, restore: Restorer, share: float = 0.5) -> None:
+def restore_changelogs_in_batches(app: Any, restore: Restorer, share: float = 0.75) -> None:
     """Before Faust's recovery reads ``app``'s active changelog partitions one record at a
     time, ``restore(plan, budget_s)`` reads them in batches (``worker.restore``); Faust then
     seeks to the offsets it reached and reads only what is left, usually nothing. The budget
@@ -567,27 +567,31 @@ def restore_changelogs_in_batches(app: Any, restore: Restorer, share: float = 0.
                 continue
             held = destination[tp]
             start = held + 1 if held is not None and held >= 0 else 0
-            end = highwater + 1
-            apply = _applier(table, tp)
-            plan.append(Restore(table.name, tp.topic, tp.partition, start, end, apply))
-        reached = await restore_fn(plan, budget_s)
-        for tp in tps:
-            end = reached.get((tp.topic, tp.partition))
-            held = destination[tp]
-            if end is not None and end - 1 > (held if held is not None else -1):
-                destination[tp] = end - 1
+            apply = _applier(self, table, tp, destination)
+            plan.append(Restore(table.name, tp.topic, tp.partition, start, highwater + 1, apply))
+        await restore_fn(plan, budget_s)
 
     setattr(_build_offsets, _RESTORE_MARK, True)
     Recovery._build_offsets = _build_offsets  # type: ignore[method-assign]
 
 
-def _applier(table: Any, tp: Any) -> Callable[[list[tuple[bytes, bytes | None]], int], None]:
-    """Writes one fetch of ``tp``'s changelog to ``table``'s store, then its offset."""
+def _applier(
+    recovery: Any, table: Any, tp: Any, offsets: Any
+) -> Callable[[list[tuple[bytes, bytes | None]], int], None]:
+    """Writes one fetch of ``tp``'s changelog to ``table``'s store, then its offset, and
+    tells Faust's recovery: the offset it starts from (``offsets``, its ``active_offsets``,
+    which its progress log reads too), and that records arrive and are written (what its
+    "No event received" and "has not flushed buffers" warnings look at)."""
+    from time import monotonic
 
     def apply(items: list[tuple[bytes, bytes | None]], last: int) -> None:
         if items:
             write_store(table, tp.partition, items)
         table.data.set_persisted_offset(tp, last)
+        offsets[tp] = last
+        now = monotonic()
+        recovery._active_events_received_at[tp] = now
+        recovery._last_flush_at = now
 
     return apply
 

@@ -422,6 +422,9 @@ async def test_faust_s_recovery_starts_where_the_batched_restore_stopped() -> No
     assert starts == {0: (4, 10, "t"), 1: (5, 8, "t"), 2: (0, 0, "t")}
     assert offsets == {tp0: 9, tp1: 4, tp2: -1}  # Faust reads 5..7 of partition 1 itself
     assert dict(table.data.data) == {b"b": b"2"}
+    # Faust's recovery heard of the records written: no "No event received" warning
+    assert set(recovery._active_events_received_at) == {tp0}
+    assert recovery._last_flush_at is not None
 
     await recovery._build_offsets(Consumer(), {tp0}, {tp0: 3}, "standby")
     assert len(plans) == 1  # standby partitions are Faust's
