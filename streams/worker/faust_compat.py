@@ -526,32 +526,40 @@ def prompt_shutdown(worker: Any) -> None:
 # the log start - 1 when compaction removed more), seeks its consumer there, and reads every
 # record left through the conductor and ``_slurp_changelogs`` unless ``need_recovery()``
 # finds none (highwater - offset > 0 for an active partition). Each step runs under
-# ``Recovery._wait(..., timeout=broker_request_timeout)``: past it, ``wait_first`` reports
-# the service stopped and the recovery loop ends for good, so whatever runs there is bounded
-# well inside it. Standby partitions are not restored here (the worker runs none).
+# ``Recovery._wait(coro, timeout=broker_request_timeout)``: past it, ``wait_first`` reports
+# the service stopped, and the recovery loop ends for good (the worker never gets ready).
+# ``_wait`` also ends the step when another rebalance starts (it cancels the step). The
+# restore runs in the step ``_build_offsets``; ``_wait`` lets that step take as long as the
+# restore makes progress (it stops itself after ``restore.STALL_S`` without a record); any
+# other step keeps Faust's limit, and if the step is not recognised (Faust's tracing wraps
+# it) the restore keeps to ``share`` of that limit. Standby partitions are not restored
+# here (the worker runs none).
 
-Restorer = Callable[[Sequence[Any], float], Awaitable[dict[tuple[str, int], int]]]
+Restorer = Callable[[Sequence[Any], "float | None"], Awaitable[dict[tuple[str, int], int]]]
 _RESTORERS: WeakKeyDictionary[Any, tuple[Restorer, float]] = WeakKeyDictionary()
 _RESTORE_MARK = "_consentinel_restores_in_batches"
+_UNBOUNDED = "_consentinel_restore_unbounded"
 
 
 def restore_changelogs_in_batches(app: Any, restore: Restorer, share: float = 0.75) -> None:
     """Before Faust's recovery reads ``app``'s active changelog partitions one record at a
     time, ``restore(plan, budget_s)`` reads them in batches (``worker.restore``); Faust then
-    seeks to the offsets it reached and reads only what is left, usually nothing. The budget
-    is ``share`` of ``broker_request_timeout`` (Faust's limit for the step it runs in).
-    The app's tables are raw bytes (``worker.app``): a changelog record's key and value are
-    what the store holds."""
+    seeks to the offsets it reached and reads only what is left, usually nothing.
+    ``budget_s`` is None (no limit but the restore's own) when the step's time limit is
+    lifted, else ``share`` of ``broker_request_timeout``. The app's tables are raw bytes
+    (``worker.app``): a changelog record's key and value are what the store holds."""
     from faust.tables.recovery import Recovery
 
     _RESTORERS[app] = (restore, float(app.conf.broker_request_timeout) * share)
     if getattr(Recovery._build_offsets, _RESTORE_MARK, False):
         return
     original = Recovery._build_offsets
+    original_wait = Recovery._wait
 
     async def _build_offsets(
         self: Any, consumer: Any, tps: Any, destination: Any, title: str
     ) -> None:
+        unbounded = getattr(self, _UNBOUNDED, False)
         await original(self, consumer, tps, destination, title)
         restorer = _RESTORERS.get(self.app)
         if restorer is None or title != "active" or not tps:
@@ -569,10 +577,20 @@ def restore_changelogs_in_batches(app: Any, restore: Restorer, share: float = 0.
             start = held + 1 if held is not None and held >= 0 else 0
             apply = _applier(self, table, tp, destination)
             plan.append(Restore(table.name, tp.topic, tp.partition, start, highwater + 1, apply))
-        await restore_fn(plan, budget_s)
+        await restore_fn(plan, None if unbounded else budget_s)
+
+    async def _wait(self: Any, coro: Any, timeout: Any = None) -> None:
+        if getattr(coro, "cr_code", None) is not _build_offsets.__code__:
+            return await original_wait(self, coro, timeout=timeout)
+        setattr(self, _UNBOUNDED, True)  # read by the step as it starts
+        try:
+            return await original_wait(self, coro, timeout=None)
+        finally:
+            setattr(self, _UNBOUNDED, False)
 
     setattr(_build_offsets, _RESTORE_MARK, True)
     Recovery._build_offsets = _build_offsets  # type: ignore[method-assign]
+    Recovery._wait = _wait  # type: ignore[method-assign]
 
 
 def _applier(

@@ -38,6 +38,8 @@ PARTITION_FETCH_BYTES = 4 * 1024 * 1024
 FETCH_RECORDS = 20_000
 #: How long one fetch waits for records before the positions are checked again.
 FETCH_WAIT_MS = 500
+#: A restore that got no record for this long stops and leaves the rest to Faust.
+STALL_S = 60.0
 
 Items = list[tuple[bytes, "bytes | None"]]
 
@@ -70,13 +72,16 @@ class ChangelogRestorer:
         self._client_id = client_id
         self._on_restored = on_restored
 
-    async def restore(self, plan: Sequence[Restore], budget_s: float) -> dict[tuple[str, int], int]:
-        """Read and apply every partition of ``plan``, for at most ``budget_s`` seconds.
+    async def restore(
+        self, plan: Sequence[Restore], budget_s: float | None, stall_s: float = STALL_S
+    ) -> dict[tuple[str, int], int]:
+        """Read and apply every partition of ``plan``: for at most ``budget_s`` seconds
+        (None: as long as it takes), and until no record came for ``stall_s`` seconds.
         Returns, for each partition of the plan, the offset it was read up to (excluded):
-        its ``end`` when it was read to the end, less when the time ran out."""
+        its ``end`` when it was read to the end, less when it stopped before."""
         todo = [r for r in plan if r.end > r.start]
         reached = {(r.topic, r.partition): r.start for r in plan}
-        if not todo or budget_s <= 0:
+        if not todo or (budget_s is not None and budget_s <= 0):
             return reached
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -90,7 +95,9 @@ class ChangelogRestorer:
             fetch_max_bytes=PARTITION_FETCH_BYTES * 8,
         )
         started = time.monotonic()
-        deadline = started + budget_s
+        deadline = started + budget_s if budget_s is not None else float("inf")
+        progressed = started
+        why = ""
         pending = {TopicPartition(r.topic, r.partition): r for r in todo}
         count = 0
         await consumer.start()
@@ -101,7 +108,14 @@ class ChangelogRestorer:
             consumer.assign(list(pending))
             for tp, r in pending.items():
                 consumer.seek(tp, r.start)
-            while pending and time.monotonic() < deadline:
+            while pending:
+                now = time.monotonic()
+                if now >= deadline:
+                    why = f"the {budget_s:.0f} s allowed ran out"
+                    break
+                if now - progressed >= stall_s:
+                    why = f"no record came for {stall_s:.0f} s: is the broker reachable?"
+                    break
                 fetched = await consumer.getmany(
                     *pending, timeout_ms=FETCH_WAIT_MS, max_records=FETCH_RECORDS
                 )
@@ -114,6 +128,7 @@ class ChangelogRestorer:
                     last = min(records[-1].offset + 1, r.end)
                     r.apply(items, last - 1)
                     reached[(r.topic, r.partition)] = last
+                    progressed = time.monotonic()
                     count += len(items)
                     if self._on_restored is not None:
                         self._on_restored(r.table, len(items))
@@ -130,15 +145,13 @@ class ChangelogRestorer:
             await consumer.stop()
         elapsed = time.monotonic() - started
         unread = sum(r.end - reached[(r.topic, r.partition)] for r in todo)
-        log.info(
+        log.log(
+            logging.WARNING if unread else logging.INFO,
             "restored %d changelog record(s) of %d partition(s) in %.1f s (%.0f/s)%s",
             count,
             len(todo),
             elapsed,
             count / elapsed if elapsed > 0 else 0.0,
-            f"; {unread} offset(s) left to Faust's slower recovery (the {budget_s:.0f} s "
-            "allowed ran out)"
-            if unread
-            else "",
+            f"; {unread} offset(s) left to Faust's slower recovery ({why})" if unread else "",
         )
         return reached

@@ -398,9 +398,11 @@ async def test_faust_s_recovery_starts_where_the_batched_restore_stopped() -> No
     topic = "restore-hook-t-changelog"
     tp0, tp1, tp2 = TP(topic, 0), TP(topic, 1), TP(topic, 2)
     plans: list[list[Any]] = []
+    budgets: list[float | None] = []
 
-    async def restore(plan: Any, budget_s: float) -> dict[tuple[str, int], int]:
+    async def restore(plan: Any, budget_s: float | None) -> dict[tuple[str, int], int]:
         plans.append(list(plan))
+        budgets.append(budget_s)
         by_partition = {r.partition: r for r in plan}
         by_partition[0].apply([(b"a", b"1"), (b"b", b"2"), (b"a", None)], 9)
         return {(r.topic, r.partition): (10 if r.partition == 0 else r.start) for r in plan}
@@ -426,5 +428,43 @@ async def test_faust_s_recovery_starts_where_the_batched_restore_stopped() -> No
     assert set(recovery._active_events_received_at) == {tp0}
     assert recovery._last_flush_at is not None
 
+    assert budgets == [app.conf.broker_request_timeout * 0.75]  # called outside _wait
+
     await recovery._build_offsets(Consumer(), {tp0}, {tp0: 3}, "standby")
     assert len(plans) == 1  # standby partitions are Faust's
+
+
+async def test_faust_s_step_limit_is_lifted_for_the_restore_and_kept_for_the_rest() -> None:
+    """Faust runs each recovery step under ``Recovery._wait(..., timeout=...)``, and past the
+    limit its recovery ends for good. The step that restores may run as long as the restore
+    makes progress (it has no budget then); every other step keeps the limit."""
+    import faust
+    from faust.types import TP
+
+    app = faust.App("restore-wait", store="memory://", autodiscover=False)
+    table = app.Table("t", key_type=bytes, value_type=bytes, partitions=1)
+    app.finalize()
+    recovery = app.tables.recovery
+    tp = TP("restore-wait-t-changelog", 0)
+    budgets: list[float | None] = []
+
+    async def slow_restore(plan: Any, budget_s: float | None) -> dict[tuple[str, int], int]:
+        budgets.append(budget_s)
+        await asyncio.sleep(0.3)  # longer than the step's limit below
+        return {}
+
+    class Consumer:
+        async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
+            return {tp: 0}
+
+    faust_compat.restore_changelogs_in_batches(app, slow_restore)
+    recovery.tp_to_table[tp] = table
+    recovery.active_highwaters[tp] = 99
+    step = recovery._build_offsets(Consumer(), {tp}, {tp: None}, "active")
+    await recovery._wait(step, timeout=0.05)  # no ServiceStopped: the limit was lifted
+    assert budgets == [None]
+
+    from faust.tables.recovery import ServiceStopped
+
+    with pytest.raises(ServiceStopped):  # any other step: Faust's limit
+        await recovery._wait(asyncio.sleep(0.3), timeout=0.05)

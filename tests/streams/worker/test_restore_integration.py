@@ -86,6 +86,33 @@ def test_a_restore_applies_each_partition_in_order_and_says_where_it_stopped(
     assert {t for t, _ in counted} == {"t"}
 
 
+def test_a_restore_that_gets_no_more_records_stops_and_says_where(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A partition whose end was planned past what the broker serves (a broker that
+    stopped answering looks the same): the restore applies what came, then stops after
+    ``stall_s`` without a record instead of waiting for ever; Faust reads the rest."""
+    topic = f"{topic_prefix}.s-changelog"
+    written = _changelog(kafka_bootstrap, topic)
+    store: dict[bytes, bytes] = {}
+    applied: list[int] = []
+
+    def apply(items: list[tuple[bytes, bytes | None]], last: int) -> None:
+        for key, value in items:
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+        applied.append(last)
+
+    restorer = ChangelogRestorer(kafka_bootstrap)
+    plan = [Restore("s", topic, 0, 0, 10_000, apply)]
+    reached = asyncio.run(restorer.restore(plan, budget_s=None, stall_s=2))
+    assert reached == {(topic, 0): 1500}
+    assert applied[-1] == 1499
+    assert store == _state(written[0])
+
+
 def test_a_restore_out_of_time_reads_nothing_more_and_says_so(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
