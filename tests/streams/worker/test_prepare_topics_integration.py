@@ -35,4 +35,6 @@ def test_changelogs_exist_and_are_visible_before_the_agent_starts(
     assert {n: s.partitions for n, s in seen.items()} == {n: 6 for n in wanted}
     for name in changelog_topics(settings):
         assert seen[name].config.get("cleanup.policy") == "compact", name
+        # compacted in segments of 64 MiB, not the 1 GiB that leaves a changelog uncompacted
+        assert seen[name].config.get("segment.bytes") == str(64 * 1024 * 1024), name
     assert prepare_topics(settings) == [], "a second start creates nothing"
