@@ -116,6 +116,10 @@ class ChangelogRestorer:
                 if now - progressed >= stall_s:
                     why = f"no record came for {stall_s:.0f} s: is the broker reachable?"
                     break
+                # a real suspension at every fetch: aiokafka's getmany and position return
+                # without one while records are prefetched, so a cancellation (Faust's,
+                # at a new rebalance) would otherwise wait for the end of the restore
+                await asyncio.sleep(0)
                 fetched = await consumer.getmany(
                     *pending, timeout_ms=FETCH_WAIT_MS, max_records=FETCH_RECORDS
                 )
@@ -143,6 +147,12 @@ class ChangelogRestorer:
                         consumer.pause(tp)  # no more fetches for it
         finally:
             await consumer.stop()
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # aiokafka 0.14's stop swallows a cancellation that reaches it (its fetcher's
+            # close awaits its own cancelled task); a restore cancelled must not go on as
+            # though it had finished (found by the test of a cancelled restore, 2026-12)
+            raise asyncio.CancelledError
         elapsed = time.monotonic() - started
         unread = sum(r.end - reached[(r.topic, r.partition)] for r in todo)
         log.log(

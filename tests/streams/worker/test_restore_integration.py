@@ -4,6 +4,7 @@ for, in offset order per partition, one apply per fetch, and the offset reached.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from consentinel.streams.worker.restore import ChangelogRestorer, Restore
@@ -124,3 +125,72 @@ def test_a_restore_out_of_time_reads_nothing_more_and_says_so(
     reached = asyncio.run(restorer.restore(plan, budget_s=0))
     assert reached == {(topic, 0): 100}  # Faust's own recovery reads 100.. from here
     assert applied == []
+
+
+def test_a_restore_cancelled_by_a_new_rebalance_leaves_a_store_that_resumes(
+    kafka_bootstrap: str, topic_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faust cancels the restoring step when another rebalance starts. The store then holds
+    its changelog up to the offset it recorded (each fetch is written before its offset),
+    and the next restore, from there, ends with the state of the whole changelog."""
+    from consentinel.streams.worker import restore
+
+    monkeypatch.setattr(restore, "FETCH_RECORDS", 100)  # many fetches for 1,500 records
+    topic = f"{topic_prefix}.c-changelog"
+    written = _changelog(kafka_bootstrap, topic)
+    store: dict[bytes, bytes] = {}
+    persisted: list[int] = []
+    cancel_after = [1]
+
+    def apply(items: list[tuple[bytes, bytes | None]], last: int) -> None:
+        for key, value in items:
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+        persisted.append(last)
+        cancel_after[0] -= 1
+        if cancel_after[0] == 0:  # what Faust's _wait does when a rebalance starts
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+
+    async def cancelled_then_resumed() -> dict[tuple[str, int], int]:
+        restorer = ChangelogRestorer(kafka_bootstrap)
+        plan = [Restore("c", topic, 0, 0, 1500, apply)]
+        task = asyncio.ensure_future(restorer.restore(plan, budget_s=None))
+        with pytest.raises(asyncio.CancelledError):
+            await task  # cancelled at its next wait after the first fetch written
+        held = persisted[-1]
+        assert 0 <= held < 1499, "cancelled after a first fetch, before the end"
+        assert store == _state(written[0][: held + 1]), "the store holds exactly 0..held"
+        again = [Restore("c", topic, 0, held + 1, 1500, apply)]
+        return await ChangelogRestorer(kafka_bootstrap).restore(again, budget_s=None)
+
+    reached = asyncio.run(cancelled_then_resumed())
+    assert reached == {(topic, 0): 1500}
+    assert store == _state(written[0])
+    assert persisted[-1] == 1499
+
+
+def test_a_cancellation_that_reaches_the_consumer_s_stop_is_not_swallowed(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """Cancelled as it writes the last fetch, the restore next waits in aiokafka's
+    ``stop``, which swallows the cancellation: the restore raises it all the same, so Faust
+    never takes a cancelled step for a finished one."""
+    topic = f"{topic_prefix}.d-changelog"
+    _changelog(kafka_bootstrap, topic)
+
+    def apply(items: list[tuple[bytes, bytes | None]], last: int) -> None:
+        if last == 1499:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+
+    async def restore() -> Any:
+        plan = [Restore("d", topic, 0, 0, 1500, apply)]
+        return await ChangelogRestorer(kafka_bootstrap).restore(plan, budget_s=None)
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(restore())
