@@ -27,6 +27,22 @@ log = logging.getLogger("consentinel.worker")
 READ_LIMIT_S = 120.0
 
 
+def own_consumer(servers: list[str], client_id: str, **options: Any) -> Any:
+    """A consumer beside Faust's, to read given partitions from given offsets: no group,
+    nothing committed, a partition whose offset the log no longer holds read from its
+    start. Not started. ``options`` are aiokafka's (fetch sizes)."""
+    from aiokafka import AIOKafkaConsumer
+
+    return AIOKafkaConsumer(
+        bootstrap_servers=servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id=client_id,
+        **options,
+    )
+
+
 class HoleNotRead(RuntimeError):
     """The broker did not return the skipped records in ``READ_LIMIT_S``."""
 
@@ -81,15 +97,7 @@ class HoleReader:
 
     async def _started(self) -> Any:
         if self._consumer is None:
-            from aiokafka import AIOKafkaConsumer
-
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._servers,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                client_id=self._client_id,
-            )
+            consumer = own_consumer(self._servers, self._client_id)
             await consumer.start()
             self._consumer = consumer
         return self._consumer

@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from consentinel.streams.worker.holes import own_consumer
+
 log = logging.getLogger("consentinel.worker")
 
 #: Bytes fetched per partition and per request: changelog values are a few hundred bytes,
@@ -83,14 +85,11 @@ class ChangelogRestorer:
         reached = {(r.topic, r.partition): r.start for r in plan}
         if not todo or (budget_s is not None and budget_s <= 0):
             return reached
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
 
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id=self._client_id,
+        consumer = own_consumer(
+            self._servers,
+            self._client_id,
             max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
             fetch_max_bytes=PARTITION_FETCH_BYTES * 8,
         )

@@ -4,6 +4,7 @@ for, in offset order per partition, one apply per fetch, and the offset reached.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -36,14 +37,28 @@ def _changelog(kafka_bootstrap: str, topic: str) -> dict[int, list[tuple[bytes, 
     return written
 
 
+class Store:
+    """One partition's store as the restore writes it: its state, and each offset recorded."""
+
+    def __init__(self, items: Sequence[tuple[bytes, bytes | None]] = ()) -> None:
+        self.state: dict[bytes, bytes] = {}
+        self.offsets: list[int] = []
+        self.write(items)
+
+    def write(self, items: Sequence[tuple[bytes, bytes | None]]) -> None:
+        for key, value in items:
+            if value is None:
+                self.state.pop(key, None)
+            else:
+                self.state[key] = value
+
+    def apply(self, items: list[tuple[bytes, bytes | None]], last: int) -> None:
+        self.write(items)
+        self.offsets.append(last)
+
+
 def _state(items: list[tuple[bytes, bytes | None]]) -> dict[bytes, bytes]:
-    state: dict[bytes, bytes] = {}
-    for key, value in items:
-        if value is None:
-            state.pop(key, None)
-        else:
-            state[key] = value
-    return state
+    return Store(items).state
 
 
 def test_a_restore_applies_each_partition_in_order_and_says_where_it_stopped(
@@ -51,38 +66,25 @@ def test_a_restore_applies_each_partition_in_order_and_says_where_it_stopped(
 ) -> None:
     topic = f"{topic_prefix}.t-changelog"
     written = _changelog(kafka_bootstrap, topic)
-    stores: dict[int, dict[bytes, bytes]] = {0: {}, 1: {}, 2: {}}
-    persisted: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    # partition 1: the store already holds offsets 0..999, and only up to 1199 is asked
+    stores = {0: Store(), 1: Store(written[1][:1000]), 2: Store()}
     counted: list[tuple[str, int]] = []
-
-    def applier(partition: int):  # type: ignore[no-untyped-def]
-        def apply(items: list[tuple[bytes, bytes | None]], last: int) -> None:
-            for key, value in items:
-                if value is None:
-                    stores[partition].pop(key, None)
-                else:
-                    stores[partition][key] = value
-            persisted[partition].append(last)
-
-        return apply
-
     restorer = ChangelogRestorer(kafka_bootstrap, on_restored=lambda t, n: counted.append((t, n)))
     plan = [
-        Restore("t", topic, 0, 0, 1500, applier(0)),
-        # partition 1: the store already holds offsets 0..999, and only up to 1199 is asked
-        Restore("t", topic, 1, 1000, 1200, applier(1)),
-        Restore("t", topic, 2, 0, 0, applier(2)),  # an empty changelog: nothing to read
+        Restore("t", topic, 0, 0, 1500, stores[0].apply),
+        Restore("t", topic, 1, 1000, 1200, stores[1].apply),
+        Restore("t", topic, 2, 0, 0, stores[2].apply),  # an empty changelog: nothing to read
     ]
-    stores[1] = _state(written[1][:1000])
     reached = asyncio.run(restorer.restore(plan, budget_s=60))
 
     assert reached == {(topic, 0): 1500, (topic, 1): 1200, (topic, 2): 0}
-    assert stores[0] == _state(written[0])
-    assert stores[1] == _state(written[1][:1200])
-    assert stores[2] == {}
-    assert persisted[0][-1] == 1499 and persisted[1][-1] == 1199 and persisted[2] == []
-    for offsets in persisted.values():
-        assert offsets == sorted(offsets)  # the offset reached only moves forward
+    assert stores[0].state == _state(written[0])
+    assert stores[1].state == _state(written[1][:1200])
+    assert stores[2].state == {}
+    assert stores[0].offsets[-1] == 1499 and stores[1].offsets[-1] == 1199
+    assert stores[2].offsets == []
+    for store in stores.values():
+        assert store.offsets == sorted(store.offsets)  # the offset reached only moves forward
     assert sum(n for _, n in counted) == 1500 + 200
     assert {t for t, _ in counted} == {"t"}
 
@@ -95,23 +97,13 @@ def test_a_restore_that_gets_no_more_records_stops_and_says_where(
     ``stall_s`` without a record instead of waiting for ever; Faust reads the rest."""
     topic = f"{topic_prefix}.s-changelog"
     written = _changelog(kafka_bootstrap, topic)
-    store: dict[bytes, bytes] = {}
-    applied: list[int] = []
-
-    def apply(items: list[tuple[bytes, bytes | None]], last: int) -> None:
-        for key, value in items:
-            if value is None:
-                store.pop(key, None)
-            else:
-                store[key] = value
-        applied.append(last)
-
+    store = Store()
     restorer = ChangelogRestorer(kafka_bootstrap)
-    plan = [Restore("s", topic, 0, 0, 10_000, apply)]
+    plan = [Restore("s", topic, 0, 0, 10_000, store.apply)]
     reached = asyncio.run(restorer.restore(plan, budget_s=None, stall_s=2))
     assert reached == {(topic, 0): 1500}
-    assert applied[-1] == 1499
-    assert store == _state(written[0])
+    assert store.offsets[-1] == 1499
+    assert store.state == _state(written[0])
 
 
 def test_a_restore_out_of_time_reads_nothing_more_and_says_so(
@@ -138,19 +130,11 @@ def test_a_restore_cancelled_by_a_new_rebalance_leaves_a_store_that_resumes(
     monkeypatch.setattr(restore, "FETCH_RECORDS", 100)  # many fetches for 1,500 records
     topic = f"{topic_prefix}.c-changelog"
     written = _changelog(kafka_bootstrap, topic)
-    store: dict[bytes, bytes] = {}
-    persisted: list[int] = []
-    cancel_after = [1]
+    store = Store()
 
     def apply(items: list[tuple[bytes, bytes | None]], last: int) -> None:
-        for key, value in items:
-            if value is None:
-                store.pop(key, None)
-            else:
-                store[key] = value
-        persisted.append(last)
-        cancel_after[0] -= 1
-        if cancel_after[0] == 0:  # what Faust's _wait does when a rebalance starts
+        store.apply(items, last)
+        if len(store.offsets) == 1:  # what Faust's _wait does when a rebalance starts
             task = asyncio.current_task()
             assert task is not None
             task.cancel()
@@ -161,16 +145,16 @@ def test_a_restore_cancelled_by_a_new_rebalance_leaves_a_store_that_resumes(
         task = asyncio.ensure_future(restorer.restore(plan, budget_s=None))
         with pytest.raises(asyncio.CancelledError):
             await task  # cancelled at its next wait after the first fetch written
-        held = persisted[-1]
+        (held,) = store.offsets
         assert 0 <= held < 1499, "cancelled after a first fetch, before the end"
-        assert store == _state(written[0][: held + 1]), "the store holds exactly 0..held"
+        assert store.state == _state(written[0][: held + 1]), "the store holds exactly 0..held"
         again = [Restore("c", topic, 0, held + 1, 1500, apply)]
         return await ChangelogRestorer(kafka_bootstrap).restore(again, budget_s=None)
 
     reached = asyncio.run(cancelled_then_resumed())
     assert reached == {(topic, 0): 1500}
-    assert store == _state(written[0])
-    assert persisted[-1] == 1499
+    assert store.state == _state(written[0])
+    assert store.offsets[-1] == 1499
 
 
 def test_a_cancellation_that_reaches_the_consumer_s_stop_is_not_swallowed(

@@ -69,23 +69,34 @@ def persisted_offsets(settings: Settings) -> dict[tuple[str, int], int | None]:
     return found
 
 
+def judge_uses(
+    settings: Settings, producer: Any, outputs: Any, log: Path, uses: list[Any], before: list[Any]
+) -> dict[str, Any]:
+    """Run a worker until it has judged ``uses`` (sent after ``before``), stop it with
+    SIGTERM, and return its first verdicts on them."""
+    with h.running_worker(settings, log) as worker:
+        worker.wait_judging()
+        producer.send(before + uses)
+        ids = {u.event_id for u in uses}
+        h.wait_for(
+            lambda: ids <= set(outputs.poll().first_verdicts()),
+            TIMEOUT_S,
+            f"the verdicts of {len(ids)} uses ({log.name})",
+        )
+        assert worker.stop() == 0
+    verdicts = outputs.first_verdicts()
+    return {i: verdicts[i] for i in ids}
+
+
 def test_a_restart_recovers_the_tables_from_where_their_changelogs_end(
     settings: Settings, producer: Any, tmp_path: Path
 ) -> None:
     sc = h.Scenario(settings)
     outputs = h.Outputs(settings)
     try:
-        with h.running_worker(settings, tmp_path / "worker.log") as worker:
-            worker.wait_judging()
-            first = [sc.use(i, list_id="lequotidien-morning") for i in range(60)]
-            producer.send([sc.consent(i) for i in range(60)] + first)
-            ids = {u.event_id for u in first}
-            h.wait_for(
-                lambda: ids <= set(outputs.poll().first_verdicts()),
-                TIMEOUT_S,
-                "the verdicts of the first uses",
-            )
-            assert worker.stop() == 0
+        first = [sc.use(i, list_id="lequotidien-morning") for i in range(60)]
+        consents = [sc.consent(i) for i in range(60)]
+        judge_uses(settings, producer, outputs, tmp_path / "worker.log", first, consents)
         ends = changelog_ends(settings)
         persisted = persisted_offsets(settings)
         ledger = changelog_topics(settings)[TABLES.index("ledger")]
@@ -94,21 +105,11 @@ def test_a_restart_recovers_the_tables_from_where_their_changelogs_end(
             # the offset of the last changelog record: recovery has nothing left to read
             assert persisted[tp] == (end - 1 if end else None), tp
 
-        with h.running_worker(settings, tmp_path / "worker.log") as worker:
-            worker.wait_judging()
-            again = [sc.use(i, list_id="lequotidien-morning") for i in range(60)]
-            producer.send(again)
-            ids = {u.event_id for u in again}
-            h.wait_for(
-                lambda: ids <= set(outputs.poll().first_verdicts()),
-                TIMEOUT_S,
-                "the verdicts of the uses after the restart",
-            )
-            verdicts = outputs.first_verdicts()
-            assert {str(verdicts[i].decision) for i in ids} == {"allowed"}, (
-                "every consent was recovered"
-            )
-            assert worker.stop() == 0
+        again = [sc.use(i, list_id="lequotidien-morning") for i in range(60)]
+        verdicts = judge_uses(settings, producer, outputs, tmp_path / "worker.log", again, [])
+        assert {str(v.decision) for v in verdicts.values()} == {"allowed"}, (
+            "every consent was recovered"
+        )
     finally:
         outputs.close()
 
@@ -124,36 +125,19 @@ def test_a_worker_without_its_state_directory_restores_its_tables_in_batches(
     sc = h.Scenario(settings)
     outputs = h.Outputs(settings)
     try:
-        with h.running_worker(settings, tmp_path / "first.log") as worker:
-            worker.wait_judging()
-            first = [sc.use(i, list_id="lequotidien-morning") for i in range(80)]
-            producer.send([sc.consent(i) for i in range(80)] + first)
-            ids = {u.event_id for u in first}
-            h.wait_for(
-                lambda: ids <= set(outputs.poll().first_verdicts()),
-                TIMEOUT_S,
-                "the verdicts of the first uses",
-            )
-            assert worker.stop() == 0
+        first = [sc.use(i, list_id="lequotidien-morning") for i in range(80)]
+        consents = [sc.consent(i) for i in range(80)]
+        judge_uses(settings, producer, outputs, tmp_path / "first.log", first, consents)
         ends = changelog_ends(settings)
         shutil.rmtree(settings.state_dir / "faust")
 
-        with h.running_worker(settings, tmp_path / "second.log") as worker:
-            worker.wait_judging()
-            again = [sc.use(i, list_id="lequotidien-morning") for i in range(80)]
-            producer.send(again)
-            ids = {u.event_id for u in again}
-            h.wait_for(
-                lambda: ids <= set(outputs.poll().first_verdicts()),
-                TIMEOUT_S,
-                "the verdicts of the uses after the state directory was lost",
-            )
-            verdicts = outputs.first_verdicts()
-            assert {str(verdicts[i].decision) for i in ids} == {"allowed"}, (
-                "every consent was restored"
-            )
-            assert worker.stop() == 0
-            log = worker.log()
+        again = [sc.use(i, list_id="lequotidien-morning") for i in range(80)]
+        second = tmp_path / "second.log"
+        verdicts = judge_uses(settings, producer, outputs, second, again, [])
+        assert {str(v.decision) for v in verdicts.values()} == {"allowed"}, (
+            "every consent was restored"
+        )
+        log = second.read_text(errors="replace")
         restored = [line for line in log.splitlines() if "restored " in line]
         assert restored, "the batched restore ran"
         assert "left to Faust's slower recovery" not in log
