@@ -12,8 +12,12 @@ each; a worker joining the group judged nothing for six minutes. RocksDB's share
 committed), as ``holes.HoleReader`` reads what Faust skipped, and hands each fetch's records
 of one partition to the caller at once, which writes them to the store in one write batch
 (``faust_compat.write_store``) and then records the offset reached as the store's persisted
-offset. Faust's recovery then starts where this one stopped, and finds nothing, or only what
-is left when the time allowed ran out, to read (``faust_compat.restore_changelogs_in_batches``).
+offset. Faust's recovery then starts where this one stopped, and finds nothing to read, or
+only what is left when the restore stopped early: no record for ``STALL_S``, or the budget it
+keeps to when Faust's step limit could not be lifted (``faust_compat.
+restore_changelogs_in_batches``). Measured on the same ledger: 61,000-65,000 records a
+second, the worker ready after 52-55 s instead of 375 s; a third of the time is RocksDB's
+write batches, which hold the GIL.
 
 Order and idempotence: a partition's records are applied in offset order, the write batch
 first and its offset after it. A restore cut short (a new rebalance, a crash) leaves a store
@@ -144,6 +148,9 @@ class ChangelogRestorer:
                             reached[(left.topic, left.partition)] = left.end
                         del pending[tp]
                         consumer.pause(tp)  # no more fetches for it
+        except asyncio.CancelledError:
+            _log_cancelled(count, len(todo), started)
+            raise
         finally:
             await consumer.stop()
         task = asyncio.current_task()
@@ -151,6 +158,7 @@ class ChangelogRestorer:
             # aiokafka 0.14's stop swallows a cancellation that reaches it (its fetcher's
             # close awaits its own cancelled task); a restore cancelled must not go on as
             # though it had finished (found by the test of a cancelled restore, 2026-12)
+            _log_cancelled(count, len(todo), started)
             raise asyncio.CancelledError
         elapsed = time.monotonic() - started
         unread = sum(r.end - reached[(r.topic, r.partition)] for r in todo)
@@ -164,3 +172,13 @@ class ChangelogRestorer:
             f"; {unread} offset(s) left to Faust's slower recovery ({why})" if unread else "",
         )
         return reached
+
+
+def _log_cancelled(count: int, partitions: int, started: float) -> None:
+    log.info(
+        "restore of %d partition(s) stopped after %d changelog record(s) in %.1f s (a new "
+        "rebalance, or the worker stopping); the next one goes on from there",
+        partitions,
+        count,
+        time.monotonic() - started,
+    )
