@@ -4,7 +4,9 @@
    uses: events/s over the steady window (as in ``checker``).
 2. A second batch of uses (new ids, same mix) is preloaded and two workers, each with its
    own state directory, drain it together: the second restores its partitions' state from
-   the changelogs as it joins. Events/s over the steady window, and the ratio 2 / 1.
+   the changelogs as it joins. Events/s over the steady window, and the ratio 2 / 1; the
+   time from the second worker's start to its readiness (its restore included), and the
+   changelog records it restored (its ``consentinel_changelog_records_restored_total``).
 3. With both running, the partitions each one holds are read from the group (a member's
    metadata names its web port, so members map to processes); the second is SIGKILLed and
    a paced stream of uses over every partition starts at once. The time from the kill to
@@ -21,14 +23,16 @@ import random
 import re
 import signal
 import tempfile
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import benchtopics
 import dataset
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from checker import end_offsets, steady_rate, wait_committed
+from checker import end_offsets, steady_rate, wait_committed, wait_ready
 from common import Proc, env_for, free_port, mib
 from consentinel.streams import topics_admin
 from consentinel.streams.events import codec, topics
@@ -46,6 +50,8 @@ class ScaleoutFigures:
     two_rate: float = 0.0
     moved: list[int] = field(default_factory=list)
     takeover_s: float = float("nan")
+    joined_ready_s: float = float("nan")
+    restored: int = 0
     peak_rss: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -105,6 +111,23 @@ async def _takeover(
         await producer.stop()
         await consumer.stop()
     return float("nan")
+
+
+def restored_records(metrics_port: int) -> int:
+    """The changelog records a worker restored (its metric, summed over the tables); 0
+    when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("consentinel_changelog_records_restored_total{")
+        )
+    )
 
 
 def run(bootstrap: str, subjects: int, usages: int, drain_cap_s: float) -> ScaleoutFigures:
@@ -167,11 +190,30 @@ def run(bootstrap: str, subjects: int, usages: int, drain_cap_s: float) -> Scale
         target = end_offsets(bootstrap, usage_topic)
         env0, env1 = env(0), env(1)
         pair = [Proc("so-two-a", ["worker"], env0, logs), Proc("so-two-b", ["worker"], env1, logs)]
+        joined_at = time.monotonic()
         workers += pair
+        # the second worker starts with an empty state directory: ready once it has
+        # restored its partitions' tables from the changelogs
+        port1 = int(env1["CONSENTINEL_METRICS_PORT"])
+        ready: list[float] = []
+        watcher = threading.Thread(
+            target=lambda: ready.append(wait_ready(pair[1], port1, timeout_s=drain_cap_s)),
+            daemon=True,
+        )
+        watcher.start()
         samples = []
         wait_committed(admin, group, usage_topic, target, pair[0], drain_cap_s, samples)
         fig.two_rate, _ = steady_rate(samples)
         print(f"  two workers: {fig.two_rate:,.0f} uses/s", flush=True)
+        watcher.join(timeout=5)
+        if ready:
+            fig.joined_ready_s = ready[0] - joined_at
+        fig.restored = restored_records(port1)
+        print(
+            f"  second worker, empty state directory: ready after {fig.joined_ready_s:.1f} s, "
+            f"{fig.restored:,} changelog records restored",
+            flush=True,
+        )
 
         # 3. SIGKILL one, time to the first verdict on a partition it held
         ports = {int(env1["CONSENTINEL_WORKER_PORT"]), int(env0["CONSENTINEL_WORKER_PORT"])}
@@ -206,6 +248,8 @@ def report(fig: ScaleoutFigures) -> str:
         f"\nScale-out at {fig.subjects:,} subjects ({dataset.PARTITIONS} partitions, one group)",
         f"  1 worker : {fig.one_rate:,.0f} uses/s",
         f"  2 workers: {fig.two_rate:,.0f} uses/s  (2 / 1 = {ratio:.2f})",
+        f"  second worker (empty state directory) ready after {fig.joined_ready_s:.1f} s: "
+        f"{fig.restored:,} changelog records restored",
         f"  SIGKILL of one -> first verdict on a partition it held ({fig.moved}): "
         f"{fig.takeover_s:.1f} s",
         f"  peak RSS of one process: {mib(fig.peak_rss)}",
