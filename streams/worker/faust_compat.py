@@ -52,6 +52,14 @@ batches (``worker.batches.StateWriter``), whose acknowledgements go to the same
 ``ChangelogSends``; the persisted changelog offset is set once per produce batch
 acknowledged (``set_persisted_offset``). ``ChangelogTrackedTable`` still covers any write
 made through the table itself.
+
+Changelogs restored in batches (2026-12)
+----------------------------------------
+Faust restores a table from its changelog one record at a time, through its conductor and
+``Recovery._slurp_changelogs``: 6,589 records a second on a 1e6-subject ledger, six minutes
+before a worker that joined the group judged anything. ``restore_changelogs_in_batches``
+runs the worker's own restore (``worker.restore``) inside Faust's recovery step that plans
+the offsets, and lifts that step's time limit for it; Faust then reads only what is left.
 """
 
 from __future__ import annotations
