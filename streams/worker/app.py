@@ -288,8 +288,8 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     )
 
     restored = {
-        name: metrics.CHANGELOG_RECORDS_RESTORED.labels(table=name)
-        for name in ("ledger", "holds", "stats")
+        t.name: metrics.CHANGELOG_RECORDS_RESTORED.labels(table=t.name)
+        for t in (ledger, holds, stats)
     }
     restorer = ChangelogRestorer(
         settings.bootstrap_servers,

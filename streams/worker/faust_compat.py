@@ -72,6 +72,8 @@ from contextlib import contextmanager
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from consentinel.streams.worker.restore import Restore
+
 log = logging.getLogger("consentinel.worker")
 
 _SOURCES: WeakKeyDictionary[Any, frozenset[str]] = WeakKeyDictionary()
@@ -573,8 +575,6 @@ def restore_changelogs_in_batches(app: Any, restore: Restorer, share: float = 0.
         if restorer is None or title != "active" or not tps:
             return
         restore_fn, budget_s = restorer
-        from consentinel.streams.worker.restore import Restore
-
         plan = []
         for tp in tps:
             table = self.tp_to_table.get(tp)

@@ -109,8 +109,8 @@ class ChangelogRestorer:
         await asyncio.sleep(0)
         try:
             consumer.assign(list(pending))
-            for tp, r in pending.items():
-                consumer.seek(tp, r.start)
+            for tp, planned in pending.items():
+                consumer.seek(tp, planned.start)
             while pending:
                 now = time.monotonic()
                 if now >= deadline:
@@ -127,14 +127,13 @@ class ChangelogRestorer:
                     *pending, timeout_ms=FETCH_WAIT_MS, max_records=FETCH_RECORDS
                 )
                 for tp, records in fetched.items():
-                    wanted = pending.get(tp)
-                    if wanted is None or not records:
+                    r = pending.get(tp)
+                    if r is None or not records:
                         continue
-                    r = wanted
                     items: Items = [(rec.key, rec.value) for rec in records if rec.offset < r.end]
                     last = min(records[-1].offset + 1, r.end)
                     r.apply(items, last - 1)
-                    reached[(r.topic, r.partition)] = last
+                    reached[tp] = last  # aiokafka's TopicPartition is that tuple
                     progressed = time.monotonic()
                     count += len(items)
                     if self._on_restored is not None:
@@ -143,9 +142,9 @@ class ChangelogRestorer:
                     position = await consumer.position(tp)
                     if position >= left.end:
                         # control records or compacted offsets at the end: read up to end
-                        if reached[(left.topic, left.partition)] < left.end:
+                        if reached[tp] < left.end:
                             left.apply([], left.end - 1)
-                            reached[(left.topic, left.partition)] = left.end
+                            reached[tp] = left.end
                         del pending[tp]
                         consumer.pause(tp)  # no more fetches for it
         except asyncio.CancelledError:
