@@ -39,10 +39,13 @@ TABLES = ("ledger", "holds", "stats")
 #: taking the partition over read every version of every state ever written (the restore
 #: reads about 60,000 records a second, ``worker.restore``). With 64 MiB segments what is
 #: read is the live state plus at most the open segment and what the cleaner has not yet
-#: reached. Set at creation; an existing changelog keeps its settings
-#: (``kafka-configs.sh --alter --entity-type topics --entity-name <changelog> --add-config
-#: segment.bytes=67108864`` gives it the same).
+#: reached. Set at creation; an existing changelog that inherits a larger segment size from
+#: the broker's defaults (made by an earlier version, or by Faust) is altered to it at start
+#: (``align_changelogs``); a size set on the topic itself is an operator's and is kept.
 CHANGELOG_CONFIG = {"cleanup.policy": "compact", "segment.bytes": str(64 * 1024 * 1024)}
+#: Where a topic's config value comes from when the topic does not set it itself (Kafka's
+#: ``DescribeConfigs`` ``config_source``): the broker's defaults.
+INHERITED = frozenset({"DEFAULT_CONFIG", "STATIC_BROKER_CONFIG", "DYNAMIC_DEFAULT_BROKER_CONFIG"})
 #: How long the worker waits for topics it created to show in the broker's metadata.
 METADATA_WAIT_S = 60.0
 
@@ -96,6 +99,7 @@ def prepare_topics(settings: Settings, *, wait_s: float = METADATA_WAIT_S) -> li
                 )
         if found:
             raise FatalConfigError(found, "the Kafka topics for the worker")
+        align_changelogs(admin, [c for c in changelogs if c in current])
         wanted = {tick: dict(TICK_TOPIC_CONFIG), **{c: dict(CHANGELOG_CONFIG) for c in changelogs}}
         for name, config in wanted.items():
             if name in current:
@@ -118,6 +122,67 @@ def prepare_topics(settings: Settings, *, wait_s: float = METADATA_WAIT_S) -> li
 
     topics_admin.with_admin(settings.bootstrap_servers, prepare)
     return created
+
+
+def align_changelogs(admin: Any, names: list[str]) -> list[str]:
+    """Give each changelog of ``names`` the segment size of ``CHANGELOG_CONFIG`` if it
+    inherits a larger one from the broker (Kafka's default of 1 GiB: a changelog below that
+    is never compacted, and a worker taking a partition over reads every version of every
+    state ever written). One incremental ``AlterConfigs`` per topic, nothing else changed;
+    a size set on the topic itself (an operator's) is kept. Returns the topics altered.
+
+    Blocks on the admin client. A refusal (no ALTER_CONFIGS permission, say) is logged and
+    does not stop the worker: it judges as before, only its restores read more."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    key = "segment.bytes"
+    target = int(CHANGELOG_CONFIG[key])
+    if not names:
+        return []
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n, configs={key: None}) for n in names],
+        config_filter="all",
+    )
+    altered: list[str] = []
+    for name, entries in sorted((described.get("topic") or {}).items()):
+        entry = entries.get(key) or {}
+        current, source = entry.get("value"), entry.get("config_source")
+        if current is None or source not in INHERITED or int(current) <= target:
+            continue
+        try:
+            result = admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name, configs={key: str(target)})]
+            )
+            outcome = (result.get("topic") or {}).get(name)
+            if outcome != "OK":
+                raise RuntimeError(f"the broker answered {outcome!r}")
+        except Exception as exc:
+            log.warning(
+                "%s keeps the %s=%s it inherits from the broker (setting %d failed: %s: %s). "
+                "Kafka compacts only closed segments, so a worker taking one of its partitions "
+                "over reads more of it; run kafka-configs.sh --alter --entity-type topics "
+                "--entity-name %s --add-config %s=%d",
+                name,
+                key,
+                current,
+                target,
+                type(exc).__name__,
+                exc,
+                name,
+                key,
+                target,
+            )
+            continue
+        altered.append(name)
+        log.info(
+            "%s: %s set to %d (it inherited %s from the broker, so Kafka never compacted "
+            "its open segment)",
+            name,
+            key,
+            target,
+            current,
+        )
+    return altered
 
 
 def _wait_visible(admin: Any, names: list[str], partitions: int, wait_s: float) -> None:
