@@ -114,6 +114,10 @@ VARIABLES: tuple[Variable, ...] = (
              "is collected after this many allocations, and every 0.1 s it is frozen, "
              "after a collection as often as collections find garbage (every 0.1 s to "
              "every 6.4 s; worker/gctune.py); 0: Python's defaults", read_by="worker"),
+    Variable("CONSENTINEL_BATCH_LINGER_MS", "batch_linger_ms", "how long the worker "
+             "waits for more records when fewer than 500 are buffered, so that it judges "
+             "them in fewer, larger batches (each batch costs produce requests and "
+             "acknowledgements of its own); 0: it takes them at once", read_by="worker"),
     Variable("CONSENTINEL_PEPPER", "pepper", "the HMAC key of subject keys (at least 16 "
              "bytes); or CONSENTINEL_PEPPER_FILE, a file holding it", secret=True),
     Variable("CONSENTINEL_TOKEN", "token", "the console's token (at least 16 bytes); or "

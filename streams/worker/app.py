@@ -320,7 +320,13 @@ def build(settings: Settings, *, store: str = "rocksdb://", monitor: bool = True
     def hole_handled(topic: str, partition: int, start: int, end: int) -> None:
         faust_compat.count_as_acked(app.consumer, TP(topic, partition), start, end)
 
-    agent = CheckerAgent(processor, read_hole, hole_handled, faust_compat.changelog_sends(app).take)
+    agent = CheckerAgent(
+        processor,
+        read_hole,
+        hole_handled,
+        faust_compat.changelog_sends(app).take,
+        linger_s=settings.batch_linger_ms / 1000,
+    )
     # the source topics' records bypass Faust's per-event stream path: taken at the
     # conductor, buffered per partition, judged in batches (``faust_compat.BatchIntake``)
     intake = faust_compat.BatchIntake(app, (names.consent, names.usage, names.tick), BATCH_MAX)

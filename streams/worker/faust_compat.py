@@ -876,6 +876,10 @@ class BatchIntake:
         consumer._read_offset[tp] = offset
         self._ready.set()
 
+    async def wait_ready(self) -> None:
+        """Until a record is buffered (``take`` would return without waiting for one)."""
+        await self._ready.wait()
+
     async def take(self, limit: int | None = None) -> dict[int, list[Any]]:
         """The buffered records, per partition in fetch order; waits for one. With a
         ``limit``, at most that many: the oldest of each partition, partitions in the order
@@ -930,6 +934,7 @@ class BatchIntake:
 
     @property
     def buffered(self) -> int:
+        """Records buffered now (fetched, not taken)."""
         return sum(len(b) for b in self._buffers.values())
 
 

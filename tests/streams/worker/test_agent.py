@@ -357,3 +357,102 @@ async def test_a_failed_batch_no_longer_counts_as_in_flight() -> None:
     sent[0].set_exception(RuntimeError("RequestTimedOut"))
     await settle()
     assert agent.in_flight == 0 and stream.acked == []
+
+
+class Arriving:
+    """An intake records arrive at, ``add`` at a time, as Faust's fetches bring them: it
+    gives what is buffered at each take, and notes the sizes of the takes."""
+
+    def __init__(self) -> None:
+        self.buffer: list[Msg] = []
+        self.next = 0
+        self.taken: list[int] = []
+        self._ready = asyncio.Event()
+
+    def add(self, n: int) -> None:
+        self.buffer += [Msg("usage", 0, o) for o in range(self.next, self.next + n)]
+        self.next += n
+        self._ready.set()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    @property
+    def buffered(self) -> int:
+        return len(self.buffer)
+
+    async def take(self, limit: int | None = None) -> dict[int, list[Any]]:
+        await self._ready.wait()
+        msgs, self.buffer = self.buffer, []
+        self._ready.clear()
+        self.taken.append(len(msgs))
+        return batch(*msgs)
+
+    def ack(self, messages: list[Msg]) -> None:
+        pass
+
+
+async def test_with_a_linger_few_records_wait_for_more_and_are_taken_together() -> None:
+    """A record buffered alone waits ``linger_s`` for the ones arriving after it (a fetch
+    brings a few at a time at moderate rates), so they are judged in one batch; with
+    ``LINGER_BELOW`` records buffered the agent takes them at once. The linger is long
+    here (the test never waits for it): what is checked is the order of takes and
+    arrivals, not a time."""
+    from consentinel.streams.worker.agent import LINGER_BELOW
+
+    log: list[str] = []
+    agent = CheckerAgent(Processor(log), None, None, linger_s=60.0)  # type: ignore[arg-type]
+    intake = Arriving()
+    running = asyncio.ensure_future(agent.run(intake))
+    intake.add(1)
+    await settle()
+    assert intake.taken == [], "a single record waits for the linger"
+    intake.add(LINGER_BELOW - 2)
+    await settle()
+    assert intake.taken == [], "still fewer than LINGER_BELOW: still waiting"
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+    agent = CheckerAgent(Processor(log), None, None, linger_s=60.0)  # type: ignore[arg-type]
+    intake = Arriving()
+    intake.add(LINGER_BELOW)
+    running = asyncio.ensure_future(agent.run(intake))
+    await settle()
+    assert intake.taken == [LINGER_BELOW], "enough buffered: taken without a wait"
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+
+async def test_after_the_linger_what_arrived_meanwhile_is_taken_in_the_same_batch() -> None:
+    log: list[str] = []
+    processor = Processor(log)
+    agent = CheckerAgent(processor, None, None, linger_s=0.01)  # type: ignore[arg-type]
+    intake = Arriving()
+    running = asyncio.ensure_future(agent.run(intake))
+    intake.add(1)
+    await settle()
+    intake.add(4)  # during the linger
+    while not intake.taken:
+        await asyncio.sleep(0.005)
+    await settle()
+    assert intake.taken == [5] and processor.batches == [[0, 1, 2, 3, 4]]
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+
+async def test_without_a_linger_the_agent_takes_what_one_fetch_brought() -> None:
+    log: list[str] = []
+    agent = CheckerAgent(Processor(log), None, None)  # type: ignore[arg-type]
+    intake = Arriving()
+    running = asyncio.ensure_future(agent.run(intake))
+    intake.add(1)
+    await settle()
+    intake.add(4)
+    await settle()
+    assert intake.taken == [1, 4]
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running

@@ -92,6 +92,21 @@ async def test_source_records_are_taken_per_partition_in_offset_order_changelogs
     assert rig.intake.buffered == 0
 
 
+async def test_wait_ready_returns_once_a_source_record_is_buffered() -> None:
+    """What the agent's linger waits on before it counts what is buffered."""
+    rig = Rig()
+    waiting = asyncio.ensure_future(rig.intake.wait_ready())
+    await rig.fetch(record("app-ledger-changelog", 0, 7))  # not a source: not buffered
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done() and rig.intake.buffered == 0
+    await rig.fetch(record("usage", 2, 0), record("usage", 2, 1))
+    await asyncio.wait_for(waiting, 5)
+    assert rig.intake.buffered == 2
+    await rig.intake.take()
+    assert rig.intake.buffered == 0
+
+
 async def test_a_full_partition_buffer_holds_fetching_until_the_agent_takes() -> None:
     rig = Rig(max_per_partition=2)
     fetching = asyncio.ensure_future(
