@@ -90,7 +90,7 @@ class Settings:
     gc_threshold: int = 50_000
     # how long the worker's agent waits for more records when it finds fewer than
     # ``worker.agent.LINGER_BELOW`` buffered (worker.agent); 0: it takes them at once
-    batch_linger_ms: int = 5
+    batch_linger_ms: int = 10
     pepper: Secret = field(default_factory=lambda: Secret(b""), repr=False)
     token: Secret = field(default_factory=lambda: Secret(b""), repr=False)
     # reference (env:NAME or file:PATH) to the Ed25519 seed that signs evidence packs
@@ -294,7 +294,7 @@ def _load(environ: dict[str, str]) -> Settings:
             raw, "LOG_LEVEL", "info", ("debug", "info", "warning", "error"), problems
         ).upper(),
         "gc_threshold": _num(raw, "GC_THRESHOLD", int, 50_000, problems, 0, 10_000_000),
-        "batch_linger_ms": _num(raw, "BATCH_LINGER_MS", int, 5, problems, 0, 1_000),
+        "batch_linger_ms": _num(raw, "BATCH_LINGER_MS", int, 10, problems, 0, 1_000),
         "evidence_key": raw.get("CONSENTINEL_EVIDENCE_KEY", ""),
         "certificate_endpoint": raw.get(
             "CONSENTINEL_CERTIFICATE_ENDPOINT", "https://cert.trustedform.com"

@@ -65,8 +65,9 @@ MAX_ACKING = 16
 #: agent all the time, and its p50 / p99 from event to verdict were 94-103 / 305-351 ms;
 #: waiting 5-10 ms first, 41-59 / 179-235 ms (one 1e6 ledger, runs interleaved). The
 #: checker bench at half its drain rate: 100 / 306 ms at 2,432/s without, 44 / 140 ms at
-#: 2,553/s with 5 ms, 34 / 65 ms at 1,993/s with 10 ms (2026-12). At a backlog the
-#: buffers hold more than this: no wait.
+#: 2,553/s with 5 ms, 34 / 65 ms at 1,993/s with 10 ms; at 2,500/s on one 1e6 ledger,
+#: interleaved, 44 / 530 and 32 / 138 ms with 5 ms, 37 / 78 and 42 / 148 ms with 10 ms
+#: (2026-12): 10 ms by default. At a backlog the buffers hold more than this: no wait.
 LINGER_BELOW = 500
 
 #: Reads the records ``[start, end)`` of a partition that Faust skipped.
