@@ -4,6 +4,7 @@ starts, and returns only once the broker's metadata shows them all."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from consentinel.streams import topics_admin
@@ -15,16 +16,22 @@ from kafka.admin import NewTopic
 pytestmark = pytest.mark.integration
 
 
-def test_changelogs_exist_and_are_visible_before_the_agent_starts(
-    kafka_settings: Settings, make_settings
-) -> None:
-    settings = make_settings(
+def with_source_topics(kafka_settings: Settings, make_settings: Any) -> Settings:
+    """Settings of 6 partitions on the test broker, with the source topics created."""
+    settings: Settings = make_settings(
         topic_prefix=kafka_settings.topic_prefix,
         bootstrap_servers=kafka_settings.bootstrap_servers,
         partitions=6,
     )
     with open(os.devnull, "w") as sink:
         topics_admin.create(settings, out=sink)
+    return settings
+
+
+def test_changelogs_exist_and_are_visible_before_the_agent_starts(
+    kafka_settings: Settings, make_settings
+) -> None:
+    settings = with_source_topics(kafka_settings, make_settings)
     created = prepare_topics(settings)
     wanted = [tick_topic(settings), *changelog_topics(settings)]
     assert sorted(created) == sorted(wanted)
@@ -62,13 +69,7 @@ def test_existing_changelogs_get_the_segment_size_unless_their_own_is_set(
     """Changelogs made before the segment size was set (by an earlier version, or by Faust)
     inherit the broker's 1 GiB and are never compacted: the worker's start sets 64 MiB on
     them, changes nothing else, and keeps a size an operator set on the topic."""
-    settings = make_settings(
-        topic_prefix=kafka_settings.topic_prefix,
-        bootstrap_servers=kafka_settings.bootstrap_servers,
-        partitions=6,
-    )
-    with open(os.devnull, "w") as sink:
-        topics_admin.create(settings, out=sink)
+    settings = with_source_topics(kafka_settings, make_settings)
     ledger, holds, stats = changelog_topics(settings)
     operators = str(128 * 1024 * 1024)
     admin = topics_admin.admin_client(settings.bootstrap_servers)
