@@ -8,7 +8,8 @@ reading a subject's state and writing it back) and, in offset order:
    subject key does not hash to, goes to the dead-letter topic with the reason);
 2. loads the subject's consent history and holds ONCE per batch, through a bounded
    read-through cache of decoded states (``cache_size`` subjects, least recently used
-   out), falling back to the staged writes, then to the tables;
+   out; a state enters it on its subject's second read, ``admission``), falling back to
+   the staged writes, then to the tables;
 3. asks ``judge`` what changes, exactly as a one-at-a-time processor would: each record
    sees the state every earlier record of the batch left;
 4. collects the verdicts and alerts; at the end of the batch writes one value per
@@ -60,6 +61,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from consentinel.streams.checker import fanout, members, outbox
+from consentinel.streams.checker.admission import SecondTouch
 from consentinel.streams.checker.deadlines import DeadlineIndex
 from consentinel.streams.checker.holds import Holds, is_kept_key, kept_key
 from consentinel.streams.checker.judge import Judge, Step
@@ -280,6 +282,8 @@ class Processor:
         self._cache: OrderedDict[bytes, tuple[ConsentHistory | None, Holds | None, int]] = (
             OrderedDict()
         )
+        #: subjects read once lately, not cached yet (``admission``)
+        self._touched = SecondTouch(cache_size)
         self._batch: dict[bytes, _State] = {}
         #: the batch's subject keys not in the cache -> the partition they hash to
         self._arriving: dict[bytes, int] = {}
@@ -484,6 +488,7 @@ class Processor:
         partition of the current event, which is one of this batch's records. Counters of
         another partition left over from an earlier batch wait for a batch of their own."""
         put, ledger, holds_table, cache = self._put, self.ledger, self.holds, self._cache
+        touched = self._touched
         for state in self._batch.values():
             key, history, holds = state.key, state.history, state.holds
             subjects = versions = 0
@@ -500,9 +505,12 @@ class Processor:
             pending = len(holds.pending) - state.pending_before
             if subjects or versions or pending:
                 self._count(state.partition, subjects=subjects, versions=versions, pending=pending)
-            held = holds if holds.pending or holds.alerted or holds.kept else None
-            cache[key] = (history, held, state.partition)
-            cache.move_to_end(key)
+            if key in cache or holds.pending or touched.seen(key):
+                held = holds if holds.pending or holds.alerted or holds.kept else None
+                cache[key] = (history, held, state.partition)
+                cache.move_to_end(key)
+            else:  # read once so far: freed now, while warm (``admission``)
+                touched.note(key)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         self._add_counts()

@@ -514,7 +514,9 @@ async def test_a_subject_with_nothing_held_is_cached_without_holds_and_can_hold_
         for s in (f"{i:064x}" for i in range(400, 800))
         if partition_for(subject_message_key(s), N) == PART
     )
-    events = [consent(d, T0), use(d, T0 - DAY)]  # a use before its consent: held, alerted
+    # two consents: read twice, so cached (``admission``); then a use before its consent:
+    # held, alerted
+    events = [consent(d, T0), consent(d, T0 + 1), use(d, T0 - DAY)]
     recs = records()
     recs += [
         Rec(
@@ -596,3 +598,73 @@ async def test_after_a_crash_the_outbox_is_sent_again_in_the_order_it_was_writte
         await asyncio.sleep(0)
     (slot,) = [k for k in holds if outbox.is_outbox_key(k)]
     assert outbox.read(holds[slot])[0] == 9
+
+
+# -- the cache's admission (``admission``) ----------------------------------------
+
+
+def _subjects_of_part(count: int) -> list[str]:
+    return [
+        s
+        for s in (f"{i:064x}" for i in range(1000, 3000))
+        if partition_for(subject_message_key(s), N) == PART
+    ][:count]
+
+
+def _recs(events: list[Any]) -> list[Rec]:
+    return [
+        Rec(
+            "consent" if isinstance(e, ConsentEvent) else "usage",
+            PART,
+            n,
+            subject_message_key(e.subject_key),
+            codec.encode(e),
+        )
+        for n, e in enumerate(events)
+    ]
+
+
+async def test_a_state_is_cached_on_its_second_read_or_while_it_holds_a_pending_use() -> None:
+    once, twice, waiting = _subjects_of_part(3)
+    recs = _recs(
+        [
+            consent(once, T0),
+            consent(twice, T0),
+            use(waiting, T0 + DAY),  # no consent yet: pending
+            use(twice, T0 + DAY),
+        ]
+    )
+    proc, _, _, _ = make()
+    for rec in recs:  # one batch each: a state read again comes from the cache or tables
+        await proc.submit_batch([rec])
+    await proc.drain()
+    cached = set(proc._cache)
+    assert subject_message_key(once) not in cached, "read once: freed after its batch"
+    assert subject_message_key(twice) in cached, "read twice: cached"
+    assert subject_message_key(waiting) in cached, "holds a pending use: cached at once"
+
+
+async def test_subjects_read_from_the_tables_each_time_get_the_cached_results() -> None:
+    """The same records judged with every state cached (each subject read twice first)
+    and with none (each read once, the cache then emptied): the same outputs and tables."""
+    subjects = _subjects_of_part(4)
+    events: list[Any] = []
+    for i, s in enumerate(subjects):
+        events += [consent(s, T0 + i), use(s, T0 + DAY + i), use(s, T0 - DAY + i)]
+    recs = _recs(events)
+
+    cached, cached_out, cached_ledger, cached_holds = make()
+    for s in subjects:  # every subject read twice: cached from then on
+        cached._touched.note(subject_message_key(s))
+    uncached, uncached_out, uncached_ledger, uncached_holds = make()
+    for rec in recs:
+        await cached.submit_batch([rec])
+        await uncached.submit_batch([rec])
+        uncached._cache.clear()
+    await cached.drain()
+    await uncached.drain()
+    assert {subject_message_key(s) for s in subjects} <= set(cached._cache)
+    assert not uncached._cache
+    assert uncached_out.sent == cached_out.sent and uncached_out.sent
+    assert dict(uncached_ledger) == dict(cached_ledger)
+    assert dict(uncached_holds) == dict(cached_holds)
