@@ -132,9 +132,8 @@ def _use(n: int, at: int, shape: dict[str, Any]) -> UsageEvent:
     )
 
 
-def test_the_memo_answers_what_the_full_evaluation_answers(monkeypatch) -> None:
-    rng = random.Random(5)
-    asked = 0
+def _count_full_evaluations(monkeypatch) -> list[None]:
+    """One item per evaluation in full (``engine._evaluate``) from now on."""
     full = engine._evaluate
     judged: list[None] = []
 
@@ -143,6 +142,14 @@ def test_the_memo_answers_what_the_full_evaluation_answers(monkeypatch) -> None:
         return full(*args)
 
     monkeypatch.setattr(engine, "_evaluate", counted)
+    return judged
+
+
+def test_the_memo_answers_what_the_full_evaluation_answers(monkeypatch) -> None:
+    rng = random.Random(5)
+    asked = 0
+    full = engine._evaluate
+    judged = _count_full_evaluations(monkeypatch)
     allowance = POLICY.allowance_ms("email")
     for _ in range(300):
         history, times, later = _history(rng)
@@ -171,14 +178,7 @@ def test_a_history_is_memoized_from_its_second_evaluation_on(monkeypatch) -> Non
     history = ConsentHistory(SUBJECT)
     decl = DECLS[0]
     assert decl is not None
-    full = engine._evaluate
-    judged: list[None] = []
-
-    def counted(*args: Any) -> Any:
-        judged.append(None)
-        return full(*args)
-
-    monkeypatch.setattr(engine, "_evaluate", counted)
+    judged = _count_full_evaluations(monkeypatch)
     shape = {"kind": UsageKind.SEND, "campaign_id": decl.ref}
     for n in range(3):
         engine.evaluate(_use(n, T0 + DAY + n, shape), history, decl, POLICY, final=True)
