@@ -208,17 +208,12 @@ def evaluate(
     """Judge ``usage`` against the consent valid at its event time (see the module doc).
 
     Answered from the history's decision memo when an earlier use of the same shape was
-    judged within the same span of time (``_memo_key``, ``_span``), else judged in full.
-    A history's first evaluation (since it was made, read or last changed) is not
-    memoized (``_FIRST``)."""
+    judged within the same span of time (``_memo_key``, ``_span``), else judged in full."""
     if history is None or usage.kind is UsageKind.CALL:
-        return _evaluate(usage, history, declaration, policy, final)[0]
-    memo = history.decisions
-    if not memo:
-        memo[_FIRST] = []
         return _evaluate(usage, history, declaration, policy, final)[0]
     t = usage.occurred_at_ms
     key = _memo_key(usage, history, declaration, policy, final)
+    memo = history.decisions
     known = memo.get(key)
     if known is not None:
         for lo, hi, decl, pol, found in known:
@@ -239,12 +234,6 @@ def evaluate(
 
 #: Decision memo bounds, per subject: use shapes, and spans of time per shape.
 _MEMO_MAX = 16
-#: The memo's mark of a history evaluated once: its key and span are made from the second
-#: evaluation on. Most histories are evaluated once while decoded (a send to a list reads
-#: each subject once, and the checker's cache keeps few of them), and making the key and
-#: the span of every evaluation was 18 % of ``evaluate`` in the worker's drain at 1e6
-#: subjects (py-spy, 2026-12), for memo entries never read.
-_FIRST = ("first evaluation",)
 _MEMO_SPANS = 4
 
 #: Rules whose finding depends on the time of use only through what ``_span`` bounds

@@ -172,28 +172,6 @@ def test_the_memo_answers_what_the_full_evaluation_answers(monkeypatch) -> None:
     assert hits > asked // 10, (hits, asked)  # the memo was read, not only filled
 
 
-def test_a_history_is_memoized_from_its_second_evaluation_on(monkeypatch) -> None:
-    """The first evaluation of a history (most are the only one) makes no memo entry; the
-    second makes one, which the third reads; a change starts over."""
-    history = ConsentHistory(SUBJECT)
-    decl = DECLS[0]
-    assert decl is not None
-    judged = _count_full_evaluations(monkeypatch)
-    shape = {"kind": UsageKind.SEND, "campaign_id": decl.ref}
-    for n in range(3):
-        engine.evaluate(_use(n, T0 + DAY + n, shape), history, decl, POLICY, final=True)
-    assert len(judged) == 2, "the third is answered from the memo the second made"
-    assert next(iter(history.decisions)) == engine._FIRST
-    assert len(history.decisions) == 2
-    grant = ConsentEvent(
-        "g", T0, T0, "t", "t", SUBJECT, "h", PAPER, ConsentAction.GRANT,
-        purposes=["editorial.newsletter"], proof=PROOF,
-    )  # fmt: skip
-    history.apply(grant)
-    engine.evaluate(_use(9, T0 + DAY, shape), history, decl, POLICY, final=True)
-    assert list(history.decisions) == [engine._FIRST], "changed: a first evaluation again"
-
-
 def test_a_change_to_the_history_empties_the_memo() -> None:
     history = ConsentHistory(SUBJECT)
     decl = DECLS[0]
