@@ -8,8 +8,8 @@ reading a subject's state and writing it back) and, in offset order:
    subject key does not hash to, goes to the dead-letter topic with the reason);
 2. loads the subject's consent history and holds ONCE per batch, through a bounded
    read-through cache of decoded states (``cache_size`` subjects, least recently used
-   out; a state enters it on its subject's second read, ``admission``), falling back to
-   the staged writes, then to the tables;
+   out; once it is full, a state enters it on its subject's second read, ``admission``),
+   falling back to the staged writes, then to the tables;
 3. asks ``judge`` what changes, exactly as a one-at-a-time processor would: each record
    sees the state every earlier record of the batch left;
 4. collects the verdicts and alerts; at the end of the batch writes one value per
@@ -488,7 +488,7 @@ class Processor:
         partition of the current event, which is one of this batch's records. Counters of
         another partition left over from an earlier batch wait for a batch of their own."""
         put, ledger, holds_table, cache = self._put, self.ledger, self.holds, self._cache
-        touched = self._touched
+        touched, size = self._touched, self.cache_size
         for state in self._batch.values():
             key, history, holds = state.key, state.history, state.holds
             subjects = versions = 0
@@ -505,11 +505,11 @@ class Processor:
             pending = len(holds.pending) - state.pending_before
             if subjects or versions or pending:
                 self._count(state.partition, subjects=subjects, versions=versions, pending=pending)
-            if key in cache or holds.pending or touched.seen(key):
+            if key in cache or len(cache) < size or holds.pending or touched.seen(key):
                 held = holds if holds.pending or holds.alerted or holds.kept else None
                 cache[key] = (history, held, state.partition)
                 cache.move_to_end(key)
-            else:  # read once so far: freed now, while warm (``admission``)
+            else:  # the cache is full and this subject was read once: freed now (``admission``)
                 touched.note(key)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

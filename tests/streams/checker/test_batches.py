@@ -624,7 +624,9 @@ def _recs(events: list[Any]) -> list[Rec]:
     ]
 
 
-async def test_a_state_is_cached_on_its_second_read_or_while_it_holds_a_pending_use() -> None:
+async def test_a_full_cache_takes_a_state_on_its_second_read_or_while_it_holds_a_pending_use() -> (
+    None
+):
     once, twice, waiting = _subjects_of_part(3)
     recs = _recs(
         [
@@ -635,6 +637,9 @@ async def test_a_state_is_cached_on_its_second_read_or_while_it_holds_a_pending_
         ]
     )
     proc, _, _, _ = make()
+    proc.cache_size = 2
+    for filler in (b"f1", b"f2"):  # full: the least recently used are pushed out
+        proc._cache[filler] = (None, None, PART)
     for rec in recs:  # one batch each: a state read again comes from the cache or tables
         await proc.submit_batch([rec])
     await proc.drain()
@@ -642,20 +647,27 @@ async def test_a_state_is_cached_on_its_second_read_or_while_it_holds_a_pending_
     assert subject_message_key(once) not in cached, "read once: freed after its batch"
     assert subject_message_key(twice) in cached, "read twice: cached"
     assert subject_message_key(waiting) in cached, "holds a pending use: cached at once"
+    assert len(cached) == 2
+
+
+async def test_a_cache_with_room_takes_a_state_read_once() -> None:
+    (once,) = _subjects_of_part(1)
+    proc, _, _, _ = make()
+    await proc.submit_batch(_recs([consent(once, T0)]))
+    await proc.drain()
+    assert subject_message_key(once) in proc._cache
 
 
 async def test_subjects_read_from_the_tables_each_time_get_the_cached_results() -> None:
-    """The same records judged with every state cached (each subject read twice first)
-    and with none (each read once, the cache then emptied): the same outputs and tables."""
+    """The same records judged with every state cached and with none (the cache emptied
+    after each batch): the same outputs and tables."""
     subjects = _subjects_of_part(4)
     events: list[Any] = []
     for i, s in enumerate(subjects):
         events += [consent(s, T0 + i), use(s, T0 + DAY + i), use(s, T0 - DAY + i)]
     recs = _recs(events)
 
-    cached, cached_out, cached_ledger, cached_holds = make()
-    for s in subjects:  # every subject read twice: cached from then on
-        cached._touched.note(subject_message_key(s))
+    cached, cached_out, cached_ledger, cached_holds = make()  # room for every subject
     uncached, uncached_out, uncached_ledger, uncached_holds = make()
     for rec in recs:
         await cached.submit_batch([rec])
