@@ -637,17 +637,17 @@ async def test_a_full_cache_takes_a_state_on_its_second_read_or_while_it_holds_a
         ]
     )
     proc, _, _, _ = make()
-    proc.cache_size = 2
-    for filler in (b"f1", b"f2"):  # full: the least recently used are pushed out
+    proc.cache_size = 3
+    for filler in (b"f1", b"f2", b"f3"):  # full: the least recently used are pushed out
         proc._cache[filler] = (None, None, PART)
     for rec in recs:  # one batch each: a state read again comes from the cache or tables
         await proc.submit_batch([rec])
     await proc.drain()
-    cached = set(proc._cache)
+    cached = list(proc._cache)
     assert subject_message_key(once) not in cached, "read once: freed after its batch"
     assert subject_message_key(twice) in cached, "read twice: cached"
     assert subject_message_key(waiting) in cached, "holds a pending use: cached at once"
-    assert len(cached) == 2
+    assert cached[0] == b"f3", "two pushed out for the two admitted, not for the one read once"
 
 
 async def test_a_cache_with_room_takes_a_state_read_once() -> None:
