@@ -511,8 +511,8 @@ class Processor:
                 cache.move_to_end(key)
             else:  # the cache is full and this subject was read once: freed now (``admission``)
                 touched.note(key)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        while len(cache) > size:
+            cache.popitem(last=False)
         self._add_counts()
         if partition in self._stats_changed:
             now = now_ms()

@@ -139,6 +139,13 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def stop(running: asyncio.Future[Any]) -> None:
+    """Cancel the agent's run and wait until it is stopped."""
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+
 def changelog_agent(log: list[str], sent: list[asyncio.Future[Any]]) -> CheckerAgent:
     async def read_hole(topic: str, partition: int, start: int, end: int) -> list[Any]:
         return [Msg(topic, partition, o) for o in range(start, end)]
@@ -340,9 +347,7 @@ async def test_records_in_flight_are_bounded_not_batches() -> None:
     await settle()
     await settle()
     assert agent.in_flight <= 25 and intake.acked[:30] == list(range(30))
-    running.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await running
+    await stop(running)
 
 
 async def test_a_failed_batch_no_longer_counts_as_in_flight() -> None:
@@ -410,9 +415,7 @@ async def test_with_a_linger_few_records_wait_for_more_and_are_taken_together() 
     intake.add(LINGER_BELOW - 2)
     await settle()
     assert intake.taken == [], "still fewer than LINGER_BELOW: still waiting"
-    running.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await running
+    await stop(running)
 
     agent = CheckerAgent(Processor(log), None, None, linger_s=60.0)  # type: ignore[arg-type]
     intake = Arriving()
@@ -420,9 +423,7 @@ async def test_with_a_linger_few_records_wait_for_more_and_are_taken_together() 
     running = asyncio.ensure_future(agent.run(intake))
     await settle()
     assert intake.taken == [LINGER_BELOW], "enough buffered: taken without a wait"
-    running.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await running
+    await stop(running)
 
 
 async def test_after_the_linger_what_arrived_meanwhile_is_taken_in_the_same_batch() -> None:
@@ -438,9 +439,7 @@ async def test_after_the_linger_what_arrived_meanwhile_is_taken_in_the_same_batc
         await asyncio.sleep(0.005)
     await settle()
     assert intake.taken == [5] and processor.batches == [[0, 1, 2, 3, 4]]
-    running.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await running
+    await stop(running)
 
 
 async def test_without_a_linger_the_agent_takes_what_one_fetch_brought() -> None:
@@ -453,6 +452,4 @@ async def test_without_a_linger_the_agent_takes_what_one_fetch_brought() -> None
     intake.add(4)
     await settle()
     assert intake.taken == [1, 4]
-    running.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await running
+    await stop(running)
