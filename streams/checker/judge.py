@@ -129,7 +129,7 @@ class Judge:
             )
             step.holds_changed = True
         else:
-            holds.keep(Kept.of(usage, now_ms, raw))
+            holds.kept.add(usage, now_ms, raw)
             step.kept_changed = True
         return step
 
@@ -236,7 +236,7 @@ class Judge:
         # a certificate's result speaks for every use of the lead, whenever it happened
         if holds.kept:
             since = event.occurred_at_ms
-            for kept in [k for k in holds.kept if verify or k.occurred_at_ms >= since]:
+            for kept in [k for k in holds.kept.entries() if verify or k.occurred_at_ms >= since]:
                 step.extend(self._recheck_allowed(kept, history, holds, now_ms))
         return step, history
 
@@ -244,14 +244,16 @@ class Judge:
         self, kept: Kept, history: ConsentHistory, holds: Holds, now_ms: int
     ) -> Step:
         """Judge an allowed use again; if it is no longer allowed, raise its alerts."""
-        usage = kept.usage
+        usage = holds.kept.usage(kept.event_id)
+        if usage is None:
+            return Step()
         declaration = self._resolve(usage)
         current = engine.evaluate(usage, history, declaration, self.policy, final=True)
         alerts = engine.make_alerts(usage, current, now_ms)
         if not alerts:
             return Step()
         step = Step(holds_changed=True, kept_changed=True)
-        holds.kept = [k for k in holds.kept if k is not kept]
+        holds.kept.remove(kept.event_id)
         holds.remember(
             Alerted(
                 usage=usage,

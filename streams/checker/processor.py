@@ -63,7 +63,14 @@ from typing import Any, Protocol
 from consentinel.streams.checker import fanout, members, outbox
 from consentinel.streams.checker.admission import SecondTouch
 from consentinel.streams.checker.deadlines import DeadlineIndex
-from consentinel.streams.checker.holds import Holds, is_kept_key, kept_key
+from consentinel.streams.checker.holds import (
+    Holds,
+    KeptUses,
+    is_kept_key,
+    is_use_key,
+    kept_key,
+    use_key,
+)
 from consentinel.streams.checker.judge import Judge, Step
 from consentinel.streams.checker.members import (
     MEMBER_PREFIX,
@@ -447,7 +454,11 @@ class Processor:
         if cached is not None:
             self._cache.move_to_end(key)
             history, kept_holds, _ = cached
-            holds = Holds() if kept_holds is None else kept_holds
+            if kept_holds is None:
+                holds = Holds()
+                holds.kept.fetch = self._fetcher(key, partition)
+            else:
+                holds = kept_holds
         else:
             raw = self._get(self.ledger, key, partition)
             history = (
@@ -456,7 +467,7 @@ class Processor:
                 else ConsentHistory.from_obj(codec.loads(raw), self.judge.max_versions)
             )
             holds = Holds.from_bytes(self._get(self.holds, key, partition))
-            holds.load_kept(self._get(self.holds, kept_key(key), partition))
+            holds.kept = self._kept(key, partition)
         if history is None:
             state = _State(key, partition, None, holds, 0, 0, len(holds.pending))
         else:
@@ -471,6 +482,20 @@ class Processor:
             )
         self._batch[key] = state
         return state
+
+    def _kept(self, key: bytes, partition: int) -> KeptUses:
+        """A subject's kept uses (their records read when asked for)."""
+        raw = self._get(self.holds, kept_key(key), partition)
+        return KeptUses.from_bytes(raw, self._fetcher(key, partition))
+
+    def _fetcher(self, key: bytes, partition: int) -> Callable[[str], bytes | None]:
+        """What reads the records of ``key``'s kept uses."""
+        holds_table, get = self.holds, self._get
+
+        def fetch(event_id: str) -> bytes | None:
+            return get(holds_table, use_key(key, event_id), partition)
+
+        return fetch
 
     def _changed(self, state: _State, step: Step) -> None:
         if step.history_changed:
@@ -499,7 +524,14 @@ class Processor:
             if state.holds_dirty:
                 put(holds_table, key, holds.to_bytes() if holds else None)
             if state.kept_dirty:
-                put(holds_table, kept_key(key), holds.kept_to_bytes())
+                kept = holds.kept
+                put(holds_table, kept_key(key), kept.to_bytes())
+                for event_id, record in kept.records.items():
+                    put(holds_table, use_key(key, event_id), record)
+                for event_id in kept.gone:
+                    put(holds_table, use_key(key, event_id), None)
+                kept.records.clear()
+                kept.gone.clear()
             subjects -= state.subjects_before
             versions -= state.versions_before
             pending = len(holds.pending) - state.pending_before
@@ -735,7 +767,7 @@ class Processor:
         if cached is not None:
             return cached[1] is not None and cached[1].knows(use)
         holds = Holds.from_bytes(self._get(self.holds, key, p))
-        holds.load_kept(self._get(self.holds, kept_key(key), p))
+        holds.kept = self._kept(key, p)
         return holds.knows(use)
 
     def _release(self, entry: _InFlight) -> None:
@@ -1132,12 +1164,12 @@ class Processor:
         """Each subject's due time, read from the holds table (pending, alerted, kept)."""
         due: dict[bytes, int | None] = {}
         for key, raw in list(self._scan(self.holds, partition, b"")):
-            if outbox.is_outbox_key(key):
-                continue  # outputs on their way, not a subject
+            if outbox.is_outbox_key(key) or is_use_key(key):
+                continue  # outputs on their way, or a kept use's record: not a subject
             holds = Holds()
             if is_kept_key(key):
                 key = key[2:]
-                holds.load_kept(raw)
+                holds.kept = KeptUses.from_bytes(raw)
             else:
                 holds = Holds.from_bytes(raw)
             when = holds.due()

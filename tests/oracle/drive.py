@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from consentinel.streams.checker.fanout import is_waiting_key
-from consentinel.streams.checker.holds import is_kept_key
+from consentinel.streams.checker.holds import is_kept_key, is_use_key, subject_of_use_key
 from consentinel.streams.checker.judge import Judge
 from consentinel.streams.checker.members import is_member_key
 from consentinel.streams.checker.processor import Names, Processor
@@ -75,9 +75,12 @@ class _Producer:
         return fut
 
 
-def _prefixed(key: bytes) -> bool:
-    """A table key of a subject's kept uses or memberships, or of waiting legs."""
-    return is_kept_key(key) or is_member_key(key) or is_waiting_key(key)
+def _subject(key: bytes) -> bytes:
+    """The subject of a table key (a subject's kept uses or one's record, memberships, or
+    waiting legs live beside it)."""
+    if is_use_key(key):
+        return subject_of_use_key(key)
+    return key[2:] if is_kept_key(key) or is_member_key(key) or is_waiting_key(key) else key
 
 
 def policy(grace_ms: int) -> PolicySettings:
@@ -102,7 +105,7 @@ async def _run(history: History, grace_ms: int, tick_ms: int) -> Outputs:
         scan=lambda table, p, prefix: [
             (k, v)
             for k, v in list(table.items())
-            if k.startswith(prefix) and partition_for(k[2:] if _prefixed(k) else k, PARTITIONS) == p
+            if k.startswith(prefix) and partition_for(_subject(k), PARTITIONS) == p
         ],
         ticks=TickClock(lambda p: None),
         sealer=Sealer(b"k" * 32),

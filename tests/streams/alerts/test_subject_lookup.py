@@ -97,7 +97,7 @@ def test_a_lookup_lists_the_uses_the_worker_holds(kafka_settings: Settings) -> N
     """Held uses come from the worker's holds changelog, written here by the checker's own
     ``Holds`` encoding: the newest value of the subject's key counts (a tombstone empties
     it), and the allowed uses kept beside it (``k:`` key) are not held."""
-    from consentinel.streams.checker.holds import Alerted, Held, Holds, Kept, RuleState, kept_key
+    from consentinel.streams.checker.holds import Alerted, Held, Holds, RuleState, kept_key
     from consentinel.streams.events.partitioning import partition_for
     from consentinel.streams.events.records import AlertStatus, Decision
     from consentinel.streams.policy.engine import Evaluation
@@ -116,7 +116,8 @@ def test_a_lookup_lists_the_uses_the_worker_holds(kafka_settings: Settings) -> N
         pending=[Held(use, T0 + 600_000)],
         alerted=[Alerted(use, None, evaluation, T0 + 7, {"R2": RuleState(1, AlertStatus.FIRING)})],
     )
-    kept = Holds(kept=[Kept.of(codec.decode(UsageEvent, _use(key, 8)), T0 + 9)])
+    kept = Holds()
+    kept.kept.add(codec.decode(UsageEvent, _use(key, 8)), T0 + 9)
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers.split(","))
@@ -126,7 +127,7 @@ def test_a_lookup_lists_the_uses_the_worker_holds(kafka_settings: Settings) -> N
         (other.encode(), old.to_bytes()),
         (key.encode(), None),  # a tombstone: nothing held any more
         (key.encode(), now.to_bytes()),
-        (kept_key(key.encode()), kept.kept_to_bytes()),
+        (kept_key(key.encode()), kept.kept.to_bytes()),
     ]:
         producer.send(changelog, key=k, value=v, partition=part).get(timeout=30)
     producer.close()

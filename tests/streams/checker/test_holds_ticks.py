@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
-from consentinel.streams.checker.holds import MAX_ALERTED, Alerted, Held, Holds, Kept, RuleState
+from consentinel.streams.checker.holds import (
+    ALERTED_WINDOW_MS,
+    MAX_ALERTED,
+    MAX_KEPT,
+    Alerted,
+    Held,
+    Holds,
+    KeptUses,
+    RuleState,
+    is_use_key,
+    subject_of_use_key,
+    use_key,
+)
 from consentinel.streams.checker.ticks import Tick, TickClock, tick_interval, tick_topic
 from consentinel.streams.events import codec
 from consentinel.streams.events.errors import InvalidInput
@@ -104,21 +118,89 @@ def test_an_unreadable_alerted_use_is_dropped_not_the_subject() -> None:
     assert again.pending == holds.pending
 
 
+def _kept(*uses: tuple[int, int]) -> KeptUses:
+    kept = KeptUses()
+    for n, at in uses:
+        kept.add(_usage(n), at)
+    return kept
+
+
 def test_kept_uses_round_trip_through_their_table_value() -> None:
-    holds = Holds()
+    kept = KeptUses()
     raw = codec.encode(_usage(1))
-    holds.keep(Kept.of(_usage(1), 500, raw))  # the record as it came
-    holds.keep(Kept.of(_usage(2), 600))  # encoded here
-    value = holds.kept_to_bytes()
-    assert value is not None
-    again = Holds()
-    again.load_kept(value)
-    assert [(k.event_id, k.occurred_at_ms, k.decided_at_ms) for k in again.kept] == [
-        (k.event_id, k.occurred_at_ms, k.decided_at_ms) for k in holds.kept
+    kept.add(_usage(1), 500, raw)  # the record as it came
+    kept.add(_usage(2), 600)  # encoded here
+    assert kept.records == {"esp:1": raw, "esp:2": codec.encode(_usage(2))}
+    value = kept.to_bytes()
+    assert value is not None and b"+33" not in value  # ids and times only, no record
+    stored = dict(kept.records)
+    again = KeptUses.from_bytes(value, stored.get)
+    assert [(k.event_id, k.occurred_at_ms, k.decided_at_ms) for k in again.entries()] == [
+        ("esp:1", 10, 500),
+        ("esp:2", 10, 600),
     ]
-    assert again.kept[0].raw == raw
-    assert [k.usage for k in again.kept] == [_usage(1), _usage(2)]
-    assert again.kept_to_bytes() == value  # written back as read
-    damaged = Holds()
-    damaged.load_kept(value[:-3])  # the last one truncated: the first is kept
-    assert [k.event_id for k in damaged.kept] == [_usage(1).event_id]
+    assert again.records == {}  # read when asked for
+    assert again.usage("esp:2") == _usage(2)
+    assert again.knows("esp:1") and not again.knows("esp:3") and not again.knows("esp:")
+    assert again.to_bytes() == value  # written back as read
+    assert again.oldest_decided_ms == 500 and len(again) == 2
+    damaged = KeptUses.from_bytes(value[:5])
+    assert len(damaged) == 0 and damaged.to_bytes() is None
+    assert KeptUses.from_bytes(b"?" + value).to_bytes() is None  # unknown format: nothing
+
+
+def test_a_kept_use_whose_record_is_gone_is_not_judged_again() -> None:
+    again = KeptUses.from_bytes(_kept((1, 500)).to_bytes(), {}.get)
+    assert again.knows("esp:1") and again.usage("esp:1") is None
+
+
+def test_kept_uses_are_bounded_oldest_decided_first() -> None:
+    kept = _kept(*((n, 1000 + n) for n in range(MAX_KEPT)))
+    kept.records.clear()  # written
+    kept.add(_usage(MAX_KEPT), 5000)
+    assert len(kept) == MAX_KEPT and not kept.knows("esp:0")
+    assert list(kept.gone) == ["esp:0"] and list(kept.records) == [f"esp:{MAX_KEPT}"]
+    assert kept.oldest_decided_ms == 1001
+    kept.add(_usage(1), 6000)  # a repeat moves to the end, its record written again
+    assert [k.event_id for k in kept.entries()][-2:] == [f"esp:{MAX_KEPT}", "esp:1"]
+    assert len(kept) == MAX_KEPT and kept.oldest_decided_ms == 1002
+    early = _kept((1, 900), (2, 1000))
+    early.add(_usage(3), 950)  # a clock gone back: still oldest first
+    assert [k.event_id for k in early.entries()] == ["esp:1", "esp:3", "esp:2"]
+    assert early.oldest_decided_ms == 900
+
+
+def test_kept_uses_leave_with_the_correction_window() -> None:
+    holds = Holds(kept=_kept((1, 100), (2, 200), (3, 300)))
+    holds.kept.records.clear()
+    assert holds.due() == 100 + ALERTED_WINDOW_MS
+    assert holds.forget_before(250) == 2
+    assert [k.event_id for k in holds.kept.entries()] == ["esp:3"]
+    assert list(holds.kept.gone) == ["esp:1", "esp:2"]  # their records deleted
+    assert holds.due() == 300 + ALERTED_WINDOW_MS
+    assert holds.knows("esp:3") and not holds.knows("esp:1")
+    holds.kept.remove("esp:3")
+    assert holds.due() is None and holds.kept.to_bytes() is None
+
+
+def test_a_value_of_the_format_before_is_read_and_moved_to_keys_of_their_own() -> None:
+    """Before 2026-12 each subject's kept uses were one value holding every record."""
+    raws = [codec.encode(_usage(n)) for n in (1, 2)]
+    legacy = b"K1" + b"".join(
+        struct.pack(">qqHI", 10, at, len(f"esp:{n}"), len(raw)) + f"esp:{n}".encode() + raw
+        for n, at, raw in [(1, 500, raws[0]), (2, 600, raws[1])]
+    )
+    kept = KeptUses.from_bytes(legacy, {}.get)
+    assert [(k.event_id, k.decided_at_ms) for k in kept.entries()] == [
+        ("esp:1", 500),
+        ("esp:2", 600),
+    ]
+    assert kept.records == {"esp:1": raws[0], "esp:2": raws[1]}  # written with the next write
+    assert kept.usage("esp:1") == _usage(1)
+    damaged = KeptUses.from_bytes(legacy[:-3])  # the last one truncated: the first is kept
+    assert [k.event_id for k in damaged.entries()] == ["esp:1"]
+
+
+def test_use_keys_name_their_subject() -> None:
+    key = use_key(b"abc", "esp:1")
+    assert is_use_key(key) and subject_of_use_key(key) == b"abc"
