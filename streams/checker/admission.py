@@ -35,6 +35,10 @@ class SecondTouch:
         self._young: set[bytes] = set()
         self._old: set[bytes] = set()
 
+    def __contains__(self, key: object) -> bool:
+        """Whether ``key`` was noted lately (nothing forgotten: see ``seen``)."""
+        return key in self._young or key in self._old
+
     def seen(self, key: bytes) -> bool:
         """Whether ``key`` was noted lately (and is forgotten now: it is admitted)."""
         if key in self._young:

@@ -466,6 +466,14 @@ class Processor:
                 if raw is None
                 else ConsentHistory.from_obj(codec.loads(raw), self.judge.max_versions)
             )
+            if (
+                history is not None
+                and len(self._cache) >= self.cache_size
+                and key not in self._touched
+            ):
+                # read once with the cache full: freed after this batch unless it then holds
+                # a pending use (``_stage_batch``), so a memo of its decisions goes unread
+                history.memoize = False
             holds = Holds.from_bytes(self._get(self.holds, key, partition))
             holds.kept = self._kept(key, partition)
         if history is None:
@@ -538,6 +546,8 @@ class Processor:
             if subjects or versions or pending:
                 self._count(state.partition, subjects=subjects, versions=versions, pending=pending)
             if key in cache or len(cache) < size or holds.pending or touched.seen(key):
+                if history is not None:
+                    history.memoize = True
                 held = holds if holds.pending or holds.alerted or holds.kept else None
                 cache[key] = (history, held, state.partition)
                 cache.move_to_end(key)

@@ -208,8 +208,9 @@ def evaluate(
     """Judge ``usage`` against the consent valid at its event time (see the module doc).
 
     Answered from the history's decision memo when an earlier use of the same shape was
-    judged within the same span of time (``_memo_key``, ``_span``), else judged in full."""
-    if history is None or usage.kind is UsageKind.CALL:
+    judged within the same span of time (``_memo_key``, ``_span``), else judged in full;
+    not memoized when the history says so (``ConsentHistory.memoize``)."""
+    if history is None or usage.kind is UsageKind.CALL or not history.memoize:
         return _evaluate(usage, history, declaration, policy, final)[0]
     t = usage.occurred_at_ms
     key = _memo_key(usage, history, declaration, policy, final)

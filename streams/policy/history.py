@@ -633,6 +633,9 @@ class ConsentHistory:
         #: could have read changes (a consent, an erasure, a certificate, a contact, a new
         #: controller); what it does not cover (the first message) is part of its key
         self.decisions: dict[Any, list[Any]] = {}
+        #: whether ``engine.evaluate`` fills the memo: the checker turns it off for a
+        #: history it reads once and frees after the batch, whose memo nobody would read
+        self.memoize = True
 
     def _line(self, controller: str) -> _Line:
         """``controller``'s line, made if new (which empties the decision memo)."""

@@ -680,3 +680,37 @@ async def test_subjects_read_from_the_tables_each_time_get_the_cached_results() 
     assert uncached_out.sent == cached_out.sent and uncached_out.sent
     assert dict(uncached_ledger) == dict(cached_ledger)
     assert dict(uncached_holds) == dict(cached_holds)
+
+
+async def test_a_history_read_once_into_a_full_cache_makes_no_decision_memo(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The engine's memo of a history that is freed after its batch would never be read:
+    not made. A history the cache keeps gets one (its next use is answered from it)."""
+    from consentinel.streams.checker.admission import SecondTouch
+    from consentinel.streams.policy.history import ConsentHistory
+
+    read: list[ConsentHistory] = []
+    from_obj = ConsentHistory.from_obj.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type[ConsentHistory], obj: Any, max_versions: int | None = None) -> Any:
+        history = from_obj(cls, obj, max_versions)
+        read.append(history)
+        return history
+
+    monkeypatch.setattr(ConsentHistory, "from_obj", classmethod(spy))
+    once, kept = _subjects_of_part(2)
+    memos = {}
+    for subject, cache_size in ((once, 1), (kept, 100)):
+        proc, _, _, _ = make()
+        proc.cache_size = cache_size
+        await proc.submit_batch(_recs([consent(subject, T0)]))
+        await proc.drain()
+        proc._cache.clear()
+        proc._cache[b"f1"] = (None, None, PART)  # one filler: full at 1, room at 100
+        proc._touched = SecondTouch(cache_size)  # the consent's read forgotten
+        read.clear()
+        await proc.submit_batch(_recs([use(subject, T0 + DAY)]))
+        await proc.drain()
+        assert len(read) == 1
+        memos[cache_size] = (read[0].memoize, len(read[0].decisions))
+        assert (subject_message_key(subject) in proc._cache) is (cache_size == 100)
+    assert memos == {1: (False, 0), 100: (True, 1)}
