@@ -714,3 +714,53 @@ async def test_a_history_read_once_into_a_full_cache_makes_no_decision_memo(monk
         memos[cache_size] = (read[0].memoize, len(read[0].decisions))
         assert (subject_message_key(subject) in proc._cache) is (cache_size == 100)
     assert memos == {1: (False, 0), 100: (True, 1)}
+
+
+# -- kept uses: the index and the records under keys of their own (``holds.KeptUses``) ------
+
+
+async def test_kept_uses_stored_in_the_format_before_are_moved_and_judged_again() -> None:
+    """A worker upgraded onto a holds table written before 2026-12 (every kept use's record
+    inside the subject's one value): the next use moves the records under keys of their own,
+    and a late withdrawal judges the old use again, as it would have without the upgrade."""
+    import struct
+
+    from consentinel.streams.checker.holds import is_use_key, kept_key, use_key
+
+    (s,) = _subjects_of_part(1)
+    key = subject_message_key(s)
+    recs = _recs(
+        [
+            consent(s, T0 - 10 * DAY),
+            use(s, T0 + DAY),
+            use(s, T0 + DAY + 10),
+            consent(s, T0 - 9 * DAY, ConsentAction.WITHDRAW),  # late: both uses were after it
+        ]
+    )
+    first_use = codec.decode(UsageEvent, recs[1].value or b"")
+    runs = {}
+    for legacy in (False, True):
+        proc, out, _, holds = make()
+        await proc.submit_batch(recs[:2])
+        await proc.drain()
+        record = holds[use_key(key, first_use.event_id)]
+        if legacy:  # the same state, as the code before wrote it
+            ident = first_use.event_id.encode()
+            head = struct.pack(
+                ">qqHI", first_use.occurred_at_ms, T0 + 2 * DAY, len(ident), len(record)
+            )
+            holds[kept_key(key)] = b"K1" + head + ident + record
+            del holds[use_key(key, first_use.event_id)]
+        proc._cache.clear()
+        await proc.submit_batch(recs[2:3])
+        await proc.drain()
+        assert holds[kept_key(key)].startswith(b"K2")
+        assert holds[use_key(key, first_use.event_id)] == record, "moved under its own key"
+        proc._cache.clear()
+        await proc.submit_batch(recs[3:])
+        await proc.drain()
+        runs[legacy] = (out.sent, dict(holds))
+        corrected = [v for t, _, v in out.sent if t == "verdicts" and b'"correction":true' in v]
+        assert len(corrected) == 2, "both allowed uses judged again after the late withdrawal"
+        assert not any(is_use_key(k) for k in holds), "records of uses no longer kept deleted"
+    assert runs[True] == runs[False]
