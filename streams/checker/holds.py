@@ -12,18 +12,20 @@
 
 Pending and alerted uses live in one value per subject (one changelog record), so a crash
 can never keep a use's removal from ``pending`` while losing its entry in ``alerted``;
-kept uses are stored beside them (``KeptUses``): an index under ``kept_key`` and each
-use's record under a ``use_key`` of its own. ``bool(holds)`` says whether uses are HELD
-(pending or alerted), which allowed uses are not. All are bounded: past ``MAX_PENDING``
-the oldest pending use is decided at once; past ``MAX_ALERTED`` / ``MAX_KEPT`` or
-``ALERTED_WINDOW_MS`` the oldest entry is forgotten (its alerts stay as they are; a
-redelivery of a forgotten allowed use is judged again and gives the same verdict).
+kept uses are stored beside them (``KeptUses``): one value under ``kept_key`` with their
+ids and times and the records of the newest few, older records under a ``use_key`` each.
+``bool(holds)`` says whether uses are HELD (pending or alerted), which allowed uses are
+not. All are bounded: past ``MAX_PENDING`` the oldest pending use is decided at once; past
+``MAX_ALERTED`` / ``MAX_KEPT`` or ``ALERTED_WINDOW_MS`` the oldest entry is forgotten (its
+alerts stay as they are; a redelivery of a forgotten allowed use is judged again and gives
+the same verdict).
 
-Cost of a kept use: about 50 bytes in its subject's index, read and written back with each
-use of the subject, and its record (about 450 bytes for the bench's sends) written once
-and deleted when it leaves the window; one per allowed use of the last 7 days, at most 64
-per subject. Until 2026-12 the records were inside the one value, so a use of a subject
-with 21 uses kept read and wrote 10 KiB (and sent them to the changelog).
+Cost of a kept use: about 50 bytes in its subject's value, read and written back with each
+use of the subject, plus its record (about 450 bytes for the bench's sends) inside that
+value while it is one of the ``MAX_INLINE`` newest, then under its own key (written once,
+deleted when it leaves the window). One per allowed use of the last 7 days, at most 64 per
+subject. Until 2026-12 every record stayed inside the value: a use of a subject with 21
+uses kept read and wrote 10 KiB (and sent them to the changelog); now about 3 KiB.
 """
 
 from __future__ import annotations
@@ -104,20 +106,28 @@ class Alerted:
         return any(s.status is AlertStatus.FIRING for s in self.rules.values())
 
 
-_INDEX_MAGIC = b"K2"
-_INDEX_HEAD = struct.Struct(">qqI")  # oldest decided at, newest decided at, how many
-_ENTRY = struct.Struct(">qqH")  # occurred at, decided at, id length
-_LEGACY_MAGIC = b"K1"  # before 2026-12: each use's record inside the subject's one value
+_MAGIC = b"K3"
+_HEAD = struct.Struct(">qqII")  # oldest decided at, newest decided at, how many, how many inline
+_ENTRY = struct.Struct(">qqHI")  # occurred at, decided at, id length, inline record length
+_INDEX_MAGIC = b"K2"  # for a while in 2026-12: ids and times only, every record under its key
+_INDEX_ENTRY = struct.Struct(">qqH")
+_LEGACY_MAGIC = b"K1"  # before 2026-12: every record inside the subject's one value
 _LEGACY_HEAD = struct.Struct(">qqHI")  # occurred at, decided at, id length, record length
+
+#: The records of a subject's newest kept uses stay inside its value (one write per use);
+#: the older ones move under keys of their own, once each.
+MAX_INLINE = 4
 
 
 @dataclass(slots=True)
 class Kept:
-    """A use decided ALLOWED, kept for the correction window (and to recognize repeats)."""
+    """A use decided ALLOWED, kept for the correction window (and to recognize repeats);
+    ``raw``: its record, when it is inside the subject's value."""
 
     event_id: str
     occurred_at_ms: int
     decided_at_ms: int
+    raw: bytes | None = None
 
 
 def kept_key(subject_key: bytes) -> bytes:
@@ -130,7 +140,7 @@ def is_kept_key(key: bytes) -> bool:
 
 
 def use_key(subject_key: bytes, event_id: str) -> bytes:
-    """The table key of one kept use's record (beside its subject's holds)."""
+    """The table key of the record of a kept use that left its subject's value."""
     return b"u:" + subject_key + b"\x00" + event_id.encode("utf-8")
 
 
@@ -146,32 +156,38 @@ def subject_of_use_key(key: bytes) -> bytes:
 def _pack(entries: list[Kept]) -> bytes:
     parts = []
     for k in entries:
-        ident = k.event_id.encode("utf-8")
-        parts.append(_ENTRY.pack(k.occurred_at_ms, k.decided_at_ms, len(ident)) + ident)
+        ident, raw = k.event_id.encode("utf-8"), k.raw or b""
+        parts.append(_ENTRY.pack(k.occurred_at_ms, k.decided_at_ms, len(ident), len(raw)))
+        parts.append(ident)
+        parts.append(raw)
     return b"".join(parts)
 
 
 class KeptUses:
     """A subject's allowed uses kept for the correction window, oldest decided first.
 
-    Two parts, so that a use costs the same however many uses the subject had this week:
+    One table value per subject (``kept_key``) holds each use's id and times (about 50
+    bytes), and the records of the ``MAX_INLINE`` newest uses; the record of an older use
+    is under a key of its own (``use_key``), moved there once, and read only when a late
+    consent event judges that use again. So a subject with a few uses this week costs one
+    write per use, as when every record was inside the value, and one with many (a daily
+    send) reads and writes a few KiB per use, not every record of its week.
 
-    - an index, one table value per subject (``kept_key``): each use's id and times, about
-      50 bytes each, kept as the bytes read and appended to. Asking whether a use is known
-      is a substring search; adding one appends. It is parsed only when a consent event
-      comes, a tick forgets uses past the window, or a use is taken out;
-    - each use's record as encoded, under a key of its own (``use_key``), written once when
-      the use is kept and read only when a late consent event judges it again.
+    The value is kept as the bytes read and appended to: asking whether a use is known is a
+    substring search, adding one appends. It is parsed only when a consent event comes, a
+    tick forgets uses past the window, a record moves out, or a use is taken out.
 
-    ``records`` and ``gone`` are the records to write and to delete with the next write of
-    the index; ``fetch`` reads a record written before (set by whoever loaded the index).
+    ``records`` and ``gone``: the records to write under their own keys and to delete,
+    with the next write of the value; ``fetch`` reads a record written before (set by
+    whoever read the value).
     """
 
-    __slots__ = ("_blob", "_count", "_newest", "_oldest", "fetch", "gone", "records")
+    __slots__ = ("_blob", "_count", "_inline", "_newest", "_oldest", "fetch", "gone", "records")
 
     def __init__(self) -> None:
         self._blob = b""
         self._count = 0
+        self._inline = 0
         self._oldest = 0
         self._newest = 0
         self.records: dict[str, bytes] = {}
@@ -204,15 +220,18 @@ class KeptUses:
         out: list[Kept] = []
         blob, pos, size, head = self._blob, 0, len(self._blob), _ENTRY.size
         while pos < size:
-            occurred, decided, n_id = _ENTRY.unpack_from(blob, pos)
+            occurred, decided, n_id, n_raw = _ENTRY.unpack_from(blob, pos)
             pos += head
-            out.append(Kept(blob[pos : pos + n_id].decode("utf-8"), occurred, decided))
+            ident = blob[pos : pos + n_id].decode("utf-8")
             pos += n_id
+            out.append(Kept(ident, occurred, decided, blob[pos : pos + n_raw] if n_raw else None))
+            pos += n_raw
         return out
 
     def _set(self, entries: list[Kept]) -> None:
         self._blob = _pack(entries)
         self._count = len(entries)
+        self._inline = sum(1 for k in entries if k.raw is not None)
         self._oldest = entries[0].decided_at_ms if entries else 0
         self._newest = entries[-1].decided_at_ms if entries else 0
 
@@ -226,10 +245,9 @@ class KeptUses:
         given); past ``MAX_KEPT`` the oldest is forgotten."""
         ident = usage.event_id
         if self.knows(ident):
-            self._set([k for k in self.entries() if k.event_id != ident])
-        self.records[ident] = codec.encode(usage) if raw is None else raw
-        self.gone.pop(ident, None)
-        entry = Kept(ident, usage.occurred_at_ms, decided_at_ms)
+            self._take_out(ident)
+        record = codec.encode(usage) if raw is None else raw
+        entry = Kept(ident, usage.occurred_at_ms, decided_at_ms, record)
         if self._count and decided_at_ms < self._newest:  # a clock gone back: keep the order
             entries = self.entries()
             entries.append(entry)
@@ -241,26 +259,58 @@ class KeptUses:
                 self._oldest = decided_at_ms
             self._newest = decided_at_ms
             self._count += 1
+            self._inline += 1
         while self._count > MAX_KEPT:
             self._drop_first()
+        if self._inline > MAX_INLINE:
+            self._move_out()
 
     def _drop_first(self) -> None:
         blob, head = self._blob, _ENTRY.size
-        n_id = _ENTRY.unpack_from(blob, 0)[2]
-        self._forgotten(blob[head : head + n_id].decode("utf-8"))
-        self._blob = blob[head + n_id :]
+        n_id, n_raw = _ENTRY.unpack_from(blob, 0)[2:]
+        if n_raw:
+            self._inline -= 1
+        else:
+            ident = blob[head : head + n_id].decode("utf-8")
+            self.records.pop(ident, None)
+            self.gone[ident] = None
+        self._blob = blob[head + n_id + n_raw :]
         self._count -= 1
         if self._count:
             self._oldest = _ENTRY.unpack_from(self._blob, 0)[1]
 
-    def _forgotten(self, event_id: str) -> None:
-        self.records.pop(event_id, None)
-        self.gone[event_id] = None
+    def _move_out(self) -> None:
+        """Move the oldest records inside the value under keys of their own (walking the
+        heads only: this runs for most uses of a subject with many uses kept)."""
+        head = _ENTRY.size
+        while self._inline > MAX_INLINE:
+            blob, pos = self._blob, 0
+            while True:
+                occurred, decided, n_id, n_raw = _ENTRY.unpack_from(blob, pos)
+                if n_raw:
+                    break
+                pos += head + n_id
+            start = pos + head + n_id
+            ident = blob[pos + head : start].decode("utf-8")
+            self.records[ident] = blob[start : start + n_raw]
+            self.gone.pop(ident, None)
+            outside = _ENTRY.pack(occurred, decided, n_id, 0)
+            self._blob = b"".join(
+                (blob[:pos], outside, blob[pos + head : start], blob[start + n_raw :])
+            )
+            self._inline -= 1
+
+    def _take_out(self, event_id: str) -> None:
+        entries = self.entries()
+        for k in entries:
+            if k.event_id == event_id and k.raw is None:
+                self.records.pop(event_id, None)
+                self.gone[event_id] = None
+        self._set([k for k in entries if k.event_id != event_id])
 
     def remove(self, event_id: str) -> None:
         """Take a use out (it is judged otherwise now)."""
-        self._set([k for k in self.entries() if k.event_id != event_id])
-        self._forgotten(event_id)
+        self._take_out(event_id)
 
     def forget_before(self, cutoff_ms: int) -> int:
         """Forget the uses decided before ``cutoff_ms``; returns how many."""
@@ -269,14 +319,17 @@ class KeptUses:
         entries = self.entries()
         still = [k for k in entries if k.decided_at_ms >= cutoff_ms]
         for k in entries:
-            if k.decided_at_ms < cutoff_ms:
-                self._forgotten(k.event_id)
+            if k.decided_at_ms < cutoff_ms and k.raw is None:
+                self.records.pop(k.event_id, None)
+                self.gone[k.event_id] = None
         self._set(still)
         return len(entries) - len(still)
 
     def usage(self, event_id: str) -> UsageEvent | None:
         """A kept use's event, read from its record (None: the record cannot be read)."""
-        raw = self.records.get(event_id)
+        raw = next((k.raw for k in self.entries() if k.event_id == event_id), None)
+        if raw is None:
+            raw = self.records.get(event_id)
         if raw is None and self.fetch is not None:
             raw = self.fetch(event_id)
         if raw is None:
@@ -288,50 +341,57 @@ class KeptUses:
         return codec.decode(UsageEvent, raw)
 
     def to_bytes(self) -> bytes | None:
-        """The index as one table value (None: nothing kept)."""
+        """The value to store (None: nothing kept)."""
         if not self._count:
             return None
-        return _INDEX_MAGIC + _INDEX_HEAD.pack(self._oldest, self._newest, self._count) + self._blob
+        head = _HEAD.pack(self._oldest, self._newest, self._count, self._inline)
+        return _MAGIC + head + self._blob
 
     @classmethod
     def from_bytes(
         cls, data: bytes | None, fetch: Callable[[str], bytes | None] | None = None
     ) -> KeptUses:
-        """Read a value of ``to_bytes`` (or of the format before it: its records are then
-        written under their own keys with the next write); unreadable data keeps nothing."""
+        """Read a value of ``to_bytes`` (or of a format before it: see ``_MAGIC``); data that
+        cannot be read keeps what could be read of it."""
         kept = cls()
         kept.fetch = fetch
         if not data:
             return kept
-        try:
-            if data.startswith(_INDEX_MAGIC):
-                start = len(_INDEX_MAGIC) + _INDEX_HEAD.size
-                kept._oldest, kept._newest, kept._count = _INDEX_HEAD.unpack_from(data, 2)
-                kept._blob = data[start:]
+        if data.startswith(_MAGIC):
+            try:
+                kept._oldest, kept._newest, kept._count, kept._inline = _HEAD.unpack_from(data, 2)
+                kept._blob = data[len(_MAGIC) + _HEAD.size :]
                 return kept
-            if data.startswith(_LEGACY_MAGIC):
-                kept._load_legacy(data)
-                return kept
-        except (struct.error, UnicodeDecodeError, ValueError) as exc:
-            log.error("the allowed uses kept for corrections are damaged (%s)", exc)
-            return kept
-        log.error("the allowed uses kept for corrections cannot be read (unknown format)")
+            except struct.error as exc:
+                log.error("the allowed uses kept for corrections are damaged (%s)", exc)
+                return cls()
+        if data.startswith(_INDEX_MAGIC):
+            kept._load_before(data, _INDEX_ENTRY, records_inside=False)
+        elif data.startswith(_LEGACY_MAGIC):
+            kept._load_before(data, _LEGACY_HEAD, records_inside=True)
+        else:
+            log.error("the allowed uses kept for corrections cannot be read (unknown format)")
         return kept
 
-    def _load_legacy(self, data: bytes) -> None:
+    def _load_before(self, data: bytes, head: struct.Struct, *, records_inside: bool) -> None:
+        """A value of a format before (its records inside it, or all under their keys): the
+        next write stores it as ``to_bytes`` does, moving records out as ``add`` would."""
         entries: list[Kept] = []
-        pos, size, head = len(_LEGACY_MAGIC), len(data), _LEGACY_HEAD.size
+        # the index format's head: oldest, newest, how many (the legacy format had none)
+        pos, size = 2 if records_inside else 22, len(data)
         try:
             while pos < size:
-                occurred, decided, n_id, n_raw = _LEGACY_HEAD.unpack_from(data, pos)
-                pos += head
-                ident = data[pos : pos + n_id].decode("utf-8")
-                pos += n_id
-                if pos + n_raw > size:
+                fields = head.unpack_from(data, pos)
+                pos += head.size
+                ident = data[pos : pos + fields[2]].decode("utf-8")
+                pos += fields[2]
+                raw = None
+                if records_inside:
+                    raw = data[pos : pos + fields[3]]
+                    pos += fields[3]
+                if pos > size:
                     raise ValueError("truncated")
-                entries.append(Kept(ident, occurred, decided))
-                self.records[ident] = data[pos : pos + n_raw]
-                pos += n_raw
+                entries.append(Kept(ident, fields[0], fields[1], raw))
         except (struct.error, UnicodeDecodeError, ValueError) as exc:
             log.error(
                 "the allowed uses kept for corrections are damaged (%s); kept %d of them",
@@ -340,6 +400,8 @@ class KeptUses:
             )
         entries.sort(key=lambda k: k.decided_at_ms)
         self._set(entries)
+        if self._inline > MAX_INLINE:
+            self._move_out()
 
 
 @dataclass

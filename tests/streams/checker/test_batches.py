@@ -721,46 +721,49 @@ async def test_a_history_read_once_into_a_full_cache_makes_no_decision_memo(monk
 
 async def test_kept_uses_stored_in_the_format_before_are_moved_and_judged_again() -> None:
     """A worker upgraded onto a holds table written before 2026-12 (every kept use's record
-    inside the subject's one value): the next use moves the records under keys of their own,
-    and a late withdrawal judges the old use again, as it would have without the upgrade."""
+    inside the subject's one value): the next use moves the oldest record under a key of its
+    own, and a late withdrawal judges every use again, as it would have without the
+    upgrade."""
     import struct
 
-    from consentinel.streams.checker.holds import is_use_key, kept_key, use_key
+    from consentinel.streams.checker.holds import (
+        MAX_INLINE,
+        KeptUses,
+        is_use_key,
+        kept_key,
+        use_key,
+    )
 
     (s,) = _subjects_of_part(1)
     key = subject_message_key(s)
+    uses = [use(s, T0 + DAY + n) for n in range(MAX_INLINE + 1)]
     recs = _recs(
-        [
-            consent(s, T0 - 10 * DAY),
-            use(s, T0 + DAY),
-            use(s, T0 + DAY + 10),
-            consent(s, T0 - 9 * DAY, ConsentAction.WITHDRAW),  # late: both uses were after it
-        ]
+        [consent(s, T0 - 10 * DAY), *uses, consent(s, T0 - 9 * DAY, ConsentAction.WITHDRAW)]
     )
-    first_use = codec.decode(UsageEvent, recs[1].value or b"")
+    first = uses[0].event_id
     runs = {}
     for legacy in (False, True):
         proc, out, _, holds = make()
-        await proc.submit_batch(recs[:2])
+        await proc.submit_batch(recs[: MAX_INLINE + 1])  # the grant and MAX_INLINE uses
         await proc.drain()
-        record = holds[use_key(key, first_use.event_id)]
         if legacy:  # the same state, as the code before wrote it
-            ident = first_use.event_id.encode()
-            head = struct.pack(
-                ">qqHI", first_use.occurred_at_ms, T0 + 2 * DAY, len(ident), len(record)
+            holds[kept_key(key)] = b"K1" + b"".join(
+                struct.pack(">qqHI", k.occurred_at_ms, k.decided_at_ms, len(k.event_id), len(raw))
+                + k.event_id.encode()
+                + raw
+                for k in KeptUses.from_bytes(holds[kept_key(key)]).entries()
+                for raw in [k.raw or b""]
             )
-            holds[kept_key(key)] = b"K1" + head + ident + record
-            del holds[use_key(key, first_use.event_id)]
         proc._cache.clear()
-        await proc.submit_batch(recs[2:3])
+        await proc.submit_batch(recs[MAX_INLINE + 1 : MAX_INLINE + 2])  # one more use
         await proc.drain()
-        assert holds[kept_key(key)].startswith(b"K2")
-        assert holds[use_key(key, first_use.event_id)] == record, "moved under its own key"
+        assert holds[kept_key(key)].startswith(b"K3")
+        assert holds[use_key(key, first)] == codec.encode(uses[0]), "the oldest moved out"
         proc._cache.clear()
-        await proc.submit_batch(recs[3:])
+        await proc.submit_batch(recs[MAX_INLINE + 2 :])  # the late withdrawal
         await proc.drain()
         runs[legacy] = (out.sent, dict(holds))
         corrected = [v for t, _, v in out.sent if t == "verdicts" and b'"correction":true' in v]
-        assert len(corrected) == 2, "both allowed uses judged again after the late withdrawal"
+        assert len(corrected) == len(uses), "every allowed use judged again"
         assert not any(is_use_key(k) for k in holds), "records of uses no longer kept deleted"
     assert runs[True] == runs[False]

@@ -8,6 +8,7 @@ import pytest
 from consentinel.streams.checker.holds import (
     ALERTED_WINDOW_MS,
     MAX_ALERTED,
+    MAX_INLINE,
     MAX_KEPT,
     Alerted,
     Held,
@@ -125,33 +126,50 @@ def _kept(*uses: tuple[int, int]) -> KeptUses:
     return kept
 
 
+def _ids(kept: KeptUses) -> list[str]:
+    return [k.event_id for k in kept.entries()]
+
+
 def test_kept_uses_round_trip_through_their_table_value() -> None:
     kept = KeptUses()
     raw = codec.encode(_usage(1))
     kept.add(_usage(1), 500, raw)  # the record as it came
     kept.add(_usage(2), 600)  # encoded here
-    assert kept.records == {"esp:1": raw, "esp:2": codec.encode(_usage(2))}
+    assert kept.records == {}  # a few uses: their records inside the value, one write
     value = kept.to_bytes()
-    assert value is not None and b"+33" not in value  # ids and times only, no record
-    stored = dict(kept.records)
-    again = KeptUses.from_bytes(value, stored.get)
+    assert value is not None and raw in value
+    again = KeptUses.from_bytes(value)
     assert [(k.event_id, k.occurred_at_ms, k.decided_at_ms) for k in again.entries()] == [
         ("esp:1", 10, 500),
         ("esp:2", 10, 600),
     ]
-    assert again.records == {}  # read when asked for
-    assert again.usage("esp:2") == _usage(2)
+    assert again.usage("esp:1") == _usage(1) and again.usage("esp:2") == _usage(2)
     assert again.knows("esp:1") and not again.knows("esp:3") and not again.knows("esp:")
     assert again.to_bytes() == value  # written back as read
     assert again.oldest_decided_ms == 500 and len(again) == 2
-    damaged = KeptUses.from_bytes(value[:5])
-    assert len(damaged) == 0 and damaged.to_bytes() is None
+    assert KeptUses.from_bytes(value[:5]).to_bytes() is None  # damaged: nothing
     assert KeptUses.from_bytes(b"?" + value).to_bytes() is None  # unknown format: nothing
 
 
-def test_a_kept_use_whose_record_is_gone_is_not_judged_again() -> None:
-    again = KeptUses.from_bytes(_kept((1, 500)).to_bytes(), {}.get)
-    assert again.knows("esp:1") and again.usage("esp:1") is None
+def test_the_records_of_older_uses_move_under_keys_of_their_own_once() -> None:
+    kept = _kept(*((n, 100 + n) for n in range(MAX_INLINE)))
+    assert kept.records == {}
+    kept.add(_usage(MAX_INLINE), 200)
+    assert list(kept.records) == ["esp:0"], "the oldest record moved out"
+    stored = dict(kept.records)
+    kept.records.clear()  # written
+    kept.add(_usage(MAX_INLINE + 1), 201)
+    assert list(kept.records) == ["esp:1"], "one more each use, never twice"
+    stored.update(kept.records)
+    value = kept.to_bytes()
+    assert value is not None and codec.encode(_usage(0)) not in value
+    again = KeptUses.from_bytes(value, stored.get)
+    assert _ids(again) == [f"esp:{n}" for n in range(MAX_INLINE + 2)]
+    assert [again.usage(f"esp:{n}") for n in range(MAX_INLINE + 2)] == [
+        _usage(n) for n in range(MAX_INLINE + 2)
+    ]
+    lost = KeptUses.from_bytes(value, {}.get)  # a record that never reached the table
+    assert lost.knows("esp:0") and lost.usage("esp:0") is None
 
 
 def test_kept_uses_are_bounded_oldest_decided_first() -> None:
@@ -159,46 +177,61 @@ def test_kept_uses_are_bounded_oldest_decided_first() -> None:
     kept.records.clear()  # written
     kept.add(_usage(MAX_KEPT), 5000)
     assert len(kept) == MAX_KEPT and not kept.knows("esp:0")
-    assert list(kept.gone) == ["esp:0"] and list(kept.records) == [f"esp:{MAX_KEPT}"]
+    assert list(kept.gone) == ["esp:0"], "its record deleted"
+    assert list(kept.records) == [f"esp:{MAX_KEPT - MAX_INLINE}"]
     assert kept.oldest_decided_ms == 1001
-    kept.add(_usage(1), 6000)  # a repeat moves to the end, its record written again
-    assert [k.event_id for k in kept.entries()][-2:] == [f"esp:{MAX_KEPT}", "esp:1"]
+    kept.records.clear()
+    kept.add(_usage(1), 6000)  # a repeat moves to the end, its record inside again
+    assert _ids(kept)[-2:] == [f"esp:{MAX_KEPT}", "esp:1"]
+    assert "esp:1" in kept.gone and "esp:1" not in kept.records
     assert len(kept) == MAX_KEPT and kept.oldest_decided_ms == 1002
+    assert kept.usage("esp:1") == _usage(1)
     early = _kept((1, 900), (2, 1000))
     early.add(_usage(3), 950)  # a clock gone back: still oldest first
-    assert [k.event_id for k in early.entries()] == ["esp:1", "esp:3", "esp:2"]
+    assert _ids(early) == ["esp:1", "esp:3", "esp:2"]
     assert early.oldest_decided_ms == 900
 
 
 def test_kept_uses_leave_with_the_correction_window() -> None:
-    holds = Holds(kept=_kept((1, 100), (2, 200), (3, 300)))
+    holds = Holds(kept=_kept(*((n, 100 * n) for n in range(1, MAX_INLINE + 3))))
+    assert list(holds.kept.records) == ["esp:1", "esp:2"]
     holds.kept.records.clear()
     assert holds.due() == 100 + ALERTED_WINDOW_MS
-    assert holds.forget_before(250) == 2
-    assert [k.event_id for k in holds.kept.entries()] == ["esp:3"]
-    assert list(holds.kept.gone) == ["esp:1", "esp:2"]  # their records deleted
-    assert holds.due() == 300 + ALERTED_WINDOW_MS
-    assert holds.knows("esp:3") and not holds.knows("esp:1")
-    holds.kept.remove("esp:3")
+    assert holds.forget_before(350) == 3
+    assert _ids(holds.kept)[0] == "esp:4"
+    assert list(holds.kept.gone) == ["esp:1", "esp:2"]  # the records outside deleted
+    assert holds.due() == 400 + ALERTED_WINDOW_MS
+    assert holds.knows("esp:4") and not holds.knows("esp:1")
+    for n in range(4, MAX_INLINE + 3):
+        holds.kept.remove(f"esp:{n}")
     assert holds.due() is None and holds.kept.to_bytes() is None
 
 
-def test_a_value_of_the_format_before_is_read_and_moved_to_keys_of_their_own() -> None:
-    """Before 2026-12 each subject's kept uses were one value holding every record."""
-    raws = [codec.encode(_usage(n)) for n in (1, 2)]
+def test_values_of_the_formats_before_are_read() -> None:
+    """Before 2026-12 each subject's kept uses were one value holding every record; for a
+    while after, one value of ids and times with every record under its own key."""
+    n_uses = MAX_INLINE + 2
+    raws = {f"esp:{n}": codec.encode(_usage(n)) for n in range(n_uses)}
     legacy = b"K1" + b"".join(
-        struct.pack(">qqHI", 10, at, len(f"esp:{n}"), len(raw)) + f"esp:{n}".encode() + raw
-        for n, at, raw in [(1, 500, raws[0]), (2, 600, raws[1])]
+        struct.pack(">qqHI", 10, 500 + n, len(f"esp:{n}"), len(raw)) + f"esp:{n}".encode() + raw
+        for n, raw in enumerate(raws.values())
     )
     kept = KeptUses.from_bytes(legacy, {}.get)
     assert [(k.event_id, k.decided_at_ms) for k in kept.entries()] == [
-        ("esp:1", 500),
-        ("esp:2", 600),
+        (f"esp:{n}", 500 + n) for n in range(n_uses)
     ]
-    assert kept.records == {"esp:1": raws[0], "esp:2": raws[1]}  # written with the next write
+    assert kept.records == {"esp:0": raws["esp:0"], "esp:1": raws["esp:1"]}  # moved out
+    assert [kept.usage(f"esp:{n}") for n in range(n_uses)] == [_usage(n) for n in range(n_uses)]
+    damaged = KeptUses.from_bytes(legacy[: len(legacy) - 3])  # the last one truncated
+    assert _ids(damaged) == [f"esp:{n}" for n in range(n_uses - 1)]
+    index = (
+        b"K2"
+        + struct.pack(">qqI", 500, 501, 2)
+        + b"".join(struct.pack(">qqH", 10, 500 + n, 5) + f"esp:{n}".encode() for n in range(2))
+    )
+    kept = KeptUses.from_bytes(index, raws.get)
+    assert _ids(kept) == ["esp:0", "esp:1"] and kept.records == {}
     assert kept.usage("esp:1") == _usage(1)
-    damaged = KeptUses.from_bytes(legacy[:-3])  # the last one truncated: the first is kept
-    assert [k.event_id for k in damaged.entries()] == ["esp:1"]
 
 
 def test_use_keys_name_their_subject() -> None:
