@@ -325,13 +325,14 @@ class KeptUses:
         self._set(still)
         return len(entries) - len(still)
 
-    def usage(self, event_id: str) -> UsageEvent | None:
-        """A kept use's event, read from its record (None: the record cannot be read)."""
-        raw = next((k.raw for k in self.entries() if k.event_id == event_id), None)
+    def usage(self, entry: Kept) -> UsageEvent | None:
+        """The event of a use kept (an entry of ``entries``), read from its record (None:
+        the record cannot be read)."""
+        raw = entry.raw
         if raw is None:
-            raw = self.records.get(event_id)
+            raw = self.records.get(entry.event_id)
         if raw is None and self.fetch is not None:
-            raw = self.fetch(event_id)
+            raw = self.fetch(entry.event_id)
         if raw is None:
             log.error(
                 "the record of an allowed use kept for corrections is missing; "
@@ -470,9 +471,12 @@ class Holds:
         return data
 
     @classmethod
-    def from_bytes(cls, data: bytes | None) -> Holds:
+    def from_bytes(cls, data: bytes | None, kept: KeptUses | None = None) -> Holds:
+        """``kept``: the subject's kept uses, read from their own key (none when not given)."""
+        if kept is None:
+            kept = KeptUses()
         if not data:
-            return cls()
+            return cls(kept=kept)
         obj = codec.loads(data)
         alerted: list[Alerted] = []
         for o in obj.get("a", []):
@@ -486,4 +490,5 @@ class Holds:
                     "a late consent will not correct its alerts",
                     exc,
                 )
-        return cls(pending=[Held.from_obj(o) for o in obj.get("p", [])], alerted=alerted)
+        pending = [Held.from_obj(o) for o in obj.get("p", [])]
+        return cls(pending=pending, alerted=alerted, kept=kept)

@@ -244,7 +244,7 @@ class Judge:
         self, kept: Kept, history: ConsentHistory, holds: Holds, now_ms: int
     ) -> Step:
         """Judge an allowed use again; if it is no longer allowed, raise its alerts."""
-        usage = holds.kept.usage(kept.event_id)
+        usage = holds.kept.usage(kept)
         if usage is None:
             return Step()
         declaration = self._resolve(usage)

@@ -474,8 +474,9 @@ class Processor:
                 # read once with the cache full: freed after this batch unless it then holds
                 # a pending use (``_stage_batch``), so a memo of its decisions goes unread
                 history.memoize = False
-            holds = Holds.from_bytes(self._get(self.holds, key, partition))
-            holds.kept = self._kept(key, partition)
+            holds = Holds.from_bytes(
+                self._get(self.holds, key, partition), self._kept(key, partition)
+            )
         if history is None:
             state = _State(key, partition, None, holds, 0, 0, len(holds.pending))
         else:
@@ -776,9 +777,7 @@ class Processor:
         cached = self._cache.get(key)
         if cached is not None:
             return cached[1] is not None and cached[1].knows(use)
-        holds = Holds.from_bytes(self._get(self.holds, key, p))
-        holds.kept = self._kept(key, p)
-        return holds.knows(use)
+        return Holds.from_bytes(self._get(self.holds, key, p), self._kept(key, p)).knows(use)
 
     def _release(self, entry: _InFlight) -> None:
         """Once ``entry``'s outputs are acknowledged: delete its outbox slots."""

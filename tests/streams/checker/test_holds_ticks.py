@@ -126,6 +126,10 @@ def _kept(*uses: tuple[int, int]) -> KeptUses:
     return kept
 
 
+def _use_of(kept: KeptUses, event_id: str) -> UsageEvent | None:
+    return kept.usage(next(k for k in kept.entries() if k.event_id == event_id))
+
+
 def _ids(kept: KeptUses) -> list[str]:
     return [k.event_id for k in kept.entries()]
 
@@ -143,7 +147,7 @@ def test_kept_uses_round_trip_through_their_table_value() -> None:
         ("esp:1", 10, 500),
         ("esp:2", 10, 600),
     ]
-    assert again.usage("esp:1") == _usage(1) and again.usage("esp:2") == _usage(2)
+    assert _use_of(again, "esp:1") == _usage(1) and _use_of(again, "esp:2") == _usage(2)
     assert again.knows("esp:1") and not again.knows("esp:3") and not again.knows("esp:")
     assert again.to_bytes() == value  # written back as read
     assert again.oldest_decided_ms == 500 and len(again) == 2
@@ -165,11 +169,11 @@ def test_the_records_of_older_uses_move_under_keys_of_their_own_once() -> None:
     assert value is not None and codec.encode(_usage(0)) not in value
     again = KeptUses.from_bytes(value, stored.get)
     assert _ids(again) == [f"esp:{n}" for n in range(MAX_INLINE + 2)]
-    assert [again.usage(f"esp:{n}") for n in range(MAX_INLINE + 2)] == [
+    assert [_use_of(again, f"esp:{n}") for n in range(MAX_INLINE + 2)] == [
         _usage(n) for n in range(MAX_INLINE + 2)
     ]
     lost = KeptUses.from_bytes(value, {}.get)  # a record that never reached the table
-    assert lost.knows("esp:0") and lost.usage("esp:0") is None
+    assert lost.knows("esp:0") and _use_of(lost, "esp:0") is None
 
 
 def test_kept_uses_are_bounded_oldest_decided_first() -> None:
@@ -185,7 +189,7 @@ def test_kept_uses_are_bounded_oldest_decided_first() -> None:
     assert _ids(kept)[-2:] == [f"esp:{MAX_KEPT}", "esp:1"]
     assert "esp:1" in kept.gone and "esp:1" not in kept.records
     assert len(kept) == MAX_KEPT and kept.oldest_decided_ms == 1002
-    assert kept.usage("esp:1") == _usage(1)
+    assert _use_of(kept, "esp:1") == _usage(1)
     early = _kept((1, 900), (2, 1000))
     early.add(_usage(3), 950)  # a clock gone back: still oldest first
     assert _ids(early) == ["esp:1", "esp:3", "esp:2"]
@@ -221,7 +225,7 @@ def test_values_of_the_formats_before_are_read() -> None:
         (f"esp:{n}", 500 + n) for n in range(n_uses)
     ]
     assert kept.records == {"esp:0": raws["esp:0"], "esp:1": raws["esp:1"]}  # moved out
-    assert [kept.usage(f"esp:{n}") for n in range(n_uses)] == [_usage(n) for n in range(n_uses)]
+    assert [_use_of(kept, f"esp:{n}") for n in range(n_uses)] == [_usage(n) for n in range(n_uses)]
     damaged = KeptUses.from_bytes(legacy[: len(legacy) - 3])  # the last one truncated
     assert _ids(damaged) == [f"esp:{n}" for n in range(n_uses - 1)]
     index = (
@@ -231,7 +235,7 @@ def test_values_of_the_formats_before_are_read() -> None:
     )
     kept = KeptUses.from_bytes(index, raws.get)
     assert _ids(kept) == ["esp:0", "esp:1"] and kept.records == {}
-    assert kept.usage("esp:1") == _usage(1)
+    assert _use_of(kept, "esp:1") == _usage(1)
 
 
 def test_use_keys_name_their_subject() -> None:
