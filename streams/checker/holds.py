@@ -107,7 +107,8 @@ class Alerted:
 
 
 _MAGIC = b"K3"
-_HEAD = struct.Struct(">qqII")  # oldest decided at, newest decided at, how many, how many inline
+#: oldest decided at, newest decided at, how many, how many inline, length of what follows
+_HEAD = struct.Struct(">qqIII")
 _ENTRY = struct.Struct(">qqHI")  # occurred at, decided at, id length, inline record length
 _INDEX_MAGIC = b"K2"  # for a while in 2026-12: ids and times only, every record under its key
 _INDEX_ENTRY = struct.Struct(">qqH")
@@ -216,16 +217,31 @@ class KeptUses:
         return self._oldest if self._count else None
 
     def entries(self) -> list[Kept]:
-        """Every use kept, oldest decided first."""
+        """Every use kept, oldest decided first. A damaged value (read lazily, so damage
+        shows here) keeps the uses before the damage, and says so."""
         out: list[Kept] = []
         blob, pos, size, head = self._blob, 0, len(self._blob), _ENTRY.size
-        while pos < size:
-            occurred, decided, n_id, n_raw = _ENTRY.unpack_from(blob, pos)
-            pos += head
-            ident = blob[pos : pos + n_id].decode("utf-8")
-            pos += n_id
-            out.append(Kept(ident, occurred, decided, blob[pos : pos + n_raw] if n_raw else None))
-            pos += n_raw
+        try:
+            while pos < size:
+                occurred, decided, n_id, n_raw = _ENTRY.unpack_from(blob, pos)
+                pos += head
+                ident = blob[pos : pos + n_id].decode("utf-8")
+                pos += n_id + n_raw
+                if pos > size:
+                    raise ValueError("truncated")
+                raw = blob[pos - n_raw : pos] if n_raw else None
+                out.append(Kept(ident, occurred, decided, raw))
+        except (struct.error, UnicodeDecodeError, ValueError) as exc:
+            log.error(
+                "the allowed uses kept for corrections are damaged (%s); kept %d of them",
+                exc,
+                len(out),
+            )
+            self._set(out)
+            return out
+        if len(out) != self._count or sum(1 for k in out if k.raw) != self._inline:
+            log.error("the allowed uses kept for corrections miscounted them; counted again")
+            self._set(out)
         return out
 
     def _set(self, entries: list[Kept]) -> None:
@@ -260,6 +276,8 @@ class KeptUses:
             self._newest = decided_at_ms
             self._count += 1
             self._inline += 1
+        if self._count > MAX_KEPT + 1:  # more than one past the cap: its head disagrees
+            self._set(self.entries())
         while self._count > MAX_KEPT:
             self._drop_first()
         if self._inline > MAX_INLINE:
@@ -267,7 +285,11 @@ class KeptUses:
 
     def _drop_first(self) -> None:
         blob, head = self._blob, _ENTRY.size
-        n_id, n_raw = _ENTRY.unpack_from(blob, 0)[2:]
+        try:
+            n_id, n_raw = _ENTRY.unpack_from(blob, 0)[2:]
+        except struct.error:  # the value's head disagreed with it
+            self._set(self.entries())
+            return
         if n_raw:
             self._inline -= 1
         else:
@@ -276,8 +298,10 @@ class KeptUses:
             self.gone[ident] = None
         self._blob = blob[head + n_id + n_raw :]
         self._count -= 1
-        if self._count:
+        if self._count and len(self._blob) >= head:
             self._oldest = _ENTRY.unpack_from(self._blob, 0)[1]
+        elif self._count:  # the value's head disagreed with it
+            self._set(self.entries())
 
     def _move_out(self) -> None:
         """Move the oldest records inside the value under keys of their own (walking the
@@ -285,11 +309,15 @@ class KeptUses:
         head = _ENTRY.size
         while self._inline > MAX_INLINE:
             blob, pos = self._blob, 0
-            while True:
-                occurred, decided, n_id, n_raw = _ENTRY.unpack_from(blob, pos)
-                if n_raw:
-                    break
-                pos += head + n_id
+            try:
+                while True:
+                    occurred, decided, n_id, n_raw = _ENTRY.unpack_from(blob, pos)
+                    if n_raw:
+                        break
+                    pos += head + n_id
+            except struct.error:  # the value's head disagreed with it: counted again
+                self._set(self.entries())
+                continue
             start = pos + head + n_id
             ident = blob[pos + head : start].decode("utf-8")
             self.records[ident] = blob[start : start + n_raw]
@@ -345,8 +373,9 @@ class KeptUses:
         """The value to store (None: nothing kept)."""
         if not self._count:
             return None
-        head = _HEAD.pack(self._oldest, self._newest, self._count, self._inline)
-        return _MAGIC + head + self._blob
+        blob = self._blob
+        head = _HEAD.pack(self._oldest, self._newest, self._count, self._inline, len(blob))
+        return _MAGIC + head + blob
 
     @classmethod
     def from_bytes(
@@ -360,12 +389,15 @@ class KeptUses:
             return kept
         if data.startswith(_MAGIC):
             try:
-                kept._oldest, kept._newest, kept._count, kept._inline = _HEAD.unpack_from(data, 2)
-                kept._blob = data[len(_MAGIC) + _HEAD.size :]
-                return kept
+                head = _HEAD.unpack_from(data, 2)
             except struct.error as exc:
                 log.error("the allowed uses kept for corrections are damaged (%s)", exc)
-                return cls()
+                return kept
+            kept._oldest, kept._newest, kept._count, kept._inline, length = head
+            kept._blob = data[len(_MAGIC) + _HEAD.size :]
+            if len(kept._blob) != length:  # cut short: nothing may be appended to it as it is
+                kept.entries()  # keeps the uses before the damage (and says so)
+            return kept
         if data.startswith(_INDEX_MAGIC):
             kept._load_before(data, _INDEX_ENTRY, records_inside=False)
         elif data.startswith(_LEGACY_MAGIC):

@@ -67,7 +67,7 @@ NAMES = Names("consent", "usage", "tick", "verdicts", "alerts", "deadletter")
 #: records are moved out and later deleted)
 EXPECTED = {
     "outputs": ("9c1729375b0ab1be288df371aec03dc84fb3309a9e583b0836e46e1e04a38ecb", 4971),
-    "writes": ("5dfbe61b1b0e9e538248e2643c7ddcac00de89c398f2e888b0cef3f47bfda102", 8340),
+    "writes": ("2f43847707010159963e1c720989b69f17aeeb1905ab94cb47bc12541f51f360", 8340),
 }
 
 

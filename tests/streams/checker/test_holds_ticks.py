@@ -238,6 +238,28 @@ def test_values_of_the_formats_before_are_read() -> None:
     assert _use_of(kept, "esp:1") == _usage(1)
 
 
+def test_a_damaged_value_keeps_the_uses_before_the_damage(caplog) -> None:  # type: ignore[no-untyped-def]
+    """The value is parsed lazily, so damage shows while judging: it must not stop the
+    subject (every later use would go to the dead letters), only lose what is damaged."""
+    value = _kept(*((n, 100 + n) for n in range(MAX_INLINE + 2))).to_bytes()
+    assert value is not None
+    truncated = KeptUses.from_bytes(value[:-10])
+    assert not truncated.knows("esp:9")  # not in the bytes: nothing parsed
+    truncated.add(_usage(9), 900)
+    assert _ids(truncated) == [f"esp:{n}" for n in range(MAX_INLINE + 1)] + ["esp:9"]
+    assert "damaged" in caplog.text
+    rest = value[30:]  # after the magic and the head
+    miscounted = KeptUses.from_bytes(
+        value[:2] + struct.pack(">qqIII", 100, 105, 9, 9, len(rest)) + rest
+    )
+    miscounted.add(_usage(9), 900)  # moving records out walks past the end: counted again
+    assert len(miscounted) == MAX_INLINE + 3 and _ids(miscounted)[-1] == "esp:9"
+    assert _use_of(miscounted, "esp:9") == _usage(9)
+    many = KeptUses.from_bytes(value[:2] + struct.pack(">qqIII", 100, 105, 99, 2, len(rest)) + rest)
+    many.add(_usage(9), 900)  # past the cap by its head: counted again, nothing dropped
+    assert len(many) == MAX_INLINE + 3
+
+
 def test_use_keys_name_their_subject() -> None:
     key = use_key(b"abc", "esp:1")
     assert is_use_key(key) and subject_of_use_key(key) == b"abc"
