@@ -261,7 +261,7 @@ class KeptUses:
         given); past ``MAX_KEPT`` the oldest is forgotten."""
         ident = usage.event_id
         if self.knows(ident):
-            self._take_out(ident)
+            self.remove(ident)
         record = codec.encode(usage) if raw is None else raw
         entry = Kept(ident, usage.occurred_at_ms, decided_at_ms, record)
         if self._count and decided_at_ms < self._newest:  # a clock gone back: keep the order
@@ -293,9 +293,7 @@ class KeptUses:
         if n_raw:
             self._inline -= 1
         else:
-            ident = blob[head : head + n_id].decode("utf-8")
-            self.records.pop(ident, None)
-            self.gone[ident] = None
+            self._delete_record(blob[head : head + n_id].decode("utf-8"))
         self._blob = blob[head + n_id + n_raw :]
         self._count -= 1
         if self._count and len(self._blob) >= head:
@@ -328,17 +326,18 @@ class KeptUses:
             )
             self._inline -= 1
 
-    def _take_out(self, event_id: str) -> None:
+    def _delete_record(self, event_id: str) -> None:
+        """The record of a use outside the value goes with the next write."""
+        self.records.pop(event_id, None)
+        self.gone[event_id] = None
+
+    def remove(self, event_id: str) -> None:
+        """Take a use out (it is judged otherwise now, or kept again)."""
         entries = self.entries()
         for k in entries:
             if k.event_id == event_id and k.raw is None:
-                self.records.pop(event_id, None)
-                self.gone[event_id] = None
+                self._delete_record(event_id)
         self._set([k for k in entries if k.event_id != event_id])
-
-    def remove(self, event_id: str) -> None:
-        """Take a use out (it is judged otherwise now)."""
-        self._take_out(event_id)
 
     def forget_before(self, cutoff_ms: int) -> int:
         """Forget the uses decided before ``cutoff_ms``; returns how many."""
@@ -348,8 +347,7 @@ class KeptUses:
         still = [k for k in entries if k.decided_at_ms >= cutoff_ms]
         for k in entries:
             if k.decided_at_ms < cutoff_ms and k.raw is None:
-                self.records.pop(k.event_id, None)
-                self.gone[k.event_id] = None
+                self._delete_record(k.event_id)
         self._set(still)
         return len(entries) - len(still)
 

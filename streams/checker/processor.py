@@ -69,6 +69,7 @@ from consentinel.streams.checker.holds import (
     is_kept_key,
     is_use_key,
     kept_key,
+    subject_of_use_key,
     use_key,
 )
 from consentinel.streams.checker.judge import Judge, Step
@@ -223,6 +224,14 @@ class _InFlight:
     sending: asyncio.Future[None] | None = None
     #: the state could not be written: nothing is sent, the batch is never acknowledged
     unwritten: bool = False
+
+
+def subject_of(key: bytes) -> bytes:
+    """The subject key of a table key: kept uses (and their records) live beside the
+    holds, list memberships beside the consent history, waiting legs beside both."""
+    if is_use_key(key):
+        return subject_of_use_key(key)
+    return key[2:] if is_kept_key(key) or is_member_key(key) or fanout.is_waiting_key(key) else key
 
 
 class Processor:

@@ -32,11 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from consentinel.streams.checker.fanout import is_waiting_key
-from consentinel.streams.checker.holds import is_kept_key, is_use_key, subject_of_use_key
 from consentinel.streams.checker.judge import Judge
-from consentinel.streams.checker.members import is_member_key
-from consentinel.streams.checker.processor import Names, Processor
+from consentinel.streams.checker.processor import Names, Processor, subject_of
 from consentinel.streams.checker.ticks import (
     Tick,
     TickClock,
@@ -121,14 +118,6 @@ METRICS_INTERVAL_S = 5.0
 REVOKE_FLUSH_S = 60.0
 #: Longest wait for the consent end offsets a tick carries (then the tick is skipped).
 TICK_QUERY_TIMEOUT_S = 10.0
-
-
-def subject_of(key: bytes) -> bytes:
-    """The subject key of a table key (kept uses live beside the holds, list memberships
-    beside the consent history, each kept use's record beside the holds)."""
-    if is_use_key(key):
-        return subject_of_use_key(key)
-    return key[2:] if is_kept_key(key) or is_member_key(key) or is_waiting_key(key) else key
 
 
 def app_id(settings: Settings) -> str:

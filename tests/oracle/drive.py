@@ -18,11 +18,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from consentinel.streams.checker.fanout import is_waiting_key
-from consentinel.streams.checker.holds import is_kept_key, is_use_key, subject_of_use_key
 from consentinel.streams.checker.judge import Judge
-from consentinel.streams.checker.members import is_member_key
-from consentinel.streams.checker.processor import Names, Processor
+from consentinel.streams.checker.processor import Names, Processor, subject_of
 from consentinel.streams.checker.ticks import Tick, TickClock
 from consentinel.streams.events import codec
 from consentinel.streams.events.partitioning import partition_for, subject_message_key
@@ -75,14 +72,6 @@ class _Producer:
         return fut
 
 
-def _subject(key: bytes) -> bytes:
-    """The subject of a table key (a subject's kept uses or one's record, memberships, or
-    waiting legs live beside it)."""
-    if is_use_key(key):
-        return subject_of_use_key(key)
-    return key[2:] if is_kept_key(key) or is_member_key(key) or is_waiting_key(key) else key
-
-
 def policy(grace_ms: int) -> PolicySettings:
     return PolicySettings(grace_ms=grace_ms)
 
@@ -105,7 +94,7 @@ async def _run(history: History, grace_ms: int, tick_ms: int) -> Outputs:
         scan=lambda table, p, prefix: [
             (k, v)
             for k, v in list(table.items())
-            if k.startswith(prefix) and partition_for(_subject(k), PARTITIONS) == p
+            if k.startswith(prefix) and partition_for(subject_of(k), PARTITIONS) == p
         ],
         ticks=TickClock(lambda p: None),
         sealer=Sealer(b"k" * 32),
